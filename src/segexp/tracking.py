@@ -1,0 +1,146 @@
+"""The only module that talks to MLflow: store location, experiments, runs, logging.
+
+Uses ``MlflowClient`` with explicit run ids (never the fluent API's global
+active run), so parallel jobs, the sweep callback and the tools cannot pick up
+each other's runs, and ``MLFLOW_RUN_ID`` in the environment cannot hijack a
+parent (mlflow#15713). Each job logs its params, metrics and tags in one batch
+and its artifacts in one call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from segexp.errors import TrackingError
+
+DEFAULT_DB_NAME = "mlflow.db"
+ARTIFACT_DIR_NAME = "mlruns"
+TAG_PREFIX = "segexp."
+_MAX_TAG_LENGTH = 5000
+_MAX_PARAM_LENGTH = 6000
+
+
+def resolve_tracking_uri(configured: str | None, base_dir: str | Path | None = None) -> str:
+    """Absolute tracking URI: the configured one, else MLFLOW_TRACKING_URI, else a local SQLite.
+
+    Relative SQLite and file paths are made absolute against ``base_dir`` (the
+    folder the command was started in) so Hydra's output folders never receive runs.
+    """
+    base = Path(base_dir or os.getcwd()).resolve()
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        return f"sqlite:///{base / DEFAULT_DB_NAME}"
+    if uri.startswith("sqlite:///"):
+        db_path = uri[len("sqlite:///") :]
+        if db_path != ":memory:" and not os.path.isabs(db_path):
+            return f"sqlite:///{(base / db_path).resolve()}"
+        return uri
+    if "://" not in uri:  # a bare folder: MLflow's file store (opt-in only in MLflow 3)
+        return str((base / uri).resolve())
+    if uri.startswith("file:") and not uri.startswith("file:///"):
+        return (base / uri[len("file:") :]).resolve().as_uri()
+    return uri
+
+
+def local_artifact_root(tracking_uri: str) -> Path | None:
+    """A local SQLite store keeps artifacts beside it in ``mlruns/``; a server decides its own."""
+    if tracking_uri.startswith("sqlite:///"):
+        db_path = Path(tracking_uri[len("sqlite:///") :])
+        return db_path.parent / ARTIFACT_DIR_NAME
+    return None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "experiment"
+
+
+def _clip(value: Any, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Tracker:
+    """MLflow access for one tracking URI, with batched logging per run."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def experiment_id(self, name: str, create: bool = True) -> str:
+        """Id of the named experiment, created (race-safe) when missing and ``create``."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            if experiment.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"experiment '{name}' is deleted in {self.tracking_uri}; restore it "
+                    "(mlflow experiments restore) or choose another mlflow.experiment"
+                )
+            return experiment.experiment_id
+        if not create:
+            raise TrackingError(
+                f"no experiment named '{name}' in {self.tracking_uri}; run a sweep first "
+                "or set mlflow.experiment"
+            )
+        root = local_artifact_root(self.tracking_uri)
+        location = None
+        if root is not None:
+            location = (root / f"{_slug(name)}-{int(time.time() * 1000)}").as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # another process created it between our lookup and create (mlflow#10334)
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def start_run(
+        self,
+        experiment_id: str,
+        run_name: str,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> str:
+        all_tags = {k: _clip(v, _MAX_TAG_LENGTH) for k, v in (tags or {}).items()}
+        all_tags[MLFLOW_RUN_NAME] = run_name
+        if parent_run_id:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
+        return run.info.run_id
+
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        artifact_dir: str | Path | None = None,
+    ) -> None:
+        """One batch of params, metrics and tags, then one upload of a folder of artifacts."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, _clip(v, _MAX_PARAM_LENGTH)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, _clip(v, _MAX_TAG_LENGTH)) for k, v in (tags or {}).items()],
+        )
+        if artifact_dir is not None:
+            self.client.log_artifacts(run_id, str(artifact_dir))
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def fail_run(self, run_id: str, error: str) -> None:
+        """Record the error as a tag and end the run FAILED."""
+        self.client.set_tag(run_id, TAG_PREFIX + "error", _clip(error, _MAX_TAG_LENGTH))
+        self.end_run(run_id, "FAILED")

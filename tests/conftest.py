@@ -1,0 +1,71 @@
+"""Shared test fixtures: composed configs, real MLflow stores in temporary folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT_DIR / "conf"
+MALL_CSV = PROJECT_DIR.parent / "shared" / "data" / "Mall_Customers.csv"
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+def compose_config(overrides: list[str] | None = None):
+    """Compose the app config as a job sees it, with Hydra's runtime choices set."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides or []), return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_config():
+    return compose_config
+
+
+@pytest.fixture(scope="session")
+def _template_store(tmp_path_factory) -> Path:
+    """One initialised empty SQLite store; creating a store costs seconds of migrations."""
+    folder = tmp_path_factory.mktemp("template-store")
+    db = folder / "mlflow.db"
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture
+def store(tmp_path, _template_store) -> str:
+    """A fresh, isolated SQLite tracking store (copied from the template) in tmp_path."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(_template_store, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="session")
+def mall_csv() -> Path:
+    if not MALL_CSV.exists():
+        pytest.skip(f"{MALL_CSV} not found (../shared/data beside the project)")
+    return MALL_CSV
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, module: str = "segexp",
+            timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a segexp command-line tool in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
