@@ -61,11 +61,16 @@ def mall_csv() -> Path:
     return MALL_CSV
 
 
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, module: str = "segexp",
-            timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path, env: dict | None = None, module: str = "segexp", timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run a segexp command-line tool in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

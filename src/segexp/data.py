@@ -204,3 +204,23 @@ def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_k
                 f"{table.source}: feature '{column}' (from {config_key}) is not a column; "
                 f"available: {', '.join(map(str, available))}{closest(column, available)}"
             )
+
+
+def check_missing(frame: pd.DataFrame, columns: Sequence[str], source: str, impute: str) -> None:
+    """With ``impute=none`` a blank feature cell is an error naming columns and counts."""
+    counts = frame[list(columns)].isna().sum()
+    counts = counts[counts > 0]
+    if impute == "none" and len(counts):
+        where = ", ".join(f"'{c}' ({n} missing)" for c, n in counts.items())
+        raise DataError(
+            f"{source}: missing values in feature columns {where}; set preprocess.impute to "
+            "one of drop, median, mean, most_frequent, knn, or fill the cells"
+        )
+
+
+def validate_feature_table(
+    table: CustomerTable, columns: Sequence[str], *, impute: str, config_key: str
+) -> None:
+    """All checks of the feature columns a run needs, before any run is created."""
+    check_feature_columns(table, columns, config_key)
+    check_missing(table.frame, columns, table.source, impute)

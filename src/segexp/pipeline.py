@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from segexp.errors import ConfigError, DataError
+from segexp.errors import ConfigError
 
 IMPUTE_CHOICES = ("none", "drop", "median", "mean", "most_frequent", "knn")
 NOISE_LABEL = -1
@@ -40,6 +40,7 @@ class FittedSegmentation:
     fit_seconds: float
     kept_rows: np.ndarray  # positions in the table of the fitted rows
     dropped_rows: int
+    warnings: list[str] = field(default_factory=list)  # logged as a tag and printed
 
 
 def algorithm_params(algo_cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -96,27 +97,16 @@ def build_prepare_step(numeric: Sequence[str], categorical: Sequence[str], imput
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
-def check_missing(frame: pd.DataFrame, columns: Sequence[str], source: str, impute: str) -> None:
-    """With ``impute=none`` a blank feature cell is an error naming columns and counts."""
-    counts = frame[list(columns)].isna().sum()
-    counts = counts[counts > 0]
-    if impute == "none" and len(counts):
-        where = ", ".join(f"'{c}' ({n} missing)" for c, n in counts.items())
-        raise DataError(
-            f"{source}: missing values in feature columns {where}; set preprocess.impute to "
-            "one of drop, median, mean, most_frequent, knn, or fill the cells"
-        )
-
-
 def fit_segmentation(
     frame: pd.DataFrame,
     columns: Sequence[str],
     categorical: Sequence[str],
+    preprocess_cfg: DictConfig | Mapping[str, Any],
     scaler_cfg: DictConfig,
     algo_cfg: DictConfig,
-    impute: str = "none",
 ) -> FittedSegmentation:
     """Fit preprocessing and clusterer on the feature columns; return labels and spaces."""
+    impute = str(preprocess_cfg.get("impute", "none"))
     features = frame[list(columns)]
     kept = np.arange(len(frame))
     dropped = 0

@@ -28,14 +28,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp import plots
-from segexp.data import CustomerTable, check_feature_columns, load_customers
+from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.errors import ConfigError, DataError, SegexpError
 from segexp.metrics import mixture_criteria, score_segmentation
 from segexp.pipeline import (
     NOISE_LABEL,
     algorithm_params,
     algorithm_uses,
-    check_missing,
     fit_segmentation,
     split_feature_kinds,
 )
@@ -184,8 +183,7 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     """Everything checkable before a run exists: config values and the data itself."""
     spec = describe_job(cfg, choices)
     table = load_customers(cfg.data)
-    check_feature_columns(table, spec.columns, "features.columns")
-    check_missing(table.frame, spec.columns, table.source, spec.impute)
+    validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     _check_size_limits(cfg, spec, table)
     return spec, table
 
@@ -269,7 +267,7 @@ def _fit_and_log(
     tracker: Tracker, run_id: str, cfg: DictConfig, spec: JobSpec, table: CustomerTable
 ) -> dict[str, float]:
     fitted = fit_segmentation(
-        table.frame, spec.columns, cfg.data.categorical or [], cfg.scaler, cfg.algo, spec.impute
+        table.frame, spec.columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
     )
     scores = score_segmentation(
         fitted.transformed,
