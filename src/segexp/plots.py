@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from segexp.pipeline import NOISE_LABEL
 
@@ -36,7 +37,11 @@ def _figure(width: float = 4.8, height: float = 3.6) -> tuple[Figure, object]:
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(left=0.15, right=0.97, bottom=0.14, top=0.9)
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    ax = fig.add_subplot()
+    # Few ticks: every tick is a line and a text to lay out, the bulk of a plot's cost.
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    return fig, ax
 
 
 def segment_color(label: int) -> str:
@@ -159,3 +164,24 @@ def metric_vs_k(
 def labelled_counts(labels: Sequence[int]) -> dict[int, int]:
     values, counts = np.unique(np.asarray(labels), return_counts=True)
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+
+def run_plots(
+    folder: Path,
+    features: pd.DataFrame,
+    transformed: np.ndarray,
+    labels: np.ndarray,
+    silhouette_per_customer: np.ndarray | None,
+    silhouette_labels: np.ndarray | None,
+    silhouette_reason: str,
+    title: str,
+    dpi: int = 80,
+) -> None:
+    """The three plots of every run: segments scatter, silhouette diagram, segment profile."""
+    plots_dir = folder / "plots"
+    save(segments_scatter(features, transformed, labels, title), plots_dir / "segments.png", dpi)
+    diagram = silhouette_diagram(
+        silhouette_per_customer, silhouette_labels, title, silhouette_reason
+    )
+    save(diagram, plots_dir / "silhouette.png", dpi)
+    save(segment_profile_bars(features, labels, title), plots_dir / "profile.png", dpi)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import subprocess
 import tempfile
 import traceback
@@ -24,10 +25,25 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import threadpool_limits
 
 import segexp
-from segexp import plots
+from segexp.contract import (
+    ASSIGNMENTS_FILE,
+    CONFIG_FILE,
+    MODEL_DIR,
+    MODEL_META_FILE,
+    PIPELINE_FILE,
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_DATA_SOURCE,
+    TAG_KIND,
+    TAG_PREFIX,
+    TAG_SWEEP_ID,
+    TAG_UNDEFINED_PREFIX,
+)
 from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.errors import ConfigError, DataError, SegexpError
 from segexp.metrics import mixture_criteria, score_segmentation
@@ -38,16 +54,13 @@ from segexp.pipeline import (
     fit_segmentation,
     split_feature_kinds,
 )
+from segexp.records import ArtifactTask, RunRecord, log_record
 from segexp.sweep_state import SweepState
-from segexp.tracking import TAG_PREFIX, Tracker, resolve_tracking_uri
+from segexp.tracking import resolve_tracking_uri
 
 log = logging.getLogger("segexp")
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-MODEL_DIR = "model"
-PIPELINE_FILE = "pipeline.joblib"
-MODEL_META_FILE = "meta.json"
-ASSIGNMENTS_FILE = "assignments.csv"
 
 
 @dataclass
@@ -107,14 +120,65 @@ class JobSpec:
 
 @dataclass
 class JobOutcome:
-    """How one job ended; written to the sweep state and printed in the summary."""
+    """How one job ended: finished | failed | invalid (no run) | skipped | queued (writer)."""
 
-    status: str  # finished | failed | invalid | skipped
+    status: str
     run_name: str
     run_id: str | None = None
     message: str = ""
     job_num: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class DirectSink:
+    """Logs each record in this process (tests, joblib workers, SEGEXP_WRITER=0)."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str | None = None,
+        experiment_id: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self._tracker = None
+
+    def prepare(self) -> None:
+        """Open the store and experiment; raises TrackingError for a user mistake."""
+        from segexp.tracking import Tracker
+
+        if self._tracker is None:
+            self._tracker = Tracker(self.tracking_uri)
+        if self.experiment_id is None:
+            self.experiment_id = self._tracker.experiment_id(self.experiment)
+
+    def submit(self, record: RunRecord) -> JobOutcome:
+        self.prepare()
+        outcome = log_record(self._tracker, record, self.experiment_id, self.parent_run_id)
+        return JobOutcome(**outcome)
+
+
+class WriterSink:
+    """Hands each record to the writer process; the outcome arrives later."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def prepare(self) -> None:
+        for _, message in self.client.take("error"):
+            from segexp.errors import TrackingError
+
+            raise TrackingError(message)
+
+    def submit(self, record: RunRecord) -> JobOutcome:
+        self.client.send("log", record)
+        return JobOutcome("queued", record.run_name, job_num=record.job_num)
 
 
 def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
@@ -204,10 +268,22 @@ def code_version() -> str:
     return f"{segexp.__version__}+{commit}"
 
 
-def _write_artifacts(
-    folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted, scores
+def resolved_config(cfg: DictConfig) -> dict:
+    """The job's config with interpolations resolved, without Hydra's own ``hydra`` node."""
+    return {
+        str(key): OmegaConf.to_container(cfg[key], resolve=True)
+        if OmegaConf.is_config(cfg[key])
+        else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
+
+
+def _stage_artifacts(
+    folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted
 ) -> None:
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    """Files the job writes itself (cheap); plots are deferred artifact tasks."""
+    (folder / CONFIG_FILE).write_text(yaml.safe_dump(resolved_config(cfg), sort_keys=False))
     rows = table.frame.iloc[fitted.kept_rows]
     keep = [c for c in (table.id_column,) if c] + spec.columns
     assignments = rows[keep].copy()
@@ -238,34 +314,36 @@ def _write_artifacts(
     profile.insert(0, "size", pd.Series(fitted.labels).value_counts().sort_index())
     profile.rename_axis("segment").to_csv(folder / "profile.csv")
 
-    if cfg.plots.enabled:
-        dpi = int(cfg.plots.dpi)
-        title = spec.run_name
-        plots.save(
-            plots.segments_scatter(fitted.features, fitted.transformed, fitted.labels, title),
-            folder / "plots" / "segments.png",
-            dpi,
+
+def _plot_tasks(cfg: DictConfig, spec: JobSpec, fitted, scores) -> list[ArtifactTask]:
+    if not cfg.plots.enabled:
+        return []
+    return [
+        ArtifactTask(
+            "segexp.plots:run_plots",
+            {
+                "features": fitted.features,
+                "transformed": fitted.transformed,
+                "labels": fitted.labels,
+                "silhouette_per_customer": scores.silhouette_per_customer,
+                "silhouette_labels": scores.silhouette_labels,
+                "silhouette_reason": scores.undefined.get("silhouette", ""),
+                "title": spec.run_name,
+                "dpi": int(cfg.plots.dpi),
+            },
         )
-        plots.save(
-            plots.silhouette_diagram(
-                scores.silhouette_per_customer,
-                scores.silhouette_labels,
-                title,
-                scores.undefined.get("silhouette", ""),
-            ),
-            folder / "plots" / "silhouette.png",
-            dpi,
-        )
-        plots.save(
-            plots.segment_profile_bars(fitted.features, fitted.labels, title),
-            folder / "plots" / "profile.png",
-            dpi,
-        )
+    ]
 
 
-def _fit_and_log(
-    tracker: Tracker, run_id: str, cfg: DictConfig, spec: JobSpec, table: CustomerTable
-) -> dict[str, float]:
+def _thread_limit(cfg: DictConfig, n_rows: int) -> int | None:
+    """BLAS/OpenMP threads for one fit: 1 for small tables (see limits.threads)."""
+    configured = cfg.limits.get("threads")
+    if configured is not None:
+        return int(configured)
+    return 1 if n_rows < int(cfg.limits.single_thread_below_rows) else None
+
+
+def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
     fitted = fit_segmentation(
         table.frame, spec.columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
     )
@@ -275,19 +353,44 @@ def _fit_and_log(
         silhouette_max_rows=int(cfg.metrics.silhouette_max_rows),
         seed=spec.seed,
     )
-    metrics = dict(scores.values)
-    metrics["fit_seconds"] = fitted.fit_seconds
-    metrics["n_customers"] = float(len(fitted.labels))
-    if spec.impute == "drop":
-        metrics["rows_dropped"] = float(fitted.dropped_rows)
-    metrics.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))
-    tags = {f"{TAG_PREFIX}undefined.{name}": reason for name, reason in scores.undefined.items()}
-    tags.update({f"{TAG_PREFIX}{name}": note for name, note in scores.notes.items()})
-    with tempfile.TemporaryDirectory(prefix="segexp-") as tmp:
-        _write_artifacts(Path(tmp), cfg, spec, table, fitted, scores)
-        tracker.log(run_id, metrics=metrics, tags=tags, artifact_dir=tmp)
-    tracker.end_run(run_id, "FINISHED")
-    return metrics
+    return fitted, scores
+
+
+def build_record(
+    cfg: DictConfig, spec: JobSpec, table: CustomerTable, tags: dict, job_num: int | None
+) -> RunRecord:
+    """Fit, score and stage one job; an exception becomes a FAILED record, not a raise."""
+    record = RunRecord(
+        run_name=spec.run_name, params=spec.params(table.source), tags=tags, job_num=job_num
+    )
+    staged = Path(tempfile.mkdtemp(prefix="segexp-run-"))
+    try:
+        with threadpool_limits(limits=_thread_limit(cfg, len(table.frame))):
+            fitted, scores = _fit_and_score(cfg, spec, table)
+
+        metrics = dict(scores.values)
+        metrics["fit_seconds"] = fitted.fit_seconds
+        metrics["n_customers"] = float(len(fitted.labels))
+        if spec.impute == "drop":
+            metrics["rows_dropped"] = float(fitted.dropped_rows)
+        metrics.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))
+        record.tags.update({TAG_UNDEFINED_PREFIX + k: v for k, v in scores.undefined.items()})
+        record.tags.update({TAG_PREFIX + k: v for k, v in scores.notes.items()})
+        if fitted.warnings:
+            record.tags[TAG_PREFIX + "warnings"] = " | ".join(fitted.warnings)
+            for warning in fitted.warnings:
+                log.warning("%s: %s", spec.run_name, warning)
+        _stage_artifacts(staged, cfg, spec, table, fitted)
+        record.metrics = metrics
+        record.summary = {
+            k: metrics[k] for k in ("n_clusters", "silhouette", "inertia") if k in metrics
+        }
+        record.staged_dir = str(staged)
+        record.tasks = _plot_tasks(cfg, spec, fitted, scores)
+    except Exception as exc:  # the algorithm failed: the run will end FAILED and say why
+        shutil.rmtree(staged, ignore_errors=True)
+        record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+    return record
 
 
 def run_segmentation(
@@ -296,6 +399,7 @@ def run_segmentation(
     sweep: SweepState | None = None,
     job_num: int | None = None,
     choices: dict[str, str] | None = None,
+    sink=None,
 ) -> JobOutcome:
     """Run one job end to end and say how it ended; never raises for the job's own failure."""
     label = f"job #{job_num}" if job_num is not None else "run"
@@ -313,57 +417,28 @@ def run_segmentation(
             )
             return JobOutcome("skipped", spec.run_name, message=message, job_num=job_num)
 
-    tracking_uri = sweep.tracking_uri if sweep else resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    tracker = Tracker(tracking_uri)
+    if sink is None:
+        if sweep is not None:
+            sink = DirectSink(
+                sweep.tracking_uri,
+                experiment_id=sweep.experiment_id,
+                parent_run_id=sweep.parent_run_id,
+            )
+        else:
+            sink = DirectSink(resolve_tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment)
     try:
-        experiment_id = (
-            sweep.experiment_id if sweep else tracker.experiment_id(cfg.mlflow.experiment)
-        )
+        sink.prepare()
     except SegexpError as exc:
         return JobOutcome("invalid", spec.run_name, message=str(exc), job_num=job_num)
+
     tags = {
-        f"{TAG_PREFIX}data_fingerprint": table.fingerprint,
-        f"{TAG_PREFIX}data_source": table.source,
-        f"{TAG_PREFIX}code_version": code_version(),
-        f"{TAG_PREFIX}kind": "job",
+        TAG_DATA_FINGERPRINT: table.fingerprint,
+        TAG_DATA_SOURCE: table.source,
+        TAG_CODE_VERSION: code_version(),
+        TAG_KIND: "job",
     }
     if sweep is not None:
-        tags[f"{TAG_PREFIX}sweep_id"] = sweep.sweep_id
+        tags[TAG_SWEEP_ID] = sweep.sweep_id
     if job_num is not None:
-        tags[f"{TAG_PREFIX}job_num"] = job_num
-    run_id = tracker.start_run(
-        experiment_id, spec.run_name, tags, parent_run_id=sweep.parent_run_id if sweep else None
-    )
-    try:
-        tracker.log(run_id, params=spec.params(table.source))
-        metrics = _fit_and_log(tracker, run_id, cfg, spec, table)
-    except Exception as exc:  # the algorithm or the store failed: the run says so
-        error = f"{type(exc).__name__}: {exc}"
-        log.debug("job failed", exc_info=True)
-        try:
-            tracker.fail_run(run_id, error + "\n" + traceback.format_exc(limit=8))
-        except Exception:  # the store itself is gone; the summary still reports the job
-            log.debug("could not mark run failed", exc_info=True)
-        return JobOutcome("failed", spec.run_name, run_id, error, job_num)
-    return JobOutcome("finished", spec.run_name, run_id, job_num=job_num, metrics=metrics)
-
-
-def describe_outcome(outcome: JobOutcome) -> str:
-    """One log line per job."""
-    head = (
-        f"[{outcome.run_name}]"
-        if outcome.job_num is None
-        else f"[#{outcome.job_num} {outcome.run_name}]"
-    )
-    if outcome.status == "finished":
-        shown = ", ".join(
-            f"{k}={outcome.metrics[k]:.4g}"
-            for k in ("n_clusters", "silhouette", "inertia")
-            if k in outcome.metrics
-        )
-        return f"{head} FINISHED {shown} (run {outcome.run_id})"
-    return f"{head} {outcome.status.upper()}: {outcome.message}"
-
-
-def outcome_dict(outcome: JobOutcome) -> dict:
-    return asdict(outcome)
+        tags[TAG_PREFIX + "job_num"] = str(job_num)
+    return sink.submit(build_record(cfg, spec, table, tags, job_num))

@@ -19,11 +19,13 @@ STATE_FILE = "sweep.json"
 
 @dataclass(frozen=True)
 class SweepState:
+    """Known to every job. The ids are None when a writer process logs for the jobs."""
+
     sweep_id: str
-    tracking_uri: str
-    experiment_id: str
-    parent_run_id: str
     state_dir: str
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
 
     def save(self) -> Path:
         path = Path(self.state_dir) / STATE_FILE

@@ -8,25 +8,25 @@ silhouette-vs-k plot.
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
 
 from segexp import plots
+from segexp.contract import LEADERBOARD_FILE, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.leaderboard import GROUP_KEYS, rank_runs, runs_to_frame
-from segexp.sweep_state import SweepState
-from segexp.tracking import TAG_PREFIX, Tracker
+from segexp.tracking import Tracker
 
-LEADERBOARD_FILE = "leaderboard.csv"
+STATUSES = ("finished", "failed", "skipped", "invalid")
 
 
-def sweep_runs(tracker: Tracker, state: SweepState) -> pd.DataFrame:
+def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
     """Every job run of the sweep as a frame (any status)."""
     runs = tracker.client.search_runs(
-        [state.experiment_id],
-        filter_string=f"tags.`{TAG_PREFIX}sweep_id` = '{state.sweep_id}' "
-        f"and tags.`{TAG_PREFIX}kind` = 'job'",
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
         max_results=50000,
     )
     return runs_to_frame(runs)
@@ -46,43 +46,48 @@ def k_groups(frame: pd.DataFrame):
             yield key, rows.sort_values("k")
 
 
-def summarize_sweep(
-    tracker: Tracker, state: SweepState, outcomes: list[dict], folder: Path, config: DictConfig
+def write_summary(
+    frame: pd.DataFrame, outcomes: list[dict], folder: Path, options: dict[str, Any]
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Write the parent's artifacts into ``folder``; return its metrics and tags."""
-    frame = sweep_runs(tracker, state)
-    metrics = {
-        "jobs_total": float(len(outcomes)),
-        **{
-            f"jobs_{s}": float(sum(o["status"] == s for o in outcomes))
-            for s in ("finished", "failed", "skipped", "invalid")
-        },
-    }
+    metrics = {"jobs_total": float(len(outcomes))}
+    metrics.update({f"jobs_{s}": float(sum(o["status"] == s for o in outcomes)) for s in STATUSES})
     tags: dict[str, str] = {}
     if frame.empty:
         return metrics, tags
     ranked = rank_runs(frame, "silhouette")
     ranked.to_csv(folder / LEADERBOARD_FILE, index=False)
-    best = ranked[ranked["status"] == "FINISHED"]
-    if "silhouette" in best.columns and best["silhouette"].notna().any():
-        top = best.iloc[0]
+    finished = ranked[ranked["status"] == "FINISHED"]
+    if "silhouette" in finished.columns and finished["silhouette"].notna().any():
+        top = finished.iloc[0]
         metrics["best_silhouette"] = float(top["silhouette"])
         tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
         tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
-    dpi = int(config.plots.dpi)
+    dpi = int(options.get("dpi", 80))
     for key, rows in k_groups(frame):
         slug = _group_slug(key)
         label = " / ".join(map(str, key))
         if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
-            plots.save(
-                plots.metric_vs_k(rows, "inertia", f"elbow: {label}"),
-                folder / "plots" / f"elbow-{slug}.png",
-                dpi,
-            )
+            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}")
+            plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
         if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
-            plots.save(
-                plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}"),
-                folder / "plots" / f"silhouette_vs_k-{slug}.png",
-                dpi,
-            )
+            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}")
+            plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
     return metrics, tags
+
+
+def finish_sweep(
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    sweep_id: str,
+    outcomes: list[dict],
+    options: dict[str, Any],
+) -> None:
+    """Log the summary to the parent run and end it (FAILED when no job finished)."""
+    frame = sweep_runs(tracker, experiment_id, sweep_id)
+    with tempfile.TemporaryDirectory(prefix="segexp-sweep-") as tmp:
+        metrics, tags = write_summary(frame, outcomes, Path(tmp), options)
+        tracker.log(parent_run_id, metrics=metrics, tags=tags, artifact_dir=tmp)
+    finished = any(o["status"] == "finished" for o in outcomes)
+    tracker.end_run(parent_run_id, "FINISHED" if finished else "FAILED")

@@ -1,5 +1,9 @@
 """The only module that talks to MLflow: store location, experiments, runs, logging.
 
+MLflow is imported on first use, not at import time: it is the slowest import
+of the stack, and the process that fits models need not pay it when a writer
+process logs for it (segexp.writer).
+
 Uses ``MlflowClient`` with explicit run ids (never the fluent API's global
 active run), so parallel jobs, the sweep callback and the tools cannot pick up
 each other's runs, and ``MLFLOW_RUN_ID`` in the environment cannot hijack a
@@ -16,16 +20,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-
+from segexp.contract import TAG_PREFIX
 from segexp.errors import TrackingError
 
 DEFAULT_DB_NAME = "mlflow.db"
 ARTIFACT_DIR_NAME = "mlruns"
-TAG_PREFIX = "segexp."
+# MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_RUN_NAME = "mlflow.runName"
 _MAX_TAG_LENGTH = 5000
 _MAX_PARAM_LENGTH = 6000
 
@@ -73,6 +75,8 @@ class Tracker:
     """MLflow access for one tracking URI, with batched logging per run."""
 
     def __init__(self, tracking_uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
@@ -86,6 +90,8 @@ class Tracker:
                     "(mlflow experiments restore) or choose another mlflow.experiment"
                 )
             return experiment.experiment_id
+        from mlflow.exceptions import MlflowException
+
         if not create:
             raise TrackingError(
                 f"no experiment named '{name}' in {self.tracking_uri}; run a sweep first "
@@ -127,6 +133,8 @@ class Tracker:
         artifact_dir: str | Path | None = None,
     ) -> None:
         """One batch of params, metrics and tags, then one upload of a folder of artifacts."""
+        from mlflow.entities import Metric, Param, RunTag
+
         now = int(time.time() * 1000)
         self.client.log_batch(
             run_id,

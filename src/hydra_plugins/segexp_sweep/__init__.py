@@ -1,0 +1,1 @@
+"""Hydra plugins of segexp (Hydra only loads plugins from the ``hydra_plugins`` package)."""

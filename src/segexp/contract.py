@@ -1,0 +1,21 @@
+"""Names other tools rely on: tag prefixes, run kinds, artifact paths.
+
+compare, promote, predict and report read what a sweep writes through these
+names; the README documents them as a public contract.
+"""
+
+TAG_PREFIX = "segexp."
+TAG_KIND = TAG_PREFIX + "kind"  # "job", "sweep" or "eda"
+TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"
+TAG_DATA_FINGERPRINT = TAG_PREFIX + "data_fingerprint"
+TAG_DATA_SOURCE = TAG_PREFIX + "data_source"
+TAG_CODE_VERSION = TAG_PREFIX + "code_version"
+TAG_ERROR = TAG_PREFIX + "error"
+TAG_UNDEFINED_PREFIX = TAG_PREFIX + "undefined."
+
+MODEL_DIR = "model"
+PIPELINE_FILE = "pipeline.joblib"
+MODEL_META_FILE = "meta.json"
+ASSIGNMENTS_FILE = "assignments.csv"
+CONFIG_FILE = "config.yaml"
+LEADERBOARD_FILE = "leaderboard.csv"

@@ -1,0 +1,210 @@
+"""The writer process: logs runs to MLflow while the main process fits the next job.
+
+``python -m segexp`` starts it first thing (``WriterClient.start``), so its
+slow imports (mlflow, matplotlib) overlap the main process's own (Hydra,
+scikit-learn) on a second core, and rendering plots and writing to the store
+overlap fitting. Messages are pickled tuples over the child's stdin; replies
+come back over a dedicated pipe. Set ``SEGEXP_WRITER=0`` to log in-process.
+
+Commands: ("open", tracking_uri, experiment), ("parent", run_name, tags),
+("log", RunRecord), ("summarize", sweep_id, outcomes_of_unlogged_jobs, options),
+("close",). Replies: ("error", message), ("parent", run_id),
+("outcome", dict), ("summary", outcomes, parent_run_id).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import subprocess
+import sys
+from typing import Any, BinaryIO
+
+ENV_SWITCH = "SEGEXP_WRITER"
+_NO_RUN_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--cfg",
+    "-c",
+    "--info",
+    "--shell-completion",
+    "-sc",
+    "--resolve",
+    "--package",
+    "-p",
+}
+
+
+class WriterGone(RuntimeError):
+    """The writer process exited before it answered."""
+
+
+class WriterClient:
+    """The main process's handle on its writer process."""
+
+    def __init__(self, process: subprocess.Popen, replies: BinaryIO) -> None:
+        self.process = process
+        self._replies = replies
+        self.inbox: list[tuple] = []
+
+    @classmethod
+    def start(cls) -> WriterClient:
+        read_fd, write_fd = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "segexp.writer", str(write_fd)],
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        return cls(process, os.fdopen(read_fd, "rb"))
+
+    def send(self, *message: Any) -> None:
+        try:
+            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WriterGone(self._gone_message()) from exc
+
+    def _gone_message(self) -> str:
+        code = self.process.poll()
+        return (
+            f"the MLflow writer process exited (code {code}) before logging finished; "
+            f"rerun with {ENV_SWITCH}=0 to log in the main process"
+        )
+
+    def _read_one(self) -> tuple:
+        try:
+            return pickle.load(self._replies)
+        except (EOFError, pickle.UnpicklingError) as exc:
+            raise WriterGone(self._gone_message()) from exc
+
+    def poll(self) -> list[tuple]:
+        """Replies that are already waiting, without blocking."""
+        while select.select([self._replies], [], [], 0)[0]:
+            self.inbox.append(self._read_one())
+        return self.inbox
+
+    def wait_for(self, kind: str) -> tuple:
+        """Block until a reply of ``kind`` arrives; earlier replies stay in the inbox."""
+        while True:
+            for i, reply in enumerate(self.inbox):
+                if reply[0] == kind:
+                    return self.inbox.pop(i)
+            self.inbox.append(self._read_one())
+
+    def take(self, kind: str) -> list[tuple]:
+        taken = [r for r in self.inbox if r[0] == kind]
+        self.inbox = [r for r in self.inbox if r[0] != kind]
+        return taken
+
+    def close(self) -> None:
+        with contextlib.suppress(WriterGone):
+            self.send("close")
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self._replies.close()
+
+
+ACTIVE: WriterClient | None = None
+started_here = False  # a writer was started by this process (jobs run in this process)
+
+
+def wanted(argv: list[str]) -> bool:
+    """A writer helps when this command runs jobs in this process (not --help, not joblib)."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return False
+    if any(arg in _NO_RUN_FLAGS or arg.startswith("--cfg") for arg in argv):
+        return False
+    return not any(arg.startswith(("hydra/launcher=", "+hydra/launcher=")) for arg in argv)
+
+
+def start_if_wanted(argv: list[str]) -> WriterClient | None:
+    global ACTIVE, started_here
+    if ACTIVE is None and wanted(argv):
+        ACTIVE = WriterClient.start()
+        started_here = True
+    return ACTIVE
+
+
+def stop() -> None:
+    global ACTIVE
+    if ACTIVE is not None:
+        ACTIVE.close()
+        ACTIVE = None
+
+
+def _serve(reply_fd: int) -> None:  # runs in the writer process
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from segexp.records import describe_outcome, log_record
+    from segexp.sweep_summary import finish_sweep
+    from segexp.tracking import Tracker
+
+    replies = os.fdopen(reply_fd, "wb")
+
+    def reply(*message: Any) -> None:
+        pickle.dump(message, replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+    tracker: Tracker | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    open_error: str | None = None
+    logged: list[dict] = []
+    source = sys.stdin.buffer
+    while True:
+        try:
+            message = pickle.load(source)
+        except EOFError:
+            return
+        command = message[0]
+        if command == "close":
+            return
+        if command == "open":
+            from segexp.errors import SegexpError
+
+            try:
+                tracker = Tracker(message[1])
+                experiment_id = tracker.experiment_id(message[2])
+            except SegexpError as exc:
+                open_error = str(exc)
+                reply("error", open_error)
+        elif command == "parent" and open_error is None:
+            parent_run_id = tracker.start_run(experiment_id, message[1], message[2])
+            reply("parent", parent_run_id)
+        elif command == "log":
+            record = message[1]
+            if open_error is not None:
+                outcome = {
+                    "run_name": record.run_name,
+                    "run_id": None,
+                    "job_num": record.job_num,
+                    "status": "invalid",
+                    "message": open_error,
+                    "metrics": {},
+                }
+            else:
+                outcome = log_record(tracker, record, experiment_id, parent_run_id)
+            logged.append(outcome)
+            print(describe_outcome(outcome), flush=True)
+            reply("outcome", outcome)
+        elif command == "summarize":
+            _, sweep_id, others, options = message
+            outcomes = sorted(logged + list(others), key=lambda o: o.get("job_num") or 0)
+            if open_error is None and parent_run_id is not None:
+                finish_sweep(tracker, experiment_id, parent_run_id, sweep_id, outcomes, options)
+            reply("summary", outcomes, parent_run_id)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
+    # Every write is committed by now; skip the ~1 s interpreter teardown of mlflow's modules.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
