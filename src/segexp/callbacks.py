@@ -115,7 +115,10 @@ class SweepCallback(Callback):
             return
         local = self.state.outcomes()  # jobs that ended without a run, or logged in-process
         if self.tracker is None:
+            from segexp.runner import WriterSink
+
             client = writer.ACTIVE
+            WriterSink.help_render(client)
             client.send("summarize", self.state.sweep_id, local, _summary_options(config))
             _, outcomes, parent_run_id = client.wait_for("summary")
             errors = client.take("error")

@@ -1,10 +1,19 @@
 """Preprocessing + clusterer as one scikit-learn Pipeline, fitted on a customer table.
 
 The pipeline takes the raw customer columns (extra columns are ignored) so the
-same object later assigns new customers: imputation, encoding and scaling are
-steps of it, never done beforehand. ``prepare`` selects and encodes the feature
-columns, ``scale`` is the configured scaler, ``cluster`` the configured
-algorithm built by ``hydra.utils.instantiate``.
+same object later assigns new customers: every cleaning step is a fitted step
+of it, never done beforehand, so a new customer is imputed, clipped and encoded
+with the training data's medians, bounds and categories.
+
+    prepare  ColumnTransformer
+               numeric:     log1p (preprocess.log1p) -> outliers (clip | winsorize)
+                            -> impute (median | mean | most_frequent | knn)
+               categorical: impute (most frequent) -> one-hot (one 0/1 column if binary)
+    scale    the configured scaler
+    cluster  the configured algorithm, built by ``hydra.utils.instantiate``
+
+``preprocess.impute: drop`` removes incomplete rows before fitting (counted in
+``FittedSegmentation.dropped_rows``); ``none`` refuses missing values.
 """
 
 from __future__ import annotations
@@ -18,15 +27,22 @@ import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, DataError
 
 IMPUTE_CHOICES = ("none", "drop", "median", "mean", "most_frequent", "knn")
+OUTLIER_CHOICES = ("none", "clip", "winsorize")
 NOISE_LABEL = -1
+# A 0/1 column is flagged when every segment is at least this pure in it ...
+DOMINANCE_PURITY = 0.95
+# ... unless one of its values already covers this share of customers (purity is then trivial).
+DOMINANCE_MAX_BASELINE = 0.9
 
 
 @dataclass
@@ -40,7 +56,152 @@ class FittedSegmentation:
     fit_seconds: float
     kept_rows: np.ndarray  # positions in the table of the fitted rows
     dropped_rows: int
-    warnings: list[str] = field(default_factory=list)  # logged as a tag and printed
+    warnings: list[str] = field(default_factory=list)  # one line each; logged and printed
+    notes: dict[str, float] = field(default_factory=dict)  # counts to log as metrics
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """The ``preprocess`` config group, checked."""
+
+    impute: str = "none"
+    outliers: str = "none"
+    iqr_factor: float = 1.5
+    winsor_limits: tuple[float, float] = (0.05, 0.95)
+    log1p: tuple[str, ...] = ()
+    knn_neighbors: int = 5
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | Mapping[str, Any] | None) -> PreprocessOptions:
+        """Options from ``cfg.preprocess``; a bad value is a ConfigError naming its key."""
+        values = (
+            OmegaConf.to_container(cfg, resolve=True)
+            if isinstance(cfg, DictConfig)
+            else dict(cfg or {})
+        )
+        impute = str(values.get("impute", "none"))
+        if impute not in IMPUTE_CHOICES:
+            raise ConfigError(
+                f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
+            )
+        outliers = str(values.get("outliers", "none"))
+        if outliers not in OUTLIER_CHOICES:
+            raise ConfigError(
+                f"preprocess.outliers: allowed values are {', '.join(OUTLIER_CHOICES)}; "
+                f"got '{outliers}'"
+            )
+        factor = values.get("iqr_factor", 1.5)
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
+            raise ConfigError(
+                f"preprocess.iqr_factor: a number >= 0 (1.5 is usual); got {factor!r}"
+            )
+        limits = values.get("winsor_limits", (0.05, 0.95))
+        if (
+            not isinstance(limits, list | tuple)
+            or len(limits) != 2
+            or not all(isinstance(v, int | float) for v in limits)
+            or not 0 <= limits[0] < limits[1] <= 1
+        ):
+            raise ConfigError(
+                "preprocess.winsor_limits: two quantiles [low, high] with 0 <= low < high <= 1 "
+                f"(e.g. [0.05, 0.95]); got {limits!r}"
+            )
+        neighbors = values.get("knn_neighbors", 5)
+        if not isinstance(neighbors, int) or isinstance(neighbors, bool) or neighbors < 1:
+            raise ConfigError(f"preprocess.knn_neighbors: an integer >= 1; got {neighbors!r}")
+        log_columns = values.get("log1p") or []
+        if isinstance(log_columns, str):
+            log_columns = [log_columns]
+        return cls(
+            impute=impute,
+            outliers=outliers,
+            iqr_factor=float(factor),
+            winsor_limits=(float(limits[0]), float(limits[1])),
+            log1p=tuple(str(c) for c in log_columns),
+            knn_neighbors=neighbors,
+        )
+
+
+# --- transformers (module level so fitted pipelines pickle and clone) -------------------------
+
+
+class Log1pColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """log(1 + x) of the masked columns: tames skewed, non-negative columns (spend, counts)."""
+
+    def __init__(self, mask: tuple[bool, ...] = ()):
+        self.mask = mask
+
+    def fit(self, X, y=None):
+        validate_data(self, X, ensure_all_finite="allow-nan", dtype=float)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "n_features_in_")
+        X = validate_data(
+            self, X, reset=False, ensure_all_finite="allow-nan", dtype=float, copy=True
+        )
+        mask = np.asarray(self.mask, dtype=bool)
+        X[:, mask] = np.log1p(X[:, mask])
+        return X
+
+
+class OutlierClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Clip each column to bounds learnt at fit time; missing values pass through.
+
+    ``clip``: [Q1 - f*IQR, Q3 + f*IQR] (Tukey's fences); ``winsorize``: the
+    ``limits`` quantiles. New customers are clipped to the training bounds.
+    """
+
+    def __init__(self, method: str = "clip", iqr_factor: float = 1.5, limits: tuple = (0.05, 0.95)):
+        self.method = method
+        self.iqr_factor = iqr_factor
+        self.limits = limits
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=float)
+        if self.method == "clip":
+            q1, q3 = np.nanpercentile(X, [25, 75], axis=0)
+            spread = self.iqr_factor * (q3 - q1)
+            self.lower_, self.upper_ = q1 - spread, q3 + spread
+        else:
+            self.lower_, self.upper_ = np.nanquantile(X, list(self.limits), axis=0)
+        outside = np.less(X, self.lower_) | np.greater(X, self.upper_)
+        self.n_clipped_ = int(outside.sum())
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "lower_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=float)
+        return np.clip(X, self.lower_, self.upper_)
+
+
+class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """KNN imputation with neighbours found on standardized columns.
+
+    Plain ``KNNImputer`` measures distance in raw units, so income in dollars
+    would decide every neighbourhood; here each column counts equally. The
+    imputed value is the mean of the neighbours' raw values.
+    """
+
+    def __init__(self, n_neighbors: int = 5):
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=float)
+        self.mean_ = np.nanmean(X, axis=0)
+        scale = np.nanstd(X, axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.imputer_ = KNNImputer(n_neighbors=self.n_neighbors, keep_empty_features=True)
+        self.imputer_.fit((X - self.mean_) / self.scale_)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "imputer_")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=float)
+        return self.imputer_.transform((X - self.mean_) / self.scale_) * self.scale_ + self.mean_
+
+
+# --- building and fitting ---------------------------------------------------------------------
 
 
 def algorithm_params(algo_cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -71,30 +232,136 @@ def split_feature_kinds(
     return [c for c in columns if c not in cats], cats
 
 
-def _numeric_imputer(impute: str):
-    if impute in ("none", "drop"):
-        return "passthrough"
-    if impute == "knn":
-        return KNNImputer(n_neighbors=5)
-    return SimpleImputer(strategy=impute)
+def _numeric_steps(numeric: Sequence[str], options: PreprocessOptions):
+    steps: list[tuple[str, Any]] = []
+    mask = tuple(c in options.log1p for c in numeric)
+    if any(mask):
+        steps.append(("log1p", Log1pColumns(mask)))
+    if options.outliers != "none":
+        clipper = OutlierClipper(options.outliers, options.iqr_factor, options.winsor_limits)
+        steps.append(("outliers", clipper))
+    if options.impute == "knn":
+        steps.append(("impute", ScaledKNNImputer(options.knn_neighbors)))
+    elif options.impute not in ("none", "drop"):
+        steps.append(("impute", SimpleImputer(strategy=options.impute, keep_empty_features=True)))
+    return Pipeline(steps) if steps else "passthrough"
 
 
-def build_prepare_step(numeric: Sequence[str], categorical: Sequence[str], impute: str):
-    """Column selection, imputation and one-hot encoding of the feature columns."""
-    if impute not in IMPUTE_CHOICES:
-        raise ConfigError(
-            f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
-        )
+def build_prepare_step(
+    numeric: Sequence[str], categorical: Sequence[str], options: PreprocessOptions | str
+) -> ColumnTransformer:
+    """Column selection, log transform, outlier clipping, imputation and one-hot encoding."""
+    if isinstance(options, str):
+        options = PreprocessOptions.from_config({"impute": options})
     transformers = []
     if numeric:
-        transformers.append(("num", _numeric_imputer(impute), list(numeric)))
+        transformers.append(("num", _numeric_steps(numeric, options), list(numeric)))
     if categorical:
         encoder = OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)
-        steps = [("encode", encoder)]
-        if impute not in ("none", "drop"):
+        steps: list[tuple[str, Any]] = [("encode", encoder)]
+        if options.impute not in ("none", "drop"):
             steps.insert(0, ("impute", SimpleImputer(strategy="most_frequent")))
         transformers.append(("cat", Pipeline(steps), list(categorical)))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def check_preprocess_config(
+    preprocess_cfg: DictConfig | Mapping[str, Any] | None,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+) -> PreprocessOptions:
+    """Everything about ``preprocess`` that can fail, checked before a run is created."""
+    options = PreprocessOptions.from_config(preprocess_cfg)
+    available = [str(c) for c in frame.columns]
+    for column in options.log1p:
+        if column not in frame.columns:
+            import difflib
+
+            near = difflib.get_close_matches(column, available, n=1, cutoff=0.5)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(
+                f"preprocess.log1p: '{column}' is not a column of the data{hint}; "
+                f"columns: {', '.join(available)}"
+            )
+        if column in columns:
+            values = frame[column]
+            if not pd.api.types.is_numeric_dtype(values):
+                raise ConfigError(
+                    f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
+                )
+            negative = values < 0
+            if negative.any():
+                raise DataError(
+                    f"preprocess.log1p: column '{column}' has {int(negative.sum())} negative "
+                    f"values (min {values.min()}); log(1 + x) needs values >= 0: remove "
+                    f"'{column}' from preprocess.log1p"
+                )
+    return options
+
+
+def _encoded_sources(prepare: ColumnTransformer, n_numeric: int) -> list[tuple[int, str, str]]:
+    """(position, encoded column name, categorical feature) of every one-hot output column."""
+    if "cat" not in prepare.named_transformers_:
+        return []
+    features = next(columns for name, _, columns in prepare.transformers_ if name == "cat")
+    encoder = prepare.named_transformers_["cat"][-1]
+    names = list(prepare.get_feature_names_out())
+    out, position = [], n_numeric
+    for i, feature in enumerate(features):
+        dropped = encoder.drop_idx_ is not None and encoder.drop_idx_[i] is not None
+        for _ in range(len(encoder.categories_[i]) - int(dropped)):
+            out.append((position, names[position], str(feature)))
+            position += 1
+    return out
+
+
+def dominance_warnings(
+    prepare: ColumnTransformer,
+    encoded: np.ndarray,
+    transformed: np.ndarray,
+    labels: np.ndarray,
+    n_numeric: int,
+) -> list[str]:
+    """Warn when an encoded 0/1 column dominates distances after scaling.
+
+    Flagged when the column carries at least an equal share of the variance the
+    clusterer sees (standardized dummies always do), or when every segment is
+    almost pure in it: a standardized gender dummy alone splits the Mall
+    customers into women's and men's segments.
+    """
+    variances = transformed.var(axis=0)
+    total = float(variances.sum())
+    if total <= 0 or transformed.shape[1] < 2:
+        return []
+    equal = 1.0 / transformed.shape[1]
+    clustered = labels != NOISE_LABEL
+    segments = np.unique(labels[clustered])
+    warnings = []
+    for position, name, feature in _encoded_sources(prepare, n_numeric):
+        values = encoded[:, position]
+        share_one = float(values.mean())
+        if share_one in (0.0, 1.0):
+            continue
+        share = float(variances[position]) / total
+        purity = None
+        if len(segments) >= 2:
+            ones = np.array([values[clustered][labels[clustered] == s].sum() for s in segments])
+            sizes = np.array([(labels[clustered] == s).sum() for s in segments])
+            purity = float(np.maximum(ones, sizes - ones).sum() / sizes.sum())
+        baseline = max(share_one, 1 - share_one)
+        pure = (
+            purity is not None and purity >= DOMINANCE_PURITY and baseline < DOMINANCE_MAX_BASELINE
+        )
+        if share < equal - 1e-9 and not pure:
+            continue
+        purity_text = f" and the segments are {purity:.0%} pure in it" if purity is not None else ""
+        warnings.append(
+            f"encoded binary column '{name}' (from '{feature}') dominates distances after "
+            f"scaling: it carries {share:.0%} of the variance the clusterer sees (equal share "
+            f"{equal:.0%}){purity_text}, so segments may split customers by '{feature}' alone; "
+            f"drop '{feature}' from features.columns or compare with a run without it"
+        )
+    return warnings
 
 
 def fit_segmentation(
@@ -106,30 +373,42 @@ def fit_segmentation(
     algo_cfg: DictConfig,
 ) -> FittedSegmentation:
     """Fit preprocessing and clusterer on the feature columns; return labels and spaces."""
-    impute = str(preprocess_cfg.get("impute", "none"))
+    options = check_preprocess_config(preprocess_cfg, frame, columns)
     features = frame[list(columns)]
     kept = np.arange(len(frame))
     dropped = 0
-    if impute == "drop":
-        present = features.notna().all(axis=1).to_numpy()
+    present = features.notna().all(axis=1).to_numpy()
+    if options.impute == "drop":
         kept, dropped = kept[present], int((~present).sum())
         features = features.iloc[kept]
+    elif options.impute == "none" and not present.all():
+        raise DataError(
+            f"{int((~present).sum())} customers have missing feature values; set "
+            "preprocess.impute to drop, median, mean, most_frequent or knn"
+        )
     numeric, cats = split_feature_kinds(columns, categorical, features)
-    prepare = build_prepare_step(numeric, cats, impute)
+    prepare = build_prepare_step(numeric, cats, options)
     scaler = instantiate(scaler_cfg)
     clusterer = instantiate(algo_cfg, _convert_="all")
     started = time.perf_counter()
-    prepared = Pipeline([("prepare", prepare), ("scale", scaler)])
-    transformed = np.asarray(prepared.fit_transform(features), dtype=float)
-    labels = np.asarray(clusterer.fit_predict(transformed))
+    encoded = np.asarray(prepare.fit_transform(features), dtype=float)
+    transformed = np.asarray(scaler.fit_transform(encoded), dtype=float)
+    labels = np.asarray(clusterer.fit_predict(transformed)).astype(int)
     fit_seconds = time.perf_counter() - started
-    pipeline = Pipeline([*prepared.steps, ("cluster", clusterer)])
+    pipeline = Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)])
+    notes: dict[str, float] = {}
+    if options.outliers != "none" and numeric:
+        notes["outlier_cells_clipped"] = float(
+            prepare.named_transformers_["num"].named_steps["outliers"].n_clipped_
+        )
     return FittedSegmentation(
         pipeline=pipeline,
         features=features,
         transformed=transformed,
-        labels=labels.astype(int),
+        labels=labels,
         fit_seconds=fit_seconds,
         kept_rows=kept,
         dropped_rows=dropped,
+        warnings=dominance_warnings(prepare, encoded, transformed, labels, len(numeric)),
+        notes=notes,
     )

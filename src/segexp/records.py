@@ -5,13 +5,23 @@ folder of artifacts, and deferred artifact tasks such as plots) into a
 picklable ``RunRecord``. ``log_record`` writes it to MLflow, either in the
 job's own process or in the writer process (segexp.writer) that logs while the
 next job computes. Both paths produce the same run.
+
+Deferred tasks are pickled into the staged folder, not into the record, so a
+record is a few hundred bytes on the writer's pipe. Whoever renders a folder's
+tasks first claims it with an atomic marker file: the writer renders in job
+order, and the main process, once it has no job left to fit, renders from the
+back of the queue (``render_staged``), so both cores draw plots at the end of
+a sweep instead of one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import pickle
 import shutil
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +43,52 @@ class ArtifactTask:
         getattr(importlib.import_module(module_name), name)(folder=folder, **self.kwargs)
 
 
+TASKS_FILE = ".segexp-tasks.pkl"
+_CLAIM, _DONE, _ERROR = ".segexp-claimed", ".segexp-rendered", ".segexp-render-error"
+_WAIT_SECONDS = 600
+
+
+def stage_tasks(folder: Path, tasks: list[ArtifactTask]) -> None:
+    """Store deferred tasks beside the staged artifacts (excluded from the upload)."""
+    with open(folder / TASKS_FILE, "wb") as handle:
+        pickle.dump(tasks, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def render_staged(folder: Path) -> bool:
+    """Run the folder's deferred tasks unless another process claimed them; True if we did."""
+    if not (folder / TASKS_FILE).exists():
+        return False
+    try:
+        os.close(os.open(folder / _CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    try:
+        with open(folder / TASKS_FILE, "rb") as handle:
+            tasks = pickle.load(handle)
+        for task in tasks:
+            task.run(folder)
+    except Exception as exc:
+        (folder / _ERROR).write_text(f"{type(exc).__name__}: {exc}")
+    finally:
+        (folder / TASKS_FILE).unlink(missing_ok=True)
+        (folder / _DONE).touch()
+    return True
+
+
+def _finish_rendering(folder: Path) -> None:
+    """Render here, or wait for the process that claimed the folder; raise its error."""
+    if not render_staged(folder) and (folder / _CLAIM).exists():
+        deadline = time.monotonic() + _WAIT_SECONDS
+        while not (folder / _DONE).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"artifacts in {folder} were claimed but never rendered")
+            time.sleep(0.005)
+    if (folder / _ERROR).exists():
+        raise RuntimeError((folder / _ERROR).read_text())
+    for marker in (_CLAIM, _DONE):
+        (folder / marker).unlink(missing_ok=True)
+
+
 @dataclass
 class RunRecord:
     """Everything one job logs. ``error`` set means the run ends FAILED with that error."""
@@ -41,8 +97,7 @@ class RunRecord:
     params: dict[str, Any]
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    staged_dir: str | None = None  # artifacts already written by the job
-    tasks: list[ArtifactTask] = field(default_factory=list)
+    staged_dir: str | None = None  # artifacts written by the job, and its deferred tasks
     error: str | None = None
     job_num: int | None = None
     summary: dict[str, float] = field(default_factory=dict)  # shown in the job's log line
@@ -66,8 +121,8 @@ def log_record(
             tracker.fail_run(run_id, record.error)
             return {**outcome, "status": "failed", "message": record.error.splitlines()[0]}
         folder = Path(record.staged_dir) if record.staged_dir else None
-        for task in record.tasks:
-            task.run(folder)
+        if folder is not None:
+            _finish_rendering(folder)
         tracker.log(run_id, params=record.params, metrics=record.metrics, artifact_dir=folder)
         tracker.end_run(run_id, "FINISHED")
         return {**outcome, "status": "finished"}

@@ -23,7 +23,6 @@ from typing import Any
 
 import joblib
 import numpy as np
-import pandas as pd
 import sklearn
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -51,10 +50,12 @@ from segexp.pipeline import (
     NOISE_LABEL,
     algorithm_params,
     algorithm_uses,
+    check_preprocess_config,
     fit_segmentation,
     split_feature_kinds,
 )
-from segexp.records import ArtifactTask, RunRecord, log_record
+from segexp.profiles import write_run_profile
+from segexp.records import ArtifactTask, RunRecord, log_record, render_staged, stage_tasks
 from segexp.sweep_state import SweepState
 from segexp.tracking import resolve_tracking_uri
 
@@ -75,6 +76,7 @@ class JobSpec:
     k: int
     seed: int
     impute: str
+    outliers: str
     hyperparams: dict[str, Any]
     target: str
 
@@ -100,6 +102,7 @@ class JobSpec:
             "feature_columns": ",".join(self.columns),
             "seed": self.seed,
             "impute": self.impute,
+            "outliers": self.outliers,
             "data": data_source,
         }
         if self.uses_k:
@@ -167,8 +170,25 @@ class DirectSink:
 class WriterSink:
     """Hands each record to the writer process; the outcome arrives later."""
 
+    pending: list[str] = []  # staged folders handed to the writer, in job order
+
     def __init__(self, client) -> None:
         self.client = client
+
+    @classmethod
+    def help_render(cls, client, min_backlog: int = 3) -> int:
+        """Render queued plots from the back while the writer works from the front."""
+        backlog = len(cls.pending) - len(client.poll())
+        rendered = 0
+        if backlog >= min_backlog:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            for folder in reversed(cls.pending):
+                if Path(folder).exists() and render_staged(Path(folder)):
+                    rendered += 1
+        cls.pending = []
+        return rendered
 
     def prepare(self) -> None:
         for _, message in self.client.take("error"):
@@ -178,6 +198,8 @@ class WriterSink:
 
     def submit(self, record: RunRecord) -> JobOutcome:
         self.client.send("log", record)
+        if record.staged_dir:
+            WriterSink.pending.append(record.staged_dir)
         return JobOutcome("queued", record.run_name, job_num=record.job_num)
 
 
@@ -217,6 +239,7 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         k=int(k) if isinstance(k, int) else 0,
         seed=int(cfg.seed),
         impute=str(cfg.preprocess.impute),
+        outliers=str(cfg.preprocess.get("outliers", "none")),
         hyperparams=algorithm_params(cfg.algo),
         target=str(cfg.algo._target_),
     )
@@ -248,6 +271,7 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     spec = describe_job(cfg, choices)
     table = load_customers(cfg.data)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
+    check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
     _check_size_limits(cfg, spec, table)
     return spec, table
 
@@ -306,19 +330,30 @@ def _stage_artifacts(
         "sklearn_version": sklearn.__version__,
         "segexp_version": segexp.__version__,
     }
+    names = write_run_profile(
+        folder, rows, fitted.labels, spec.columns, cfg.naming, make_plots=False
+    )
+    meta["segment_names"] = {str(segment): name for segment, name in names.items()}
     (model_dir / MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
     rows[spec.columns].head(5).to_csv(model_dir / "input_example.csv", index=False)
 
-    profile = fitted.features.select_dtypes("number").groupby(fitted.labels).agg(["mean"])
-    profile.columns = [c for c, _ in profile.columns]
-    profile.insert(0, "size", pd.Series(fitted.labels).value_counts().sort_index())
-    profile.rename_axis("segment").to_csv(folder / "profile.csv")
 
-
-def _plot_tasks(cfg: DictConfig, spec: JobSpec, fitted, scores) -> list[ArtifactTask]:
+def _plot_tasks(
+    cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted, scores
+) -> list[ArtifactTask]:
     if not cfg.plots.enabled:
         return []
     return [
+        ArtifactTask(
+            "segexp.profiles:write_profile_plots",
+            {
+                "frame": table.frame.iloc[fitted.kept_rows],
+                "labels": fitted.labels,
+                "feature_columns": spec.columns,
+                "naming_cfg": OmegaConf.to_container(cfg.naming, resolve=True),
+                "dpi": int(cfg.plots.dpi),
+            },
+        ),
         ArtifactTask(
             "segexp.plots:run_plots",
             {
@@ -331,7 +366,7 @@ def _plot_tasks(cfg: DictConfig, spec: JobSpec, fitted, scores) -> list[Artifact
                 "title": spec.run_name,
                 "dpi": int(cfg.plots.dpi),
             },
-        )
+        ),
     ]
 
 
@@ -373,9 +408,12 @@ def build_record(
         metrics["n_customers"] = float(len(fitted.labels))
         if spec.impute == "drop":
             metrics["rows_dropped"] = float(fitted.dropped_rows)
+        metrics.update(table.notes)  # rfm.* rule counts of a transaction log
+        metrics.update(fitted.notes)  # outlier_cells_clipped
         metrics.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))
         record.tags.update({TAG_UNDEFINED_PREFIX + k: v for k, v in scores.undefined.items()})
         record.tags.update({TAG_PREFIX + k: v for k, v in scores.notes.items()})
+        record.tags.update({TAG_PREFIX + k: v for k, v in table.tags.items()})
         if fitted.warnings:
             record.tags[TAG_PREFIX + "warnings"] = " | ".join(fitted.warnings)
             for warning in fitted.warnings:
@@ -385,8 +423,8 @@ def build_record(
         record.summary = {
             k: metrics[k] for k in ("n_clusters", "silhouette", "inertia") if k in metrics
         }
+        stage_tasks(staged, _plot_tasks(cfg, spec, table, fitted, scores))
         record.staged_dir = str(staged)
-        record.tasks = _plot_tasks(cfg, spec, fitted, scores)
     except Exception as exc:  # the algorithm failed: the run will end FAILED and say why
         shutil.rmtree(staged, ignore_errors=True)
         record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"

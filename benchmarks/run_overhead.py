@@ -1,0 +1,94 @@
+"""segexp's cost per run over a bare scikit-learn loop doing the same work.
+
+On the built-in sample: (a) a bare loop that fits the same pipelines
+(standard scaling + k-means / Gaussian mixture, k = 3..8) and computes the same
+scores (silhouette, inertia, Calinski-Harabasz, Davies-Bouldin); (b) segexp's
+``run_segmentation`` doing the same runs in this process with all its logging,
+artifacts and plots into a fresh SQLite store (in-process logging, no writer
+process, so the cost is all on one core). Prints the median wall time per run
+of each and the difference.
+
+    python benchmarks/run_overhead.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from sklearn.cluster import KMeans
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+
+from segexp.runner import run_segmentation
+from segexp.sample import generate_mall_sample
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+JOBS = [(algo, k) for algo in ("kmeans", "gmm") for k in range(3, 9)]
+
+
+def bare_run(table, algo: str, k: int) -> dict:
+    features = table[["annual_income", "spending_score"]]
+    clusterer = (KMeans(n_clusters=k, n_init=10, random_state=42) if algo == "kmeans"
+                 else GaussianMixture(n_components=k, random_state=42))
+    pipe = Pipeline([("scale", StandardScaler()), ("cluster", clusterer)])
+    with threadpool_limits(1):  # the same threading segexp uses for small tables
+        points = pipe[:-1].fit_transform(features)
+        labels = pipe[-1].fit_predict(points)
+    inertia = sum(((points[labels == s] - points[labels == s].mean(0)) ** 2).sum()
+                  for s in np.unique(labels))
+    return {"silhouette": silhouette_score(points, labels), "inertia": inertia,
+            "ch": calinski_harabasz_score(points, labels),
+            "db": davies_bouldin_score(points, labels)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ["SEGEXP_WRITER"] = "0"
+    table = generate_mall_sample()
+    store = Path(tempfile.mkdtemp(prefix="segexp-overhead-")) / "mlflow.db"
+    bare, framework = [], []
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        configs = []
+        for algo, k in JOBS:
+            cfg = compose("config", overrides=[f"algo={algo}", f"k={k}",
+                                               f"mlflow.tracking_uri=sqlite:///{store}"],
+                          return_hydra_config=True)
+            configs.append(cfg)
+    HydraConfig.instance().set_config(configs[0])
+    run_segmentation(configs[0])  # warm-up: creates the store and experiment, loads imports
+    bare_run(table, "kmeans", 3)
+    for _ in range(args.repeats):
+        for (algo, k), cfg in zip(JOBS, configs, strict=True):
+            started = time.perf_counter()
+            bare_run(table, algo, k)
+            bare.append(time.perf_counter() - started)
+            HydraConfig.instance().set_config(cfg)
+            started = time.perf_counter()
+            outcome = run_segmentation(cfg)
+            framework.append(time.perf_counter() - started)
+            if outcome.status != "finished":
+                sys.exit(f"run failed: {outcome.message}")
+    a, b = statistics.median(bare), statistics.median(framework)
+    print(f"built-in sample (200 customers), {len(JOBS)} configurations x {args.repeats}")
+    print(f"  (a) bare scikit-learn loop   median {a * 1000:7.1f} ms per run")
+    print(f"  (b) segexp run_segmentation  median {b * 1000:7.1f} ms per run "
+          "(params, metrics, tags, config, assignments, pickled pipeline, 3 plots)")
+    print(f"  segexp's cost per run: {(b - a) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
