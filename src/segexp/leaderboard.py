@@ -6,9 +6,13 @@ and ``segexp.compare``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+
+from segexp.errors import ConfigError, TrackingError
 
 # True: larger is better. Metrics not listed here cannot be ranked.
 METRIC_DIRECTIONS: dict[str, bool] = {
@@ -69,3 +73,229 @@ def rank_runs(frame: pd.DataFrame, metric: str = "silhouette") -> pd.DataFrame:
     ranked = ranked.reset_index(drop=True)
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
     return ranked
+
+
+# ------------------------------------------------------------------ leaderboards
+# Filtering, ranking with tie-breaks, the ``best`` rule promotion uses, and the
+# table/CSV/Markdown renderings ``segexp.compare`` prints.
+
+# Shown after the ranked metric when present; other metrics only when asked for.
+DISPLAY_METRICS = (
+    "silhouette",
+    "ref_silhouette",
+    "stability",
+    "ari",
+    "nmi",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "bic",
+    "n_clusters",
+    "min_segment_share",
+    "noise_fraction",
+    "suggested_eps",
+)
+# Ties on the ranked metric: more stable first, then fewer segments, then the earlier run.
+TIE_BREAKS: tuple[tuple[str, bool], ...] = (
+    ("stability", False),
+    ("n_clusters", True),
+    ("start_time", True),
+    ("run_id", True),
+)
+FINISHED = "FINISHED"
+
+
+class EmptyLeaderboardError(TrackingError):
+    """Nothing to rank: no runs, or none passes the filters. Exit code 1, not a user error."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class LeaderboardFilters:
+    """Which runs a leaderboard keeps; empty/None means no restriction."""
+
+    algo: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    scaler: tuple[str, ...] = ()
+    min_segment_share: float | None = None
+    min_stability: float | None = None
+    k_min: int | None = None
+    k_max: int | None = None
+    status: str | None = FINISHED
+
+    def describe(self, prefix: str = "") -> str:
+        """The active filters as ``key=value`` words (keys after ``prefix``), for messages."""
+        parts = [
+            f"{prefix}{name}={','.join(getattr(self, name))}"
+            for name in ("algo", "features", "scaler")
+            if getattr(self, name)
+        ]
+        parts += [
+            f"{prefix}{name}={getattr(self, name)}"
+            for name in ("min_segment_share", "min_stability", "k_min", "k_max", "status")
+            if getattr(self, name) is not None
+        ]
+        return " ".join(parts) or "no filters"
+
+
+def larger_is_better(metric: str, direction: str = "auto") -> bool:
+    """Ranking direction: 'max'/'min' as given, 'auto' from METRIC_DIRECTIONS."""
+    if direction == "max":
+        return True
+    if direction == "min":
+        return False
+    if direction != "auto":
+        raise ConfigError(f"direction: allowed values are auto, max, min; got {direction!r}")
+    if metric not in METRIC_DIRECTIONS:
+        raise ConfigError(
+            f"metric={metric}: no known ranking direction for it; set direction=max or "
+            f"direction=min (known: {', '.join(METRIC_DIRECTIONS)})"
+        )
+    return METRIC_DIRECTIONS[metric]
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
+def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd.DataFrame:
+    """Rows passing every filter; a run without a filtered metric does not pass."""
+    if frame.empty or filters is None:
+        return frame
+    keep = pd.Series(True, index=frame.index)
+    if filters.status is not None:
+        keep &= _column(frame, "status") == filters.status
+    for name in ("algo", "features", "scaler"):
+        allowed = getattr(filters, name)
+        if allowed:
+            keep &= _column(frame, name).astype(str).isin(allowed)
+    k = pd.to_numeric(_column(frame, "k"), errors="coerce")
+    if filters.k_min is not None:
+        keep &= k >= filters.k_min
+    if filters.k_max is not None:
+        keep &= k <= filters.k_max
+    for metric, minimum in (
+        ("min_segment_share", filters.min_segment_share),
+        ("stability", filters.min_stability),
+    ):
+        if minimum is not None:
+            keep &= pd.to_numeric(_column(frame, metric), errors="coerce") >= minimum
+    return frame[keep.fillna(False).astype(bool)]
+
+
+def build_leaderboard(
+    frame: pd.DataFrame,
+    metric: str = "silhouette",
+    filters: LeaderboardFilters | None = None,
+    direction: str = "auto",
+) -> pd.DataFrame:
+    """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last."""
+    larger = larger_is_better(metric, direction)
+    kept = apply_filters(frame, filters)
+    if kept.empty:
+        return kept.reset_index(drop=True)
+    keys, ascending = [metric], [not larger]
+    for name, asc in TIE_BREAKS:
+        if name in kept.columns and name != metric:
+            keys.append(name)
+            ascending.append(asc)
+    work = kept.copy()
+    if metric not in work.columns:
+        work[metric] = float("nan")
+    ranked = work.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
+    ranked = ranked.reset_index(drop=True)
+    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    return ranked
+
+
+def select_best(
+    frame: pd.DataFrame,
+    metric: str = "silhouette",
+    filters: LeaderboardFilters | None = None,
+    direction: str = "auto",
+) -> pd.Series:
+    """The ``best`` rule promotion uses: rank 1 of the leaderboard among runs that have ``metric``.
+
+    Default filters keep FINISHED runs only. Raises EmptyLeaderboardError when no run qualifies.
+    """
+    filters = filters if filters is not None else LeaderboardFilters()
+    ranked = build_leaderboard(frame, metric, filters, direction)
+    if not ranked.empty and metric in ranked.columns:
+        ranked = ranked[ranked[metric].notna()]
+    if ranked.empty:
+        raise EmptyLeaderboardError(
+            f"no run with metric '{metric}' passes the filters ({filters.describe()}) among "
+            f"{len(frame)} runs; relax the filters or rank by another metric"
+        )
+    return ranked.iloc[0]
+
+
+def display_columns(ranked: pd.DataFrame, metric: str, extra: Sequence[str] = ()) -> list[str]:
+    """Readable column order: rank, name, params, varying hyperparameters, metrics, run id."""
+
+    def shown(name: str) -> bool:
+        return name in ranked.columns and ranked[name].notna().any()
+
+    columns = [c for c in ("rank", "run_name", "algo", "k", "scaler", "features") if shown(c)]
+
+    def same_as_k(name: str) -> bool:  # n_clusters: ${k} and the like only repeat k
+        if "k" not in ranked.columns:
+            return False
+        both = ranked[name].notna() & ranked["k"].notna()
+        pairs = ranked.loc[both, [name, "k"]].astype(str)
+        return bool((pairs[name] == pairs["k"]).all())
+
+    varying = [
+        c
+        for c in ranked.columns
+        if c.startswith("algo.") and ranked[c].nunique(dropna=True) > 1 and not same_as_k(c)
+    ]
+    metrics = [metric] + [m for m in DISPLAY_METRICS if m != metric]
+    columns += varying + [m for m in metrics if shown(m) or m == metric]
+    columns += [c for c in extra if c in ranked.columns and c not in columns]
+    if "status" in ranked.columns and ranked["status"].nunique() > 1:
+        columns.append("status")
+    columns.append("run_id")
+    return [c for c in dict.fromkeys(columns) if c in ranked.columns]
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """Aligned plain-text table (numbers right-aligned, 4 significant digits, blanks for absent)."""
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    header = [str(c) for c in frame.columns]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def format_markdown(frame: pd.DataFrame) -> str:
+    """GitHub-flavoured Markdown table (numbers right-aligned, '|' escaped)."""
+
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
+    lines = [
+        "| " + " | ".join(escape(str(c)) for c in frame.columns) + " |",
+        "|" + "|".join("---:" if num else "---" for num in numeric) + "|",
+    ]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(escape(_cell(v)) for v in row) + " |")
+    return "\n".join(lines)

@@ -370,7 +370,6 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-
     diffs = profile.std_diffs()
     n_rows, n_cols = diffs.shape
     width, height = 2.4 + 0.95 * max(n_cols, 2), 1.1 + 0.34 * max(n_rows, 2)

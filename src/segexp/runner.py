@@ -45,6 +45,7 @@ from segexp.contract import (
 )
 from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.errors import ConfigError, DataError, SegexpError
+from segexp.evaluation import evaluate_run, evaluation_settings
 from segexp.metrics import mixture_criteria, score_segmentation
 from segexp.pipeline import (
     NOISE_LABEL,
@@ -272,6 +273,7 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     table = load_customers(cfg.data)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
+    evaluation_settings(cfg)
     _check_size_limits(cfg, spec, table)
     return spec, table
 
@@ -339,11 +341,16 @@ def _stage_artifacts(
 
 
 def _plot_tasks(
-    cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted, scores
+    cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted, scores, evaluation
 ) -> list[ArtifactTask]:
     if not cfg.plots.enabled:
         return []
-    return [
+    dpi = int(cfg.plots.dpi)
+    k_distance = [
+        ArtifactTask("segexp.evaluation:save_k_distance_plot", {**inputs, "dpi": dpi})
+        for inputs in evaluation.plot_inputs.values()
+    ]
+    return k_distance + [
         ArtifactTask(
             "segexp.profiles:write_profile_plots",
             {
@@ -402,6 +409,7 @@ def build_record(
     try:
         with threadpool_limits(limits=_thread_limit(cfg, len(table.frame))):
             fitted, scores = _fit_and_score(cfg, spec, table)
+            evaluation = evaluate_run(table, fitted, cfg, title=spec.run_name, figures=False)
 
         metrics = dict(scores.values)
         metrics["fit_seconds"] = fitted.fit_seconds
@@ -410,8 +418,11 @@ def build_record(
             metrics["rows_dropped"] = float(fitted.dropped_rows)
         metrics.update(table.notes)  # rfm.* rule counts of a transaction log
         metrics.update(fitted.notes)  # outlier_cells_clipped
+        metrics.update(evaluation.values)
         metrics.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))
-        record.tags.update({TAG_UNDEFINED_PREFIX + k: v for k, v in scores.undefined.items()})
+        undefined = {**scores.undefined, **evaluation.undefined}
+        record.tags.update({TAG_UNDEFINED_PREFIX + k: v for k, v in undefined.items()})
+        record.tags.update({TAG_PREFIX + k: v for k, v in evaluation.notes.items()})
         record.tags.update({TAG_PREFIX + k: v for k, v in scores.notes.items()})
         record.tags.update({TAG_PREFIX + k: v for k, v in table.tags.items()})
         if fitted.warnings:
@@ -423,7 +434,7 @@ def build_record(
         record.summary = {
             k: metrics[k] for k in ("n_clusters", "silhouette", "inertia") if k in metrics
         }
-        stage_tasks(staged, _plot_tasks(cfg, spec, table, fitted, scores))
+        stage_tasks(staged, _plot_tasks(cfg, spec, table, fitted, scores, evaluation))
         record.staged_dir = str(staged)
     except Exception as exc:  # the algorithm failed: the run will end FAILED and say why
         shutil.rmtree(staged, ignore_errors=True)

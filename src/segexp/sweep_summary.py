@@ -16,7 +16,15 @@ import pandas as pd
 
 from segexp import plots
 from segexp.contract import LEADERBOARD_FILE, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
-from segexp.leaderboard import GROUP_KEYS, rank_runs, runs_to_frame
+from segexp.leaderboard import (
+    GROUP_KEYS,
+    LeaderboardFilters,
+    build_leaderboard,
+    display_columns,
+    format_markdown,
+    runs_to_frame,
+)
+from segexp.selection import k_selection_table, recommended_k_metrics, select_k
 from segexp.tracking import Tracker
 
 STATUSES = ("finished", "failed", "skipped", "invalid")
@@ -55,8 +63,10 @@ def write_summary(
     tags: dict[str, str] = {}
     if frame.empty:
         return metrics, tags
-    ranked = rank_runs(frame, "silhouette")
+    ranked = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))
     ranked.to_csv(folder / LEADERBOARD_FILE, index=False)
+    table = format_markdown(ranked[display_columns(ranked, "silhouette")])
+    (folder / "leaderboard.md").write_text(table + "\n")
     finished = ranked[ranked["status"] == "FINISHED"]
     if "silhouette" in finished.columns and finished["silhouette"].notna().any():
         top = finished.iloc[0]
@@ -64,14 +74,20 @@ def write_summary(
         tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
         tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
     dpi = int(options.get("dpi", 80))
-    for key, rows in k_groups(frame):
+    groups = dict(k_groups(frame))
+    selections = {key: select_k(rows) for key, rows in groups.items()}
+    metrics.update(recommended_k_metrics(selections))
+    if selections:
+        k_selection_table(selections).to_csv(folder / "k_selection.csv", index=False)
+    for key, rows in groups.items():
         slug = _group_slug(key)
         label = " / ".join(map(str, key))
+        marks = selections[key].recommended
         if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}")
+            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
             plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
         if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}")
+            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}", marks=marks)
             plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
     return metrics, tags
 
