@@ -19,3 +19,6 @@ MODEL_META_FILE = "meta.json"
 ASSIGNMENTS_FILE = "assignments.csv"
 CONFIG_FILE = "config.yaml"
 LEADERBOARD_FILE = "leaderboard.csv"
+
+# Segment id of customers an algorithm leaves unassigned (DBSCAN noise).
+NOISE_LABEL = -1

@@ -19,7 +19,7 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from segexp.pipeline import NOISE_LABEL
+from segexp.contract import NOISE_LABEL
 
 # Bound the memory of pairwise-distance blocks (MiB) whatever the row count.
 _WORKING_MEMORY_MB = 256

@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.errors import ConfigError
-from segexp.pipeline import NOISE_LABEL
+from segexp.contract import NOISE_LABEL
 
 LEVELS = ("low", "mid", "high")
 _SIDES = ("lower", "higher")

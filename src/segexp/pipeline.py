@@ -34,11 +34,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from segexp import contract
 from segexp.errors import ConfigError, DataError
 
 IMPUTE_CHOICES = ("none", "drop", "median", "mean", "most_frequent", "knn")
 OUTLIER_CHOICES = ("none", "clip", "winsorize")
-NOISE_LABEL = -1
+NOISE_LABEL = contract.NOISE_LABEL  # re-exported: DBSCAN-style noise
 # A 0/1 column is flagged when every segment is at least this pure in it ...
 DOMINANCE_PURITY = 0.95
 # ... unless one of its values already covers this share of customers (purity is then trivial).

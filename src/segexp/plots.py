@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from segexp.pipeline import NOISE_LABEL
+from segexp.contract import NOISE_LABEL
 
 _COLORS = [
     "#4e79a7",

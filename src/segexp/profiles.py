@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from segexp.naming import NamingConfig, SegmentName, level_table, load_naming_config, name_segments
-from segexp.pipeline import NOISE_LABEL
+from segexp.contract import NOISE_LABEL
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn: tables need none of it
     from matplotlib.figure import Figure

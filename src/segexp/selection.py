@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from segexp.metrics import within_cluster_sum_of_squares
 
 CONSENSUS = "consensus"
 # criterion -> (metric column, True when larger is better)
@@ -186,6 +185,8 @@ def gap_statistic(
     and ``select_k`` adds the ``gap`` criterion. ``make_clusterer(k)`` returns an
     unfitted estimator with ``fit_predict`` (default: k-means, 10 inits, ``seed``).
     """
+    from segexp.metrics import within_cluster_sum_of_squares  # scikit-learn: load on use
+
     points = np.asarray(points, dtype=float)
     if n_references < 2:
         raise ValueError(f"n_references must be >= 2; got {n_references}")
