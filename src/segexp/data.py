@@ -22,6 +22,7 @@ import difflib
 import gzip
 import hashlib
 import io
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from segexp.errors import ConfigError, DataError
 from segexp.pipeline import IMPUTE_CHOICES
@@ -559,13 +561,52 @@ def _load_customer_table(
     )
 
 
+_LOADED: dict[str, CustomerTable] = {}  # jobs of one sweep in one process share the table
+_LOADED_MAX = 4
+
+
+def _load_key(data_cfg: Mapping[str, Any]) -> str | None:
+    """The data config plus the file's identity and modification time; None: do not cache."""
+    try:
+        container = (
+            OmegaConf.to_container(data_cfg, resolve=True)
+            if OmegaConf.is_config(data_cfg)
+            else dict(data_cfg)
+        )
+        key = json.dumps(container, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    path = container.get("path")
+    if path:
+        try:
+            stat = Path(str(path)).expanduser().stat()
+        except OSError:
+            return None  # reading it will raise the user-facing error
+        key += f"|{Path(str(path)).expanduser().resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
+    return key
+
+
 def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
     """Load the configured data as one row per customer, checked, with canonical names.
 
     ``kind: customers`` (default) reads a customer table; ``kind: transactions``
     reads a transaction log and builds recency/frequency/monetary features
     (see :mod:`segexp.rfm`), whose rule counts land in ``CustomerTable.notes``.
+    The table is kept for the next job of a sweep with the same data config and an
+    unchanged file; callers copy rows before changing them.
     """
+    key = _load_key(data_cfg)
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    table = _load_uncached(data_cfg)
+    if key is not None:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = table
+    return table
+
+
+def _load_uncached(data_cfg: Mapping[str, Any]) -> CustomerTable:
     kind = str(data_cfg.get("kind") or "customers")
     if kind not in KINDS:
         raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")

@@ -239,9 +239,11 @@ def resample_stability(
 ) -> tuple[float | None, str, dict[str, str]]:
     """Mean pairwise ARI of refits on resamples: (value, '', notes) or (None, reason, notes).
 
-    Each resample refits ``sklearn.base.clone(fitted.pipeline)`` (same preprocessing,
-    hyperparameters and random_state) on the raw feature rows it drew. Tables above
-    ``max_rows`` customers are first cut to a seeded subset of that many.
+    Each resample refits a clone of the run's clusterer (same hyperparameters and
+    random_state) on the rows it drew, in the run's feature space (the fitted
+    preprocessing is a fixed map of each customer: refitting it per resample would only
+    add its own sampling noise and cost). Tables above ``max_rows`` customers are first
+    cut to a seeded subset of that many.
     """
     rng = np.random.default_rng(seed)
     n_rows = len(fitted.features)
@@ -266,7 +268,7 @@ def resample_stability(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                labels = clone(fitted.pipeline).fit_predict(fitted.features.iloc[rows])
+                labels = clone(fitted.pipeline[-1]).fit_predict(fitted.transformed[rows])
             warned.update(str(w.message) for w in caught)
         except Exception as exc:  # a resample too small or degenerate for the algorithm
             errors.append(f"{type(exc).__name__}: {exc}")

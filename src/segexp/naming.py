@@ -19,8 +19,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from segexp.errors import ConfigError
 from segexp.contract import NOISE_LABEL
+from segexp.errors import ConfigError
 
 LEVELS = ("low", "mid", "high")
 _SIDES = ("lower", "higher")

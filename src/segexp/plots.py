@@ -44,9 +44,9 @@ def _figure(width: float = 4.8, height: float = 3.6) -> tuple[Figure, object]:
     return fig, ax
 
 
-def _title(ax, title: str) -> None:
+def put_title(ax, text: str, fontsize: float = 9) -> None:
     """Title at a fixed place: Axes.set_title re-measures every tick label to dodge them."""
-    ax.figure.text(0.5, 0.965, title, ha="center", va="top", fontsize=9)
+    ax.figure.text(0.5, 0.965, text, ha="center", va="top", fontsize=fontsize)
 
 
 def segment_color(label: int) -> str:
@@ -84,7 +84,7 @@ def segments_scatter(
         ax.scatter(xy[mask, 0], xy[mask, 1], s=12, color=segment_color(label), label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    _title(ax, title)
+    put_title(ax, title)
     if len(np.unique(labels)) <= 10:
         ax.legend(fontsize=7, markerscale=1.2, frameon=False, loc="upper right")
     return fig
@@ -107,7 +107,7 @@ def silhouette_diagram(
             transform=ax.transAxes,
         )
         ax.set_axis_off()
-        _title(ax, title)
+        put_title(ax, title)
         return fig
     y = 0
     for label in np.unique(labels):
@@ -120,7 +120,7 @@ def silhouette_diagram(
     ax.set_xlim(min(-0.1, float(per_customer.min()) - 0.05), 1)
     ax.set_yticks([])
     ax.set_xlabel(f"silhouette (mean {mean:.3f})")
-    _title(ax, title)
+    put_title(ax, title)
     return fig
 
 
@@ -142,7 +142,7 @@ def segment_profile_bars(features: pd.DataFrame, labels: np.ndarray, title: str)
     ax.set_xlabel("segment")
     ax.set_ylabel("mean")
     ax.legend(fontsize=7, frameon=False, loc="upper right")
-    _title(ax, title)
+    put_title(ax, title)
     return fig
 
 
@@ -162,7 +162,7 @@ def metric_vs_k(
     ax.set_xlabel("k")
     ax.set_ylabel(metric)
     ax.set_xticks(sorted(ordered["k"].unique()))
-    _title(ax, title)
+    put_title(ax, title)
     return fig
 
 

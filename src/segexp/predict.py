@@ -20,18 +20,16 @@ unexpected failure.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import mlflow
 import pandas as pd
 from omegaconf import DictConfig
 
+from segexp.cli import hydra_tool
 from segexp.data import read_table_file
-from segexp.errors import ConfigError, DataError, SegexpError
-from segexp.promote import report_error, run_hydra_tool
+from segexp.errors import ConfigError, DataError
 from segexp.segment_model import (
     SEGMENT_COLUMN,
     SEGMENT_NAME_COLUMN,
@@ -172,23 +170,7 @@ def predict(cfg: DictConfig) -> PredictionResult:
     return PredictionResult(output, model_uri, len(frame), len(scored), len(rejected), rejects)
 
 
-_STATE: dict = {}
-
-
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="predict")
-def _task(cfg: DictConfig) -> None:
-    _STATE["code"] = 1
-    try:
-        result = predict(cfg)
-    except SegexpError as exc:
-        report_error(_STATE, exc)
-        return
-    print(result.summary())
-    _STATE["code"] = 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_hydra_tool(_task, _STATE, argv)
+main = hydra_tool("predict", predict)
 
 
 if __name__ == "__main__":

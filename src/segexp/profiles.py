@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segexp.naming import NamingConfig, SegmentName, level_table, load_naming_config, name_segments
 from segexp.contract import NOISE_LABEL
+from segexp.naming import NamingConfig, SegmentName, level_table, load_naming_config, name_segments
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn: tables need none of it
     from matplotlib.figure import Figure
@@ -370,6 +370,8 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from segexp import plots
+
     diffs = profile.std_diffs()
     n_rows, n_cols = diffs.shape
     width, height = 2.4 + 0.95 * max(n_cols, 2), 1.1 + 0.34 * max(n_rows, 2)
@@ -396,7 +398,7 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
             )
     ax.set_xticks(range(n_cols), [column_heading(profile, c) for c in diffs.columns], fontsize=7)
     ax.set_yticks(range(n_rows), [_row_label(profile, s) for s in diffs.index], fontsize=7)
-    ax.set_title(title or "difference from all customers (sd)", fontsize=8)
+    plots.put_title(ax, title or "difference from all customers (sd)", fontsize=8)
     return fig
 
 
@@ -429,7 +431,7 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     ax.set_ylabel("standardized mean (sd)", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    ax.set_title(title or "snake plot: segments against all customers", fontsize=8)
+    plots.put_title(ax, title or "snake plot: segments against all customers", fontsize=8)
     return fig
 
 

@@ -23,16 +23,13 @@ alias did not move), 1 unexpected failure.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import hydra
 import joblib
 import mlflow
 import numpy as np
@@ -43,6 +40,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 import segexp
+from segexp.cli import hydra_tool
 from segexp.compare import check_metric, filters_from_config, load_runs
 from segexp.contract import (
     ASSIGNMENTS_FILE,
@@ -54,7 +52,7 @@ from segexp.contract import (
     TAG_DATA_FINGERPRINT,
     TAG_KIND,
 )
-from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError, TrackingError
+from segexp.errors import ConfigError, SegexpError, TrackingError
 from segexp.leaderboard import (
     EmptyLeaderboardError,
     build_leaderboard,
@@ -493,49 +491,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
     return result
 
 
-def run_hydra_tool(
-    app: Callable[[], Any], state: dict[str, Any], argv: Sequence[str] | None
-) -> int:
-    """Run a ``hydra.main`` app as a CLI: one-line errors and the tool's exit code.
-
-    ``state["code"]`` is set by the task; Hydra's own failure to compose the config
-    (unknown key or group option) exits 1 before the task runs and becomes exit 2.
-    """
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    state.clear()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    try:
-        app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        if "code" not in state:
-            return EXIT_USER_ERROR if code == 1 else code
-    return int(state.get("code", 0))
-
-
-def report_error(state: dict[str, Any], exc: SegexpError) -> None:
-    print(f"segexp: error: {exc}", file=sys.stderr)
-    state["code"] = exc.exit_code
-
-
-_STATE: dict[str, Any] = {}
-
-
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="promote")
-def _task(cfg: DictConfig) -> None:
-    _STATE["code"] = 1  # the task started: a crash below is a failure, not a config error
-    try:
-        result = promote(cfg)
-    except SegexpError as exc:
-        report_error(_STATE, exc)
-        return
-    print(result.summary())
-    _STATE["code"] = 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_hydra_tool(_task, _STATE, argv)
+main = hydra_tool("promote", promote)
 
 
 if __name__ == "__main__":

@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from segexp.cli import hydra_tool
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, SegexpError, TrackingError
-from segexp.promote import get_run, open_client, report_error, run_hydra_tool
+from segexp.promote import get_run, open_client
 from segexp.runner import run_segmentation
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
@@ -173,23 +172,7 @@ def rerun(cfg: DictConfig) -> RerunResult:
     return RerunResult(source_id, outcome.run_id, str(now), len(before))
 
 
-_STATE: dict = {}
-
-
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="rerun")
-def _task(cfg: DictConfig) -> None:
-    _STATE["code"] = 1
-    try:
-        result = rerun(cfg)
-    except SegexpError as exc:
-        report_error(_STATE, exc)
-        return
-    print(result.summary())
-    _STATE["code"] = 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_hydra_tool(_task, _STATE, argv)
+main = hydra_tool("rerun", rerun)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ from segexp.tracking import resolve_tracking_uri
 log = logging.getLogger("segexp")
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
 
 
 @dataclass
@@ -309,7 +310,9 @@ def _stage_artifacts(
     folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted
 ) -> None:
     """Files the job writes itself (cheap); plots are deferred artifact tasks."""
-    (folder / CONFIG_FILE).write_text(yaml.safe_dump(resolved_config(cfg), sort_keys=False))
+    (folder / CONFIG_FILE).write_text(
+        yaml.dump(resolved_config(cfg), Dumper=_YAML_DUMPER, sort_keys=False)
+    )
     rows = table.frame.iloc[fitted.kept_rows]
     keep = [c for c in (table.id_column,) if c] + spec.columns
     assignments = rows[keep].copy()

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-
 CONSENSUS = "consensus"
 # criterion -> (metric column, True when larger is better)
 EXTREMUM_CRITERIA: dict[str, tuple[str, bool]] = {
