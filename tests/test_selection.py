@@ -3,6 +3,8 @@ rule, and the evidence on the built-in sample and on the real Mall Customers fil
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +23,7 @@ from segexp.selection import (
     gap_k,
     gap_statistic,
     k_selection_table,
+    kneedle_elbow,
     per_k_table,
     recommend_k,
     recommended_k_metrics,
@@ -236,3 +239,20 @@ def test_k_selection_table_has_one_row_per_group_with_reasons():
     assert pd.isna(table.loc[0, "elbow"]) and pd.isna(table.loc[0, CONSENSUS])
     assert "elbow: the elbow needs inertia at 3 or more k values" in table.loc[0, "undefined"]
     assert list(table.columns[:3]) == ["algo", "scaler", "features"]
+
+
+def _random_convex_decreasing(rng, n):
+    x = np.sort(rng.choice(np.arange(1, 30), size=n, replace=False)).astype(float)
+    y = 1000.0 / (x ** rng.uniform(0.3, 2.5)) + rng.normal(0, rng.uniform(0, 8), n)
+    return x, y
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_kneedle_elbow_equals_kneed(seed):
+    rng = np.random.default_rng(seed)
+    x, y = _random_convex_decreasing(rng, int(rng.integers(3, 12)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = KneeLocator(x, y, curve="convex", direction="decreasing").knee
+    got = kneedle_elbow(x, y)
+    assert (got is None and expected is None) or got == pytest.approx(float(expected))

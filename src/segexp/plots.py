@@ -7,13 +7,16 @@ they are cheap to make, safe in parallel jobs, and closed by garbage collection.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.transforms import Bbox
 
 from segexp.contract import NOISE_LABEL
 
@@ -32,16 +35,80 @@ _COLORS = [
 _NOISE_COLOR = "#c8c8c8"
 
 
-def _figure(width: float = 4.8, height: float = 3.6) -> tuple[Figure, object]:
+_reuse = False
+_KEPT: dict[tuple, tuple[Figure, object]] = {}
+
+
+@contextmanager
+def reused_figures():
+    """Within this block each kind of plot draws on one kept figure.
+
+    Building a figure's axes, ticks and transforms costs more than drawing the data
+    of a 200-customer plot; the process that renders every run's plots keeps one
+    figure per kind and only swaps the data. The pixels are the same as a fresh
+    figure's (tests/test_plots.py); figures returned inside the block are reused by
+    the next call of the same kind, so save them before that.
+    """
+    global _reuse
+    previous, _reuse = _reuse, True
+    try:
+        yield
+    finally:
+        _reuse = previous
+
+
+_MARGINS = (("left", 0.15), ("right", 0.97), ("bottom", 0.14), ("top", 0.9))
+
+
+def _new_figure(width: float, height: float, margins: tuple) -> tuple[Figure, object]:
     # Fixed margins: a layout engine would double the rendering cost of every plot.
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.14, top=0.9)
+    fig.subplots_adjust(**dict(margins))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    # Few ticks: every tick is a line and a text to lay out, the bulk of a plot's cost.
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    _default_ticks(ax)
     return fig, ax
+
+
+def _default_ticks(ax) -> None:
+    # Few ticks: every tick is a line and a text to lay out, the bulk of a plot's cost.
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5))
+        axis.set_major_formatter(ScalarFormatter())
+
+
+def _clear_data(fig: Figure, ax) -> None:
+    """Back to a fresh figure's state, keeping the axes and tick objects."""
+    for artist in [*ax.collections, *ax.patches, *ax.lines, *ax.texts, *ax.images, *fig.texts]:
+        artist.remove()
+    ax.containers.clear()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    ax.set_axis_on()
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    _default_ticks(ax)
+    ax.dataLim.set_points(Bbox.null().get_points())
+    ax.ignore_existing_data_limits = True
+    ax.set_autoscale_on(True)
+    ax.set_prop_cycle(None)
+    ax.set_xmargin(rcParams["axes.xmargin"])
+    ax.set_ymargin(rcParams["axes.ymargin"])
+
+
+def figure(
+    kind: str, width: float = 4.8, height: float = 3.6, margins: tuple = _MARGINS
+) -> tuple[Figure, object]:
+    """A figure with one axes for a plot of ``kind`` (kept and reused in ``reused_figures``)."""
+    if not _reuse:
+        return _new_figure(width, height, margins)
+    key = (kind, width, height, margins)
+    if key in _KEPT:
+        fig, ax = _KEPT[key]
+        _clear_data(fig, ax)
+        return fig, ax
+    _KEPT[key] = _new_figure(width, height, margins)
+    return _KEPT[key]
 
 
 def put_title(ax, text: str, fontsize: float = 9) -> None:
@@ -77,7 +144,7 @@ def segments_scatter(
 ) -> Figure:
     """Customers coloured by segment: the two features, or a PCA projection of more."""
     xy, xlabel, ylabel = _projection(features, transformed)
-    fig, ax = _figure()
+    fig, ax = figure("segments_scatter")
     for label in np.unique(labels):
         mask = labels == label
         name = "noise" if label == NOISE_LABEL else f"segment {label}"
@@ -94,7 +161,7 @@ def silhouette_diagram(
     per_customer: np.ndarray | None, labels: np.ndarray | None, title: str, reason: str = ""
 ) -> Figure:
     """Per-customer silhouette, sorted within each segment, with the mean as a line."""
-    fig, ax = _figure()
+    fig, ax = figure("silhouette_diagram")
     if per_customer is None or labels is None:
         ax.text(
             0.5,
@@ -128,7 +195,7 @@ def segment_profile_bars(features: pd.DataFrame, labels: np.ndarray, title: str)
     """Mean of each numeric feature per segment (noise excluded), as grouped bars."""
     numeric = features.select_dtypes("number")
     means = numeric[labels != NOISE_LABEL].groupby(labels[labels != NOISE_LABEL]).mean()
-    fig, ax = _figure()
+    fig, ax = figure("segment_profile_bars")
     if means.empty:
         ax.text(0.5, 0.5, "no segment found", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -150,7 +217,7 @@ def metric_vs_k(
     table: pd.DataFrame, metric: str, title: str, marks: dict[str, int] | None = None
 ) -> Figure:
     """A metric against k for one sweep group, with the recommended k values marked."""
-    fig, ax = _figure()
+    fig, ax = figure("metric_vs_k")
     ordered = table.sort_values("k")
     ax.plot(ordered["k"], ordered[metric], marker="o", color=_COLORS[0])
     for i, (criterion, k) in enumerate((marks or {}).items()):
@@ -184,9 +251,11 @@ def run_plots(
 ) -> None:
     """The three plots of every run: segments scatter, silhouette diagram, segment profile."""
     plots_dir = folder / "plots"
-    save(segments_scatter(features, transformed, labels, title), plots_dir / "segments.png", dpi)
-    diagram = silhouette_diagram(
-        silhouette_per_customer, silhouette_labels, title, silhouette_reason
-    )
-    save(diagram, plots_dir / "silhouette.png", dpi)
-    save(segment_profile_bars(features, labels, title), plots_dir / "profile.png", dpi)
+    with reused_figures():
+        scatter = segments_scatter(features, transformed, labels, title)
+        save(scatter, plots_dir / "segments.png", dpi)
+        diagram = silhouette_diagram(
+            silhouette_per_customer, silhouette_labels, title, silhouette_reason
+        )
+        save(diagram, plots_dir / "silhouette.png", dpi)
+        save(segment_profile_bars(features, labels, title), plots_dir / "profile.png", dpi)

@@ -367,18 +367,18 @@ def _signed_one(value: float) -> str:
 
 def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     """Segments x columns coloured by standardized difference from all customers."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from segexp import plots
 
     diffs = profile.std_diffs()
     n_rows, n_cols = diffs.shape
     width, height = 2.4 + 0.95 * max(n_cols, 2), 1.1 + 0.34 * max(n_rows, 2)
-    fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=2.2 / width, right=0.98, bottom=0.6 / height, top=1 - 0.45 / height)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    margins = (
+        ("left", 2.2 / width),
+        ("right", 0.98),
+        ("bottom", 0.6 / height),
+        ("top", 1 - 0.45 / height),
+    )
+    fig, ax = plots.figure("profile_heatmap", width, height, margins)
     matrix = diffs.to_numpy(dtype=float)
     finite = np.abs(matrix[np.isfinite(matrix)])
     limit = max(1.0, float(finite.max()) if finite.size else 1.0)
@@ -404,16 +404,11 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
 
 def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     """Each segment's standardized means across the columns, one line per segment."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     from segexp import plots
 
     diffs = profile.std_diffs()
-    fig = Figure(figsize=(6.4, 3.4))
-    fig.subplots_adjust(left=0.1, right=0.62, bottom=0.18, top=0.9)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    margins = (("left", 0.1), ("right", 0.62), ("bottom", 0.18), ("top", 0.9))
+    fig, ax = plots.figure("snake_plot", 6.4, 3.4, margins)
     x = np.arange(diffs.shape[1])
     for segment, row in diffs.iterrows():
         ax.plot(
@@ -483,8 +478,9 @@ def write_profile_plots(
     from segexp import plots
 
     profile = compute_profile(frame, labels, feature_columns, naming_cfg, gender_column)
-    plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)
-    plots.save(snake_plot(profile), Path(folder) / SNAKE_PNG, dpi)
+    with plots.reused_figures():
+        plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)
+        plots.save(snake_plot(profile), Path(folder) / SNAKE_PNG, dpi)
 
 
 def write_run_profile(

@@ -23,7 +23,6 @@ per k before a criterion reads them.
 from __future__ import annotations
 
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,24 +72,49 @@ def _series(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return present.rename(columns={metric: "value"})
 
 
+def kneedle_elbow(x: Sequence[float], y: Sequence[float], sensitivity: float = 1.0) -> float | None:
+    """Kneedle (Satopaa et al. 2011) on a convex decreasing curve, offline: the first knee.
+
+    The same steps and result as ``kneed.KneeLocator(x, y, S=sensitivity, curve="convex",
+    direction="decreasing")`` (tests/test_selection.py compares them), written out with
+    numpy because importing kneed pulls in scipy.signal, about 0.7 s at the end of every
+    sweep.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    x_norm = (x - x.min()) / np.ptp(x)
+    y_norm = (y - y.min()) / np.ptp(y)
+    difference = (y_norm.max() - y_norm) - x_norm  # elbow -> knee of a concave increasing curve
+    before = np.concatenate([difference[:1], difference[:-1]])  # neighbours, edges clipped
+    after = np.concatenate([difference[1:], difference[-1:]])
+    maxima = np.flatnonzero((difference >= before) & (difference >= after))
+    minima = np.flatnonzero((difference <= before) & (difference <= after))
+    if not maxima.size:
+        return None
+    thresholds = difference[maxima] - sensitivity * np.abs(np.diff(x_norm).mean())
+    threshold, threshold_index, seen_maxima, active = 0.0, 0, 0, True
+    for i in range(maxima[0], len(difference) - 1):
+        if i in maxima:
+            threshold, threshold_index, active = thresholds[seen_maxima], i, True
+            seen_maxima += 1
+        if i in minima:
+            threshold, active = 0.0, False
+        if active and difference[i + 1] < threshold:
+            return float(x[threshold_index])
+    return None
+
+
 def elbow_k(table: pd.DataFrame) -> tuple[int | None, str]:
     """Knee of inertia vs k by Kneedle (convex, decreasing); (k, '') or (None, reason)."""
-    from kneed import KneeLocator
-
     points = _series(table, "inertia")
     if len(points) < 3:
         return None, f"the elbow needs inertia at 3 or more k values; got {len(points)}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # kneed warns when it finds no knee; we say why
-        locator = KneeLocator(
-            points["k"].to_numpy(dtype=float),
-            points["value"].to_numpy(dtype=float),
-            curve="convex",
-            direction="decreasing",
-        )
-    if locator.knee is None:
+    knee = kneedle_elbow(points["k"].to_numpy(dtype=float), points["value"].to_numpy(dtype=float))
+    if knee is None:
         return None, "Kneedle found no knee in inertia vs k (the curve has no clear bend)"
-    return int(round(float(locator.knee))), ""
+    return int(round(knee)), ""
 
 
 def extremum_k(table: pd.DataFrame, metric: str, larger_is_better: bool) -> tuple[int | None, str]:
