@@ -79,7 +79,7 @@ def test_run_plots_writes_three_pngs(tmp_path, dpi):
 
 
 def test_reused_profile_figures_draw_the_same_pixels(tmp_path):
-    from segexp.profiles import write_profile_plots
+    from segexp.profiles import compute_profile, write_profile_plots
 
     table = generate_mall_sample()
     cases = [
@@ -98,7 +98,7 @@ def test_reused_profile_figures_draw_the_same_pixels(tmp_path):
 
     def render(folder, labels, columns):
         folder.mkdir(parents=True)
-        write_profile_plots(folder, table, labels, columns, {})
+        write_profile_plots(folder, compute_profile(table, labels, columns, {}))
         return {p.name: p.read_bytes() for p in sorted((folder / "plots").glob("*.png"))}
 
     fresh = []

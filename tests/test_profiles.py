@@ -135,9 +135,8 @@ def test_write_run_profile_can_skip_plots(tmp_path, sample):
     write_run_profile(tmp_path, sample, labels, FEATURES, None, make_plots=False)
     assert (tmp_path / PROFILE_CSV).is_file()
     assert not (tmp_path / "plots").exists()
-    write_profile_plots(
-        folder=tmp_path, frame=sample, labels=labels, feature_columns=FEATURES, naming_cfg={}
-    )  # the deferred-task form
+    profile = compute_profile(sample, labels, FEATURES, {})
+    write_profile_plots(folder=tmp_path, profile=profile)  # the deferred-task form
     assert imread(tmp_path / HEATMAP_PNG).shape[1] > 300
     assert imread(tmp_path / SNAKE_PNG).shape[1] > 300
 

@@ -465,19 +465,10 @@ def write_profile_files(
     return written
 
 
-def write_profile_plots(
-    folder: Path,
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-    feature_columns: list[str],
-    naming_cfg: Any,
-    gender_column: str | None = "gender",
-    dpi: int = 80,
-) -> None:
-    """Only the two figures, for a deferred artifact task (names come from the same rules)."""
+def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) -> None:
+    """Only the two figures of a computed profile (a deferred artifact task of every run)."""
     from segexp import plots
 
-    profile = compute_profile(frame, labels, feature_columns, naming_cfg, gender_column)
     with plots.reused_figures():
         plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)
         plots.save(snake_plot(profile), Path(folder) / SNAKE_PNG, dpi)
@@ -500,4 +491,9 @@ def write_run_profile(
     """
     profile = compute_profile(frame, labels, feature_columns, naming_cfg, gender_column)
     write_profile_files(folder, profile, dpi=dpi, make_plots=make_plots)
+    return segment_names(profile)
+
+
+def segment_names(profile: SegmentProfile) -> dict[int, str]:
+    """Segment id -> name."""
     return {s: profile.names[s].name for s in profile.segments}

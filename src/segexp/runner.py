@@ -55,7 +55,12 @@ from segexp.pipeline import (
     fit_segmentation,
     split_feature_kinds,
 )
-from segexp.profiles import write_run_profile
+from segexp.profiles import (
+    SegmentProfile,
+    compute_profile,
+    segment_names,
+    write_profile_files,
+)
 from segexp.records import ArtifactTask, RunRecord, log_record, render_staged, stage_tasks
 from segexp.sweep_state import SweepState
 from segexp.tracking import resolve_tracking_uri
@@ -308,7 +313,7 @@ def resolved_config(cfg: DictConfig) -> dict:
 
 def _stage_artifacts(
     folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted
-) -> None:
+) -> SegmentProfile:
     """Files the job writes itself (cheap); plots are deferred artifact tasks."""
     (folder / CONFIG_FILE).write_text(
         yaml.dump(resolved_config(cfg), Dumper=_YAML_DUMPER, sort_keys=False)
@@ -335,16 +340,17 @@ def _stage_artifacts(
         "sklearn_version": sklearn.__version__,
         "segexp_version": segexp.__version__,
     }
-    names = write_run_profile(
-        folder, rows, fitted.labels, spec.columns, cfg.naming, make_plots=False
-    )
+    profile = compute_profile(rows, fitted.labels, spec.columns, cfg.naming)
+    write_profile_files(folder, profile, make_plots=False)
+    names = segment_names(profile)
     meta["segment_names"] = {str(segment): name for segment, name in names.items()}
     (model_dir / MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
     rows[spec.columns].head(5).to_csv(model_dir / "input_example.csv", index=False)
+    return profile
 
 
 def _plot_tasks(
-    cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted, scores, evaluation
+    cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile
 ) -> list[ArtifactTask]:
     if not cfg.plots.enabled:
         return []
@@ -354,16 +360,7 @@ def _plot_tasks(
         for inputs in evaluation.plot_inputs.values()
     ]
     return k_distance + [
-        ArtifactTask(
-            "segexp.profiles:write_profile_plots",
-            {
-                "frame": table.frame.iloc[fitted.kept_rows],
-                "labels": fitted.labels,
-                "feature_columns": spec.columns,
-                "naming_cfg": OmegaConf.to_container(cfg.naming, resolve=True),
-                "dpi": int(cfg.plots.dpi),
-            },
-        ),
+        ArtifactTask("segexp.profiles:write_profile_plots", {"profile": profile, "dpi": dpi}),
         ArtifactTask(
             "segexp.plots:run_plots",
             {
@@ -432,12 +429,12 @@ def build_record(
             record.tags[TAG_PREFIX + "warnings"] = " | ".join(fitted.warnings)
             for warning in fitted.warnings:
                 log.warning("%s: %s", spec.run_name, warning)
-        _stage_artifacts(staged, cfg, spec, table, fitted)
+        profile = _stage_artifacts(staged, cfg, spec, table, fitted)
         record.metrics = metrics
         record.summary = {
             k: metrics[k] for k in ("n_clusters", "silhouette", "inertia") if k in metrics
         }
-        stage_tasks(staged, _plot_tasks(cfg, spec, table, fitted, scores, evaluation))
+        stage_tasks(staged, _plot_tasks(cfg, spec, fitted, scores, evaluation, profile))
         record.staged_dir = str(staged)
     except Exception as exc:  # the algorithm failed: the run will end FAILED and say why
         shutil.rmtree(staged, ignore_errors=True)

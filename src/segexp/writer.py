@@ -139,7 +139,12 @@ def stop() -> None:
 
 
 def _serve(reply_fd: int) -> None:  # runs in the writer process
+    # Load MLflow's client and SQL store now, before the first message: the main process
+    # only knows the tracking URI once Hydra has composed the config, and these imports
+    # (about 2 s) are most of this process's start-up.
     import matplotlib
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    import mlflow.tracking  # noqa: F401
 
     matplotlib.use("Agg")
     from segexp.records import describe_outcome, log_record
