@@ -47,7 +47,16 @@ def champion(tmp_path_factory, _template_store, mall_csv):
     (folder / "segments.json").write_text(json.dumps(entries))
     client = MlflowClient(store, registry_uri=store)
     client.log_artifact(outcome.run_id, str(folder / "segments.json"))
-    promote(tool_config("promote", [f"mlflow.tracking_uri={store}", f"run_id={outcome.run_id}"]))
+    promote(
+        tool_config(
+            "promote",
+            [
+                f"mlflow.tracking_uri={store}",
+                f"run_id={outcome.run_id}",
+                f"report.output={folder / 'report.html'}",
+            ],
+        )
+    )
     pipeline = joblib.load(
         mlflow.artifacts.download_artifacts(
             run_id=outcome.run_id,

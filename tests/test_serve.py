@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import compose_config
+from conftest import compose_config, free_port, stop_process_group, wait_until_up
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
@@ -32,12 +29,6 @@ STARTUP_SECONDS = 180
 def tool_config(name: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(name, overrides=overrides)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def promoted_dbscan(folder: Path, store: str, mall_csv: Path) -> None:
@@ -62,32 +53,16 @@ def promoted_dbscan(folder: Path, store: str, mall_csv: Path) -> None:
     entries = [{"id": int(s), "name": f"Group {s}"} for s in sorted(set(labels) - {-1})]
     (folder / "segments.json").write_text(json.dumps(entries))
     MlflowClient(store).log_artifact(outcome.run_id, str(folder / "segments.json"))
-    promote(tool_config("promote", [f"mlflow.tracking_uri={store}", f"run_id={outcome.run_id}"]))
-
-
-def wait_until_up(process: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"mlflow models serve exited {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    pytest.fail(f"no answer on {url} after {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop the server and its uvicorn worker: the whole process group it leads."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    promote(
+        tool_config(
+            "promote",
+            [
+                f"mlflow.tracking_uri={store}",
+                f"run_id={outcome.run_id}",
+                f"report.output={folder / 'report.html'}",
+            ],
+        )
+    )
 
 
 @pytest.mark.server
@@ -144,7 +119,7 @@ def test_served_champion_matches_segexp_predict(tmp_path, _template_store, mall_
             start_new_session=True,
         )
     try:
-        wait_until_up(process, f"http://127.0.0.1:{port}/ping", log)
+        wait_until_up(process, f"http://127.0.0.1:{port}/ping", log, STARTUP_SECONDS)
         body = json.dumps(
             {"dataframe_split": json.loads(customers.to_json(orient="split", index=False))}
         ).encode()
@@ -156,7 +131,7 @@ def test_served_champion_matches_segexp_predict(tmp_path, _template_store, mall_
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())["predictions"]
     finally:
-        stop(process)
+        stop_process_group(process)
     assert process.poll() is not None
     assert [row["segment"] for row in answer] == expected["segment"].tolist()
     assert [row["segment_name"] for row in answer] == expected["segment_name"].tolist()
