@@ -29,12 +29,10 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -44,6 +42,9 @@ from segexp.data import CustomerTable
 from segexp.errors import ConfigError
 from segexp.metrics import score_segmentation
 from segexp.pipeline import FittedSegmentation
+
+if TYPE_CHECKING:  # matplotlib loads only where a figure is drawn, not in every job
+    from matplotlib.figure import Figure
 
 STABILITY_METHODS = ("subsample", "bootstrap")
 REFERENCE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin")
@@ -342,10 +343,9 @@ def k_distance_figure(
     title: str = "",
 ) -> Figure:
     """Sorted k-distance curve with the suggested and the configured eps as lines."""
-    fig = Figure(figsize=(4.8, 3.6))
-    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.14, top=0.9)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    from segexp import plots
+
+    fig, ax = plots.figure("k_distance")
     ax.plot(np.arange(len(sorted_distances)), sorted_distances, color="#4e79a7")
     if suggested is not None:
         ax.axhline(
@@ -357,7 +357,7 @@ def k_distance_figure(
         ax.legend(fontsize=7, frameon=False, loc="upper left")
     ax.set_xlabel("customers, sorted by k-distance")
     ax.set_ylabel(f"distance to neighbour #{min_samples} (self included)")
-    ax.set_title(title or "k-distance", fontsize=9)
+    plots.put_title(ax, title or "k-distance")
     return fig
 
 
