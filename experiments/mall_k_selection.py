@@ -1,8 +1,8 @@
 """Study: how many segments, and which configuration, for the Kaggle Mall Customers table.
 
-    /work/venv/bin/python experiments/mall_k_selection.py [path/to/Mall_Customers.csv]
+    python experiments/mall_k_selection.py [path/to/Mall_Customers.csv]
 
-Fits every configuration with segexp's own pieces (pipeline.fit_segmentation,
+Fits every configuration with segexp's own pieces (pipeline.fit_configured,
 metrics.score_segmentation, evaluation.evaluate_run), picks k per group with
 selection.select_k (plus the gap statistic for k-means), and ranks the
 configurations with leaderboard.build_leaderboard: the numbers a sweep logs to
@@ -31,7 +31,7 @@ from segexp.leaderboard import (
     select_best,
 )
 from segexp.metrics import mixture_criteria, score_segmentation
-from segexp.pipeline import fit_segmentation
+from segexp.pipeline import fit_configured
 from segexp.selection import CONSENSUS, gap_statistic, select_k
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -60,14 +60,7 @@ def run_one(csv: Path, algo: str, scaler: str, features: str, k: int) -> dict:
     """One job's metrics as a leaderboard row (the names a run logs)."""
     cfg = compose_job(csv, algo, scaler, features, k)
     table = load_customers(cfg.data)
-    fitted = fit_segmentation(
-        table.frame,
-        list(cfg.features.columns),
-        cfg.data.categorical or [],
-        cfg.preprocess,
-        cfg.scaler,
-        cfg.algo,
-    )
+    fitted = fit_configured(table.frame, cfg)
     scores = score_segmentation(fitted.transformed, fitted.labels, seed=int(cfg.seed))
     row = {
         "run_name": f"{algo}-k{k}-{scaler}-{features}",

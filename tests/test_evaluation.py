@@ -33,21 +33,14 @@ from segexp.evaluation import (
     resample_stability,
     save_k_distance_plot,
 )
-from segexp.pipeline import fit_segmentation
+from segexp.pipeline import fit_configured, fit_segmentation
 
 NUMERIC = ["age", "annual_income", "spending_score"]
 
 
 def fit(cfg, table=None):
     table = table or load_customers(cfg.data)
-    fitted = fit_segmentation(
-        table.frame,
-        list(cfg.features.columns),
-        cfg.data.categorical or [],
-        cfg.preprocess,
-        cfg.scaler,
-        cfg.algo,
-    )
+    fitted = fit_configured(table.frame, cfg)
     return table, fitted
 
 

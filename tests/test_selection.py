@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from segexp.data import load_customers
 from segexp.metrics import mixture_criteria, score_segmentation
-from segexp.pipeline import fit_segmentation
+from segexp.pipeline import fit_configured
 from segexp.sample import generate_mall_sample
 from segexp.selection import (
     CONSENSUS,
@@ -39,14 +39,7 @@ def sweep_rows(cfg, ks=K_RANGE) -> tuple[pd.DataFrame, dict]:
     rows, labels = [], {}
     for k in ks:
         cfg.k = k
-        fitted = fit_segmentation(
-            table.frame,
-            list(cfg.features.columns),
-            cfg.data.categorical or [],
-            cfg.preprocess,
-            cfg.scaler,
-            cfg.algo,
-        )
+        fitted = fit_configured(table.frame, cfg)
         scores = score_segmentation(fitted.transformed, fitted.labels)
         row = {"k": k, **scores.values}
         row.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))

@@ -413,3 +413,12 @@ def fit_segmentation(
         warnings=dominance_warnings(prepare, encoded, transformed, labels, len(numeric)),
         notes=notes,
     )
+
+
+def fit_configured(frame: pd.DataFrame, cfg: DictConfig) -> FittedSegmentation:
+    """Fit the segmentation a composed job config describes (features, preprocess, scaler,
+    algo) on a customer table."""
+    columns = [str(c) for c in OmegaConf.to_container(cfg.features.columns, resolve=True)]
+    return fit_segmentation(
+        frame, columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
+    )
