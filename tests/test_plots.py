@@ -111,3 +111,22 @@ def test_reused_profile_figures_draw_the_same_pixels(tmp_path):
         assert reused.keys() == {"profile_heatmap.png", "snake.png"}
         for name, data in reused.items():
             assert data == fresh[i][name], f"case {i}: {name} differs when the figure is reused"
+
+
+def test_reused_metric_vs_k_draws_the_same_pixels(tmp_path):
+    tables = [
+        (pd.DataFrame({"k": [2, 3, 4, 5, 6], "inertia": [50.0, 30, 18, 15, 13]}), {"elbow": 4}),
+        (pd.DataFrame({"k": [3, 5, 7], "inertia": [9.0, 4, 3]}), {"elbow": 5, "consensus": 5}),
+    ]
+
+    def draw(folder):
+        for i, (table, marks) in enumerate(tables):
+            fig = plots.metric_vs_k(table, "inertia", f"t{i}", marks=marks)
+            plots.save(fig, folder / f"{i}.png")
+        return [(folder / f"{i}.png").read_bytes() for i in range(len(tables))]
+
+    fresh = draw(tmp_path / "fresh")
+    plots._KEPT.clear()
+    with plots.reused_figures():
+        reused = draw(tmp_path / "reused")
+    assert reused == fresh

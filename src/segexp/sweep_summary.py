@@ -79,16 +79,19 @@ def write_summary(
     metrics.update(recommended_k_metrics(selections))
     if selections:
         k_selection_table(selections).to_csv(folder / "k_selection.csv", index=False)
-    for key, rows in groups.items():
-        slug = _group_slug(key)
-        label = " / ".join(map(str, key))
-        marks = selections[key].recommended
-        if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
-        if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
+    with plots.reused_figures():
+        for key, rows in groups.items():
+            slug = _group_slug(key)
+            label = " / ".join(map(str, key))
+            marks = selections[key].recommended
+            if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
+                fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
+                plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
+            if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
+                fig = plots.metric_vs_k(
+                    rows, "silhouette", f"silhouette vs k: {label}", marks=marks
+                )
+                plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
     return metrics, tags
 
 
