@@ -242,7 +242,7 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
     return str(best["run_id"]), selection
 
 
-def _download(client: MlflowClient, run_id: str, path: str, folder: Path) -> Path:
+def download_artifact(client: MlflowClient, run_id: str, path: str, folder: Path) -> Path:
     return Path(
         mlflow.artifacts.download_artifacts(
             run_id=run_id,
@@ -257,19 +257,19 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     """Build the run's assigner (pipeline + extension) from its artifacts, in ``folder``."""
     run_id = run.info.run_id
     root = {a.path for a in client.list_artifacts(run_id)}
-    model_dir = _download(client, run_id, MODEL_DIR, folder)
+    model_dir = download_artifact(client, run_id, MODEL_DIR, folder)
     meta = json.loads((model_dir / MODEL_META_FILE).read_text())
     id_column = meta.get("id_column")
     training = pd.read_csv(
-        _download(client, run_id, ASSIGNMENTS_FILE, folder),
+        download_artifact(client, run_id, ASSIGNMENTS_FILE, folder),
         dtype={id_column: str} if id_column else None,
         keep_default_na=False,
         na_values=[""],
     )
-    config = OmegaConf.load(_download(client, run_id, CONFIG_FILE, folder))
+    config = OmegaConf.load(download_artifact(client, run_id, CONFIG_FILE, folder))
     names: dict[int, str] = {}
     if SEGMENTS_FILE in root:
-        entries = json.loads(_download(client, run_id, SEGMENTS_FILE, folder).read_text())
+        entries = json.loads(download_artifact(client, run_id, SEGMENTS_FILE, folder).read_text())
         names = segment_names_from(entries)
     aliases = OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {}
     impute = str(OmegaConf.select(config, "preprocess.impute", default="none"))

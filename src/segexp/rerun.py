@@ -23,7 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
@@ -32,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from segexp.cli import hydra_tool
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, SegexpError, TrackingError
-from segexp.promote import get_run, open_client
+from segexp.promote import download_artifact, get_run, open_client
 from segexp.runner import run_segmentation
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
@@ -70,15 +69,7 @@ class RerunResult:
 
 def _download_text(client, run_id: str, path: str, folder: Path) -> Path:
     try:
-        return Path(
-            mlflow.artifacts.download_artifacts(
-                run_id=run_id,
-                artifact_path=path,
-                dst_path=str(folder),
-                tracking_uri=client.tracking_uri,
-                registry_uri=client.tracking_uri,
-            )
-        )
+        return download_artifact(client, run_id, path, folder)
     except (MlflowException, OSError) as exc:
         raise TrackingError(
             f"run_id: run {run_id} has no artifact {path}; only runs logged by "
