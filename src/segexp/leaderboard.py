@@ -64,17 +64,6 @@ def runs_to_frame(runs: Iterable) -> pd.DataFrame:
     return frame[front + [c for c in frame.columns if c not in front]]
 
 
-def rank_runs(frame: pd.DataFrame, metric: str = "silhouette") -> pd.DataFrame:
-    """Sort best first by ``metric`` in its natural direction; runs without it go last."""
-    if frame.empty or metric not in frame.columns:
-        return frame
-    ascending = not METRIC_DIRECTIONS.get(metric, True)
-    ranked = frame.sort_values(metric, ascending=ascending, na_position="last", kind="stable")
-    ranked = ranked.reset_index(drop=True)
-    ranked.insert(0, "rank", range(1, len(ranked) + 1))
-    return ranked
-
-
 # ------------------------------------------------------------------ leaderboards
 # Filtering, ranking with tie-breaks, the ``best`` rule promotion uses, and the
 # table/CSV/Markdown renderings ``segexp.compare`` prints.

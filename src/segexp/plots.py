@@ -6,7 +6,6 @@ they are cheap to make, safe in parallel jobs, and closed by garbage collection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -233,11 +232,6 @@ def metric_vs_k(
     ax.set_xticks(sorted(ordered["k"].unique()))
     put_title(ax, title)
     return fig
-
-
-def labelled_counts(labels: Sequence[int]) -> dict[int, int]:
-    values, counts = np.unique(np.asarray(labels), return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def run_plots(

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segexp.contract import TAG_PREFIX
+from segexp.contract import TAG_ERROR
 from segexp.errors import TrackingError
 
 DEFAULT_DB_NAME = "mlflow.db"
@@ -150,5 +150,5 @@ class Tracker:
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Record the error as a tag and end the run FAILED."""
-        self.client.set_tag(run_id, TAG_PREFIX + "error", _clip(error, _MAX_TAG_LENGTH))
+        self.client.set_tag(run_id, TAG_ERROR, _clip(error, _MAX_TAG_LENGTH))
         self.end_run(run_id, "FAILED")
