@@ -40,17 +40,24 @@ JOBS = [(algo, k) for algo in ("kmeans", "gmm") for k in range(3, 9)]
 
 def bare_run(table, algo: str, k: int) -> dict:
     features = table[["annual_income", "spending_score"]]
-    clusterer = (KMeans(n_clusters=k, n_init=10, random_state=42) if algo == "kmeans"
-                 else GaussianMixture(n_components=k, random_state=42))
+    clusterer = (
+        KMeans(n_clusters=k, n_init=10, random_state=42)
+        if algo == "kmeans"
+        else GaussianMixture(n_components=k, random_state=42)
+    )
     pipe = Pipeline([("scale", StandardScaler()), ("cluster", clusterer)])
     with threadpool_limits(1):  # the same threading segexp uses for small tables
         points = pipe[:-1].fit_transform(features)
         labels = pipe[-1].fit_predict(points)
-    inertia = sum(((points[labels == s] - points[labels == s].mean(0)) ** 2).sum()
-                  for s in np.unique(labels))
-    return {"silhouette": silhouette_score(points, labels), "inertia": inertia,
-            "ch": calinski_harabasz_score(points, labels),
-            "db": davies_bouldin_score(points, labels)}
+    inertia = sum(
+        ((points[labels == s] - points[labels == s].mean(0)) ** 2).sum() for s in np.unique(labels)
+    )
+    return {
+        "silhouette": silhouette_score(points, labels),
+        "inertia": inertia,
+        "ch": calinski_harabasz_score(points, labels),
+        "db": davies_bouldin_score(points, labels),
+    }
 
 
 def main() -> None:
@@ -64,9 +71,11 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         configs = []
         for algo, k in JOBS:
-            cfg = compose("config", overrides=[f"algo={algo}", f"k={k}",
-                                               f"mlflow.tracking_uri=sqlite:///{store}"],
-                          return_hydra_config=True)
+            cfg = compose(
+                "config",
+                overrides=[f"algo={algo}", f"k={k}", f"mlflow.tracking_uri=sqlite:///{store}"],
+                return_hydra_config=True,
+            )
             configs.append(cfg)
     HydraConfig.instance().set_config(configs[0])
     run_segmentation(configs[0])  # warm-up: creates the store and experiment, loads imports
@@ -94,10 +103,14 @@ def main() -> None:
     print(f"built-in sample (200 customers), {len(JOBS)} configurations x {args.repeats}")
     print(f"  (a) bare scikit-learn loop   median {a * 1000:7.1f} ms per run")
     print(f"  (b) segexp run_segmentation  median {b * 1000:7.1f} ms per run")
-    print(f"      of which the job itself  median {statistics.median(compute) * 1000:7.1f} ms "
-          "(fit, scores, reference space, 6-resample stability, profile, staged files)")
-    print(f"      and logging it           median {statistics.median(logging_) * 1000:7.1f} ms "
-          "(5 plots, one log_batch, one artifact upload, run end)")
+    print(
+        f"      of which the job itself  median {statistics.median(compute) * 1000:7.1f} ms "
+        "(fit, scores, reference space, 6-resample stability, profile, staged files)"
+    )
+    print(
+        f"      and logging it           median {statistics.median(logging_) * 1000:7.1f} ms "
+        "(5 plots, one log_batch, one artifact upload, run end)"
+    )
     print(f"  segexp's cost per run: {(b - a) * 1000:.1f} ms")
 
 

@@ -52,10 +52,25 @@ def main() -> None:
     segexp_dir, naive_dir = work / "segexp", work / "naive"
     segexp_dir.mkdir()
     naive_dir.mkdir()
-    segexp_cmd = [sys.executable, "-m", "segexp", "-m", "algo=kmeans,gmm", "k=3..8",
-                  f"data.path={MALL}"]
-    naive_cmd = [sys.executable, str(NAIVE), "-m", "algo=kmeans,gmm", "k=range(3,9)",
-                 f"data={MALL}", "tracking_uri=sqlite:///naive.db", "log_model=false"]
+    segexp_cmd = [
+        sys.executable,
+        "-m",
+        "segexp",
+        "-m",
+        "algo=kmeans,gmm",
+        "k=3..8",
+        f"data.path={MALL}",
+    ]
+    naive_cmd = [
+        sys.executable,
+        str(NAIVE),
+        "-m",
+        "algo=kmeans,gmm",
+        "k=range(3,9)",
+        f"data={MALL}",
+        "tracking_uri=sqlite:///naive.db",
+        "log_model=false",
+    ]
     first = {"segexp": timed(segexp_cmd, segexp_dir), "naive": timed(naive_cmd, naive_dir)}
     times: dict[str, list[float]] = {"segexp": [], "naive": []}
     for _ in range(args.rounds):
@@ -63,12 +78,16 @@ def main() -> None:
         times["segexp"].append(timed(segexp_cmd, segexp_dir))
     shutil.rmtree(work, ignore_errors=True)
     med = {name: statistics.median(values) for name, values in times.items()}
-    print(f"12-run sweep on Mall_Customers.csv, process start to exit, {args.rounds} rounds "
-          f"alternating, {os.cpu_count()} cores")
+    print(
+        f"12-run sweep on Mall_Customers.csv, process start to exit, {args.rounds} rounds "
+        f"alternating, {os.cpu_count()} cores"
+    )
     for name in ("naive", "segexp"):
         rounds = ", ".join(f"{v:.2f}" for v in times[name])
-        print(f"  {name:7s} median {med[name]:6.2f} s  (rounds: {rounds}; first run with a "
-              f"new store: {first[name]:.2f} s)")
+        print(
+            f"  {name:7s} median {med[name]:6.2f} s  (rounds: {rounds}; first run with a "
+            f"new store: {first[name]:.2f} s)"
+        )
     print(f"  ratio segexp / naive: {med['segexp'] / med['naive']:.2f}")
 
 

@@ -13,6 +13,7 @@ import sys
 
 from segexp import writer
 from segexp.errors import SegexpError
+from segexp.gc_tuning import quiet_imports
 from segexp.ranges import expand_argv
 
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     # Start the MLflow writer before the heavy imports below, so both load side by side.
     writer.start_if_wanted(args)
     try:
-        from segexp import app
+        with quiet_imports():
+            from segexp import app
 
         return app.run(args)
     except writer.WriterGone as exc:

@@ -35,12 +35,12 @@ from typing import Any
 import hydra
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from omegaconf import DictConfig
 
+from segexp.agg_text import CachingCanvas
 from segexp.contract import (
     TAG_CODE_VERSION,
     TAG_DATA_FINGERPRINT,
@@ -200,7 +200,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
+    CachingCanvas(fig)
     return fig
 
 

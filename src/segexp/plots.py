@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import rcParams
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 from matplotlib.transforms import Bbox
 
+from segexp.agg_text import CachingCanvas
 from segexp.contract import NOISE_LABEL
 
 _COLORS = [
@@ -63,7 +63,7 @@ def _new_figure(width: float, height: float, margins: tuple) -> tuple[Figure, ob
     # Fixed margins: a layout engine would double the rendering cost of every plot.
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(**dict(margins))
-    FigureCanvasAgg(fig)
+    CachingCanvas(fig)
     ax = fig.add_subplot()
     _default_ticks(ax)
     return fig, ax

@@ -450,8 +450,6 @@ def write_profile_files(
     folder: Path, profile: SegmentProfile, dpi: int = 80, make_plots: bool = True
 ) -> list[Path]:
     """profile.csv, profile.md, segments.json and the two figures into ``folder``."""
-    from segexp import plots
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / PROFILE_CSV, folder / PROFILE_MD, folder / SEGMENTS_JSON]
@@ -460,6 +458,8 @@ def write_profile_files(
     document = _finite_or_none(segments_document(profile))
     written[2].write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")
     if make_plots:
+        from segexp import plots  # matplotlib only where figures are drawn
+
         written.append(plots.save(profile_heatmap(profile), folder / HEATMAP_PNG, dpi))
         written.append(plots.save(snake_plot(profile), folder / SNAKE_PNG, dpi))
     return written

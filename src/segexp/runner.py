@@ -188,9 +188,14 @@ class WriterSink:
         backlog = len(cls.pending) - len(client.poll())
         rendered = 0
         if backlog >= min_backlog:
-            import matplotlib
+            from segexp.gc_tuning import quiet_imports
 
-            matplotlib.use("Agg")
+            with quiet_imports():
+                import matplotlib
+
+                matplotlib.use("Agg")
+                import segexp.plots  # noqa: F401
+                import segexp.profiles  # noqa: F401
             for folder in reversed(cls.pending):
                 if Path(folder).exists() and render_staged(Path(folder)):
                     rendered += 1

@@ -142,14 +142,17 @@ def _serve(reply_fd: int) -> None:  # runs in the writer process
     # Load MLflow's client and SQL store now, before the first message: the main process
     # only knows the tracking URI once Hydra has composed the config, and these imports
     # (about 2 s) are most of this process's start-up.
-    import matplotlib
-    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-    import mlflow.tracking  # noqa: F401
+    from segexp.gc_tuning import quiet_imports
 
-    matplotlib.use("Agg")
-    from segexp.records import describe_outcome, log_record
-    from segexp.sweep_summary import finish_sweep
-    from segexp.tracking import Tracker
+    with quiet_imports():
+        import matplotlib
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        import mlflow.tracking  # noqa: F401
+
+        matplotlib.use("Agg")
+        from segexp.records import describe_outcome, log_record
+        from segexp.sweep_summary import finish_sweep
+        from segexp.tracking import Tracker
 
     replies = os.fdopen(reply_fd, "wb")
 
