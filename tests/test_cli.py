@@ -181,6 +181,24 @@ def test_unknown_config_option_exits_2(tmp_path, store):
     assert "nosuchalgo" in result.stderr
 
 
+@pytest.mark.parametrize("helper", ["1", "0"], ids=["render-helper", "main-helps"])
+def test_both_ways_of_sharing_the_plots_log_every_artifact(tmp_path, store, helper):
+    """The writer's forked render helper, or (without it) the main process, draws plots."""
+    result = run_cli(
+        ["-m", "algo=kmeans", "k=2..7", f"mlflow.tracking_uri={store}"],
+        cwd=tmp_path,
+        env={"SEGEXP_RENDER_HELPER": helper},
+    )
+    assert result.returncode == 0, result.stderr
+    client, parents, children = _runs(store)
+    assert len(parents) == 1 and len(children) == 6
+    for run in children:
+        assert run.info.status == "FINISHED"
+        files = _artifact_paths(client, run.info.run_id)
+        assert files >= RUN_ARTIFACTS | {"plots/profile_heatmap.png", "plots/snake.png"}
+        assert not any(".segexp" in f for f in files)  # no claim markers or task files
+
+
 def test_direct_logging_path_without_writer_process(tmp_path, store):
     result = run_cli(
         ["k=3", f"mlflow.tracking_uri={store}"], cwd=tmp_path, env={"SEGEXP_WRITER": "0"}

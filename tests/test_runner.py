@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
+from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from threadpoolctl import threadpool_info
 
 from segexp.runner import run_segmentation
 
@@ -198,3 +200,31 @@ def test_every_algorithm_config_builds_and_runs(make_config, store, algo):
     run = MlflowClient(tracking_uri=store).get_run(outcome.run_id)
     assert run.data.params["algo"] == algo
     assert run.data.metrics["n_clusters"] >= 1
+
+
+class ThreadRecordingKMeans(KMeans):
+    """KMeans that notes the BLAS/OpenMP thread counts each fit ran under."""
+
+    seen: list[set[int]] = []
+
+    def fit(self, X, y=None, sample_weight=None):
+        ThreadRecordingKMeans.seen.append({p["num_threads"] for p in threadpool_info()})
+        return super().fit(X, y, sample_weight)
+
+
+@pytest.mark.parametrize("limit,expected", [("1", {1}), ("2", {2})])
+def test_fits_run_under_the_configured_thread_limit(make_config, store, limit, expected):
+    ThreadRecordingKMeans.seen.clear()
+    outcome, _ = _run(
+        make_config,
+        store,
+        [
+            "algo=kmeans",
+            "k=3",
+            f"algo._target_={__name__}.ThreadRecordingKMeans",
+            f"limits.threads={limit}",
+            "evaluation.stability.n_resamples=0",
+        ],
+    )
+    assert outcome.status == "finished", outcome.message
+    assert ThreadRecordingKMeans.seen and all(s == expected for s in ThreadRecordingKMeans.seen)

@@ -23,6 +23,7 @@ import pickle
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,14 +76,22 @@ def render_staged(folder: Path) -> bool:
     return True
 
 
-def _finish_rendering(folder: Path) -> None:
-    """Render here, or wait for the process that claimed the folder; raise its error."""
+def _finish_rendering(folder: Path, claimant_alive: Callable[[], bool] | None = None) -> None:
+    """Render here, or wait for the process that claimed the folder; raise its error.
+
+    ``claimant_alive`` says whether the other process that may hold a claim still
+    runs; when it has died mid-drawing, this process takes the folder over.
+    """
     if not render_staged(folder) and (folder / _CLAIM).exists():
         deadline = time.monotonic() + _WAIT_SECONDS
         while not (folder / _DONE).exists():
+            if claimant_alive is not None and not claimant_alive():
+                (folder / _CLAIM).unlink(missing_ok=True)
+                render_staged(folder)
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"artifacts in {folder} were claimed but never rendered")
-            time.sleep(0.005)
+            time.sleep(0.002)
     if (folder / _ERROR).exists():
         raise RuntimeError((folder / _ERROR).read_text())
     for marker in (_CLAIM, _DONE):
@@ -104,9 +113,16 @@ class RunRecord:
 
 
 def log_record(
-    tracker: Tracker, record: RunRecord, experiment_id: str, parent_run_id: str | None
+    tracker: Tracker,
+    record: RunRecord,
+    experiment_id: str,
+    parent_run_id: str | None,
+    claimant_alive: Callable[[], bool] | None = None,
 ) -> dict:
-    """Create the run, log everything in one batch and one upload, end it; return the outcome."""
+    """Create the run, log everything in one batch and one upload, end it; return the outcome.
+
+    ``claimant_alive``: see ``_finish_rendering`` (the writer passes its render helper's).
+    """
     run_id = tracker.start_run(experiment_id, record.run_name, record.tags, parent_run_id)
     outcome = {
         "run_name": record.run_name,
@@ -122,7 +138,7 @@ def log_record(
             return {**outcome, "status": "failed", "message": record.error.splitlines()[0]}
         folder = Path(record.staged_dir) if record.staged_dir else None
         if folder is not None:
-            _finish_rendering(folder)
+            _finish_rendering(folder, claimant_alive)
         tracker.log(run_id, params=record.params, metrics=record.metrics, artifact_dir=folder)
         tracker.end_run(run_id, "FINISHED")
         return {**outcome, "status": "finished"}

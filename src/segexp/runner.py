@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import subprocess
+import sys
 import tempfile
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ import numpy as np
 import sklearn
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 import segexp
 from segexp.contract import (
@@ -184,10 +185,14 @@ class WriterSink:
 
     @classmethod
     def help_render(cls, client, min_backlog: int = 3) -> int:
-        """Render queued plots from the back while the writer works from the front."""
+        """Render queued plots from the back while the writer works from the front.
+
+        Not where the writer has a render helper (segexp.render_helper): it already
+        draws from the back, and this process would first have to import matplotlib.
+        """
         backlog = len(cls.pending) - len(client.poll())
         rendered = 0
-        if backlog >= min_backlog:
+        if backlog >= min_backlog and not client.has_render_helper:
             from segexp.gc_tuning import quiet_imports
 
             with quiet_imports():
@@ -212,6 +217,7 @@ class WriterSink:
         self.client.send("log", record)
         if record.staged_dir:
             WriterSink.pending.append(record.staged_dir)
+            self.client.offer_render(record.staged_dir)
         return JobOutcome("queued", record.run_name, job_num=record.job_num)
 
 
@@ -382,6 +388,18 @@ def _plot_tasks(
     ]
 
 
+_threadpools: tuple[int, ThreadpoolController] | None = None
+
+
+def _threadpool_controller() -> ThreadpoolController:
+    """One controller per set of loaded modules: building one scans every loaded library
+    (about 4 ms); a new one is made when an import may have loaded another BLAS/OpenMP."""
+    global _threadpools
+    if _threadpools is None or _threadpools[0] != len(sys.modules):
+        _threadpools = (len(sys.modules), ThreadpoolController())
+    return _threadpools[1]
+
+
 def _thread_limit(cfg: DictConfig, n_rows: int) -> int | None:
     """BLAS/OpenMP threads for one fit: 1 for small tables (see limits.threads)."""
     configured = cfg.limits.get("threads")
@@ -412,7 +430,7 @@ def build_record(
     )
     staged = Path(tempfile.mkdtemp(prefix="segexp-run-"))
     try:
-        with threadpool_limits(limits=_thread_limit(cfg, len(table.frame))):
+        with _threadpool_controller().limit(limits=_thread_limit(cfg, len(table.frame))):
             fitted, scores = _fit_and_score(cfg, spec, table)
             evaluation = evaluate_run(table, fitted, cfg, title=spec.run_name, figures=False)
 

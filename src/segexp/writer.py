@@ -46,21 +46,52 @@ class WriterGone(RuntimeError):
 class WriterClient:
     """The main process's handle on its writer process."""
 
-    def __init__(self, process: subprocess.Popen, replies: BinaryIO) -> None:
+    def __init__(
+        self, process: subprocess.Popen, replies: BinaryIO, folders_fd: int | None = None
+    ) -> None:
         self.process = process
         self._replies = replies
+        self._folders_fd = folders_fd  # write end of the render helper's pipe
         self.inbox: list[tuple] = []
 
     @classmethod
     def start(cls) -> WriterClient:
+        from segexp import render_helper
+
         read_fd, write_fd = os.pipe()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "segexp.writer", str(write_fd)],
-            stdin=subprocess.PIPE,
-            pass_fds=(write_fd,),
-        )
-        os.close(write_fd)
-        return cls(process, os.fdopen(read_fd, "rb"))
+        command = [sys.executable, "-m", "segexp.writer", str(write_fd)]
+        passed = [write_fd]
+        folders_read = folders_write = None
+        if render_helper.wanted():
+            folders_read, folders_write = os.pipe()
+            os.set_blocking(folders_write, False)  # a full pipe drops an offer, never waits
+            command.append(str(folders_read))
+            passed.append(folders_read)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=passed)
+        for fd in passed:
+            os.close(fd)
+        return cls(process, os.fdopen(read_fd, "rb"), folders_write)
+
+    @property
+    def has_render_helper(self) -> bool:
+        return self._folders_fd is not None
+
+    def offer_render(self, folder: str) -> None:
+        """Tell the render helper a staged folder is ready (it may draw it before the writer)."""
+        if self._folders_fd is None:
+            return
+        try:
+            os.write(self._folders_fd, folder.encode() + b"\n")
+        except BlockingIOError:
+            pass  # the helper is far behind; the writer draws this one itself
+        except OSError:  # no helper (fork failed, or it died): the writer draws everything
+            self._close_folders()
+
+    def _close_folders(self) -> None:
+        if self._folders_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._folders_fd)
+            self._folders_fd = None
 
     def send(self, *message: Any) -> None:
         try:
@@ -102,6 +133,7 @@ class WriterClient:
         return taken
 
     def close(self) -> None:
+        self._close_folders()  # the helper sees the end of its pipe and exits
         with contextlib.suppress(WriterGone):
             self.send("close")
         if self.process.stdin:
@@ -138,7 +170,7 @@ def stop() -> None:
         ACTIVE = None
 
 
-def _serve(reply_fd: int) -> None:  # runs in the writer process
+def _serve(reply_fd: int, folders_fd: int | None = None) -> None:  # in the writer process
     # Load MLflow's client and SQL store now, before the first message: the main process
     # only knows the tracking URI once Hydra has composed the config, and these imports
     # (about 2 s) are most of this process's start-up.
@@ -150,9 +182,18 @@ def _serve(reply_fd: int) -> None:  # runs in the writer process
         import mlflow.tracking  # noqa: F401
 
         matplotlib.use("Agg")
+        import segexp.plots  # noqa: F401
+        import segexp.profiles  # noqa: F401
         from segexp.records import describe_outcome, log_record
+        from segexp.render_helper import RenderHelper
         from segexp.sweep_summary import finish_sweep
         from segexp.tracking import Tracker
+
+    # Fork before any store connection or thread exists (see segexp.render_helper).
+    helper = None
+    if folders_fd is not None:
+        helper = RenderHelper.fork(folders_fd, close_in_child=(sys.stdin.fileno(), reply_fd))
+    claimant_alive = helper.alive if helper is not None else None
 
     replies = os.fdopen(reply_fd, "wb")
 
@@ -170,9 +211,11 @@ def _serve(reply_fd: int) -> None:  # runs in the writer process
         try:
             message = pickle.load(source)
         except EOFError:
-            return
+            message = ("close",)
         command = message[0]
         if command == "close":
+            if helper is not None:
+                helper.join()
             return
         if command == "open":
             from segexp.errors import SegexpError
@@ -198,7 +241,9 @@ def _serve(reply_fd: int) -> None:  # runs in the writer process
                     "metrics": {},
                 }
             else:
-                outcome = log_record(tracker, record, experiment_id, parent_run_id)
+                outcome = log_record(
+                    tracker, record, experiment_id, parent_run_id, claimant_alive
+                )
             logged.append(outcome)
             print(describe_outcome(outcome), flush=True)
             reply("outcome", outcome)
@@ -211,7 +256,7 @@ def _serve(reply_fd: int) -> None:  # runs in the writer process
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)
     # Every write is committed by now; skip the ~1 s interpreter teardown of mlflow's modules.
     sys.stdout.flush()
     sys.stderr.flush()
