@@ -241,9 +241,7 @@ def _serve(reply_fd: int, folders_fd: int | None = None) -> None:  # in the writ
                     "metrics": {},
                 }
             else:
-                outcome = log_record(
-                    tracker, record, experiment_id, parent_run_id, claimant_alive
-                )
+                outcome = log_record(tracker, record, experiment_id, parent_run_id, claimant_alive)
             logged.append(outcome)
             print(describe_outcome(outcome), flush=True)
             reply("outcome", outcome)
