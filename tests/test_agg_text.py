@@ -64,7 +64,7 @@ def _text_sampler(antialiased: bool) -> Figure:
         fig.text(
             rng.uniform(0.02, 0.9),
             rng.uniform(0.02, 0.9),
-            ["Ag 10", "fi ffl -0.37", "segment 3", "Ünïcode é"][i % 4],
+            ["Ag 10", "fi ffl -0.37", "segment 3\nsecond line", "Ünïcode é"][i % 4],
             rotation=[0, 90, 30, -45][i % 4],
             fontsize=[6, 7.5, 9, 13][i // 6],
             antialiased=antialiased,
@@ -99,3 +99,28 @@ def test_math_text_falls_back_to_matplotlib():
         return fig
 
     assert _png(make(), agg_text.CachingCanvas) == _png(make(), FigureCanvasAgg)
+
+
+def test_font_rcparams_changed_between_drawings_are_honoured():
+    import matplotlib
+
+    def make():
+        fig = Figure(figsize=(2.4, 1.2))
+        fig.text(0.05, 0.4, "Same words 123")
+        return fig
+
+    def save(fig) -> bytes:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        return buffer.getvalue()
+
+    agg_text.clear()
+    cached = make()
+    agg_text.CachingCanvas(cached)  # one canvas, so one renderer kept across both drawings
+    with matplotlib.rc_context({"font.sans-serif": ["DejaVu Sans"]}):
+        first = save(cached)
+        assert first == _png(make(), FigureCanvasAgg)
+    with matplotlib.rc_context({"font.sans-serif": ["DejaVu Sans Mono"]}):
+        second = save(cached)
+        assert second == _png(make(), FigureCanvasAgg)
+    assert first != second
