@@ -54,6 +54,7 @@ class RenderHelper:
             try:
                 for fd in close_in_child:
                     os.close(fd)
+                _detach_output()
                 _draw_until_closed(folders_fd)
             except BaseException:  # noqa: BLE001 - the writer draws whatever is left
                 code = 1
@@ -78,6 +79,16 @@ class RenderHelper:
             done = self.pid
         self._exited = done == self.pid
         return not self._exited
+
+
+def _detach_output() -> None:
+    """Point stdout/stderr at /dev/null, so that whoever reads the command's output sees
+    its end when the writer and main process are done, not when this helper is. A
+    drawing error reaches the user through the writer (records' error marker)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _draw_until_closed(fd: int) -> None:
