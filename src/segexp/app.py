@@ -36,6 +36,15 @@ def _report(outcome: dict, single: bool = False) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _task(cfg: DictConfig) -> None:
+    try:
+        _run_job(cfg)
+    except writer.WriterGone:
+        # Nothing more can be logged. SystemExit passes through Hydra (which would treat an
+        # exception as one failed job and go on); run() prints why and exits 1.
+        raise SystemExit(1) from None
+
+
+def _run_job(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -86,6 +95,9 @@ def run(args: list[str]) -> int:
     try:
         _task()
     except SystemExit as exc:
+        if writer.failure():
+            print(f"segexp: error: {writer.failure()}", file=sys.stderr)
+            return 1
         code = exc.code if isinstance(exc.code, int) else 1
         ran_nothing = not _single_run_outcomes and callbacks.LAST_SWEEP is None
         # Hydra exits 1 on a config it cannot compose (unknown group option, bad override).

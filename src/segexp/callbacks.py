@@ -66,6 +66,18 @@ class SweepCallback(Callback):
         self.tracker = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._start(config)
+        except writer.WriterGone:
+            raise SystemExit(1) from None  # Hydra only warns about a callback's exception
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._end(config)
+        except writer.WriterGone:
+            raise SystemExit(1) from None
+
+    def _start(self, config: DictConfig) -> None:
         global LAST_SWEEP
         LAST_SWEEP = None
         from segexp.data import load_customers
@@ -108,7 +120,7 @@ class SweepCallback(Callback):
             log.info("sweep %s: parent run %s in %s", sweep_id, parent_run_id, tracking_uri)
         os.environ[ENV_VAR] = str(self.state.save())
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def _end(self, config: DictConfig) -> None:
         global LAST_SWEEP
         os.environ.pop(ENV_VAR, None)
         if self.state is None:

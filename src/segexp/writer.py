@@ -54,6 +54,7 @@ class WriterClient:
         self._replies = replies
         self._folders_fd = folders_fd  # write end of the render helper's pipe
         self.inbox: list[tuple] = []
+        self.gone: str | None = None  # why the writer is gone, once a send or read found it so
 
     @classmethod
     def start(cls) -> WriterClient:
@@ -102,11 +103,15 @@ class WriterClient:
             raise WriterGone(self._gone_message()) from exc
 
     def _gone_message(self) -> str:
-        code = self.process.poll()
-        return (
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = "unknown"
+        self.gone = (
             f"the MLflow writer process exited (code {code}) before logging finished; "
             f"rerun with {ENV_SWITCH}=0 to log in the main process"
         )
+        return self.gone
 
     def _read_one(self) -> tuple:
         try:
@@ -138,7 +143,8 @@ class WriterClient:
         with contextlib.suppress(WriterGone):
             self.send("close")
         if self.process.stdin:
-            self.process.stdin.close()
+            with contextlib.suppress(OSError):  # a writer that died leaves a broken pipe
+                self.process.stdin.close()
         # The reply pipe reaches its end when the writer has exited: wait for that, not in
         # Popen.wait(timeout=...), whose polling sleeps up to 50 ms past the exit.
         # The writer closes it just before its exit; its memory is freed after that, in
@@ -173,6 +179,11 @@ def start_if_wanted(argv: list[str]) -> WriterClient | None:
         ACTIVE = WriterClient.start()
         started_here = True
     return ACTIVE
+
+
+def failure() -> str | None:
+    """Why this process's writer is gone, if it is (the command then exits 1 with this)."""
+    return ACTIVE.gone if ACTIVE is not None else None
 
 
 def stop() -> None:

@@ -1,0 +1,79 @@
+"""The MLflow writer process dying: one line on stderr, exit 1, no traceback."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+WRITER_DIES_AT_START = """
+import os, sys
+if len(sys.argv) > 1 and sys.argv[1].isdigit():  # python -m segexp.writer <fd> ...
+    os._exit(3)
+"""
+MESSAGE = "segexp: error: the MLflow writer process exited (code {code}) before logging finished"
+
+
+def _env_with_site(tmp_path: Path) -> dict:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(WRITER_DIES_AT_START)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+
+
+@pytest.mark.parametrize("args", [["k=4"], ["-m", "k=3..5"]], ids=["single", "sweep"])
+def test_writer_dead_at_start(tmp_path, store, args):
+    result = run_cli(
+        [*args, f"mlflow.tracking_uri={store}"], cwd=tmp_path, env=_env_with_site(tmp_path)
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("segexp: error:")]
+    assert errors == [
+        MESSAGE.format(code=3) + "; rerun with SEGEXP_WRITER=0 to log in the main process"
+    ]
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_writer_killed_mid_sweep(tmp_path, store):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segexp",
+            "-m",
+            "algo=kmeans,gmm",
+            "k=2..9",
+            f"mlflow.tracking_uri={store}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stdout:  # the writer prints a line per logged run
+            if "FINISHED" in line:
+                break
+        writers = _children(process.pid)
+        assert writers, "no writer process found"
+        for pid in writers:
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert MESSAGE.format(code=-9) in stderr
+    time.sleep(0.2)
+    assert not [p for p in _children(process.pid)]  # nothing left running
