@@ -77,3 +77,44 @@ def test_writer_killed_mid_sweep(tmp_path, store):
     assert MESSAGE.format(code=-9) in stderr
     time.sleep(0.2)
     assert not [p for p in _children(process.pid)]  # nothing left running
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_render_helper_killed_mid_sweep_loses_nothing(tmp_path, store):
+    from mlflow.tracking import MlflowClient
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segexp",
+            "-m",
+            "algo=kmeans,gmm",
+            "k=2..9",
+            f"mlflow.tracking_uri={store}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if "FINISHED" in line:
+                break
+        helpers = [h for w in _children(process.pid) for h in _children(w)]
+        assert helpers, "no render helper found under the writer"
+        for pid in helpers:
+            os.kill(pid, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    jobs = [r for r in runs if r.data.tags.get("segexp.kind") == "job"]
+    assert len(jobs) == 16 and all(r.info.status == "FINISHED" for r in jobs)
+    for run in jobs:
+        plots = {f.path for f in client.list_artifacts(run.info.run_id, "plots")}
+        assert len(plots) == 5, (run.info.run_name, plots)
