@@ -35,7 +35,7 @@ _NOISE_COLOR = "#c8c8c8"
 
 
 _reuse = False
-_KEPT: dict[tuple, tuple[Figure, object]] = {}
+_KEPT: dict[str, tuple[Figure, object]] = {}
 
 
 @contextmanager
@@ -101,13 +101,15 @@ def figure(
     """A figure with one axes for a plot of ``kind`` (kept and reused in ``reused_figures``)."""
     if not _reuse:
         return _new_figure(width, height, margins)
-    key = (kind, width, height, margins)
-    if key in _KEPT:
-        fig, ax = _KEPT[key]
+    if kind in _KEPT:
+        fig, ax = _KEPT[kind]
         _clear_data(fig, ax)
+        if tuple(fig.get_size_inches()) != (width, height):  # e.g. a heatmap row per segment
+            fig.set_size_inches(width, height)
+        fig.subplots_adjust(**dict(margins))
         return fig, ax
-    _KEPT[key] = _new_figure(width, height, margins)
-    return _KEPT[key]
+    _KEPT[kind] = _new_figure(width, height, margins)
+    return _KEPT[kind]
 
 
 def put_title(ax, text: str, fontsize: float = 9) -> None:
