@@ -19,6 +19,13 @@ def draw_marker(folder: Path, name: str, delay: float = 0.0) -> None:
     (Path(folder) / name).write_text(str(os.getpid()))
 
 
+def _wait_for_exit(helper, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while helper.alive():
+        assert time.monotonic() < deadline, "the helper did not exit at the end of its pipe"
+        time.sleep(0.01)
+
+
 def _staged(tmp_path, name, delay=0.0) -> Path:
     folder = tmp_path / name
     folder.mkdir()
@@ -40,8 +47,7 @@ def test_helper_draws_offered_folders_newest_first_and_exits_at_end_of_offers(tm
     assert drawn_at[folders[2]] < drawn_at[folders[1]] < drawn_at[folders[0]]  # newest first
     assert helper.alive()
     os.close(write_fd)  # no more offers: the helper exits
-    helper.join()
-    assert not helper.alive()
+    _wait_for_exit(helper)
 
 
 def test_writer_takes_over_a_folder_whose_claimant_died(tmp_path):
@@ -68,5 +74,4 @@ def test_a_live_claimant_is_waited_for(tmp_path):
     records._finish_rendering(folder, claimant_alive=helper.alive)
     assert (folder / "plot").read_text() == str(helper.pid)
     os.close(write_fd)
-    helper.join()
-    assert not helper.alive()
+    _wait_for_exit(helper)

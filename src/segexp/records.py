@@ -9,9 +9,9 @@ next job computes. Both paths produce the same run.
 Deferred tasks are pickled into the staged folder, not into the record, so a
 record is a few hundred bytes on the writer's pipe. Whoever renders a folder's
 tasks first claims it with an atomic marker file: the writer renders in job
-order, and the main process, once it has no job left to fit, renders from the
-back of the queue (``render_staged``), so both cores draw plots at the end of
-a sweep instead of one.
+order, and its render helper (or, without one, the main process once it has no
+job left to fit) renders from the back of the queue (``render_staged``), so
+both cores draw plots instead of one.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ render at the end of a sweep instead (runner.WriterSink.help_render). Set
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import sys
@@ -62,13 +61,6 @@ class RenderHelper:
                 os._exit(code)
         os.close(folders_fd)
         return cls(pid)
-
-    def join(self) -> None:
-        """Wait for the helper to exit (it does once the main process closes its pipe)."""
-        if not self._exited:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self._exited = True
 
     def alive(self) -> bool:
         if self._exited:

@@ -3,8 +3,10 @@
 ``python -m segexp`` starts it first thing (``WriterClient.start``), so its
 slow imports (mlflow, matplotlib) overlap the main process's own (Hydra,
 scikit-learn) on a second core, and rendering plots and writing to the store
-overlap fitting. Messages are pickled tuples over the child's stdin; replies
-come back over a dedicated pipe. Set ``SEGEXP_WRITER=0`` to log in-process.
+overlap fitting. On Linux it forks a render helper that shares the plots
+(segexp.render_helper); the main process offers it staged runs over a third
+pipe. Messages are pickled tuples over the child's stdin; replies come back
+over a dedicated pipe. Set ``SEGEXP_WRITER=0`` to log in-process.
 
 Commands: ("open", tracking_uri, experiment), ("parent", run_name, tags),
 ("log", RunRecord), ("summarize", sweep_id, outcomes_of_unlogged_jobs, options),
@@ -145,12 +147,10 @@ class WriterClient:
         if self.process.stdin:
             with contextlib.suppress(OSError):  # a writer that died leaves a broken pipe
                 self.process.stdin.close()
-        # The reply pipe reaches its end when the writer has exited: wait for that, not in
-        # Popen.wait(timeout=...), whose polling sleeps up to 50 ms past the exit.
-        # The writer closes it just before its exit; its memory is freed after that, in
-        # parallel with this process's own work, so it is not waited for here. A writer
-        # that is still running after the end of its pipe is reaped by the next Popen or
-        # by init once this process exits.
+        # The writer closes its end of the reply pipe just before os._exit: wait for that,
+        # not in Popen.wait(timeout=...), whose polling sleeps up to 50 ms past the exit, and
+        # not for the kernel to free the writer's memory, which goes on in parallel. A writer
+        # still exiting is reaped by the next Popen, or by init once this process exits.
         fd = self._replies.fileno()
         deadline = time.monotonic() + 60
         while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
