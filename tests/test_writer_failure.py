@@ -43,8 +43,22 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_writer_killed_mid_sweep(tmp_path, store):
+def _gone(pid: int, seconds: float = 10) -> bool:
+    """The process has exited (and is no zombie of this test's making) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/stat")
+        if not status.exists() or status.read_text().split(")")[-1].split()[0] == "Z":
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _sweep_killing(tmp_path, store, victims) -> tuple[int, str, list[int]]:
+    """Run a 16-job sweep; after its first logged run, SIGKILL ``victims(main pid)``.
+
+    Returns the exit code, stderr and the killed pids.
+    """
     process = subprocess.Popen(
         [
             sys.executable,
@@ -64,53 +78,42 @@ def test_writer_killed_mid_sweep(tmp_path, store):
         for line in process.stdout:  # the writer prints a line per logged run
             if "FINISHED" in line:
                 break
-        writers = _children(process.pid)
-        assert writers, "no writer process found"
-        for pid in writers:
+        killed = victims(process.pid)
+        assert killed, "no process to kill found"
+        for pid in killed:
             os.kill(pid, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stderr
+    return process.returncode, stderr, killed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_writer_killed_mid_sweep(tmp_path, store):
+    helpers: list[int] = []
+
+    def writers(main_pid: int) -> list[int]:
+        found = _children(main_pid)
+        helpers.extend(h for w in found for h in _children(w))
+        return found
+
+    code, stderr, _ = _sweep_killing(tmp_path, store, writers)
+    assert code == 1, stderr
     assert "Traceback" not in stderr
     assert MESSAGE.format(code=-9) in stderr
-    time.sleep(0.2)
-    assert not [p for p in _children(process.pid)]  # nothing left running
+    assert helpers and all(_gone(pid) for pid in helpers)  # the orphaned helper exits too
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_render_helper_killed_mid_sweep_loses_nothing(tmp_path, store):
     from mlflow.tracking import MlflowClient
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "segexp",
-            "-m",
-            "algo=kmeans,gmm",
-            "k=2..9",
-            f"mlflow.tracking_uri={store}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for line in process.stdout:
-            if "FINISHED" in line:
-                break
-        helpers = [h for w in _children(process.pid) for h in _children(w)]
-        assert helpers, "no render helper found under the writer"
-        for pid in helpers:
-            os.kill(pid, signal.SIGKILL)
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, stderr
+    def helpers(main_pid: int) -> list[int]:
+        return [h for w in _children(main_pid) for h in _children(w)]
+
+    code, stderr, _ = _sweep_killing(tmp_path, store, helpers)
+    assert code == 0, stderr
     client = MlflowClient(tracking_uri=store)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     jobs = [r for r in runs if r.data.tags.get("segexp.kind") == "job"]
