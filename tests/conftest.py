@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-CONF_DIR = PROJECT_DIR / "conf"
+CONF_DIR = PROJECT_DIR / "src" / "segexp" / "conf"
 MALL_CSV = PROJECT_DIR.parent / "shared" / "data" / "Mall_Customers.csv"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -32,6 +33,14 @@ def compose_config(overrides: list[str] | None = None):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides or []), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def mall_data_cfg(**overrides):
+    """The shipped data config, as a user's `data.key=value` overrides would change it."""
+    cfg = OmegaConf.load(CONF_DIR / "data" / "mall_sample.yaml")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, merge=False)
     return cfg
 
 

@@ -1,49 +1,22 @@
-"""``python -m segexp``: one segmentation run, or a sweep with ``-m``.
+"""``python -m segexp`` and the ``segexp`` command: one run, or a sweep with ``-m``.
 
-Range shorthand (``k=3..8``) is expanded before Hydra reads the command line;
-everything else is Hydra: config groups, overrides, ``-m``, launchers.
-Exit codes: 0 all jobs finished (or were skipped as duplicates), 1 a job
-failed, 2 bad input or configuration.
+This module stays light (the app is imported inside ``main``): the processes of
+the publishing pool import the command's main module when they start.
 """
 
-from __future__ import annotations
-
-import os
 import sys
 
-from segexp import writer
-from segexp.errors import SegexpError
-from segexp.gc_tuning import quiet_imports
-from segexp.ranges import expand_argv
 
+def main() -> int:
+    from segexp.jobs import publish
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        args = expand_argv(args)
-    except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    # Start the MLflow writer before the heavy imports below, so both load side by side.
-    writer.start_if_wanted(args)
-    try:
-        with quiet_imports():
-            from segexp import app
+    if not any(flag in sys.argv[1:] for flag in publish.NO_RUN_FLAGS):
+        publish.start_pool()  # its workers load MLflow while this process loads the app
+    with publish.quiet_imports():
+        from segexp.jobs.app import main as run_app
 
-        return app.run(args)
-    except writer.WriterGone as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        writer.stop()
+    return run_app()
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if writer.started_here:
-        # Jobs ran in this process and every run is ended; tearing the interpreter down
-        # would only cost time. Other launchers (joblib's workers) keep the normal exit.
-        os._exit(code)
-    sys.exit(code)
+    sys.exit(main())

@@ -12,6 +12,9 @@ TAG_DATA_SOURCE = TAG_PREFIX + "data_source"
 TAG_CODE_VERSION = TAG_PREFIX + "code_version"
 TAG_ERROR = TAG_PREFIX + "error"
 TAG_UNDEFINED_PREFIX = TAG_PREFIX + "undefined."
+TAG_JOB_NUM = TAG_PREFIX + "job_num"
+# + a job number: on a sweep's parent run, the outcome of a job that logged no run of its own
+TAG_OUTCOME_PREFIX = TAG_PREFIX + "outcome."
 
 MODEL_DIR = "model"
 PIPELINE_FILE = "pipeline.joblib"
@@ -22,3 +25,6 @@ LEADERBOARD_FILE = "leaderboard.csv"
 
 # Segment id of customers an algorithm leaves unassigned (DBSCAN noise).
 NOISE_LABEL = -1
+
+# preprocess.impute choices: how missing feature cells are handled (data checks and pipeline).
+IMPUTE_CHOICES = ("none", "drop", "median", "mean", "most_frequent", "knn")

@@ -7,8 +7,13 @@ their group choices far more often than not (``algo=kmeans,gmm k=3..8`` has
 two), so ``SweepConfigCache`` composes once per combination of group choices
 with Hydra itself, and applies each job's value overrides (``k=5``,
 ``algo.eps=0.3``) to a copy exactly as Hydra does after composing. The result
-is the config Hydra would have composed (tests/test_launcher.py compares them
-for a table of override lists). Everything else is Hydra's basic behaviour.
+is the config Hydra would have composed (tests/run/test_launcher.py compares
+them for a table of override lists). Everything else is Hydra's basic behaviour.
+
+This needs Hydra's private config loader, so it is used only with the Hydra
+versions it was written and tested against (1.3.x). With any other version,
+``hydra/sweeper=segexp`` and ``hydra/launcher=segexp`` are Hydra's own basic
+sweeper and launcher: slower, the same results.
 """
 
 import copy
@@ -17,108 +22,174 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+import hydra
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
-from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-log = logging.getLogger(__name__)
-_MISSING = object()
+SUPPORTED_HYDRA = "1.3."
+SUPPORTED = hydra.__version__.startswith(SUPPORTED_HYDRA)
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
+if SUPPORTED:
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+    from hydra.core.utils import (
+        JobReturn,
+        configure_log,
+        filter_overrides,
+        run_job,
+        setup_globals,
+    )
+    from hydra.errors import ConfigCompositionException
 
-class SweepConfigCache:
-    """Job configs of one sweep, composed by Hydra once per combination of group choices."""
+if SUPPORTED:
+    log = logging.getLogger(__name__)
+    _MISSING = object()
 
-    def __init__(self, config_loader) -> None:
-        self.loader = config_loader
-        self.parser = OverridesParser.create()
-        self._composed: dict[tuple[str, ...], DictConfig] = {}
-        self.compositions = 0
+    class SweepConfigCache:
+        """Job configs of one sweep, composed by Hydra once per combination of group choices."""
 
-    def _is_group_override(self, override: Override) -> bool:
-        repository = getattr(self.loader, "repository", None)
-        if repository is None:
-            return True
-        return override.key_or_group.startswith("hydra/") or repository.group_exists(
-            override.key_or_group
-        )
+        def __init__(self, config_loader) -> None:
+            self.loader = config_loader
+            self.parser = OverridesParser.create()
+            self._composed: dict[tuple[str, ...], DictConfig] = {}
+            self.compositions = 0
 
-    def _base(self, master: DictConfig, job_overrides: Sequence[str]):
-        parsed = self.parser.parse_overrides(list(job_overrides))
-        groups = [o for o in parsed if self._is_group_override(o)]
-        values = [o for o in parsed if not self._is_group_override(o)]
-        key = tuple(o.input_line for o in groups)
-        if key not in self._composed:
-            self._composed[key] = self.loader.load_sweep_config(master, list(key))
-            self.compositions += 1
-        return self._composed[key], values
-
-    def validate(self, master: DictConfig, job_overrides: Sequence[str]) -> None:
-        """Raise as Hydra would if the job's config cannot be composed, without copying it."""
-        if not isinstance(self.loader, ConfigLoaderImpl):
-            self.loader.load_sweep_config(master, list(job_overrides))
-            return
-        base, values = self._base(master, job_overrides)
-        for override in values:
-            key = override.key_or_group
-            exists = OmegaConf.select(base, key, default=_MISSING) is not _MISSING
-            if override.is_delete() and not exists:
-                raise ConfigCompositionException(
-                    f"Could not delete from config. '{key}' does not exist."
-                )
-            if override.is_add() and exists:
-                raise ConfigCompositionException(
-                    f"Could not append to config. An item is already at '{key}'."
-                )
-            if (
-                not (override.is_add() or override.is_force_add() or override.is_delete())
-                and not exists
-            ):
-                raise ConfigCompositionException(
-                    f"Could not override '{key}'.\n"
-                    f"To append to your config use +{override.input_line}"
-                )
-
-    def load(self, master: DictConfig, job_overrides: Sequence[str]) -> DictConfig:
-        """The job's composed config, as ``load_sweep_config`` returns it."""
-        if not isinstance(self.loader, ConfigLoaderImpl):
-            return self.loader.load_sweep_config(master, list(job_overrides))
-        base, values = self._base(master, job_overrides)
-        cfg = copy.deepcopy(base)
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        every = self.parser.parse_overrides(
-            list(OmegaConf.to_container(master.hydra.overrides.hydra)) + list(job_overrides)
-        )
-        app_overrides = [o for o in every if not o.is_hydra_override()]
-        with open_dict(cfg.hydra):
-            cfg.hydra.overrides.hydra = [o.input_line for o in every if o.is_hydra_override()]
-            cfg.hydra.overrides.task = [o.input_line for o in app_overrides]
-            dirname = cfg.hydra.job.config.override_dirname
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=app_overrides,
-                kv_sep=dirname.kv_sep,
-                item_sep=dirname.item_sep,
-                exclude_keys=dirname.exclude_keys,
+        def _is_group_override(self, override: Override) -> bool:
+            repository = getattr(self.loader, "repository", None)
+            if repository is None:
+                return True
+            return override.key_or_group.startswith("hydra/") or repository.group_exists(
+                override.key_or_group
             )
-        OmegaConf.copy_cache(from_config=master, to_config=cfg)
-        return cfg
+
+        def _base(self, master: DictConfig, job_overrides: Sequence[str]):
+            parsed = self.parser.parse_overrides(list(job_overrides))
+            groups = [o for o in parsed if self._is_group_override(o)]
+            values = [o for o in parsed if not self._is_group_override(o)]
+            key = tuple(o.input_line for o in groups)
+            if key not in self._composed:
+                self._composed[key] = self.loader.load_sweep_config(master, list(key))
+                self.compositions += 1
+            return self._composed[key], values
+
+        def validate(self, master: DictConfig, job_overrides: Sequence[str]) -> None:
+            """Raise as Hydra would if the job's config cannot be composed, without copying it."""
+            if not isinstance(self.loader, ConfigLoaderImpl):
+                self.loader.load_sweep_config(master, list(job_overrides))
+                return
+            base, values = self._base(master, job_overrides)
+            for override in values:
+                key = override.key_or_group
+                exists = OmegaConf.select(base, key, default=_MISSING) is not _MISSING
+                if override.is_delete() and not exists:
+                    raise ConfigCompositionException(
+                        f"Could not delete from config. '{key}' does not exist."
+                    )
+                if override.is_add() and exists:
+                    raise ConfigCompositionException(
+                        f"Could not append to config. An item is already at '{key}'."
+                    )
+                if (
+                    not (override.is_add() or override.is_force_add() or override.is_delete())
+                    and not exists
+                ):
+                    raise ConfigCompositionException(
+                        f"Could not override '{key}'.\n"
+                        f"To append to your config use +{override.input_line}"
+                    )
+
+        def load(self, master: DictConfig, job_overrides: Sequence[str]) -> DictConfig:
+            """The job's composed config, as ``load_sweep_config`` returns it."""
+            if not isinstance(self.loader, ConfigLoaderImpl):
+                return self.loader.load_sweep_config(master, list(job_overrides))
+            base, values = self._base(master, job_overrides)
+            cfg = copy.deepcopy(base)
+            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            every = self.parser.parse_overrides(
+                list(OmegaConf.to_container(master.hydra.overrides.hydra)) + list(job_overrides)
+            )
+            app_overrides = [o for o in every if not o.is_hydra_override()]
+            with open_dict(cfg.hydra):
+                cfg.hydra.overrides.hydra = [o.input_line for o in every if o.is_hydra_override()]
+                cfg.hydra.overrides.task = [o.input_line for o in app_overrides]
+                dirname = cfg.hydra.job.config.override_dirname
+                cfg.hydra.job.override_dirname = get_overrides_dirname(
+                    overrides=app_overrides,
+                    kv_sep=dirname.kv_sep,
+                    item_sep=dirname.item_sep,
+                    exclude_keys=dirname.exclude_keys,
+                )
+            OmegaConf.copy_cache(from_config=master, to_config=cfg)
+            return cfg
+
+    class SegexpSweeper(BasicSweeper):
+        """Hydra's basic sweeper whose batch validation composes through the shared cache."""
+
+        def setup(self, *, hydra_context, task_function, config) -> None:
+            super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+            self.cache = SweepConfigCache(hydra_context.config_loader)
+            if isinstance(self.launcher, SegexpLauncher):
+                self.launcher.cache = self.cache
+
+        def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+            for overrides in batch:
+                self.cache.validate(self.config, list(overrides))
+
+    class SegexpLauncher(BasicLauncher):
+        """Hydra's basic launcher (jobs in order, in this process) composing through the cache."""
+
+        cache: "SweepConfigCache | None" = None
+
+        def launch(
+            self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+        ) -> Sequence[JobReturn]:
+            setup_globals()
+            assert self.hydra_context is not None and self.config is not None
+            if self.cache is None:
+                self.cache = SweepConfigCache(self.hydra_context.config_loader)
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+            log.info(f"Launching {len(job_overrides)} jobs locally")
+            runs: list[JobReturn] = []
+            for idx, overrides in enumerate(job_overrides):
+                idx = initial_job_idx + idx
+                log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
+                sweep_config = self.cache.load(self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = idx
+                    sweep_config.hydra.job.num = idx
+                runs.append(
+                    run_job(
+                        hydra_context=self.hydra_context,
+                        task_function=self.task_function,
+                        config=sweep_config,
+                        job_dir_key="hydra.sweep.dir",
+                        job_subdir_key="hydra.sweep.subdir",
+                    )
+                )
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            return runs
 
 
 @dataclass
 class SegexpSweeperConf:
-    _target_: str = "hydra_plugins.segexp_sweep.launcher.SegexpSweeper"
+    _target_: str = (
+        "hydra_plugins.segexp_sweep.launcher.SegexpSweeper" if SUPPORTED else BASIC_SWEEPER
+    )
     max_batch_size: int | None = None
     params: dict[str, str] | None = None
 
 
 @dataclass
 class SegexpLauncherConf:
-    _target_: str = "hydra_plugins.segexp_sweep.launcher.SegexpLauncher"
+    _target_: str = (
+        "hydra_plugins.segexp_sweep.launcher.SegexpLauncher" if SUPPORTED else BASIC_LAUNCHER
+    )
 
 
 ConfigStore.instance().store(
@@ -127,53 +198,3 @@ ConfigStore.instance().store(
 ConfigStore.instance().store(
     group="hydra/launcher", name="segexp", node=SegexpLauncherConf, provider="segexp"
 )
-
-
-class SegexpSweeper(BasicSweeper):
-    """Hydra's basic sweeper whose batch validation composes through the shared cache."""
-
-    def setup(self, *, hydra_context, task_function, config) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.cache = SweepConfigCache(hydra_context.config_loader)
-        if isinstance(self.launcher, SegexpLauncher):
-            self.launcher.cache = self.cache
-
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        for overrides in batch:
-            self.cache.validate(self.config, list(overrides))
-
-
-class SegexpLauncher(BasicLauncher):
-    """Hydra's basic launcher (jobs in order, in this process) composing through the cache."""
-
-    cache: "SweepConfigCache | None" = None
-
-    def launch(
-        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
-    ) -> Sequence[JobReturn]:
-        setup_globals()
-        assert self.hydra_context is not None and self.config is not None
-        if self.cache is None:
-            self.cache = SweepConfigCache(self.hydra_context.config_loader)
-        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        log.info(f"Launching {len(job_overrides)} jobs locally")
-        runs: list[JobReturn] = []
-        for idx, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + idx
-            log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
-            sweep_config = self.cache.load(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = idx
-                sweep_config.hydra.job.num = idx
-            runs.append(
-                run_job(
-                    hydra_context=self.hydra_context,
-                    task_function=self.task_function,
-                    config=sweep_config,
-                    job_dir_key="hydra.sweep.dir",
-                    job_subdir_key="hydra.sweep.subdir",
-                )
-            )
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        return runs

@@ -1,0 +1,41 @@
+"""Put the user's own config folder in front of segexp's packaged configs.
+
+segexp's apps load their configs from the package (``pkg://segexp.conf``).
+A project keeps its own groups beside its data: ``conf/algo/bisecting.yaml``,
+``conf/data/my_table.yaml``. This search-path plugin puts that folder before
+the packaged one, so its files add options to segexp's groups and replace
+packaged files of the same name. The folder is ``$SEGEXP_CONF_DIR`` when set,
+else ``./conf`` when it exists. Other Hydra apps are left alone. (Hydra's own
+``--config-dir`` also works, but adds its folder behind the packaged configs:
+it can add options, not replace them.)
+"""
+
+import os
+from pathlib import Path
+
+from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+ENV_VAR = "SEGEXP_CONF_DIR"
+PACKAGED = "pkg://segexp.conf"
+
+
+def user_conf_dir() -> Path | None:
+    """The user's config folder, or None when there is none."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    local = Path.cwd() / "conf"
+    return local.resolve() if local.is_dir() else None
+
+
+class SegexpUserConfSearchPath(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        if not any(element.path == PACKAGED for element in search_path.get_path()):
+            return  # not a segexp app
+        folder = user_conf_dir()
+        if folder is None:
+            return
+        search_path.prepend(
+            provider="segexp-user", path=f"file://{folder}", anchor=SearchPathQuery(path=PACKAGED)
+        )

@@ -1,0 +1,187 @@
+"""Built-in samples, generated in code so a fresh install runs with no download.
+
+``generate_mall_sample``: 200 mall customers with the same columns and value
+ranges as the Kaggle "Mall Customers" table (canonical names), drawn from five
+documented generating segments on the income x spending plane, the structure
+that table is known for. ``true_segment`` keeps each customer's generating
+segment so runs can be scored against ground truth.
+
+``generate_transactions``: an invoice-line log in the shape of the UCI "Online
+Retail" export (``InvoiceNo, StockCode, Quantity, InvoiceDate, UnitPrice,
+CustomerID``): cancellations are invoices ``C<number>`` with negative
+quantities, guest purchases have no ``CustomerID``, a few lines are exported
+twice. Customers are drawn from five behaviour archetypes (champions, loyal,
+new, at risk, occasional), so recency, frequency and monetary value have real
+structure to segment.
+
+Both draws are deterministic for a given ``(n_customers, seed)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class GeneratingSegment:
+    """One segment of the sample: its share and the normal laws of its columns."""
+
+    name: str
+    share: float
+    income: tuple[float, float]  # mean, sd in k$
+    spending: tuple[float, float]  # mean, sd on 1-100
+    age: tuple[float, float]  # mean, sd in years
+    female_share: float
+
+
+SEGMENTS: tuple[GeneratingSegment, ...] = (
+    GeneratingSegment("average_customers", 0.40, (55, 7), (50, 6), (43, 13), 0.58),
+    GeneratingSegment("careful_high_earners", 0.18, (88, 13), (17, 7), (41, 10), 0.46),
+    GeneratingSegment("affluent_big_spenders", 0.20, (87, 13), (82, 7), (32, 4), 0.54),
+    GeneratingSegment("young_impulsive_buyers", 0.11, (26, 6), (79, 8), (25, 5), 0.59),
+    GeneratingSegment("frugal_low_earners", 0.11, (26, 6), (20, 8), (45, 11), 0.61),
+)
+
+MALL_COLUMNS = ["customer_id", "gender", "age", "annual_income", "spending_score", "true_segment"]
+
+
+def _segment_sizes(n_customers: int) -> list[int]:
+    sizes = [int(round(seg.share * n_customers)) for seg in SEGMENTS]
+    sizes[0] += n_customers - sum(sizes)
+    return sizes
+
+
+def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
+    """Return the sample customer table (canonical column names, string ids)."""
+    if n_customers < len(SEGMENTS):
+        raise ValueError(f"n_customers must be at least {len(SEGMENTS)}, got {n_customers}")
+    rng = np.random.default_rng(seed)
+    parts = []
+    for segment, size in zip(SEGMENTS, _segment_sizes(n_customers), strict=True):
+        income = np.clip(rng.normal(*segment.income, size), 15, 137)
+        spending = np.clip(rng.normal(*segment.spending, size), 1, 99)
+        age = np.clip(rng.normal(*segment.age, size), 18, 70)
+        female = rng.random(size) < segment.female_share
+        parts.append(
+            pd.DataFrame(
+                {
+                    "gender": np.where(female, "Female", "Male"),
+                    "age": np.rint(age).astype("int64"),
+                    "annual_income": np.rint(income).astype("int64"),
+                    "spending_score": np.rint(spending).astype("int64"),
+                    "true_segment": segment.name,
+                }
+            )
+        )
+    table = pd.concat(parts, ignore_index=True)
+    table = table.iloc[rng.permutation(len(table))].reset_index(drop=True)
+    width = max(4, len(str(n_customers)))
+    table.insert(0, "customer_id", [f"{i:0{width}d}" for i in range(1, n_customers + 1)])
+    return table[MALL_COLUMNS]
+
+
+TRANSACTION_COLUMNS = [
+    "InvoiceNo",
+    "StockCode",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+]
+FIRST_INVOICE = 536365
+FIRST_CUSTOMER = 12346
+CANCEL_SHARE = 0.04  # share of invoices later partly returned
+GUEST_SHARE = 0.03  # extra lines bought without a customer id
+DUPLICATE_SHARE = 0.01  # lines exported twice
+
+
+@dataclass(frozen=True)
+class Archetype:
+    """One kind of customer: how many orders, when active, basket size, price level."""
+
+    name: str
+    share: float
+    mean_orders: float
+    active: tuple[float, float]  # window as fractions of the period
+    mean_lines: float
+    price_level: float
+
+
+ARCHETYPES: tuple[Archetype, ...] = (
+    Archetype("champions", 0.15, 18.0, (0.0, 1.0), 4.0, 1.4),
+    Archetype("loyal", 0.25, 8.0, (0.0, 1.0), 3.0, 1.0),
+    Archetype("new", 0.15, 2.0, (0.85, 1.0), 3.0, 1.0),
+    Archetype("at_risk", 0.20, 6.0, (0.0, 0.45), 3.0, 1.1),
+    Archetype("occasional", 0.25, 1.5, (0.0, 1.0), 2.0, 0.8),
+)
+
+
+def generate_transactions(
+    n_customers: int = 300, seed: int = 7, start: str = "2024-01-01", days: int = 365
+) -> pd.DataFrame:
+    """The synthetic transaction log (text dates and ids, as read from a CSV export)."""
+    if n_customers < 1:
+        raise ValueError(f"n_customers must be at least 1, got {n_customers}")
+    rng = np.random.default_rng(seed)
+    begin = pd.Timestamp(start)
+    shares = np.array([a.share for a in ARCHETYPES])
+    kinds = rng.choice(len(ARCHETYPES), size=n_customers, p=shares / shares.sum())
+
+    order_customer, order_time, order_kind = [], [], []
+    for customer, kind in enumerate(kinds):
+        archetype = ARCHETYPES[kind]
+        n_orders = 1 + rng.poisson(archetype.mean_orders - 1)
+        low, high = archetype.active
+        order_customer.extend([customer] * n_orders)
+        order_time.extend(rng.uniform(low, high, n_orders) * days)
+        order_kind.extend([kind] * n_orders)
+    order_customer = np.array(order_customer)
+    order_kind = np.array(order_kind)
+    # whole minutes between 08:00 and 18:00 of the drawn day
+    day = np.floor(np.array(order_time)).clip(0, days - 1)
+    minute = rng.integers(8 * 60, 18 * 60, len(day))
+    when = begin + pd.to_timedelta(day, unit="D") + pd.to_timedelta(minute, unit="min")
+    order = np.argsort(when.to_numpy(), kind="stable")
+    order_customer, order_kind, when = order_customer[order], order_kind[order], when[order]
+    invoice = FIRST_INVOICE + np.arange(len(when))
+
+    lines_per_order = 1 + rng.poisson([ARCHETYPES[k].mean_lines - 1 for k in order_kind])
+    line_order = np.repeat(np.arange(len(when)), lines_per_order)
+    price_level = np.array([ARCHETYPES[k].price_level for k in order_kind])[line_order]
+    lines = pd.DataFrame(
+        {
+            "InvoiceNo": invoice[line_order].astype(str),
+            "StockCode": (20000 + rng.integers(0, 400, len(line_order))).astype(str),
+            "Quantity": 1 + rng.geometric(0.35, len(line_order)),
+            "InvoiceDate": when[line_order],
+            "UnitPrice": np.round(
+                rng.lognormal(np.log(3.0), 0.6, len(line_order)) * price_level, 2
+            ),
+            "CustomerID": (FIRST_CUSTOMER + order_customer[line_order]).astype(str),
+        }
+    )
+
+    returned = lines.drop_duplicates("InvoiceNo").sample(
+        frac=CANCEL_SHARE, random_state=rng.integers(2**31)
+    )
+    returns = returned.assign(
+        InvoiceNo="C" + returned["InvoiceNo"],
+        Quantity=-rng.integers(1, returned["Quantity"].to_numpy() + 1),
+        InvoiceDate=np.minimum(
+            returned["InvoiceDate"] + pd.to_timedelta(rng.integers(1, 20, len(returned)), "D"),
+            begin + pd.Timedelta(days=days) - pd.Timedelta(minutes=1),
+        ),
+    )
+    guests = lines.sample(frac=GUEST_SHARE, random_state=rng.integers(2**31)).assign(
+        CustomerID=np.nan
+    )
+    log = pd.concat([lines, returns, guests], ignore_index=True)
+    doubled = log.sample(frac=DUPLICATE_SHARE, random_state=rng.integers(2**31))
+    log = pd.concat([log, doubled], ignore_index=True)
+    log = log.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)
+    log["InvoiceDate"] = log["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M")
+    log["CustomerID"] = log["CustomerID"].astype(object).where(log["CustomerID"].notna(), np.nan)
+    return log[TRANSACTION_COLUMNS]

@@ -1,0 +1,471 @@
+"""Segment names and suggested actions from a profile, by rules read from a config file.
+
+Reproducible by construction: a segment's name depends only on its levels
+(low/mid/high of each column relative to the whole customer base), its size
+and the naming config (``conf/naming/default.yaml``), never on label ids or
+randomness. The wording, the archetype rules and the actions all live in that
+file so a marketer edits them without touching code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from segexp.contract import NOISE_LABEL
+from segexp.errors import ConfigError
+
+LEVELS = ("low", "mid", "high")
+_SIDES = ("lower", "higher")
+DEFAULT_NAMING_FILE = Path(__file__).resolve().parents[1] / "conf" / "naming" / "default.yaml"
+_KEY = "naming"
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Archetype:
+    key: str
+    name: str
+    when: dict[str, tuple[str, ...]]
+    actions: tuple[str, ...]
+
+    def matches(self, levels: Mapping[str, str]) -> bool:
+        return all(col in levels and levels[col] in allowed for col, allowed in self.when.items())
+
+
+@dataclass(frozen=True)
+class NamingConfig:
+    """The validated naming config (see conf/naming/default.yaml for each key's meaning)."""
+
+    cuts: tuple[float, float]
+    statistic: str
+    default_words: dict[str, str]
+    columns: dict[str, dict[str, Any]]
+    max_name_parts: int
+    separator: str
+    qualifier_format: str
+    number_format: str
+    relative_words: dict[str, str]
+    relative_min_gap: float
+    gender_majority_share: float
+    gender_words: dict[str, str]
+    noise_name: str
+    noise_actions: tuple[str, ...]
+    default_actions: tuple[str, ...]
+    archetypes: tuple[Archetype, ...]
+
+    def part(self, column: str, level: str) -> str:
+        """How a column at a level reads in a name: 'High income', 'Young'."""
+        spec = self.columns.get(column, {})
+        words = spec.get("words") or {}
+        if level in words:
+            return str(words[level])
+        label = spec.get("label") or column.replace("_", " ")
+        return f"{self.default_words[level]} {label}"
+
+    def relative(self, column: str, side: str) -> str:
+        """How 'lower'/'higher' on a column reads: 'higher income', 'older'."""
+        spec = self.columns.get(column, {})
+        words = spec.get("relative") or {}
+        if side in words:
+            return str(words[side])
+        label = spec.get("label") or column.replace("_", " ")
+        return f"{self.relative_words[side]} {label}"
+
+
+@dataclass(frozen=True)
+class SegmentName:
+    """A segment's name, the rule that gave it, its levels and suggested actions."""
+
+    segment: int
+    name: str
+    archetype: str | None
+    description: str
+    levels: dict[str, str] = field(default_factory=dict)
+    actions: tuple[str, ...] = ()
+
+
+def _container(source: DictConfig | Mapping | str | Path | None) -> tuple[dict, str]:
+    if source is None:
+        source = DEFAULT_NAMING_FILE
+    if isinstance(source, str | Path):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"{_KEY}: naming config file {path} does not exist; pass a YAML file like "
+                f"{DEFAULT_NAMING_FILE}"
+            )
+        try:
+            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+        except yaml.YAMLError as exc:  # syntax: say where
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(
+                f"{_KEY}: {path} is not valid YAML{where}: {problem}; quote texts that contain ': '"
+            ) from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{_KEY}: {path} must hold a mapping of naming keys; got a list")
+        return loaded or {}, str(path)
+    if isinstance(source, DictConfig):
+        return OmegaConf.to_container(source, resolve=True) or {}, _KEY
+    return dict(source), _KEY
+
+
+def _require(value: Any, key: str, kind: type | tuple, what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{key}: expected {what}; got {value!r}")
+    return value
+
+
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    _require(value, key, list, "a list of texts")
+    what = "a text (quote texts that contain ': ')"
+    return tuple(str(_require(v, f"{key}[{i}]", str, what)) for i, v in enumerate(value))
+
+
+def _levels_of(value: Any, key: str) -> tuple[str, ...]:
+    allowed = [value] if isinstance(value, str) else value
+    if not isinstance(allowed, list) or not allowed:
+        raise ConfigError(f"{key}: expected a level ({', '.join(LEVELS)}) or a list; got {value!r}")
+    for level in allowed:
+        if level not in LEVELS:
+            raise ConfigError(
+                f"{key}: level must be one of {', '.join(LEVELS)}; got {level!r} "
+                "(edit the archetype's `when`)"
+            )
+    return tuple(allowed)
+
+
+def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) -> NamingConfig:
+    """Validate a naming config (composed ``cfg.naming``, a mapping or a YAML file path).
+
+    An empty config (``{}``) means the defaults shipped in conf/naming/default.yaml.
+    """
+    raw, where = _container(source)
+    if not raw:
+        raw, where = _container(DEFAULT_NAMING_FILE)
+    p = f"{where}:" if where != _KEY else f"{_KEY}."
+
+    levels = raw.get("levels") or {}
+    cuts = levels.get("cuts", [1 / 3, 2 / 3])
+    if (
+        not isinstance(cuts, list)
+        or len(cuts) != 2
+        or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in cuts)
+        or not 0 < cuts[0] < cuts[1] < 1
+    ):
+        raise ConfigError(
+            f"{p}levels.cuts: expected two increasing quantiles between 0 and 1 such as "
+            f"[0.3333, 0.6667]; got {cuts!r}"
+        )
+    statistic = levels.get("statistic", "mean")
+    if statistic not in ("mean", "median"):
+        raise ConfigError(
+            f"{p}levels.statistic: allowed values are mean, median; got {statistic!r}"
+        )
+
+    default_words = _require(raw.get("default_words") or {}, f"{p}default_words", dict, "a mapping")
+    missing = [lv for lv in LEVELS if lv not in default_words]
+    if missing:
+        raise ConfigError(
+            f"{p}default_words: needs a word for each level low, mid, high; "
+            f"missing {', '.join(missing)}"
+        )
+    columns = _require(raw.get("columns") or {}, f"{p}columns", dict, "a mapping")
+    for column, spec in columns.items():
+        _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
+        words = spec.get("words") or {}
+        bad = [w for w in words if w not in LEVELS]
+        if bad:
+            raise ConfigError(
+                f"{p}columns.{column}.words: keys must be levels low, mid, high; got {bad[0]!r}"
+            )
+
+        relative = spec.get("relative") or {}
+        bad = [w for w in relative if w not in _SIDES]
+        if bad:
+            raise ConfigError(
+                f"{p}columns.{column}.relative: keys must be lower, higher; got {bad[0]!r}"
+            )
+    relative_words = _require(
+        raw.get("relative_words") or {"lower": "lower", "higher": "higher"},
+        f"{p}relative_words",
+        dict,
+        "a mapping with lower and higher",
+    )
+    missing = [side for side in _SIDES if side not in relative_words]
+    if missing:
+        raise ConfigError(f"{p}relative_words: needs lower and higher; missing {missing[0]}")
+    min_gap = raw.get("relative_min_gap", 0.25)
+    _require(min_gap, f"{p}relative_min_gap", int | float, "a number of standard deviations")
+
+    archetypes = []
+    seen_keys: set[str] = set()
+    for i, item in enumerate(raw.get("archetypes") or []):
+        key = f"{p}archetypes[{i}]"
+        _require(item, key, dict, "a mapping with key, name, when, actions")
+        name = _require(item.get("name"), f"{key}.name", str, "a name")
+        when = _require(item.get("when") or {}, f"{key}.when", dict, "a mapping column: level")
+        arch_key = str(item.get("key") or name)
+        if arch_key in seen_keys:
+            raise ConfigError(f"{key}.key: archetype keys must be unique; '{arch_key}' repeats")
+        seen_keys.add(arch_key)
+        archetypes.append(
+            Archetype(
+                key=arch_key,
+                name=name,
+                when={str(c): _levels_of(v, f"{key}.when.{c}") for c, v in when.items()},
+                actions=_strings(item.get("actions") or [], f"{key}.actions"),
+            )
+        )
+
+    gender = raw.get("gender") or {}
+    noise = raw.get("noise") or {}
+    formats = {
+        "qualifier_format": raw.get("qualifier_format", "{name} ({qualifier})"),
+        "number_format": raw.get("number_format", "{name} #{n}"),
+    }
+    needs = {"qualifier_format": "qualifier", "number_format": "n"}
+    for fmt_key, fmt in formats.items():
+        field_name = needs[fmt_key]
+        try:
+            a, b = (fmt.format(name="x", **{field_name: v}) for v in ("1", "2"))
+        except (AttributeError, KeyError, IndexError, ValueError):
+            a = b = ""
+        if not a or a == b:
+            raise ConfigError(
+                f"{p}{fmt_key}: expected a text using {{name}} and {{{field_name}}} such as "
+                f"{'{name} ({qualifier})' if field_name == 'qualifier' else '{name} #{n}'}; "
+                f"got {fmt!r}"
+            )
+    max_parts = raw.get("max_name_parts", 3)
+    _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1")
+    if max_parts < 1:
+        raise ConfigError(f"{p}max_name_parts: expected a whole number >= 1; got {max_parts}")
+    return NamingConfig(
+        cuts=(float(cuts[0]), float(cuts[1])),
+        statistic=statistic,
+        default_words={k: str(v) for k, v in default_words.items()},
+        columns={str(k): dict(v) for k, v in columns.items()},
+        max_name_parts=int(max_parts),
+        separator=str(raw.get("separator", ", ")),
+        qualifier_format=formats["qualifier_format"],
+        number_format=formats["number_format"],
+        relative_words={k: str(v) for k, v in relative_words.items()},
+        relative_min_gap=float(min_gap),
+        gender_majority_share=float(gender.get("majority_share", 0.6)),
+        gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
+        noise_name=str(noise.get("name", "Unassigned (noise)")),
+        noise_actions=_strings(noise.get("actions") or [], f"{p}noise.actions"),
+        default_actions=_strings(raw.get("default_actions") or [], f"{p}default_actions"),
+        archetypes=tuple(archetypes),
+    )
+
+
+def level_table(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    columns: Sequence[str],
+    config: NamingConfig,
+    segment_stats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """low/mid/high per segment (rows) and column: the segment statistic vs base quantiles.
+
+    ``segment_stats`` (segments x columns of ``config.statistic``) skips recomputing it.
+    """
+    values = frame[list(columns)].astype(float)
+    if segment_stats is None:
+        segment_stats = getattr(values.groupby(np.asarray(labels)), config.statistic)()
+    cuts = values.quantile(list(config.cuts)).to_numpy()
+    stats = segment_stats[list(columns)].to_numpy(dtype=float)
+    words = np.where(stats < cuts[0], "low", np.where(stats > cuts[1], "high", "mid"))
+    return pd.DataFrame(words, index=segment_stats.index, columns=list(columns), dtype=object)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:1].isupper() and not text[:2].isupper() else text
+
+
+def describe_levels(levels: Mapping[str, str], columns: Sequence[str], config: NamingConfig) -> str:
+    """'High income, low spending' from the columns' levels (non-mid columns first)."""
+    ordered = [c for c in columns if levels.get(c, "mid") != "mid"]
+    ordered += [c for c in columns if c not in ordered and c in levels]
+    chosen = [c for c in columns if c in ordered[: config.max_name_parts]]
+    parts = [config.part(c, levels[c]) for c in chosen]
+    if not parts:
+        return "All customers"
+    return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
+
+
+def _by_differing_level(
+    names: dict[int, str],
+    members: list[int],
+    levels: Mapping[int, Mapping[str, str]],
+    used: Mapping[int, set[str]],
+    candidates: Sequence[str],
+    config: NamingConfig,
+) -> list[list[int]]:
+    """Qualify with the first column whose level differs; return what still collides."""
+    pending = [members]
+    for column in candidates:
+        next_pending = []
+        for group in pending:
+            words = {s: config.part(column, levels[s][column]) for s in group}
+            if any(column in used[s] for s in group) or len(set(words.values())) < 2:
+                next_pending.append(group)
+                continue
+            for s in group:
+                names[s] = config.qualifier_format.format(
+                    name=names[s], qualifier=_lower_first(words[s])
+                )
+            next_pending.extend(_collisions({s: names[s] for s in group}))
+        pending = next_pending
+        if not pending:
+            break
+    return pending
+
+
+def _by_largest_gap(
+    names: dict[int, str],
+    pair: list[int],
+    std_diffs: Mapping[int, Mapping[str, float]],
+    candidates: Sequence[str],
+    config: NamingConfig,
+) -> bool:
+    """Two segments on the same levels: 'lower'/'higher' on the column they differ most."""
+    a, b = pair
+    gaps = {
+        c: abs(std_diffs[a][c] - std_diffs[b][c])
+        for c in candidates
+        if c in std_diffs[a]
+        and c in std_diffs[b]
+        and np.isfinite(std_diffs[a][c])
+        and np.isfinite(std_diffs[b][c])
+    }
+    if not gaps:
+        return False
+    column = max(gaps, key=lambda c: (gaps[c], -list(candidates).index(c)))
+    if gaps[column] < config.relative_min_gap:
+        return False
+    low, high = sorted(pair, key=lambda s: std_diffs[s][column])
+    for segment, side in ((low, "lower"), (high, "higher")):
+        names[segment] = config.qualifier_format.format(
+            name=names[segment], qualifier=config.relative(column, side)
+        )
+    return True
+
+
+def _disambiguate(
+    names: dict[int, str],
+    levels: Mapping[int, Mapping[str, str]],
+    used: Mapping[int, set[str]],
+    candidates: Sequence[str],
+    gender_major: Mapping[int, str | None],
+    std_diffs: Mapping[int, Mapping[str, float]] | None,
+    config: NamingConfig,
+) -> None:
+    """Qualify colliding names: a column whose level differs, then (for a pair) the column
+    where they differ most, then the dominant gender. Numbering is left to the caller."""
+    for group in _collisions(names):
+        for members in _by_differing_level(names, group, levels, used, candidates, config):
+            if (
+                len(members) == 2
+                and std_diffs
+                and _by_largest_gap(names, members, std_diffs, candidates, config)
+            ):
+                continue
+            words = {s: gender_major.get(s) for s in members}
+            if None not in words.values() and len(set(words.values())) == len(members):
+                for s in members:
+                    names[s] = config.qualifier_format.format(name=names[s], qualifier=words[s])
+
+
+def _collisions(names: Mapping[int, str]) -> list[list[int]]:
+    by_name: dict[str, list[int]] = {}
+    for segment, name in names.items():
+        by_name.setdefault(name.casefold(), []).append(segment)
+    return [sorted(group) for group in by_name.values() if len(group) > 1]
+
+
+def name_segments(
+    levels: pd.DataFrame,
+    config: NamingConfig,
+    name_columns: Sequence[str],
+    sizes: Mapping[int, int],
+    gender_shares: Mapping[int, Mapping[str, float]] | None = None,
+    std_diffs: pd.DataFrame | None = None,
+) -> dict[int, SegmentName]:
+    """Name every segment of a level table; names are unique within the segmentation.
+
+    ``name_columns`` are the columns a descriptive name is built from (the
+    clustering features); archetype rules may use any column of ``levels``.
+    ``std_diffs`` (segments x columns, standardized differences from the base)
+    lets two segments on the same levels be told apart as lower/higher.
+    Ties that survive every qualifier are numbered by size (largest first),
+    then by the levels themselves, so the result does not depend on label ids.
+    """
+    segment_levels = {
+        int(s): {str(c): str(v) for c, v in row.items()} for s, row in levels.iterrows()
+    }
+    names: dict[int, str] = {}
+    archetypes: dict[int, Archetype | None] = {}
+    descriptions: dict[int, str] = {}
+    used: dict[int, set[str]] = {}
+    for segment, lv in segment_levels.items():
+        descriptions[segment] = describe_levels(lv, [c for c in name_columns if c in lv], config)
+        if segment == NOISE_LABEL:
+            continue
+        match = next((a for a in config.archetypes if a.matches(lv)), None)
+        archetypes[segment] = match
+        names[segment] = match.name if match else descriptions[segment]
+        used[segment] = set(match.when) if match else set(name_columns)
+
+    gender_major: dict[int, str | None] = {}
+    for segment in names:
+        shares = (gender_shares or {}).get(segment) or {}
+        top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
+        value = top[0] if top[1] >= config.gender_majority_share else None
+        gender_major[segment] = (
+            None if value is None else config.gender_words.get(str(value), f"mostly {value}")
+        )
+    vocab_order = [c for c in config.columns if c in levels.columns]
+    candidates = list(dict.fromkeys([*vocab_order, *name_columns, *map(str, levels.columns)]))
+    diffs = (
+        {int(s): {str(c): float(v) for c, v in row.items()} for s, row in std_diffs.iterrows()}
+        if std_diffs is not None
+        else None
+    )
+    _disambiguate(names, segment_levels, used, candidates, gender_major, diffs, config)
+    while collisions := _collisions(names):  # numbering can (rarely) meet another name
+        for group in collisions:
+            ranked = sorted(
+                group, key=lambda s: (-sizes.get(s, 0), sorted(segment_levels[s].items()), s)
+            )
+            for n, segment in enumerate(ranked, start=1):
+                names[segment] = config.number_format.format(name=names[segment], n=n)
+
+    result: dict[int, SegmentName] = {}
+    for segment, lv in segment_levels.items():
+        if segment == NOISE_LABEL:
+            result[segment] = SegmentName(
+                segment, config.noise_name, "noise", descriptions[segment], lv, config.noise_actions
+            )
+            continue
+        match = archetypes[segment]
+        result[segment] = SegmentName(
+            segment=segment,
+            name=names[segment],
+            archetype=match.key if match else None,
+            description=descriptions[segment],
+            levels=lv,
+            actions=match.actions if match and match.actions else config.default_actions,
+        )
+    return result

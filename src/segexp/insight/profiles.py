@@ -1,0 +1,504 @@
+"""Per-segment profiles: what each segment looks like next to the whole customer base.
+
+For every segment: size and share; mean, median and quartiles of each numeric
+column; the split of the gender column (and of categorical features); each
+column's standardized difference from the base ((segment mean - base mean) /
+base standard deviation) and ratio (segment mean / base mean); the level,
+name and actions from ``segexp.insight.naming``. Numeric columns are the clustering
+features first, then the table's other numeric columns (age when clustering
+on income and spending), so names such as "Young big spenders" can use them.
+
+DBSCAN noise (label -1) is profiled as its own row (segment -1, named by
+``naming.noise.name``) and is part of the base: the base is every customer
+that was segmented. It is never matched against archetypes.
+
+Writes ``profile.csv``, ``profile.md``, ``segments.json``,
+``plots/profile_heatmap.png`` and ``plots/snake.png`` for each run; figures
+only use matplotlib's Figure + Agg canvas (as ``segexp.plots``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from segexp.contract import NOISE_LABEL
+from segexp.insight.naming import (
+    NamingConfig,
+    SegmentName,
+    level_table,
+    load_naming_config,
+    name_segments,
+)
+
+if TYPE_CHECKING:  # matplotlib is imported where figures are drawn: tables need none of it
+    from matplotlib.figure import Figure
+
+PROFILE_CSV = "profile.csv"
+PROFILE_MD = "profile.md"
+SEGMENTS_JSON = "segments.json"
+HEATMAP_PNG = "plots/profile_heatmap.png"
+SNAKE_PNG = "plots/snake.png"
+STATS = ("mean", "median", "q1", "q3", "std_diff", "ratio")
+_MAX_SPLIT_VALUES = 10
+_OTHER = "other"
+_MISSING = "missing"
+
+
+@dataclass
+class SegmentProfile:
+    """A segmentation's profile: the wide table plus what it was computed from."""
+
+    table: pd.DataFrame  # one row per segment (index: segment id, noise last)
+    numeric_columns: list[str]  # profiled numeric columns, clustering features first
+    feature_columns: list[str]  # the clustering features
+    split_columns: list[str]  # categorical columns whose value shares are profiled
+    base: dict[str, Any]  # whole-base statistics (size, per-column stats, value shares)
+    names: dict[int, SegmentName]
+
+    @property
+    def segments(self) -> list[int]:
+        return [int(s) for s in self.table.index]
+
+    def std_diffs(self) -> pd.DataFrame:
+        """Segments x numeric columns, standardized differences from the base."""
+        return pd.DataFrame(
+            {c: self.table[f"{c}_std_diff"] for c in self.numeric_columns}, index=self.table.index
+        )
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    )
+
+
+def profiled_columns(
+    frame: pd.DataFrame,
+    feature_columns: Sequence[str],
+    gender_column: str | None,
+    exclude: Sequence[str] = (),
+) -> tuple[list[str], list[str]]:
+    """(numeric columns, split columns): features first, then the table's other numeric ones."""
+    skip = set(exclude)
+    features = [c for c in feature_columns if c in frame.columns]
+    numeric = [c for c in features if _is_numeric(frame[c])]
+    numeric += [
+        str(c)
+        for c in frame.columns
+        if c not in numeric and c not in skip and _is_numeric(frame[c])
+    ]
+    splits = [gender_column] if gender_column and gender_column in frame.columns else []
+    splits += [c for c in features if c not in numeric and c not in splits]
+    return numeric, splits
+
+
+def _value_shares(values: pd.Series, labels: np.ndarray, order: Sequence[int]) -> pd.DataFrame:
+    """Share of each value per segment (rows in ``order``); values past the top ten -> 'other'."""
+    text = values.astype(object).where(values.notna(), _MISSING).astype(str)
+    counts = text.value_counts()
+    top = list(counts.index[:_MAX_SPLIT_VALUES])
+    if len(counts) > _MAX_SPLIT_VALUES:
+        text = text.where(text.isin(top), _OTHER)
+        top.append(_OTHER)
+    value_codes = pd.Categorical(text, categories=sorted(top)).codes
+    row_of = {segment: i for i, segment in enumerate(order)}
+    segment_rows = np.fromiter((row_of[int(s)] for s in labels), dtype=np.int64, count=len(labels))
+    table = np.zeros((len(order), len(top)))
+    np.add.at(table, (segment_rows, value_codes), 1.0)
+    table /= np.maximum(table.sum(axis=1, keepdims=True), 1.0)
+    return pd.DataFrame(table, index=list(order), columns=sorted(top))
+
+
+def _segment_order(labels: np.ndarray) -> list[int]:
+    found = sorted(int(s) for s in np.unique(labels))
+    return [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
+
+
+def compute_profile(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    feature_columns: Sequence[str],
+    naming_cfg: Any = None,
+    gender_column: str | None = "gender",
+    exclude_columns: Sequence[str] = ("customer_id",),
+) -> SegmentProfile:
+    """Profile, name and attach actions to every segment of one segmentation."""
+    labels = np.asarray(labels).astype(int)
+    if len(labels) != len(frame):
+        raise ValueError(f"labels has {len(labels)} entries for {len(frame)} customer rows")
+    config: NamingConfig = (
+        naming_cfg if isinstance(naming_cfg, NamingConfig) else load_naming_config(naming_cfg)
+    )
+    frame = frame.reset_index(drop=True)
+    numeric, splits = profiled_columns(frame, feature_columns, gender_column, exclude_columns)
+    order = _segment_order(labels)
+
+    values = frame[numeric].astype(float)
+    grouped = values.groupby(labels)
+    base_mean, base_std = values.mean(), values.std()
+    stats = {
+        "mean": grouped.mean(),
+        "median": grouped.median(),
+        "q1": grouped.quantile(0.25),
+        "q3": grouped.quantile(0.75),
+    }
+    stats["std_diff"] = (stats["mean"] - base_mean) / base_std.where(base_std > 0)
+    stats["ratio"] = stats["mean"] / base_mean.where(base_mean != 0)
+    stats = {name: stat.reindex(order) for name, stat in stats.items()}
+    levels = level_table(values, labels, numeric, config, segment_stats=stats[config.statistic])
+
+    sizes = np.bincount(np.searchsorted(sorted(order), labels), minlength=len(order))
+    size_of = dict(zip(sorted(order), sizes.tolist(), strict=True))
+    columns: dict[str, Any] = {
+        "size": [size_of[s] for s in order],
+        "share": [size_of[s] / len(labels) for s in order],
+    }
+    for column in numeric:
+        for stat in STATS:
+            columns[f"{column}_{stat}"] = stats[stat][column].to_numpy()
+        columns[f"{column}_level"] = levels[column].to_numpy()
+    split_shares = {c: _value_shares(frame[c], labels, order) for c in splits}
+    for column, shares in split_shares.items():
+        for value in shares.columns:
+            columns[f"{column}_{value}_share"] = shares[value].to_numpy()
+
+    gender_shares = (
+        {s: dict(split_shares[gender_column].loc[s]) for s in order}
+        if gender_column in split_shares
+        else None
+    )
+    names = name_segments(
+        levels,
+        config,
+        name_columns=[c for c in feature_columns if c in numeric],
+        sizes=size_of,
+        gender_shares=gender_shares,
+        std_diffs=stats["std_diff"],
+    )
+    head = {
+        "name": [names[s].name for s in order],
+        "archetype": [names[s].archetype or "" for s in order],
+    }
+    tail = {
+        "description": [names[s].description for s in order],
+        "actions": ["; ".join(names[s].actions) for s in order],
+    }
+    table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
+
+    quartiles = values.quantile([0.25, 0.5, 0.75])
+    base = {
+        "size": len(labels),
+        "columns": {
+            c: {
+                "mean": float(base_mean[c]),
+                "std": float(base_std[c]),
+                "median": float(quartiles.loc[0.5, c]),
+                "q1": float(quartiles.loc[0.25, c]),
+                "q3": float(quartiles.loc[0.75, c]),
+                "min": float(values[c].min()),
+                "max": float(values[c].max()),
+            }
+            for c in numeric
+        },
+        "shares": {
+            c: {
+                str(k): float(v)
+                for k, v in _value_shares(frame[c], np.zeros(len(frame)), [0]).iloc[0].items()
+            }
+            for c in splits
+        },
+    }
+    return SegmentProfile(
+        table=table,
+        numeric_columns=numeric,
+        feature_columns=[c for c in feature_columns if c in frame.columns],
+        split_columns=splits,
+        base=base,
+        names=names,
+    )
+
+
+# --- text outputs -------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _signed(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
+def column_heading(profile: SegmentProfile, column: str) -> str:
+    """Column name, starred when it describes segments without having shaped them."""
+    return column if column in profile.feature_columns else f"{column}*"
+
+
+def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
+    row = profile.table.loc[segment]
+    prefix = f"{column}_"
+    shares = {
+        k[len(prefix) : -len("_share")]: float(row[k])
+        for k in profile.table.columns
+        if k.startswith(prefix) and k.endswith("_share")
+    }
+    if not shares:
+        return ""
+    value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
+    return f"{share:.0%} {value}"
+
+
+def profile_markdown(profile: SegmentProfile) -> str:
+    """The profile as Markdown: a summary table, then one section per segment with actions."""
+    cols = profile.numeric_columns
+    head = ["Segment", "Name", "Customers"] + [column_heading(profile, c) for c in cols]
+    head += profile.split_columns
+    lines = [
+        "# Segment profile",
+        "",
+        "Mean of each column, its level against all customers (terciles by default) and its "
+        "standardized difference from all customers in standard deviations.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---:", "---", "---:"] + ["---:"] * (len(head) - 3)) + "|",
+    ]
+    for segment in profile.segments:
+        row = profile.table.loc[segment]
+        cells = [str(segment), str(row["name"]), f"{int(row['size'])} ({row['share']:.0%})"]
+        cells += [
+            f"{_fmt(row[f'{c}_mean'])} {row[f'{c}_level']} ({_signed(row[f'{c}_std_diff'])} sd)"
+            for c in cols
+        ]
+        cells += [_majority_text(profile, segment, c) for c in profile.split_columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    base_cells = ["all", "All customers", f"{profile.base['size']} (100%)"]
+    base_cells += [_fmt(profile.base["columns"][c]["mean"]) for c in cols]
+    for c in profile.split_columns:
+        shares = profile.base["shares"].get(c, {})
+        top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+        base_cells.append(f"{top[1]:.0%} {top[0]}" if top else "")
+    lines.append("| " + " | ".join(base_cells) + " |")
+    if any(c not in profile.feature_columns for c in cols):
+        lines += ["", "\\* describes the segments but was not a clustering feature."]
+
+    for segment in profile.segments:
+        row = profile.table.loc[segment]
+        named = profile.names[segment]
+        lines += [
+            "",
+            f"## {segment} · {named.name}",
+            "",
+            f"{named.description}. {int(row['size'])} customers ({row['share']:.1%})"
+            + (f", archetype `{named.archetype}`." if named.archetype else "."),
+            "",
+            "| Column | Mean | Median | Q1 - Q3 | Diff (sd) | Ratio to all | Level |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
+        for c in cols:
+            lines.append(
+                f"| {column_heading(profile, c)} | {_fmt(row[f'{c}_mean'])} "
+                f"| {_fmt(row[f'{c}_median'])} "
+                f"| {_fmt(row[f'{c}_q1'])} - {_fmt(row[f'{c}_q3'])} "
+                f"| {_signed(row[f'{c}_std_diff'])} | {_fmt(row[f'{c}_ratio'], 2)} "
+                f"| {row[f'{c}_level']} |"
+            )
+        for c in profile.split_columns:
+            prefix = f"{c}_"
+            parts = [
+                f"{k[len(prefix) : -len('_share')]} {float(row[k]):.0%}"
+                for k in profile.table.columns
+                if k.startswith(prefix) and k.endswith("_share")
+            ]
+            lines += ["", f"{c}: " + ", ".join(parts)]
+        lines += ["", "Suggested actions:", ""] + [f"- {a}" for a in named.actions]
+    return "\n".join(lines) + "\n"
+
+
+def segments_document(profile: SegmentProfile) -> dict[str, Any]:
+    """What segments.json holds: names, archetypes, levels, actions, sizes, and the base."""
+    return {
+        "segments": [
+            {
+                "id": s,
+                "name": profile.names[s].name,
+                "archetype": profile.names[s].archetype,
+                "description": profile.names[s].description,
+                "size": int(profile.table.loc[s, "size"]),
+                "share": float(profile.table.loc[s, "share"]),
+                "levels": profile.names[s].levels,
+                "actions": list(profile.names[s].actions),
+            }
+            for s in profile.segments
+        ],
+        "feature_columns": profile.feature_columns,
+        "profiled_columns": profile.numeric_columns,
+        "split_columns": profile.split_columns,
+        "noise": "segment -1 (DBSCAN noise) is profiled as its own row and is part of the base",
+        "base": profile.base,
+    }
+
+
+def load_segment_names(path: str | Path) -> dict[int, str]:
+    """Segment id -> name from a run's segments.json (a file or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SEGMENTS_JSON
+    document = json.loads(path.read_text())
+    return {int(s["id"]): str(s["name"]) for s in document["segments"]}
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def _row_label(profile: SegmentProfile, segment: int, width: int = 28) -> str:
+    name = profile.names[segment].name
+    name = name if len(name) <= width else name[: width - 1] + "…"
+    return f"{segment} · {name}"
+
+
+def _signed_one(value: float) -> str:
+    text = f"{value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text
+
+
+def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
+    """Segments x columns coloured by standardized difference from all customers."""
+    from segexp.insight import plots
+
+    diffs = profile.std_diffs()
+    n_rows, n_cols = diffs.shape
+    width, height = 2.4 + 0.95 * max(n_cols, 2), 1.1 + 0.34 * max(n_rows, 2)
+    margins = (
+        ("left", 2.2 / width),
+        ("right", 0.98),
+        ("bottom", 0.6 / height),
+        ("top", 1 - 0.45 / height),
+    )
+    fig, ax = plots.figure("profile_heatmap", width, height, margins)
+    matrix = diffs.to_numpy(dtype=float)
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    limit = max(1.0, float(finite.max()) if finite.size else 1.0)
+    ax.imshow(np.nan_to_num(matrix), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(n_rows):
+        for j in range(n_cols):
+            value = matrix[i, j]
+            dark = np.isfinite(value) and abs(value) > 0.6 * limit
+            ax.text(
+                j,
+                i,
+                "n/a" if not np.isfinite(value) else _signed_one(value),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
+    ax.set_xticks(range(n_cols), [column_heading(profile, c) for c in diffs.columns], fontsize=7)
+    ax.set_yticks(range(n_rows), [_row_label(profile, s) for s in diffs.index], fontsize=7)
+    plots.put_title(ax, title or "difference from all customers (sd)", fontsize=8)
+    return fig
+
+
+def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
+    """Each segment's standardized means across the columns, one line per segment."""
+    from segexp.insight import plots
+
+    diffs = profile.std_diffs()
+    margins = (("left", 0.1), ("right", 0.62), ("bottom", 0.18), ("top", 0.9))
+    fig, ax = plots.figure("snake_plot", 6.4, 3.4, margins)
+    x = np.arange(diffs.shape[1])
+    for segment, row in diffs.iterrows():
+        ax.plot(
+            x,
+            row.to_numpy(dtype=float),
+            marker="o",
+            markersize=3,
+            linewidth=1.4,
+            linestyle="--" if segment == NOISE_LABEL else "-",
+            color=plots.segment_color(int(segment)),
+            label=_row_label(profile, int(segment)),
+        )
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xticks(x, [column_heading(profile, c) for c in diffs.columns], fontsize=7)
+    ax.set_ylabel("standardized mean (sd)", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    plots.put_title(ax, title or "snake plot: segments against all customers", fontsize=8)
+    return fig
+
+
+# --- the runner's entry point -------------------------------------------------------------
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Plain JSON types; undefined numbers (NaN) become null."""
+    if isinstance(value, dict):
+        return {str(k): _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_profile_files(
+    folder: Path, profile: SegmentProfile, dpi: int = 80, make_plots: bool = True
+) -> list[Path]:
+    """profile.csv, profile.md, segments.json and the two figures into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / PROFILE_CSV, folder / PROFILE_MD, folder / SEGMENTS_JSON]
+    profile.table.to_csv(written[0])
+    written[1].write_text(profile_markdown(profile), encoding="utf-8")
+    document = _finite_or_none(segments_document(profile))
+    written[2].write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")
+    if make_plots:
+        from segexp.insight import plots  # matplotlib only where figures are drawn
+
+        written.append(plots.save(profile_heatmap(profile), folder / HEATMAP_PNG, dpi))
+        written.append(plots.save(snake_plot(profile), folder / SNAKE_PNG, dpi))
+    return written
+
+
+def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) -> None:
+    """Only the two figures of a computed profile (a deferred artifact task of every run)."""
+    from segexp.insight import plots
+
+    plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)
+    plots.save(snake_plot(profile), Path(folder) / SNAKE_PNG, dpi)
+
+
+def write_run_profile(
+    folder: Path,
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    feature_columns: list[str],
+    naming_cfg: Any,
+    gender_column: str | None = "gender",
+    dpi: int = 80,
+    make_plots: bool = True,
+) -> dict[int, str]:
+    """Profile one run's segmentation into ``folder``; return segment id -> name.
+
+    ``frame`` holds the raw customer rows that were segmented (labels align
+    with its rows); ``naming_cfg`` is ``cfg.naming``, a mapping or a YAML path.
+    """
+    profile = compute_profile(frame, labels, feature_columns, naming_cfg, gender_column)
+    write_profile_files(folder, profile, dpi=dpi, make_plots=make_plots)
+    return segment_names(profile)
+
+
+def segment_names(profile: SegmentProfile) -> dict[int, str]:
+    """Segment id -> name."""
+    return {s: profile.names[s].name for s in profile.segments}

@@ -1,0 +1,121 @@
+"""The Hydra application behind ``segexp`` / ``python -m segexp``: one run, or a sweep with ``-m``.
+
+Range shorthand (``k=3..8``) is expanded before Hydra reads the command line;
+everything else is Hydra: config groups, overrides, ``-m``, launchers and
+sweepers. The configs are the package's own (``pkg://segexp.conf``), with the
+user's ``conf/`` folder in front of them (see ``hydra_plugins.segexp_sweep.user_conf``).
+
+Exit codes: 0 every job finished (or was skipped as a duplicate), 1 a job
+failed, 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Sequence
+
+import hydra
+from omegaconf import DictConfig
+
+from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError
+from segexp.jobs import callbacks, publish
+from segexp.jobs.job import run_job
+from segexp.jobs.outcomes import JobOutcome, describe_outcome
+from segexp.jobs.ranges import expand_argv
+
+log = logging.getLogger("segexp")
+CONFIG_PATH = "pkg://segexp.conf"
+_single_outcomes: list[JobOutcome] = []
+
+
+def _report(outcome: JobOutcome, single: bool) -> None:
+    """One line per job; a single run's user error is the one-line ``segexp: error:``."""
+    if single and outcome.status == "invalid":
+        print(f"segexp: error: {outcome.message}", file=sys.stderr)
+    elif single and outcome.status == "failed":
+        print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
+    else:
+        line = describe_outcome(outcome)
+        (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
+
+
+def objective(cfg: DictConfig, outcome: JobOutcome) -> float:
+    """What the task returns to a sweeper such as Optuna: ``objective.metric`` of the run.
+
+    NaN when the run has no such value (failed, or the metric is undefined for it),
+    which Optuna records as a failed trial rather than as a score.
+    """
+    metric = str(cfg.objective.metric)
+    value = outcome.metrics.get(metric)
+    return float(value) if value is not None else math.nan
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+def _task(cfg: DictConfig) -> float:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
+        job_num = int(hydra_cfg.job.num)
+        # With this process's publishing pool, runs are logged while the next job fits;
+        # the sweep's end waits for them. A launcher's worker process logs each itself.
+        outcome = run_job(cfg, sweep=sweep, job_num=job_num, wait=not publish.has_pool())
+        if sweep is not None:
+            callbacks.record_outcome(sweep, outcome)
+        _report(outcome, single=False)
+    else:
+        outcome = run_job(cfg)
+        _single_outcomes.append(outcome)
+        if outcome.status != "finished":
+            _report(outcome, single=True)
+        else:
+            _report(outcome, single=False)
+    return objective(cfg, outcome)
+
+
+def last_outcomes() -> list[JobOutcome]:
+    """The outcome of the single run (not a sweep) of the last ``main`` call."""
+    return list(_single_outcomes)
+
+
+def exit_code(statuses: Sequence[str]) -> int:
+    if "failed" in statuses:
+        return 1
+    if "invalid" in statuses:
+        return EXIT_USER_ERROR
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app on ``argv`` (default: the command line); return the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = expand_argv(args)
+    except SegexpError as exc:
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
+    _single_outcomes.clear()
+    callbacks.reset()
+    try:
+        _task()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        ran_nothing = not _single_outcomes and callbacks.LAST_SWEEP is None
+        # Hydra exits 1 on a config it cannot compose (unknown group option, bad override).
+        return EXIT_USER_ERROR if code == 1 and ran_nothing else code
+    except ConfigError as exc:
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        sys.argv = saved_argv
+        callbacks.end_unfinished_sweep()
+        publish.wait_all()
+    if callbacks.LAST_SWEEP is not None:
+        return exit_code([o.status for o in callbacks.LAST_SWEEP.outcomes])
+    return exit_code([o.status for o in _single_outcomes])

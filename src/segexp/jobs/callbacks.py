@@ -1,0 +1,216 @@
+"""Hydra Callback that makes a multirun one MLflow parent run with the jobs under it.
+
+on_multirun_start checks the data once (a user mistake stops the sweep with
+exit code 2 before anything is written), opens the parent run and tells the
+jobs where it is. on_multirun_end collects every job's outcome from the store,
+logs the parent's leaderboard and k plots, ends the parent and prints the
+failures.
+
+Jobs find their sweep through the environment (``SEGEXP_SWEEP``, inherited by
+joblib's and a local Ray's workers), else through the store: the parent run is
+tagged with the sweep folder Hydra gives every job. Jobs that end without a run
+of their own (skipped duplicates, invalid input) are recorded as tags on the
+parent; everything else is a run of the store. No local file is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from segexp.contract import (
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_DATA_SOURCE,
+    TAG_KIND,
+    TAG_OUTCOME_PREFIX,
+    TAG_PREFIX,
+    TAG_SWEEP_ID,
+)
+from segexp.errors import EXIT_USER_ERROR, SegexpError
+from segexp.jobs import publish
+from segexp.jobs.job import code_version
+from segexp.jobs.outcomes import JobOutcome, SweepContext
+from segexp.jobs.summary import finish_sweep, sweep_outcomes
+from segexp.tracking.store import Tracker, resolve_tracking_uri, tracker_for
+
+log = logging.getLogger("segexp")
+
+ENV_VAR = "SEGEXP_SWEEP"
+TAG_SWEEP_DIR = TAG_PREFIX + "sweep_dir"
+_MAX_MESSAGE = 2000
+
+
+@dataclass
+class SweepReport:
+    """The outcome of the last multirun in this process, for the summary and exit code."""
+
+    sweep_id: str
+    parent_run_id: str | None
+    outcomes: list[JobOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+LAST_SWEEP: SweepReport | None = None
+_OPEN: SweepContext | None = None  # the parent run this process opened and has not ended
+
+
+def reset() -> None:
+    global LAST_SWEEP
+    LAST_SWEEP = None
+
+
+def new_sweep_id() -> str:
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
+    """The sweep a job of the multirun in ``sweep_dir`` belongs to.
+
+    From the environment when the job's process inherited it, else the RUNNING
+    parent run tagged with this sweep folder in the job's store (a worker on
+    another machine, or a reused worker process). None: no segexp sweep is open.
+    """
+    raw = os.environ.get(ENV_VAR)
+    if raw:
+        saved = json.loads(raw)
+        if saved.pop("sweep_dir") == sweep_dir:
+            return SweepContext(**saved)
+    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    tracker = tracker_for(tracking_uri)
+    experiment = tracker.client.get_experiment_by_name(str(cfg.mlflow.experiment))
+    if experiment is None:
+        return None
+    runs = tracker.client.search_runs(
+        [experiment.experiment_id],
+        filter_string=(
+            f"tags.`{TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_DIR}` = '{sweep_dir}' "
+            "and attributes.status = 'RUNNING'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    parent = runs[0]
+    return SweepContext(
+        parent.data.tags[TAG_SWEEP_ID], tracking_uri, experiment.experiment_id, parent.info.run_id
+    )
+
+
+def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
+    """A job that logged no run of its own leaves its outcome on the parent run."""
+    if outcome.status not in ("skipped", "invalid") or outcome.job_num is None:
+        return
+    document = asdict(outcome)
+    document["message"] = document["message"][:_MAX_MESSAGE]
+    publish.store_call(
+        Tracker.set_tags,
+        sweep.tracking_uri,
+        sweep.parent_run_id,
+        {f"{TAG_OUTCOME_PREFIX}{outcome.job_num}": json.dumps(document)},
+    )
+
+
+def _stop(message: str) -> None:
+    print(f"segexp: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+class SweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global LAST_SWEEP, _OPEN
+        LAST_SWEEP = None
+        from segexp.data import load_customers
+
+        try:
+            # Only the data is checked here: swept groups may change features per job.
+            table = load_customers(config.data)
+            tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+            experiment_id = publish.store_call(
+                Tracker.experiment_id, tracking_uri, str(config.mlflow.experiment)
+            )
+        except SegexpError as exc:
+            _stop(str(exc))
+        sweep_id = new_sweep_id()
+        sweep_dir = str(config.hydra.sweep.dir)
+        parent_tags = {
+            TAG_KIND: "sweep",
+            TAG_SWEEP_ID: sweep_id,
+            TAG_SWEEP_DIR: sweep_dir,
+            TAG_PREFIX + "command": " ".join(sys.argv[1:]),
+            TAG_DATA_FINGERPRINT: table.fingerprint,
+            TAG_DATA_SOURCE: table.source,
+            TAG_CODE_VERSION: code_version(),
+        }
+        parent_run_id = publish.store_call(
+            Tracker.start_run, tracking_uri, experiment_id, f"sweep-{sweep_id}", parent_tags
+        )
+        _OPEN = SweepContext(sweep_id, tracking_uri, experiment_id, parent_run_id)
+        os.environ[ENV_VAR] = json.dumps({**asdict(_OPEN), "sweep_dir": sweep_dir})
+        log.info("sweep %s: parent run %s in %s", sweep_id, parent_run_id, tracking_uri)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global LAST_SWEEP, _OPEN
+        os.environ.pop(ENV_VAR, None)
+        if _OPEN is None:
+            return
+        sweep, _OPEN = _OPEN, None
+        publish.wait_all()
+        outcomes = publish.store_call(sweep_outcomes, sweep.tracking_uri, sweep)
+        publish.store_call(
+            finish_sweep,
+            sweep.tracking_uri,
+            sweep.experiment_id,
+            sweep.parent_run_id,
+            sweep.sweep_id,
+            outcomes,
+            {"dpi": int(config.plots.dpi)},
+        )
+        LAST_SWEEP = SweepReport(sweep.sweep_id, sweep.parent_run_id, outcomes)
+        _print_summary(LAST_SWEEP)
+
+
+def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> None:
+    """End the parent run of a sweep whose sweeper or launcher raised (Hydra then skips
+    on_multirun_end): FAILED with the reason, never left RUNNING."""
+    global _OPEN
+    os.environ.pop(ENV_VAR, None)
+    if _OPEN is None:
+        return
+    sweep, _OPEN = _OPEN, None
+    publish.wait_all()
+    publish.store_call(
+        Tracker.fail_run,
+        sweep.tracking_uri,
+        sweep.parent_run_id,
+        f"{reason}; see the command's error output",
+    )
+
+
+def _print_summary(report: SweepReport) -> None:
+    counts = {s: report.count(s) for s in ("finished", "skipped", "failed", "invalid")}
+    line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    print(
+        f"segexp: sweep {report.sweep_id}: {len(report.outcomes)} jobs: {line}; "
+        f"parent run {report.parent_run_id}"
+    )
+    for o in report.outcomes:
+        if o.status == "skipped":
+            print(f"segexp: #{o.job_num} skipped: {o.message}")
+    problems = [o for o in report.outcomes if o.status in ("failed", "invalid")]
+    if problems:
+        print(f"segexp: {len(problems)} failed jobs:", file=sys.stderr)
+        for o in problems:
+            print(f"  #{o.job_num} {o.run_name}: {o.status}: {o.message}", file=sys.stderr)

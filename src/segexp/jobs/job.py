@@ -1,0 +1,450 @@
+"""One job: load data, fit one segmentation, score it, log it as one MLflow run.
+
+``run_job(cfg)`` is a plain function: the Hydra app calls it for every job
+(whatever the launcher), ``segexp.run``/``segexp.sweep`` and tests call it
+with a composed config. It never raises for a job's own failure: input
+mistakes come back as ``invalid`` (no run is created), algorithm failures as
+``failed`` (the run ends FAILED with the error in a tag), so a sweep goes on
+and reports failures at its end. The run reaches MLflow through
+``segexp.tracking.store.log_run`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from threadpoolctl import ThreadpoolController
+
+import segexp
+from segexp.contract import (
+    ASSIGNMENTS_FILE,
+    CONFIG_FILE,
+    MODEL_DIR,
+    MODEL_META_FILE,
+    NOISE_LABEL,
+    PIPELINE_FILE,
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_DATA_SOURCE,
+    TAG_JOB_NUM,
+    TAG_KIND,
+    TAG_PREFIX,
+    TAG_SWEEP_ID,
+    TAG_UNDEFINED_PREFIX,
+)
+from segexp.data import CustomerTable, load_customers, validate_feature_table
+from segexp.errors import ConfigError, DataError, SegexpError
+from segexp.insight.profiles import (
+    SegmentProfile,
+    compute_profile,
+    segment_names,
+    write_profile_files,
+)
+from segexp.jobs import publish
+from segexp.jobs.outcomes import SUMMARY_METRICS, JobOutcome, SweepContext
+from segexp.jobs.publish import PublishRequest, RunFigures
+from segexp.model.evaluation import evaluate_run, evaluation_settings
+from segexp.model.metrics import mixture_criteria, score_segmentation
+from segexp.model.pipeline import (
+    algorithm_params,
+    algorithm_uses,
+    check_preprocess_config,
+    fit_segmentation,
+    split_feature_kinds,
+)
+from segexp.tracking.store import RunRecord, Tracker, find_run_name, resolve_tracking_uri
+
+log = logging.getLogger("segexp")
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+TAG_CONFIG_KEY = TAG_PREFIX + "config_key"
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
+
+
+@dataclass
+class JobSpec:
+    """What a job config asks for, named the way params and run names show it."""
+
+    algo: str
+    scaler: str
+    features: str
+    columns: list[str]
+    uses_k: bool
+    k: int
+    seed: int
+    impute: str
+    outliers: str
+    hyperparams: dict[str, Any]
+    target: str
+
+    @property
+    def run_name(self) -> str:
+        parts = [self.algo]
+        if self.uses_k:
+            parts.append(f"k{self.k}")
+        else:
+            parts.extend(
+                f"{name}{value}"
+                for name, value in self.hyperparams.items()
+                if isinstance(value, int | float | str) and not isinstance(value, bool)
+            )
+        parts.extend([self.scaler, self.features])
+        return "-".join(str(p) for p in parts)
+
+    def params(self, data_source: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "algo": self.algo,
+            "scaler": self.scaler,
+            "features": self.features,
+            "feature_columns": ",".join(self.columns),
+            "seed": self.seed,
+            "impute": self.impute,
+            "outliers": self.outliers,
+            "data": data_source,
+        }
+        if self.uses_k:
+            out["k"] = self.k
+        out.update({f"algo.{name}": value for name, value in self.hyperparams.items()})
+        return out
+
+    def config_key(self, fingerprint: str) -> str:
+        """Hash of what determines the result; k is left out when the algorithm ignores it."""
+        payload = asdict(self)
+        if not self.uses_k:
+            payload.pop("k")
+        payload["data"] = fingerprint
+        return hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()[:20]
+
+
+def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
+    if choices is not None:
+        return dict(choices)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()}
+    except ValueError:  # not inside a Hydra job: name parts after their classes
+        return {
+            "algo": str(cfg.algo._target_).rsplit(".", 1)[-1].lower(),
+            "scaler": str(cfg.scaler._target_).rsplit(".", 1)[-1].lower(),
+            "features": "custom",
+        }
+
+
+def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:
+    """Validate the job's config keys and name its parts; ConfigError on bad values."""
+    named = _choices(cfg, choices)
+    if "_target_" not in cfg.algo:
+        raise ConfigError("algo: the algo config needs a _target_ (a scikit-learn class path)")
+    columns = list(OmegaConf.to_container(cfg.features.columns, resolve=True))
+    if not columns:
+        raise ConfigError("features.columns: list at least one column; got an empty list")
+    uses_k = algorithm_uses(cfg.algo, "k")
+    k = cfg.get("k")
+    if uses_k and (not isinstance(k, int) or isinstance(k, bool) or k < 2):
+        raise ConfigError(f"k: the number of segments must be an integer >= 2; got {k!r}")
+    return JobSpec(
+        algo=named.get("algo", "algo"),
+        scaler=named.get("scaler", "scaler"),
+        features=named.get("features", "features"),
+        columns=[str(c) for c in columns],
+        uses_k=uses_k,
+        k=int(k) if isinstance(k, int) else 0,
+        seed=int(cfg.seed),
+        impute=str(cfg.preprocess.impute),
+        outliers=str(cfg.preprocess.get("outliers", "none")),
+        hyperparams=algorithm_params(cfg.algo),
+        target=str(cfg.algo._target_),
+    )
+
+
+def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
+    n_rows = len(table.frame)
+    if spec.uses_k and n_rows < spec.k:
+        raise DataError(
+            f"{table.source}: {n_rows} customers is fewer than k={spec.k}; "
+            f"lower k to at most {n_rows} or load more customers"
+        )
+    limit = int(cfg.limits.max_rows_quadratic)
+    quadratic = {"sklearn.cluster.AgglomerativeClustering", "sklearn.cluster.SpectralClustering"}
+    if (
+        spec.target in quadratic
+        and spec.hyperparams.get("affinity") != "nearest_neighbors"
+        and n_rows > limit
+    ):
+        raise ConfigError(
+            f"algo={spec.algo}: memory grows with the square of the customer count and "
+            f"{n_rows} customers exceed limits.max_rows_quadratic={limit}; use algo=kmeans, "
+            f"algo=minibatch_kmeans or algo=gmm, or raise limits.max_rows_quadratic"
+        )
+
+
+def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
+    """Everything checkable before a run exists: config values and the data itself."""
+    spec = describe_job(cfg, choices)
+    table = load_customers(cfg.data)
+    validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
+    check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
+    evaluation_settings(cfg)
+    _check_size_limits(cfg, spec, table)
+    return spec, table
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """segexp version plus the git commit of the checkout it runs from, when there is one."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PACKAGE_DIR), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return f"{segexp.__version__}+{commit}"
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The job's config with interpolations resolved, without Hydra's own ``hydra`` node."""
+    return {
+        str(key): OmegaConf.to_container(cfg[key], resolve=True)
+        if OmegaConf.is_config(cfg[key])
+        else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
+
+
+def _stage_artifacts(
+    folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted
+) -> SegmentProfile:
+    """Files the job writes itself (cheap); plots are deferred artifact tasks."""
+    (folder / CONFIG_FILE).write_text(
+        yaml.dump(resolved_config(cfg), Dumper=_YAML_DUMPER, sort_keys=False)
+    )
+    rows = table.frame.iloc[fitted.kept_rows]
+    keep = [c for c in (table.id_column,) if c] + spec.columns
+    assignments = rows[keep].copy()
+    assignments["segment"] = fitted.labels
+    assignments.to_csv(folder / ASSIGNMENTS_FILE, index=False)
+
+    model_dir = folder / MODEL_DIR
+    model_dir.mkdir()
+    joblib.dump(fitted.pipeline, model_dir / PIPELINE_FILE)
+    numeric, categorical = split_feature_kinds(spec.columns, cfg.data.categorical or [], rows)
+    meta = {
+        "input_columns": spec.columns,
+        "numeric_columns": numeric,
+        "categorical_columns": categorical,
+        "input_dtypes": {c: str(rows[c].dtype) for c in spec.columns},
+        "id_column": table.id_column,
+        "segments": sorted(int(s) for s in np.unique(fitted.labels) if s != NOISE_LABEL),
+        "has_noise": bool((fitted.labels == NOISE_LABEL).any()),
+        "algorithm": spec.target,
+        "sklearn_version": sklearn.__version__,
+        "segexp_version": segexp.__version__,
+    }
+    profile = compute_profile(rows, fitted.labels, spec.columns, cfg.naming)
+    write_profile_files(folder, profile, make_plots=False)
+    names = segment_names(profile)
+    meta["segment_names"] = {str(segment): name for segment, name in names.items()}
+    (model_dir / MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
+    rows[spec.columns].head(5).to_csv(model_dir / "input_example.csv", index=False)
+    return profile
+
+
+def _figures(cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile):
+    """What the run's figures are drawn from; None with plots.enabled=false."""
+    if not cfg.plots.enabled:
+        return None
+    k_distance = next(iter(evaluation.plot_inputs.values()), None)
+    return RunFigures(
+        title=spec.run_name,
+        dpi=int(cfg.plots.dpi),
+        features=fitted.features,
+        transformed=fitted.transformed,
+        labels=fitted.labels,
+        silhouette_per_customer=scores.silhouette_per_customer,
+        silhouette_labels=scores.silhouette_labels,
+        silhouette_reason=scores.undefined.get("silhouette", ""),
+        profile=profile,
+        k_distance=k_distance,
+    )
+
+
+_threadpools: tuple[int, ThreadpoolController] | None = None
+
+
+def _threadpool_controller() -> ThreadpoolController:
+    """One controller per set of loaded modules: building one scans every loaded library
+    (about 4 ms); a new one is made when an import may have loaded another BLAS/OpenMP."""
+    global _threadpools
+    if _threadpools is None or _threadpools[0] != len(sys.modules):
+        _threadpools = (len(sys.modules), ThreadpoolController())
+    return _threadpools[1]
+
+
+def _thread_limit(cfg: DictConfig, n_rows: int) -> int | None:
+    """BLAS/OpenMP threads for one fit: 1 for small tables (see limits.threads)."""
+    configured = cfg.limits.get("threads")
+    if configured is not None:
+        return int(configured)
+    return 1 if n_rows < int(cfg.limits.single_thread_below_rows) else None
+
+
+def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
+    fitted = fit_segmentation(
+        table.frame, spec.columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
+    )
+    scores = score_segmentation(
+        fitted.transformed,
+        fitted.labels,
+        silhouette_max_rows=int(cfg.metrics.silhouette_max_rows),
+        seed=spec.seed,
+    )
+    return fitted, scores
+
+
+def _record_metrics_and_tags(record: RunRecord, spec, table, fitted, scores, evaluation) -> None:
+    metrics = dict(scores.values)
+    metrics["fit_seconds"] = fitted.fit_seconds
+    metrics["n_customers"] = float(len(fitted.labels))
+    if spec.impute == "drop":
+        metrics["rows_dropped"] = float(fitted.dropped_rows)
+    metrics.update(table.notes)  # rfm.* rule counts of a transaction log
+    metrics.update(fitted.notes)  # outlier_cells_clipped
+    metrics.update(evaluation.values)
+    metrics.update(mixture_criteria(fitted.pipeline[-1], fitted.transformed))
+    undefined = {**scores.undefined, **evaluation.undefined}
+    record.tags.update({TAG_UNDEFINED_PREFIX + k: v for k, v in undefined.items()})
+    record.tags.update({TAG_PREFIX + k: v for k, v in evaluation.notes.items()})
+    record.tags.update({TAG_PREFIX + k: v for k, v in scores.notes.items()})
+    record.tags.update({TAG_PREFIX + k: v for k, v in table.tags.items()})
+    if fitted.warnings:
+        record.tags[TAG_PREFIX + "warnings"] = " | ".join(fitted.warnings)
+        for warning in fitted.warnings:
+            log.warning("%s: %s", spec.run_name, warning)
+    record.metrics = metrics
+
+
+def build_request(
+    cfg: DictConfig,
+    spec: JobSpec,
+    table: CustomerTable,
+    tags: dict[str, str],
+    tracking_uri: str,
+    experiment_id: str,
+    parent_run_id: str | None,
+) -> PublishRequest:
+    """Fit, score and write the run's files; what is left to publish.
+
+    An exception while fitting becomes a record that ends its run FAILED and says
+    why, not a raise.
+    """
+    record = RunRecord(run_name=spec.run_name, params=spec.params(table.source), tags=tags)
+    request = PublishRequest(tracking_uri, experiment_id, parent_run_id, record)
+    folder = Path(tempfile.mkdtemp(prefix="segexp-run-"))
+    record.artifact_dir = str(folder)
+    try:
+        with _threadpool_controller().limit(limits=_thread_limit(cfg, len(table.frame))):
+            fitted, scores = _fit_and_score(cfg, spec, table)
+            evaluation = evaluate_run(table, fitted, cfg, title=spec.run_name, figures=False)
+        _record_metrics_and_tags(record, spec, table, fitted, scores, evaluation)
+        profile = _stage_artifacts(folder, cfg, spec, table, fitted)
+        request.figures = _figures(cfg, spec, fitted, scores, evaluation, profile)
+    except Exception as exc:  # the algorithm failed: the run ends FAILED and says why
+        record.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+    return request
+
+
+def run_job(
+    cfg: DictConfig,
+    *,
+    sweep: SweepContext | None = None,
+    job_num: int | None = None,
+    choices: dict[str, str] | None = None,
+    wait: bool = True,
+) -> JobOutcome:
+    """Run one job end to end and say how it ended; never raises for the job's own failure.
+
+    ``wait=False``: return once the run is handed to the publishing pool (its run id
+    is then None here; the sweep's end waits for every run to be in the store).
+    """
+    label = f"job #{job_num}" if job_num is not None else "run"
+    try:
+        spec, table = validate_inputs(cfg, choices)
+        if sweep is None:
+            tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+            experiment_id = publish.store_call(
+                Tracker.experiment_id, tracking_uri, str(cfg.mlflow.experiment)
+            )
+        else:
+            tracking_uri, experiment_id = sweep.tracking_uri, sweep.experiment_id
+    except SegexpError as exc:
+        return JobOutcome("invalid", run_name=label, message=str(exc), job_num=job_num)
+
+    tags = {
+        TAG_DATA_FINGERPRINT: table.fingerprint,
+        TAG_DATA_SOURCE: table.source,
+        TAG_CODE_VERSION: code_version(),
+        TAG_KIND: "job",
+        TAG_CONFIG_KEY: spec.config_key(table.fingerprint),
+    }
+    if sweep is not None:
+        tags[TAG_SWEEP_ID] = sweep.sweep_id
+        if not spec.uses_k:
+            earlier = _same_configuration(sweep, tags[TAG_CONFIG_KEY])
+            if earlier is not None:
+                message = (
+                    f"{spec.algo} does not use k: {label} (k={spec.k}) is the same "
+                    f"configuration as {earlier}; fitted and logged once"
+                )
+                return JobOutcome("skipped", spec.run_name, message=message, job_num=job_num)
+    if job_num is not None:
+        tags[TAG_JOB_NUM] = str(job_num)
+    parent = sweep.parent_run_id if sweep is not None else None
+    request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id, parent)
+    if sweep is not None:
+        _LOGGED_KEYS.add((sweep.sweep_id, tags[TAG_CONFIG_KEY]))
+    future = publish.submit(request)
+    metrics = request.record.metrics
+    summary = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
+    run_id, error = publish.result(request, future) if wait else (None, request.record.error)
+    if error is not None:
+        return JobOutcome("failed", spec.run_name, run_id, error.splitlines()[0], job_num, summary)
+    return JobOutcome("finished", spec.run_name, run_id, "", job_num, summary)
+
+
+_LOGGED_KEYS: set[tuple[str, str]] = set()  # (sweep id, config key) handed over here
+
+
+def _same_configuration(sweep: SweepContext, config_key: str) -> str | None:
+    """An earlier job of this sweep with the same configuration, if any: handed over by
+    this process, or a run of the store (another worker)."""
+    if (sweep.sweep_id, config_key) in _LOGGED_KEYS:
+        return "an earlier job"
+    return publish.store_call(
+        find_run_name,
+        sweep.tracking_uri,
+        [sweep.experiment_id],
+        f"tags.`{TAG_SWEEP_ID}` = '{sweep.sweep_id}' and tags.`{TAG_CONFIG_KEY}` = '{config_key}'",
+    )

@@ -1,0 +1,150 @@
+"""What the parent run of a sweep holds when the sweep ends.
+
+The leaderboard of its jobs (CSV, best first) and, per (algo, scaler,
+features) group swept over k, an elbow plot (inertia vs k) and a
+silhouette-vs-k plot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from segexp.contract import (
+    LEADERBOARD_FILE,
+    TAG_ERROR,
+    TAG_JOB_NUM,
+    TAG_KIND,
+    TAG_OUTCOME_PREFIX,
+    TAG_PREFIX,
+    TAG_SWEEP_ID,
+)
+from segexp.insight import plots
+from segexp.jobs.outcomes import SUMMARY_METRICS, JobOutcome, SweepContext
+from segexp.model.selection import k_selection_table, recommended_k_metrics, select_k
+from segexp.tracking.leaderboard import (
+    GROUP_KEYS,
+    LeaderboardFilters,
+    build_leaderboard,
+    display_columns,
+    format_markdown,
+    runs_to_frame,
+)
+from segexp.tracking.store import Tracker
+
+STATUSES = ("finished", "failed", "skipped", "invalid")
+
+
+def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
+    """Every job run of the sweep as a frame (any status)."""
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=50000,
+    )
+    return runs_to_frame(runs)
+
+
+def _group_slug(values: tuple) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, values)))
+
+
+def k_groups(frame: pd.DataFrame):
+    """(group key, rows) for every (algo, scaler, features) group with two or more k values."""
+    if frame.empty or "k" not in frame.columns:
+        return
+    finished = frame[(frame["status"] == "FINISHED") & frame["k"].notna()]
+    for key, rows in finished.groupby(list(GROUP_KEYS), sort=True):
+        if rows["k"].nunique() >= 2:
+            yield key, rows.sort_values("k")
+
+
+def write_summary(
+    frame: pd.DataFrame, outcomes: list[JobOutcome], folder: Path, options: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Write the parent's artifacts into ``folder``; return its metrics and tags."""
+    metrics = {"jobs_total": float(len(outcomes))}
+    metrics.update({f"jobs_{s}": float(sum(o.status == s for o in outcomes)) for s in STATUSES})
+    tags: dict[str, str] = {}
+    if frame.empty:
+        return metrics, tags
+    ranked = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))
+    ranked.to_csv(folder / LEADERBOARD_FILE, index=False)
+    table = format_markdown(ranked[display_columns(ranked, "silhouette")])
+    (folder / "leaderboard.md").write_text(table + "\n")
+    finished = ranked[ranked["status"] == "FINISHED"]
+    if "silhouette" in finished.columns and finished["silhouette"].notna().any():
+        top = finished.iloc[0]
+        metrics["best_silhouette"] = float(top["silhouette"])
+        tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
+        tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
+    dpi = int(options.get("dpi", 80))
+    groups = dict(k_groups(frame))
+    selections = {key: select_k(rows) for key, rows in groups.items()}
+    metrics.update(recommended_k_metrics(selections))
+    if selections:
+        k_selection_table(selections).to_csv(folder / "k_selection.csv", index=False)
+    for key, rows in groups.items():
+        slug = _group_slug(key)
+        label = " / ".join(map(str, key))
+        marks = selections[key].recommended
+        if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
+            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
+            plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
+        if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
+            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}", marks=marks)
+            plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
+    return metrics, tags
+
+
+def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
+    """Every job's outcome, read back from the store: its run, or its tag on the parent."""
+    client = tracker.client
+    runs = client.search_runs(
+        [sweep.experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep.sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=50000,
+    )
+    outcomes = []
+    for run in runs:
+        failed = run.info.status != "FINISHED"
+        message = run.data.tags.get(TAG_ERROR, "").splitlines()[0] if failed else ""
+        metrics = {k: run.data.metrics[k] for k in SUMMARY_METRICS if k in run.data.metrics}
+        num = run.data.tags.get(TAG_JOB_NUM)
+        outcomes.append(
+            JobOutcome(
+                "failed" if failed else "finished",
+                run.info.run_name,
+                run.info.run_id,
+                message or (run.info.status if failed else ""),
+                int(num) if num is not None else None,
+                metrics,
+            )
+        )
+    parent_tags = client.get_run(sweep.parent_run_id).data.tags
+    for key, value in parent_tags.items():
+        if key.startswith(TAG_OUTCOME_PREFIX):
+            outcomes.append(JobOutcome(**json.loads(value)))
+    return sorted(outcomes, key=lambda o: (o.job_num is None, o.job_num or 0))
+
+
+def finish_sweep(
+    tracker: Tracker,
+    experiment_id: str,
+    parent_run_id: str,
+    sweep_id: str,
+    outcomes: list[JobOutcome],
+    options: dict[str, Any],
+) -> None:
+    """Log the summary to the parent run and end it (FAILED when no job finished)."""
+    frame = sweep_runs(tracker, experiment_id, sweep_id)
+    with tempfile.TemporaryDirectory(prefix="segexp-sweep-") as tmp:
+        metrics, tags = write_summary(frame, outcomes, Path(tmp), options)
+        tracker.log(parent_run_id, metrics=metrics, tags=tags, artifact_dir=tmp)
+    finished = any(o.status == "finished" for o in outcomes)
+    tracker.end_run(parent_run_id, "FINISHED" if finished else "FAILED")

@@ -1,0 +1,264 @@
+"""The promoted segmentation as an MLflow pyfunc model that assigns new customers.
+
+A run stores its fitted pipeline (``prepare`` -> ``scale`` -> ``cluster``).
+``SegmentAssigner`` wraps it so that new customers can be scored with the raw
+columns of the user's file: header variants are mapped through the run's
+``data.aliases`` (``Annual Income (k$)`` -> ``annual_income``), extra columns
+are ignored, missing ones are an error naming them, and each row with a
+value the pipeline cannot use is named with its reason.
+
+Inductive extension. Clusterers with a ``predict`` method (k-means, gmm,
+Birch, ...) assign new customers themselves. The others only label the
+customers they were fitted on, so the model carries an extension fitted in
+the run's feature space (after imputation, encoding and scaling):
+
+- DBSCAN (``nearest_core``): a customer takes the segment of its nearest core
+  sample when that core sample is within ``eps`` (DBSCAN's own metric and
+  radius); otherwise it is noise (-1). Core samples and noise of the training
+  customers are reproduced exactly; a border customer within ``eps`` of cores
+  of two segments takes the nearest core's segment, where DBSCAN took the
+  first segment that reached it.
+- Any other clusterer without ``predict`` (Agglomerative, Spectral, ...)
+  (``nearest_neighbours``): a distance-weighted 5-nearest-neighbour vote among
+  the training customers. A customer identical to a training customer gets
+  that customer's segment, so the training assignments are reproduced; noise
+  (-1), when the clusterer has it, is one of the voted classes.
+
+Segment ids are the run's labels, stored with the model, so they are stable
+across reloads; names come from the run's ``segments.json`` when it has one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+from segexp.contract import NOISE_LABEL
+from segexp.data.load import canonicalize_columns
+from segexp.errors import ConfigError, DataError
+
+NOISE_NAME = "noise"
+SEGMENT_COLUMN = "segment"
+SEGMENT_NAME_COLUMN = "segment_name"
+ASSIGN_BY_PREDICT = "predict"
+ASSIGN_BY_NEAREST_CORE = "nearest_core"
+ASSIGN_BY_NEAREST_NEIGHBOURS = "nearest_neighbours"
+NEIGHBOURS = 5
+_NO_IMPUTATION = ("none", "drop")
+_ROWS_SHOWN = 5
+
+
+def _is_number_column(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+class NearestCoreAssigner:
+    """DBSCAN's rule for a new point: the nearest core sample's segment within eps, else noise."""
+
+    def __init__(self, cores: np.ndarray, core_labels: np.ndarray, eps: float, **metric) -> None:
+        self.core_labels = np.asarray(core_labels, dtype=int)
+        self.eps = float(eps)
+        self.neighbours = (
+            NearestNeighbors(n_neighbors=1, **metric).fit(cores) if len(cores) else None
+        )
+
+    def predict(self, transformed: np.ndarray) -> np.ndarray:
+        labels = np.full(len(transformed), NOISE_LABEL, dtype=int)
+        if self.neighbours is None or not len(transformed):
+            return labels
+        distance, index = self.neighbours.kneighbors(transformed, n_neighbors=1)
+        near = distance[:, 0] <= self.eps
+        labels[near] = self.core_labels[index[near, 0]]
+        return labels
+
+
+def build_extension(clusterer: Any, transformed: np.ndarray, labels: np.ndarray):
+    """(method, estimator) that assigns new points for ``clusterer`` in its own feature space."""
+    if hasattr(clusterer, "predict"):
+        return ASSIGN_BY_PREDICT, None
+    labels = np.asarray(labels, dtype=int)
+    if hasattr(clusterer, "core_sample_indices_") and hasattr(clusterer, "eps"):
+        if clusterer.metric == "precomputed":
+            raise ConfigError(
+                "algo.metric=precomputed: DBSCAN on a precomputed distance matrix cannot "
+                "assign new customers (their distances are unknown); use a metric name"
+            )
+        metric = {"metric": clusterer.metric, "metric_params": clusterer.metric_params}
+        if clusterer.p is not None:
+            metric["p"] = clusterer.p
+        cores = np.asarray(clusterer.components_, dtype=float)
+        core_labels = np.asarray(clusterer.labels_)[clusterer.core_sample_indices_]
+        return ASSIGN_BY_NEAREST_CORE, NearestCoreAssigner(
+            cores, core_labels, clusterer.eps, **metric
+        )
+    vote = KNeighborsClassifier(n_neighbors=min(NEIGHBOURS, len(labels)), weights="distance")
+    return ASSIGN_BY_NEAREST_NEIGHBOURS, vote.fit(transformed, labels)
+
+
+def segment_names_from(document: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None):
+    """{segment id: name} from a run's ``segments.json``: {"segments": [{id, name, ...}]}.
+
+    A bare list of {id, name, ...} is accepted too.
+    """
+    entries = document.get("segments", []) if isinstance(document, Mapping) else document
+    return {int(e["id"]): str(e["name"]) for e in entries or () if e.get("name") is not None}
+
+
+@dataclass
+class SegmentAssigner:
+    """A fitted pipeline plus what it takes to apply it to a user's customer table."""
+
+    pipeline: Any
+    input_columns: list[str]
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+    aliases: dict[str, list[str]]
+    impute: str
+    method: str
+    extension: Any = None
+    segment_names: dict[int, str] = field(default_factory=dict)
+    algorithm: str = ""
+
+    @classmethod
+    def from_run(
+        cls,
+        pipeline: Any,
+        meta: Mapping[str, Any],
+        training: pd.DataFrame,
+        *,
+        aliases: Mapping[str, Sequence[str]] | None = None,
+        impute: str = "none",
+        segment_names: Mapping[int, str] | None = None,
+    ) -> SegmentAssigner:
+        """From a run's pipeline, ``model/meta.json`` and ``assignments.csv`` (training rows)."""
+        columns = [str(c) for c in meta["input_columns"]]
+        numeric = [str(c) for c in meta.get("numeric_columns", columns)]
+        assigner = cls(
+            pipeline=pipeline,
+            input_columns=columns,
+            numeric_columns=numeric,
+            categorical_columns=[c for c in columns if c not in numeric],
+            aliases={c: [str(v) for v in (aliases or {}).get(c, [])] for c in columns},
+            impute=str(impute),
+            method=ASSIGN_BY_PREDICT,
+            segment_names=dict(segment_names or {}),
+            algorithm=str(meta.get("algorithm", type(pipeline[-1]).__name__)),
+        )
+        clusterer = pipeline[-1]
+        if not hasattr(clusterer, "predict"):
+            features = assigner.prepare(training)
+            transformed = np.asarray(pipeline[:-1].transform(features), dtype=float)
+            labels = training[SEGMENT_COLUMN].to_numpy()
+            assigner.method, assigner.extension = build_extension(clusterer, transformed, labels)
+        return assigner
+
+    def accepted_headers(self, column: str) -> list[str]:
+        return [column, *[v for v in self.aliases.get(column, []) if v != column]]
+
+    def canonical(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The input with canonical feature names; DataError naming any missing column."""
+        renamed = canonicalize_columns(frame, self._feature_aliases(), source="customer input")
+        missing = [c for c in self.input_columns if c not in renamed.columns]
+        if missing:
+            expected = "; ".join(
+                f"'{c}' (also accepted: {', '.join(repr(v) for v in self.accepted_headers(c)[1:])})"
+                if self.accepted_headers(c)[1:]
+                else f"'{c}'"
+                for c in missing
+            )
+            received = ", ".join(repr(str(c)) for c in frame.columns) or "no columns"
+            raise DataError(
+                f"customer input is missing column(s) {expected}; received {received}; "
+                "add the column(s) or rename the header(s)"
+            )
+        return renamed
+
+    def _feature_aliases(self) -> dict[str, list[str]]:
+        return {c: self.aliases.get(c, []) for c in self.input_columns}
+
+    def _headers_in(self, frame: pd.DataFrame) -> dict[str, str]:
+        """canonical feature name -> the header the user's table uses for it."""
+        renamed = canonicalize_columns(frame, self._feature_aliases(), "customer input").columns
+        return {str(new): str(old) for old, new in zip(frame.columns, renamed, strict=True)}
+
+    def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+        """(features with numeric columns parsed, reason per row: '' where the row is usable)."""
+        features = self.canonical(frame)[self.input_columns].copy()
+        headers = self._headers_in(frame)
+        reasons = [[] for _ in range(len(features))]
+        imputes = self.impute not in _NO_IMPUTATION
+        for column in self.input_columns:
+            values, header = features[column], headers.get(column, column)
+            blank = values.isna().to_numpy()
+            if column in self.numeric_columns and _is_number_column(values):
+                parsed = values.astype(float)
+                for i in np.flatnonzero(np.isinf(parsed.to_numpy())):
+                    reasons[i].append(f"{header}: {parsed.iloc[i]} is not a finite number")
+                features[column] = parsed
+            elif column in self.numeric_columns:
+                text = values.astype("string").str.strip()
+                parsed = pd.to_numeric(text, errors="coerce").astype(float)
+                blank = (text.isna() | (text == "")).to_numpy()
+                not_number = parsed.isna().to_numpy() & ~blank
+                infinite = np.isinf(parsed.to_numpy())
+                for i in np.flatnonzero(not_number):
+                    reasons[i].append(f"{header}: {text.iloc[i]!r} is not a number")
+                for i in np.flatnonzero(infinite):
+                    reasons[i].append(f"{header}: {text.iloc[i]!r} is not a finite number")
+                features[column] = parsed
+            else:
+                features[column] = values.astype(object).where(~blank, np.nan)
+            if not imputes:
+                for i in np.flatnonzero(blank):
+                    reasons[i].append(f"{header} is missing")
+        return features, pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=str)
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Usable feature columns of every row, or DataError naming the unusable rows."""
+        features, reasons = self.row_problems(frame)
+        bad = np.flatnonzero(reasons.to_numpy() != "")
+        if len(bad):
+            shown = ", ".join(f"{i + 1} ({reasons.iloc[i]})" for i in bad[:_ROWS_SHOWN])
+            more = f" (+{len(bad) - _ROWS_SHOWN} more)" if len(bad) > _ROWS_SHOWN else ""
+            raise DataError(
+                f"customer input rows {shown}{more} cannot be scored (rows counted from 1); "
+                "fix those cells, or score the file with python -m segexp.predict rejects=<file>"
+            )
+        return features
+
+    def assign_prepared(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Segment id (and name when known) of rows already checked by ``prepare``."""
+        if not len(features):
+            labels = np.empty(0, dtype=int)
+        elif self.method == ASSIGN_BY_PREDICT:
+            labels = np.asarray(self.pipeline.predict(features), dtype=int)
+        else:
+            transformed = np.asarray(self.pipeline[:-1].transform(features), dtype=float)
+            labels = np.asarray(self.extension.predict(transformed), dtype=int)
+        out = pd.DataFrame({SEGMENT_COLUMN: labels.astype("int64")}, index=features.index)
+        if self.segment_names:
+            names = {NOISE_LABEL: NOISE_NAME, **self.segment_names}
+            out[SEGMENT_NAME_COLUMN] = [names.get(int(s), "") for s in labels]
+        return out
+
+    def assign(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Segment of every row of a customer table; DataError on missing columns or bad rows."""
+        return self.assign_prepared(self.prepare(frame))
+
+    def describe(self) -> dict[str, Any]:
+        """What a person or a tool needs to know about the model, stored beside it as JSON."""
+        return {
+            "input_columns": self.input_columns,
+            "numeric_columns": self.numeric_columns,
+            "categorical_columns": self.categorical_columns,
+            "accepted_headers": {c: self.accepted_headers(c) for c in self.input_columns},
+            "impute": self.impute,
+            "assignment": self.method,
+            "algorithm": self.algorithm,
+            "segment_names": {str(k): v for k, v in sorted(self.segment_names.items())},
+        }

@@ -1,0 +1,286 @@
+"""``python -m segexp.compare``: a ranked leaderboard of one sweep or of a whole experiment.
+
+    python -m segexp.compare                                  # latest sweep, by silhouette
+    python -m segexp.compare metric=ref_silhouette scope=experiment
+    python -m segexp.compare filter.algo=[kmeans,gmm] filter.k_min=3 filter.min_stability=0.8 \\
+        format=markdown
+    python -m segexp.compare output=leaderboard.csv mlflow.tracking_uri=sqlite:///abs/mlflow.db
+
+A Hydra app on ``conf/compare.yaml``, which composes the same ``mlflow`` and
+``data`` groups as the sweep, so the store and experiment are set once. Ranking,
+filters and the ``best`` rule live in ``segexp.leaderboard``.
+
+Exit codes: 0 leaderboard shown, 1 nothing to rank (no sweep, no runs, or no run
+passes the filters), 2 bad input or configuration (unknown metric, bad filter
+value, missing store or experiment). Messages are one line on standard error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import pandas as pd
+from omegaconf import DictConfig, ListConfig
+
+from segexp.contract import TAG_KIND, TAG_SWEEP_ID
+from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError, TrackingError
+from segexp.tools.shell import hydra_tool
+from segexp.tracking.leaderboard import (
+    EmptyLeaderboardError,
+    LeaderboardFilters,
+    build_leaderboard,
+    display_columns,
+    format_markdown,
+    format_table,
+    larger_is_better,
+    runs_to_frame,
+)
+from segexp.tracking.store import Tracker, resolve_tracking_uri
+
+SCOPES = ("sweep", "experiment")
+FORMATS = ("table", "csv", "markdown")
+SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+# Scores computed in each run's own space: not comparable across scalers or feature sets.
+OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
+_MAX_RESULTS = 50000
+
+
+# ------------------------------------------------------------------ config values
+
+
+def _names(section: DictConfig, key: str, where: str) -> tuple[str, ...]:
+    value = section.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, ListConfig | list | tuple):
+        return tuple(str(v) for v in value)
+    if isinstance(value, str | int):
+        return tuple(part.strip() for part in str(value).split(",") if part.strip())
+    raise ConfigError(f"{where}: expected a name or a list of names like [a,b]; got {value!r}")
+
+
+def _number(
+    section: DictConfig, key: str, where: str, *, integer: bool = False
+) -> float | int | None:
+    value = section.get(key)
+    if value is None:
+        return None
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}: expected {wanted} or null; got {value!r}")
+    return value
+
+
+def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
+    """``filter.*`` of ``conf/compare.yaml`` as LeaderboardFilters; ConfigError on bad values."""
+    section = cfg.get("filter") or {}
+    k_min = _number(section, "k_min", "filter.k_min", integer=True)
+    k_max = _number(section, "k_max", "filter.k_max", integer=True)
+    if k_min is not None and k_max is not None and k_min > k_max:
+        raise ConfigError(
+            f"filter.k_min={k_min} is larger than filter.k_max={k_max}; no k can pass"
+        )
+    status = section.get("status")
+    return LeaderboardFilters(
+        algo=_names(section, "algo", "filter.algo"),
+        features=_names(section, "features", "filter.features"),
+        scaler=_names(section, "scaler", "filter.scaler"),
+        min_segment_share=_number(section, "min_segment_share", "filter.min_segment_share"),
+        min_stability=_number(section, "min_stability", "filter.min_stability"),
+        k_min=k_min,
+        k_max=k_max,
+        status=None if status is None else str(status).upper(),
+    )
+
+
+def output_format(cfg: DictConfig) -> str:
+    """The configured format, else the output file's suffix, else 'table'."""
+    fmt = cfg.get("format")
+    if fmt is None:
+        output = cfg.get("output")
+        return SUFFIX_FORMATS.get(Path(str(output)).suffix.lower(), "table") if output else "table"
+    if fmt not in FORMATS:
+        raise ConfigError(f"format: allowed values are {', '.join(FORMATS)}; got {fmt!r}")
+    return str(fmt)
+
+
+# ----------------------------------------------------------------------- the runs
+
+
+def open_experiment(cfg: DictConfig) -> tuple[Tracker, str, str]:
+    """Tracker, experiment id and URI; TrackingError when the store or experiment is missing."""
+    uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise TrackingError(
+            f"no MLflow store at {uri[len('sqlite:///') :]}; run a sweep first "
+            "(python -m segexp -m k=2..10) or set mlflow.tracking_uri"
+        )
+    tracker = Tracker(uri)
+    return tracker, tracker.experiment_id(str(cfg.mlflow.experiment), create=False), uri
+
+
+def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
+    """Parent run of the named sweep (sweep id or run id), else of the latest; None if none."""
+    if sweep_id is None:
+        runs = tracker.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_KIND}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_ID}` = '{sweep_id}'",
+        max_results=1,
+    )
+    if runs:
+        return runs[0]
+    try:
+        run = tracker.client.get_run(str(sweep_id))
+    except Exception:  # MlflowException for an unknown or malformed run id
+        return None
+    is_sweep = run.data.tags.get(TAG_KIND) == "sweep"
+    return run if is_sweep and run.info.experiment_id == experiment_id else None
+
+
+def load_runs(cfg: DictConfig) -> tuple[pd.DataFrame, str]:
+    """The job runs the leaderboard ranks, and a phrase naming where they come from."""
+    scope = cfg.get("scope", "sweep")
+    if scope not in SCOPES:
+        raise ConfigError(f"scope: allowed values are {', '.join(SCOPES)}; got {scope!r}")
+    tracker, experiment_id, uri = open_experiment(cfg)
+    experiment = f"experiment '{cfg.mlflow.experiment}'"
+    if scope == "experiment":
+        runs = tracker.client.search_runs(
+            [experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'job'", max_results=_MAX_RESULTS
+        )
+        return runs_to_frame(runs), experiment
+    sweep_id = cfg.get("sweep_id")
+    parent = find_sweep(tracker, experiment_id, None if sweep_id is None else str(sweep_id))
+    if parent is None and sweep_id is not None:
+        raise TrackingError(
+            f"sweep_id={sweep_id}: no sweep with this id or parent run id in {experiment} "
+            f"({uri}); leave sweep_id unset for the latest sweep"
+        )
+    if parent is None:
+        raise EmptyLeaderboardError(
+            f"{experiment} ({uri}) has no sweep; run one (python -m segexp -m k=2..10) "
+            "or rank every run with scope=experiment"
+        )
+    found = parent.data.tags.get(TAG_SWEEP_ID, "")
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{found}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=_MAX_RESULTS,
+    )
+    return runs_to_frame(runs), f"sweep {found} (parent run {parent.info.run_id})"
+
+
+def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
+    """ConfigError when no run logged ``metric``, listing the metrics that exist."""
+    if metric in frame.columns and frame[metric].notna().any():
+        return
+    logged = sorted(
+        c
+        for c in frame.columns
+        if pd.api.types.is_float_dtype(frame[c].dtype)
+        and c not in ("k",)
+        and frame[c].notna().any()
+    )
+    match = difflib.get_close_matches(metric, logged, n=1)
+    hint = f" (did you mean '{match[0]}'?)" if match else ""
+    raise ConfigError(
+        f"metric={metric}: no run of {where} logged it; logged metrics: "
+        f"{', '.join(logged) or 'none'}{hint}"
+    )
+
+
+# ------------------------------------------------------------------------- output
+
+
+def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
+    """The leaderboard as text: aligned table, CSV (all columns, shown ones first) or Markdown."""
+    if fmt == "csv":
+        rest = [c for c in ranked.columns if c not in columns]
+        return ranked[list(columns) + rest].to_csv(index=False)
+    if fmt == "markdown":
+        return format_markdown(ranked[list(columns)]) + "\n"
+    return format_table(ranked[list(columns)]) + "\n"
+
+
+def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Print (or write) the leaderboard the config asks for; return the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        metric = str(cfg.metric)
+        larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
+        filters = filters_from_config(cfg)
+        fmt = output_format(cfg)
+        top = _number(cfg, "top", "top", integer=True)
+        if top is not None and top < 1:
+            raise ConfigError(f"top: expected an integer >= 1 or null; got {top}")
+        frame, where = load_runs(cfg)
+        if frame.empty:
+            raise EmptyLeaderboardError(f"{where} has no job runs")
+        check_metric(frame, metric, where)
+        ranked = build_leaderboard(frame, metric, filters, str(cfg.get("direction", "auto")))
+        if ranked.empty:
+            raise EmptyLeaderboardError(
+                f"none of the {len(frame)} runs of {where} passes the filters "
+                f"({filters.describe('filter.')})"
+            )
+    except EmptyLeaderboardError as exc:
+        print(f"segexp: nothing to rank: {exc}", file=err)
+        return exc.exit_code
+    except SegexpError as exc:
+        print(f"segexp: error: {exc}", file=err)
+        return exc.exit_code
+
+    extra = [str(c) for c in (cfg.get("columns") or [])]
+    shown = ranked if top is None else ranked.head(top)
+    columns = display_columns(shown, metric, extra)
+    groups = shown[[c for c in ("scaler", "features") if c in shown.columns]].drop_duplicates()
+    if metric in OWN_SPACE_METRICS and len(groups) > 1:
+        fair = "ref_silhouette" if metric == "inertia" else f"ref_{metric}"
+        print(
+            f"segexp: note: these runs use {len(groups)} scaler/feature combinations and "
+            f"{metric} is measured in each run's own space; rank by metric={fair} to compare "
+            "them fairly",
+            file=err,
+        )
+    text = render(shown, columns, fmt)
+    heading = (
+        f"{where}: {len(ranked)} runs ({filters.describe('filter.')}), showing {len(shown)}, "
+        f"ranked by {metric} ({'larger' if larger else 'smaller'} is better)"
+    )
+    output = cfg.get("output")
+    if output:
+        path = Path(str(output)).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            print(f"segexp: error: output={output}: cannot write the file ({exc})", file=err)
+            return EXIT_USER_ERROR
+        print(
+            f"segexp: wrote {fmt} leaderboard of {len(shown)} runs to {path}; {heading}", file=out
+        )
+        return 0
+    if fmt == "table":
+        print(heading, file=out)
+    out.write(text)
+    return 0
+
+
+main = hydra_tool("compare", run_compare)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

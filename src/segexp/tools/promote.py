@@ -1,0 +1,497 @@
+"""``python -m segexp.promote``: register a run's segmentation and point an alias at it.
+
+1. Select the run: ``run_id=<id>``, or ``best=<metric>`` among the FINISHED job
+   runs of the experiment (or of one sweep) that pass the compare filters.
+2. Build the model from the run's artifacts: the whole fitted pipeline, plus the
+   inductive extension when the clusterer has no ``predict``
+   (see ``segexp.model.assign``).
+3. Register it as a new version of the registered model (default
+   ``customer-segments``), tagged with the source run, data fingerprint,
+   metrics and segment names.
+4. Validate before the alias moves: load the version back through
+   ``models:/<name>/<version>`` and score the run's training customers. It must
+   reproduce all their segments when the algorithm predicts by itself, and at
+   least ``validation.min_agreement`` of them with an extension. Otherwise the
+   alias stays where it was; the version is kept, tagged as failed.
+5. Point the alias (default ``champion``) at the version. Stages are never used.
+
+Exit codes: 0 promoted (or dry run printed), 2 bad input or configuration
+(unknown run, no run matches, unknown metric ...), 3 validation failed (the
+alias did not move), 1 unexpected failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+import segexp
+from segexp.contract import (
+    ASSIGNMENTS_FILE,
+    CONFIG_FILE,
+    MODEL_DIR,
+    MODEL_META_FILE,
+    PIPELINE_FILE,
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_KIND,
+)
+from segexp.errors import ConfigError, SegexpError, TrackingError
+from segexp.model.assign import (
+    ASSIGN_BY_PREDICT,
+    SEGMENT_COLUMN,
+    SegmentAssigner,
+    segment_names_from,
+)
+from segexp.tools.compare import check_metric, filters_from_config, load_runs
+from segexp.tools.shell import hydra_tool
+from segexp.tracking.leaderboard import (
+    EmptyLeaderboardError,
+    build_leaderboard,
+    larger_is_better,
+    select_best,
+)
+from segexp.tracking.models import load_model, save_segment_model
+from segexp.tracking.store import resolve_tracking_uri
+
+SEGMENTS_FILE = "segments.json"
+INPUT_EXAMPLE_FILE = "input_example.csv"
+VERSION_TAG_PREFIX = "segexp."
+TAG_SOURCE_RUN = VERSION_TAG_PREFIX + "source_run_id"
+TAG_VALIDATION = VERSION_TAG_PREFIX + "validation"
+TAG_SEGMENT_NAMES = VERSION_TAG_PREFIX + "segment_names"
+EXIT_VALIDATION_FAILED = 3
+_ALIAS = re.compile(r"^[\w-]+$")
+_RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
+
+
+class ValidationFailed(SegexpError):
+    """The registered version does not reproduce its run's segments; the alias did not move."""
+
+    exit_code = EXIT_VALIDATION_FAILED
+
+
+@dataclass
+class RunModel:
+    """A run's segmentation turned into an assigner, with the customers it was fitted on."""
+
+    run: Run
+    assigner: SegmentAssigner
+    training: pd.DataFrame  # assignments.csv: id, feature columns, segment
+    input_example: pd.DataFrame
+
+    @property
+    def expected(self) -> np.ndarray:
+        return self.training[SEGMENT_COLUMN].to_numpy(dtype=int)
+
+
+@dataclass
+class PromotionResult:
+    """What a promotion did (or, in a dry run, would do)."""
+
+    run_id: str
+    run_name: str
+    selection: str
+    registered_model: str
+    alias: str
+    assignment: str
+    agreement: float
+    required_agreement: float
+    n_customers: int
+    previous_version: str | None
+    version: str | None = None
+    dry_run: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+    segment_names: dict[int, str] = field(default_factory=dict)
+    report_path: Path | None = None
+    report_error: str | None = None
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.registered_model}@{self.alias}"
+
+    def summary(self) -> str:
+        shown = ", ".join(
+            f"{k}={self.metrics[k]:.4g}"
+            for k in ("silhouette", "n_clusters", "noise_fraction")
+            if k in self.metrics
+        )
+        before = f"version {self.previous_version}" if self.previous_version else "no version"
+        check = (
+            f"{self.agreement:.2%} of {self.n_customers} training customers reproduced "
+            f"(required {self.required_agreement:.0%}, assignment: {self.assignment})"
+        )
+        lines = [f"run {self.run_name} ({self.run_id}), {self.selection}; {shown}"]
+        if self.dry_run:
+            lines += [
+                f"dry run: would register it as a new version of '{self.registered_model}' "
+                f"and point alias '{self.alias}' at it (now: {before}); nothing was changed",
+                f"local check: {check}",
+            ]
+        else:
+            lines += [
+                f"registered '{self.registered_model}' version {self.version}; "
+                f"alias '{self.alias}' -> version {self.version} (was: {before})",
+                f"validated through models:/{self.registered_model}/{self.version}: {check}",
+                f"use it: python -m segexp.predict input=<customers.csv> output=<segments.csv> "
+                f"model={self.model_uri}",
+            ]
+            if self.report_path is not None:
+                lines.append(
+                    f"report for marketing: {self.report_path} (also logged to the run "
+                    "as report/report.html)"
+                )
+            if self.report_error is not None:
+                lines.append(f"warning: the report was not written: {self.report_error}")
+        return "\n".join(lines)
+
+
+def open_client(configured_uri: str | None) -> MlflowClient:
+    """Client for the configured store; a missing local SQLite file is an error, not a new store."""
+    uri = resolve_tracking_uri(configured_uri)
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        if not db.exists():
+            raise TrackingError(
+                f"no MLflow store at {db} (mlflow.tracking_uri={uri}); run a segmentation "
+                "first or set mlflow.tracking_uri to the store that holds your runs"
+            )
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def get_run(client: MlflowClient, run_id: str) -> Run:
+    try:
+        return client.get_run(str(run_id))
+    except MlflowException as exc:
+        raise TrackingError(
+            f"run_id: no run '{run_id}' in {client.tracking_uri}; copy a run id from "
+            "python -m segexp.compare or the MLflow UI"
+        ) from exc
+
+
+def _check_promotable(run: Run, client: MlflowClient) -> None:
+    kind = run.data.tags.get(TAG_KIND)
+    name = run.info.run_name
+    if kind and kind != "job":
+        raise ConfigError(
+            f"run_id: run {name} ({run.info.run_id}) is a {kind} run, not a segmentation; "
+            "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>"
+        )
+    if run.info.status != "FINISHED":
+        raise ConfigError(
+            f"run_id: run {name} ({run.info.run_id}) ended {run.info.status}; "
+            "only FINISHED runs can be promoted"
+        )
+    files = {a.path for a in client.list_artifacts(run.info.run_id, MODEL_DIR)}
+    needed = f"{MODEL_DIR}/{PIPELINE_FILE}"
+    if needed not in files:
+        raise TrackingError(
+            f"run_id: run {name} ({run.info.run_id}) has no artifact {needed}; "
+            "only runs logged by python -m segexp can be promoted"
+        )
+
+
+def _as_best_key(exc: SegexpError, metric: str) -> str:
+    """compare's messages name its ``metric=`` key; promote's key is ``best=``."""
+    return str(exc).replace(f"metric={metric}", f"best={metric}")
+
+
+def select_best_run(cfg: DictConfig) -> tuple[str, str]:
+    """(run id, how it was chosen): rank 1 of ``python -m segexp.compare`` for the same config.
+
+    The runs (``scope``/``sweep_id``), filters (``filter.*``), direction and the
+    ``best`` rule are compare's own (``compare.load_runs``, ``leaderboard.select_best``),
+    so promote picks the run the leaderboard shows first.
+    """
+    metric = str(cfg.best)
+    direction = str(cfg.get("direction", "auto"))
+    try:
+        larger = larger_is_better(metric, direction)
+        filters = filters_from_config(cfg)
+        frame, where = load_runs(cfg)
+        if frame.empty:
+            raise EmptyLeaderboardError(f"{where} has no job runs")
+        check_metric(frame, metric, where)
+        best = select_best(frame, metric, filters, direction)
+    except EmptyLeaderboardError as exc:
+        raise TrackingError(f"best={metric}: nothing to promote: {exc}") from exc
+    except SegexpError as exc:
+        raise type(exc)(_as_best_key(exc, metric)) from exc
+    ranked = build_leaderboard(frame, metric, filters, direction)
+    candidates = int(ranked[metric].notna().sum())
+    selection = (
+        f"rank 1 of {candidates} by {metric}={best[metric]:.4g} "
+        f"({'larger' if larger else 'smaller'} is better) in {where} "
+        f"({filters.describe('filter.')})"
+    )
+    return str(best["run_id"]), selection
+
+
+def download_artifact(client: MlflowClient, run_id: str, path: str, folder: Path) -> Path:
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=path,
+            dst_path=str(folder),
+            tracking_uri=client.tracking_uri,
+        )
+    )
+
+
+def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
+    """Build the run's assigner (pipeline + extension) from its artifacts, in ``folder``."""
+    run_id = run.info.run_id
+    root = {a.path for a in client.list_artifacts(run_id)}
+    model_dir = download_artifact(client, run_id, MODEL_DIR, folder)
+    meta = json.loads((model_dir / MODEL_META_FILE).read_text())
+    id_column = meta.get("id_column")
+    training = pd.read_csv(
+        download_artifact(client, run_id, ASSIGNMENTS_FILE, folder),
+        dtype={id_column: str} if id_column else None,
+        keep_default_na=False,
+        na_values=[""],
+    )
+    config = OmegaConf.load(download_artifact(client, run_id, CONFIG_FILE, folder))
+    names: dict[int, str] = {}
+    if SEGMENTS_FILE in root:
+        entries = json.loads(download_artifact(client, run_id, SEGMENTS_FILE, folder).read_text())
+        names = segment_names_from(entries)
+    aliases = OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {}
+    impute = str(OmegaConf.select(config, "preprocess.impute", default="none"))
+    assigner = SegmentAssigner.from_run(
+        joblib.load(model_dir / PIPELINE_FILE),
+        meta,
+        training,
+        aliases=aliases or {},
+        impute=impute,
+        segment_names=names,
+    )
+    example_file = model_dir / INPUT_EXAMPLE_FILE
+    example = pd.read_csv(example_file) if example_file.exists() else training
+    return RunModel(run, assigner, training, example[assigner.input_columns].head(5))
+
+
+def agreement_with(expected: np.ndarray, predicted: Sequence[int]) -> float:
+    predicted = np.asarray(predicted, dtype=int)
+    if len(predicted) != len(expected):
+        return 0.0
+    return float(np.mean(predicted == expected)) if len(expected) else 1.0
+
+
+def _check_names(name: str, alias: str) -> None:
+    if not name or "/" in name or ":" in name:
+        raise ConfigError(
+            f"registry.name: '{name}' is not a registered-model name; use letters, digits, "
+            "'-', '_' or '.', without '/' or ':'"
+        )
+    if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
+        raise ConfigError(
+            f"registry.alias: '{alias}' is not allowed; use letters, digits, '_' or '-', "
+            "and not 'latest' or v<number> (reserved by MLflow)"
+        )
+
+
+def current_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    """Version the alias points at, or None when the model or the alias does not exist."""
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _version_tags(run: Run, assigner: SegmentAssigner, selection: str) -> dict[str, str]:
+    tags = {
+        TAG_SOURCE_RUN: run.info.run_id,
+        VERSION_TAG_PREFIX + "source_run_name": run.info.run_name,
+        TAG_DATA_FINGERPRINT: run.data.tags.get(TAG_DATA_FINGERPRINT, "unknown"),
+        VERSION_TAG_PREFIX + "algorithm": assigner.algorithm,
+        VERSION_TAG_PREFIX + "assignment": assigner.method,
+        VERSION_TAG_PREFIX + "selected_by": selection,
+        TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, segexp.__version__),
+    }
+    tags.update({f"metric.{k}": f"{v:.6g}" for k, v in sorted(run.data.metrics.items())})
+    if assigner.segment_names:
+        tags[TAG_SEGMENT_NAMES] = json.dumps(
+            {str(k): v for k, v in sorted(assigner.segment_names.items())}
+        )
+    return tags
+
+
+def _description(run: Run, assigner: SegmentAssigner) -> str:
+    metrics = run.data.metrics
+    shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in ("silhouette", "n_clusters") if k in metrics)
+    names = (
+        "; segments: " + ", ".join(f"{k}={v}" for k, v in sorted(assigner.segment_names.items()))
+        if assigner.segment_names
+        else ""
+    )
+    return (
+        f"Customer segmentation from run {run.info.run_name} ({run.info.run_id}): "
+        f"{assigner.algorithm} on {', '.join(assigner.input_columns)} ({shown}); "
+        f"data fingerprint {run.data.tags.get(TAG_DATA_FINGERPRINT, 'unknown')}; "
+        f"new customers assigned by {assigner.method}{names}"
+    )
+
+
+def register_version(
+    client: MlflowClient, run_model: RunModel, name: str, selection: str, folder: Path
+) -> str:
+    """Save the model, log it as an MLflow LoggedModel of the run, register a new version."""
+    run, assigner = run_model.run, run_model.assigner
+    metadata = {
+        "source_run_id": run.info.run_id,
+        "data_fingerprint": run.data.tags.get(TAG_DATA_FINGERPRINT, "unknown"),
+        "segexp_version": segexp.__version__,
+    }
+    local = save_segment_model(
+        folder / "segment_model", assigner, run_model.input_example, metadata
+    )
+    logged = client.create_logged_model(
+        run.info.experiment_id,
+        name=name,
+        source_run_id=run.info.run_id,
+        tags={TAG_SOURCE_RUN: run.info.run_id},
+        model_type="segexp-segments",
+    )
+    client.log_model_artifacts(logged.model_id, str(local))
+    client.finalize_logged_model(logged.model_id, "READY")
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(
+            name,
+            description=(
+                "Customer segmentations promoted by segexp. Score new customers with "
+                "python -m segexp.predict; the alias names the version in use."
+            ),
+        )
+    # The storage location, not models:/<model id>: resolving that URI inside the registry
+    # store uses MLflow's global tracking URI, not this client's (an MLflow TODO).
+    version = client.create_model_version(
+        name,
+        source=client.get_logged_model(logged.model_id).artifact_location,
+        run_id=run.info.run_id,
+        tags=_version_tags(run, assigner, selection),
+        description=_description(run, assigner),
+        model_id=logged.model_id,
+    )
+    return str(version.version)
+
+
+def validate_version(
+    client: MlflowClient, run_model: RunModel, name: str, version: str, required: float
+) -> float:
+    """Agreement of ``models:/<name>/<version>`` with the run's training assignments."""
+    uri = f"models:/{name}/{version}"
+    try:
+        model = load_model(uri, client.tracking_uri)
+        predicted = model.predict(run_model.training[run_model.assigner.input_columns])
+        agreement = agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
+    except Exception as exc:  # any failure to load or score is a failed validation
+        client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {exc}"[:4000])
+        raise ValidationFailed(
+            f"{uri} could not score its run's training customers ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}); alias not moved"
+        ) from exc
+    return agreement
+
+
+def required_agreement(assigner: SegmentAssigner, min_agreement: float) -> float:
+    return 1.0 if assigner.method == ASSIGN_BY_PREDICT else float(min_agreement)
+
+
+def promote(cfg: DictConfig) -> PromotionResult:
+    """Select, register, validate and alias one run; see the module docstring."""
+    name, alias = str(cfg.registry.name), str(cfg.registry.alias)
+    _check_names(name, alias)
+    if cfg.get("run_id") and cfg.get("best"):
+        raise ConfigError(f"run_id={cfg.run_id} and best={cfg.best}: set one of them, not both")
+    client = open_client(cfg.mlflow.tracking_uri)
+    if cfg.get("run_id"):
+        run_id, selection = str(cfg.run_id), "chosen by run_id"
+    elif cfg.get("best"):
+        run_id, selection = select_best_run(cfg)
+    else:
+        raise ConfigError(
+            "promote needs run_id=<run id> or best=<metric> (e.g. best=silhouette); got neither"
+        )
+    run = get_run(client, run_id)
+    _check_promotable(run, client)
+    min_agreement = float(cfg.validation.min_agreement)
+    if not 0.0 < min_agreement <= 1.0:
+        raise ConfigError(
+            f"validation.min_agreement: must be in (0, 1]; got {cfg.validation.min_agreement}"
+        )
+    previous = current_version(client, name, alias)
+    with tempfile.TemporaryDirectory(prefix="segexp-promote-") as tmp:
+        folder = Path(tmp)
+        run_model = load_run_model(client, run, folder)
+        required = required_agreement(run_model.assigner, min_agreement)
+        result = PromotionResult(
+            run_id=run.info.run_id,
+            run_name=run.info.run_name,
+            selection=selection,
+            registered_model=name,
+            alias=alias,
+            assignment=run_model.assigner.method,
+            agreement=float("nan"),
+            required_agreement=required,
+            n_customers=len(run_model.training),
+            previous_version=previous,
+            dry_run=bool(cfg.dry_run),
+            metrics=dict(run.data.metrics),
+            segment_names=dict(run_model.assigner.segment_names),
+        )
+        if result.dry_run:
+            local = run_model.assigner.assign(run_model.training)
+            result.agreement = agreement_with(run_model.expected, local[SEGMENT_COLUMN])
+            return result
+        version = register_version(client, run_model, name, selection, folder)
+        result.version = version
+        result.agreement = validate_version(client, run_model, name, version, required)
+    check = f"{result.agreement:.2%} of {result.n_customers} training customers reproduced"
+    if result.agreement < required:
+        client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {check}")
+        kept = f"version {previous}" if previous else "no version"
+        raise ValidationFailed(
+            f"models:/{name}/{version} reproduces {check} of run {run.info.run_id}, below the "
+            f"required {required:.0%} ({result.assignment}); alias '{alias}' not moved (still "
+            f"{kept}); version {version} is kept, tagged {TAG_VALIDATION}=failed"
+        )
+    client.set_model_version_tag(name, version, TAG_VALIDATION, f"passed: {check}")
+    client.set_registered_model_alias(name, alias, version)
+    if cfg.report.enabled:
+        from segexp.tools.report import build_report
+
+        output = cfg.report.output or f"report-{name}-v{version}.html"
+        try:
+            result.report_path = build_report(
+                resolve_tracking_uri(cfg.mlflow.tracking_uri), run.info.run_id, Path(output)
+            )
+        except Exception as exc:  # the promotion stands; the report can be made again
+            result.report_error = (
+                f"{type(exc).__name__}: {exc}; write it with python -m segexp.report "
+                f"run_id={run.info.run_id}"
+            )
+    return result
+
+
+main = hydra_tool("promote", promote)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

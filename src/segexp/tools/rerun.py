@@ -1,0 +1,170 @@
+"""``python -m segexp.rerun run_id=<id>``: re-create a logged run and check it reproduces.
+
+Every run stores its resolved config (``config.yaml``: data, features,
+preprocessing, scaler, algorithm, seed). This tool runs that config again with
+``segexp.jobs.job.run_job``, logs the result as a new run in the same
+store (tagged ``segexp.rerun_of``), and compares it with the original:
+
+- the data fingerprint differs: the data changed since the run, so the
+  segments are not comparable; reported, exit 3;
+- the fingerprint matches: ``assignments.csv`` (ids, feature values, segment)
+  must be identical, cell for cell; exit 0 when it is, 1 with the first
+  differing customers when it is not.
+
+Exit codes: 0 reproduced, 1 the re-run failed or assigned different segments,
+2 bad input (unknown run, no stored config, the data cannot be loaded), 3 the
+data changed (fingerprints differ).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
+from segexp.errors import ConfigError, SegexpError, TrackingError
+from segexp.jobs.job import run_job
+from segexp.tools.promote import download_artifact, get_run, open_client
+from segexp.tools.shell import hydra_tool
+
+TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
+EXIT_DIFFERENT = 1
+EXIT_DATA_CHANGED = 3
+_SHOWN = 5
+
+
+class RerunFailed(SegexpError):
+    """The re-run failed or assigned different segments."""
+
+    exit_code = EXIT_DIFFERENT
+
+
+class DataChanged(SegexpError):
+    """The data's fingerprint differs from the original run's: segments are not comparable."""
+
+    exit_code = EXIT_DATA_CHANGED
+
+
+@dataclass
+class RerunResult:
+    source_run_id: str
+    new_run_id: str
+    fingerprint: str
+    n_customers: int
+
+    def summary(self) -> str:
+        return (
+            f"run {self.new_run_id} reproduces run {self.source_run_id}: same data "
+            f"(fingerprint {self.fingerprint}) and identical assignments of "
+            f"{self.n_customers} customers"
+        )
+
+
+def _download_text(client, run_id: str, path: str, folder: Path) -> Path:
+    try:
+        return download_artifact(client, run_id, path, folder)
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"run_id: run {run_id} has no artifact {path}; only runs logged by "
+            "python -m segexp can be re-run"
+        ) from exc
+
+
+def stored_config(client, run: Run, folder: Path) -> DictConfig:
+    """The run's config.yaml, pointed at the store it was read from.
+
+    The stored config is resolved, so ``n_clusters: ${k}`` reads ``n_clusters: 5``;
+    where the run logged a ``k`` param, algo values equal to it are linked to ``${k}``
+    again so the re-run is named and logged like the original.
+    """
+    cfg = OmegaConf.load(_download_text(client, run.info.run_id, CONFIG_FILE, folder))
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+        cfg.mlflow.tracking_uri = client.tracking_uri
+        k = run.data.params.get("k")
+        if k is not None and "algo" in cfg:
+            for key, value in cfg.algo.items():
+                if not str(key).startswith("_") and str(value) == k and key != "k":
+                    cfg.algo[key] = "${k}"
+    return cfg
+
+
+def compare_assignments(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
+    """One line per customer whose row differs (tables read as text); empty when identical."""
+    if list(before.columns) != list(after.columns) or len(before) != len(after):
+        raise RerunFailed(
+            f"the re-run's assignments.csv has {len(after)} rows and columns "
+            f"{', '.join(after.columns)}; the original has {len(before)} rows and columns "
+            f"{', '.join(before.columns)}"
+        )
+    different = (before.fillna("") != after.fillna("")).any(axis=1).to_numpy()
+    key = before.columns[0]
+    return [
+        f"{key}={before.iloc[i][key]}: segment {before.iloc[i]['segment']} -> "
+        f"{after.iloc[i]['segment']}"
+        for i in different.nonzero()[0]
+    ]
+
+
+def rerun(cfg: DictConfig) -> RerunResult:
+    """Re-run ``cfg.run_id`` from its stored config and check it reproduces; see module doc."""
+    if not cfg.get("run_id"):
+        raise ConfigError("run_id: set run_id=<id of the run to re-create>; got nothing")
+    client = open_client(cfg.mlflow.tracking_uri)
+    source = get_run(client, str(cfg.run_id))
+    source_id = source.info.run_id
+    params = source.data.params
+    choices = {key: params[key] for key in ("algo", "scaler", "features") if key in params}
+    with tempfile.TemporaryDirectory(prefix="segexp-rerun-") as tmp:
+        folder = Path(tmp)
+        job_cfg = stored_config(client, source, folder / "source")
+        outcome = run_job(job_cfg, choices=choices)
+        if outcome.status == "invalid":
+            raise ConfigError(f"re-run of {source_id}: {outcome.message}")
+        if outcome.status != "finished" or outcome.run_id is None:
+            raise RerunFailed(f"re-run of {source_id} {outcome.status}: {outcome.message}")
+        client.set_tag(outcome.run_id, TAG_RERUN_OF, source_id)
+        new_run = client.get_run(outcome.run_id)
+        then = source.data.tags.get(TAG_DATA_FINGERPRINT)
+        now = new_run.data.tags.get(TAG_DATA_FINGERPRINT)
+        if then != now:
+            raise DataChanged(
+                f"data changed since run {source_id}: fingerprint {then} then, {now} now "
+                f"(source: {new_run.data.tags.get(TAG_PREFIX + 'data_source')}); new run "
+                f"{outcome.run_id} is logged but its segments are not comparable; restore "
+                "the original data to reproduce the run"
+            )
+        before = pd.read_csv(
+            _download_text(client, source_id, ASSIGNMENTS_FILE, folder / "before"),
+            dtype=str,
+            keep_default_na=False,
+        )
+        after = pd.read_csv(
+            _download_text(client, outcome.run_id, ASSIGNMENTS_FILE, folder / "after"),
+            dtype=str,
+            keep_default_na=False,
+        )
+    differences = compare_assignments(before, after)
+    if differences:
+        shown = "; ".join(differences[:_SHOWN])
+        more = f" (+{len(differences) - _SHOWN} more)" if len(differences) > _SHOWN else ""
+        raise RerunFailed(
+            f"re-run {outcome.run_id} of run {source_id} on the same data (fingerprint {now}) "
+            f"assigns different segments to {len(differences)} of {len(before)} customers: "
+            f"{shown}{more}"
+        )
+    return RerunResult(source_id, outcome.run_id, str(now), len(before))
+
+
+main = hydra_tool("rerun", rerun)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The promoted segmentation as an MLflow pyfunc model, and loading any model URI from one store.
+
+``save_segment_model`` writes a :class:`segexp.model.assign.SegmentAssigner`
+as an MLflow "models from code" folder: the model class is imported from a
+copy of the segexp package shipped inside the model, so the model loads where
+segexp is not installed (``mlflow models serve``). ``load_model`` resolves
+``models:/``, ``runs:/`` and folder URIs through one explicit store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import joblib
+import mlflow
+import numpy as np
+import omegaconf
+import pandas as pd
+import sklearn
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+from segexp.errors import TrackingError
+from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssigner
+
+ASSIGNER_FILE = "assigner.joblib"
+DESCRIPTION_FILE = "segexp_model.json"
+MODEL_CODE_FILE = "segment_model_code.py"
+# Models from code: the model is this class, imported from the segexp copy shipped in the model.
+_MODEL_CODE = """import mlflow
+from segexp.tracking.models import SegmentModel
+
+mlflow.models.set_model(SegmentModel())
+"""
+
+
+def model_signature(assigner: SegmentAssigner) -> ModelSignature:
+    """Every accepted header as an optional column of any type.
+
+    MLflow drops input columns its signature does not name, so header variants
+    are listed; they are optional and untyped because ``prepare`` checks the
+    required columns and each cell itself, naming the rows (MLflow would refuse
+    int64 for double, or a numeric text cell, with no row number).
+    """
+    headers = dict.fromkeys(h for c in assigner.input_columns for h in assigner.accepted_headers(c))
+    inputs = [ColSpec(AnyType(), header, required=False) for header in headers]
+    outputs = [ColSpec("long", SEGMENT_COLUMN)]
+    if assigner.segment_names:
+        outputs.append(ColSpec("string", SEGMENT_NAME_COLUMN))
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+class SegmentModel(mlflow.pyfunc.PythonModel):
+    """pyfunc face of a ``SegmentAssigner``: a table of customers in, segment (and name) out."""
+
+    def load_context(self, context) -> None:
+        self.assigner: SegmentAssigner = joblib.load(context.artifacts["assigner"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.assigner.assign(pd.DataFrame(model_input))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned to this environment; explicit because inferring them costs seconds per model."""
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+        f"joblib=={joblib.__version__}",
+        f"hydra-core=={hydra.__version__}",
+        f"omegaconf=={omegaconf.__version__}",
+    ]
+
+
+def _package_copy(folder: Path) -> Path:
+    """The segexp package without caches, shipped in the model so it loads without segexp."""
+    source = Path(__file__).resolve().parents[1]
+    target = folder / "segexp"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def save_segment_model(
+    path: str | Path,
+    assigner: SegmentAssigner,
+    input_example: pd.DataFrame,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the assigner as an MLflow pyfunc model folder (signature, example, requirements)."""
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="segexp-model-") as tmp:
+        assigner_file = Path(tmp) / ASSIGNER_FILE
+        joblib.dump(assigner, assigner_file)
+        model_code = Path(tmp) / MODEL_CODE_FILE
+        model_code.write_text(_MODEL_CODE)
+        mlflow.pyfunc.save_model(
+            path,
+            python_model=str(model_code),
+            artifacts={"assigner": str(assigner_file)},
+            code_paths=[str(_package_copy(Path(tmp)))],
+            signature=model_signature(assigner),
+            input_example=input_example[assigner.input_columns].head(5),
+            pip_requirements=pip_requirements(),
+            metadata={**assigner.describe(), **dict(metadata or {})},
+        )
+    (path / DESCRIPTION_FILE).write_text(json.dumps(assigner.describe(), indent=2))
+    return path
+
+
+def model_location(model_uri: str, client: MlflowClient) -> str:
+    """Where a models:/ or runs:/ URI's files are, resolved through ``client``.
+
+    MLflow resolves these URIs with its global tracking URI in places (registry
+    store internals); resolving them here keeps every call on the configured store.
+    """
+    if model_uri.startswith("runs:/"):
+        run_id, _, path = model_uri[len("runs:/") :].partition("/")
+        return client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + path
+    if not model_uri.startswith("models:/"):
+        return model_uri
+    ref = model_uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.rsplit("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    elif "/" in ref:
+        name, version = ref.rsplit("/", 1)
+        if version.lower() == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise MlflowException(f"registered model '{name}' has no versions")
+            version = max(versions, key=lambda v: int(v.version)).version
+    else:
+        return client.get_logged_model(ref).artifact_location
+    return client.get_model_version_download_uri(name, str(version))
+
+
+def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """Load any MLflow model URI from the given store (no global tracking URI is used)."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if Path(model_uri).exists():
+            return mlflow.pyfunc.load_model(model_uri)
+        location = model_location(model_uri, client)
+        with tempfile.TemporaryDirectory(prefix="segexp-load-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri
+            )
+            return mlflow.pyfunc.load_model(local)
+    except MlflowException as exc:
+        hint = (
+            "promote a run first: python -m segexp.promote run_id=<id>"
+            if model_uri.startswith("models:/")
+            else "pass a models:/, runs:/ or folder URI of an MLflow model"
+        )
+        message = " ".join(str(exc).split())[:300]
+        raise TrackingError(
+            f"model: cannot load '{model_uri}' from {tracking_uri} ({message}); {hint}"
+        ) from exc

@@ -1,0 +1,146 @@
+"""Segment profiles: numbers equal pandas' own groupby results; files a run logs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+
+from segexp.data.samples import generate_mall_sample
+from segexp.insight.profiles import (
+    HEATMAP_PNG,
+    PROFILE_CSV,
+    PROFILE_MD,
+    SEGMENTS_JSON,
+    SNAKE_PNG,
+    compute_profile,
+    load_segment_names,
+    write_profile_plots,
+    write_run_profile,
+)
+
+FEATURES = ["annual_income", "spending_score"]
+NUMERIC = ["annual_income", "spending_score", "age"]
+
+
+@pytest.fixture(scope="module")
+def sample() -> pd.DataFrame:
+    return generate_mall_sample()
+
+
+@pytest.fixture(scope="module")
+def noisy_labels(sample) -> np.ndarray:
+    """Generating segments as labels, with every 9th customer marked as DBSCAN noise."""
+    labels = pd.factorize(sample["true_segment"], sort=True)[0]
+    labels[::9] = -1
+    return labels
+
+
+def test_profile_numbers_equal_pandas_groupby(sample, noisy_labels):
+    profile = compute_profile(sample, noisy_labels, FEATURES)
+    table = profile.table
+    grouped = sample[NUMERIC].groupby(noisy_labels)
+    order = [*range(5), -1]
+    assert list(table.index) == order  # noise last
+    assert profile.numeric_columns == NUMERIC  # features first, then other numeric columns
+
+    sizes = pd.Series(noisy_labels).value_counts()
+    np.testing.assert_array_equal(table["size"], sizes.reindex(order))
+    np.testing.assert_allclose(table["share"], sizes.reindex(order) / len(sample))
+    base_mean, base_std = sample[NUMERIC].mean(), sample[NUMERIC].std()
+    for column in NUMERIC:
+        expected = {
+            "mean": grouped[column].mean(),
+            "median": grouped[column].median(),
+            "q1": grouped[column].quantile(0.25),
+            "q3": grouped[column].quantile(0.75),
+            "std_diff": (grouped[column].mean() - base_mean[column]) / base_std[column],
+            "ratio": grouped[column].mean() / base_mean[column],
+        }
+        for stat, values in expected.items():
+            np.testing.assert_allclose(
+                table[f"{column}_{stat}"], values.reindex(order), rtol=1e-12, err_msg=stat
+            )
+    gender = pd.crosstab(noisy_labels, sample["gender"], normalize="index").reindex(order)
+    for value in ("Female", "Male"):
+        np.testing.assert_allclose(table[f"gender_{value}_share"], gender[value], rtol=1e-12)
+    assert profile.base["size"] == len(sample)
+    assert profile.base["columns"]["age"]["median"] == pytest.approx(sample["age"].median())
+    assert profile.base["shares"]["gender"]["Female"] == pytest.approx(
+        (sample["gender"] == "Female").mean()
+    )
+
+
+def test_noise_is_its_own_row_and_never_an_archetype(sample, noisy_labels):
+    profile = compute_profile(sample, noisy_labels, FEATURES)
+    noise = profile.names[-1]
+    assert noise.name == "Unassigned (noise)"
+    assert noise.archetype == "noise"
+    assert noise.actions
+    assert profile.table.loc[-1, "archetype"] == "noise"
+
+
+def test_without_gender_column_there_is_no_split(sample):
+    labels = pd.factorize(sample["true_segment"], sort=True)[0]
+    profile = compute_profile(sample.drop(columns=["gender"]), labels, FEATURES)
+    assert profile.split_columns == []
+    assert not [c for c in profile.table.columns if c.endswith("_share") and c != "share"]
+
+
+def test_categorical_feature_gets_a_value_split_not_numeric_stats(sample):
+    labels = pd.factorize(sample["true_segment"], sort=True)[0]
+    profile = compute_profile(sample, labels, [*FEATURES, "gender"], gender_column=None)
+    assert profile.split_columns == ["gender"]
+    assert "gender_mean" not in profile.table.columns
+    shares = profile.table[["gender_Female_share", "gender_Male_share"]].sum(axis=1)
+    np.testing.assert_allclose(shares, 1.0)
+
+
+def test_write_run_profile_writes_every_file(tmp_path, sample, noisy_labels):
+    names = write_run_profile(tmp_path, sample, noisy_labels, FEATURES, None)
+    for relative in (PROFILE_CSV, PROFILE_MD, SEGMENTS_JSON, HEATMAP_PNG, SNAKE_PNG):
+        assert (tmp_path / relative).is_file(), relative
+
+    written = pd.read_csv(tmp_path / PROFILE_CSV, index_col="segment")
+    direct = compute_profile(sample, noisy_labels, FEATURES).table
+    assert list(written.index) == list(direct.index)
+    np.testing.assert_allclose(written["annual_income_mean"], direct["annual_income_mean"])
+    assert written["name"].tolist() == [names[s] for s in written.index]
+
+    document = json.loads((tmp_path / SEGMENTS_JSON).read_text())
+    assert [s["id"] for s in document["segments"]] == list(written.index)
+    for segment in document["segments"]:
+        assert {"id", "name", "archetype", "actions", "levels", "size"} <= set(segment)
+        assert segment["name"] == names[segment["id"]]
+    assert load_segment_names(tmp_path) == names
+    assert len(set(names.values())) == len(names)
+
+    markdown = (tmp_path / PROFILE_MD).read_text()
+    for name in names.values():
+        assert f"· {name}" in markdown
+    assert "| all | All customers | 200 (100%) |" in markdown
+    assert "Suggested actions:" in markdown
+
+    heatmap = imread(tmp_path / HEATMAP_PNG)
+    snake = imread(tmp_path / SNAKE_PNG)
+    assert heatmap.ndim == 3 and heatmap.shape[0] > 100 and heatmap.shape[1] > 300
+    assert snake.shape[:2] == (round(3.4 * 80), round(6.4 * 80))  # dpi 80
+
+
+def test_write_run_profile_can_skip_plots(tmp_path, sample):
+    labels = pd.factorize(sample["true_segment"], sort=True)[0]
+    write_run_profile(tmp_path, sample, labels, FEATURES, None, make_plots=False)
+    assert (tmp_path / PROFILE_CSV).is_file()
+    assert not (tmp_path / "plots").exists()
+    profile = compute_profile(sample, labels, FEATURES, {})
+    write_profile_plots(folder=tmp_path, profile=profile)  # the deferred-task form
+    assert imread(tmp_path / HEATMAP_PNG).shape[1] > 300
+    assert imread(tmp_path / SNAKE_PNG).shape[1] > 300
+
+
+def test_labels_must_align_with_rows(sample):
+    with pytest.raises(ValueError, match="labels has 3 entries for 200 customer rows"):
+        compute_profile(sample, np.array([0, 1, 0]), FEATURES)
