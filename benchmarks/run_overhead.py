@@ -3,10 +3,11 @@
 On the built-in sample: (a) a bare loop that fits the same pipelines
 (standard scaling + k-means / Gaussian mixture, k = 3..8) and computes the same
 scores (silhouette, inertia, Calinski-Harabasz, Davies-Bouldin); (b) segexp's
-``run_segmentation`` doing the same runs in this process with all its logging,
-artifacts, plots, stability and profiles into a fresh SQLite store (in-process logging, no writer
-process, so the cost is all on one core). Prints the median wall time per run
-of each and the difference.
+``run_job`` doing the same runs in this process with all its logging,
+artifacts, plots, stability and profiles into a fresh SQLite store (published in
+this process, without the command line's pool, so the cost is all on one core).
+Prints the median wall time per run of each, the difference, and where segexp's
+time goes: the job itself, drawing its figures, and logging it to MLflow.
 
     python benchmarks/run_overhead.py [--repeats 3]
 """
@@ -14,7 +15,6 @@ of each and the difference.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
@@ -31,10 +31,11 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from segexp.runner import DirectSink, build_record, run_segmentation, validate_inputs
-from segexp.sample import generate_mall_sample
+from segexp.data.samples import generate_mall_sample
+from segexp.jobs.job import build_request, run_job, validate_inputs
+from segexp.jobs.publish import publish
+from segexp.tracking.store import Tracker
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 JOBS = [(algo, k) for algo in ("kmeans", "gmm") for k in range(3, 9)]
 
 
@@ -64,11 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    os.environ["SEGEXP_WRITER"] = "0"
     table = generate_mall_sample()
     store = Path(tempfile.mkdtemp(prefix="segexp-overhead-")) / "mlflow.db"
-    bare, framework, compute, logging_ = [], [], [], []
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    bare, framework, compute, drawing, logging_ = [], [], [], [], []
+    with initialize_config_module("segexp.conf", version_base="1.3"):
         configs = []
         for algo, k in JOBS:
             cfg = compose(
@@ -78,7 +78,7 @@ def main() -> None:
             )
             configs.append(cfg)
     HydraConfig.instance().set_config(configs[0])
-    run_segmentation(configs[0])  # warm-up: creates the store and experiment, loads imports
+    run_job(configs[0])  # warm-up: creates the store and experiment, loads imports
     bare_run(table, "kmeans", 3)
     for _ in range(args.repeats):
         for (algo, k), cfg in zip(JOBS, configs, strict=True):
@@ -87,29 +87,39 @@ def main() -> None:
             bare.append(time.perf_counter() - started)
             HydraConfig.instance().set_config(cfg)
             started = time.perf_counter()
-            outcome = run_segmentation(cfg)
+            outcome = run_job(cfg)
             framework.append(time.perf_counter() - started)
             if outcome.status != "finished":
                 sys.exit(f"run failed: {outcome.message}")
             # the same run in its two halves: what the job computes, what logging costs
             started = time.perf_counter()
             spec, customers = validate_inputs(cfg)
-            record = build_record(cfg, spec, customers, {}, None)
+            uri = f"sqlite:///{store}"
+            experiment_id = Tracker(uri).experiment_id(str(cfg.mlflow.experiment))
+            request = build_request(cfg, spec, customers, {}, uri, experiment_id, None)
             compute.append(time.perf_counter() - started)
             started = time.perf_counter()
-            DirectSink(f"sqlite:///{store}", cfg.mlflow.experiment).submit(record)
+            request.figures.draw(Path(request.record.artifact_dir))
+            drawing.append(time.perf_counter() - started)
+            request.figures = None
+            started = time.perf_counter()
+            publish(request)
             logging_.append(time.perf_counter() - started)
     a, b = statistics.median(bare), statistics.median(framework)
     print(f"built-in sample (200 customers), {len(JOBS)} configurations x {args.repeats}")
     print(f"  (a) bare scikit-learn loop   median {a * 1000:7.1f} ms per run")
-    print(f"  (b) segexp run_segmentation  median {b * 1000:7.1f} ms per run")
+    print(f"  (b) segexp run_job           median {b * 1000:7.1f} ms per run")
     print(
         f"      of which the job itself  median {statistics.median(compute) * 1000:7.1f} ms "
         "(fit, scores, reference space, 6-resample stability, profile, staged files)"
     )
     print(
+        f"      drawing its figures      median {statistics.median(drawing) * 1000:7.1f} ms "
+        "(5 PNGs)"
+    )
+    print(
         f"      and logging it           median {statistics.median(logging_) * 1000:7.1f} ms "
-        "(5 plots, one log_batch, one artifact upload, run end)"
+        "(run start, one log_batch, one artifact upload, run end)"
     )
     print(f"  segexp's cost per run: {(b - a) * 1000:.1f} ms")
 

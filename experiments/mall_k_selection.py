@@ -22,17 +22,17 @@ from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
 
 from segexp.data import load_customers
-from segexp.evaluation import evaluate_run
-from segexp.leaderboard import (
+from segexp.model.evaluation import evaluate_run
+from segexp.model.metrics import mixture_criteria, score_segmentation
+from segexp.model.pipeline import fit_configured
+from segexp.model.selection import CONSENSUS, gap_statistic, select_k
+from segexp.tracking.leaderboard import (
     LeaderboardFilters,
     build_leaderboard,
     display_columns,
     format_markdown,
     select_best,
 )
-from segexp.metrics import mixture_criteria, score_segmentation
-from segexp.pipeline import fit_configured
-from segexp.selection import CONSENSUS, gap_statistic, select_k
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = PROJECT_DIR.parent / "shared" / "data" / "Mall_Customers.csv"

@@ -194,4 +194,5 @@ def test_sweep_logs_every_artifact_of_every_run(tmp_path, store):
 
 def test_readme_main_command_matches_the_mission():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert "pip install . && segexp -m algo=kmeans,gmm k=3..8" in readme
     assert "python -m segexp -m algo=kmeans,gmm k=3..8" in readme

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import hydra
 from omegaconf import DictConfig
@@ -25,9 +25,15 @@ from segexp.errors import EXIT_USER_ERROR, SegexpError
 CONFIG_PATH = "pkg://segexp.conf"
 
 
+class ToolMain(Protocol):
+    """A tool's entry point: ``main(argv=None) -> exit code`` (``None``: ``sys.argv[1:]``)."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
 def hydra_tool(
     config_name: str, action: Callable[[DictConfig], Any]
-) -> Callable[[Sequence[str] | None], int]:
+) -> ToolMain:
     """``main(argv)`` for a tool that runs ``action`` on ``<config_name>.yaml``."""
     state: dict[str, int] = {}
 

@@ -1,0 +1,92 @@
+"""The Python API: segexp.run and segexp.sweep log what the command line logs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+from mlflow.tracking import MlflowClient
+
+import segexp
+from segexp.jobs.api import RunFailed
+
+SWEEP = ["algo=kmeans,gmm", "k=3..4", "evaluation.stability.n_resamples=2"]
+
+
+def _job_runs(store: str) -> list:
+    client = MlflowClient(tracking_uri=store)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string="tags.`segexp.kind` = 'job'")
+
+
+def test_run_returns_the_logged_run_with_labels_and_profile(tmp_path, store, mall_csv):
+    result = segexp.run(data=mall_csv, overrides=["k=4", f"mlflow.tracking_uri={store}"])
+    run = MlflowClient(tracking_uri=store).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert result.run_name == run.info.run_name == "kmeans-k4-standard-income_spending"
+    assert result.metrics == run.data.metrics
+    assert len(result.labels) == 200 and result.labels.index[0] == "0001"
+    assert sorted(result.labels.unique()) == [0, 1, 2, 3]
+    assert list(result.profile.index) == [0, 1, 2, 3]
+    assert result.profile["size"].sum() == 200
+    counts = result.labels.value_counts().sort_index()
+    assert counts.tolist() == result.profile["size"].tolist()
+
+
+def test_run_of_a_bad_config_raises_with_the_exit_code(store):
+    with pytest.raises(RunFailed) as caught:
+        segexp.run(overrides=["features.columns=[nosuch]", f"mlflow.tracking_uri={store}"])
+    assert caught.value.exit_code == 2
+    assert "nosuch" in str(caught.value)
+    assert _job_runs(store) == []
+
+
+@pytest.mark.slow
+def test_sweep_on_a_dataframe_logs_what_the_cli_sweep_logs(tmp_path, mall_csv, _template_store):
+    import shutil
+
+    api_db, cli_db = tmp_path / "api.db", tmp_path / "cli.db"
+    shutil.copy(_template_store, api_db)
+    shutil.copy(_template_store, cli_db)
+    api_store, cli_store = f"sqlite:///{api_db}", f"sqlite:///{cli_db}"
+    frame = pd.read_csv(mall_csv, dtype={"CustomerID": str})
+    board = segexp.sweep(data=frame, overrides=[*SWEEP, f"mlflow.tracking_uri={api_store}"])
+    result = run_cli(
+        ["-m", *SWEEP, f"data.path={mall_csv}", f"mlflow.tracking_uri={cli_store}"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+
+    assert len(board) == 4 and (board["status"] == "FINISHED").all()
+    assert board["silhouette"].is_monotonic_decreasing
+    assert board.attrs["parent_run_id"]
+    api_runs = {r.info.run_name: r for r in _job_runs(api_store)}
+    cli_runs = {r.info.run_name: r for r in _job_runs(cli_store)}
+    assert set(api_runs) == set(cli_runs) == set(board["run_name"])
+    assert set(api_runs) == {
+        f"{a}-k{k}-standard-income_spending" for a in ("kmeans", "gmm") for k in (3, 4)
+    }
+    for name, api_run in api_runs.items():
+        cli_run = cli_runs[name]
+        # the same data (same fingerprint), named by its source: a DataFrame or the file
+        assert api_run.data.params.pop("data") == "DataFrame"
+        assert cli_run.data.params.pop("data") == str(mall_csv)
+        assert api_run.data.params == cli_run.data.params
+        assert set(api_run.data.metrics) == set(cli_run.data.metrics)
+        assert api_run.data.metrics["silhouette"] == pytest.approx(
+            cli_run.data.metrics["silhouette"], abs=1e-12
+        )
+        same_tags = {"segexp.kind", "segexp.data_fingerprint", "segexp.config_key"}
+        for tag in same_tags:
+            assert api_run.data.tags[tag] == cli_run.data.tags[tag], tag
+        assert set(api_run.data.tags) == set(cli_run.data.tags)
+        client_api, client_cli = MlflowClient(api_store), MlflowClient(cli_store)
+        assert _artifacts(client_api, api_run.info.run_id) == _artifacts(
+            client_cli, cli_run.info.run_id
+        )
+
+
+def _artifacts(client, run_id, path=None) -> set[str]:
+    found: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
