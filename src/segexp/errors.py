@@ -1,15 +1,21 @@
-"""Errors users read.
+"""Every error segexp reports to its users, in one place.
 
-Every error a user can cause by input or configuration is a ``SegexpError``;
-the command-line tools print its one-line message and exit with code 2, never a
-traceback. Anything else is a bug or an algorithm failure and is reported as
-such.
+A ``SegexpError`` is printed by the command-line tools as one line,
+``segexp: error: <message>``, and the tool exits with the error's code, never
+with a traceback. Anything else is a bug or an algorithm failure and is
+reported as such.
 
-    SegexpError              exit code 2, one line: what, where, allowed, received
-     +-- ConfigError         a config key or command-line value is wrong
-     |    +-- RangeSyntaxError   a malformed ``key=A..B`` range
-     +-- DataError           the input data cannot be used as it is
-     +-- TrackingError       the MLflow store/run a command needs is not there
+    SegexpError                exit 2, one line: what, where, allowed, received
+     +-- ConfigError           a config key or command-line value is wrong
+     |    +-- RangeSyntaxError     a malformed ``key=A..B`` range
+     +-- DataError             the input data cannot be used as it is
+     +-- TrackingError         the MLflow store/run/model a command needs is not there
+     |    +-- EmptyLeaderboardError  nothing to rank (exit 1: not the user's mistake)
+     +-- ValidationFailed      promote: the new version does not reproduce its run (exit 3)
+     +-- RerunFailed           rerun: the re-run failed or assigned other segments (exit 1)
+     +-- DataChanged           rerun: the data's fingerprint differs (exit 3)
+     +-- RunFailed             segexp.run / segexp.sweep: the command did not succeed
+                               (carries the command's exit code)
 """
 
 from __future__ import annotations
@@ -40,3 +46,39 @@ class DataError(SegexpError):
 
 class TrackingError(SegexpError):
     """The MLflow store, run or model the command refers to does not exist."""
+
+
+class EmptyLeaderboardError(TrackingError):
+    """Nothing to rank: no runs, or none passes the filters. Exit code 1, not a user error."""
+
+    exit_code = 1
+
+
+class ValidationFailed(SegexpError):
+    """The registered version does not reproduce its run's segments; the alias did not move."""
+
+    exit_code = 3
+
+
+class RerunFailed(SegexpError):
+    """The re-run failed or assigned different segments."""
+
+    exit_code = 1
+
+
+class DataChanged(SegexpError):
+    """The data's fingerprint differs from the original run's: segments are not comparable."""
+
+    exit_code = 3
+
+
+class RunFailed(SegexpError):
+    """``segexp.run``/``segexp.sweep``: the command ended with a non-zero exit code; its
+    one-line message was printed above and is this error's message."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self):  # picklable with its exit code
+        return (type(self), (str(self), self.exit_code))

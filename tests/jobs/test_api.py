@@ -8,7 +8,7 @@ from conftest import run_cli
 from mlflow.tracking import MlflowClient
 
 import segexp
-from segexp.jobs.api import RunFailed
+from segexp.errors import RunFailed
 
 SWEEP = ["algo=kmeans,gmm", "k=3..4", "evaluation.stability.n_resamples=2"]
 

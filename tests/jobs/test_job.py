@@ -227,3 +227,30 @@ def test_fits_run_under_the_configured_thread_limit(make_config, store, limit, e
     )
     assert outcome.status == "finished", outcome.message
     assert ThreadRecordingKMeans.seen and all(s == expected for s in ThreadRecordingKMeans.seen)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name"),
+    [
+        (
+            ["scaler=minmax", "features=age_income_spending", "algo=gmm"],
+            "gmm-k5-minmax-age_income_spending",
+        ),
+        (["features=all_numeric", "algo=kmeans", "k=3"], "kmeans-k3-standard-all_numeric"),
+        (
+            ["features.columns=[age,spending_score]", "scaler=robust"],
+            "kmeans-k5-robust-age_spending",
+        ),
+        (["features.columns=[age,annual_income]"], "kmeans-k5-standard-custom"),
+    ],
+)
+def test_a_config_composed_without_hydra_runtime_names_its_options(overrides, name):
+    """compose() without the hydra node (a notebook) names runs as the command line does."""
+    from hydra import compose, initialize_config_module
+
+    from segexp.jobs.job import describe_job
+
+    with initialize_config_module("segexp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    assert "hydra" not in cfg
+    assert describe_job(cfg).run_name == name

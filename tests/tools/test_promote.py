@@ -13,10 +13,10 @@ from conftest import CONF_DIR, run_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from segexp.errors import ConfigError, TrackingError
+from segexp.errors import ConfigError, TrackingError, ValidationFailed
 from segexp.jobs.job import run_job
 from segexp.model.assign import NOISE_LABEL
-from segexp.tools.promote import TAG_SOURCE_RUN, TAG_VALIDATION, ValidationFailed, promote
+from segexp.tools.promote import TAG_SOURCE_RUN, TAG_VALIDATION, promote
 from segexp.tracking.models import load_model
 
 NAME = "customer-segments"

@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from segexp.data.samples import generate_mall_sample
-from segexp.errors import TrackingError
+from segexp.errors import DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
-from segexp.tools.rerun import TAG_RERUN_OF, DataChanged, RerunFailed, rerun
+from segexp.tools.rerun import TAG_RERUN_OF, rerun
 
 
 def rerun_with(store: str, run_id: str):

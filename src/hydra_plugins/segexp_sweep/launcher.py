@@ -50,6 +50,10 @@ if SUPPORTED:
     log = logging.getLogger(__name__)
     _MISSING = object()
 
+    def _input_line(override: Override) -> str:
+        assert override.input_line is not None  # parse_overrides sets it on every override
+        return override.input_line
+
     class SweepConfigCache:
         """Job configs of one sweep, composed by Hydra once per combination of group choices."""
 
@@ -71,7 +75,7 @@ if SUPPORTED:
             parsed = self.parser.parse_overrides(list(job_overrides))
             groups = [o for o in parsed if self._is_group_override(o)]
             values = [o for o in parsed if not self._is_group_override(o)]
-            key = tuple(o.input_line for o in groups)
+            key = tuple(_input_line(o) for o in groups)
             if key not in self._composed:
                 self._composed[key] = self.loader.load_sweep_config(master, list(key))
                 self.compositions += 1
@@ -110,9 +114,9 @@ if SUPPORTED:
             base, values = self._base(master, job_overrides)
             cfg = copy.deepcopy(base)
             ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-            every = self.parser.parse_overrides(
-                list(OmegaConf.to_container(master.hydra.overrides.hydra)) + list(job_overrides)
-            )
+            hydra_overrides = OmegaConf.to_container(master.hydra.overrides.hydra)
+            assert isinstance(hydra_overrides, list)
+            every = self.parser.parse_overrides(hydra_overrides + list(job_overrides))
             app_overrides = [o for o in every if not o.is_hydra_override()]
             with open_dict(cfg.hydra):
                 cfg.hydra.overrides.hydra = [o.input_line for o in every if o.is_hydra_override()]
@@ -137,6 +141,7 @@ if SUPPORTED:
                 self.launcher.cache = self.cache
 
         def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+            assert self.config is not None
             for overrides in batch:
                 self.cache.validate(self.config, list(overrides))
 
@@ -150,6 +155,7 @@ if SUPPORTED:
         ) -> Sequence[JobReturn]:
             setup_globals()
             assert self.hydra_context is not None and self.config is not None
+            assert self.task_function is not None
             if self.cache is None:
                 self.cache = SweepConfigCache(self.hydra_context.config_loader)
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)

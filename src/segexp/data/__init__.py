@@ -82,6 +82,7 @@ def _load_key(data_cfg: Mapping[str, Any]) -> str | None:
         key = json.dumps(container, sort_keys=True, default=str)
     except (TypeError, ValueError):
         return None
+    assert isinstance(container, dict)  # data_cfg is a mapping, so is its container
     path = container.get("path")
     if path:
         try:

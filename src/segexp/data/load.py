@@ -316,9 +316,9 @@ def canonicalize_columns(
 ) -> pd.DataFrame:
     """Rename header variants to canonical names; unknown columns are kept as they are."""
     lookup: dict[str, str] = {}
-    for canonical, variants in aliases.items():
-        for variant in [canonical, *(variants or [])]:
-            lookup.setdefault(normalize_header(variant), canonical)
+    for name, variants in aliases.items():
+        for variant in [name, *(variants or [])]:
+            lookup.setdefault(normalize_header(variant), name)
     renames: dict[str, str] = {}
     for column in frame.columns:
         canonical = lookup.get(normalize_header(column))

@@ -268,6 +268,7 @@ def customers_from_transactions(
     for key in ("numeric", "categorical"):
         names = data_cfg.get(key) or []
         require_columns(customers, [str(n) for n in names], f"data.{key}", source)
+    assert result.reference_date is not None  # build_rfm always sets it
     return CustomerTable(
         frame=customers,
         source=source,

@@ -130,16 +130,18 @@ def generate_transactions(
     shares = np.array([a.share for a in ARCHETYPES])
     kinds = rng.choice(len(ARCHETYPES), size=n_customers, p=shares / shares.sum())
 
-    order_customer, order_time, order_kind = [], [], []
+    customer_of_order: list[int] = []
+    order_time: list[float] = []
+    kind_of_order: list[int] = []
     for customer, kind in enumerate(kinds):
         archetype = ARCHETYPES[kind]
         n_orders = 1 + rng.poisson(archetype.mean_orders - 1)
         low, high = archetype.active
-        order_customer.extend([customer] * n_orders)
+        customer_of_order.extend([customer] * n_orders)
         order_time.extend(rng.uniform(low, high, n_orders) * days)
-        order_kind.extend([kind] * n_orders)
-    order_customer = np.array(order_customer)
-    order_kind = np.array(order_kind)
+        kind_of_order.extend([kind] * n_orders)
+    order_customer = np.array(customer_of_order)
+    order_kind = np.array(kind_of_order)
     # whole minutes between 08:00 and 18:00 of the drawn day
     day = np.floor(np.array(order_time)).clip(0, days - 1)
     minute = rng.integers(8 * 60, 18 * 60, len(day))

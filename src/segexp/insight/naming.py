@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import UnionType
 from typing import Any
 
 import numpy as np
@@ -115,11 +116,13 @@ def _container(source: DictConfig | Mapping | str | Path | None) -> tuple[dict, 
             raise ConfigError(f"{_KEY}: {path} must hold a mapping of naming keys; got a list")
         return loaded or {}, str(path)
     if isinstance(source, DictConfig):
-        return OmegaConf.to_container(source, resolve=True) or {}, _KEY
+        container = OmegaConf.to_container(source, resolve=True)
+        assert isinstance(container, dict)  # a DictConfig's container is a dict
+        return container or {}, _KEY
     return dict(source), _KEY
 
 
-def _require(value: Any, key: str, kind: type | tuple, what: str) -> Any:
+def _require(value: Any, key: str, kind: type | UnionType | tuple, what: str) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{key}: expected {what}; got {value!r}")
     return value

@@ -65,7 +65,9 @@ def segment_color(label: int) -> str:
 def save(fig: Figure, path: Path, dpi: int = 80) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # zlib level 1: a third of the encoding time of the default 6, files ~20% larger
-    options = {"pil_kwargs": {"compress_level": 1}} if path.suffix.lower() == ".png" else {}
+    options: dict[str, Any] = (
+        {"pil_kwargs": {"compress_level": 1}} if path.suffix.lower() == ".png" else {}
+    )
     fig.savefig(path, dpi=dpi, **options)
     return path
 

@@ -22,17 +22,9 @@ from typing import Any
 import pandas as pd
 
 from segexp.contract import ASSIGNMENTS_FILE, TAG_KIND, TAG_SWEEP_ID
-from segexp.errors import ConfigError, SegexpError
+from segexp.errors import ConfigError, RunFailed
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
-
-
-class RunFailed(SegexpError):
-    """The command ended with a non-zero exit code; its message was printed above."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass

@@ -41,15 +41,20 @@ def _report(outcome: JobOutcome, single: bool) -> None:
         (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
 
 
-def objective(cfg: DictConfig, outcome: JobOutcome) -> float:
+def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
     """What the task returns to a sweeper such as Optuna: ``objective.metric`` of the run.
 
-    NaN when the run has no such value (failed, or the metric is undefined for it),
-    which Optuna records as a failed trial rather than as a score.
+    When the run has no such value (failed, or the metric is undefined for it): the
+    worst value for ``direction`` (the sweeper's, else ``objective.direction``), -inf
+    when maximizing, +inf when minimizing. Not NaN: hydra-optuna-sweeper 1.3 with
+    optuna 2.x raises on a NaN return value and stops the whole sweep.
     """
     metric = str(cfg.objective.metric)
     value = outcome.metrics.get(metric)
-    return float(value) if value is not None else math.nan
+    if value is not None and not math.isnan(float(value)):
+        return float(value)
+    direction = str(direction or cfg.objective.direction)
+    return -math.inf if direction.endswith("maximize") else math.inf
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
@@ -58,23 +63,28 @@ def _task(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
+    choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
         job_num = int(hydra_cfg.job.num)
         # With this process's publishing pool, runs are logged while the next job fits;
         # the sweep's end waits for them. A launcher's worker process logs each itself.
-        outcome = run_job(cfg, sweep=sweep, job_num=job_num, wait=not publish.has_pool())
+        outcome = run_job(
+            cfg, sweep=sweep, job_num=job_num, choices=choices, wait=not publish.has_pool()
+        )
         if sweep is not None:
             callbacks.record_outcome(sweep, outcome)
         _report(outcome, single=False)
     else:
-        outcome = run_job(cfg)
+        outcome = run_job(cfg, choices=choices)
         _single_outcomes.append(outcome)
         if outcome.status != "finished":
             _report(outcome, single=True)
         else:
             _report(outcome, single=False)
-    return objective(cfg, outcome)
+    # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
+    direction = hydra_cfg.sweeper.get("direction")
+    return objective(cfg, outcome, None if direction is None else str(direction))
 
 
 def last_outcomes() -> list[JobOutcome]:
@@ -106,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _task()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
-        ran_nothing = not _single_outcomes and callbacks.LAST_SWEEP is None
-        # Hydra exits 1 on a config it cannot compose (unknown group option, bad override).
+        ran_nothing = (
+            not _single_outcomes and callbacks.LAST_SWEEP is None and not callbacks.sweep_is_open()
+        )
+        # Hydra exits 1 on a config it cannot compose (unknown group option, bad override);
+        # once a sweep's parent run exists, a sweeper or launcher error is a failure (1).
         return EXIT_USER_ERROR if code == 1 and ran_nothing else code
     except ConfigError as exc:
         print(f"segexp: error: {exc}", file=sys.stderr)

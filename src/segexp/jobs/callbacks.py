@@ -66,6 +66,11 @@ LAST_SWEEP: SweepReport | None = None
 _OPEN: SweepContext | None = None  # the parent run this process opened and has not ended
 
 
+def sweep_is_open() -> bool:
+    """A parent run was opened by this process and is not ended yet."""
+    return _OPEN is not None
+
+
 def reset() -> None:
     global LAST_SWEEP
     LAST_SWEEP = None

@@ -133,19 +133,37 @@ class JobSpec:
         ).hexdigest()[:20]
 
 
+NAMED_GROUPS = ("algo", "scaler", "features")
+
+
 def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
+    """The config-group options the job was composed from, named as on the command line."""
     if choices is not None:
         return dict(choices)
-    try:
-        from hydra.core.hydra_config import HydraConfig
+    composed = OmegaConf.select(cfg, "hydra.runtime.choices")  # compose(return_hydra_config)
+    if composed:
+        return {str(k): str(v) for k, v in composed.items()}
+    # a config without its hydra node (compose() in a notebook): the options it matches
+    return {group: _matching_option(cfg, group) for group in NAMED_GROUPS}
 
-        return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items()}
-    except ValueError:  # not inside a Hydra job: name parts after their classes
-        return {
-            "algo": str(cfg.algo._target_).rsplit(".", 1)[-1].lower(),
-            "scaler": str(cfg.scaler._target_).rsplit(".", 1)[-1].lower(),
-            "features": "custom",
-        }
+
+def _matching_option(cfg: DictConfig, group: str) -> str:
+    """The packaged (or the user's) option of ``group`` whose content the config holds:
+    the same ``_target_`` for algo and scaler, the same columns for features; else custom."""
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    key = "columns" if group == "features" else "_target_"
+    wanted = OmegaConf.to_container(cfg[group], resolve=False).get(key)
+    folders = [PACKAGE_DIR / "conf" / group]
+    user = user_conf_dir()
+    if user is not None:
+        folders.insert(0, user / group)
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            option = yaml.safe_load(path.read_text()) or {}
+            if isinstance(option, dict) and option.get(key) == wanted:
+                return path.stem
+    return "custom"
 
 
 def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:

@@ -42,5 +42,6 @@ def describe_outcome(outcome: JobOutcome) -> str:
     head = f"[{outcome.run_name}]" if num is None else f"[#{num} {outcome.run_name}]"
     if outcome.status == "finished":
         shown = ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items())
-        return f"{head} FINISHED {shown} (run {outcome.run_id})"
+        run = f" (run {outcome.run_id})" if outcome.run_id else ""  # None: still publishing
+        return f"{head} FINISHED {shown}{run}"
     return f"{head} {outcome.status.upper()}: {outcome.message}"

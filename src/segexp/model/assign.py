@@ -190,7 +190,7 @@ class SegmentAssigner:
         """(features with numeric columns parsed, reason per row: '' where the row is usable)."""
         features = self.canonical(frame)[self.input_columns].copy()
         headers = self._headers_in(frame)
-        reasons = [[] for _ in range(len(features))]
+        reasons: list[list[str]] = [[] for _ in range(len(features))]
         imputes = self.impute not in _NO_IMPUTATION
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)

@@ -26,9 +26,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 CONSENSUS = "consensus"
 # criterion -> (metric column, True when larger is better)
@@ -72,7 +76,7 @@ def _series(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return present.rename(columns={metric: "value"})
 
 
-def kneedle_elbow(x: Sequence[float], y: Sequence[float], sensitivity: float = 1.0) -> float | None:
+def kneedle_elbow(x: ArrayLike, y: ArrayLike, sensitivity: float = 1.0) -> float | None:
     """Kneedle (Satopaa et al. 2011) on a convex decreasing curve, offline: the first knee.
 
     The same steps and result as ``kneed.KneeLocator(x, y, S=sensitivity, curve="convex",
@@ -185,7 +189,13 @@ def recommend_k(rows: pd.DataFrame) -> dict[str, int]:
     return select_k(rows).recommended
 
 
-def _kmeans_factory(seed: int) -> Callable[[int], object]:
+class Clusterer(Protocol):
+    """An unfitted estimator whose ``fit_predict(points)`` returns one label per row."""
+
+    def fit_predict(self, points: np.ndarray, /) -> np.ndarray: ...
+
+
+def _kmeans_factory(seed: int) -> Callable[[int], Clusterer]:
     from sklearn.cluster import KMeans
 
     return lambda k: KMeans(n_clusters=k, n_init=10, random_state=seed)
@@ -195,7 +205,7 @@ def gap_statistic(
     points: np.ndarray,
     ks: Iterable[int],
     *,
-    make_clusterer: Callable[[int], object] | None = None,
+    make_clusterer: Callable[[int], Clusterer] | None = None,
     n_references: int = 10,
     seed: int = 0,
 ) -> pd.DataFrame:

@@ -27,10 +27,15 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
 from segexp.contract import TAG_KIND, TAG_SWEEP_ID
-from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError, TrackingError
+from segexp.errors import (
+    EXIT_USER_ERROR,
+    ConfigError,
+    EmptyLeaderboardError,
+    SegexpError,
+    TrackingError,
+)
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
-    EmptyLeaderboardError,
     LeaderboardFilters,
     build_leaderboard,
     display_columns,

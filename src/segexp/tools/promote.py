@@ -50,7 +50,13 @@ from segexp.contract import (
     TAG_DATA_FINGERPRINT,
     TAG_KIND,
 )
-from segexp.errors import ConfigError, SegexpError, TrackingError
+from segexp.errors import (
+    ConfigError,
+    EmptyLeaderboardError,
+    SegexpError,
+    TrackingError,
+    ValidationFailed,
+)
 from segexp.model.assign import (
     ASSIGN_BY_PREDICT,
     SEGMENT_COLUMN,
@@ -60,7 +66,6 @@ from segexp.model.assign import (
 from segexp.tools.compare import check_metric, filters_from_config, load_runs
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
-    EmptyLeaderboardError,
     build_leaderboard,
     larger_is_better,
     select_best,
@@ -74,15 +79,8 @@ VERSION_TAG_PREFIX = "segexp."
 TAG_SOURCE_RUN = VERSION_TAG_PREFIX + "source_run_id"
 TAG_VALIDATION = VERSION_TAG_PREFIX + "validation"
 TAG_SEGMENT_NAMES = VERSION_TAG_PREFIX + "segment_names"
-EXIT_VALIDATION_FAILED = 3
 _ALIAS = re.compile(r"^[\w-]+$")
 _RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
-
-
-class ValidationFailed(SegexpError):
-    """The registered version does not reproduce its run's segments; the alias did not move."""
-
-    exit_code = EXIT_VALIDATION_FAILED
 
 
 @dataclass

@@ -29,27 +29,13 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
-from segexp.errors import ConfigError, SegexpError, TrackingError
+from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
 from segexp.tools.promote import download_artifact, get_run, open_client
 from segexp.tools.shell import hydra_tool
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
-EXIT_DIFFERENT = 1
-EXIT_DATA_CHANGED = 3
 _SHOWN = 5
-
-
-class RerunFailed(SegexpError):
-    """The re-run failed or assigned different segments."""
-
-    exit_code = EXIT_DIFFERENT
-
-
-class DataChanged(SegexpError):
-    """The data's fingerprint differs from the original run's: segments are not comparable."""
-
-    exit_code = EXIT_DATA_CHANGED
 
 
 @dataclass

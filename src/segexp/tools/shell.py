@@ -31,9 +31,7 @@ class ToolMain(Protocol):
     def __call__(self, argv: Sequence[str] | None = None) -> int: ...
 
 
-def hydra_tool(
-    config_name: str, action: Callable[[DictConfig], Any]
-) -> ToolMain:
+def hydra_tool(config_name: str, action: Callable[[DictConfig], Any]) -> ToolMain:
     """``main(argv)`` for a tool that runs ``action`` on ``<config_name>.yaml``."""
     state: dict[str, int] = {}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segexp.errors import ConfigError, TrackingError
+from segexp.errors import ConfigError, EmptyLeaderboardError
 
 # True: larger is better. Metrics not listed here cannot be ranked.
 METRIC_DIRECTIONS: dict[str, bool] = {
@@ -91,12 +91,6 @@ TIE_BREAKS: tuple[tuple[str, bool], ...] = (
     ("run_id", True),
 )
 FINISHED = "FINISHED"
-
-
-class EmptyLeaderboardError(TrackingError):
-    """Nothing to rank: no runs, or none passes the filters. Exit code 1, not a user error."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
