@@ -55,7 +55,7 @@ class SweepReport:
     """The outcome of the last multirun in this process, for the summary and exit code."""
 
     sweep_id: str
-    parent_run_id: str | None
+    parent_run_id: str
     outcomes: list[JobOutcome] = field(default_factory=list)
 
     def count(self, status: str) -> int:

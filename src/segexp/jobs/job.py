@@ -153,7 +153,9 @@ def _matching_option(cfg: DictConfig, group: str) -> str:
     from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 
     key = "columns" if group == "features" else "_target_"
-    wanted = OmegaConf.to_container(cfg[group], resolve=False).get(key)
+    node = OmegaConf.to_container(cfg[group], resolve=False)
+    assert isinstance(node, dict)  # algo, scaler and features are config groups
+    wanted = node.get(key)
     folders = [PACKAGE_DIR / "conf" / group]
     user = user_conf_dir()
     if user is not None:
@@ -171,7 +173,12 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
     named = _choices(cfg, choices)
     if "_target_" not in cfg.algo:
         raise ConfigError("algo: the algo config needs a _target_ (a scikit-learn class path)")
-    columns = list(OmegaConf.to_container(cfg.features.columns, resolve=True))
+    listed = cfg.features.columns
+    columns = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else None
+    if not isinstance(columns, list):
+        raise ConfigError(
+            f"features.columns: a list of column names, e.g. [age, spending_score]; got {listed!r}"
+        )
     if not columns:
         raise ConfigError("features.columns: list at least one column; got an empty list")
     uses_k = algorithm_uses(cfg.algo, "k")

@@ -28,7 +28,7 @@ import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -81,7 +81,8 @@ def _section(cfg: Any, key: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if isinstance(value, DictConfig):
-        return OmegaConf.to_container(value, resolve=True)
+        # OmegaConf types a container's keys as any DictKeyType; a config section's are names
+        return cast("dict[str, Any]", OmegaConf.to_container(value, resolve=True))
     return dict(value)
 
 

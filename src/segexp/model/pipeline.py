@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -80,6 +80,7 @@ class PreprocessOptions:
             if isinstance(cfg, DictConfig)
             else dict(cfg or {})
         )
+        assert isinstance(values, dict)  # a DictConfig's container is a dict
         impute = str(values.get("impute", "none"))
         if impute not in IMPUTE_CHOICES:
             raise ConfigError(
@@ -207,17 +208,18 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 def algorithm_params(algo_cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Resolved hyperparameters of an algo config, without Hydra's ``_target_`` keys."""
-    container = (
-        OmegaConf.to_container(algo_cfg, resolve=True)
-        if isinstance(algo_cfg, DictConfig)
-        else dict(algo_cfg)
-    )
+    if isinstance(algo_cfg, DictConfig):
+        # OmegaConf types a container's keys as any DictKeyType; an algo config's are names
+        container = cast("dict[str, Any]", OmegaConf.to_container(algo_cfg, resolve=True))
+    else:
+        container = dict(algo_cfg)
     return {k: v for k, v in container.items() if not (k.startswith("_") and k.endswith("_"))}
 
 
 def algorithm_uses(algo_cfg: DictConfig, key: str) -> bool:
     """Whether the algo config refers to the top-level ``key`` (e.g. ``${k}``)."""
     raw = OmegaConf.to_container(algo_cfg, resolve=False)
+    assert isinstance(raw, dict)  # a DictConfig's container is a dict
     return any(isinstance(v, str) and "${" + key + "}" in v for v in raw.values())
 
 
@@ -418,7 +420,9 @@ def fit_segmentation(
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig) -> FittedSegmentation:
     """Fit the segmentation a composed job config describes (features, preprocess, scaler,
     algo) on a customer table."""
-    columns = [str(c) for c in OmegaConf.to_container(cfg.features.columns, resolve=True)]
+    listed = OmegaConf.to_container(cfg.features.columns, resolve=True)
+    assert isinstance(listed, list)  # features.columns is a list (describe_job checks it)
+    columns = [str(c) for c in listed]
     return fit_segmentation(
         frame, columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
     )

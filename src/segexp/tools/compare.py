@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Literal, TextIO, overload
 
 import pandas as pd
 from omegaconf import DictConfig, ListConfig
@@ -57,7 +57,7 @@ _MAX_RESULTS = 50000
 # ------------------------------------------------------------------ config values
 
 
-def _names(section: DictConfig, key: str, where: str) -> tuple[str, ...]:
+def _names(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     value = section.get(key)
     if value is None:
         return ()
@@ -68,8 +68,16 @@ def _names(section: DictConfig, key: str, where: str) -> tuple[str, ...]:
     raise ConfigError(f"{where}: expected a name or a list of names like [a,b]; got {value!r}")
 
 
+@overload
 def _number(
-    section: DictConfig, key: str, where: str, *, integer: bool = False
+    section: Mapping[str, Any], key: str, where: str, *, integer: Literal[True]
+) -> int | None: ...
+@overload
+def _number(
+    section: Mapping[str, Any], key: str, where: str, *, integer: bool = False
+) -> float | int | None: ...
+def _number(
+    section: Mapping[str, Any], key: str, where: str, *, integer: bool = False
 ) -> float | int | None:
     value = section.get(key)
     if value is None:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -33,6 +33,9 @@ from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.models import SegmentModel, load_model
 from segexp.tracking.store import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
 
 ROW_COLUMN = "row"
 REASON_COLUMN = "reason"
@@ -59,7 +62,7 @@ class PredictionResult:
         return text
 
 
-def _segment_assigner(model: mlflow.pyfunc.PyFuncModel):
+def _segment_assigner(model: PyFuncModel):
     """The SegmentAssigner inside a segexp model, or None for any other MLflow model."""
     try:
         inner = model.unwrap_python_model()
@@ -68,7 +71,7 @@ def _segment_assigner(model: mlflow.pyfunc.PyFuncModel):
     return inner.assigner if isinstance(inner, SegmentModel) else None
 
 
-def _model_columns(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
+def _model_columns(model: PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
     """Only the columns the model's signature names (the model ignores the others anyway)."""
     schema = model.metadata.get_input_schema()
     if schema is None or not schema.has_input_names():
@@ -78,7 +81,7 @@ def _model_columns(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame) -> pd.
 
 
 def score_frame(
-    model: mlflow.pyfunc.PyFuncModel,
+    model: PyFuncModel,
     frame: pd.DataFrame,
     *,
     source: str,

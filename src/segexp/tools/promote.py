@@ -26,9 +26,9 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import joblib
 import mlflow
@@ -72,6 +72,9 @@ from segexp.tracking.leaderboard import (
 )
 from segexp.tracking.models import load_model, save_segment_model
 from segexp.tracking.store import resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 SEGMENTS_FILE = "segments.json"
 INPUT_EXAMPLE_FILE = "input_example.csv"
@@ -268,7 +271,10 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     if SEGMENTS_FILE in root:
         entries = json.loads(download_artifact(client, run_id, SEGMENTS_FILE, folder).read_text())
         names = segment_names_from(entries)
-    aliases = OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {}
+    aliases = cast(  # data.aliases: canonical column name -> the header variants it accepts
+        "dict[str, list[str]]",
+        OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {},
+    )
     impute = str(OmegaConf.select(config, "preprocess.impute", default="none"))
     assigner = SegmentAssigner.from_run(
         joblib.load(model_dir / PIPELINE_FILE),
@@ -283,7 +289,7 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     return RunModel(run, assigner, training, example[assigner.input_columns].head(5))
 
 
-def agreement_with(expected: np.ndarray, predicted: Sequence[int]) -> float:
+def agreement_with(expected: np.ndarray, predicted: ArrayLike) -> float:
     predicted = np.asarray(predicted, dtype=int)
     if len(predicted) != len(expected):
         return 0.0
@@ -398,6 +404,8 @@ def validate_version(
     try:
         model = load_model(uri, client.tracking_uri)
         predicted = model.predict(run_model.training[run_model.assigner.input_columns])
+        if not isinstance(predicted, pd.DataFrame):
+            raise TypeError(f"the model returned {type(predicted).__name__}, not a table")
         agreement = agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
     except Exception as exc:  # any failure to load or score is a failed validation
         client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {exc}"[:4000])

@@ -71,6 +71,7 @@ def stored_config(client, run: Run, folder: Path) -> DictConfig:
     again so the re-run is named and logged like the original.
     """
     cfg = OmegaConf.load(_download_text(client, run.info.run_id, CONFIG_FILE, folder))
+    assert isinstance(cfg, DictConfig)  # a job logs its config as a mapping
     with open_dict(cfg):
         cfg.pop("hydra", None)
         cfg.mlflow.tracking_uri = client.tracking_uri
@@ -107,7 +108,9 @@ def rerun(cfg: DictConfig) -> RerunResult:
     source = get_run(client, str(cfg.run_id))
     source_id = source.info.run_id
     params = source.data.params
-    choices = {key: params[key] for key in ("algo", "scaler", "features") if key in params}
+    choices: dict[str, str] = {
+        key: params[key] for key in ("algo", "scaler", "features") if key in params
+    }
     with tempfile.TemporaryDirectory(prefix="segexp-rerun-") as tmp:
         folder = Path(tmp)
         job_cfg = stored_config(client, source, folder / "source")

@@ -25,8 +25,9 @@ import pandas as pd
 import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PyFuncModel, PythonModel  # not mlflow.pyfunc.X: mypy sees a LazyLoader
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import AnyType, ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from segexp.errors import TrackingError
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssigner
@@ -51,14 +52,16 @@ def model_signature(assigner: SegmentAssigner) -> ModelSignature:
     int64 for double, or a numeric text cell, with no row number).
     """
     headers = dict.fromkeys(h for c in assigner.input_columns for h in assigner.accepted_headers(c))
-    inputs = [ColSpec(AnyType(), header, required=False) for header in headers]
-    outputs = [ColSpec("long", SEGMENT_COLUMN)]
+    inputs: list[ColSpec | TensorSpec] = [
+        ColSpec(AnyType(), header, required=False) for header in headers
+    ]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("long", SEGMENT_COLUMN)]
     if assigner.segment_names:
         outputs.append(ColSpec("string", SEGMENT_NAME_COLUMN))
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
-class SegmentModel(mlflow.pyfunc.PythonModel):
+class SegmentModel(PythonModel):
     """pyfunc face of a ``SegmentAssigner``: a table of customers in, segment (and name) out."""
 
     def load_context(self, context) -> None:
@@ -143,7 +146,7 @@ def model_location(model_uri: str, client: MlflowClient) -> str:
     return client.get_model_version_download_uri(name, str(version))
 
 
-def load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
     """Load any MLflow model URI from the given store (no global tracking URI is used)."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
