@@ -3,13 +3,16 @@
 Runs, alternating, `python -m segexp -m algo=kmeans,gmm k=3..8` on the Kaggle
 Mall Customers file and ../shared/bench/naive_hydra_sweep.py with the same
 sweep (log_model=false), each process start to exit, and prints both medians
-and their ratio. Every segexp run is promotable later (pickled pipeline +
+and their ratio. With --in-process it also times the same segexp sweep
+published in its own process (the app run exactly as `segexp` runs it, only
+without the publishing pool), so the pool's gain is measured in the same run.
+Every segexp run is promotable later (pickled pipeline +
 metadata); the naive runs are not (log_model=false). Each tool has its own
 store, created by one warm-up run first, so the timed rounds measure the
 steady state of a store in use (the one-off cost of creating a store is
 printed separately).
 
-    python benchmarks/sweep_vs_naive.py [--rounds 3]
+    python benchmarks/sweep_vs_naive.py [--rounds 3] [--in-process]
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ def timed(command: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--in-process", action="store_true", help="also time segexp without its publishing pool"
+    )
     args = parser.parse_args()
     for needed in (MALL, NAIVE):
         if not needed.exists():
@@ -71,24 +77,40 @@ def main() -> None:
         "tracking_uri=sqlite:///naive.db",
         "log_model=false",
     ]
-    first = {"segexp": timed(segexp_cmd, segexp_dir), "naive": timed(naive_cmd, naive_dir)}
-    times: dict[str, list[float]] = {"segexp": [], "naive": []}
+    commands = {"naive": (naive_cmd, naive_dir), "segexp": (segexp_cmd, segexp_dir)}
+    if args.in_process:
+        inline_dir = work / "in-process"
+        inline_dir.mkdir()
+        # segexp.__main__.main without publish.start_pool(): runs are published in-process
+        inline = (
+            "import sys\nfrom segexp.jobs.gc_pause import quiet_imports\n"
+            "with quiet_imports():\n    from segexp.jobs.app import main\n"
+            "sys.exit(main(sys.argv[1:]))"
+        )
+        commands["in-process"] = ([sys.executable, "-c", inline, *segexp_cmd[3:]], inline_dir)
+    first = {name: timed(cmd, cwd) for name, (cmd, cwd) in commands.items()}
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.rounds):
-        times["naive"].append(timed(naive_cmd, naive_dir))
-        times["segexp"].append(timed(segexp_cmd, segexp_dir))
+        for name, (cmd, cwd) in commands.items():
+            times[name].append(timed(cmd, cwd))
     shutil.rmtree(work, ignore_errors=True)
     med = {name: statistics.median(values) for name, values in times.items()}
     print(
         f"12-run sweep on Mall_Customers.csv, process start to exit, {args.rounds} rounds "
         f"alternating, {os.cpu_count()} cores"
     )
-    for name in ("naive", "segexp"):
+    for name in times:
         rounds = ", ".join(f"{v:.2f}" for v in times[name])
         print(
-            f"  {name:7s} median {med[name]:6.2f} s  (rounds: {rounds}; first run with a "
+            f"  {name:10s} median {med[name]:6.2f} s  (rounds: {rounds}; first run with a "
             f"new store: {first[name]:.2f} s)"
         )
     print(f"  ratio segexp / naive: {med['segexp'] / med['naive']:.2f}")
+    if "in-process" in med:
+        print(
+            f"  ratio segexp / segexp in-process: {med['segexp'] / med['in-process']:.2f} "
+            "(the publishing pool's gain)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ import sys
 
 def main() -> int:
     from segexp.jobs import publish
+    from segexp.jobs.gc_pause import quiet_imports
 
     if not any(flag in sys.argv[1:] for flag in publish.NO_RUN_FLAGS):
         publish.start_pool()  # its workers load MLflow while this process loads the app
-    with publish.quiet_imports():
+    with quiet_imports():
         from segexp.jobs.app import main as run_app
 
     return run_app()

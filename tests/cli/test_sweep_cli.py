@@ -15,7 +15,8 @@ RUN_ARTIFACTS = {
     "model/meta.json",
     "plots/segments.png",
     "plots/silhouette.png",
-    "plots/profile.png",
+    "plots/profile_heatmap.png",
+    "plots/snake.png",
 }
 
 

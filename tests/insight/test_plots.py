@@ -47,10 +47,10 @@ def test_metric_vs_k_marks_each_criterion(tmp_path):
 
 
 @pytest.mark.parametrize("dpi", [60, 80])
-def test_run_plots_writes_three_pngs(tmp_path, dpi):
+def test_run_plots_writes_two_pngs_at_the_dpi(tmp_path, dpi):
     features, points, labels, per_customer, scored = CASES[1]
     plots.run_plots(tmp_path, features, points, labels, per_customer, scored, "", "t", dpi)
-    for name in ("segments", "silhouette", "profile"):
+    for name in ("segments", "silhouette"):
         data = (tmp_path / "plots" / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         width = int.from_bytes(data[16:20], "big")
@@ -61,5 +61,5 @@ def test_run_plots_writes_three_pngs(tmp_path, dpi):
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_run_plots_draw_every_case(tmp_path, case):
     files = _render(tmp_path, CASES[case], f"case {case}")
-    assert set(files) == {"segments.png", "silhouette.png", "profile.png"}
+    assert set(files) == {"segments.png", "silhouette.png"}
     assert all(data.startswith(b"\x89PNG") for data in files.values())

@@ -128,7 +128,8 @@ def test_run_holds_params_tags_and_artifacts(make_config, store):
         "model/input_example.csv",
         "plots/segments.png",
         "plots/silhouette.png",
-        "plots/profile.png",
+        "plots/profile_heatmap.png",
+        "plots/snake.png",
     } <= paths
 
 

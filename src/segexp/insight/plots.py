@@ -137,28 +137,6 @@ def silhouette_diagram(
     return fig
 
 
-def segment_profile_bars(features: pd.DataFrame, labels: np.ndarray, title: str) -> Figure:
-    """Mean of each numeric feature per segment (noise excluded), as grouped bars."""
-    numeric = features.select_dtypes("number")
-    means = numeric[labels != NOISE_LABEL].groupby(labels[labels != NOISE_LABEL]).mean()
-    fig, ax = figure("segment_profile_bars")
-    if means.empty:
-        ax.text(0.5, 0.5, "no segment found", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
-    n_features = max(means.shape[1], 1)
-    width = 0.8 / n_features
-    positions = np.arange(len(means))
-    for i, column in enumerate(means.columns):
-        ax.bar(positions + i * width, means[column].to_numpy(), width, label=str(column))
-    ax.set_xticks(positions + width * (n_features - 1) / 2, [str(s) for s in means.index])
-    ax.set_xlabel("segment")
-    ax.set_ylabel("mean")
-    ax.legend(fontsize=7, frameon=False, loc="upper right")
-    put_title(ax, title)
-    return fig
-
-
 def metric_vs_k(
     table: pd.DataFrame, metric: str, title: str, marks: dict[str, int] | None = None
 ) -> Figure:
@@ -190,14 +168,14 @@ def run_plots(
     title: str,
     dpi: int = 80,
 ) -> None:
-    """The three plots of every run: segments scatter, silhouette diagram, segment profile."""
+    """The segments scatter and the silhouette diagram of a run (its profile figures are
+    drawn by ``segexp.insight.profiles``: the heatmap and the snake plot)."""
     plots_dir = folder / "plots"
     save(segments_scatter(features, transformed, labels, title), plots_dir / "segments.png", dpi)
     diagram = silhouette_diagram(
         silhouette_per_customer, silhouette_labels, title, silhouette_reason
     )
     save(diagram, plots_dir / "silhouette.png", dpi)
-    save(segment_profile_bars(features, labels, title), plots_dir / "profile.png", dpi)
 
 
 def k_distance_figure(

@@ -4,25 +4,26 @@ A job computes its run (params, metrics, tags, the table and model files) and
 hands it over as a ``PublishRequest``; ``publish`` draws the figures into the
 run's folder and logs it. Drawing and MLflow's store are most of a small job's
 cost, so the ``segexp`` command line (``segexp.__main__``) keeps a
-``concurrent.futures`` process pool for them: its workers import
-matplotlib and MLflow while the command imports scikit-learn and Hydra, and
-publish each run while the next job fits, on the other core. A process that
-has no pool (a joblib or Ray worker, the Python API in a notebook, whose main
-module the pool's workers would import) publishes in the job itself. Either way
-the same ``publish`` function logs the run.
+``concurrent.futures`` process pool for them (two workers, forked from a
+forkserver that loads matplotlib and MLflow once while the command loads
+scikit-learn and Hydra); they publish each run while the next job fits. The
+command's store calls (experiment, parent run, the sweep's summary) go to the
+same workers, so the command itself never loads MLflow. A process that has no
+pool (a joblib or Ray worker; the Python API, whose caller's main module the
+workers would import) publishes in the job itself, and so does the command if
+a worker dies. Either way the same ``publish`` function logs the run.
 """
 
 from __future__ import annotations
 
 import atexit
-import gc
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 from segexp.tracking.store import RunRecord, log_run, tracker_for
 
 if TYPE_CHECKING:  # the command starts the pool before it loads numpy and pandas
+    from multiprocessing.context import ForkServerContext, SpawnContext  # no forkserver on Windows
+
     import numpy as np
     import pandas as pd
 
@@ -99,7 +102,7 @@ def publish(request: PublishRequest) -> tuple[str, str | None]:
 
 def store_call(function: Callable[..., Any], *args: Any) -> Any:
     """Run a store function (``function(tracker, *args)``) where the store is open."""
-    pool = _POOL
+    pool = _pool()
     if pool is not None:
         try:
             return pool.submit(_with_tracker, function, *args).result()
@@ -114,7 +117,7 @@ def _with_tracker(function: Callable[..., Any], tracking_uri: str, *args: Any) -
 
 def submit(request: PublishRequest) -> Future:
     """Publish in the pool when this process has one, else here; a Future either way."""
-    pool = _POOL
+    pool = _pool()
     if pool is not None:
         try:
             future = pool.submit(publish, request)
@@ -146,67 +149,79 @@ def wait_all() -> None:
 # --- the pool ---------------------------------------------------------------------------------
 
 _POOL: ProcessPoolExecutor | None = None
+_STARTING: threading.Thread | None = None
+_WANTED = 0  # workers of this process's pool; 0: it has none
+_BROKEN = False
 _PENDING: list[tuple[PublishRequest, Future]] = []
-WORKERS = 1
+WORKERS = 2
+WORKER_IMPORTS = "segexp.jobs.worker_imports"
 # Command-line flags that run no job: no pool is started for them.
 NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--shell-completion")
 
 
-@contextmanager
-def quiet_imports() -> Iterator[None]:
-    """Keep the cyclic garbage collector off a block of heavy imports, then freeze them.
-
-    MLflow, scikit-learn and matplotlib create millions of long-lived objects on
-    import, and every full collection while they load walks all of them again
-    (0.4-0.6 s of CPU per process here). ``gc.freeze`` moves what the imports built
-    out of the collector's way afterwards; later collections see the jobs' objects.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def _warm_up() -> None:
-    """Each worker loads what publishing needs before the first run arrives."""
-    with quiet_imports():
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-        import mlflow.tracking  # noqa: F401
-
-        import segexp.insight.plots  # noqa: F401
-        import segexp.insight.profiles  # noqa: F401
-        import segexp.jobs.summary  # noqa: F401
+    """Each worker loads what publishing needs before the first run arrives (with a
+    forkserver the modules are loaded already, and this costs nothing)."""
+    import segexp.jobs.worker_imports  # noqa: F401
 
 
 def start_pool(workers: int = WORKERS) -> None:
-    """Start this process's publishing pool (once); its workers start loading at once."""
-    global _POOL
-    if _POOL is not None or workers < 1:
+    """Give this process a publishing pool of ``workers`` (once).
+
+    The workers are forked from a forkserver that first loads what they need
+    (``WORKER_IMPORTS``). A thread starts that server now, while this process goes
+    on loading its own modules; the workers themselves are forked when the first
+    store call or run needs them, so a command that stops at a usage error forks none.
+    """
+    global _STARTING, _WANTED
+    if _WANTED or workers < 1:
         return
-    # forkserver (spawn where there is none): workers start from a clean interpreter,
-    # never as forks of a process that already holds MLflow's threads or connections.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm_up)
-    for _ in range(workers):
-        _POOL.submit(os.getpid)  # makes the pool start its workers now
+    _WANTED = workers
+    _STARTING = threading.Thread(target=_start_server, daemon=True)
+    _STARTING.start()
+
+
+def _context() -> SpawnContext | ForkServerContext:
+    # forkserver (spawn where there is none): workers start from a clean interpreter that
+    # loaded what publishing needs once, never as forks of this process (which will hold
+    # scikit-learn's thread pools) and never of one that opened a store.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload([WORKER_IMPORTS])
+    return forkserver
+
+
+def _start_server() -> None:
+    """Start the forkserver and wait until it has loaded: its first child (which does
+    nothing) is forked only then."""
+    try:
+        process = _context().Process(target=os.getpid, daemon=True)
+        process.start()
+        process.join()
+    except (RuntimeError, OSError):  # the command ended first, or no process can start here
+        pass
+
+
+def _pool() -> ProcessPoolExecutor | None:
+    """The pool (forking its workers on first use), or None when this process has none."""
+    global _POOL, _STARTING
+    if _STARTING is not None:
+        _STARTING.join()
+        _STARTING = None
+    if _POOL is None and _WANTED and not _BROKEN:
+        _POOL = ProcessPoolExecutor(_WANTED, mp_context=_context(), initializer=_warm_up)
+    return _POOL
 
 
 def has_pool() -> bool:
-    return _POOL is not None
+    return _pool() is not None
 
 
 def _broken() -> None:
     """The pool died (a worker was killed): publish here from now on."""
-    global _POOL
-    _POOL = None
+    global _POOL, _BROKEN
+    _POOL, _BROKEN = None, True
 
 
 def stop_pool() -> None:

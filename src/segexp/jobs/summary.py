@@ -24,7 +24,6 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
-from segexp.insight import plots
 from segexp.jobs.outcomes import SUMMARY_METRICS, JobOutcome, SweepContext
 from segexp.model.selection import k_selection_table, recommended_k_metrics, select_k
 from segexp.tracking.leaderboard import (
@@ -83,6 +82,8 @@ def write_summary(
         metrics["best_silhouette"] = float(top["silhouette"])
         tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
         tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
+    from segexp.insight import plots  # matplotlib: loaded where the summary is drawn
+
     dpi = int(options.get("dpi", 80))
     groups = dict(k_groups(frame))
     selections = {key: select_k(rows) for key, rows in groups.items()}
@@ -103,19 +104,35 @@ def write_summary(
 
 
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
-    """Every job's outcome, read back from the store: its run, or its tag on the parent."""
+    """Every job's outcome, read back from the store: its run, or its tag on the parent.
+
+    A job whose publishing was cut off (its worker died after creating the run) and
+    that was then logged again has two runs: the FINISHED one counts, and the other,
+    still RUNNING, is ended FAILED saying which run replaced it.
+    """
     client = tracker.client
     runs = client.search_runs(
         [sweep.experiment_id],
         filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep.sweep_id}' and tags.`{TAG_KIND}` = 'job'",
         max_results=50000,
     )
+    finished = {
+        r.data.tags.get(TAG_JOB_NUM): r.info.run_id for r in runs if r.info.status == "FINISHED"
+    }
     outcomes = []
     for run in runs:
+        num = run.data.tags.get(TAG_JOB_NUM)
+        replaced_by = finished.get(num) if num is not None else None
+        if run.info.status == "RUNNING" and replaced_by is not None:
+            tracker.fail_run(
+                run.info.run_id,
+                f"publishing this run was interrupted (its worker died); the job was "
+                f"logged again as run {replaced_by}",
+            )
+            continue
         failed = run.info.status != "FINISHED"
         message = run.data.tags.get(TAG_ERROR, "").splitlines()[0] if failed else ""
         metrics = {k: run.data.metrics[k] for k in SUMMARY_METRICS if k in run.data.metrics}
-        num = run.data.tags.get(TAG_JOB_NUM)
         outcomes.append(
             JobOutcome(
                 "failed" if failed else "finished",
