@@ -212,7 +212,7 @@ def save_k_distance_plot(
     title: str = "",
     dpi: int = 80,
 ) -> Path:
-    """Draw the k-distance figure into ``folder/plots/k_distance.png`` (a deferred-task target)."""
+    """Draw the k-distance figure into ``folder/plots/k_distance.png``."""
     path = Path(folder) / "plots" / "k_distance.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     k_distance_figure(sorted_distances, min_samples, suggested, current, title).savefig(

@@ -436,7 +436,7 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     return fig
 
 
-# --- the runner's entry point -------------------------------------------------------------
+# --- a run's files --------------------------------------------------------------------
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -472,7 +472,7 @@ def write_profile_files(
 
 
 def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) -> None:
-    """Only the two figures of a computed profile (a deferred artifact task of every run)."""
+    """Only the two figures of a computed profile (drawn when a run is published)."""
     from segexp.insight import plots
 
     plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)

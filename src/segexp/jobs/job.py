@@ -262,7 +262,7 @@ def resolved_config(cfg: DictConfig) -> dict:
 def _stage_artifacts(
     folder: Path, cfg: DictConfig, spec: JobSpec, table: CustomerTable, fitted
 ) -> SegmentProfile:
-    """Files the job writes itself (cheap); plots are deferred artifact tasks."""
+    """The run's tables and model files; its figures are drawn when it is published."""
     (folder / CONFIG_FILE).write_text(
         yaml.dump(resolved_config(cfg), Dumper=_YAML_DUMPER, sort_keys=False)
     )
