@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import hydra
 from omegaconf import DictConfig
 
-from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError
+from segexp.errors import EXIT_USER_ERROR, SegexpError
 from segexp.jobs import callbacks, publish
 from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, describe_outcome
@@ -78,10 +78,7 @@ def _task(cfg: DictConfig) -> float:
     else:
         outcome = run_job(cfg, choices=choices)
         _single_outcomes.append(outcome)
-        if outcome.status != "finished":
-            _report(outcome, single=True)
-        else:
-            _report(outcome, single=False)
+        _report(outcome, single=outcome.status != "finished")
     # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
     direction = hydra_cfg.sweeper.get("direction")
     return objective(cfg, outcome, None if direction is None else str(direction))
@@ -122,9 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Hydra exits 1 on a config it cannot compose (unknown group option, bad override);
         # once a sweep's parent run exists, a sweeper or launcher error is a failure (1).
         return EXIT_USER_ERROR if code == 1 and ran_nothing else code
-    except ConfigError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     finally:
         sys.argv = saved_argv
         callbacks.end_unfinished_sweep()
