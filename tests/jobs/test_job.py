@@ -255,3 +255,17 @@ def test_a_config_composed_without_hydra_runtime_names_its_options(overrides, na
         cfg = compose("config", overrides=overrides)
     assert "hydra" not in cfg
     assert describe_job(cfg).run_name == name
+
+
+def test_the_objective_a_sweeper_gets_is_the_runs_configured_metric(make_config, store):
+    from segexp.jobs.app import objective
+
+    cfg = make_config([f"mlflow.tracking_uri={store}", "objective.metric=davies_bouldin"])
+    outcome = run_job(cfg)
+    logged = MlflowClient(tracking_uri=store).get_run(outcome.run_id).data.metrics
+    assert objective(cfg, outcome) == logged["davies_bouldin"]
+    one = make_config([f"mlflow.tracking_uri={store}", "algo=dbscan", "algo.eps=50"])
+    single = run_job(one)  # one segment: silhouette undefined, so the trial ranks last
+    assert "silhouette" not in single.metrics
+    assert objective(one, single) == float("-inf")
+    assert objective(one, single, direction="minimize") == float("inf")

@@ -56,7 +56,7 @@ from segexp.insight.profiles import (
     write_profile_files,
 )
 from segexp.jobs import publish
-from segexp.jobs.outcomes import SUMMARY_METRICS, JobOutcome, SweepContext
+from segexp.jobs.outcomes import JobOutcome, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
 from segexp.model.evaluation import evaluate_run, evaluation_settings
 from segexp.model.metrics import mixture_criteria, score_segmentation
@@ -452,11 +452,10 @@ def run_job(
         _LOGGED_KEYS.add((sweep.sweep_id, tags[TAG_CONFIG_KEY]))
     future = publish.submit(request)
     metrics = request.record.metrics
-    summary = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
     run_id, error = publish.result(request, future) if wait else (None, request.record.error)
     if error is not None:
-        return JobOutcome("failed", spec.run_name, run_id, error.splitlines()[0], job_num, summary)
-    return JobOutcome("finished", spec.run_name, run_id, "", job_num, summary)
+        return JobOutcome("failed", spec.run_name, run_id, error.splitlines()[0], job_num, metrics)
+    return JobOutcome("finished", spec.run_name, run_id, "", job_num, dict(metrics))
 
 
 _LOGGED_KEYS: set[tuple[str, str]] = set()  # (sweep id, config key) handed over here

@@ -41,7 +41,9 @@ def describe_outcome(outcome: JobOutcome) -> str:
     num = outcome.job_num
     head = f"[{outcome.run_name}]" if num is None else f"[#{num} {outcome.run_name}]"
     if outcome.status == "finished":
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items())
+        shown = ", ".join(
+            f"{k}={outcome.metrics[k]:.4g}" for k in SUMMARY_METRICS if k in outcome.metrics
+        )
         run = f" (run {outcome.run_id})" if outcome.run_id else ""  # None: still publishing
         return f"{head} FINISHED {shown}{run}"
     return f"{head} {outcome.status.upper()}: {outcome.message}"
