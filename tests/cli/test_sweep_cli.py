@@ -197,3 +197,17 @@ def test_readme_main_command_matches_the_mission():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert "pip install . && segexp -m algo=kmeans,gmm k=3..8" in readme
     assert "python -m segexp -m algo=kmeans,gmm k=3..8" in readme
+
+
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
+def test_sweep_into_a_deleted_experiment_stops_with_one_line(tmp_path, store, launcher):
+    client = MlflowClient(tracking_uri=store)
+    client.delete_experiment(client.create_experiment("segexp-mall_customers"))
+    result = run_cli(["-m", "k=3,4", *launcher, f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("segexp: error: experiment")
+    assert "is deleted" in lines[0]
+    assert (
+        client.search_runs([e.experiment_id for e in client.search_experiments(view_type=3)]) == []
+    )

@@ -69,11 +69,15 @@ def _task(cfg: DictConfig) -> float:
         job_num = int(hydra_cfg.job.num)
         # With this process's publishing pool, runs are logged while the next job fits;
         # the sweep's end waits for them. A launcher's worker process logs each itself.
-        outcome = run_job(
-            cfg, sweep=sweep, job_num=job_num, choices=choices, wait=not publish.has_pool()
-        )
-        if sweep is not None:
-            callbacks.record_outcome(sweep, outcome)
+        try:
+            outcome = run_job(
+                cfg, sweep=sweep, job_num=job_num, choices=choices, wait=not publish.has_pool()
+            )
+            if sweep is not None:
+                callbacks.record_outcome(sweep, outcome)
+        except SegexpError as exc:  # the store refused the sweep itself (a deleted experiment)
+            print(f"segexp: error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_USER_ERROR) from None  # stops the sweep: Hydra lets it pass
         _report(outcome, single=False)
     else:
         outcome = run_job(cfg, choices=choices)

@@ -39,8 +39,8 @@ from segexp.contract import (
 from segexp.errors import EXIT_USER_ERROR, SegexpError
 from segexp.jobs import publish
 from segexp.jobs.job import code_version
-from segexp.jobs.outcomes import JobOutcome, SweepContext
-from segexp.jobs.summary import finish_sweep, sweep_outcomes
+from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
+from segexp.jobs.summary import finish_sweep, open_sweep, sweep_outcomes
 from segexp.tracking.store import Tracker, resolve_tracking_uri, tracker_for
 
 log = logging.getLogger("segexp")
@@ -63,7 +63,8 @@ class SweepReport:
 
 
 LAST_SWEEP: SweepReport | None = None
-_OPEN: SweepContext | None = None  # the parent run this process opened and has not ended
+_OPEN: OpeningSweep | None = None  # the parent run this process opened and has not ended
+_OPEN_DIR: str | None = None  # its sweep folder
 
 
 def sweep_is_open() -> bool:
@@ -80,13 +81,15 @@ def new_sweep_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
+def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSweep | None:
     """The sweep a job of the multirun in ``sweep_dir`` belongs to.
 
     From the environment when the job's process inherited it, else the RUNNING
     parent run tagged with this sweep folder in the job's store (a worker on
     another machine, or a reused worker process). None: no segexp sweep is open.
     """
+    if _OPEN is not None and sweep_dir == _OPEN_DIR:  # this process opened it
+        return _OPEN
     raw = os.environ.get(ENV_VAR)
     if raw:
         saved = json.loads(raw)
@@ -114,7 +117,13 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
     )
 
 
-def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
+def _runs_in_this_process(config: DictConfig) -> bool:
+    """Jobs run in this process (segexp's or Hydra's basic launcher, under any sweeper)."""
+    target = str(config.hydra.launcher.get("_target_", ""))
+    return target.endswith(("SegexpLauncher", "BasicLauncher"))
+
+
+def record_outcome(sweep: SweepContext | OpeningSweep, outcome: JobOutcome) -> None:
     """A job that logged no run of its own leaves its outcome on the parent run."""
     if outcome.status not in ("skipped", "invalid") or outcome.job_num is None:
         return
@@ -135,7 +144,7 @@ def _stop(message: str) -> None:
 
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP, _OPEN
+        global LAST_SWEEP, _OPEN, _OPEN_DIR
         LAST_SWEEP = None
         from segexp.data import load_customers
 
@@ -143,9 +152,6 @@ class SweepCallback(Callback):
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
             tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
-            experiment_id = publish.store_call(
-                Tracker.experiment_id, tracking_uri, str(config.mlflow.experiment)
-            )
         except SegexpError as exc:
             _stop(str(exc))
         sweep_id = new_sweep_id()
@@ -159,19 +165,34 @@ class SweepCallback(Callback):
             TAG_DATA_SOURCE: table.source,
             TAG_CODE_VERSION: code_version(),
         }
-        parent_run_id = publish.store_call(
-            Tracker.start_run, tracking_uri, experiment_id, f"sweep-{sweep_id}", parent_tags
+        opening = publish.store_future(
+            open_sweep,
+            tracking_uri,
+            str(config.mlflow.experiment),
+            f"sweep-{sweep_id}",
+            parent_tags,
         )
-        _OPEN = SweepContext(sweep_id, tracking_uri, experiment_id, parent_run_id)
-        os.environ[ENV_VAR] = json.dumps({**asdict(_OPEN), "sweep_dir": sweep_dir})
-        log.info("sweep %s: parent run %s in %s", sweep_id, parent_run_id, tracking_uri)
+        _OPEN = OpeningSweep(sweep_id, tracking_uri, opening)
+        _OPEN_DIR = sweep_dir
+        if not _runs_in_this_process(config):
+            # Jobs in other processes find the sweep in their inherited environment.
+            try:
+                sweep = _OPEN.context()
+            except SegexpError as exc:
+                _stop(str(exc))
+            os.environ[ENV_VAR] = json.dumps({**asdict(sweep), "sweep_dir": sweep_dir})
+        log.info("sweep %s in %s", sweep_id, tracking_uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP, _OPEN
         os.environ.pop(ENV_VAR, None)
         if _OPEN is None:
             return
-        sweep, _OPEN = _OPEN, None
+        opening, _OPEN = _OPEN, None
+        try:
+            sweep = opening.context()
+        except SegexpError as exc:  # the store refused the sweep: no parent run exists
+            _stop(str(exc))
         publish.wait_all()
         outcomes = publish.store_call(sweep_outcomes, sweep.tracking_uri, sweep)
         publish.store_call(
@@ -194,7 +215,11 @@ def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> No
     os.environ.pop(ENV_VAR, None)
     if _OPEN is None:
         return
-    sweep, _OPEN = _OPEN, None
+    opening, _OPEN = _OPEN, None
+    try:
+        sweep = opening.context()
+    except Exception:  # the parent run was never created: nothing to end
+        return
     publish.wait_all()
     publish.store_call(
         Tracker.fail_run,

@@ -56,7 +56,7 @@ from segexp.insight.profiles import (
     write_profile_files,
 )
 from segexp.jobs import publish
-from segexp.jobs.outcomes import JobOutcome, SweepContext
+from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
 from segexp.model.evaluation import evaluate_run, evaluation_settings
 from segexp.model.metrics import mixture_criteria, score_segmentation
@@ -377,13 +377,14 @@ def build_request(
     table: CustomerTable,
     tags: dict[str, str],
     tracking_uri: str,
-    experiment_id: str,
-    parent_run_id: str | None,
+    experiment_id: str = "",
+    parent_run_id: str | None = None,
 ) -> PublishRequest:
     """Fit, score and write the run's files; what is left to publish.
 
     An exception while fitting becomes a record that ends its run FAILED and says
-    why, not a raise.
+    why, not a raise. (A sweep's job fills in the experiment and parent run ids
+    afterwards: they may still be on their way from the store.)
     """
     record = RunRecord(run_name=spec.run_name, params=spec.params(table.source), tags=tags)
     request = PublishRequest(tracking_uri, experiment_id, parent_run_id, record)
@@ -404,7 +405,7 @@ def build_request(
 def run_job(
     cfg: DictConfig,
     *,
-    sweep: SweepContext | None = None,
+    sweep: SweepContext | OpeningSweep | None = None,
     job_num: int | None = None,
     choices: dict[str, str] | None = None,
     wait: bool = True,
@@ -412,7 +413,8 @@ def run_job(
     """Run one job end to end and say how it ended; never raises for the job's own failure.
 
     ``wait=False``: return once the run is handed to the publishing pool (its run id
-    is then None here; the sweep's end waits for every run to be in the store).
+    is then None here; the sweep's end waits for every run to be in the store). Raises
+    ``SegexpError`` only when the store refused to open the job's sweep.
     """
     label = f"job #{job_num}" if job_num is not None else "run"
     try:
@@ -423,7 +425,7 @@ def run_job(
                 Tracker.experiment_id, tracking_uri, str(cfg.mlflow.experiment)
             )
         else:
-            tracking_uri, experiment_id = sweep.tracking_uri, sweep.experiment_id
+            tracking_uri = sweep.tracking_uri
     except SegexpError as exc:
         return JobOutcome("invalid", run_name=label, message=str(exc), job_num=job_num)
 
@@ -446,10 +448,16 @@ def run_job(
                 return JobOutcome("skipped", spec.run_name, message=message, job_num=job_num)
     if job_num is not None:
         tags[TAG_JOB_NUM] = str(job_num)
-    parent = sweep.parent_run_id if sweep is not None else None
-    request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id, parent)
-    if sweep is not None:
+    if sweep is None:
+        request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id)
+    else:
         _LOGGED_KEYS.add((sweep.sweep_id, tags[TAG_CONFIG_KEY]))
+        request = build_request(cfg, spec, table, tags, tracking_uri)
+        try:  # the ids of a sweep the store is still opening: wait for them only now
+            request.experiment_id, request.parent_run_id = sweep.experiment_id, sweep.parent_run_id
+        except SegexpError:  # the store refused the sweep itself: the caller stops it
+            publish.discard(request)
+            raise
     future = publish.submit(request)
     metrics = request.record.metrics
     run_id, error = publish.result(request, future) if wait else (None, request.record.error)
@@ -461,7 +469,7 @@ def run_job(
 _LOGGED_KEYS: set[tuple[str, str]] = set()  # (sweep id, config key) handed over here
 
 
-def _same_configuration(sweep: SweepContext, config_key: str) -> str | None:
+def _same_configuration(sweep: SweepContext | OpeningSweep, config_key: str) -> str | None:
     """An earlier job of this sweep with the same configuration, if any: handed over by
     this process, or a run of the store (another worker)."""
     if (sweep.sweep_id, config_key) in _LOGGED_KEYS:

@@ -6,6 +6,7 @@ sweep, need neither scikit-learn nor Hydra.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 
 SUMMARY_METRICS = ("n_clusters", "silhouette", "inertia")
@@ -34,6 +35,32 @@ class SweepContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+
+
+class OpeningSweep:
+    """A sweep whose parent run is being created in the publishing pool.
+
+    The sweep id and store are known at once; the experiment and parent run ids
+    are waited for on first use, so the command's first jobs fit while the pool
+    finishes starting. ``context()`` is the resolved ``SweepContext``.
+    """
+
+    def __init__(self, sweep_id: str, tracking_uri: str, opening: Future) -> None:
+        self.sweep_id = sweep_id
+        self.tracking_uri = tracking_uri
+        self._opening = opening
+
+    def context(self) -> SweepContext:
+        experiment_id, parent_run_id = self._opening.result()
+        return SweepContext(self.sweep_id, self.tracking_uri, experiment_id, parent_run_id)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.context().experiment_id
+
+    @property
+    def parent_run_id(self) -> str:
+        return self.context().parent_run_id
 
 
 def describe_outcome(outcome: JobOutcome) -> str:

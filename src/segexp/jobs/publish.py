@@ -100,6 +100,12 @@ def publish(request: PublishRequest) -> tuple[str, str | None]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def discard(request: PublishRequest) -> None:
+    """Drop a run that will not be published (its files go)."""
+    if request.record.artifact_dir:
+        shutil.rmtree(request.record.artifact_dir, ignore_errors=True)
+
+
 def store_call(function: Callable[..., Any], *args: Any) -> Any:
     """Run a store function (``function(tracker, *args)``) where the store is open."""
     pool = _pool()
@@ -109,6 +115,21 @@ def store_call(function: Callable[..., Any], *args: Any) -> Any:
         except BrokenProcessPool:
             _broken()
     return _with_tracker(function, *args)
+
+
+def store_future(function: Callable[..., Any], *args: Any) -> Future:
+    """``store_call`` without waiting for it (nor for the pool to finish starting): a
+    Future of its result, from a thread."""
+    future: Future = Future()
+
+    def call() -> None:
+        try:
+            future.set_result(store_call(function, *args))
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=call, daemon=True).start()
+    return future
 
 
 def _with_tracker(function: Callable[..., Any], tracking_uri: str, *args: Any) -> Any:
@@ -152,6 +173,7 @@ _POOL: ProcessPoolExecutor | None = None
 _STARTING: threading.Thread | None = None
 _WANTED = 0  # workers of this process's pool; 0: it has none
 _BROKEN = False
+_LOCK = threading.Lock()
 _PENDING: list[tuple[PublishRequest, Future]] = []
 WORKERS = 2
 WORKER_IMPORTS = "segexp.jobs.worker_imports"
@@ -205,13 +227,13 @@ def _start_server() -> None:
 
 def _pool() -> ProcessPoolExecutor | None:
     """The pool (forking its workers on first use), or None when this process has none."""
-    global _POOL, _STARTING
-    if _STARTING is not None:
-        _STARTING.join()
-        _STARTING = None
-    if _POOL is None and _WANTED and not _BROKEN:
-        _POOL = ProcessPoolExecutor(_WANTED, mp_context=_context(), initializer=_warm_up)
-    return _POOL
+    global _POOL
+    with _LOCK:  # the main thread and a store_future thread may ask at once
+        if _STARTING is not None:
+            _STARTING.join()
+        if _POOL is None and _WANTED and not _BROKEN:
+            _POOL = ProcessPoolExecutor(_WANTED, mp_context=_context(), initializer=_warm_up)
+        return _POOL
 
 
 def has_pool() -> bool:

@@ -103,6 +103,14 @@ def write_summary(
     return metrics, tags
 
 
+def open_sweep(
+    tracker: Tracker, experiment: str, parent_name: str, parent_tags: dict[str, str]
+) -> tuple[str, str]:
+    """The sweep's experiment (created when missing) and its new parent run: their ids."""
+    experiment_id = tracker.experiment_id(experiment)
+    return experiment_id, tracker.start_run(experiment_id, parent_name, parent_tags)
+
+
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
     """Every job's outcome, read back from the store: its run, or its tag on the parent.
 
