@@ -184,11 +184,10 @@ class SweepCallback(Callback):
         log.info("sweep %s in %s", sweep_id, tracking_uri)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP, _OPEN
-        os.environ.pop(ENV_VAR, None)
-        if _OPEN is None:
+        global LAST_SWEEP
+        opening = _take_open()
+        if opening is None:
             return
-        opening, _OPEN = _OPEN, None
         try:
             sweep = opening.context()
         except SegexpError as exc:  # the store refused the sweep: no parent run exists
@@ -208,14 +207,20 @@ class SweepCallback(Callback):
         _print_summary(LAST_SWEEP)
 
 
+def _take_open() -> OpeningSweep | None:
+    """The sweep this process opened, now closing: it is no longer offered to jobs."""
+    global _OPEN
+    os.environ.pop(ENV_VAR, None)
+    opening, _OPEN = _OPEN, None
+    return opening
+
+
 def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> None:
     """End the parent run of a sweep whose sweeper or launcher raised (Hydra then skips
     on_multirun_end): FAILED with the reason, never left RUNNING."""
-    global _OPEN
-    os.environ.pop(ENV_VAR, None)
-    if _OPEN is None:
+    opening = _take_open()
+    if opening is None:
         return
-    opening, _OPEN = _OPEN, None
     try:
         sweep = opening.context()
     except Exception:  # the parent run was never created: nothing to end
