@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from segexp.contract import ASSIGNMENTS_FILE, TAG_KIND, TAG_SWEEP_ID
+from segexp.contract import ASSIGNMENTS_FILE
 from segexp.errors import ConfigError, RunFailed
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
@@ -170,7 +170,7 @@ def sweep(
     FAILED.
     """
     from segexp.jobs import callbacks
-    from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard, runs_to_frame
+    from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
 
     given = [str(o) for o in overrides or [] if o not in ("-m", "--multirun")]
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
@@ -178,17 +178,14 @@ def sweep(
     report = callbacks.LAST_SWEEP
     if report is None:
         raise RunFailed(f"segexp.sweep: exit code {code}: the sweep did not start", code)
-    from mlflow.tracking import MlflowClient
+    from segexp.jobs.summary import sweep_runs
+    from segexp.tracking.store import Tracker
 
     uri = _tracking_uri(given)
-    client = MlflowClient(tracking_uri=uri)
-    parent = client.get_run(report.parent_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{report.sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=50000,
-    )
-    board = build_leaderboard(runs_to_frame(runs), metric, LeaderboardFilters(status=None))
+    tracker = Tracker(uri)
+    parent = tracker.client.get_run(report.parent_run_id)
+    frame = sweep_runs(tracker, parent.info.experiment_id, report.sweep_id)
+    board = build_leaderboard(frame, metric, LeaderboardFilters(status=None))
     board.attrs.update(
         sweep_id=report.sweep_id, parent_run_id=report.parent_run_id, tracking_uri=uri
     )

@@ -39,14 +39,18 @@ from segexp.tracking.store import Tracker
 STATUSES = ("finished", "failed", "skipped", "invalid")
 
 
-def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
-    """Every job run of the sweep as a frame (any status)."""
-    runs = tracker.client.search_runs(
+def sweep_job_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> list:
+    """Every job run of the sweep (any status), as MLflow ``Run`` objects."""
+    return tracker.client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
         max_results=50000,
     )
-    return runs_to_frame(runs)
+
+
+def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
+    """Every job run of the sweep as a frame (any status)."""
+    return runs_to_frame(sweep_job_runs(tracker, experiment_id, sweep_id))
 
 
 def _group_slug(values: tuple) -> str:
@@ -119,11 +123,7 @@ def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
     still RUNNING, is ended FAILED saying which run replaced it.
     """
     client = tracker.client
-    runs = client.search_runs(
-        [sweep.experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep.sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=50000,
-    )
+    runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
     finished = {
         r.data.tags.get(TAG_JOB_NUM): r.info.run_id for r in runs if r.info.status == "FINISHED"
     }
