@@ -1,14 +1,19 @@
 """Segment names and suggested actions from a profile, by rules read from a config file.
 
 Reproducible by construction: a segment's name depends only on its levels
-(low/mid/high of each column relative to the whole customer base), its size
-and the naming config (``conf/naming/default.yaml``), never on label ids or
-randomness. The wording, the archetype rules and the actions all live in that
-file so a marketer edits them without touching code.
+(low/mid/high of each column relative to the whole customer base), its
+standardized differences, its size and the naming config
+(``conf/naming/default.yaml``), never on label ids or randomness. The wording,
+the archetype rules and the actions all live in that file so a marketer edits
+them without touching code. Any table works: a column without configured
+wording reads as its header in words (``PURCHASES_FREQUENCY`` -> "purchases
+frequency"), and an action that needs a kind of column (recency for a
+win-back) is only suggested when the table has one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +30,47 @@ from segexp.errors import ConfigError
 
 LEVELS = ("low", "mid", "high")
 _SIDES = ("lower", "higher")
+NAME_FROM = ("features", "profiled")
+_ACTION_KEYS = {"text", "requires"}
 DEFAULT_NAMING_FILE = Path(__file__).resolve().parents[1] / "conf" / "naming" / "default.yaml"
 _KEY = "naming"
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+_UNIT = re.compile(r"[(\[{][^)\]}]*[)\]}]")  # "(k$)", "[EUR]", "(1-100)"
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def readable_label(header: Any) -> str:
+    """A column header in lower-case words: 'CashAdvanceTrx' -> 'cash advance trx'.
+
+    Units in brackets are left out ('Income (k$)' -> 'income') so names read as words.
+    """
+    text = str(header)
+    for kept in (_UNIT.sub(" ", text), text):  # a header that is only a unit keeps it
+        label = " ".join(w for w in _SEPARATORS.split(_CAMEL.sub(" ", kept)) if w).lower()
+        if label:
+            return label
+    return text.strip().lower()
+
+
+def column_key(header: Any) -> str:
+    """The name a header is matched on in the config: 'Annual Income (k$)' -> 'annual_income'."""
+    return readable_label(header).replace(" ", "_")
+
+
+def _words_in(words: Sequence[str], pattern: Sequence[str]) -> bool:
+    n = len(pattern)
+    return n > 0 and any(list(words[i : i + n]) == list(pattern) for i in range(len(words) - n + 1))
+
+
+@dataclass(frozen=True)
+class Action:
+    """A suggested action and the columns (or roles such as ``recency``) it needs."""
+
+    text: str
+    requires: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,10 +78,18 @@ class Archetype:
     key: str
     name: str
     when: dict[str, tuple[str, ...]]
-    actions: tuple[str, ...]
+    actions: tuple[Action, ...]
 
     def matches(self, levels: Mapping[str, str]) -> bool:
-        return all(col in levels and levels[col] in allowed for col, allowed in self.when.items())
+        return all(_level_of(levels, col) in allowed for col, allowed in self.when.items())
+
+
+def _level_of(levels: Mapping[str, str], column: str) -> str | None:
+    """A column's level, found by its header or its canonical name ('Age' meets a rule on age)."""
+    if column in levels:
+        return levels[column]
+    key = column_key(column)
+    return next((v for c, v in levels.items() if column_key(c) == key), None)
 
 
 @dataclass(frozen=True)
@@ -58,27 +109,54 @@ class NamingConfig:
     gender_majority_share: float
     gender_words: dict[str, str]
     noise_name: str
-    noise_actions: tuple[str, ...]
-    default_actions: tuple[str, ...]
+    noise_actions: tuple[Action, ...]
+    default_actions: tuple[Action, ...]
     archetypes: tuple[Archetype, ...]
+    name_from: str = "features"
+    generic_action: str | None = None
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def spec(self, column: str) -> dict[str, Any]:
+        """A column's configured wording, by its header or its canonical name."""
+        if column in self.columns:
+            return self.columns[column]
+        key = column_key(column)
+        return next((s for c, s in self.columns.items() if column_key(c) == key), {})
+
+    def label(self, column: str) -> str:
+        return str(self.spec(column).get("label") or readable_label(column))
 
     def part(self, column: str, level: str) -> str:
         """How a column at a level reads in a name: 'High income', 'Young'."""
-        spec = self.columns.get(column, {})
-        words = spec.get("words") or {}
+        words = self.spec(column).get("words") or {}
         if level in words:
             return str(words[level])
-        label = spec.get("label") or column.replace("_", " ")
-        return f"{self.default_words[level]} {label}"
+        return f"{self.default_words[level]} {self.label(column)}"
 
     def relative(self, column: str, side: str) -> str:
         """How 'lower'/'higher' on a column reads: 'higher income', 'older'."""
-        spec = self.columns.get(column, {})
-        words = spec.get("relative") or {}
+        words = self.spec(column).get("relative") or {}
         if side in words:
             return str(words[side])
-        label = spec.get("label") or column.replace("_", " ")
-        return f"{self.relative_words[side]} {label}"
+        return f"{self.relative_words[side]} {self.label(column)}"
+
+    def supports(self, requirement: str, columns: Sequence[str]) -> bool:
+        """Whether the table has the column (or a column of the role) an action needs.
+
+        A requirement is met by a column of that name, or by a column whose header words
+        contain the requirement or one of its role's words (``roles`` in the config).
+        """
+        if requirement in columns:
+            return True
+        patterns = [
+            readable_label(p).split() for p in (requirement, *self.roles.get(requirement, ()))
+        ]
+        headers = [readable_label(c).split() for c in columns]
+        return any(_words_in(words, p) for words in headers for p in patterns)
+
+    def allowed(self, actions: Sequence[Action], columns: Sequence[str]) -> tuple[str, ...]:
+        """The texts of the actions whose requirements the table meets."""
+        return tuple(a.text for a in actions if all(self.supports(r, columns) for r in a.requires))
 
 
 @dataclass(frozen=True)
@@ -132,6 +210,27 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     _require(value, key, list, "a list of texts")
     what = "a text (quote texts that contain ': ')"
     return tuple(str(_require(v, f"{key}[{i}]", str, what)) for i, v in enumerate(value))
+
+
+def _actions(value: Any, key: str) -> tuple[Action, ...]:
+    """Plain texts, or mappings {text, requires} for actions only some tables support."""
+    _require(value, key, list, "a list of actions")
+    actions = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if isinstance(item, str):
+            actions.append(Action(item))
+            continue
+        well_formed = isinstance(item, dict) and isinstance(item.get("text"), str)
+        if not well_formed or set(item) - _ACTION_KEYS:
+            raise ConfigError(
+                f"{where}: expected a text (quote texts that contain ': ') or a mapping "
+                f"{{text: ..., requires: [column or role, ...]}}; got {item!r}"
+            )
+        requires = item.get("requires") or []
+        requires = [requires] if isinstance(requires, str) else requires
+        actions.append(Action(item["text"], _strings(requires, f"{where}.requires")))
+    return tuple(actions)
 
 
 def _levels_of(value: Any, key: str) -> tuple[str, ...]:
@@ -226,7 +325,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
                 key=arch_key,
                 name=name,
                 when={str(c): _levels_of(v, f"{key}.when.{c}") for c, v in when.items()},
-                actions=_strings(item.get("actions") or [], f"{key}.actions"),
+                actions=_actions(item.get("actions") or [], f"{key}.actions"),
             )
         )
 
@@ -249,6 +348,23 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
                 f"{'{name} ({qualifier})' if field_name == 'qualifier' else '{name} #{n}'}; "
                 f"got {fmt!r}"
             )
+    name_from = raw.get("name_from", "features")
+    if name_from not in NAME_FROM:
+        raise ConfigError(
+            f"{p}name_from: allowed values are {', '.join(NAME_FROM)}; got {name_from!r}"
+        )
+    generic_action = raw.get("generic_action") or None
+    if generic_action is not None:
+        try:
+            ok = generic_action.format(traits="x") != generic_action.format(traits="y")
+        except (AttributeError, KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{p}generic_action: expected a text using {{traits}} such as "
+                f"'Target on {{traits}}', or null; got {generic_action!r}"
+            )
+    roles = _require(raw.get("roles") or {}, f"{p}roles", dict, "a mapping role: [header words]")
     max_parts = raw.get("max_name_parts", 3)
     _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1")
     if max_parts < 1:
@@ -267,9 +383,12 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
         noise_name=str(noise.get("name", "Unassigned (noise)")),
-        noise_actions=_strings(noise.get("actions") or [], f"{p}noise.actions"),
-        default_actions=_strings(raw.get("default_actions") or [], f"{p}default_actions"),
+        noise_actions=_actions(noise.get("actions") or [], f"{p}noise.actions"),
+        default_actions=_actions(raw.get("default_actions") or [], f"{p}default_actions"),
         archetypes=tuple(archetypes),
+        name_from=str(name_from),
+        generic_action=generic_action,
+        roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
     )
 
 
@@ -297,15 +416,58 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:1].isupper() and not text[:2].isupper() else text
 
 
-def describe_levels(levels: Mapping[str, str], columns: Sequence[str], config: NamingConfig) -> str:
-    """'High income, low spending' from the columns' levels (non-mid columns first)."""
-    ordered = [c for c in columns if levels.get(c, "mid") != "mid"]
-    ordered += [c for c in columns if c not in ordered and c in levels]
-    chosen = [c for c in columns if c in ordered[: config.max_name_parts]]
+def distinguishing_columns(
+    levels: Mapping[str, str],
+    columns: Sequence[str],
+    config: NamingConfig,
+    std_diffs: Mapping[str, float] | None = None,
+) -> list[str]:
+    """The columns that set a segment apart most, in ``columns`` order (at most max_name_parts).
+
+    Columns away from mid come first, then the largest absolute standardized difference
+    from the base; ties keep column order, so the choice never depends on label ids.
+    """
+    present = [c for c in columns if c in levels]
+
+    def strength(column: str) -> float:
+        value = float((std_diffs or {}).get(column, 0.0))
+        return abs(value) if np.isfinite(value) else 0.0
+
+    ranked = sorted(
+        range(len(present)), key=lambda i: (levels[present[i]] == "mid", -strength(present[i]), i)
+    )
+    kept = set(ranked[: config.max_name_parts])
+    return [c for i, c in enumerate(present) if i in kept]
+
+
+def describe_levels(
+    levels: Mapping[str, str],
+    columns: Sequence[str],
+    config: NamingConfig,
+    std_diffs: Mapping[str, float] | None = None,
+) -> str:
+    """'High income, low spending' from the levels of the most distinguishing columns."""
+    chosen = distinguishing_columns(levels, columns, config, std_diffs)
     parts = [config.part(c, levels[c]) for c in chosen]
     if not parts:
         return "All customers"
     return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
+
+
+def _traits_action(levels: Mapping[str, str], chosen: Sequence[str], config: NamingConfig) -> str:
+    """'Target on high purchases frequency and low cash advance' ('' when all are mid).
+
+    Level words plus labels ('low tenure', not 'new'): the sentence reads after 'on'.
+    """
+    traits = [
+        f"{config.default_words[levels[c]].lower()} {config.label(c)}"
+        for c in chosen
+        if levels[c] != "mid"
+    ]
+    if not config.generic_action or not traits:
+        return ""
+    joined = traits[0] if len(traits) == 1 else ", ".join(traits[:-1]) + " and " + traits[-1]
+    return config.generic_action.format(traits=joined)
 
 
 def _by_differing_level(
@@ -405,31 +567,48 @@ def name_segments(
     sizes: Mapping[int, int],
     gender_shares: Mapping[int, Mapping[str, float]] | None = None,
     std_diffs: pd.DataFrame | None = None,
+    available_columns: Sequence[str] | None = None,
 ) -> dict[int, SegmentName]:
     """Name every segment of a level table; names are unique within the segmentation.
 
     ``name_columns`` are the columns a descriptive name is built from (the
     clustering features); archetype rules may use any column of ``levels``.
     ``std_diffs`` (segments x columns, standardized differences from the base)
-    lets two segments on the same levels be told apart as lower/higher.
+    picks the columns that set each segment apart and lets two segments on the
+    same levels be told apart as lower/higher. ``available_columns`` (default:
+    the level table's) decide which actions the data supports.
     Ties that survive every qualifier are numbered by size (largest first),
     then by the levels themselves, so the result does not depend on label ids.
     """
     segment_levels = {
         int(s): {str(c): str(v) for c, v in row.items()} for s, row in levels.iterrows()
     }
+    diffs = (
+        {int(s): {str(c): float(v) for c, v in row.items()} for s, row in std_diffs.iterrows()}
+        if std_diffs is not None
+        else None
+    )
+    available = [
+        str(c) for c in (levels.columns if available_columns is None else available_columns)
+    ]
     names: dict[int, str] = {}
     archetypes: dict[int, Archetype | None] = {}
     descriptions: dict[int, str] = {}
+    chosen: dict[int, list[str]] = {}
     used: dict[int, set[str]] = {}
     for segment, lv in segment_levels.items():
-        descriptions[segment] = describe_levels(lv, [c for c in name_columns if c in lv], config)
+        segment_diffs = (diffs or {}).get(segment)
+        chosen[segment] = distinguishing_columns(lv, name_columns, config, segment_diffs)
+        descriptions[segment] = describe_levels(lv, name_columns, config, segment_diffs)
         if segment == NOISE_LABEL:
             continue
         match = next((a for a in config.archetypes if a.matches(lv)), None)
         archetypes[segment] = match
         names[segment] = match.name if match else descriptions[segment]
-        used[segment] = set(match.when) if match else set(name_columns)
+        rule_keys = {column_key(c) for c in match.when} if match else set()
+        used[segment] = (
+            {c for c in lv if column_key(c) in rule_keys} if match else set(chosen[segment])
+        )
 
     gender_major: dict[int, str | None] = {}
     for segment in names:
@@ -439,13 +618,10 @@ def name_segments(
         gender_major[segment] = (
             None if value is None else config.gender_words.get(str(value), f"mostly {value}")
         )
-    vocab_order = [c for c in config.columns if c in levels.columns]
+    vocab_order = [
+        str(c) for k in config.columns for c in levels.columns if column_key(c) == column_key(k)
+    ]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *map(str, levels.columns)]))
-    diffs = (
-        {int(s): {str(c): float(v) for c, v in row.items()} for s, row in std_diffs.iterrows()}
-        if std_diffs is not None
-        else None
-    )
     _disambiguate(names, segment_levels, used, candidates, gender_major, diffs, config)
     while collisions := _collisions(names):  # numbering can (rarely) meet another name
         for group in collisions:
@@ -458,17 +634,24 @@ def name_segments(
     result: dict[int, SegmentName] = {}
     for segment, lv in segment_levels.items():
         if segment == NOISE_LABEL:
+            noise_actions = config.allowed(config.noise_actions, available)
             result[segment] = SegmentName(
-                segment, config.noise_name, "noise", descriptions[segment], lv, config.noise_actions
+                segment, config.noise_name, "noise", descriptions[segment], lv, noise_actions
             )
             continue
         match = archetypes[segment]
+        actions = config.allowed(match.actions, available) if match else ()
+        if not actions:
+            traits = "" if match else _traits_action(lv, chosen[segment], config)
+            actions = ((traits,) if traits else ()) + config.allowed(
+                config.default_actions, available
+            )
         result[segment] = SegmentName(
             segment=segment,
             name=names[segment],
             archetype=match.key if match else None,
             description=descriptions[segment],
             levels=lv,
-            actions=match.actions if match and match.actions else config.default_actions,
+            actions=actions,
         )
     return result

@@ -5,8 +5,10 @@ column; the split of the gender column (and of categorical features); each
 column's standardized difference from the base ((segment mean - base mean) /
 base standard deviation) and ratio (segment mean / base mean); the level,
 name and actions from ``segexp.insight.naming``. Numeric columns are the clustering
-features first, then the table's other numeric columns (age when clustering
-on income and spending), so names such as "Young big spenders" can use them.
+features first, then the table's other numeric columns, so archetype rules can
+use a column that described the customers without shaping the segments. Any
+table works: headings are the column names, a gender split only appears when
+the table has the gender column, and the actions offered depend on its columns.
 
 DBSCAN noise (label -1) is profiled as its own row (segment -1, named by
 ``naming.noise.name``) and is part of the base: the base is every customer
@@ -85,18 +87,25 @@ def profiled_columns(
     feature_columns: Sequence[str],
     gender_column: str | None,
     exclude: Sequence[str] = (),
+    categorical: Sequence[str] = (),
 ) -> tuple[list[str], list[str]]:
-    """(numeric columns, split columns): features first, then the table's other numeric ones."""
+    """(numeric columns, split columns): features first, then the table's other numeric ones.
+
+    ``categorical`` columns get a value split even when coded as numbers (Channel 1/2),
+    so a code's mean never makes a segment's name.
+    """
     skip = set(exclude)
+    coded = {c for c in categorical if c in frame.columns}
     features = [c for c in feature_columns if c in frame.columns]
-    numeric = [c for c in features if _is_numeric(frame[c])]
+    numeric = [c for c in features if c not in coded and _is_numeric(frame[c])]
     numeric += [
         str(c)
         for c in frame.columns
-        if c not in numeric and c not in skip and _is_numeric(frame[c])
+        if c not in numeric and c not in skip and c not in coded and _is_numeric(frame[c])
     ]
     splits = [gender_column] if gender_column and gender_column in frame.columns else []
     splits += [c for c in features if c not in numeric and c not in splits]
+    splits += [c for c in categorical if c in coded and c not in skip and c not in splits]
     return numeric, splits
 
 
@@ -129,8 +138,12 @@ def compute_profile(
     naming_cfg: Any = None,
     gender_column: str | None = "gender",
     exclude_columns: Sequence[str] = ("customer_id",),
+    categorical_columns: Sequence[str] = (),
 ) -> SegmentProfile:
-    """Profile, name and attach actions to every segment of one segmentation."""
+    """Profile, name and attach actions to every segment of one segmentation.
+
+    ``categorical_columns`` (``cfg.data.categorical``) are split by value, never averaged.
+    """
     labels = np.asarray(labels).astype(int)
     if len(labels) != len(frame):
         raise ValueError(f"labels has {len(labels)} entries for {len(frame)} customer rows")
@@ -138,7 +151,9 @@ def compute_profile(
         naming_cfg if isinstance(naming_cfg, NamingConfig) else load_naming_config(naming_cfg)
     )
     frame = frame.reset_index(drop=True)
-    numeric, splits = profiled_columns(frame, feature_columns, gender_column, exclude_columns)
+    numeric, splits = profiled_columns(
+        frame, feature_columns, gender_column, exclude_columns, categorical_columns
+    )
     order = _segment_order(labels)
 
     values = frame[numeric].astype(float)
@@ -175,13 +190,20 @@ def compute_profile(
         if gender_column in split_shares
         else None
     )
+    # Names come from the features (what shaped the segments) unless configured otherwise
+    # or none is numeric; actions may rely on any column of the table.
+    name_columns = [c for c in feature_columns if c in numeric]
+    if config.name_from == "profiled" or not name_columns:
+        name_columns = numeric
+    skip = set(exclude_columns)
     names = name_segments(
         levels,
         config,
-        name_columns=[c for c in feature_columns if c in numeric],
+        name_columns=name_columns,
         sizes=size_of,
         gender_shares=gender_shares,
         std_diffs=stats["std_diff"],
+        available_columns=[str(c) for c in frame.columns if c not in skip],
     )
     head = {
         "name": [names[s].name for s in order],
@@ -244,14 +266,24 @@ def column_heading(profile: SegmentProfile, column: str) -> str:
     return column if column in profile.feature_columns else f"{column}*"
 
 
-def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
+def _cell(text: Any) -> str:
+    """Markdown table cell text: a '|' in a header or value would split the cell."""
+    return str(text).replace("|", "\\|")
+
+
+def split_shares(profile: SegmentProfile, segment: int, column: str) -> dict[str, float]:
+    """Value -> share of a split column in one segment.
+
+    Read by the base's values, not by column-name prefix, so columns such as
+    ``Channel`` and ``Channel_type`` never mix.
+    """
     row = profile.table.loc[segment]
-    prefix = f"{column}_"
-    shares = {
-        k[len(prefix) : -len("_share")]: float(row[k])
-        for k in profile.table.columns
-        if k.startswith(prefix) and k.endswith("_share")
-    }
+    values = profile.base["shares"].get(column, {})
+    return {v: float(row[f"{column}_{v}_share"]) for v in values if f"{column}_{v}_share" in row}
+
+
+def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
+    shares = split_shares(profile, segment, column)
     if not shares:
         return ""
     value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
@@ -262,7 +294,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
     """The profile as Markdown: a summary table, then one section per segment with actions."""
     cols = profile.numeric_columns
     head = ["Segment", "Name", "Customers"] + [column_heading(profile, c) for c in cols]
-    head += profile.split_columns
+    head = [_cell(h) for h in [*head, *profile.split_columns]]
     lines = [
         "# Segment profile",
         "",
@@ -274,19 +306,19 @@ def profile_markdown(profile: SegmentProfile) -> str:
     ]
     for segment in profile.segments:
         row = profile.table.loc[segment]
-        cells = [str(segment), str(row["name"]), f"{int(row['size'])} ({row['share']:.0%})"]
+        cells = [str(segment), _cell(row["name"]), f"{int(row['size'])} ({row['share']:.0%})"]
         cells += [
             f"{_fmt(row[f'{c}_mean'])} {row[f'{c}_level']} ({_signed(row[f'{c}_std_diff'])} sd)"
             for c in cols
         ]
-        cells += [_majority_text(profile, segment, c) for c in profile.split_columns]
+        cells += [_cell(_majority_text(profile, segment, c)) for c in profile.split_columns]
         lines.append("| " + " | ".join(cells) + " |")
     base_cells = ["all", "All customers", f"{profile.base['size']} (100%)"]
     base_cells += [_fmt(profile.base["columns"][c]["mean"]) for c in cols]
     for c in profile.split_columns:
         shares = profile.base["shares"].get(c, {})
         top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
-        base_cells.append(f"{top[1]:.0%} {top[0]}" if top else "")
+        base_cells.append(_cell(f"{top[1]:.0%} {top[0]}") if top else "")
     lines.append("| " + " | ".join(base_cells) + " |")
     if any(c not in profile.feature_columns for c in cols):
         lines += ["", "\\* describes the segments but was not a clustering feature."]
@@ -306,19 +338,14 @@ def profile_markdown(profile: SegmentProfile) -> str:
         ]
         for c in cols:
             lines.append(
-                f"| {column_heading(profile, c)} | {_fmt(row[f'{c}_mean'])} "
+                f"| {_cell(column_heading(profile, c))} | {_fmt(row[f'{c}_mean'])} "
                 f"| {_fmt(row[f'{c}_median'])} "
                 f"| {_fmt(row[f'{c}_q1'])} - {_fmt(row[f'{c}_q3'])} "
                 f"| {_signed(row[f'{c}_std_diff'])} | {_fmt(row[f'{c}_ratio'], 2)} "
                 f"| {row[f'{c}_level']} |"
             )
         for c in profile.split_columns:
-            prefix = f"{c}_"
-            parts = [
-                f"{k[len(prefix) : -len('_share')]} {float(row[k]):.0%}"
-                for k in profile.table.columns
-                if k.startswith(prefix) and k.endswith("_share")
-            ]
+            parts = [f"{v} {share:.0%}" for v, share in split_shares(profile, segment, c).items()]
             lines += ["", f"{c}: " + ", ".join(parts)]
         lines += ["", "Suggested actions:", ""] + [f"- {a}" for a in named.actions]
     return "\n".join(lines) + "\n"
@@ -488,13 +515,21 @@ def write_run_profile(
     gender_column: str | None = "gender",
     dpi: int = 80,
     make_plots: bool = True,
+    categorical_columns: Sequence[str] = (),
 ) -> dict[int, str]:
     """Profile one run's segmentation into ``folder``; return segment id -> name.
 
     ``frame`` holds the raw customer rows that were segmented (labels align
     with its rows); ``naming_cfg`` is ``cfg.naming``, a mapping or a YAML path.
     """
-    profile = compute_profile(frame, labels, feature_columns, naming_cfg, gender_column)
+    profile = compute_profile(
+        frame,
+        labels,
+        feature_columns,
+        naming_cfg,
+        gender_column,
+        categorical_columns=categorical_columns,
+    )
     write_profile_files(folder, profile, dpi=dpi, make_plots=make_plots)
     return segment_names(profile)
 

@@ -336,6 +336,24 @@ def _segments_html(data: ReportData) -> str:
     return table + f'<div class="figures">{figures}</div>'
 
 
+def _split_shares(data: ReportData, row: pd.Series, column: str) -> dict[str, float]:
+    """Value -> share of a split column in one segment's row of profile.csv.
+
+    The values come from the base shares in segments.json, so ``Channel`` and
+    ``Channel_type`` never mix; older documents without them fall back to the
+    column-name prefix.
+    """
+    values = list(data.document.get("base", {}).get("shares", {}).get(column, {}))
+    prefix = f"{column}_"
+    if not values:
+        values = [
+            name[len(prefix) : -len("_share")]
+            for name in data.table.columns
+            if name.startswith(prefix) and name.endswith("_share")
+        ]
+    return {v: float(row[f"{prefix}{v}_share"]) for v in values if f"{prefix}{v}_share" in row}
+
+
 def _card_html(data: ReportData, seg: dict[str, Any]) -> str:
     segment = int(seg["id"])
     row = data.table.loc[segment]
@@ -364,11 +382,8 @@ def _card_html(data: ReportData, seg: dict[str, Any]) -> str:
     )
     splits = []
     for column in data.document.get("split_columns", []):
-        prefix = f"{column}_"
         parts = [
-            f"{_e(name[len(prefix) : -len('_share')])} {float(row[name]):.0%}"
-            for name in data.table.columns
-            if name.startswith(prefix) and name.endswith("_share")
+            f"{_e(value)} {share:.0%}" for value, share in _split_shares(data, row, column).items()
         ]
         splits.append(f"<p>{_e(column)}: {', '.join(parts)}</p>")
     actions = "".join(f"<li>{_e(a)}</li>" for a in seg.get("actions", []))
