@@ -22,9 +22,9 @@ from segexp.data.load import (
     CustomerTable,
     canonicalize_columns,
     load_customer_table,
-    read_table_file,
     validate_feature_table,
 )
+from segexp.data.read import read_table, read_table_file
 from segexp.data.rfm import customers_from_transactions
 from segexp.data.samples import generate_mall_sample, generate_transactions
 from segexp.errors import ConfigError, DataError
@@ -56,15 +56,14 @@ def read_source(
         return frame, SAMPLE_SOURCE, None
     # source_name: what runs call the data instead of its path (segexp.run/sweep on a DataFrame)
     source = str(data_cfg.get("source_name") or Path(str(path)).expanduser())
-    frame = read_table_file(path, data_cfg)
+    frame, file_rows = read_table(path, data_cfg)
     what = "transaction" if kind == "transactions" else "customer"
     if frame.empty:
         raise DataError(
             f"{source}: the file has a header ({', '.join(map(str, frame.columns))}) but no "
             f"{what} rows; add rows below the header"
         )
-    file_rows = frame.index.to_numpy()
-    return frame.reset_index(drop=True), source, file_rows
+    return frame, source, file_rows
 
 
 _LOADED: dict[str, CustomerTable] = {}  # jobs of one sweep in one process share the table

@@ -17,29 +17,36 @@ Parquet rows count from 1.
 
 from __future__ import annotations
 
-import csv
-import difflib
-import gzip
 import hashlib
-import io
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segexp.contract import IMPUTE_CHOICES
+from segexp.data.messages import closest, examples, normalize_header, row_numbers
+from segexp.data.read import (
+    DEFAULT_MISSING_VALUES,
+    as_text,
+    detect_delimiter,
+    read_table_file,
+)
 from segexp.errors import ConfigError, DataError
 
-DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
-_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
-_FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
-_FIRST_ROWS_SHOWN = 5
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
-_TAB_SUFFIXES = {".tsv", ".tab"}
+__all__ = [
+    "DEFAULT_MISSING_VALUES",
+    "CustomerTable",
+    "as_text",
+    "closest",
+    "detect_delimiter",
+    "normalize_header",
+    "read_table_file",
+    "row_numbers",
+]
 
 
 @dataclass(frozen=True)
@@ -64,54 +71,48 @@ class CustomerTable:
 # --- small helpers shared by the checks -------------------------------------------------------
 
 
-def normalize_header(name: str) -> str:
-    """Match headers ignoring case and punctuation: 'Annual Income (k$)' ~ 'annualincomek'."""
-    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+def _column_bytes(values: pd.Series) -> list[bytes]:
+    """A column's values as bytes that depend only on the values and their kind: numbers by
+    their float64/int64 bits, dates as nanoseconds, text by its UTF-8 bytes and lengths."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return [b"date", values.astype("datetime64[ns]").to_numpy().view(np.int64).tobytes()]
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        numbers = values.to_numpy(dtype=float if values.hasnans else None, na_value=np.nan)
+        if numbers.dtype.kind == "f":
+            numbers = np.where(np.isnan(numbers), np.nan, numbers)  # one bit pattern for NaN
+        return [numbers.dtype.str.encode(), np.ascontiguousarray(numbers).tobytes()]
+    text = pa.array(values.astype("str"), from_pandas=True, type=pa.large_string())
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    text = pc.fill_null(text, "\x00")
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[
+        text.offset : text.offset + len(text) + 1
+    ]
+    data = text.buffers()[2]
+    body = data.to_pybytes()[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
+    return [b"text", (offsets - offsets[0]).tobytes(), body]
 
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:
-    """Stable short hash of a table's columns and values (order-sensitive)."""
+    """Stable short hash of a table's columns and values (order-sensitive).
+
+    It depends on values, not on how they were stored: a CSV and a Parquet copy of a
+    table agree (dates hash at one resolution, text whatever its pandas dtype).
+    """
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    for column in frame.columns:
+        for part in _column_bytes(frame[column]):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
     return digest.hexdigest()[:16]
-
-
-def row_numbers(
-    mask: pd.Series | np.ndarray,
-    file_rows: np.ndarray | None = None,
-    limit: int = _FIRST_ROWS_SHOWN,
-) -> str:
-    """The first flagged rows, for messages: 'row 7' or 'rows 3, 7, 9 (+4 more)'.
-
-    Without ``file_rows`` the rows are counted as in a file whose header is row 1.
-    """
-    positions = np.asarray(mask, dtype=bool).nonzero()[0]
-    shown = positions[:limit]
-    numbers = file_rows[shown] if file_rows is not None else shown + 2
-    text = ", ".join(str(int(n)) for n in numbers)
-    more = len(positions) - len(shown)
-    word = "row" if len(positions) == 1 else "rows"
-    return f"{word} {text} (+{more} more)" if more > 0 else f"{word} {text}"
-
-
-def closest(name: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' when a close choice exists, else ''."""
-    choices = [str(c) for c in choices]
-    match = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
-    if not match:
-        by_norm = {normalize_header(c): c for c in choices}
-        found = difflib.get_close_matches(normalize_header(name), list(by_norm), n=1, cutoff=0.5)
-        match = [by_norm[m] for m in found]
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _examples(values: pd.Series, limit: int = 3) -> str:
-    return ", ".join(repr(v) for v in values.head(limit).tolist())
+_examples = examples
 
 
 def _cfg_list(data_cfg: Mapping[str, Any], key: str) -> list[str]:
@@ -121,194 +122,6 @@ def _cfg_list(data_cfg: Mapping[str, Any], key: str) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
-
-
-# --- reading files ----------------------------------------------------------------------------
-
-
-def detect_delimiter(text: str, quotechar: str = '"') -> str:
-    """The candidate delimiter that splits the first lines into the most consistent columns."""
-    lines = [line for line in text.splitlines()[:50] if line.strip()]
-    best, best_score = ",", (0.0, 0)
-    for delimiter in _CANDIDATE_DELIMITERS:
-        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter, quotechar=quotechar)]
-        if not widths or widths[0] < 2:
-            continue
-        score = (sum(w == widths[0] for w in widths) / len(widths), widths[0])
-        if score > best_score:
-            best, best_score = delimiter, score
-    return best
-
-
-def _looks_binary(text: str) -> bool:
-    sample = text[:65536]
-    if "\x00" in sample:
-        return True
-    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
-    return control > 0.05 * max(len(sample), 1)
-
-
-def decode_bytes(raw: bytes, path: Path, encoding: str | None) -> str:
-    """Text of a file: the configured encoding, else its BOM, else utf-8, cp1252, latin-1."""
-    if raw[:4] == b"PK\x03\x04":
-        raise DataError(
-            f"{path}: unreadable as text: this is a zip archive (an Excel .xlsx workbook?); "
-            "save it as CSV (UTF-8) or Parquet and set data.path to that file"
-        )
-    if encoding:
-        try:
-            text = raw.decode(encoding)
-        except LookupError as exc:
-            raise ConfigError(
-                f"data.encoding: unknown encoding '{encoding}'; use e.g. utf-8, cp1252, "
-                "latin-1, utf-16"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"{path}: unreadable encoding: byte {exc.start} is not valid {encoding} "
-                f"({exc.reason}); set data.encoding to the file's encoding (e.g. cp1252, "
-                "latin-1, utf-16) or re-save the file as UTF-8"
-            ) from exc
-    elif raw.startswith(b"\xef\xbb\xbf"):
-        text = raw.decode("utf-8-sig", errors="replace")
-    elif raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        text = raw.decode("utf-16", errors="replace")
-    else:
-        for candidate in _FALLBACK_ENCODINGS:
-            try:
-                text = raw.decode(candidate)
-                break
-            except UnicodeDecodeError:
-                continue
-    text = text.lstrip("\ufeff")
-    if _looks_binary(text):
-        tried = encoding or "utf-8, cp1252, latin-1"
-        raise DataError(
-            f"{path}: unreadable encoding: the content is not text in {tried} (binary "
-            "bytes found); set data.encoding to the file's encoding (e.g. utf-16) or export "
-            "the data as CSV (UTF-8) or Parquet"
-        )
-    return text
-
-
-def _file_format(path: Path, configured: str | None) -> str:
-    if configured:
-        fmt = str(configured).lower()
-        if fmt not in ("csv", "tsv", "parquet"):
-            raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
-        return fmt
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
-    last = suffixes[-1] if suffixes else ""
-    if last in _PARQUET_SUFFIXES:
-        return "parquet"
-    return "tsv" if last in _TAB_SUFFIXES else "csv"
-
-
-def as_text(values: pd.Series, missing_values: Sequence[str] = ("",)) -> pd.Series:
-    """Stripped text as an object column with NaN for missing cells (what scikit-learn expects)."""
-    text = values.astype("string").str.strip()
-    text = text.mask(text.isin(set(missing_values) | {""})).astype(object)
-    return text.where(text.notna(), np.nan)
-
-
-def _clean_text_cells(frame: pd.DataFrame, missing_values: Sequence[str]) -> pd.DataFrame:
-    """Strip text cells; declared missing markers and blank cells become NaN."""
-    for column in frame.columns:
-        if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(
-            frame[column]
-        ):
-            frame[column] = as_text(frame[column], missing_values)
-    return frame
-
-
-def _read_text(
-    path: Path,
-    fmt: str,
-    data_cfg: Mapping[str, Any],
-) -> pd.DataFrame:
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise DataError(
-            f"{path}: cannot read the file ({exc}); check the file and its access rights"
-        ) from exc
-    if not raw.strip():
-        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
-    text = decode_bytes(raw, path, data_cfg.get("encoding"))
-    if not text.strip():
-        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
-    quotechar = str(data_cfg.get("quotechar") or '"')
-    delimiter = data_cfg.get("delimiter")
-    if delimiter in ("\\t", "tab"):
-        delimiter = "\t"
-    if not delimiter:
-        delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=str(delimiter),
-            quotechar=quotechar,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[],
-            skip_blank_lines=False,
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: the file has no header row; expected column names") from exc
-    except pd.errors.ParserError as exc:
-        detail = " ".join(str(exc).split()).removeprefix("Error tokenizing data. C error: ")
-        raise DataError(
-            f"{path}: cannot parse as delimited text with delimiter {delimiter!r}: {detail}; "
-            "check data.delimiter and data.quotechar, or quote fields that contain the delimiter"
-        ) from exc
-    repeated = [c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", str(c))]
-    repeated = [c for c in repeated if str(c).rsplit(".", 1)[0] in frame.columns]
-    if repeated:
-        name = str(repeated[0]).rsplit(".", 1)[0]
-        raise DataError(
-            f"{path}: the header names column '{name}' more than once; give every column its "
-            "own name"
-        )
-    frame = _clean_text_cells(frame, _cfg_list(data_cfg, "missing_values") or [""])
-    frame.index = np.arange(2, len(frame) + 2)  # file rows; the header is row 1
-    return frame[frame.notna().any(axis=1)]
-
-
-def read_table_file(path: str | Path, data_cfg: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """Read CSV/TSV (any common delimiter/encoding) or Parquet; the index holds file rows."""
-    data_cfg = dict(data_cfg or {})
-    data_cfg.setdefault("missing_values", list(DEFAULT_MISSING_VALUES))
-    path = Path(path).expanduser()
-    if not path.exists():
-        near = (
-            closest(path.name, [p.name for p in path.parent.glob("*")])
-            if path.parent.is_dir()
-            else ""
-        )
-        raise DataError(
-            f"{path}: file not found{near}; set data.path to an existing CSV, TSV or Parquet file"
-        )
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; set data.path to a CSV, TSV or Parquet file")
-    fmt = _file_format(path, data_cfg.get("format"))
-    if fmt != "parquet":
-        return _read_text(path, fmt, data_cfg)
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty; expected a Parquet table")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several unrelated types
-        detail = " ".join(str(exc).split())
-        raise DataError(
-            f"{path}: cannot read as Parquet ({detail}); check the file or set data.format=csv"
-        ) from exc
-    frame = _clean_text_cells(frame, data_cfg["missing_values"])
-    frame.index = np.arange(1, len(frame) + 1)
-    return frame
 
 
 def canonicalize_columns(
@@ -433,6 +246,8 @@ def parse_dates(
 def check_ids(frame: pd.DataFrame, id_column: str, source: str, file_rows: np.ndarray | None):
     """Every customer has exactly one row and an id."""
     ids = frame[id_column]
+    if ids.is_unique and not ids.hasnans:
+        return
     blank = ids.isna().to_numpy()
     if blank.any():
         raise DataError(
@@ -491,10 +306,7 @@ def load_customer_table(
     non_negative = _cfg_list(data_cfg, "non_negative")
     require_columns(frame, non_negative, "data.non_negative", source)
     if id_column:
-        ids = frame[id_column]
-        if pd.api.types.is_float_dtype(ids) and (ids.dropna() % 1 == 0).all():
-            ids = ids.astype("Int64")  # Parquet/pandas stored whole-number ids as floats
-        frame[id_column] = as_text(ids)
+        frame[id_column] = as_text(frame[id_column])
         check_ids(frame, id_column, source, file_rows)
     frame = to_numeric_columns(
         frame, numeric, source, file_rows, str(data_cfg.get("decimal") or ".")

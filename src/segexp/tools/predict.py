@@ -148,7 +148,7 @@ def predict(cfg: DictConfig) -> PredictionResult:
             f"output/rejects: would overwrite the input {source}; choose another path"
         )
     reading = {k: cfg.get(k) for k in ("delimiter", "encoding") if cfg.get(k)}
-    frame = read_table_file(source, reading)
+    frame = read_table_file(source, reading, typed=False)
     model_uri = str(cfg.model)
     model = load_model(model_uri, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     try:

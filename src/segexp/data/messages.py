@@ -1,0 +1,51 @@
+"""Wording shared by every data message: header matching, row lists, close names, examples."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+FIRST_ROWS_SHOWN = 5
+
+
+def normalize_header(name: str) -> str:
+    """Match headers ignoring case and punctuation: 'Annual Income (k$)' ~ 'annualincomek'."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def row_numbers(
+    mask: pd.Series | np.ndarray,
+    file_rows: np.ndarray | None = None,
+    limit: int = FIRST_ROWS_SHOWN,
+) -> str:
+    """The first flagged rows, for messages: 'row 7' or 'rows 3, 7, 9 (+4 more)'.
+
+    Without ``file_rows`` the rows are counted as in a file whose header is row 1.
+    """
+    positions = np.asarray(mask, dtype=bool).nonzero()[0]
+    shown = positions[:limit]
+    numbers = file_rows[shown] if file_rows is not None else shown + 2
+    text = ", ".join(str(int(n)) for n in numbers)
+    more = len(positions) - len(shown)
+    word = "row" if len(positions) == 1 else "rows"
+    return f"{word} {text} (+{more} more)" if more > 0 else f"{word} {text}"
+
+
+def closest(name: str, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' when a close choice exists, else ''."""
+    choices = [str(c) for c in choices]
+    match = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
+    if not match:
+        by_norm = {normalize_header(c): c for c in choices}
+        found = difflib.get_close_matches(normalize_header(name), list(by_norm), n=1, cutoff=0.5)
+        match = [by_norm[m] for m in found]
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def examples(values: pd.Series, limit: int = 3) -> str:
+    """The first few values, quoted, for messages."""
+    return ", ".join(repr(v) for v in values.head(limit).tolist())

@@ -1,0 +1,529 @@
+"""Reading table files exactly: CSV/TSV (any common delimiter and encoding) or Parquet.
+
+Text files are parsed by pyarrow's multi-threaded CSV reader with every column
+read as text, then each column is typed here, in Arrow, by one rule: a column
+whose every filled cell is a whole number becomes int64 (float64 when it has
+blanks), one whose every filled cell is a number becomes float64, anything
+else stays text (stripped, declared missing markers blank). Zero-padded digits
+(``0001``) stay text: the padding is part of an id. A number beyond float64
+(``inf``, ``-inf``, ``1e309``) is an error naming the column and rows, never
+a value. Delimiter and encoding are detected from a bounded head of the file,
+so a file of any size and fields of any length are read the same way.
+
+The frame's index holds file rows: the header is row 1 (text files); Parquet
+rows count from 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from segexp.data.messages import closest, examples, row_numbers
+from segexp.errors import ConfigError, DataError
+
+DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
+_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
+_FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+_TAB_SUFFIXES = {".tsv", ".tab"}
+HEAD_BYTES = 1 << 20  # what detection reads of a file, whatever its size
+_BLOCK_BYTES = 1 << 20  # pyarrow's parse block; a longer row retries with one block
+_ZERO_PADDED = r"^[+-]?0[0-9]"
+_PADDING_ROWS = 2000  # rows of the head that decide whether digits are zero-padded text
+
+
+def file_format(path: Path, configured: str | None) -> str:
+    """csv, tsv or parquet: the configured format, else the file's suffix."""
+    if configured:
+        fmt = str(configured).lower()
+        if fmt not in ("csv", "tsv", "parquet"):
+            raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
+        return fmt
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    last = suffixes[-1] if suffixes else ""
+    if last in _PARQUET_SUFFIXES:
+        return "parquet"
+    return "tsv" if last in _TAB_SUFFIXES else "csv"
+
+
+# --- detection from the head of a file --------------------------------------------------------
+
+
+@contextmanager
+def _any_field_size():
+    """The csv module refuses fields over 128 KiB; detection must not."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
+def detect_delimiter(text: str, quotechar: str = '"') -> str:
+    """The candidate delimiter that splits the first lines into the most consistent columns."""
+    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    best, best_score = ",", (0.0, 0)
+    with _any_field_size():
+        for delimiter in _CANDIDATE_DELIMITERS:
+            try:
+                rows = csv.reader(lines, delimiter=delimiter, quotechar=quotechar)
+                widths = [len(row) for row in rows]
+            except csv.Error:
+                continue
+            if not widths or widths[0] < 2:
+                continue
+            score = (sum(w == widths[0] for w in widths) / len(widths), widths[0])
+            if score > best_score:
+                best, best_score = delimiter, score
+    return best
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:65536]
+    if "\x00" in sample:
+        return True
+    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
+    return control > 0.05 * max(len(sample), 1)
+
+
+def _complete_lines(head: bytes, whole: bool) -> bytes:
+    """The head cut after its last line break (a cut may split a character or a row)."""
+    if whole:
+        return head
+    cut = head.rfind(b"\n")
+    return head[: cut + 1] if cut > 0 else head
+
+
+def detect_encoding(head: bytes, path: Path, encoding: str | None, whole: bool) -> tuple[str, str]:
+    """(encoding, decoded head): the configured one, else the BOM's, else utf-8, cp1252, latin-1."""
+    if head[:4] == b"PK\x03\x04":
+        raise DataError(
+            f"{path}: unreadable as text: this is a zip archive (an Excel .xlsx workbook?); "
+            "save it as CSV (UTF-8) or Parquet and set data.path to that file"
+        )
+    sample = _complete_lines(head, whole)
+    if encoding:
+        try:
+            text = sample.decode(encoding)
+        except LookupError as exc:
+            raise ConfigError(
+                f"data.encoding: unknown encoding '{encoding}'; use e.g. utf-8, cp1252, "
+                "latin-1, utf-16"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}: unreadable encoding: byte {exc.start} is not valid {encoding} "
+                f"({exc.reason}); set data.encoding to the file's encoding (e.g. cp1252, "
+                "latin-1, utf-16) or re-save the file as UTF-8"
+            ) from exc
+        chosen = encoding
+    elif head.startswith(b"\xef\xbb\xbf"):
+        chosen, text = "utf-8", sample[3:].decode("utf-8", errors="replace")
+    elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        chosen, text = "utf-16", head.decode("utf-16", errors="replace")
+    else:
+        chosen, text = "latin-1", sample.decode("latin-1")
+        for candidate in _FALLBACK_ENCODINGS:
+            try:
+                text = sample.decode(candidate)
+                chosen = candidate
+                break
+            except UnicodeDecodeError:
+                continue
+    text = text.lstrip("\ufeff")
+    if _looks_binary(text):
+        tried = encoding or "utf-8, cp1252, latin-1"
+        raise DataError(
+            f"{path}: unreadable encoding: the content is not text in {tried} (binary "
+            "bytes found); set data.encoding to the file's encoding (e.g. utf-16) or export "
+            "the data as CSV (UTF-8) or Parquet"
+        )
+    return chosen, text
+
+
+def _read_head(path: Path) -> tuple[bytes, bool, bool]:
+    """(first HEAD_BYTES of the content, whether that is all of it, whether it is gzip)."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(2)
+        gzipped = magic == b"\x1f\x8b"
+        opener = gzip.open if gzipped else open
+        with opener(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise DataError(
+            f"{path}: cannot read the file ({exc}); check the file and its access rights"
+        ) from exc
+    return head[:HEAD_BYTES], len(head) <= HEAD_BYTES, gzipped
+
+
+# --- parsing and typing -----------------------------------------------------------------------
+
+
+def _header(text: str, delimiter: str, quotechar: str) -> list[str]:
+    with _any_field_size():
+        try:
+            return next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar))
+        except (StopIteration, csv.Error):
+            return []
+
+
+def zero_padded_columns(text: str, names: list[str], delimiter: str, quotechar: str) -> list[str]:
+    """Columns whose cells in the head are digits with a leading zero (``0001``): ids or
+    codes whose padding is part of the value, so they are read as text."""
+    with _any_field_size():
+        try:
+            reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar)
+            rows = [row for _, row in zip(range(_PADDING_ROWS), reader, strict=False)]
+        except csv.Error:
+            return []
+    padded = re.compile(_ZERO_PADDED)
+    found = set()
+    for row in rows[1:]:
+        for position, cell in enumerate(row[: len(names)]):
+            if padded.match(cell.strip()) and cell.strip().lstrip("+-").isdigit():
+                found.add(names[position])
+    return [n for n in names if n in found]
+
+
+def _parse(
+    path: Path, gzipped: bool, names: list[str], options: dict[str, Any], handler=None
+) -> pa.Table:
+    """The file as an Arrow table: numbers and ISO dates typed by pyarrow, the rest text
+    (blank lines kept as empty rows, so row numbers stay file rows)."""
+    block = options.pop("block_size", _BLOCK_BYTES)
+    stream = pa.input_stream(str(path), compression="gzip" if gzipped else None)
+    try:
+        return pa_csv.read_csv(
+            stream,
+            read_options=pa_csv.ReadOptions(
+                block_size=block, encoding=options["encoding"], use_threads=handler is None
+            ),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=options["delimiter"],
+                quote_char=options["quotechar"],
+                newlines_in_values=options["quoted"],
+                ignore_empty_lines=False,
+                invalid_row_handler=handler,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in options["text_columns"]},
+                strings_can_be_null=True,
+                null_values=options["missing"],
+                quoted_strings_can_be_null=True,
+                decimal_point=options["decimal"],
+            ),
+        )
+    finally:
+        stream.close()
+
+
+def _ragged_row(path: Path, gzipped: bool, names: list[str], options: dict[str, Any]) -> str:
+    """'line 7 has 6 fields, expected 5': the first row whose field count is off."""
+    found: list[Any] = []
+
+    def first_bad(row: Any) -> str:
+        found.append(row)
+        return "error" if len(found) > 1 else "skip"
+
+    with suppress(pa.ArrowInvalid):
+        _parse(path, gzipped, names, dict(options), handler=first_bad)
+    if not found:
+        return ""
+    row = found[0]
+    where = f"line {row.number}" if row.number is not None else "a row"
+    return f"{where} has {row.actual_columns} fields, expected {row.expected_columns}"
+
+
+def _contains(path: Path, character: str) -> bool:
+    """Whether the file holds the character at all (a fast byte scan): without quotes no
+    field can hold a line break, and pyarrow parses faster when told so."""
+    import mmap
+
+    needle = character.encode()
+    if path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(needle) >= 0
+
+
+def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
+    detail = " ".join(detail.split()).removeprefix("CSV parse error: ")
+    detail = re.sub(r": .{40,}$", "", detail)  # pyarrow appends the whole offending row
+    return DataError(
+        f"{path}: cannot parse as delimited text with delimiter {delimiter!r}: {detail}; "
+        "check data.delimiter and data.quotechar, or quote fields that contain the delimiter"
+    )
+
+
+def _text(column: pa.ChunkedArray, missing: pa.Array) -> pa.ChunkedArray:
+    """Stripped text with declared missing markers and blank cells as nulls."""
+    stripped = pc.utf8_trim_whitespace(column)
+    blank = pc.is_in(stripped, value_set=missing)
+    return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
+
+
+def _numbers(text: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """The column as int64 or float64 when every filled cell is a number, else None
+    (cells that only became numbers once stripped, e.g. ' NA ' blanks in a number column)."""
+    filled = text.drop_null()
+    if len(filled) == 0:
+        return None
+    if pc.any(pc.match_substring_regex(filled, _ZERO_PADDED)).as_py():
+        return None  # 0001: an id or a code, its padding is part of it
+    for kind in (pa.int64(), pa.float64()):
+        try:
+            pc.cast(filled.slice(0, 1000), kind)  # cheap refusal of text columns
+            return pc.cast(text, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+    return None
+
+
+def _check_finite(
+    name: str, values: np.ndarray, raw: pa.ChunkedArray | None, file_rows: np.ndarray, source: str
+) -> None:
+    """inf, -inf and numbers beyond float64 are refused, never computed with."""
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = np.flatnonzero(infinite)[:3]
+        shown = pd.Series(
+            raw.take(pa.array(first)).to_pylist() if raw is not None else values[first].tolist()
+        )
+        raise DataError(
+            f"{source}: column '{name}' has values beyond the float64 range in "
+            f"{row_numbers(infinite, file_rows)} ({examples(shown)}); fix those cells, or list "
+            "their text in data.missing_values to read them as missing"
+        )
+
+
+def _to_pandas(
+    name: str,
+    column: pa.ChunkedArray,
+    missing: pa.Array,
+    file_rows: np.ndarray,
+    source: str,
+    typed: bool,
+) -> pd.Series:
+    """One column: numbers typed (int64, float64 with NaN), text as object with NaN."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        text = _text(column, missing)
+        numbers = _numbers(text) if typed else None
+        if numbers is None:
+            return text.to_pandas()  # pandas' own text dtype, missing cells NaN
+        raw: pa.ChunkedArray | None = text
+        column = numbers
+    else:
+        raw = None
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        if column.null_count or pa.types.is_floating(column.type):
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            if column.null_count:
+                values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
+            _check_finite(name, values, raw, file_rows, source)
+            return pd.Series(values)
+        return pd.Series(column.to_numpy(zero_copy_only=False))
+    if pa.types.is_date(column.type):
+        column = column.cast(pa.timestamp("ns"))
+    return column.to_pandas()
+
+
+def _frame(
+    table: pa.Table,
+    data_cfg: Mapping[str, Any],
+    file_rows: np.ndarray,
+    source: str,
+    typed: bool,
+) -> pd.DataFrame:
+    missing = pa.array(sorted(set(_missing_values(data_cfg)) | {""}), pa.string())
+    columns = {
+        name: _to_pandas(name, table.column(i), missing, file_rows, source, typed)
+        for i, name in enumerate(table.column_names)
+    }
+    frame = pd.DataFrame(columns, copy=False)
+    frame.columns = [str(c) for c in table.column_names]
+    return frame
+
+
+def _missing_values(data_cfg: Mapping[str, Any]) -> list[str]:
+    value = data_cfg.get("missing_values")
+    if value is None:
+        return list(DEFAULT_MISSING_VALUES)
+    return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+
+def _filled_rows(table: pa.Table) -> pa.Array | None:
+    """Rows with at least one filled cell (blank cells count as empty); None: all are."""
+    empty = None
+    for column in table.columns:
+        blank = pc.is_null(column)
+        if pa.types.is_string(column.type):
+            blank = pc.or_kleene(blank, pc.equal(pc.utf8_trim_whitespace(column), ""))
+        empty = blank if empty is None else pc.and_(empty, blank)
+        if not pc.any(empty).as_py():
+            return None
+    return pc.invert(empty).combine_chunks() if empty is not None else None
+
+
+def _parse_all(
+    path: Path, gzipped: bool, names: list[str], options: dict[str, Any], configured: bool
+) -> pa.Table:
+    """Parse, retrying with one block for rows longer than a block, and with cp1252 when
+    the UTF-8 head was followed by bytes that are not UTF-8."""
+    try:
+        return _parse(path, gzipped, names, dict(options))
+    except pa.ArrowInvalid as exc:
+        if "straddle" in str(exc):
+            size = path.stat().st_size * (20 if gzipped else 1)
+            return _parse(path, gzipped, names, {**options, "block_size": min(size, 2**31 - 1)})
+        if "invalid UTF8" in str(exc) and options["encoding"] == "utf-8" and not configured:
+            options["encoding"] = "cp1252"
+            return _parse(path, gzipped, names, dict(options))
+        raise
+
+
+def _read_text(
+    path: Path, fmt: str, data_cfg: Mapping[str, Any], typed: bool
+) -> tuple[pd.DataFrame, np.ndarray]:
+    head, whole, gzipped = _read_head(path)
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
+    encoding, text = detect_encoding(head, path, data_cfg.get("encoding"), whole)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
+    quotechar = str(data_cfg.get("quotechar") or '"')
+    delimiter = data_cfg.get("delimiter")
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    if not delimiter:
+        delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
+    delimiter = str(delimiter)
+    names = _header(text, delimiter, quotechar)
+    if not [n for n in names if n.strip()]:
+        raise DataError(f"{path}: the file has no header row; expected column names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: the header names column '{repeated[0]}' more than once; give every "
+            "column its own name"
+        )
+    options = {
+        "quoted": gzipped or _contains(path, quotechar),
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "quotechar": quotechar,
+        "missing": _missing_values(data_cfg),
+        "decimal": str(data_cfg.get("decimal") or "."),
+        "text_columns": (
+            names if not typed else zero_padded_columns(text, names, delimiter, quotechar)
+        ),
+    }
+    try:
+        table = _parse_all(path, gzipped, names, options, bool(data_cfg.get("encoding")))
+    except pa.ArrowInvalid as exc:
+        detail = str(exc)
+        if "columns, got" in detail:
+            detail = _ragged_row(path, gzipped, names, options) or detail
+        raise _parse_error(path, delimiter, detail) from exc
+    except (OSError, EOFError) as exc:
+        raise DataError(
+            f"{path}: cannot read the file ({' '.join(str(exc).split())}); check the file "
+            "(a truncated or corrupt .gz?) and its access rights"
+        ) from exc
+    if table.num_rows and table.column_names and table.column_names[0].startswith("\ufeff"):
+        table = table.rename_columns([table.column_names[0][1:], *table.column_names[1:]])
+    file_rows = np.arange(2, table.num_rows + 2)  # file rows; the header is row 1
+    filled = _filled_rows(table)
+    if filled is not None:  # blank and delimiter-only lines are not records
+        table, file_rows = table.filter(filled), file_rows[filled.to_numpy(zero_copy_only=False)]
+    frame = _frame(table, data_cfg, file_rows, str(path), typed)
+    frame.columns = [c.lstrip("\ufeff") for c in frame.columns]
+    return frame, file_rows
+
+
+def _read_parquet(path: Path, data_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty; expected a Parquet table")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        detail = " ".join(str(exc).split())
+        raise DataError(
+            f"{path}: cannot read as Parquet ({detail}); check the file or set data.format=csv"
+        ) from exc
+    table = table.select([n for n in table.column_names if not n.startswith("__index_level_")])
+    table = pa.table(
+        {
+            name: (col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
+    file_rows = np.arange(1, table.num_rows + 1)
+    # Parquet columns carry their types: text stays text, whatever it looks like
+    return _frame(table, data_cfg, file_rows, str(path), typed=False), file_rows
+
+
+def read_table_file(
+    path: str | Path, data_cfg: Mapping[str, Any] | None = None, *, typed: bool = True
+) -> pd.DataFrame:
+    """Read CSV/TSV or Parquet; the index holds file rows.
+
+    ``typed=False`` keeps every text cell as text (stripped), for tools that
+    must check and write back cells themselves.
+    """
+    frame, file_rows = read_table(path, data_cfg, typed=typed)
+    frame.index = file_rows
+    return frame
+
+
+def read_table(
+    path: str | Path, data_cfg: Mapping[str, Any] | None = None, *, typed: bool = True
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the table with a plain 0..n-1 index, each row's file row), as ``read_table_file``."""
+    data_cfg = dict(data_cfg or {})
+    path = Path(path).expanduser()
+    if not path.exists():
+        near = (
+            closest(path.name, [p.name for p in path.parent.glob("*")])
+            if path.parent.is_dir()
+            else ""
+        )
+        raise DataError(
+            f"{path}: file not found{near}; set data.path to an existing CSV, TSV or Parquet file"
+        )
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; set data.path to a CSV, TSV or Parquet file")
+    fmt = file_format(path, data_cfg.get("format"))
+    if fmt == "parquet":
+        return _read_parquet(path, data_cfg)
+    return _read_text(path, fmt, data_cfg, typed)
+
+
+def as_text(values: pd.Series, missing_values: Sequence[str] = ("",)) -> pd.Series:
+    """Stripped text with NaN for missing cells, in pandas' own text dtype.
+
+    Whole numbers held as floats (a numeric column with blanks) read as their digits: 12346.
+    """
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        values = values.astype("Int64")
+    text = values.astype("str").str.strip()  # pandas' text dtype: missing cells are NaN
+    blank = text.isin(set(missing_values) | {""})
+    return text.mask(blank) if blank.any() else text
