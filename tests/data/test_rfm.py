@@ -13,6 +13,7 @@ from segexp.data import load_customers
 from segexp.data.rfm import RFM_COLUMNS, RfmRules, build_rfm
 from segexp.data.samples import generate_transactions
 from segexp.errors import ConfigError, DataError
+from segexp.jobs.features import resolve_features
 from segexp.tools import sample as sample_tool
 
 # Online Retail style header; rows are numbered as in the file (header = row 1).
@@ -257,8 +258,15 @@ def test_sample_written_as_csv_loads_to_the_same_customers(tmp_path, capsys):
 
 def test_all_numeric_features_are_the_rfm_columns(make_config):
     cfg = make_config(["data=transactions_sample", "features=all_numeric"])
-    assert list(cfg.features.columns) == RFM_COLUMNS
+    table = load_customers(cfg.data)
+    assert resolve_features(cfg.features.columns, "all_numeric", table)[1] == RFM_COLUMNS
     assert list(make_config(["features=rfm"]).features.columns) == RFM_COLUMNS[:3]
+
+
+def test_transaction_sample_clusters_on_rfm_by_default(make_config):
+    cfg = make_config(["data=transactions_sample"])
+    table = load_customers(cfg.data)
+    assert resolve_features(cfg.features.columns, "default", table) == ("rfm", RFM_COLUMNS[:3])
 
 
 @pytest.mark.slow

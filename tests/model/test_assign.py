@@ -14,6 +14,7 @@ from sklearn.metrics import pairwise_distances
 
 from segexp.data import load_customers, read_table_file
 from segexp.errors import DataError
+from segexp.jobs.features import resolve_features
 from segexp.model.assign import (
     ASSIGN_BY_NEAREST_CORE,
     ASSIGN_BY_NEAREST_NEIGHBOURS,
@@ -31,8 +32,11 @@ def fit_assigner(make_config, *overrides: str, names: dict[int, str] | None = No
     """Fit a segmentation of the built-in sample as a run does, and wrap it."""
     cfg = make_config(["plots.enabled=false", *overrides])
     table = load_customers(cfg.data)
-    columns = list(cfg.features.columns)
-    categorical = list(cfg.data.categorical or [])
+    listed = cfg.features.columns
+    _, columns = resolve_features(
+        list(listed) if OmegaConf.is_list(listed) else listed, "custom", table
+    )
+    categorical = table.categorical
     fitted = fit_segmentation(
         table.frame, columns, categorical, cfg.preprocess, cfg.scaler, cfg.algo
     )

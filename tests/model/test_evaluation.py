@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from segexp.data import load_customers
 from segexp.data.load import CustomerTable, fingerprint_frame
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, DataError
 from segexp.insight.plots import save_k_distance_plot
 from segexp.model.evaluation import (
     K_DISTANCE_FIGURE,
@@ -253,13 +253,22 @@ def test_no_label_column_configured_means_no_ari(make_config, mall_csv):
     assert "ari" not in result.values and "ari" not in result.undefined
 
 
-def test_configured_label_column_missing_from_the_file_is_explained(make_config, mall_csv):
-    cfg = make_config(no_stability([f"data.path={mall_csv}"]))
+def test_a_file_without_a_label_column_gets_no_ari_and_no_undefined_tag(make_config, mall_csv):
+    cfg = make_config(no_stability([f"data.path={mall_csv}"]))  # data.label_column: auto
     table, fitted = fit(cfg)
     result = evaluate_run(table, fitted, cfg)
-    assert "ari" not in result.values and "nmi" not in result.values
-    assert "data.label_column 'true_segment' is not a column of" in result.undefined["ari"]
-    assert "Mall_Customers.csv" in result.undefined["nmi"]
+    assert table.label_column is None
+    assert not {"ari", "nmi"} & (set(result.values) | set(result.undefined))
+
+
+def test_a_configured_label_column_missing_from_the_file_is_a_clear_error(make_config, mall_csv):
+    cfg = make_config(no_stability([f"data.path={mall_csv}", "data.label_column=true_segment"]))
+    with pytest.raises(DataError) as info:
+        load_customers(cfg.data)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "data.label_column names column 'true_segment'" in message
+    assert "Mall_Customers.csv" in message
 
 
 # ------------------------------------------------------------------------ DBSCAN eps

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from segexp.data.load import (
     CustomerTable,
-    canonicalize_columns,
+    canonical_headers,
     load_customer_table,
     validate_feature_table,
 )
@@ -33,7 +33,21 @@ __all__ = ["CustomerTable", "load_customers", "read_table_file", "validate_featu
 
 SAMPLE_SOURCE = "built-in sample"
 TRANSACTIONS_SAMPLE_SOURCE = "built-in transaction sample"
-KINDS = ("customers", "transactions")
+KINDS = ("auto", "customers", "transactions")
+TRANSACTIONS_CONFIG = (
+    Path(__file__).resolve().parents[1] / "conf" / "data" / "transactions_sample.yaml"
+)
+# what a transaction log's data config takes from the config it was read with
+_READING_KEYS = (
+    "path",
+    "source_name",
+    "delimiter",
+    "encoding",
+    "quotechar",
+    "format",
+    "decimal",
+    "missing_values",
+)
 
 
 def read_source(
@@ -112,12 +126,36 @@ def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
     return table
 
 
+def transaction_defaults() -> dict[str, Any]:
+    """The packaged transaction-log data config (aliases, RFM rules, default features)."""
+    loaded = OmegaConf.to_container(OmegaConf.load(TRANSACTIONS_CONFIG), resolve=True)
+    assert isinstance(loaded, dict)  # the packaged file is a mapping
+    return {str(k): v for k, v in loaded.items()}
+
+
+def looks_like_transactions(columns: list[str], source: str) -> bool:
+    """A customer id that repeats is no customer table: a log has a customer id, an invoice
+    id, a date, and quantity + unit price or an amount (headers per the packaged aliases)."""
+    aliases = transaction_defaults()["aliases"]
+    found = set(canonical_headers(columns, aliases, source).values())
+    needed = {"customer_id", "invoice_id", "invoice_date"}
+    return needed <= found and ({"quantity", "unit_price"} <= found or "amount" in found)
+
+
 def _load_uncached(data_cfg: Mapping[str, Any]) -> CustomerTable:
     kind = str(data_cfg.get("kind") or "customers")
     if kind not in KINDS:
         raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")
-    frame, source, file_rows = read_source(data_cfg, kind)
-    frame = canonicalize_columns(frame, dict(data_cfg.get("aliases") or {}), source)
+    frame, source, file_rows = read_source(data_cfg, "customers" if kind == "auto" else kind)
+    is_log = looks_like_transactions([str(c) for c in frame.columns], source)
+    if kind == "auto" and data_cfg.get("path") and is_log:
+        kind = "transactions"
+        log_cfg = transaction_defaults()
+        log_cfg.update({k: data_cfg[k] for k in _READING_KEYS if data_cfg.get(k) is not None})
+        data_cfg = log_cfg
+    renames = canonical_headers(list(frame.columns), dict(data_cfg.get("aliases") or {}), source)
+    frame = frame.rename(columns=renames)
     if kind == "transactions":
         return customers_from_transactions(frame, data_cfg, source, file_rows)
-    return load_customer_table(frame, data_cfg, source, file_rows)
+    headers = {canonical: header for header, canonical in renames.items()}
+    return load_customer_table(frame, data_cfg, source, file_rows, headers)

@@ -35,6 +35,7 @@ from segexp.data.read import (
     detect_delimiter,
     read_table_file,
 )
+from segexp.data.schema import AUTO, Schema, infer_schema
 from segexp.errors import ConfigError, DataError
 
 __all__ = [
@@ -66,6 +67,35 @@ class CustomerTable:
     notes: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     file_rows: np.ndarray | None = None
+    schema: Schema | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # canonical name -> file header
+    default_features: str | None = None  # the features option a plain run uses
+
+    @property
+    def numeric(self) -> list[str]:
+        """The table's numeric columns (the schema's, else every numeric-typed one)."""
+        if self.schema is not None:
+            return self.schema.numeric
+        skip = {self.id_column, self.label_column}
+        return [
+            str(c)
+            for c in self.frame.columns
+            if c not in skip
+            and pd.api.types.is_numeric_dtype(self.frame[c])
+            and not pd.api.types.is_bool_dtype(self.frame[c])
+        ]
+
+    @property
+    def categorical(self) -> list[str]:
+        """The table's categorical columns (codes included), per its schema."""
+        return self.schema.categorical if self.schema is not None else []
+
+    def column_named(self, name: str) -> str:
+        """The table's column for a name given as the file's own header or the canonical name."""
+        if name in self.frame.columns:
+            return name
+        by_header = {header: canonical for canonical, header in self.headers.items()}
+        return by_header.get(name, name)
 
 
 # --- small helpers shared by the checks -------------------------------------------------------
@@ -124,16 +154,16 @@ def _cfg_list(data_cfg: Mapping[str, Any], key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def canonicalize_columns(
-    frame: pd.DataFrame, aliases: Mapping[str, Sequence[str]], source: str = "data"
-) -> pd.DataFrame:
-    """Rename header variants to canonical names; unknown columns are kept as they are."""
+def canonical_headers(
+    columns: Sequence[str], aliases: Mapping[str, Sequence[str]], source: str = "data"
+) -> dict[str, str]:
+    """{file header: canonical name} for every header that is a variant of a canonical name."""
     lookup: dict[str, str] = {}
     for name, variants in aliases.items():
         for variant in [name, *(variants or [])]:
             lookup.setdefault(normalize_header(variant), name)
     renames: dict[str, str] = {}
-    for column in frame.columns:
+    for column in columns:
         canonical = lookup.get(normalize_header(column))
         if canonical is None:
             continue
@@ -143,8 +173,15 @@ def canonicalize_columns(
                 f"{source}: columns '{first}' and '{column}' both name '{canonical}' "
                 "(see data.aliases); remove one of them or rename it in the file"
             )
-        renames[column] = canonical
-    return frame.rename(columns=renames)
+        renames[str(column)] = canonical
+    return renames
+
+
+def canonicalize_columns(
+    frame: pd.DataFrame, aliases: Mapping[str, Sequence[str]], source: str = "data"
+) -> pd.DataFrame:
+    """Rename header variants to canonical names; unknown columns are kept as they are."""
+    return frame.rename(columns=canonical_headers(list(frame.columns), aliases, source))
 
 
 # --- checks on the loaded table ---------------------------------------------------------------
@@ -291,47 +328,109 @@ def check_non_negative(
 # --- loading ----------------------------------------------------------------------------------
 
 
+# Numbers a distance can be computed with: beyond this, squares overflow float64.
+LARGEST_VALUE = 1e150
+
+
+def check_magnitude(
+    frame: pd.DataFrame, columns: Sequence[str], source: str, file_rows: np.ndarray | None
+) -> None:
+    """Numeric columns hold numbers a scaler and a distance can square (|x| < 1e150)."""
+    for column in columns:
+        values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+        huge = np.abs(np.nan_to_num(values, nan=0.0)) >= LARGEST_VALUE
+        if huge.any():
+            shown = pd.Series(values[huge][:3])
+            raise DataError(
+                f"{source}: column '{column}' has values too large to compute with (at least "
+                f"1e150) in {row_numbers(huge, file_rows)} ({_examples(shown)}); fix those "
+                "cells, or blank them to treat them as missing"
+            )
+
+
+def _canonical_settings(data_cfg: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """The data config with column names given as file headers mapped to canonical names."""
+    by_header = {header: canonical for canonical, header in headers.items()}
+
+    def name(value: Any) -> Any:
+        return by_header.get(value, value) if isinstance(value, str) else value
+
+    settings = dict(data_cfg)
+    for key in ("id_column", "label_column"):
+        settings[key] = name(settings.get(key, AUTO))
+    for key in ("numeric", "categorical", "dates", "non_negative"):
+        value = settings.get(key, AUTO)
+        if value is not None and not isinstance(value, str):
+            settings[key] = [name(str(v)) for v in value]
+    return settings
+
+
+def _require_explicit(frame: pd.DataFrame, settings: Mapping[str, Any], source: str) -> None:
+    for key in ("id_column", "label_column"):
+        value = settings.get(key)
+        if value and value != AUTO:
+            require_columns(frame, [str(value)], f"data.{key}", source)
+    for key in ("numeric", "categorical", "dates", "non_negative"):
+        value = settings.get(key)
+        if value != AUTO:
+            require_columns(frame, _cfg_list(settings, key), f"data.{key}", source)
+
+
+def _non_negative(settings: Mapping[str, Any], numeric: Sequence[str]) -> list[str]:
+    """data.non_negative; auto: the numeric columns segexp knows by name (data.aliases)."""
+    value = settings.get("non_negative", AUTO)
+    if value == AUTO:
+        known = set((settings.get("aliases") or {}).keys())
+        return [c for c in numeric if c in known]
+    return _cfg_list(settings, "non_negative")
+
+
 def load_customer_table(
-    frame: pd.DataFrame, data_cfg: Mapping[str, Any], source: str, file_rows: np.ndarray | None
+    frame: pd.DataFrame,
+    data_cfg: Mapping[str, Any],
+    source: str,
+    file_rows: np.ndarray | None,
+    headers: Mapping[str, str] | None = None,
 ) -> CustomerTable:
-    id_column = data_cfg.get("id_column") or None
-    numeric = _cfg_list(data_cfg, "numeric")
-    categorical = _cfg_list(data_cfg, "categorical")
-    dates = _cfg_list(data_cfg, "dates")
-    if id_column:
-        require_columns(frame, [id_column], "data.id_column", source)
-    require_columns(frame, numeric, "data.numeric", source)
-    require_columns(frame, categorical, "data.categorical", source)
-    require_columns(frame, dates, "data.dates", source)
-    non_negative = _cfg_list(data_cfg, "non_negative")
-    require_columns(frame, non_negative, "data.non_negative", source)
+    """Roles from the schema, then every check on the columns that have them."""
+    headers = dict(headers or {})
+    settings = _canonical_settings(data_cfg, headers)
+    _require_explicit(frame, settings, source)
+    schema = infer_schema(frame, settings)
+    id_column = schema.id_column
     if id_column:
         frame[id_column] = as_text(frame[id_column])
         check_ids(frame, id_column, source, file_rows)
+    numeric = schema.numeric
     frame = to_numeric_columns(
-        frame, numeric, source, file_rows, str(data_cfg.get("decimal") or ".")
+        frame, numeric, source, file_rows, str(settings.get("decimal") or ".")
     )
+    check_magnitude(frame, numeric, source, file_rows)
+    non_negative = _non_negative(settings, numeric)
     check_non_negative(frame, non_negative, source, file_rows)
-    for column in dates:
+    for column in schema.dates:
+        role = schema.role(column)
         frame[column] = parse_dates(
             frame[column],
             column,
             source,
             file_rows,
-            data_cfg.get("date_format"),
-            bool(data_cfg.get("dayfirst", False)),
+            (role.date_format if role and role.date_format else None)
+            or settings.get("date_format"),
+            bool(settings.get("dayfirst", False)),
             "data.date_format",
         )
-    label_column = data_cfg.get("label_column")
-    if label_column not in frame.columns:
-        label_column = None
+    default_features = settings.get("default_features")
     return CustomerTable(
         frame=frame,
         source=source,
         fingerprint=fingerprint_frame(frame),
         id_column=id_column,
-        label_column=label_column,
+        label_column=schema.label_column,
         file_rows=file_rows,
+        schema=schema,
+        headers=headers,
+        default_features=str(default_features) if default_features else None,
     )
 
 

@@ -44,6 +44,7 @@ from segexp.data.load import (
     row_numbers,
     to_numeric_columns,
 )
+from segexp.data.schema import infer_schema
 from segexp.errors import ConfigError, DataError
 
 RFM_COLUMNS = ["recency", "frequency", "monetary", "tenure", "avg_order_value"]
@@ -269,12 +270,25 @@ def customers_from_transactions(
         names = data_cfg.get(key) or []
         require_columns(customers, [str(n) for n in names], f"data.{key}", source)
     assert result.reference_date is not None  # build_rfm always sets it
+    numeric = data_cfg.get("numeric")
+    schema = infer_schema(
+        customers,
+        {
+            "id_column": "customer_id",
+            "label_column": None,
+            "numeric": list(numeric) if numeric else list(RFM_COLUMNS),
+            "categorical": list(data_cfg.get("categorical") or []),
+            "dates": [],
+        },
+    )
     return CustomerTable(
         frame=customers,
         source=source,
         fingerprint=fingerprint_frame(customers),
         id_column="customer_id",
         label_column=None,
+        schema=schema,
+        default_features=str(data_cfg.get("default_features") or "rfm"),
         notes=result.counts,
         tags={
             "rfm.reference_date": result.reference_date.strftime("%Y-%m-%d"),

@@ -56,6 +56,7 @@ from segexp.insight.profiles import (
     write_profile_files,
 )
 from segexp.jobs import publish
+from segexp.jobs.features import ALL_NUMERIC, DEFAULT, resolve_features
 from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
 from segexp.model.evaluation import evaluate_run, evaluation_settings
@@ -73,6 +74,7 @@ log = logging.getLogger("segexp")
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TAG_CONFIG_KEY = TAG_PREFIX + "config_key"
+SCHEMA_FILE = "schema.json"  # every column's role, as the run saw the table
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
 
 
@@ -174,12 +176,13 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
     if "_target_" not in cfg.algo:
         raise ConfigError("algo: the algo config needs a _target_ (a scikit-learn class path)")
     listed = cfg.features.columns
-    columns = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else None
-    if not isinstance(columns, list):
+    columns = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
+    if columns not in (ALL_NUMERIC, DEFAULT) and not isinstance(columns, list):
         raise ConfigError(
-            f"features.columns: a list of column names, e.g. [age, spending_score]; got {listed!r}"
+            "features.columns: a list of column names (e.g. [age, spending_score]), "
+            f"all_numeric or default; got {listed!r}"
         )
-    if not columns:
+    if columns == []:
         raise ConfigError("features.columns: list at least one column; got an empty list")
     uses_k = algorithm_uses(cfg.algo, "k")
     k = cfg.get("k")
@@ -189,7 +192,7 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         algo=named.get("algo", "algo"),
         scaler=named.get("scaler", "scaler"),
         features=named.get("features", "features"),
-        columns=[str(c) for c in columns],
+        columns=[str(c) for c in columns] if isinstance(columns, list) else [str(columns)],
         uses_k=uses_k,
         k=int(k) if isinstance(k, int) else 0,
         seed=int(cfg.seed),
@@ -198,6 +201,17 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         hyperparams=algorithm_params(cfg.algo),
         target=str(cfg.algo._target_),
     )
+
+
+_SHOWN_SCHEMAS: set[str] = set()
+
+
+def show_schema(table: CustomerTable) -> None:
+    """Print the table's column roles once per process and table (before any fit)."""
+    if table.schema is None or table.fingerprint in _SHOWN_SCHEMAS:
+        return
+    _SHOWN_SCHEMAS.add(table.fingerprint)
+    log.info(table.schema.table(table.source))
 
 
 def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
@@ -225,6 +239,12 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     """Everything checkable before a run exists: config values and the data itself."""
     spec = describe_job(cfg, choices)
     table = load_customers(cfg.data)
+    listed = cfg.features.columns
+    listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
+    spec.features, spec.columns = resolve_features(
+        listed if isinstance(listed, list) else str(listed), spec.features, table
+    )
+    show_schema(table)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
     evaluation_settings(cfg)
@@ -266,6 +286,8 @@ def _stage_artifacts(
     (folder / CONFIG_FILE).write_text(
         yaml.dump(resolved_config(cfg), Dumper=_YAML_DUMPER, sort_keys=False)
     )
+    if table.schema is not None:
+        (folder / SCHEMA_FILE).write_text(json.dumps(table.schema.records(), indent=2))
     rows = table.frame.iloc[fitted.kept_rows]
     keep = [c for c in (table.id_column,) if c] + spec.columns
     assignments = rows[keep].copy()
@@ -275,7 +297,7 @@ def _stage_artifacts(
     model_dir = folder / MODEL_DIR
     model_dir.mkdir()
     joblib.dump(fitted.pipeline, model_dir / PIPELINE_FILE)
-    numeric, categorical = split_feature_kinds(spec.columns, cfg.data.categorical or [], rows)
+    numeric, categorical = split_feature_kinds(spec.columns, table.categorical, rows)
     meta = {
         "input_columns": spec.columns,
         "numeric_columns": numeric,
@@ -288,7 +310,9 @@ def _stage_artifacts(
         "sklearn_version": sklearn.__version__,
         "segexp_version": segexp.__version__,
     }
-    profile = compute_profile(rows, fitted.labels, spec.columns, cfg.naming)
+    profile = compute_profile(
+        rows, fitted.labels, spec.columns, cfg.naming, categorical_columns=table.categorical
+    )
     write_profile_files(folder, profile, make_plots=False)
     names = segment_names(profile)
     meta["segment_names"] = {str(segment): name for segment, name in names.items()}
@@ -338,7 +362,7 @@ def _thread_limit(cfg: DictConfig, n_rows: int) -> int | None:
 
 def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
     fitted = fit_segmentation(
-        table.frame, spec.columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
+        table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
     )
     scores = score_segmentation(
         fitted.transformed,
@@ -386,7 +410,10 @@ def build_request(
     why, not a raise. (A sweep's job fills in the experiment and parent run ids
     afterwards: they may still be on their way from the store.)
     """
-    record = RunRecord(run_name=spec.run_name, params=spec.params(table.source), tags=tags)
+    params = spec.params(table.source)
+    if table.schema is not None:
+        params.update(table.schema.params())
+    record = RunRecord(run_name=spec.run_name, params=params, tags=tags)
     request = PublishRequest(tracking_uri, experiment_id, parent_run_id, record)
     folder = Path(tempfile.mkdtemp(prefix="segexp-run-"))
     record.artifact_dir = str(folder)

@@ -181,8 +181,8 @@ def reference_scores(
     space, columns = reference_space(table, numeric)
     if not columns:
         reason = (
-            "no clustering-eligible numeric column (data.numeric lists none that is present, "
-            "numeric and not constant)"
+            "no clustering-eligible numeric column (the table's numeric columns: none that is "
+            "present, numeric and not constant)"
         )
         return {}, dict.fromkeys(names, reason), {}
     points = space[fitted.kept_rows]
@@ -420,7 +420,7 @@ def evaluate_run(
     settings = evaluation_settings(cfg)
     seed = int(_get(cfg, "seed", 0))
     result = EvaluationResult()
-    numeric = list(_get(cfg, "data.numeric", None) or [])
+    numeric = table.numeric
 
     if settings.reference_space:
         values, undefined, notes = reference_scores(
@@ -449,16 +449,8 @@ def evaluate_run(
         else:
             result.values["stability"] = value
 
-    if settings.ground_truth:
-        configured = _get(cfg, "data.label_column", None)
-        if table.label_column is not None:
-            result.values.update(ground_truth_scores(table, fitted))
-        elif configured:
-            reason = (
-                f"data.label_column '{configured}' is not a column of {table.source}; "
-                "nothing to compare the segments with"
-            )
-            result.undefined.update({"ari": reason, "nmi": reason})
+    if settings.ground_truth and table.label_column is not None:  # set, or found (auto)
+        result.values.update(ground_truth_scores(table, fitted))
 
     if settings.k_distance and "eps" in fitted.pipeline[-1].get_params():
         values, undefined, inputs = eps_evidence(fitted, title)

@@ -417,12 +417,16 @@ def fit_segmentation(
     )
 
 
-def fit_configured(frame: pd.DataFrame, cfg: DictConfig) -> FittedSegmentation:
+def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:
     """Fit the segmentation a composed job config describes (features, preprocess, scaler,
-    algo) on a customer table."""
-    listed = OmegaConf.to_container(cfg.features.columns, resolve=True)
-    assert isinstance(listed, list)  # features.columns is a list (describe_job checks it)
-    columns = [str(c) for c in listed]
-    return fit_segmentation(
-        frame, columns, cfg.data.categorical or [], cfg.preprocess, cfg.scaler, cfg.algo
+    algo) on a customer table (``table``: its loaded CustomerTable, for the column roles)."""
+    from segexp.data import load_customers
+    from segexp.jobs.features import resolve_features
+
+    table = table if table is not None else load_customers(cfg.data)
+    listed = cfg.features.columns
+    listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
+    _, columns = resolve_features(
+        listed if isinstance(listed, list) else str(listed), "custom", table
     )
+    return fit_segmentation(frame, columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo)

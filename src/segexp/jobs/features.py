@@ -1,0 +1,92 @@
+"""Which columns a job clusters on: a list of the file's columns, every numeric one, or the
+data's default option.
+
+``features.columns`` is a list of column names (the file's own headers or the
+canonical names the data config maps them to), ``all_numeric`` (every numeric
+column of the table's schema) or ``default``: the features option the data
+config names in ``data.default_features`` when the table has its columns
+(``income_spending`` for the Mall table, ``rfm`` for a transaction log), else
+``all_numeric``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segexp.data.load import CustomerTable
+from segexp.errors import ConfigError, DataError
+
+ALL_NUMERIC = "all_numeric"
+DEFAULT = "default"
+PACKAGE_FEATURES = Path(__file__).resolve().parents[1] / "conf" / "features"
+
+
+def _option_file(option: str) -> Path | None:
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    folders = [PACKAGE_FEATURES]
+    user = user_conf_dir()
+    if user is not None:
+        folders.insert(0, user / "features")
+    return next((f / f"{option}.yaml" for f in folders if (f / f"{option}.yaml").is_file()), None)
+
+
+def option_columns(option: str) -> list[str] | str | None:
+    """The ``columns`` of a features option file (a list, or all_numeric); None if absent."""
+    path = _option_file(option)
+    if path is None:
+        return None
+    listed = (yaml.safe_load(path.read_text()) or {}).get("columns")
+    if isinstance(listed, list):
+        return [str(c) for c in listed]
+    return str(listed) if isinstance(listed, str) else None
+
+
+def _available(table: CustomerTable) -> str:
+    skip = {table.id_column, table.label_column}
+    return ", ".join(str(c) for c in table.frame.columns if c not in skip)
+
+
+def _all_numeric(table: CustomerTable) -> list[str]:
+    columns = table.numeric
+    if not columns:
+        raise DataError(
+            f"{table.source}: features=all_numeric found no numeric column; columns: "
+            f"{_available(table)}; set data.numeric=[...] or features.columns=[...]"
+        )
+    return columns
+
+
+def resolve_features(listed: Any, choice: str, table: CustomerTable) -> tuple[str, list[str]]:
+    """(the name runs use for the features, the table columns they are)."""
+    if listed == DEFAULT:
+        option = table.default_features
+        columns = option_columns(option) if option else None
+        if isinstance(columns, list) and all(c in table.frame.columns for c in columns):
+            return str(option), columns
+        return ALL_NUMERIC, _all_numeric(table)
+    if listed == ALL_NUMERIC:
+        return (ALL_NUMERIC if choice in (DEFAULT, "features") else choice), _all_numeric(table)
+    if not isinstance(listed, list):
+        raise ConfigError(
+            "features.columns: a list of column names (e.g. [age, spending_score]), "
+            f"all_numeric or default; got {listed!r}"
+        )
+    if not listed:
+        raise ConfigError("features.columns: list at least one column; got an empty list")
+    columns = [table.column_named(str(c)) for c in listed]
+    missing = [c for c in columns if c not in table.frame.columns]
+    named_option = choice not in (DEFAULT, "features", "custom") and option_columns(choice) == [
+        str(c) for c in listed
+    ]
+    if missing and named_option:
+        numeric = ", ".join(table.numeric) or "none"
+        raise DataError(
+            f"{table.source}: features={choice} needs column(s) {', '.join(missing)}, which "
+            f"the table does not have; use features=all_numeric (its numeric columns: "
+            f"{numeric}) or features.columns=[...] with its columns: {_available(table)}"
+        )
+    return ("custom" if choice == DEFAULT else choice), columns
