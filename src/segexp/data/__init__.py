@@ -153,7 +153,10 @@ def _load_uncached(data_cfg: Mapping[str, Any]) -> CustomerTable:
         log_cfg = transaction_defaults()
         log_cfg.update({k: data_cfg[k] for k in _READING_KEYS if data_cfg.get(k) is not None})
         data_cfg = log_cfg
-    renames = canonical_headers(list(frame.columns), dict(data_cfg.get("aliases") or {}), source)
+    aliases = dict(data_cfg.get("aliases") or {})
+    renames = canonical_headers(list(frame.columns), aliases, source)
+    if kind != "transactions" and 2 * len(renames) < len(aliases):
+        renames = {}  # not a table of this vocabulary: its own headers are the names
     frame = frame.rename(columns=renames)
     if kind == "transactions":
         return customers_from_transactions(frame, data_cfg, source, file_rows)

@@ -28,7 +28,7 @@ left out (``rfm.customers_without_purchase``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ from segexp.data.load import (
     row_numbers,
     to_numeric_columns,
 )
-from segexp.data.schema import infer_schema
+from segexp.data.schema import Schema, infer_schema
 from segexp.errors import ConfigError, DataError
 
 RFM_COLUMNS = ["recency", "frequency", "monetary", "tenure", "avg_order_value"]
@@ -281,6 +281,7 @@ def customers_from_transactions(
             "dates": [],
         },
     )
+    schema = Schema(tuple(replace(c, by="the transaction log (RFM)") for c in schema.columns))
     return CustomerTable(
         frame=customers,
         source=source,
