@@ -23,6 +23,7 @@ from segexp.tools.eda import (
 )
 
 MALL_ARTIFACTS = {
+    "schema.json",
     "summary.csv",
     "summary.md",
     "correlation_pearson.csv",
@@ -93,6 +94,16 @@ def test_eda_cli_logs_one_run_with_every_artifact(tmp_path, store, blanked_csv):
         frame["spending_score"].quantile(0.75)
     )
     assert summary.loc["gender", "top"] == "Female"
+    # the schema, not the data config's `auto` keys, decides the roles
+    assert run.data.params["schema.numeric"] == "age,annual_income,spending_score"
+    assert run.data.params["schema.categorical"] == "gender"
+    assert run.data.params["schema.id"] == "customer_id"
+    assert run.data.params["hue"] == "gender"
+    screen = result.stdout[result.stdout.index("EDA of ") :].splitlines()
+    assert "  roles      1 id, 3 numeric, 1 categorical, 0 date, 0 label, 0 excluded" in screen
+    assert "  split by   gender (auto: gender)" in screen
+    assert any(line.startswith("  missing    3 cells; most in age 3 (2%)") for line in screen)
+    assert f"  MLflow run {run.info.run_id} in experiment 'segexp-mall_customers'" in screen
 
 
 def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):

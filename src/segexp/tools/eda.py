@@ -1,19 +1,26 @@
-"""``python -m segexp.eda``: look at the data before segmenting it, as one MLflow run.
+"""``python -m segexp.eda``: look at any customer table before segmenting it, as one MLflow run.
 
 Composes ``conf/eda.yaml`` (the same ``data`` and ``mlflow`` config groups as a
 sweep, so ``data=... data.path=...`` and the tracking settings are written once)
 and logs one run tagged ``segexp.kind=eda`` and ``segexp.data_fingerprint`` in
-the sweep's experiment. It holds:
+the sweep's experiment. Column roles come from the table's schema (inferred, or
+set in the data config), never from the data config's raw keys. It holds:
 
-    summary.csv, summary.md        one row per column: type, count, missing, unique,
+    summary.csv, summary.md        one row per column: role, type, count, missing, unique,
                                    mean, std, min, quartiles, max, IQR outliers, top value
+    schema.json                    every column's role and why (also params schema.<role>)
     correlation_pearson.csv, correlation_spearman.csv
-    plots/hist_<column>.png        histogram per numeric column, one colour per hue level
+    plots/hist_<column>.png        histogram per numeric column, one colour per split level
     plots/pie_<column>.png         split of each categorical column (the gender split)
-    plots/scatter_matrix.png       pairwise scatter of the numeric columns
+    plots/scatter_matrix.png       pairwise scatter of the first numeric columns
     plots/boxplots.png             box per numeric column, outlier count in its title
     plots/correlation_pearson.png, plots/correlation_spearman.png
     plots/missingness.png          present/absent matrix of every cell (as missingno draws it)
+
+Wide tables: histograms, pies, box plots and correlations cover the first
+``eda.max_columns`` numeric (categorical) columns in file order, so a
+1000-column table takes seconds; the terminal summary says how many were left
+out. Counts (missing cells, outliers) always cover every column.
 
 Metrics: ``n_customers``, ``n_columns``, ``missing_cells``, ``missing.<column>``,
 ``outliers.<column>`` and, for a transaction log, the RFM rule counts. Bad data
@@ -22,13 +29,13 @@ or config stop before any run is created (``segexp: error: ...``, exit code 2).
 
 from __future__ import annotations
 
-import logging
+import json
 import math
 import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +56,29 @@ from segexp.contract import (
 )
 from segexp.data import load_customers
 from segexp.data.load import CustomerTable, closest
+from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
 from segexp.insight.plots import save
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
-log = logging.getLogger("segexp")
-
-_COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1"]
+_COLORS = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+]  # fmt: skip
 _MISSING_LEVEL = "(missing)"
 _PREFERRED_HUE = "gender"
+_WIDTH = 100  # terminal columns the summary fits in
+_TOP = 3  # entries per summary line (most missing, most outliers, strongest pairs)
+
+
+def _positive_int(section: Mapping[str, Any], key: str, default: int, least: int = 1) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(
+            f"eda.{key}: a whole number >= {least} ({default} is usual); got {value!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,8 @@ class EdaOptions:
     """The ``eda`` block of conf/eda.yaml."""
 
     hue: str | None = "auto"
+    max_hue_levels: int = 8
+    max_columns: int = 40
     iqr_factor: float = 1.5
     max_scatter_rows: int = 2000
     max_scatter_columns: int = 6
@@ -81,6 +103,8 @@ class EdaOptions:
             raise ConfigError(f"eda.iqr_factor: a number >= 0 (1.5 is usual); got {factor!r}")
         return cls(
             hue=eda.get("hue", "auto"),
+            max_hue_levels=_positive_int(eda, "max_hue_levels", 8, least=2),
+            max_columns=_positive_int(eda, "max_columns", 40),
             iqr_factor=float(factor),
             max_scatter_rows=int(eda.get("max_scatter_rows", 2000)),
             max_scatter_columns=int(eda.get("max_scatter_columns", 6)),
@@ -92,34 +116,66 @@ class EdaOptions:
 # --- what the data holds ----------------------------------------------------------------------
 
 
-def column_roles(table: CustomerTable, data_cfg: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Numeric and categorical columns to describe: the declared ones, else by dtype."""
+def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
+    """Numeric and categorical columns, as the table's schema has them.
+
+    Not the data config: its role keys default to ``auto`` and the schema
+    holds what they resolved to (codes such as Region 1/2/3 are categorical).
+    """
     frame = table.frame
-    skip = {table.id_column, table.label_column}
-    numeric = [c for c in (data_cfg.get("numeric") or []) if c in frame.columns]
-    if not numeric:
-        numeric = [
-            c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
-        ]
-    categorical = [c for c in (data_cfg.get("categorical") or []) if c in frame.columns]
-    return [str(c) for c in numeric], [str(c) for c in categorical]
+    numeric = [c for c in table.numeric if c in frame.columns]
+    categorical = [c for c in table.categorical if c in frame.columns]
+    return numeric, categorical
 
 
-def choose_hue(table: CustomerTable, categorical: Sequence[str], hue: str | None) -> str | None:
-    """The column colouring histograms and scatter plots; ``auto``: gender, else none."""
+def roles_by_column(table: CustomerTable) -> dict[str, str]:
+    """Every column's role: the schema's, else id/label/numeric and categorical for the rest."""
+    if table.schema is not None:
+        return {c.column: c.role for c in table.schema.columns}
+    numeric = set(table.numeric)
+    roles = {}
+    for column in map(str, table.frame.columns):
+        if column == table.id_column:
+            roles[column] = "id"
+        elif column == table.label_column:
+            roles[column] = "label"
+        else:
+            roles[column] = "numeric" if column in numeric else "categorical"
+    return roles
+
+
+@dataclass(frozen=True)
+class Split:
+    """The column colouring histograms and scatter plots, and why it was chosen."""
+
+    column: str | None
+    why: str
+
+
+def choose_split(
+    table: CustomerTable, categorical: Sequence[str], hue: str | None, max_levels: int = 8
+) -> Split:
+    """``auto``: gender when present, else the categorical with the fewest levels (2 or
+    more, at most ``max_levels``; ties: file order), else none; a named column wins."""
+    frame = table.frame
     if hue in (None, "", "none", "null"):
-        return None
-    if hue == "auto":
-        if _PREFERRED_HUE in table.frame.columns:
-            return _PREFERRED_HUE
-        return categorical[0] if categorical else None
-    if hue not in table.frame.columns:
-        raise DataError(
-            f"{table.source}: eda.hue names column '{hue}', which the data does not have"
-            f"{closest(hue, list(map(str, table.frame.columns)))}; use a categorical column, "
-            "auto or null"
-        )
-    return str(hue)
+        return Split(None, "eda.hue=null")
+    if hue != "auto":
+        if hue not in frame.columns:
+            raise DataError(
+                f"{table.source}: eda.hue names column '{hue}', which the data does not have"
+                f"{closest(str(hue), list(map(str, frame.columns)))}; use a categorical column, "
+                "auto or null"
+            )
+        return Split(str(hue), "set by eda.hue")
+    if _PREFERRED_HUE in frame.columns:
+        return Split(_PREFERRED_HUE, "auto: gender")
+    levels = {c: int(frame[c].nunique()) for c in categorical}
+    fit = [c for c in categorical if 2 <= levels[c] <= max_levels]
+    if not fit:
+        return Split(None, f"no categorical column with 2-{max_levels} levels")
+    best = min(fit, key=lambda c: levels[c])
+    return Split(best, f"auto: the categorical with the fewest levels ({levels[best]})")
 
 
 def iqr_outliers(values: pd.Series, factor: float = 1.5) -> int:
@@ -135,8 +191,9 @@ def iqr_outliers(values: pd.Series, factor: float = 1.5) -> int:
 def summary_table(
     table: CustomerTable, numeric: Sequence[str], iqr_factor: float = 1.5
 ) -> pd.DataFrame:
-    """One row per column: what it is, how complete, and its distribution."""
+    """One row per column: its role, how complete, and its distribution."""
     frame = table.frame
+    schema_roles = roles_by_column(table)
     rows = []
     for column in frame.columns:
         values = frame[column]
@@ -144,10 +201,10 @@ def summary_table(
             role = "id"
         elif column == table.label_column:
             role = "label"
-        elif column in numeric:
+        elif column in numeric or schema_roles.get(str(column)) == "numeric":
             role = "numeric"
         else:
-            role = "categorical"
+            role = schema_roles.get(str(column), "categorical")
         row: dict[str, Any] = {
             "column": column,
             "role": role,
@@ -169,15 +226,30 @@ def summary_table(
                 max=described["max"],
                 outliers_iqr=iqr_outliers(values, iqr_factor),
             )
-        counts = values.value_counts()
-        if role in ("categorical", "label") and len(counts):
-            row.update(top=str(counts.index[0]), top_count=int(counts.iloc[0]))
+        if role == "date":
+            row.update(min=str(values.min()), max=str(values.max()))
+        if role in ("categorical", "label", "excluded", "date"):
+            counts = values.value_counts()
+            if len(counts):
+                row.update(top=str(counts.index[0]), top_count=int(counts.iloc[0]))
         rows.append(row)
     columns = [
         "column", "role", "dtype", "count", "missing", "missing_share", "unique", "mean",
         "std", "min", "q25", "median", "q75", "max", "outliers_iqr", "top", "top_count",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def strongest_pairs(correlation: pd.DataFrame, top: int = _TOP) -> list[tuple[str, str, float]]:
+    """The ``top`` column pairs with the largest |r| (each pair once, NaN skipped)."""
+    values = correlation.to_numpy(dtype=float)
+    rows, cols = np.triu_indices(len(values), k=1)
+    r = values[rows, cols]
+    keep = ~np.isnan(r)
+    rows, cols, r = rows[keep], cols[keep], r[keep]
+    order = np.argsort(-np.abs(r), kind="stable")[:top]
+    names = [str(c) for c in correlation.columns]
+    return [(names[rows[i]], names[cols[i]], float(r[i])) for i in order]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -252,6 +324,18 @@ def pie_figure(frame: pd.DataFrame, column: str) -> Figure:
 
 def _short(value: float) -> str:
     return f"{value:.3g}"
+
+
+def _clip(text: str, width: int) -> str:
+    """Long names cut in the middle: 'prefix_...1' and 'prefix_...2' stay apart."""
+    if len(text) <= width:
+        return text
+    tail = min(5, width // 3)
+    return text[: width - tail - 1] + "~" + text[-tail:]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def scatter_matrix_figure(
@@ -331,15 +415,21 @@ def scatter_matrix_figure(
 
 
 def boxplot_figure(frame: pd.DataFrame, columns: Sequence[str], iqr_factor: float) -> Figure:
-    """One box per numeric column (own scale each), its IQR outlier count in the title."""
+    """One box per numeric column (own scale each, 8 to a row), its IQR outlier count above."""
     n = max(len(columns), 1)
-    fig = _figure(min(1.9 * n + 0.6, 14), 3.2)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.82, wspace=0.5)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, column in zip(axes, columns, strict=False):
+    per_row = min(n, 8)
+    rows = math.ceil(n / per_row)
+    height = 2.7 * rows + 0.5
+    fig = _figure(min(1.9 * per_row + 0.6, 14), height)
+    fig.subplots_adjust(
+        left=0.08, right=0.98, bottom=0.35 / height, top=1 - 0.55 / height, wspace=0.5,
+        hspace=0.45,
+    )  # fmt: skip
+    for i, column in enumerate(columns):
+        ax = fig.add_subplot(rows, per_row, i + 1)
         values = frame[column].dropna().astype(float).to_numpy()
         ax.boxplot(values, whis=iqr_factor, widths=0.6, flierprops={"markersize": 3})
-        ax.set_xticks([1], [column], fontsize=7)
+        ax.set_xticks([1], [_clip(str(column), 18)], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(f"{iqr_outliers(frame[column], iqr_factor)} outliers", fontsize=8)
     fig.suptitle(f"box plots (whiskers at {iqr_factor:g} x IQR)", fontsize=9)
@@ -349,13 +439,14 @@ def boxplot_figure(frame: pd.DataFrame, columns: Sequence[str], iqr_factor: floa
 def correlation_figure(correlation: pd.DataFrame, title: str) -> Figure:
     """Correlation matrix as a heatmap on a fixed -1..1 scale, values written in the cells."""
     n = len(correlation)
-    fig = _figure(max(3.2, 0.7 * n + 2.0), max(2.8, 0.6 * n + 1.6))
+    fig = _figure(min(max(3.2, 0.7 * n + 2.0), 13), min(max(2.8, 0.6 * n + 1.6), 12))
     fig.subplots_adjust(left=0.3, right=0.92, bottom=0.3, top=0.9)
     ax = fig.add_subplot()
     image = ax.imshow(correlation.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
-    labels = [str(c) for c in correlation.columns]
-    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(n), labels, fontsize=7)
+    labels = [_clip(str(c), 20) for c in correlation.columns]
+    size = 7 if n <= 20 else 5
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=size)
+    ax.set_yticks(range(n), labels, fontsize=size)
     if n <= 12:
         for i in range(n):
             for j in range(n):
@@ -378,10 +469,15 @@ def missingness_matrix(frame: pd.DataFrame, max_rows: int = 2000) -> tuple[np.nd
     return present.astype(np.uint8), block
 
 
-def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000) -> Figure:
-    """Missing cells as gaps in dark columns, one column per table column (missingno's matrix)."""
+def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000, max_labels: int = 40) -> Figure:
+    """Missing cells as gaps in dark columns, one column per table column (missingno's matrix).
+
+    Wider than ``max_labels`` columns, only the columns with gaps are labelled
+    (the most missing first) and the figure stops growing: 1000 labels are unreadable.
+    """
     matrix, block = missingness_matrix(frame, max_rows)
-    width = max(3.5, 0.6 * frame.shape[1] + 2.0)
+    n = frame.shape[1]
+    width = min(max(3.5, 0.6 * n + 2.0), 16)
     fig = _figure(width, 3.6)
     fig.subplots_adjust(left=0.14, right=0.8, bottom=0.08, top=0.7)
     ax = fig.add_subplot()
@@ -393,12 +489,18 @@ def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000) -> Figure:
         vmin=0,
         vmax=1,
     )
-    for boundary in range(1, frame.shape[1]):
-        ax.axvline(boundary - 0.5, color="white", linewidth=1)
-    counts = frame.isna().sum()
+    counts = frame.isna().sum().to_numpy()
+    names = [str(c) for c in frame.columns]
+    if n <= max_labels:
+        for boundary in range(1, n):
+            ax.axvline(boundary - 0.5, color="white", linewidth=1)
+        labelled = list(range(n))
+    else:
+        gaps = np.flatnonzero(counts)
+        labelled = sorted(gaps[np.argsort(-counts[gaps], kind="stable")][:max_labels])
     ax.set_xticks(
-        range(frame.shape[1]),
-        [f"{c} ({counts[c]})" for c in frame.columns],
+        labelled,
+        [f"{_clip(names[i], 24)} ({counts[i]})" for i in labelled],
         rotation=45,
         ha="left",
         fontsize=7,
@@ -406,9 +508,10 @@ def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000) -> Figure:
     ax.xaxis.tick_top()
     ax.set_ylabel("row" if block == 1 else f"rows, in blocks of {block}", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(
-        f"missing cells: {int(counts.sum())} of {frame.size} (white = absent)", fontsize=9, y=-0.1
-    )
+    title = f"missing cells: {int(counts.sum())} of {frame.size} (white = absent)"
+    if n > max_labels:
+        title += f"; {n} columns in file order, labelled where cells are missing"
+    ax.set_title(title, fontsize=9, y=-0.1)
     return fig
 
 
@@ -419,42 +522,194 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "column"
 
 
+@dataclass(frozen=True)
+class EdaPlan:
+    """What the EDA covers, settled before any run exists (so bad options log nothing)."""
+
+    numeric: list[str]
+    categorical: list[str]
+    split: Split
+    drawn: list[str]  # numeric columns with a histogram, a box and a correlation
+    pies: list[str]  # categorical columns with a pie chart
+
+    @classmethod
+    def of(cls, table: CustomerTable, options: EdaOptions) -> EdaPlan:
+        numeric, categorical = column_roles(table)
+        split = choose_split(table, categorical, options.hue, options.max_hue_levels)
+        frame = table.frame
+        pies = [c for c in categorical if frame[c].nunique(dropna=False) <= options.max_pie_levels]
+        return cls(
+            numeric=numeric,
+            categorical=categorical,
+            split=split,
+            drawn=numeric[: options.max_columns],
+            pies=pies[: options.max_columns],
+        )
+
+
+@dataclass(frozen=True)
+class EdaReport:
+    """What one EDA found and where it is logged; ``summary()`` is the terminal screen."""
+
+    source: str
+    n_rows: int
+    n_columns: int
+    roles: dict[str, int]
+    excluded: list[tuple[str, str]]  # (column, why)
+    split: Split
+    missing: list[tuple[str, int]]  # most missing cells first
+    outliers: list[tuple[str, int]]  # most IQR outliers first
+    pairs: list[tuple[str, str, float]]  # strongest Pearson correlations first
+    n_numeric: int
+    n_drawn: int
+    n_categorical: int
+    n_pies: int
+    max_columns: int
+    iqr_factor: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    run_id: str = ""
+    experiment: str = ""
+    experiment_id: str = ""
+    tracking_uri: str = ""
+
+    def summary(self) -> str:
+        """One screen: at most ~20 lines of at most 100 characters."""
+        total_missing = int(self.metrics.get("missing_cells", sum(n for _, n in self.missing)))
+        source = self.source if len(self.source) <= 60 else "..." + self.source[-57:]
+        lines = [f"EDA of {source}: {self.n_rows} rows x {self.n_columns} columns"]
+
+        def add(key: str, text: str) -> None:
+            lines.append(_fit(f"  {key:<11}{text}"))
+
+        add("roles", ", ".join(f"{self.roles.get(role, 0)} {role}" for role in ROLES))
+        excluded = [f"{c} ({_plain_reason(why)})" for c, why in self.excluded]
+        add("excluded", _listing(excluded, "; ") or "none")
+        if self.split.column is None and self.split.why.startswith("eda.hue"):
+            add("split by", f"none ({self.split.why})")
+        elif self.split.column is None:
+            add("split by", f"none: {self.split.why} (choose one with eda.hue=<column>)")
+        else:
+            add("split by", f"{self.split.column} ({self.split.why})")
+        if self.missing:
+            share = [f"{_name(c)} {n} ({n / max(self.n_rows, 1):.0%})" for c, n in self.missing]
+            add("missing", _listing(share, ", ", f"{_plural(total_missing, 'cell')}; most in "))
+        else:
+            add("missing", "no missing cells")
+        if self.outliers:
+            counts = [f"{_name(c)} {n}" for c, n in self.outliers]
+            add("outliers", _listing(counts, ", ", f"beyond {self.iqr_factor:g} x IQR: "))
+        else:
+            add("outliers", f"none beyond {self.iqr_factor:g} x IQR")
+        if not self.pairs:
+            add("correlated", "fewer than 2 numeric columns")
+        for i, (left, right, r) in enumerate(self.pairs):
+            pair = f"{_clip(left, 32)} ~ {_clip(right, 32)}"
+            add("correlated" if i == 0 else "", f"{r:+.2f}  {pair}" + (" (Pearson)" * (i == 0)))
+        add("figures", f"{_plural(self.n_drawn, 'histogram')}, {_plural(self.n_pies, 'pie')}")
+        left_numeric = self.n_numeric - self.n_drawn
+        if left_numeric:
+            add("", f"{left_numeric} of {self.n_numeric} numeric columns left out of figures")
+            add("", f"and correlations (the first {self.max_columns} kept: eda.max_columns)")
+        left_pies = max(self.n_categorical - self.n_pies, 0)
+        if left_pies:
+            add("", f"{left_pies} categorical columns without a pie (too many levels or columns)")
+        if self.run_id:
+            add("MLflow run", f"{self.run_id} in experiment '{self.experiment}'")
+            for i, text in enumerate(
+                _open_hint(self.tracking_uri, self.experiment_id, self.run_id)
+            ):
+                add("open" if i == 0 else "", text)
+        return "\n".join(lines)
+
+
+def _listing(items: Sequence[str], sep: str, head: str = "", room: int = _WIDTH - 13) -> str:
+    """``head`` and as many items as fit in ``room`` characters, then how many did not."""
+    text = head
+    for i, item in enumerate(items):
+        more = f"{sep}... (+{len(items) - i} more)" if i else f"... ({len(items)})"
+        candidate = text + (sep if i else "") + item
+        rest = len(items) - i - 1
+        if len(candidate) + (len(more) if rest else 0) > room:
+            return text + more
+        text = candidate
+    return text
+
+
+def _fit(line: str, width: int = _WIDTH) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _name(column: str) -> str:
+    return _clip(str(column), 24)
+
+
+def _plain_reason(why: str) -> str:
+    """'constant (np.int64(3))' -> 'constant (3)': NumPy 2 reprs in schema reasons."""
+    return re.sub(r"np\.\w+\((.*?)\)", r"\1", why or "set in the data config")
+
+
+def _open_hint(uri: str, experiment_id: str, run_id: str) -> list[str]:
+    """How to open the run: its URL on a server, else ``mlflow ui`` on the store, then the URL."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        return [f"{uri.rstrip('/')}/{page}"]
+    shown = uri
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        try:
+            shown = f"sqlite:///{path.relative_to(Path.cwd())}"
+        except ValueError:
+            shown = uri
+    return [f"mlflow ui --backend-store-uri {shown}", f"then http://127.0.0.1:5000/{page}"]
+
+
+def _top(counts: Mapping[str, float], top: int = _TOP) -> list[tuple[str, int]]:
+    ranked = sorted(((c, int(n)) for c, n in counts.items() if n > 0), key=lambda x: -x[1])
+    return ranked[:top]
+
+
 def write_eda_artifacts(
-    table: CustomerTable, data_cfg: Mapping[str, Any], options: EdaOptions, folder: Path
-) -> dict[str, float]:
-    """Every EDA table and plot into ``folder``; returns the metrics to log."""
+    table: CustomerTable, options: EdaOptions, folder: Path, plan: EdaPlan | None = None
+) -> EdaReport:
+    """Every EDA table and plot into ``folder``; returns the findings and the metrics to log."""
     frame = table.frame
-    numeric, categorical = column_roles(table, data_cfg)
-    hue = choose_hue(table, categorical, options.hue)
+    plan = plan or EdaPlan.of(table, options)
+    numeric, hue = plan.numeric, plan.split.column
     summary = summary_table(table, numeric, options.iqr_factor)
+    roles = {str(role): int(n) for role, n in summary["role"].value_counts().items()}
+    if table.schema is not None:
+        (folder / "schema.json").write_text(json.dumps(table.schema.records(), indent=2))
+    role_counts = ", ".join(f"{roles.get(role, 0)} {role}" for role in ROLES)
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "summary.md").write_text(
-        f"# Data summary: {table.source}\n\n{len(frame)} customers, {frame.shape[1]} columns, "
-        f"fingerprint `{table.fingerprint}`.\n\n" + markdown_table(summary)
+        f"# Data summary: {table.source}\n\n{len(frame)} customers, {frame.shape[1]} columns "
+        f"({role_counts}), fingerprint `{table.fingerprint}`.\n\n" + markdown_table(summary)
     )
     plots = folder / "plots"
     dpi = options.dpi
-    for column in numeric:
+    for column in plan.drawn:
         save(histogram_figure(frame, column, hue), plots / f"hist_{_safe_name(column)}.png", dpi)
-    for column in categorical:
-        if frame[column].nunique(dropna=False) <= options.max_pie_levels:
-            save(pie_figure(frame, column), plots / f"pie_{_safe_name(column)}.png", dpi)
-    if numeric:
-        shown = numeric[: options.max_scatter_columns]
+    for column in plan.pies:
+        save(pie_figure(frame, column), plots / f"pie_{_safe_name(column)}.png", dpi)
+    pairs: list[tuple[str, str, float]] = []
+    if plan.drawn:
+        shown = plan.drawn[: options.max_scatter_columns]
         save(
             scatter_matrix_figure(frame, shown, hue, options.max_scatter_rows),
             plots / "scatter_matrix.png",
             dpi,
         )
-        save(boxplot_figure(frame, numeric, options.iqr_factor), plots / "boxplots.png", dpi)
+        save(boxplot_figure(frame, plan.drawn, options.iqr_factor), plots / "boxplots.png", dpi)
         for method in ("pearson", "spearman"):
-            correlation = frame[numeric].astype(float).corr(method=method)
+            correlation = frame[plan.drawn].astype(float).corr(method=method)
             correlation.to_csv(folder / f"correlation_{method}.csv")
             save(
                 correlation_figure(correlation, f"{method.capitalize()} correlation"),
                 plots / f"correlation_{method}.png",
                 dpi,
             )
+            if method == "pearson":
+                pairs = strongest_pairs(correlation)
     save(missingness_figure(frame), plots / "missingness.png", dpi)
 
     metrics: dict[str, float] = {
@@ -462,25 +717,51 @@ def write_eda_artifacts(
         "n_columns": float(frame.shape[1]),
         "missing_cells": float(frame.isna().sum().sum()),
     }
+    missing: dict[str, float] = {}
+    outliers: dict[str, float] = {}
     for row in summary.itertuples(index=False):
+        missing[str(row.column)] = float(row.missing)
         metrics[f"missing.{_safe_name(row.column)}"] = float(row.missing)
         if row.role == "numeric":
+            outliers[str(row.column)] = float(row.outliers_iqr)
             metrics[f"outliers.{_safe_name(row.column)}"] = float(row.outliers_iqr)
     metrics.update(table.notes)
-    return metrics
+    excluded = (
+        [(c.column, c.reason) for c in table.schema.columns if c.role == "excluded"]
+        if table.schema is not None
+        else []
+    )
+    return EdaReport(
+        source=table.source,
+        n_rows=len(frame),
+        n_columns=int(frame.shape[1]),
+        roles=roles,
+        excluded=excluded,
+        split=plan.split,
+        missing=_top(missing),
+        outliers=_top(outliers),
+        pairs=pairs,
+        n_numeric=len(numeric),
+        n_drawn=len(plan.drawn),
+        n_categorical=len(plan.categorical),
+        n_pies=len(plan.pies),
+        max_columns=options.max_columns,
+        iqr_factor=options.iqr_factor,
+        metrics=metrics,
+    )
 
 
-def run_eda(cfg: DictConfig) -> str:
-    """Load, describe and log the data as one MLflow run; returns its run id.
+def eda(cfg: DictConfig) -> EdaReport:
+    """Load, describe and log the data as one MLflow run; returns what it found and the run.
 
     Data and config errors are raised before the run exists; a failure while
     writing the artifacts ends the run FAILED with the error in a tag.
     """
     options = EdaOptions.from_config(cfg)
     table = load_customers(cfg.data)
-    _, categorical = column_roles(table, cfg.data)
-    hue = choose_hue(table, categorical, options.hue)
-    tracker = Tracker(resolve_tracking_uri(cfg.mlflow.tracking_uri))
+    plan = EdaPlan.of(table, options)
+    uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    tracker = Tracker(uri)
     experiment_id = tracker.experiment_id(str(cfg.mlflow.experiment))
     from segexp.jobs.job import code_version
 
@@ -494,35 +775,37 @@ def run_eda(cfg: DictConfig) -> str:
     run_id = tracker.start_run(experiment_id, f"eda-{cfg.data.name}", tags)
     try:
         with tempfile.TemporaryDirectory(prefix="segexp-eda-") as tmp:
-            metrics = write_eda_artifacts(table, cfg.data, options, Path(tmp))
-            params = {
+            report = write_eda_artifacts(table, options, Path(tmp), plan)
+            params: dict[str, Any] = {
                 "data": table.source,
                 "data_kind": str(cfg.data.get("kind") or "customers"),
-                "hue": hue or "none",
+                "hue": plan.split.column or "none",
                 "iqr_factor": options.iqr_factor,
+                "max_columns": options.max_columns,
             }
-            tracker.log(run_id, params=params, metrics=metrics, artifact_dir=tmp)
+            if table.schema is not None:
+                params.update(table.schema.params())
+            tracker.log(run_id, params=params, metrics=report.metrics, artifact_dir=tmp)
     except BaseException as exc:
         tracker.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
     tracker.end_run(run_id, "FINISHED")
-    log.info(
-        "EDA of %s (%d customers) logged as run %s in experiment '%s'",
-        table.source,
-        len(table.frame),
-        run_id,
-        cfg.mlflow.experiment,
+    return replace(
+        report,
+        run_id=run_id,
+        experiment=str(cfg.mlflow.experiment),
+        experiment_id=str(experiment_id),
+        tracking_uri=uri,
     )
-    return run_id
 
 
-def _eda_action(cfg: DictConfig) -> int:
-    run_eda(cfg)
-    return 0
+def run_eda(cfg: DictConfig) -> str:
+    """:func:`eda`, returning only the run id."""
+    return eda(cfg).run_id
 
 
-main = hydra_tool("eda", _eda_action)
-"""Exit codes: 0 logged, 2 bad data or configuration (nothing logged)."""
+main = hydra_tool("eda", eda)
+"""Exit codes: 0 logged (the summary printed), 2 bad data or configuration (nothing logged)."""
 
 
 if __name__ == "__main__":
