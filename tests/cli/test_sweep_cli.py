@@ -202,7 +202,7 @@ def test_readme_main_command_matches_the_mission():
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]])
 def test_sweep_into_a_deleted_experiment_stops_with_one_line(tmp_path, store, launcher):
     client = MlflowClient(tracking_uri=store)
-    client.delete_experiment(client.create_experiment("segexp-mall_customers"))
+    client.delete_experiment(client.create_experiment("segexp-customers"))
     result = run_cli(["-m", "k=3,4", *launcher, f"mlflow.tracking_uri={store}"], cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

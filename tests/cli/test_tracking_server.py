@@ -47,7 +47,7 @@ def test_sweep_logs_to_a_remote_tracking_server(tmp_path):
         result = run_cli(["-m", "k=3..4", f"mlflow.tracking_uri={uri}"], cwd=work)
         assert result.returncode == 0, result.stderr
         client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("segexp-mall_customers")
+        experiment = client.get_experiment_by_name("segexp-customers")
         runs = client.search_runs([experiment.experiment_id])
         parents = [r for r in runs if r.data.tags["segexp.kind"] == "sweep"]
         children = [r for r in runs if r.data.tags["segexp.kind"] == "job"]

@@ -281,7 +281,7 @@ def test_one_command_runs_each_shape_and_logs_its_schema(tmp_path, store, shape)
     assert f"Columns of {path}" in result.stdout
     assert f"-{features} FINISHED" in result.stdout or f"-{features}] FINISHED" in result.stdout
     client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("segexp-mall_customers")
+    experiment = client.get_experiment_by_name("segexp-customers")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["features"] == features

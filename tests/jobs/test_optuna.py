@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
 
-EXPERIMENT = "segexp-mall_customers"
+EXPERIMENT = "segexp-customers"
 EPS_LOW, EPS_HIGH = 0.15, 0.6
 SEED = "hydra.sweeper.sampler.seed=42"
 DBSCAN_EPS = ["algo=dbscan", f"algo.eps=interval({EPS_LOW},{EPS_HIGH})"]

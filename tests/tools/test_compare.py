@@ -33,7 +33,7 @@ from segexp.tracking.leaderboard import (
 )
 from segexp.tracking.store import Tracker
 
-EXPERIMENT = "segexp-mall_customers"
+EXPERIMENT = "segexp-customers"
 FAST = ["plots.enabled=false", "evaluation.stability.n_resamples=4"]
 OLD_SWEEP = ["k=3", "k=4"]
 LATEST_SWEEP = [
@@ -234,7 +234,7 @@ def test_missing_store_experiment_and_sweep_are_reported(sweeps, tmp_path, store
     assert not (tmp_path / "none.db").exists()
 
     code, _, err = compare(store)
-    assert code == 2 and "no experiment named 'segexp-mall_customers'" in err
+    assert code == 2 and "no experiment named 'segexp-customers'" in err
 
     code, _, err = compare(sweeps["uri"], "sweep_id=nope")
     assert code == 2 and "sweep_id=nope: no sweep with this id or parent run id" in err

@@ -73,7 +73,7 @@ def test_eda_cli_logs_one_run_with_every_artifact(tmp_path, store, blanked_csv):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     client = MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("segexp-mall_customers")
+    experiment = client.get_experiment_by_name("segexp-customers")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
     run = runs[0]
@@ -103,7 +103,7 @@ def test_eda_cli_logs_one_run_with_every_artifact(tmp_path, store, blanked_csv):
     assert "  roles      1 id, 3 numeric, 1 categorical, 0 date, 0 label, 0 excluded" in screen
     assert "  split by   gender (auto: gender)" in screen
     assert any(line.startswith("  missing    3 cells; most in age 3 (2%)") for line in screen)
-    assert f"  MLflow run {run.info.run_id} in experiment 'segexp-mall_customers'" in screen
+    assert f"  MLflow run {run.info.run_id} in experiment 'segexp-customers'" in screen
 
 
 def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):

@@ -9,8 +9,10 @@ when no ``path`` is set.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,11 @@ def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
 
 def transaction_defaults() -> dict[str, Any]:
     """The packaged transaction-log data config (aliases, RFM rules, default features)."""
+    return copy.deepcopy(_packaged_transaction_config())
+
+
+@lru_cache(maxsize=1)
+def _packaged_transaction_config() -> dict[str, Any]:
     loaded = OmegaConf.to_container(OmegaConf.load(TRANSACTIONS_CONFIG), resolve=True)
     assert isinstance(loaded, dict)  # the packaged file is a mapping
     return {str(k): v for k, v in loaded.items()}

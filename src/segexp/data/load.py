@@ -35,7 +35,7 @@ from segexp.data.read import (
     detect_delimiter,
     read_table_file,
 )
-from segexp.data.schema import AUTO, Schema, infer_schema
+from segexp.data.schema import AUTO, UNIQUE_IN_EVERY_ROW, Schema, infer_schema
 from segexp.errors import ConfigError, DataError
 
 __all__ = [
@@ -101,26 +101,29 @@ class CustomerTable:
 # --- small helpers shared by the checks -------------------------------------------------------
 
 
-def _column_bytes(values: pd.Series) -> list[bytes]:
-    """A column's values as bytes that depend only on the values and their kind: numbers by
-    their float64/int64 bits, dates as nanoseconds, text by its UTF-8 bytes and lengths."""
+def _column_parts(values: pd.Series) -> list[Any]:
+    """A column's values as buffers that depend only on the values and their kind: numbers
+    by their float64/int64 bits, dates as nanoseconds, text by its UTF-8 bytes and lengths
+    (buffers, not copies: hashing a million rows must not double the table's memory)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        return [b"date", values.astype("datetime64[ns]").to_numpy().view(np.int64).tobytes()]
+        return [b"date", values.astype("datetime64[ns]").to_numpy().view(np.int64)]
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         numbers = values.to_numpy(dtype=float if values.hasnans else None, na_value=np.nan)
-        if numbers.dtype.kind == "f":
+        if numbers.dtype.kind == "f" and np.isnan(numbers).any():
             numbers = np.where(np.isnan(numbers), np.nan, numbers)  # one bit pattern for NaN
-        return [numbers.dtype.str.encode(), np.ascontiguousarray(numbers).tobytes()]
+        return [numbers.dtype.str.encode(), np.ascontiguousarray(numbers)]
     text = pa.array(values.astype("str"), from_pandas=True, type=pa.large_string())
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    text = pc.fill_null(text, "\x00")
+    if text.null_count:
+        text = pc.fill_null(text, "\x00")
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[
         text.offset : text.offset + len(text) + 1
     ]
     data = text.buffers()[2]
-    body = data.to_pybytes()[int(offsets[0]) : int(offsets[-1])] if data is not None else b""
-    return [b"text", (offsets - offsets[0]).tobytes(), body]
+    first, last = int(offsets[0]), int(offsets[-1])
+    body = memoryview(data)[first:last] if data is not None else b""
+    return [b"text", offsets - first if first else offsets, body]
 
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:
@@ -132,9 +135,10 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
     for column in frame.columns:
-        for part in _column_bytes(frame[column]):
-            digest.update(len(part).to_bytes(8, "little"))
-            digest.update(part)
+        for part in _column_parts(frame[column]):
+            view = memoryview(part).cast("B")
+            digest.update(len(view).to_bytes(8, "little"))
+            digest.update(view)
     return digest.hexdigest()[:16]
 
 
@@ -337,6 +341,8 @@ def check_magnitude(
 ) -> None:
     """Numeric columns hold numbers a scaler and a distance can square (|x| < 1e150)."""
     for column in columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue  # whole numbers (int64) are far below the limit
         values = frame[column].to_numpy(dtype=float, na_value=np.nan)
         huge = np.abs(np.nan_to_num(values, nan=0.0)) >= LARGEST_VALUE
         if huge.any():
@@ -400,7 +406,9 @@ def load_customer_table(
     id_column = schema.id_column
     if id_column:
         frame[id_column] = as_text(frame[id_column])
-        check_ids(frame, id_column, source, file_rows)
+        role = schema.role(id_column)
+        if role is None or role.reason != UNIQUE_IN_EVERY_ROW:  # inference checked it already
+            check_ids(frame, id_column, source, file_rows)
     numeric = schema.numeric
     frame = to_numeric_columns(
         frame, numeric, source, file_rows, str(settings.get("decimal") or ".")

@@ -273,8 +273,14 @@ def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
 
 
 def _text(column: pa.ChunkedArray, missing: pa.Array) -> pa.ChunkedArray:
-    """Stripped text with declared missing markers and blank cells as nulls."""
+    """Stripped text with declared missing markers and blank cells as nulls.
+
+    The parser already read exact markers as nulls; only cells that stripping changed
+    can newly be one, so the (costly, hash-per-cell) marker lookup runs only then."""
     stripped = pc.utf8_trim_whitespace(column)
+    unchanged = pc.all(pc.equal(stripped, column)).as_py() is not False
+    if unchanged and not pc.any(pc.equal(stripped, "")).as_py():
+        return stripped
     blank = pc.is_in(stripped, value_set=missing)
     return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
 
@@ -282,14 +288,17 @@ def _text(column: pa.ChunkedArray, missing: pa.Array) -> pa.ChunkedArray:
 def _numbers(text: pa.ChunkedArray) -> pa.ChunkedArray | None:
     """The column as int64 or float64 when every filled cell is a number, else None
     (cells that only became numbers once stripped, e.g. ' NA ' blanks in a number column)."""
-    filled = text.drop_null()
-    if len(filled) == 0:
+    head = text.slice(0, 10_000).drop_null()
+    try:
+        pc.cast(head, pa.float64())  # cheap refusal of text columns
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if pc.any(pc.match_substring_regex(filled, _ZERO_PADDED)).as_py():
+    if text.null_count == len(text):
+        return None
+    if pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py():
         return None  # 0001: an id or a code, its padding is part of it
     for kind in (pa.int64(), pa.float64()):
         try:
-            pc.cast(filled.slice(0, 1000), kind)  # cheap refusal of text columns
             return pc.cast(text, kind)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
@@ -350,10 +359,14 @@ def _frame(
     file_rows: np.ndarray,
     source: str,
     typed: bool,
+    keep_text: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
+    """The Arrow table as a pandas frame; ``keep_text``: columns known to be text."""
     missing = pa.array(sorted(set(_missing_values(data_cfg)) | {""}), pa.string())
     columns = {
-        name: _to_pandas(name, table.column(i), missing, file_rows, source, typed)
+        name: _to_pandas(
+            name, table.column(i), missing, file_rows, source, typed and name not in keep_text
+        )
         for i, name in enumerate(table.column_names)
     }
     frame = pd.DataFrame(columns, copy=False)
@@ -423,6 +436,7 @@ def _read_text(
             f"{path}: the header names column '{repeated[0]}' more than once; give every "
             "column its own name"
         )
+    padded = zero_padded_columns(text, names, delimiter, quotechar) if typed else []
     options = {
         "quoted": gzipped or _contains(path, quotechar),
         "encoding": encoding,
@@ -430,9 +444,7 @@ def _read_text(
         "quotechar": quotechar,
         "missing": _missing_values(data_cfg),
         "decimal": str(data_cfg.get("decimal") or "."),
-        "text_columns": (
-            names if not typed else zero_padded_columns(text, names, delimiter, quotechar)
-        ),
+        "text_columns": names if not typed else padded,
     }
     try:
         table = _parse_all(path, gzipped, names, options, bool(data_cfg.get("encoding")))
@@ -452,7 +464,8 @@ def _read_text(
     filled = _filled_rows(table)
     if filled is not None:  # blank and delimiter-only lines are not records
         table, file_rows = table.filter(filled), file_rows[filled.to_numpy(zero_copy_only=False)]
-    frame = _frame(table, data_cfg, file_rows, str(path), typed)
+    keep_text = frozenset(names if not typed else padded)
+    frame = _frame(table, data_cfg, file_rows, str(path), typed, keep_text)
     frame.columns = [c.lstrip("\ufeff") for c in frame.columns]
     return frame, file_rows
 

@@ -32,12 +32,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from segexp.data.messages import normalize_header
 
 ROLES = ("id", "numeric", "categorical", "date", "label", "excluded")
 AUTO = "auto"
+UNIQUE_IN_EVERY_ROW = "unique in every row, named like an id"
 LABEL_CANONICAL = "true_segment"
 MAX_CATEGORIES = 50
 MAX_CODES = 12
@@ -194,12 +198,10 @@ def header_words(header: str) -> list[str]:
 
 def date_format_of(values: pd.Series, dayfirst: bool = False) -> str | None:
     """The one format every filled cell of a text column parses with (None: not dates)."""
+    sample = values.head(4 * _DATE_SAMPLE).dropna().astype(str).str.strip().head(_DATE_SAMPLE)
+    if sample.empty or not sample.str.match(_DATE_LIKE).all():
+        return None
     filled = values.dropna().astype(str).str.strip()
-    if filled.empty:
-        return None
-    sample = filled.head(_DATE_SAMPLE)
-    if not sample.str.match(_DATE_LIKE).all():
-        return None
     formats = list(DATE_FORMATS)
     if dayfirst:  # ambiguous 01/02/2010: the configured reading first
         formats.sort(key=lambda f: 0 if f.startswith("%d") else 1)
@@ -222,6 +224,21 @@ def _mostly_numbers(filled: pd.Series) -> bool:
     sample = filled.head(_DATE_SAMPLE).astype(str).str.strip()
     numbers = pd.to_numeric(sample.str.replace(",", ".", regex=False), errors="coerce")
     return bool(numbers.notna().mean() > NUMBER_SHARE)
+
+
+def strictly_increasing(values: pd.Series) -> bool:
+    """Each cell greater than the one before: then every value is distinct, found in one
+    pass (ids exported in key order) instead of hashing a million strings."""
+    if len(values) < 2 or _kind(values) not in ("int", "text"):
+        return False
+    cells = pa.array(values, from_pandas=True)
+    if not isinstance(cells, pa.ChunkedArray):
+        cells = pa.chunked_array([cells])
+    later, earlier = cells.slice(1), cells.slice(0, len(cells) - 1)
+    try:
+        return pc.all(pc.greater(later, earlier)).as_py() is True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
 
 
 def _explicit(value: Any) -> bool:
@@ -248,17 +265,20 @@ def _infer_one(
     allow_id: bool,
 ) -> ColumnRole:
     kind = _kind(values)
-    filled = values.dropna()
-    if filled.empty:
+    n_filled = int(values.count())
+    if n_filled == 0:
         return ColumnRole(column, "excluded", kind, "empty in every row")
-    n_distinct = int(filled.nunique())
+    full = n_filled == n_rows
+    n_distinct = n_rows if full and strictly_increasing(values) else int(values.nunique())
     if n_distinct == 1 and n_rows > 1:
-        return ColumnRole(column, "excluded", kind, f"constant ({filled.iloc[0]!r})")
-    unique_and_full = len(filled) == n_rows and n_distinct == n_rows
+        first = values.loc[values.first_valid_index()]
+        first = first.item() if isinstance(first, np.generic) else first
+        return ColumnRole(column, "excluded", kind, f"constant ({first!r})")
+    unique_and_full = n_filled == n_rows and n_distinct == n_rows
     id_candidate = allow_id and not taken_id and kind in ("int", "text") and is_id_like(column)
     if id_candidate and unique_and_full:
-        return ColumnRole(column, "id", kind, "unique in every row, named like an id")
-    if id_candidate and n_distinct > NEAR_UNIQUE * len(filled):  # the id check names repeats
+        return ColumnRole(column, "id", kind, UNIQUE_IN_EVERY_ROW)
+    if id_candidate and n_distinct > NEAR_UNIQUE * n_filled:  # the id check names repeats
         return ColumnRole(column, "id", kind, "named like an id, mostly unique")
     if kind == "date":
         return ColumnRole(column, "date", kind, "dates")
@@ -271,17 +291,18 @@ def _infer_one(
         if kind == "int" and n_distinct <= MAX_CODES and code_name:
             return ColumnRole(column, "categorical", kind, f"{n_distinct} codes, named like a code")
         return ColumnRole(column, "numeric", kind, "numbers")
-    if _mostly_numbers(filled):
+    sample = values.head(4 * _DATE_SAMPLE).dropna()
+    if _mostly_numbers(sample):
         return ColumnRole(column, "numeric", kind, "numbers, with some text cells")
     fmt = date_format_of(values, dayfirst)
     if fmt is not None:
         return ColumnRole(column, "date", kind, f"dates ({fmt})", date_format=fmt)
-    if n_distinct <= MAX_CATEGORIES and n_distinct <= 0.5 * len(filled):
+    if n_distinct <= MAX_CATEGORIES and n_distinct <= 0.5 * n_filled:
         return ColumnRole(column, "categorical", kind, f"{n_distinct} values")
-    text = filled.astype(str)
+    text = sample.astype(str)
     if text.str.len().mean() > 30 or text.str.contains(" ").mean() > 0.5:
         return ColumnRole(column, "excluded", kind, "free text")
-    if n_distinct > 0.9 * len(filled):
+    if n_distinct > 0.9 * n_filled:
         return ColumnRole(column, "excluded", kind, "near-unique text")
     return ColumnRole(column, "excluded", kind, f"text with {n_distinct} distinct values")
 
