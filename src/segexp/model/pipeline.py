@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segexp import contract
@@ -250,6 +250,16 @@ def _numeric_steps(numeric: Sequence[str], options: PreprocessOptions):
     return Pipeline(steps) if steps else "passthrough"
 
 
+def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Category cells as text (missing: NaN): a code typed as a number in training (1)
+    and read as text from a new customers file ('1') is one category."""
+    from segexp.data.read import as_text
+
+    frame = pd.DataFrame(frame)
+    out = pd.DataFrame({c: as_text(frame[c]).astype(object) for c in frame.columns})
+    return out.where(out.notna(), np.nan)
+
+
 def build_prepare_step(
     numeric: Sequence[str], categorical: Sequence[str], options: PreprocessOptions | str
 ) -> ColumnTransformer:
@@ -264,6 +274,8 @@ def build_prepare_step(
         steps: list[tuple[str, Any]] = [("encode", encoder)]
         if options.impute not in ("none", "drop"):
             steps.insert(0, ("impute", SimpleImputer(strategy="most_frequent")))
+        as_text = FunctionTransformer(categories_as_text, feature_names_out="one-to-one")
+        steps.insert(0, ("text", as_text))
         transformers.append(("cat", Pipeline(steps), list(categorical)))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
