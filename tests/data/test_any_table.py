@@ -293,3 +293,58 @@ def test_one_command_runs_each_shape_and_logs_its_schema(tmp_path, store, shape)
     logged = run.data.params["schema.numeric"]
     assert logged == ",".join(numeric) or logged.endswith(f",... ({len(numeric)} columns)")
     assert run.data.params["feature_columns"]
+
+
+def test_an_infinite_cell_stops_the_command_before_any_run(tmp_path, store):
+    path = tmp_path / "customers.csv"
+    path.write_text("id,age,balance\na,20,5.5\nb,30,inf\nc,40,7.25\nd,50,1.0\n")
+    result = run_cli([f"data.path={path}", f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"segexp: error: {path}: column 'balance' has values beyond the float64 range in row 3 "
+        "(inf); fix those cells, or list their text in data.missing_values to read them as "
+        "missing"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    client = MlflowClient(tracking_uri=store)
+    assert all(not client.search_runs([e.experiment_id]) for e in client.search_experiments())
+
+
+@pytest.mark.slow
+def test_a_thousand_column_table_is_a_correct_run(tmp_path, store):
+    rng = np.random.default_rng(1)
+    centres = np.repeat(rng.normal(size=(3, 1000)) * 3, 100, axis=0)
+    frame = pd.DataFrame(rng.normal(size=(300, 1000)) + centres)
+    frame.columns = [f"f{i}" for i in range(1000)]
+    frame.insert(0, "id", [f"u{i}" for i in range(300)])
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    result = run_cli([f"data.path={path}", "k=3", f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("segexp-customers").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["feature_columns"].count(",") == 999
+    assert run.data.metrics["silhouette"] > 0.1  # three well-separated groups
+
+
+@pytest.mark.slow
+def test_a_fifty_megabyte_field_is_a_correct_run(tmp_path, store):
+    frame = pd.DataFrame(
+        {
+            "id": list("abcdefgh"),
+            "balance": [10.5, 20, 30, 40, 500, 600, 700, 800],
+            "visits": [1, 2, 3, 4, 50, 60, 70, 80],
+            "note": ["x" * (50 << 20), *"yzwvuts"],
+        }
+    )
+    path = tmp_path / "long_field.csv"
+    frame.to_csv(path, index=False)
+    result = run_cli([f"data.path={path}", "k=2", f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "note      excluded" in result.stdout or "free text" in result.stdout
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("segexp-customers").experiment_id])
+    assert run.data.params["feature_columns"] == "balance,visits"
+    assert run.data.params["schema.excluded"] == "note"

@@ -271,7 +271,7 @@ def test_transaction_sample_clusters_on_rfm_by_default(make_config):
 
 @pytest.mark.slow
 def test_cli_segments_the_transaction_sample(tmp_path, store):
-    args = ["data=transactions_sample", "features=rfm", "preprocess=rfm_log"]
+    args = ["data=transactions_sample", "preprocess=rfm_log"]  # rfm: the log's default features
     result = run_cli([*args, f"mlflow.tracking_uri={store}"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     client = MlflowClient(tracking_uri=store)
