@@ -47,7 +47,13 @@ from segexp.contract import (
     TAG_SWEEP_ID,
     TAG_UNDEFINED_PREFIX,
 )
-from segexp.data import CustomerTable, load_customers, validate_feature_table
+from segexp.data import (
+    SAMPLE_SOURCE,
+    TRANSACTIONS_SAMPLE_SOURCE,
+    CustomerTable,
+    load_customers,
+    validate_feature_table,
+)
 from segexp.errors import ConfigError, DataError, SegexpError
 from segexp.insight.profiles import (
     SegmentProfile,
@@ -201,6 +207,32 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         hyperparams=algorithm_params(cfg.algo),
         target=str(cfg.algo._target_),
     )
+
+
+_MLFLOW_TYPES = {"int": "long", "float": "double", "text": "string", "date": "datetime"}
+
+
+def dataset_of(table: CustomerTable) -> dict[str, str]:
+    """The run's input table as an MLflow dataset: named after the file, digest = the data
+    fingerprint, source = the file (or the built-in sample), schema and size."""
+    source = table.source
+    is_file = source not in (SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, "DataFrame")
+    columns = table.schema.columns if table.schema is not None else ()
+    schema = {
+        "mlflow_colspec": [
+            {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
+            for c in columns
+        ]
+    }
+    rows = len(table.frame)
+    return {
+        "name": Path(source).name if is_file else source,
+        "digest": table.fingerprint,
+        "source_type": "local" if is_file else "code",
+        "source": json.dumps({"uri": str(Path(source).resolve())} if is_file else {"name": source}),
+        "schema": json.dumps(schema),
+        "profile": json.dumps({"num_rows": rows, "num_elements": rows * len(table.frame.columns)}),
+    }
 
 
 _SHOWN_SCHEMAS: set[str] = set()
@@ -413,7 +445,9 @@ def build_request(
     params = spec.params(table.source)
     if table.schema is not None:
         params.update(table.schema.params())
-    record = RunRecord(run_name=spec.run_name, params=params, tags=tags)
+    record = RunRecord(
+        run_name=spec.run_name, params=params, tags=tags, datasets=[dataset_of(table)]
+    )
     request = PublishRequest(tracking_uri, experiment_id, parent_run_id, record)
     folder = Path(tempfile.mkdtemp(prefix="segexp-run-"))
     record.artifact_dir = str(folder)

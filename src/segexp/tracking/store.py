@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segexp.contract import TAG_ERROR
+from segexp.contract import TAG_ERROR, TAG_KIND, TAG_SWEEP_ID
 from segexp.errors import TrackingError
 
 DEFAULT_DB_NAME = "mlflow.db"
@@ -33,6 +33,10 @@ ARTIFACT_DIR_NAME = "mlruns"
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"
+# MLflow 3's UI opens an experiment on its GenAI views unless told it holds model training.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _MAX_TAG_LENGTH = 5000
 _MAX_PARAM_LENGTH = 6000
 
@@ -94,6 +98,10 @@ class Tracker:
                     f"experiment '{name}' is deleted in {self.tracking_uri}; restore it "
                     "(mlflow experiments restore) or choose another mlflow.experiment"
                 )
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before segexp set it
+                self.client.set_experiment_tag(
+                    experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                )
             return experiment.experiment_id
         from mlflow.exceptions import MlflowException
 
@@ -107,7 +115,9 @@ class Tracker:
         if root is not None:
             location = (root / f"{_slug(name)}-{int(time.time() * 1000)}").as_uri()
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return self.client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException:
             # another process created it between our lookup and create (mlflow#10334)
             experiment = self.client.get_experiment_by_name(name)
@@ -150,6 +160,28 @@ class Tracker:
         if artifact_dir is not None:
             self.client.log_artifacts(run_id, str(artifact_dir))
 
+    def log_datasets(self, run_id: str, datasets: list[dict[str, str]]) -> None:
+        """The run's input tables, as MLflow datasets (the UI's Dataset column)."""
+        if not datasets:
+            return
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=d["name"],
+                    digest=d["digest"],
+                    source_type=d["source_type"],
+                    source=d["source"],
+                    schema=d.get("schema"),
+                    profile=d.get("profile"),
+                ),
+                tags=[InputTag("mlflow.data.context", d.get("context", "training"))],
+            )
+            for d in datasets
+        ]
+        self.client.log_inputs(run_id, datasets=inputs)
+
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.log(run_id, tags=tags)
 
@@ -172,6 +204,7 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     artifact_dir: str | None = None  # files the job wrote: tables, model, plots
     error: str | None = None
+    datasets: list[dict[str, str]] = field(default_factory=list)  # input tables (log_inputs)
 
 
 def log_run(
@@ -184,6 +217,7 @@ def log_run(
     """
     run_id = tracker.start_run(experiment_id, record.run_name, record.tags, parent_run_id)
     try:
+        tracker.log_datasets(run_id, record.datasets)
         if record.error is not None:
             tracker.log(run_id, params=record.params)
             tracker.fail_run(run_id, record.error)
@@ -198,6 +232,43 @@ def log_run(
         with contextlib.suppress(Exception):
             tracker.fail_run(run_id, error + "\n" + traceback.format_exc(limit=8))
         return run_id, error
+
+
+def runs_url(tracking_uri: str, experiment_id: str, ui: str = LOCAL_UI) -> str:
+    """The UI page that lists the experiment's runs (the runs table, not the GenAI views).
+
+    A tracking server is its own UI; a local store's UI is ``mlflow ui`` at ``ui``."""
+    base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
+def sweep_runs_url(
+    tracking_uri: str,
+    experiment_id: str,
+    sweep_id: str,
+    metric: str = "silhouette",
+    descending: bool = True,
+    ui: str = LOCAL_UI,
+) -> str:
+    """The runs table filtered to one sweep's job runs, best first by ``metric``."""
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(
+        {
+            "searchFilter": f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+            "orderByKey": f"metrics.`{metric}`",
+            "orderByAsc": "false" if descending else "true",
+        },
+        quote_via=quote,
+    )
+    return f"{runs_url(tracking_uri, experiment_id, ui)}?{query}"
+
+
+def ui_command(tracking_uri: str) -> str | None:
+    """The command that serves the UI of a local store (None: a server is its own UI)."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
 _TRACKERS: dict[str, Tracker] = {}
