@@ -386,52 +386,225 @@ def load_segment_names(path: str | Path) -> dict[int, str]:
 
 # --- figures ------------------------------------------------------------------------------
 
+_MAX_PLOTTED_COLUMNS = 20  # a wider table shows its columns that differ most
+_MAX_SNAKE_COLUMNS = 12  # the snake plot keeps its 6.4 x 3.4 in
+_SNAKE_LABEL_WIDTH = 1.25  # inches of a rotated snake column label (then '…')
+_CELL_WIDTH = 1.0  # inches per heatmap column
+_SIN_ROTATION = 0.57  # sin(35 degrees): rotated column labels
 
-def _row_label(profile: SegmentProfile, segment: int, width: int = 28) -> str:
+
+def _row_label(profile: SegmentProfile, segment: int, width: int = 30) -> str:
+    if segment == NOISE_LABEL:
+        from segexp.insight.plots import NOISE_NAME
+
+        return NOISE_NAME
     name = profile.names[segment].name
     name = name if len(name) <= width else name[: width - 1] + "…"
     return f"{segment} · {name}"
 
 
-def _signed_one(value: float) -> str:
-    text = f"{value:+.1f}"
-    return "0.0" if text in ("+0.0", "-0.0") else text
+def _short_number(value: float) -> str:
+    """A mean as a cell shows it: 48.3, 1,234, 12.3k, 4.5M."""
+    if not math.isfinite(value):
+        return "n/a"
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if size >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    if size >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.1f}" if size >= 1 else f"{value:.2f}"
+
+
+def _plotted_columns(
+    profile: SegmentProfile, diffs: pd.DataFrame, limit: int = _MAX_PLOTTED_COLUMNS
+) -> list[str]:
+    """The columns a profile figure shows: all of them, or on a wide table the clustering
+    features then the other columns with the largest differences, in the table's order."""
+    columns = [str(c) for c in diffs.columns]
+    if len(columns) <= limit:
+        return columns
+    spread = diffs.abs().max(axis=0).fillna(0.0)
+    features = [c for c in columns if c in profile.feature_columns]
+    others = [c for c in columns if c not in profile.feature_columns]
+    ranked = sorted(features, key=lambda c: -spread[c]) + sorted(others, key=lambda c: -spread[c])
+    keep = set(ranked[:limit])
+    return [c for c in columns if c in keep]
+
+
+def _column_label(profile: SegmentProfile, column: str, units: bool = True) -> str:
+    """A column in words (with its unit where known), starred when it shaped no segment."""
+    from segexp.insight.naming import readable_label
+    from segexp.insight.plots import axis_label
+
+    text = axis_label(column) if units else readable_label(column)
+    return text if column in profile.feature_columns else f"{text}*"
+
+
+def _in_lines(labels: list[str], room: float, size: float) -> list[str] | None:
+    """The labels on one or two horizontal lines, each at most ``room`` inches wide (broken
+    at the space that makes the longer line shortest); None when one does not fit."""
+    from segexp.insight.plots import text_width
+
+    placed = []
+    for label in labels:
+        cuts = [i for i, ch in enumerate(label) if ch == " "]
+        options = [label] + [f"{label[:i]}\n{label[i + 1 :]}" for i in cuts]
+        widest = {o: max(text_width(line, size) for line in o.split("\n")) for o in options}
+        best = min(options, key=lambda o: (widest[o] > room, o.count("\n"), widest[o]))
+        if widest[best] > room:
+            return None
+        placed.append(best)
+    return placed
+
+
+def _column_ticks(ax, labels: list[str], rotate: bool, size: float) -> None:
+    """Column names under the axes (at x = 0, 1, ...) as plain texts, rotated 35 degrees
+    when ``rotate``: tick objects would cost about a millisecond each."""
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+
+    ax.set_xticks([])
+    under = blended_transform_factory(ax.transData, ax.transAxes) + ScaledTranslation(
+        0, -5 / 72, ax.figure.dpi_scale_trans
+    )
+    for i, label in enumerate(labels):
+        ax.text(
+            i,
+            0,
+            label,
+            transform=under,
+            fontsize=size,
+            ha="right" if rotate else "center",
+            va="top",
+            rotation=35 if rotate else 0,
+            rotation_mode="anchor",
+            linespacing=1.2,
+            gid="column_label",
+        )
+
+
+def _row_ticks(ax, labels: list[str], size: float) -> None:
+    """Row names left of the axes (at y = 0, 1, ...) as plain texts."""
+    from matplotlib.transforms import ScaledTranslation, blended_transform_factory
+
+    ax.set_yticks([])
+    left = blended_transform_factory(ax.transAxes, ax.transData) + ScaledTranslation(
+        -5 / 72, 0, ax.figure.dpi_scale_trans
+    )
+    for i, label in enumerate(labels):
+        ax.text(0, i, label, transform=left, fontsize=size, ha="right", va="center")
+
+
+def _shortened(label: str, room: float, size: float) -> str:
+    """``label`` cut in the middle to at most ``room`` inches: 'purchases…frequency29' keeps
+    the end that tells similar columns apart."""
+    from segexp.insight.plots import text_width
+
+    if text_width(label, size) <= room:
+        return label
+    head, tail = label[: len(label) // 2], label[len(label) // 2 :]
+    while len(head) + len(tail) > 2 and text_width(f"{head}…{tail}", size) > room:
+        if len(head) >= len(tail):
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+    return f"{head.rstrip()}…{tail.lstrip()}"
+
+
+def _labels_height(labels: list[str], rotate: bool, size: float) -> float:
+    """Inches the column labels take under the axes."""
+    from segexp.insight.plots import text_width
+
+    if not rotate:
+        return 0.25 + max((t.count("\n") + 1 for t in labels), default=1) * size * 1.25 / 72
+    widest = max((text_width(t, size) for t in labels), default=0.0)
+    return 0.25 + widest * _SIN_ROTATION + size / 72
+
+
+def _footnote(profile: SegmentProfile, shown: list[str], total: int) -> str:
+    notes = []
+    if any(c not in profile.feature_columns for c in shown):
+        notes.append("* not a clustering feature")
+    if len(shown) < total:
+        notes.append(f"{len(shown)} of {total} columns shown: those that differ most")
+    return " · ".join(notes)
 
 
 def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
-    """Segments x columns coloured by standardized difference from all customers."""
+    """Segments x columns coloured by standardized difference from all customers (one
+    colour scale for every column, with a colorbar); each cell shows the segment's mean
+    in the column's own units, the last row that of all customers."""
+    from matplotlib.ticker import MaxNLocator
+
     from segexp.insight import plots
 
-    diffs = profile.std_diffs()
+    all_diffs = profile.std_diffs()
+    shown = _plotted_columns(profile, all_diffs)
+    diffs = all_diffs[shown]
     n_rows, n_cols = diffs.shape
-    width, height = 2.4 + 0.95 * max(n_cols, 2), 1.1 + 0.34 * max(n_rows, 2)
-    margins = (
-        ("left", 2.2 / width),
-        ("right", 0.98),
-        ("bottom", 0.6 / height),
-        ("top", 1 - 0.45 / height),
-    )
+    row_labels = [_row_label(profile, int(s)) for s in diffs.index] + ["All customers"]
+    col_labels = [_column_label(profile, c) for c in shown]
+    size = plots.TICK_SIZE
+    label_width = max(plots.text_width(t, size) for t in row_labels)
+    left = label_width + 0.3
+    right = 0.25 + 0.18 + 0.95  # gap, colorbar, its ticks and label
+    cell = max(_CELL_WIDTH, min(1.6, (plots.WIDTH - left - right) / max(n_cols, 1)))
+    in_lines = _in_lines(col_labels, cell - 0.1, size)
+    rotate = in_lines is None
+    col_labels = in_lines or col_labels
+    footnote = _footnote(profile, shown, all_diffs.shape[1])
+    bottom = _labels_height(col_labels, rotate, size) + (0.3 if footnote else 0.0)
+    rows = n_rows + 1
+    room = plots.HEIGHT - plots.TOP_IN - bottom
+    axes_height = max(0.42 * rows, min(0.8 * rows, room))
+    width = left + cell * n_cols + right
+    height = plots.TOP_IN + axes_height + bottom
+    margins = plots.inch_margins(width, height, left, right, bottom, plots.TOP_IN)
     fig, ax = plots.figure("profile_heatmap", width, height, margins)
+
     matrix = diffs.to_numpy(dtype=float)
     finite = np.abs(matrix[np.isfinite(matrix)])
     limit = max(1.0, float(finite.max()) if finite.size else 1.0)
-    ax.imshow(np.nan_to_num(matrix), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    shade = np.vstack([np.nan_to_num(matrix), np.zeros((1, n_cols))])  # all customers: 0
+    image = ax.imshow(shade, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    means = profile.table[[f"{c}_mean" for c in shown]].to_numpy(dtype=float)
     for i in range(n_rows):
         for j in range(n_cols):
             value = matrix[i, j]
-            dark = np.isfinite(value) and abs(value) > 0.6 * limit
+            dark = np.isfinite(value) and abs(value) > 0.55 * limit
             ax.text(
                 j,
                 i,
-                "n/a" if not np.isfinite(value) else _signed_one(value),
+                _short_number(means[i, j]),
                 ha="center",
                 va="center",
-                fontsize=7,
+                fontsize=plots.LABEL_SIZE,
                 color="white" if dark else "black",
             )
-    ax.set_xticks(range(n_cols), [column_heading(profile, c) for c in diffs.columns], fontsize=7)
-    ax.set_yticks(range(n_rows), [_row_label(profile, s) for s in diffs.index], fontsize=7)
-    plots.put_title(ax, title or "difference from all customers (sd)", fontsize=8)
+    for j, column in enumerate(shown):
+        base = float(profile.base["columns"][column]["mean"])
+        ax.text(j, n_rows, _short_number(base), ha="center", va="center", fontsize=plots.LABEL_SIZE)
+    ax.axhline(n_rows - 0.5, color="#333333", linewidth=1.2)
+    _column_ticks(ax, col_labels, rotate, size)
+    _row_ticks(ax, row_labels, size)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar_axes = fig.add_axes(
+        (
+            (width - right + 0.25) / width,
+            bottom / height,
+            0.18 / width,
+            axes_height / height,
+        )
+    )
+    bar = fig.colorbar(image, cax=bar_axes, ticks=MaxNLocator(nbins=5))
+    bar.set_label("difference from all customers (sd)", fontsize=plots.LABEL_SIZE)
+    bar_axes.tick_params(labelsize=size)
+    if footnote:
+        fig.text(0.15 / width, 0.1 / height, footnote, fontsize=size, color="#555555")
+    subtitle = "Colour: difference from all customers (sd) · number: the segment's mean"
+    plots.put_title(ax, title or "Segment profile", subtitle=subtitle)
     return fig
 
 
@@ -439,27 +612,52 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     """Each segment's standardized means across the columns, one line per segment."""
     from segexp.insight import plots
 
-    diffs = profile.std_diffs()
-    margins = (("left", 0.1), ("right", 0.62), ("bottom", 0.18), ("top", 0.9))
-    fig, ax = plots.figure("snake_plot", 6.4, 3.4, margins)
+    all_diffs = profile.std_diffs()
+    shown = _plotted_columns(profile, all_diffs, _MAX_SNAKE_COLUMNS)
+    diffs = all_diffs[shown]
+    width, height = 6.4, 3.4
+    size = plots.TICK_SIZE
+    labels = [_row_label(profile, int(s), width=24) for s in diffs.index]
+    col_labels = [_column_label(profile, c, units=False) for c in shown]
+    left, top = 0.75, 0.45
+    legend = min(2.6, max(plots.text_width(t, plots.LEGEND_SIZE) for t in labels) + 0.7)
+    room = (width - left - legend) / max(len(shown), 1)
+    in_lines = _in_lines(col_labels, room - 0.1, size) if len(shown) > 1 else col_labels
+    rotate = in_lines is None
+    if rotate:
+        col_labels = [_shortened(t, _SNAKE_LABEL_WIDTH, size) for t in col_labels]
+    col_labels = in_lines or col_labels
+    footnote = _footnote(profile, shown, all_diffs.shape[1])
+    bottom = _labels_height(col_labels, rotate, size) + (0.25 if footnote else 0.0)
+    margins = plots.inch_margins(width, height, left, legend, bottom, top)
+    fig, ax = plots.figure("snake_plot", width, height, margins)
     x = np.arange(diffs.shape[1])
-    for segment, row in diffs.iterrows():
+    for (segment, row), label in zip(diffs.iterrows(), labels, strict=True):
         ax.plot(
             x,
             row.to_numpy(dtype=float),
             marker="o",
-            markersize=3,
-            linewidth=1.4,
+            markersize=4,
+            linewidth=1.8,
             linestyle="--" if segment == NOISE_LABEL else "-",
             color=plots.segment_color(int(segment)),
-            label=_row_label(profile, int(segment)),
+            label=label,
         )
-    ax.axhline(0, color="#888888", linewidth=0.8)
-    ax.set_xticks(x, [column_heading(profile, c) for c in diffs.columns], fontsize=7)
-    ax.set_ylabel("standardized mean (sd)", fontsize=8)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    plots.put_title(ax, title or "snake plot: segments against all customers", fontsize=8)
+    ax.axhline(0, color="#888888", linewidth=0.9)
+    _column_ticks(ax, col_labels, rotate, size)
+    ax.set_xlim(-0.3, len(shown) - 0.7)
+    ax.set_ylabel("vs all customers (sd)", fontsize=plots.LABEL_SIZE)
+    ax.legend(
+        fontsize=plots.LEGEND_SIZE,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.03, 1.0),
+        borderaxespad=0.0,
+        handlelength=1.6,
+    )
+    if footnote:
+        fig.text(0.1 / width, 0.08 / height, footnote, fontsize=size, color="#555555")
+    plots.put_title(ax, title or "Snake plot: each segment against all customers")
     return fig
 
 
