@@ -74,13 +74,30 @@ def test_profile_numbers_equal_pandas_groupby(sample, noisy_labels):
     )
 
 
-def test_noise_is_its_own_row_and_never_an_archetype(sample, noisy_labels):
+def test_noise_is_not_assigned_with_its_share_and_no_profile_or_actions(
+    tmp_path, sample, noisy_labels
+):
     profile = compute_profile(sample, noisy_labels, FEATURES)
     noise = profile.names[-1]
-    assert noise.name == "Unassigned (noise)"
-    assert noise.archetype == "noise"
-    assert noise.actions
-    assert profile.table.loc[-1, "archetype"] == "noise"
+    assert (noise.name, noise.archetype, noise.description) == ("Not assigned", None, "")
+    assert noise.levels == {} and noise.actions == ()
+    row = profile.table.loc[-1]
+    assert (row["size"], row["share"]) == (23, pytest.approx(0.115))
+    assert (row["archetype"], row["description"], row["actions"]) == ("", "", "")
+    assert all(row[f"{c}_level"] == "" for c in NUMERIC)  # no level words for noise
+
+    write_run_profile(tmp_path, sample, noisy_labels, FEATURES, None, make_plots=False)
+    markdown = (tmp_path / PROFILE_MD).read_text()
+    assert "Not assigned: 23 customers (11.5%), left out of every segment" in markdown
+    assert "| -1 |" not in markdown and "## -1" not in markdown
+    assert "Unassigned" not in markdown and "Not a segment: leave out" not in markdown
+    assert markdown.count("Suggested actions:") == 5  # the five segments, not the noise
+    document = json.loads((tmp_path / SEGMENTS_JSON).read_text())
+    (entry,) = [s for s in document["segments"] if s["id"] == -1]
+    assert entry["name"] == "Not assigned" and entry["share"] == pytest.approx(0.115)
+    assert (entry["levels"], entry["actions"], entry["description"]) == ({}, [], "")
+    assert document["not_assigned"]["text"] == "Not assigned: 23 customers (11.5%)"
+    assert load_segment_names(tmp_path)[-1] == "Not assigned"  # what predict names it
 
 
 def test_without_gender_column_there_is_no_split(sample):
@@ -119,8 +136,8 @@ def test_write_run_profile_writes_every_file(tmp_path, sample, noisy_labels):
     assert len(set(names.values())) == len(names)
 
     markdown = (tmp_path / PROFILE_MD).read_text()
-    for name in names.values():
-        assert f"· {name}" in markdown
+    for segment, name in names.items():
+        assert (f"· {name}" in markdown) == (segment != -1)  # noise: a line, not a section
     assert "| all | All customers | 200 (100%) |" in markdown
     assert "Suggested actions:" in markdown
 

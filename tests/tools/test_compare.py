@@ -129,9 +129,10 @@ def csv_rows(uri: str, *overrides: str) -> pd.DataFrame:
 def test_default_is_the_latest_sweep_ranked_by_silhouette_descending(sweeps):
     ranked = csv_rows(sweeps["uri"])
     expected = job_frame(sweeps["uri"], "latest-sweep").sort_values("silhouette", ascending=False)
+    expected = expected[expected["noise_fraction"] <= 0.1]  # the noise rule: DBSCAN left out
     assert ranked["run_id"].tolist() == expected["run_id"].tolist()
     assert ranked["silhouette"].tolist() == pytest.approx(expected["silhouette"].tolist())
-    assert ranked["rank"].tolist() == list(range(1, len(LATEST_SWEEP) + 1))
+    assert ranked["rank"].tolist() == list(range(1, len(LATEST_SWEEP)))
     assert set(ranked["sweep_id"]) == {"latest-sweep"}
 
 
@@ -197,8 +198,9 @@ def test_filters_match_pandas_on_the_same_runs(sweeps):
         ("filter.min_segment_share=0.15",): frame["min_segment_share"] >= 0.15,
         ("filter.min_stability=0.95",): frame["stability"] >= 0.95,
     }
+    fair = frame["noise_fraction"] <= 0.1  # the default noise rule applies to every filter
     for overrides, mask in cases.items():
-        expected = set(frame.loc[mask.fillna(False).astype(bool), "run_id"])
+        expected = set(frame.loc[(mask & fair).fillna(False).astype(bool), "run_id"])
         assert 0 < len(expected) < len(frame), overrides
         assert set(csv_rows(sweeps["uri"], *overrides)["run_id"]) == expected, overrides
 
@@ -209,7 +211,7 @@ def test_k_range_filter_drops_runs_without_k(sweeps):
 
 
 def test_scope_experiment_and_an_older_sweep_by_id_or_parent_run(sweeps):
-    everything = csv_rows(sweeps["uri"], "scope=experiment")
+    everything = csv_rows(sweeps["uri"], "scope=experiment", "filter.max_noise_fraction=1.0")
     assert len(everything) == len(OLD_SWEEP) + len(LATEST_SWEEP)
     by_id = csv_rows(sweeps["uri"], "sweep_id=old-sweep")
     by_parent = csv_rows(sweeps["uri"], f"sweep_id={sweeps['old_parent']}")
@@ -271,8 +273,8 @@ def test_table_output_is_readable_and_limited_by_top(sweeps):
     assert code == 0
     assert lines[0].startswith("sweep latest-sweep (parent run ")
     assert (
-        "7 runs (filter.status=FINISHED), showing 3, ranked by silhouette (larger is better)"
-        in lines[0]
+        "6 runs (filter.status=FINISHED), showing 3, ranked by silhouette (larger is better); "
+        "1 run left out: more than 10% of customers not assigned" in lines[0]
     )
     header = lines[1].split()
     assert header[:6] == ["rank", "run_name", "algo", "k", "scaler", "features"]
@@ -362,3 +364,84 @@ def test_cli_prints_markdown_and_reports_empty_results(sweeps, tmp_path):
     assert empty.stdout == ""
     assert empty.stderr.strip().startswith("segexp: nothing to rank:")
     assert "Traceback" not in empty.stderr and empty.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------ the noise rule
+
+
+def test_compare_leaves_the_noisy_run_out_and_says_how_many_and_why(sweeps):
+    frame = job_frame(sweeps["uri"], "latest-sweep")
+    noisy = frame.loc[frame["noise_fraction"] > 0.1, "run_id"].tolist()
+    assert len(noisy) == 1  # dbscan eps=0.3 leaves 14.5% of the sample unassigned
+    code, out, err = compare(sweeps["uri"], "format=csv", "top=null", "metric=ref_silhouette")
+    assert code == 0 and noisy[0] not in out
+    assert err == (  # CSV on standard output stays parseable: the note is on stderr
+        "segexp: note: 1 run left out: more than 10% of customers not assigned "
+        "(filter.max_noise_fraction=0.1); filter.max_noise_fraction=1.0 ranks them too\n"
+    )
+    every = csv_rows(sweeps["uri"], "filter.max_noise_fraction=1.0")
+    assert len(every) == len(LATEST_SWEEP) and noisy[0] in set(every["run_id"])
+    assert "left_out" not in every.columns
+    code, out, _ = compare(sweeps["uri"], "filter.max_noise_fraction=1.0")
+    assert "filter.max_noise_fraction=1)" in out.splitlines()[0] and "left out" not in out
+
+
+def test_noisy_runs_follow_the_ranked_ones_without_a_rank_and_are_never_best():
+    frame = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c"],
+            "status": ["FINISHED"] * 3,
+            "silhouette": [0.7, 0.6, 0.5],
+            "noise_fraction": [0.145, 0.0, 0.1],  # exactly 10% passes
+        }
+    )
+    board = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))
+    assert board["run_id"].tolist() == ["b", "c", "a"]
+    assert board["rank"].tolist()[:2] == [1, 2] and pd.isna(board["rank"].iloc[2])
+    assert board["left_out"].tolist() == [
+        "",
+        "",
+        "more than 10% of customers not assigned (max_noise_fraction=0.1)",
+    ]
+    assert select_best(frame, "silhouette")["run_id"] == "b"
+    assert (
+        select_best(frame, "silhouette", LeaderboardFilters(max_noise_fraction=1.0))["run_id"]
+        == "a"
+    )
+    assert (
+        select_best(frame, "silhouette", LeaderboardFilters(max_noise_fraction=None))["run_id"]
+        == "a"
+    )
+    with pytest.raises(EmptyLeaderboardError) as caught:
+        select_best(frame.iloc[:1], "silhouette", prefix="filter.")
+    message = str(caught.value)
+    assert "1 run left out: more than 10% of customers not assigned" in message
+    assert "filter.max_noise_fraction=1.0 allows them" in message
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "lots"])
+def test_a_bad_noise_limit_is_a_one_line_error(sweeps, value):
+    code, out, err = compare(sweeps["uri"], f"filter.max_noise_fraction={value}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("segexp: error: filter.max_noise_fraction: expected a share")
+
+
+def test_choosing_k_leaves_noisy_runs_out_too():
+    from segexp.model.selection import select_k
+
+    rows = pd.DataFrame(
+        {
+            "k": [3, 4, 5],
+            "silhouette": [0.5, 0.6, 0.9],
+            "davies_bouldin": [0.9, 0.8, 0.2],
+            "noise_fraction": [0.0, 0.05, 0.3],
+        }
+    )
+    assert select_k(rows).recommended["silhouette"] == 4
+    assert select_k(rows).recommended["davies_bouldin"] == 4
+    assert select_k(rows, max_noise_fraction=1.0).recommended["silhouette"] == 5
+    noisy = select_k(rows.assign(noise_fraction=0.5))
+    assert noisy.recommended == {}
+    assert noisy.undefined["silhouette"] == (
+        "every run has more than 10% of customers not assigned (max_noise_fraction=0.1)"
+    )

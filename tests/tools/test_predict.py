@@ -185,3 +185,47 @@ def test_predict_cli_exit_codes(champion, mall_csv, tmp_path):
     lines = failed.stderr.strip().splitlines()
     assert lines[-1].startswith("segexp: error: ") and "row 3: Annual Income (k$)" in lines[-1]
     assert "Traceback" not in failed.stderr
+
+
+def test_predict_without_a_model_scores_with_the_champion(champion, mall_csv, tmp_path):
+    result = predict_with(champion, f"input={mall_csv}", f"output={tmp_path / 'o.csv'}")
+    assert result.model_uri == "models:/customer-segments@champion"
+    client = MlflowClient(champion.store, registry_uri=champion.store)
+    version = client.get_model_version_by_alias("customer-segments", "champion")
+    assert str(version.version) == "1"
+    out = pd.read_csv(tmp_path / "o.csv")
+    np.testing.assert_array_equal(out["segment"].to_numpy(), champion.expected)
+
+
+def test_predict_without_a_model_and_no_champion_says_how_to_choose(store, tmp_path):
+    from segexp.data.samples import generate_mall_sample
+
+    source = tmp_path / "customers.csv"
+    generate_mall_sample().to_csv(source, index=False)
+    done = run_cli(
+        [f"input={source}", "output=o.csv", f"mlflow.tracking_uri={store}"],
+        tmp_path,
+        module="segexp.predict",
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "segexp: error: no champion yet: run segexp-promote best=silhouette "
+        "(or pass model=<model URI>); models:/customer-segments@champion is not in"
+    )
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "o.csv").exists()
+    with pytest.raises(TrackingError) as error:
+        predict(
+            tool_config(
+                "predict",
+                [
+                    f"mlflow.tracking_uri={store}",
+                    f"input={source}",
+                    f"output={tmp_path / 'o.csv'}",
+                    "registry.alias=production",
+                ],
+            )
+        )
+    assert str(error.value).startswith(
+        "no production yet: run segexp-promote best=silhouette registry.alias=production"
+    )

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose_config, run_cli
+from conftest import CONF_DIR, compose_config, run_cli
+from hydra import compose, initialize_config_dir
 from matplotlib.image import imread
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
@@ -25,7 +26,10 @@ from segexp.errors import ConfigError, TrackingError
 from segexp.insight.profiles import compute_profile
 from segexp.insight.report import SECTIONS
 from segexp.jobs.job import run_job
-from segexp.tools.report import build_report, collect_report_data
+from segexp.jobs.outcomes import SweepContext
+from segexp.jobs.summary import finish_sweep
+from segexp.tools.promote import promote
+from segexp.tools.report import build_report, collect_report_data, report_from_config
 from segexp.tracking.store import Tracker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -233,8 +237,7 @@ def test_report_errors_are_one_line_and_say_what_to_do(store, tmp_path):
     )
     with pytest.raises(TrackingError) as info:
         build_report(store, parent, tmp_path / "r.html")
-    assert "parent run of sweep s1" in str(info.value)
-    assert "best run abc" in str(info.value)
+    assert "parent run of sweep s1, which has no job runs to report" in str(info.value)
 
     failed = _manual_run(
         store, tmp_path, status="FAILED", tags={"segexp.error": "ValueError: boom\ntrace"}
@@ -258,14 +261,105 @@ def test_report_output_that_cannot_be_written_is_a_config_error(real_run, tmp_pa
     assert f"output={blocker / 'report.html'}: cannot write the report there" in str(info.value)
 
 
-def test_report_cli_without_run_id_exits_2(tmp_path):
-    result = run_cli(
-        [f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"], tmp_path, module="segexp.report"
+def test_report_cli_without_run_id_and_no_champion_exits_2_with_the_hint(tmp_path, store):
+    hint = "segexp: error: no champion yet: run segexp-promote best=silhouette (or pass run_id=...)"
+    for uri in (f"sqlite:///{tmp_path}/m.db", store):  # no store at all; a store, no champion
+        result = run_cli([f"mlflow.tracking_uri={uri}"], tmp_path, module="segexp.report")
+        assert result.returncode == 2
+        assert result.stderr.startswith(hint) and result.stderr.count("\n") == 1
+        assert "models:/customer-segments@champion is not in" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "m.db").exists() and not list(tmp_path.glob("*.html"))
+
+
+def _tool_config(name: str, overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+def test_report_without_run_id_reports_the_champion(store, tmp_path):
+    fast = [f"mlflow.tracking_uri={store}", "plots.enabled=false"]
+    champion = run_job(compose_config([*fast, "k=5"])).run_id
+    other = run_job(compose_config([*fast, "k=4"])).run_id
+    promote(_tool_config("promote", [*fast[:1], f"run_id={champion}", "report.enabled=false"]))
+    output = tmp_path / "champion.html"
+    written = report_from_config(_tool_config("report", [*fast[:1], f"output={output}"]))
+    assert written.run_id == champion != other
+    assert "This run is the champion: models:/customer-segments@champion (version 1)" in (
+        written.summary()
     )
-    assert result.returncode == 2
-    assert "segexp: error: run_id:" in result.stderr
-    assert "python -m segexp.report run_id=<id>" in result.stderr
-    assert "Traceback" not in result.stderr
+    text = " ".join(" ".join(_parse(output).text).split())
+    assert f"run {champion}" in text or champion in text
+    assert "This run is the champion: models:/customer-segments@champion (version 1)." in text
+    client = MlflowClient(tracking_uri=store)
+    assert "report/report.html" in {a.path for a in client.list_artifacts(champion, "report")}
+    assert client.list_artifacts(other, "report") == []
+
+
+def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
+    outcome = run_job(compose_config([f"mlflow.tracking_uri={store}", "algo=dbscan"]))
+    metrics = MlflowClient(tracking_uri=store).get_run(outcome.run_id).data.metrics
+    assert metrics["noise_fraction"] == pytest.approx(0.145)  # 29 of the 200 customers
+    output = build_report(store, outcome.run_id, tmp_path / "dbscan.html", log_to_mlflow=False)
+    source = output.read_text()
+    text = " ".join(" ".join(_parse(output).text).split())
+    assert "5 segments of 200 customers · Not assigned: 29 customers (14.5%)" in text
+    assert "Not assigned: 29 customers (14.5%): left out of every segment" in text
+    assert "-1 Not assigned not a segment: left out by the algorithm 29 14.5%" in text
+    assert 'id="segment--1"' not in source  # no profile card for the noise
+    assert source.count('<article class="card"') == 5
+    assert text.count("Suggested actions") == 5
+    assert "Unassigned" not in text and "Not a segment: leave out" not in text
+    segments = json.loads(
+        Path(
+            MlflowClient(tracking_uri=store).download_artifacts(
+                outcome.run_id, "segments.json", str(tmp_path)
+            )
+        ).read_text()
+    )
+    (noise,) = [s for s in segments["segments"] if s["id"] == -1]
+    assert (noise["name"], noise["size"], noise["levels"], noise["actions"]) == (
+        "Not assigned",
+        29,
+        {},
+        [],
+    )
+
+
+def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(store, tmp_path):
+    fast = [f"mlflow.tracking_uri={store}", "plots.enabled=false"]
+    fast.append("evaluation.stability.n_resamples=0")
+    tracker = Tracker(store)
+    experiment_id = tracker.experiment_id("segexp-customers")
+    parent = tracker.start_run(
+        experiment_id, "sweep-s2", {"segexp.kind": "sweep", "segexp.sweep_id": "s2"}
+    )
+    sweep = SweepContext("s2", store, experiment_id, parent)
+    jobs = (["k=4"], ["k=5"], ["algo=dbscan"])
+    outcomes = [
+        run_job(compose_config([*fast, *job]), sweep=sweep, job_num=n) for n, job in enumerate(jobs)
+    ]
+    finish_sweep(tracker, experiment_id, parent, "s2", outcomes, {})
+    client = MlflowClient(tracking_uri=store)
+    metrics = {o.run_name: client.get_run(o.run_id).data.metrics for o in outcomes}
+    dbscan = "dbscan-eps0.3-min_samples5-standard-income_spending"
+    chosen = "kmeans-k5-standard-income_spending"
+    assert metrics[dbscan]["silhouette"] > metrics[chosen]["silhouette"]  # noise left out
+    assert metrics[dbscan]["noise_fraction"] > 0.1
+
+    output = build_report(store, parent, tmp_path / "sweep.html")
+    source = output.read_text()
+    text = " ".join(" ".join(_parse(output).text).split())
+    assert f"Customer segments: {chosen}" in text
+    assert (
+        f"Chosen from sweep s2 (parent run {parent}): {chosen}, rank 1 of 2 runs by silhouette"
+    ) in text
+    assert "1 run left out: more than 10% of customers not assigned" in text
+    assert "Leaderboard of sweep s2" in text and f"{chosen} ◀ chosen" in text
+    assert source.count('<tr class="chosen">') == 1 and source.count('<tr class="left-out">') == 1
+    assert dbscan in text
+    chosen_id = next(o.run_id for o in outcomes if o.run_name == chosen)
+    assert "report/report.html" in {a.path for a in client.list_artifacts(chosen_id, "report")}
 
 
 @pytest.mark.slow

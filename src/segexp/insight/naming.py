@@ -34,6 +34,8 @@ NAME_FROM = ("features", "profiled")
 _ACTION_KEYS = {"text", "requires"}
 DEFAULT_NAMING_FILE = Path(__file__).resolve().parents[1] / "conf" / "naming" / "default.yaml"
 _KEY = "naming"
+# Label of segment -1 (customers DBSCAN left out of every segment) unless naming.noise.name says.
+NOT_ASSIGNED = "Not assigned"
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -108,8 +110,7 @@ class NamingConfig:
     relative_min_gap: float
     gender_majority_share: float
     gender_words: dict[str, str]
-    noise_name: str
-    noise_actions: tuple[Action, ...]
+    noise_name: str  # the label of segment -1 (DBSCAN noise): never a profile, never actions
     default_actions: tuple[Action, ...]
     archetypes: tuple[Archetype, ...]
     name_from: str = "features"
@@ -382,8 +383,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         relative_min_gap=float(min_gap),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
-        noise_name=str(noise.get("name", "Unassigned (noise)")),
-        noise_actions=_actions(noise.get("actions") or [], f"{p}noise.actions"),
+        noise_name=str(noise.get("name") or NOT_ASSIGNED),
         default_actions=_actions(raw.get("default_actions") or [], f"{p}default_actions"),
         archetypes=tuple(archetypes),
         name_from=str(name_from),
@@ -633,11 +633,8 @@ def name_segments(
 
     result: dict[int, SegmentName] = {}
     for segment, lv in segment_levels.items():
-        if segment == NOISE_LABEL:
-            noise_actions = config.allowed(config.noise_actions, available)
-            result[segment] = SegmentName(
-                segment, config.noise_name, "noise", descriptions[segment], lv, noise_actions
-            )
+        if segment == NOISE_LABEL:  # not a segment: a label and a count, no levels or actions
+            result[segment] = SegmentName(segment, config.noise_name, None, "", {}, ())
             continue
         match = archetypes[segment]
         actions = config.allowed(match.actions, available) if match else ()

@@ -10,9 +10,12 @@ use a column that described the customers without shaping the segments. Any
 table works: headings are the column names, a gender split only appears when
 the table has the gender column, and the actions offered depend on its columns.
 
-DBSCAN noise (label -1) is profiled as its own row (segment -1, named by
-``naming.noise.name``) and is part of the base: the base is every customer
-that was segmented. It is never matched against archetypes.
+DBSCAN noise (label -1) is not a segment. It keeps its row in profile.csv and
+segments.json (segment -1, labelled ``naming.noise.name``, "Not assigned") for
+its size and share, but gets no levels, no profile sentence and no actions, and
+profile.md shows it as one line ("Not assigned: 29 customers (14.5%)"), never
+as a segment. It is part of the base: the base is every customer that was
+segmented.
 
 Writes ``profile.csv``, ``profile.md``, ``segments.json``,
 ``plots/profile_heatmap.png`` and ``plots/snake.png`` for each run; figures
@@ -214,6 +217,8 @@ def compute_profile(
         "actions": ["; ".join(names[s].actions) for s in order],
     }
     table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
+    if NOISE_LABEL in table.index:  # not a segment: no level words
+        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
 
     quartiles = values.quantile([0.25, 0.5, 0.75])
     base = {
@@ -290,8 +295,25 @@ def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
     return f"{share:.0%} {value}"
 
 
+def not_assigned_text(size: int, share: float, label: str = "Not assigned") -> str:
+    """'Not assigned: 29 customers (14.5%)': how segment -1 (noise) is shown everywhere."""
+    return f"{label}: {int(size)} customer{'' if int(size) == 1 else 's'} ({share:.1%})"
+
+
+def not_assigned(profile: SegmentProfile) -> str:
+    """The not-assigned line of a profile with noise, else ''."""
+    if NOISE_LABEL not in profile.table.index:
+        return ""
+    row = profile.table.loc[NOISE_LABEL]
+    return not_assigned_text(row["size"], row["share"], profile.names[NOISE_LABEL].name)
+
+
 def profile_markdown(profile: SegmentProfile) -> str:
-    """The profile as Markdown: a summary table, then one section per segment with actions."""
+    """The profile as Markdown: a summary table, then one section per segment with actions.
+
+    Noise (segment -1) is one line under the table, with its count and share only.
+    """
+    segments = [s for s in profile.segments if s != NOISE_LABEL]
     cols = profile.numeric_columns
     head = ["Segment", "Name", "Customers"] + [column_heading(profile, c) for c in cols]
     head = [_cell(h) for h in [*head, *profile.split_columns]]
@@ -304,7 +326,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---:", "---", "---:"] + ["---:"] * (len(head) - 3)) + "|",
     ]
-    for segment in profile.segments:
+    for segment in segments:
         row = profile.table.loc[segment]
         cells = [str(segment), _cell(row["name"]), f"{int(row['size'])} ({row['share']:.0%})"]
         cells += [
@@ -322,8 +344,14 @@ def profile_markdown(profile: SegmentProfile) -> str:
     lines.append("| " + " | ".join(base_cells) + " |")
     if any(c not in profile.feature_columns for c in cols):
         lines += ["", "\\* describes the segments but was not a clustering feature."]
+    if not_assigned(profile):
+        lines += [
+            "",
+            f"{_cell(not_assigned(profile))}, left out of every segment by the algorithm "
+            "(segment -1); not a segment, so no profile or actions.",
+        ]
 
-    for segment in profile.segments:
+    for segment in segments:
         row = profile.table.loc[segment]
         named = profile.names[segment]
         lines += [
@@ -370,8 +398,24 @@ def segments_document(profile: SegmentProfile) -> dict[str, Any]:
         "feature_columns": profile.feature_columns,
         "profiled_columns": profile.numeric_columns,
         "split_columns": profile.split_columns,
-        "noise": "segment -1 (DBSCAN noise) is profiled as its own row and is part of the base",
+        "noise": (
+            "segment -1 (DBSCAN noise) is not a segment: customers the algorithm left out of "
+            "every segment, given with their size and share only (no levels, description or "
+            "actions); they are part of the base"
+        ),
+        "not_assigned": _not_assigned_entry(profile),
         "base": profile.base,
+    }
+
+
+def _not_assigned_entry(profile: SegmentProfile) -> dict[str, Any]:
+    if NOISE_LABEL not in profile.table.index:
+        return {"size": 0, "share": 0.0, "text": ""}
+    row = profile.table.loc[NOISE_LABEL]
+    return {
+        "size": int(row["size"]),
+        "share": float(row["share"]),
+        "text": not_assigned(profile),
     }
 
 

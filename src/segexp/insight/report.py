@@ -47,9 +47,12 @@ _LEADERBOARD_COLUMNS = [
     "calinski_harabasz",
     "davies_bouldin",
     "min_segment_share",
+    "noise_fraction",
     "n_clusters",
     "status",
+    "left_out",
 ]
+NOISE_ID = -1  # segment -1: customers the algorithm left out of every segment (not a segment)
 
 
 @dataclass
@@ -70,6 +73,9 @@ class ReportData:
     leaderboard: pd.DataFrame | None = None
     k_plots: dict[str, bytes] = field(default_factory=dict)
     parent_run_id: str | None = None
+    selection: str | None = None  # how this run was chosen (the champion, a sweep's rank 1)
+    ranked_by: str = "silhouette"  # the metric the leaderboard is ranked by
+    left_out: str = ""  # '2 runs left out: more than 10% of customers not assigned (...)'
 
 
 _CSS = """
@@ -91,6 +97,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: lef
 th { background: #eef2f6; font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.chosen td { background: #fff4d6; font-weight: 600; }
+tr.left-out td { color: var(--muted); }
 .scroll { overflow-x: auto; }
 .nowrap { white-space: nowrap; }
 .scroll table { font-size: .82em; }
@@ -182,7 +189,19 @@ def _html_table(header: list[str], rows: list[list[str]], numeric: set[int], cla
 
 
 def _segments(data: ReportData) -> list[dict[str, Any]]:
-    return list(data.document.get("segments", []))
+    """The segments of segments.json, without segment -1 (noise is not a segment)."""
+    return [s for s in data.document.get("segments", []) if int(s["id"]) != NOISE_ID]
+
+
+def _not_assigned(data: ReportData) -> dict[str, Any] | None:
+    """Segment -1's entry (size and share), when the run left customers unassigned."""
+    return next((s for s in data.document.get("segments", []) if int(s["id"]) == NOISE_ID), None)
+
+
+def not_assigned_text(entry: dict[str, Any]) -> str:
+    """'Not assigned: 29 customers (14.5%)' (the label, whatever older runs named noise)."""
+    size = int(entry["size"])
+    return f"Not assigned: {size} customer{'' if size == 1 else 's'} ({float(entry['share']):.1%})"
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -237,11 +256,18 @@ def _comparison_html(data: ReportData) -> str:
         for name in ("silhouette", "calinski_harabasz", "davies_bouldin", "min_segment_share")
         if name in metrics
     )
+    noise = metrics.get("noise_fraction", 0.0)
     intro = (
         f"<p>This run: <strong>{_e(data.run_name)}</strong>"
         + (f" with k = {_e(data.params['k'])}" if "k" in data.params else "")
-        + (f"; {quality}." if quality else ".")
-        + "</p>"
+        + (f"; {quality}" if quality else "")
+        + (f"; {noise:.1%} of the customers not assigned to a segment" if noise > 0 else "")
+        + ".</p>"
+        + (
+            f'<p class="chosen-by"><strong>{_e(data.selection)}</strong></p>'
+            if data.selection
+            else ""
+        )
     )
     if data.parent_run_id is None:
         return intro + (
@@ -255,13 +281,20 @@ def _comparison_html(data: ReportData) -> str:
     shown = board.head(_LEADERBOARD_ROWS)
     if is_this is not None and is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
         shown = pd.concat([shown, board[is_this]])
+    left_out = (
+        board["left_out"].fillna("").astype(str) != ""
+        if "left_out" in board.columns
+        else pd.Series(False, index=board.index)
+    )
     columns = [c for c in _LEADERBOARD_COLUMNS if c in board.columns]
     constant = [
         c
         for c in ("algo", "scaler", "features", "status")
         if c in columns and board[c].nunique(dropna=False) == 1 and len(board) > 1
     ]
-    columns = [c for c in columns if c not in constant]
+    quiet = [c for c in ("noise_fraction",) if c in columns and not (board[c].fillna(0) > 0).any()]
+    quiet += ["left_out"] if "left_out" in columns and not left_out.any() else []
+    columns = [c for c in columns if c not in constant and c not in quiet]
     shared = "; ".join(f"{c} {board[c].iloc[0]}" for c in constant)
     numeric = {i for i, c in enumerate(columns) if pd.api.types.is_numeric_dtype(board[c])}
     rows, classes = [], []
@@ -281,8 +314,12 @@ def _comparison_html(data: ReportData) -> str:
 
             cells.append(text)
         rows.append(cells)
-        classes.append("chosen" if chosen else "")
-    ranked_by = "silhouette (higher is better)" if "silhouette" in board.columns else "rank"
+        classes.append("chosen" if chosen else "left-out" if bool(left_out.loc[index]) else "")
+    ranked_by = (
+        f"{data.ranked_by} ({'higher' if _higher_is_better(data.ranked_by) else 'lower'} is better)"
+        if data.ranked_by in board.columns
+        else "rank"
+    )
     more = len(board) - len(shown)
     table = _html_table(columns, rows, numeric, classes)
     plots_html = "".join(
@@ -296,24 +333,41 @@ def _comparison_html(data: ReportData) -> str:
         + (f" ({more} more runs not shown)" if more > 0 else "")
         + (f". Every run: {_e(shared)}" if shared else "")
         + ".</p>"
+        + (
+            f"<p>{_e(data.left_out)}: scores leave those customers out, so they are listed "
+            "last, without a rank, and are not chosen.</p>"
+            if data.left_out
+            else ""
+        )
         + f'<div class="scroll">{table}</div>'
         + (f'<div class="figures">{plots_html}</div>' if plots_html else "")
     )
 
 
+def _higher_is_better(metric: str) -> bool:
+    from segexp.tracking.leaderboard import METRIC_DIRECTIONS
+
+    return METRIC_DIRECTIONS.get(metric, True)
+
+
 def _segments_html(data: ReportData) -> str:
     rows = []
-    for seg in _segments(data):
+    noise = _not_assigned(data)
+    for seg in _segments(data) + ([noise] if noise else []):
         color = plots.segment_color(int(seg["id"]))
         bar = (
             f'<div class="bar"><span style="width:{100 * seg["share"]:.1f}%;'
             f'background:{color}"></span></div>'
         )
+        if seg is noise:  # a count and a share, never a name with a profile sentence
+            label, profile = "Not assigned", "not a segment: left out by the algorithm"
+        else:
+            label, profile = f"<strong>{_e(seg['name'])}</strong>", _e(seg.get("description", ""))
         rows.append(
             [
                 f'<span class="swatch" style="background:{color}"></span>{seg["id"]}',
-                f"<strong>{_e(seg['name'])}</strong>",
-                _e(seg.get("description", "")),
+                label,
+                profile,
                 str(seg["size"]),
                 f"{seg['share']:.1%}",
                 bar,
@@ -426,7 +480,14 @@ def _provenance_html(data: ReportData) -> str:
 def render_html(data: ReportData) -> str:
     """The whole report as one HTML document (no external resources)."""
     segments = _segments(data)
-    n_named = sum(1 for s in segments if int(s["id"]) != -1)
+    n_named = len(segments)
+    noise = _not_assigned(data)
+    unassigned = (
+        f'<p class="lead">{_e(not_assigned_text(noise))}: left out of every segment by the '
+        "algorithm; not a segment, so no profile or actions.</p>"
+        if noise
+        else ""
+    )
     title = f"Customer segments: {data.run_name}"
     nav = "".join(f'<a href="#{key}">{_e(text)}</a>' for key, text in SECTIONS.items())
     notes = "".join(f'<p class="note">{_e(n)}</p>' for n in data.notes)
@@ -436,7 +497,8 @@ def render_html(data: ReportData) -> str:
         "segments": _segments_html(data),
         "profiles": '<div class="cards">'
         + "".join(_card_html(data, s) for s in segments)
-        + "</div>",
+        + "</div>"
+        + unassigned,
         "provenance": _provenance_html(data),
     }
     sections = "".join(
@@ -450,7 +512,9 @@ def render_html(data: ReportData) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
         f"<header><h1>{_e(title)}</h1>"
-        f'<p class="lead">{n_named} segments of {base_size} customers · run '
+        f'<p class="lead">{n_named} segments of {base_size} customers'
+        + (f" · {_e(not_assigned_text(noise))}" if noise else "")
+        + " · run "
         f"<code>{_e(data.run_id)}</code> · data fingerprint "
         f"<code>{_e(data.tags.get(TAG_DATA_FINGERPRINT, 'not recorded'))}</code></p>"
         f"<nav>{nav}</nav></header>{notes}{sections}</main></body></html>\n"

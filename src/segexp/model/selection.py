@@ -18,6 +18,15 @@ defined when at least two criteria recommend a k.
 
 Several runs with the same k in one group (e.g. different seeds) are averaged
 per k before a criterion reads them.
+
+The noise rule: a segmentation that leaves customers unassigned (DBSCAN noise,
+segment -1) is scored on the customers it kept, so leaving the hard ones out
+raises its silhouette. Runs whose ``noise_fraction`` is above
+``max_noise_fraction`` (default ``DEFAULT_MAX_NOISE_FRACTION``, 10 %) are
+therefore left out of every choice: the criteria here, the leaderboard's
+ranking and ``best`` rule (``segexp.tracking.leaderboard``), and so compare,
+promote, the sweep summary and the report of a sweep. ``max_noise_fraction=1.0``
+(or ``None``) turns the rule off. A run that logged no ``noise_fraction`` passes.
 """
 
 from __future__ import annotations
@@ -35,6 +44,9 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 CONSENSUS = "consensus"
+# Runs leaving more than this share of customers unassigned (noise) are not chosen.
+DEFAULT_MAX_NOISE_FRACTION = 0.10
+NOISE_METRIC = "noise_fraction"
 # criterion -> (metric column, True when larger is better)
 EXTREMUM_CRITERIA: dict[str, tuple[str, bool]] = {
     "silhouette": ("silhouette", True),
@@ -52,6 +64,31 @@ class KSelection:
 
     recommended: dict[str, int] = field(default_factory=dict)
     undefined: dict[str, str] = field(default_factory=dict)
+
+
+def check_max_noise_fraction(value: object, where: str = "max_noise_fraction") -> float | None:
+    """A valid noise limit (a number in [0, 1]) or None; ValueError naming ``where`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(
+            f"{where}: expected a share between 0 and 1 (e.g. 0.1), or 1.0 / null to allow "
+            f"any noise; got {value!r}"
+        )
+    return float(value)
+
+
+def noise_rule_reason(limit: float, key: str = "max_noise_fraction") -> str:
+    """Why a run is left out: 'more than 10% of customers not assigned (max_noise_fraction=0.1)'."""
+    return f"more than {limit * 100:g}% of customers not assigned ({key}={limit:g})"
+
+
+def over_noise_limit(rows: pd.DataFrame, limit: float | None) -> pd.Series:
+    """True for the runs whose ``noise_fraction`` is above ``limit`` (never for a missing one)."""
+    if limit is None or NOISE_METRIC not in rows.columns:
+        return pd.Series(False, index=rows.index)
+    noise = pd.to_numeric(rows[NOISE_METRIC], errors="coerce")
+    return (noise > limit).fillna(False).astype(bool)
 
 
 def per_k_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -157,9 +194,20 @@ def consensus_k(recommended: Mapping[str, int]) -> int | None:
     return int(tied[0])
 
 
-def select_k(rows: pd.DataFrame) -> KSelection:
-    """Every criterion's k for one sweep group's rows, plus the consensus."""
-    table = per_k_table(rows)
+def select_k(
+    rows: pd.DataFrame, max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION
+) -> KSelection:
+    """Every criterion's k for one sweep group's rows, plus the consensus.
+
+    Rows above ``max_noise_fraction`` (the noise rule) are left out first; when that
+    leaves none, every criterion is undefined with the rule as the reason.
+    """
+    over = over_noise_limit(rows, max_noise_fraction)
+    if len(rows) and over.all() and max_noise_fraction is not None:
+        reason = f"every run has {noise_rule_reason(max_noise_fraction)}"
+        named = ("elbow", *(c for c, (m, _) in EXTREMUM_CRITERIA.items() if m in rows.columns))
+        return KSelection(undefined={c: reason for c in (*dict.fromkeys(named), CONSENSUS)})
+    table = per_k_table(rows[~over])
     selection = KSelection()
     outcomes: dict[str, tuple[int | None, str]] = {"elbow": elbow_k(table)}
     for criterion, (metric, larger) in EXTREMUM_CRITERIA.items():
@@ -184,9 +232,11 @@ def select_k(rows: pd.DataFrame) -> KSelection:
     return selection
 
 
-def recommend_k(rows: pd.DataFrame) -> dict[str, int]:
+def recommend_k(
+    rows: pd.DataFrame, max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION
+) -> dict[str, int]:
     """Criterion name -> recommended k for one sweep group; includes 'consensus' when defined."""
-    return select_k(rows).recommended
+    return select_k(rows, max_noise_fraction).recommended
 
 
 class Clusterer(Protocol):

@@ -5,10 +5,14 @@
     python -m segexp.compare filter.algo=[kmeans,gmm] filter.k_min=3 filter.min_stability=0.8 \\
         format=markdown
     python -m segexp.compare output=leaderboard.csv mlflow.tracking_uri=sqlite:///abs/mlflow.db
+    python -m segexp.compare filter.max_noise_fraction=1.0    # rank runs with any noise too
 
 A Hydra app on ``conf/compare.yaml``, which composes the same ``mlflow`` and
 ``data`` groups as the sweep, so the store and experiment are set once. Ranking,
-filters and the ``best`` rule live in ``segexp.leaderboard``.
+filters and the ``best`` rule live in ``segexp.tracking.leaderboard``. The noise
+rule is on by default (``filter.max_noise_fraction=0.1``): runs leaving more than
+10 % of the customers unassigned are left out, and the heading (or, for CSV and
+Markdown on standard output, a note on standard error) says how many and why.
 
 Exit codes: 0 leaderboard shown, 1 nothing to rank (no sweep, no runs, or no run
 passes the filters), 2 bad input or configuration (unknown metric, bad filter
@@ -34,14 +38,18 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
+from segexp.model.selection import DEFAULT_MAX_NOISE_FRACTION, check_max_noise_fraction
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
+    LEFT_OUT_COLUMN,
     LeaderboardFilters,
     build_leaderboard,
+    candidates,
     display_columns,
     format_markdown,
     format_table,
     larger_is_better,
+    left_out_summary,
     runs_to_frame,
 )
 from segexp.tracking.store import Tracker, resolve_tracking_uri
@@ -108,7 +116,20 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
         k_min=k_min,
         k_max=k_max,
         status=None if status is None else str(status).upper(),
+        max_noise_fraction=max_noise_fraction_from(section),
     )
+
+
+def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
+    """``filter.max_noise_fraction``: the default rule when the key is absent, null = no limit."""
+    if "max_noise_fraction" not in section:
+        return DEFAULT_MAX_NOISE_FRACTION
+    try:
+        return check_max_noise_fraction(
+            section.get("max_noise_fraction"), f"{where}.max_noise_fraction"
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def output_format(cfg: DictConfig) -> str:
@@ -243,11 +264,13 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
         check_metric(frame, metric, where)
-        ranked = build_leaderboard(frame, metric, filters, str(cfg.get("direction", "auto")))
+        board = build_leaderboard(frame, metric, filters, str(cfg.get("direction", "auto")))
+        ranked = candidates(board)[0].drop(columns=LEFT_OUT_COLUMN, errors="ignore")
+        left_out = noise_note(board, filters)
         if ranked.empty:
             raise EmptyLeaderboardError(
                 f"none of the {len(frame)} runs of {where} passes the filters "
-                f"({filters.describe('filter.')})"
+                f"({filters.describe('filter.')})" + (f"; {left_out}" if left_out else "")
             )
     except EmptyLeaderboardError as exc:
         print(f"segexp: nothing to rank: {exc}", file=err)
@@ -272,6 +295,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     heading = (
         f"{where}: {len(ranked)} runs ({filters.describe('filter.')}), showing {len(shown)}, "
         f"ranked by {metric} ({'larger' if larger else 'smaller'} is better)"
+        + (f"; {left_out}" if left_out else "")
     )
     output = cfg.get("output")
     if output:
@@ -288,8 +312,16 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         return 0
     if fmt == "table":
         print(heading, file=out)
+    elif left_out:  # CSV/Markdown on standard output stay parseable: the note goes to stderr
+        print(f"segexp: note: {left_out}", file=err)
     out.write(text)
     return 0
+
+
+def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
+    """How many runs the noise rule left out, why, and the key that keeps them ('' if none)."""
+    text = left_out_summary(board, filters, "filter.")
+    return f"{text}; filter.max_noise_fraction=1.0 ranks them too" if text else ""
 
 
 main = hydra_tool("compare", run_compare)

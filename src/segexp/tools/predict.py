@@ -1,7 +1,8 @@
 """``python -m segexp.predict``: assign segments to new customers with a registered model.
 
 Reads a customer table (CSV/TSV/Parquet, the same loader as runs), scores it
-with any MLflow model URI (default ``models:/customer-segments@champion``) and
+with any MLflow model URI (default: the champion, ``models:/customer-segments@champion``;
+without one, a one-line error says how to promote one) and
 writes every input row, unchanged, with ``segment`` (and ``segment_name`` when
 the model knows the names). A segexp model maps header variants
 (``Annual Income (k$)``), ignores extra columns and names missing ones.
@@ -134,6 +135,20 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
 
 
+def model_uri_from(cfg: DictConfig) -> str:
+    """``model``, or without one the champion (``models:/<registry.name>@<registry.alias>``);
+    TrackingError with the way to choose one when no version has that alias."""
+    if cfg.get("model"):
+        return str(cfg.model)
+    from segexp.tools.promote import champion_version  # loads the promotion machinery
+
+    registry = cfg.get("registry") or {}
+    name = str(registry.get("name") or "customer-segments")
+    alias = str(registry.get("alias") or "champion")
+    champion_version(cfg.mlflow.tracking_uri, name, alias, "model=<model URI>")
+    return f"models:/{name}@{alias}"
+
+
 def predict(cfg: DictConfig) -> PredictionResult:
     """Score ``cfg.input`` with ``cfg.model``; write ``cfg.output`` (and ``cfg.rejects``)."""
     if not cfg.get("input"):
@@ -149,7 +164,7 @@ def predict(cfg: DictConfig) -> PredictionResult:
         )
     reading = {k: cfg.get(k) for k in ("delimiter", "encoding") if cfg.get(k)}
     frame = read_table_file(source, reading, typed=False)
-    model_uri = str(cfg.model)
+    model_uri = model_uri_from(cfg)
     model = load_model(model_uri, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     try:
         scored, rejected = score_frame(

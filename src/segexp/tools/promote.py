@@ -1,7 +1,10 @@
 """``python -m segexp.promote``: register a run's segmentation and point an alias at it.
 
 1. Select the run: ``run_id=<id>``, or ``best=<metric>`` among the FINISHED job
-   runs of the experiment (or of one sweep) that pass the compare filters.
+   runs of the experiment (or of one sweep) that pass the compare filters,
+   the noise rule included (``filter.max_noise_fraction``, default 0.1: a run
+   leaving more than 10 % of the customers unassigned is not chosen;
+   ``filter.max_noise_fraction=1.0`` allows it).
 2. Build the model from the run's artifacts: the whole fitted pipeline, plus the
    inductive extension when the clusterer has no ``predict``
    (see ``segexp.model.assign``).
@@ -67,7 +70,9 @@ from segexp.tools.compare import check_metric, filters_from_config, load_runs
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
     build_leaderboard,
+    candidates,
     larger_is_better,
+    left_out_summary,
     select_best,
 )
 from segexp.tracking.models import load_model, save_segment_model
@@ -137,6 +142,12 @@ class PromotionResult:
             f"(required {self.required_agreement:.0%}, assignment: {self.assignment})"
         )
         lines = [f"run {self.run_name} ({self.run_id}), {self.selection}; {shown}"]
+        noise = self.metrics.get("noise_fraction", 0.0)
+        if noise > 0:
+            lines.append(
+                f"note: {noise:.1%} of its training customers are not assigned to any "
+                "segment (segment -1)"
+            )
         if self.dry_run:
             lines += [
                 f"dry run: would register it as a new version of '{self.registered_model}' "
@@ -227,17 +238,18 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
         check_metric(frame, metric, where)
-        best = select_best(frame, metric, filters, direction)
+        best = select_best(frame, metric, filters, direction, prefix="filter.")
     except EmptyLeaderboardError as exc:
         raise TrackingError(f"best={metric}: nothing to promote: {exc}") from exc
     except SegexpError as exc:
         raise type(exc)(_as_best_key(exc, metric)) from exc
-    ranked = build_leaderboard(frame, metric, filters, direction)
-    candidates = int(ranked[metric].notna().sum())
+    board = build_leaderboard(frame, metric, filters, direction)
+    ranked, _ = candidates(board)
+    left_out = left_out_summary(board, filters, "filter.")
     selection = (
-        f"rank 1 of {candidates} by {metric}={best[metric]:.4g} "
+        f"rank 1 of {int(ranked[metric].notna().sum())} by {metric}={best[metric]:.4g} "
         f"({'larger' if larger else 'smaller'} is better) in {where} "
-        f"({filters.describe('filter.')})"
+        f"({filters.describe('filter.')})" + (f"; {left_out}" if left_out else "")
     )
     return str(best["run_id"]), selection
 
@@ -307,6 +319,42 @@ def _check_names(name: str, alias: str) -> None:
             f"registry.alias: '{alias}' is not allowed; use letters, digits, '_' or '-', "
             "and not 'latest' or v<number> (reserved by MLflow)"
         )
+
+
+DEFAULT_REGISTRY_NAME = "customer-segments"
+DEFAULT_ALIAS = "champion"
+
+
+def champion_hint(name: str, alias: str, instead: str) -> str:
+    """'no champion yet: run segexp-promote best=silhouette (or pass run_id=...)'."""
+    keys = "".join(
+        f" registry.{key}={value}"
+        for key, value, default in (
+            ("name", name, DEFAULT_REGISTRY_NAME),
+            ("alias", alias, DEFAULT_ALIAS),
+        )
+        if value != default
+    )
+    return f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead})"
+
+
+def champion_version(tracking_uri: str | None, name: str, alias: str, instead: str):
+    """The model version ``models:/<name>@<alias>`` points at (what report and predict use
+    without a run id or model); TrackingError with ``champion_hint`` when there is none."""
+    uri = resolve_tracking_uri(tracking_uri)
+    where = uri
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if db is not None and not db.exists():
+        where = f"{uri} (no MLflow store there)"
+    else:
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            return client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            pass
+    raise TrackingError(
+        f"{champion_hint(name, alias, instead)}; models:/{name}@{alias} is not in {where}"
+    )
 
 
 def current_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -1,4 +1,11 @@
-"""``python -m segexp.report run_id=<id>``: one self-contained HTML report of a segmentation.
+"""``python -m segexp.report [run_id=<id>]``: one self-contained HTML report of a segmentation.
+
+Which run: ``run_id`` of a job run; a sweep's parent run id, for the run the
+default ranking chooses among its jobs (rank 1 by ``metric``, FINISHED runs, at
+most ``filter.max_noise_fraction`` of the customers not assigned: the rule of
+``segexp-compare`` and ``segexp-promote best=``); no run id, for the champion
+(``models:/<registry.name>@<registry.alias>``), or a one-line error (exit 2)
+saying how to promote one.
 
 For marketing: the data overview, the comparison that led to the choice (the
 sweep's leaderboard and elbow / silhouette-vs-k with the chosen k marked), the
@@ -34,10 +41,21 @@ from segexp.contract import (
     TAG_KIND,
     TAG_SWEEP_ID,
 )
-from segexp.errors import ConfigError, TrackingError
+from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
 from segexp.tools.shell import hydra_tool
+from segexp.tracking.leaderboard import (
+    LEFT_OUT_COLUMN,
+    METRIC_DIRECTIONS,
+    LeaderboardFilters,
+    build_leaderboard,
+    candidates,
+    larger_is_better,
+    left_out_summary,
+    runs_to_frame,
+    select_best,
+)
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
 log = logging.getLogger("segexp")
@@ -107,13 +125,30 @@ def _profile_from_assignments(
     return profile.table, profiles.segments_document(profile), images, note
 
 
-def _comparison(client, parent_id: str, folder: Path, params: dict[str, str], data: ReportData):
-    """The sweep's leaderboard and this run's group over k, re-plotted with the chosen k marked."""
+def _comparison(
+    client,
+    parent_id: str,
+    folder: Path,
+    params: dict[str, str],
+    data: ReportData,
+    filters: LeaderboardFilters,
+):
+    """The sweep's leaderboard and this run's group over k, re-plotted with the chosen k marked.
+
+    The leaderboard is ranked again by the report's metric with the noise rule, so a
+    sweep logged before the rule existed reads the same: runs above the limit last,
+    unranked, with the reason.
+    """
     if LEADERBOARD_FILE not in _artifact_names(client, parent_id):
         data.notes.append(f"The sweep parent run {parent_id} has no {LEADERBOARD_FILE}.")
         return
-    board = pd.read_csv(_download(client, parent_id, LEADERBOARD_FILE, folder))
+    logged = pd.read_csv(_download(client, parent_id, LEADERBOARD_FILE, folder))
+    rule = LeaderboardFilters(status=None, max_noise_fraction=filters.max_noise_fraction)
+    board = build_leaderboard(
+        logged.drop(columns=["rank", LEFT_OUT_COLUMN], errors="ignore"), data.ranked_by, rule
+    )
     data.leaderboard = board
+    data.left_out = left_out_summary(board, filters, "filter.")
     if "k" not in board.columns or "k" not in params:
         return
     chosen_k = int(params["k"])
@@ -137,19 +172,68 @@ def _comparison(client, parent_id: str, folder: Path, params: dict[str, str], da
             data.k_plots[title] = _png(fig)
 
 
-def collect_report_data(tracking_uri: str, run_id: str, naming_cfg: Any = None) -> ReportData:
-    """Read the run, its artifacts and its sweep parent's comparison from MLflow."""
+def choose_from_sweep(
+    client, parent, metric: str = "silhouette", filters: LeaderboardFilters | None = None
+) -> tuple[str, str]:
+    """(run id, how it was chosen): rank 1 of the sweep's job runs by the default ranking,
+    the rule ``segexp-compare sweep_id=<parent>`` and ``segexp-promote best=`` apply
+    (FINISHED runs, the noise rule)."""
+    filters = filters if filters is not None else LeaderboardFilters()
+    parent_id = parent.info.run_id
+    sweep_id = parent.data.tags.get(TAG_SWEEP_ID, "")
+    larger = larger_is_better(metric)
+    runs = client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=50000,
+    )
+    frame = runs_to_frame(runs)
+    where = f"run_id={parent_id} is the parent run of sweep {sweep_id or '?'}"
+    if frame.empty:
+        raise TrackingError(f"{where}, which has no job runs to report; pass a job run's id")
+    try:
+        best = select_best(frame, metric, filters, prefix="filter.")
+    except EmptyLeaderboardError as exc:
+        raise TrackingError(
+            f"{where}: no run of it can be chosen: {exc}; or pass one of its job runs "
+            "with run_id=<id>"
+        ) from exc
+    board = build_leaderboard(frame, metric, filters)
+    ranked, _ = candidates(board)
+    left_out = left_out_summary(board, filters, "filter.")
+    selection = (
+        f"Chosen from sweep {sweep_id} (parent run {parent_id}): {best['run_name']}, rank 1 of "
+        f"{int(ranked[metric].notna().sum())} runs by {metric} "
+        f"({'larger' if larger else 'smaller'} is better)"
+        + (f"; {left_out}" if left_out else "")
+        + "."
+    )
+    return str(best["run_id"]), selection
+
+
+def collect_report_data(
+    tracking_uri: str,
+    run_id: str,
+    naming_cfg: Any = None,
+    *,
+    metric: str = "silhouette",
+    filters: LeaderboardFilters | None = None,
+    selection: str | None = None,
+) -> ReportData:
+    """Read the run, its artifacts and its sweep parent's comparison from MLflow.
+
+    A sweep's parent run id reports the run the default ranking chooses among its
+    jobs (``choose_from_sweep``); ``selection`` says how the run was chosen.
+    """
     tracker = Tracker(tracking_uri)
     client = tracker.client
+    filters = filters if filters is not None else LeaderboardFilters()
     run = _get_run(client, run_id, tracking_uri)
     tags = dict(run.data.tags)
     if tags.get(TAG_KIND) == "sweep":
-        best = tags.get("segexp.best_run_id")
-        hint = f" such as its best run {best}" if best else ""
-        raise TrackingError(
-            f"run_id={run_id} is the parent run of sweep {tags.get(TAG_SWEEP_ID, '?')}; "
-            f"pass one of its job runs{hint}"
-        )
+        run_id, selection = choose_from_sweep(client, run, metric, filters)
+        run = _get_run(client, run_id, tracking_uri)
+        tags = dict(run.data.tags)
     if run.info.status != "FINISHED":
         raise TrackingError(
             f"run_id={run_id} ended {run.info.status}"
@@ -189,6 +273,8 @@ def collect_report_data(tracking_uri: str, run_id: str, naming_cfg: Any = None) 
             document=document,
             images=images,
             notes=notes,
+            selection=selection,
+            ranked_by=metric,
         )
         if SCATTER_PNG in plot_names:
             data.images["scatter"] = _download(client, run_id, SCATTER_PNG, folder).read_bytes()
@@ -197,26 +283,45 @@ def collect_report_data(tracking_uri: str, run_id: str, naming_cfg: Any = None) 
             parent = _get_run(client, parent_id, tracking_uri)
             if parent.data.tags.get(TAG_KIND) == "sweep":
                 data.parent_run_id = parent_id
-                _comparison(client, parent_id, folder, data.params, data)
+                _comparison(client, parent_id, folder, data.params, data, filters)
     return data
 
 
 # --- entry points -------------------------------------------------------------------------
 
 
-def build_report(
+@dataclass
+class ReportWritten:
+    path: Path
+    run_id: str
+    logged: bool
+    selection: str | None = None
+
+    def summary(self) -> str:
+        logged = f" (logged to run {self.run_id})" if self.logged else ""
+        text = f"segexp: report written to {self.path}{logged}"
+        return text + (f"\nsegexp: {self.selection}" if self.selection else "")
+
+
+def write_report(
     tracking_uri: str,
     run_id: str,
-    output_path: str | Path,
+    output_path: str | Path | None = None,
     *,
     log_to_mlflow: bool = True,
     naming_cfg: Any = None,
-) -> Path:
-    """Write the report of ``run_id`` to ``output_path``; log it as report/report.html."""
+    metric: str = "silhouette",
+    filters: LeaderboardFilters | None = None,
+    selection: str | None = None,
+) -> ReportWritten:
+    """Write the report of ``run_id`` (of a sweep's chosen run for its parent run id) to
+    ``output_path`` (None: report-<run id>.html here); log it as report/report.html."""
     tracking_uri = resolve_tracking_uri(tracking_uri)
-    data = collect_report_data(tracking_uri, run_id, naming_cfg)
+    data = collect_report_data(
+        tracking_uri, run_id, naming_cfg, metric=metric, filters=filters, selection=selection
+    )
     document = render_html(data)
-    output = Path(output_path).expanduser()
+    output = Path(output_path or f"report-{data.run_id}.html").expanduser()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(document, encoding="utf-8")
@@ -229,46 +334,66 @@ def build_report(
         with tempfile.TemporaryDirectory(prefix="segexp-report-") as tmp:
             staged = Path(tmp) / REPORT_FILE
             staged.write_text(document, encoding="utf-8")
-            Tracker(tracking_uri).client.log_artifact(run_id, str(staged), REPORT_ARTIFACT_DIR)
-    return output.resolve()
+            Tracker(tracking_uri).client.log_artifact(data.run_id, str(staged), REPORT_ARTIFACT_DIR)
+    return ReportWritten(output.resolve(), data.run_id, log_to_mlflow, data.selection)
 
 
-def report_from_config(cfg: DictConfig) -> Path:
-    """What the command line does with a composed conf/report.yaml."""
-    if OmegaConf.is_missing(cfg, "run_id") or not str(cfg.run_id or "").strip():
+def build_report(
+    tracking_uri: str,
+    run_id: str,
+    output_path: str | Path,
+    *,
+    log_to_mlflow: bool = True,
+    naming_cfg: Any = None,
+) -> Path:
+    """Write the report of ``run_id`` to ``output_path``; log it as report/report.html."""
+    written = write_report(
+        tracking_uri, run_id, output_path, log_to_mlflow=log_to_mlflow, naming_cfg=naming_cfg
+    )
+    return written.path
+
+
+def report_from_config(cfg: DictConfig) -> ReportWritten:
+    """What the command line does with a composed conf/report.yaml.
+
+    Without ``run_id``: the champion's run (``models:/<registry.name>@<registry.alias>``),
+    or a one-line error saying how to choose one. A sweep's parent run id: its chosen run.
+    """
+    from segexp.tools.compare import max_noise_fraction_from
+    from segexp.tools.promote import champion_version
+
+    given = None if OmegaConf.is_missing(cfg, "run_id") else cfg.get("run_id")
+    run_id = str(given or "").strip()
+    selection = None
+    if not run_id:
+        registry = cfg.get("registry") or {}
+        name = str(registry.get("name") or "customer-segments")
+        alias = str(registry.get("alias") or "champion")
+        version = champion_version(cfg.mlflow.tracking_uri, name, alias, "run_id=...")
+        run_id = str(version.run_id or version.tags.get("segexp.source_run_id", ""))
+        selection = f"This run is the {alias}: models:/{name}@{alias} (version {version.version})."
+    metric = str(cfg.get("metric") or "silhouette")
+    if metric not in METRIC_DIRECTIONS:
         raise ConfigError(
-            "run_id: give the MLflow run id of a segmentation job, e.g. "
-            "python -m segexp.report run_id=<id>; copy it from the MLflow UI or a sweep's "
-            "leaderboard.csv"
+            f"metric={metric}: the report ranks by a metric of known direction: "
+            f"{', '.join(METRIC_DIRECTIONS)}"
         )
-    run_id = str(cfg.run_id).strip()
-    output = cfg.get("output") or f"report-{run_id}.html"
-    return build_report(
+    filters = LeaderboardFilters(
+        max_noise_fraction=max_noise_fraction_from(cfg.get("filter") or {})
+    )
+    return write_report(
         resolve_tracking_uri(cfg.mlflow.tracking_uri),
         run_id,
-        output,
+        cfg.get("output") or None,
         log_to_mlflow=bool(cfg.get("log_to_mlflow", True)),
         naming_cfg=cfg.get("naming"),
+        metric=metric,
+        filters=filters,
+        selection=selection,
     )
 
 
-@dataclass
-class ReportWritten:
-    path: Path
-    run_id: str
-    logged: bool
-
-    def summary(self) -> str:
-        logged = f" (logged to run {self.run_id})" if self.logged else ""
-        return f"segexp: report written to {self.path}{logged}"
-
-
-def _report_action(cfg: DictConfig) -> ReportWritten:
-    path = report_from_config(cfg)
-    return ReportWritten(path, str(cfg.run_id), bool(cfg.get("log_to_mlflow", True)))
-
-
-main = hydra_tool("report", _report_action)
+main = hydra_tool("report", report_from_config)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ import numpy as np
 import pandas as pd
 
 from segexp.errors import ConfigError, EmptyLeaderboardError
+from segexp.model.selection import (
+    DEFAULT_MAX_NOISE_FRACTION,
+    noise_rule_reason,
+    over_noise_limit,
+)
 
 # True: larger is better. Metrics not listed here cannot be ranked.
 METRIC_DIRECTIONS: dict[str, bool] = {
@@ -91,11 +96,18 @@ TIE_BREAKS: tuple[tuple[str, bool], ...] = (
     ("run_id", True),
 )
 FINISHED = "FINISHED"
+# Column of a leaderboard naming why a run is not a candidate ('' for the candidates).
+LEFT_OUT_COLUMN = "left_out"
 
 
 @dataclass(frozen=True)
 class LeaderboardFilters:
-    """Which runs a leaderboard keeps; empty/None means no restriction."""
+    """Which runs a leaderboard keeps; empty/None means no restriction.
+
+    ``max_noise_fraction`` is the noise rule, on by default: runs leaving more than
+    this share of customers unassigned are left out of the ranking (see
+    ``build_leaderboard``); 1.0 or None allows any noise.
+    """
 
     algo: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
@@ -105,9 +117,14 @@ class LeaderboardFilters:
     k_min: int | None = None
     k_max: int | None = None
     status: str | None = FINISHED
+    max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION
 
     def describe(self, prefix: str = "") -> str:
-        """The active filters as ``key=value`` words (keys after ``prefix``), for messages."""
+        """The active filters as ``key=value`` words (keys after ``prefix``), for messages.
+
+        The noise rule is named only when it is not the default; runs it leaves out
+        are reported on their own (``left_out_summary``).
+        """
         parts = [
             f"{prefix}{name}={','.join(getattr(self, name))}"
             for name in ("algo", "features", "scaler")
@@ -118,7 +135,17 @@ class LeaderboardFilters:
             for name in ("min_segment_share", "min_stability", "k_min", "k_max", "status")
             if getattr(self, name) is not None
         ]
+        if self.max_noise_fraction != DEFAULT_MAX_NOISE_FRACTION:
+            limit = self.max_noise_fraction
+            parts.append(f"{prefix}max_noise_fraction={'null' if limit is None else f'{limit:g}'}")
         return " ".join(parts) or "no filters"
+
+    def noise_reason(self, prefix: str = "") -> str:
+        """Why the noise rule leaves a run out, naming the key that changes it."""
+        limit = self.max_noise_fraction
+        return noise_rule_reason(
+            DEFAULT_MAX_NOISE_FRACTION if limit is None else limit, f"{prefix}max_noise_fraction"
+        )
 
 
 def larger_is_better(metric: str, direction: str = "auto") -> bool:
@@ -143,8 +170,14 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
-def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd.DataFrame:
-    """Rows passing every filter; a run without a filtered metric does not pass."""
+def apply_filters(
+    frame: pd.DataFrame, filters: LeaderboardFilters | None, *, noise_rule: bool = True
+) -> pd.DataFrame:
+    """Rows passing every filter; a run without a filtered metric does not pass.
+
+    The noise rule (``filters.max_noise_fraction``) drops runs above the limit too,
+    unless ``noise_rule=False``; a run that logged no ``noise_fraction`` passes it.
+    """
     if frame.empty or filters is None:
         return frame
     keep = pd.Series(True, index=frame.index)
@@ -165,6 +198,8 @@ def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd
     ):
         if minimum is not None:
             keep &= pd.to_numeric(_column(frame, metric), errors="coerce") >= minimum
+    if noise_rule:
+        keep &= ~over_noise_limit(frame, filters.max_noise_fraction)
     return frame[keep.fillna(False).astype(bool)]
 
 
@@ -174,23 +209,59 @@ def build_leaderboard(
     filters: LeaderboardFilters | None = None,
     direction: str = "auto",
 ) -> pd.DataFrame:
-    """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last."""
+    """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last.
+
+    The noise rule does not drop runs here: runs above ``filters.max_noise_fraction``
+    (default 10 %; no filters: the default rule) follow every other run, without a
+    rank, and their ``left_out`` column says why ('' for the ranked runs). So a
+    table of every job (the sweep's leaderboard.csv) keeps them, and rank 1 is never
+    a run that left customers out. ``candidates`` splits the table.
+    """
     larger = larger_is_better(metric, direction)
-    kept = apply_filters(frame, filters)
+    rule = filters if filters is not None else LeaderboardFilters(status=None)
+    kept = apply_filters(frame, filters, noise_rule=False)
     if kept.empty:
         return kept.reset_index(drop=True)
-    keys, ascending = [metric], [not larger]
+    work = kept.copy()
+    over = over_noise_limit(work, rule.max_noise_fraction)
+    work[LEFT_OUT_COLUMN] = np.where(over, rule.noise_reason(), "")
+    work["_left_out"] = over.astype(int)
+    keys, ascending = ["_left_out", metric], [True, not larger]
     for name, asc in TIE_BREAKS:
         if name in kept.columns and name != metric:
             keys.append(name)
             ascending.append(asc)
-    work = kept.copy()
     if metric not in work.columns:
         work[metric] = float("nan")
     ranked = work.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
-    ranked = ranked.reset_index(drop=True)
-    ranked.insert(0, "rank", range(1, len(ranked) + 1))
+    ranked = ranked.drop(columns="_left_out").reset_index(drop=True)
+    n_ranked = int((~over).sum())
+    rank = pd.array(list(range(1, n_ranked + 1)) + [pd.NA] * (len(ranked) - n_ranked), "Int64")
+    ranked.insert(0, "rank", rank)
     return ranked
+
+
+def candidates(ranked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ranked runs, runs the noise rule left out) of a ``build_leaderboard`` table."""
+    if LEFT_OUT_COLUMN not in ranked.columns:
+        return ranked, ranked.iloc[0:0]
+    out = ranked[LEFT_OUT_COLUMN].fillna("").astype(str) != ""
+    return ranked[~out], ranked[out]
+
+
+def left_out_summary(
+    ranked: pd.DataFrame, filters: LeaderboardFilters | None = None, prefix: str = ""
+) -> str:
+    """'2 runs left out: more than 10% of customers not assigned (max_noise_fraction=0.1)'.
+
+    '' when the noise rule left no run out of ``ranked`` (a ``build_leaderboard`` table).
+    """
+    _, out = candidates(ranked)
+    if out.empty:
+        return ""
+    rule = filters if filters is not None else LeaderboardFilters()
+    runs = "1 run" if len(out) == 1 else f"{len(out)} runs"
+    return f"{runs} left out: {rule.noise_reason(prefix)}"
 
 
 def select_best(
@@ -198,19 +269,29 @@ def select_best(
     metric: str = "silhouette",
     filters: LeaderboardFilters | None = None,
     direction: str = "auto",
+    *,
+    prefix: str = "",
 ) -> pd.Series:
     """The ``best`` rule promotion uses: rank 1 of the leaderboard among runs that have ``metric``.
 
-    Default filters keep FINISHED runs only. Raises EmptyLeaderboardError when no run qualifies.
+    Default filters keep FINISHED runs only, and the noise rule (at most 10 % of the
+    customers not assigned). Raises EmptyLeaderboardError when no run qualifies; its
+    message names the filter keys after ``prefix`` ('filter.' for the tools).
     """
     filters = filters if filters is not None else LeaderboardFilters()
-    ranked = build_leaderboard(frame, metric, filters, direction)
+    ranked, out = candidates(build_leaderboard(frame, metric, filters, direction))
     if not ranked.empty and metric in ranked.columns:
         ranked = ranked[ranked[metric].notna()]
     if ranked.empty:
+        left = ""
+        if not out.empty:
+            left = (
+                f"; {left_out_summary(out, filters, prefix)}, "
+                f"{prefix}max_noise_fraction=1.0 allows them"
+            )
         raise EmptyLeaderboardError(
-            f"no run with metric '{metric}' passes the filters ({filters.describe()}) among "
-            f"{len(frame)} runs; relax the filters or rank by another metric"
+            f"no run with metric '{metric}' passes the filters ({filters.describe(prefix)}) among "
+            f"{len(frame)} runs{left}; relax the filters or rank by another metric"
         )
     return ranked.iloc[0]
 
