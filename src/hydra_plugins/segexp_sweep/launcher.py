@@ -18,6 +18,7 @@ sweeper and launcher: slower, the same results.
 
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+VERBOSE_ENV = "SEGEXP_VERBOSE"
+LOG_LEVEL_RESOLVER = "segexp.log_level"
 SUPPORTED_HYDRA = "1.3."
 SUPPORTED = hydra.__version__.startswith(SUPPORTED_HYDRA)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -197,6 +200,23 @@ class SegexpLauncherConf:
         "hydra_plugins.segexp_sweep.launcher.SegexpLauncher" if SUPPORTED else BASIC_LAUNCHER
     )
 
+
+def _switched_on(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off", "none", "null")
+    return bool(value)
+
+
+def log_level(verbose: object = False) -> str:
+    """Level of Hydra's own log lines in segexp (conf/hydra/hydra_logging/segexp.yaml):
+    INFO with ``verbose=true`` or ``SEGEXP_VERBOSE=1``, else WARNING (no launch lines)."""
+    return (
+        "INFO" if _switched_on(verbose) or _switched_on(os.environ.get(VERBOSE_ENV)) else "WARNING"
+    )
+
+
+if not OmegaConf.has_resolver(LOG_LEVEL_RESOLVER):
+    OmegaConf.register_new_resolver(LOG_LEVEL_RESOLVER, log_level)
 
 ConfigStore.instance().store(
     group="hydra/sweeper", name="segexp", node=SegexpSweeperConf, provider="segexp"

@@ -5,6 +5,11 @@ everything else is Hydra: config groups, overrides, ``-m``, launchers and
 sweepers. The configs are the package's own (``pkg://segexp.conf``), with the
 user's ``conf/`` folder in front of them (see ``hydra_plugins.segexp_sweep.user_conf``).
 
+Importing this module loads Hydra and OmegaConf only: the job (pandas,
+scikit-learn) and the publishing pool are loaded once Hydra has composed the
+config, so ``--help`` and a usage error answer at once. A config Hydra refuses
+(unknown key or option, unparsable override) is one ``segexp: error:`` line.
+
 Exit codes: 0 every job finished (or was skipped as a duplicate), 1 a job
 failed, 2 bad input or configuration.
 """
@@ -21,24 +26,24 @@ from omegaconf import DictConfig
 
 from segexp.errors import EXIT_USER_ERROR, SegexpError
 from segexp.jobs import callbacks, publish
-from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, describe_outcome
 from segexp.jobs.ranges import expand_argv
+from segexp.tools import shell
 
 log = logging.getLogger("segexp")
+CONFIG_NAME = "config"
 CONFIG_PATH = "pkg://segexp.conf"
 _single_outcomes: list[JobOutcome] = []
 
 
-def _report(outcome: JobOutcome, single: bool) -> None:
-    """One line per job; a single run's user error is the one-line ``segexp: error:``."""
-    if single and outcome.status == "invalid":
+def _report_single(outcome: JobOutcome) -> None:
+    """A single run's line; its user error is the one-line ``segexp: error:``."""
+    if outcome.status == "invalid":
         print(f"segexp: error: {outcome.message}", file=sys.stderr)
-    elif single and outcome.status == "failed":
+    elif outcome.status == "failed":
         print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
     else:
-        line = describe_outcome(outcome)
-        (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
+        log.info(describe_outcome(outcome))
 
 
 def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
@@ -57,10 +62,14 @@ def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None
     return -math.inf if direction.endswith("maximize") else math.inf
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def _task(cfg: DictConfig) -> float:
+    shell.composed()
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+
+    callbacks.prepare(cfg)
+    from segexp.jobs.job import run_job
 
     hydra_cfg = HydraConfig.get()
     choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
@@ -76,13 +85,15 @@ def _task(cfg: DictConfig) -> float:
             if sweep is not None:
                 callbacks.record_outcome(sweep, outcome)
         except SegexpError as exc:  # the store refused the sweep itself (a deleted experiment)
+            callbacks.end_progress()
             print(f"segexp: error: {exc}", file=sys.stderr)
             raise SystemExit(EXIT_USER_ERROR) from None  # stops the sweep: Hydra lets it pass
-        _report(outcome, single=False)
+        callbacks.job_done(outcome)
     else:
+        callbacks.ensure_pool()
         outcome = run_job(cfg, choices=choices)
         _single_outcomes.append(outcome)
-        _report(outcome, single=outcome.status != "finished")
+        _report_single(outcome)
     # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
     direction = hydra_cfg.sweeper.get("direction")
     return objective(cfg, outcome, None if direction is None else str(direction))
@@ -101,20 +112,28 @@ def exit_code(statuses: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the app on ``argv`` (default: the command line); return the process exit code."""
+def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
+    """Run the app on ``argv`` (default: the command line); return the process exit code.
+
+    ``pool``: publish runs through a pool of worker processes (the ``segexp`` command;
+    not for callers whose main module the workers would import, such as notebooks).
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         args = expand_argv(args)
     except SegexpError as exc:
         print(f"segexp: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    if shell.wants_help(args):
+        return shell.print_help(CONFIG_NAME, args, "segexp")
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
     _single_outcomes.clear()
-    callbacks.reset()
+    callbacks.reset(pool=pool)
+    ours = False
     try:
-        _task()
+        with shell.raising_composition_errors() as ours:
+            _task()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         ran_nothing = (
@@ -123,6 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Hydra exits 1 on a config it cannot compose (unknown group option, bad override);
         # once a sweep's parent run exists, a sweeper or launcher error is a failure (1).
         return EXIT_USER_ERROR if code == 1 and ran_nothing else code
+    except Exception as exc:
+        # Hydra refused the command line or a job's config before any job ran.
+        if not ours or not shell.is_usage_error(exc) or _single_outcomes:
+            raise
+        callbacks.end_progress()
+        overrides, multirun = shell.command_overrides(args)
+        print(shell.usage_error_line(exc, CONFIG_NAME, overrides, multirun), file=sys.stderr)
+        return EXIT_USER_ERROR
     finally:
         sys.argv = saved_argv
         callbacks.end_unfinished_sweep()

@@ -1,16 +1,24 @@
 """Hydra Callback that makes a multirun one MLflow parent run with the jobs under it.
 
 on_multirun_start checks the data once (a user mistake stops the sweep with
-exit code 2 before anything is written), opens the parent run and tells the
-jobs where it is. on_multirun_end collects every job's outcome from the store,
-logs the parent's leaderboard and k plots, ends the parent and prints the
-failures.
+exit code 2 before anything is written), prepares the parent run and shows the
+sweep's progress. With Hydra's basic sweeper (segexp's default) the parent run is
+created when the first job starts, so a sweep whose job configs Hydra refuses is
+a one-line usage error that writes nothing; with any other sweeper, or a launcher
+whose jobs run in other processes (which are told where it is), at once. on_multirun_end
+collects every job's outcome from the store, logs the parent's leaderboard and
+k plots, ends the parent and prints the counts, the failures, the best runs by
+``objective.metric`` and the commands that come next.
 
 Jobs find their sweep through the environment (``SEGEXP_SWEEP``, inherited by
 joblib's and a local Ray's workers), else through the store: the parent run is
 tagged with the sweep folder Hydra gives every job. Jobs that end without a run
 of their own (skipped duplicates, invalid input) are recorded as tags on the
 parent; everything else is a run of the store. No local file is involved.
+
+This module stays light (Hydra, OmegaConf): the data, the job and the summary
+modules (pandas, scikit-learn) are imported by ``prepare`` once the command's
+config is composed, so ``--help`` and usage errors never load them.
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -38,10 +48,24 @@ from segexp.contract import (
 )
 from segexp.errors import EXIT_USER_ERROR, SegexpError
 from segexp.jobs import publish
-from segexp.jobs.job import code_version
-from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
-from segexp.jobs.summary import finish_sweep, open_sweep, sweep_outcomes
-from segexp.tracking.store import Tracker, resolve_tracking_uri, tracker_for
+from segexp.jobs.outcomes import (
+    BestRuns,
+    JobOutcome,
+    OpeningSweep,
+    SweepContext,
+    SweepProgress,
+    clock,
+    describe_outcome,
+    set_verbose,
+    verbose_requested,
+)
+from segexp.tracking.store import (
+    Tracker,
+    resolve_tracking_uri,
+    sweep_runs_url,
+    tracker_for,
+    ui_command,
+)
 
 log = logging.getLogger("segexp")
 
@@ -57,14 +81,31 @@ class SweepReport:
     sweep_id: str
     parent_run_id: str
     outcomes: list[JobOutcome] = field(default_factory=list)
+    seconds: float | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
+@dataclass
+class _Pending:
+    """A parent run to create when the first job starts."""
+
+    sweep_id: str
+    tracking_uri: str
+    experiment: str
+    name: str
+    tags: dict[str, str]
+    total: int | None
+
+
 LAST_SWEEP: SweepReport | None = None
 _OPEN: OpeningSweep | None = None  # the parent run this process opened and has not ended
+_PENDING: _Pending | None = None  # the parent run to open at the first job
 _OPEN_DIR: str | None = None  # its sweep folder
+_PROGRESS: SweepProgress | None = None
+_STARTED: float | None = None
+_USE_POOL = False  # the command line publishes through a process pool (segexp.__main__)
 
 
 def sweep_is_open() -> bool:
@@ -72,9 +113,29 @@ def sweep_is_open() -> bool:
     return _OPEN is not None
 
 
-def reset() -> None:
-    global LAST_SWEEP
+def reset(*, pool: bool = False) -> None:
+    """Before a command: no last sweep; ``pool``: publish through a process pool."""
+    global LAST_SWEEP, _USE_POOL
     LAST_SWEEP = None
+    _USE_POOL = pool
+
+
+def prepare(cfg: DictConfig) -> None:
+    """Once the command's config is composed: verbosity, then the job's modules (pandas,
+    scikit-learn; the command line started the publishing pool already when it could)."""
+    set_verbose(verbose_requested(cfg.get("verbose", False)))
+    from segexp.jobs.gc_pause import quiet_imports
+
+    with quiet_imports():
+        import segexp.jobs.job  # noqa: F401
+        import segexp.jobs.summary  # noqa: F401
+
+
+def ensure_pool() -> None:
+    """The command's publishing pool, started now if the command line did not start it
+    (a command that looked wrong to it: a usage error then never waits for the pool)."""
+    if _USE_POOL:
+        publish.start_pool()
 
 
 def new_sweep_id() -> str:
@@ -88,6 +149,8 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSwee
     parent run tagged with this sweep folder in the job's store (a worker on
     another machine, or a reused worker process). None: no segexp sweep is open.
     """
+    if _PENDING is not None and sweep_dir == _OPEN_DIR:  # its first job: open it now
+        _open_pending()
     if _OPEN is not None and sweep_dir == _OPEN_DIR:  # this process opened it
         return _OPEN
     raw = os.environ.get(ENV_VAR)
@@ -117,6 +180,13 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSwee
     )
 
 
+def _validates_jobs_first(config: DictConfig) -> bool:
+    """The sweeper is Hydra's basic one (or segexp's): it composes every job's config
+    before launching any."""
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    return target.endswith(("SegexpSweeper", "BasicSweeper"))
+
+
 def _runs_in_this_process(config: DictConfig) -> bool:
     """Jobs run in this process (segexp's or Hydra's basic launcher, under any sweeper)."""
     target = str(config.hydra.launcher.get("_target_", ""))
@@ -137,16 +207,61 @@ def record_outcome(sweep: SweepContext | OpeningSweep, outcome: JobOutcome) -> N
     )
 
 
+def job_done(outcome: JobOutcome) -> None:
+    """A job of this process's sweep ended: the progress display, else one log line."""
+    if _PROGRESS is not None:
+        _PROGRESS.job_done(outcome)
+        return
+    line = describe_outcome(outcome)
+    (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
+
+
 def _stop(message: str) -> None:
+    _close_progress()
     print(f"segexp: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 
 
+def sweep_size(config: DictConfig) -> int | None:
+    """How many jobs the sweep launches, from its overrides as Hydra's basic sweeper
+    expands them (Optuna: ``n_trials``); None when the sweeper decides as it goes."""
+    sweeper = config.hydra.sweeper
+    target = str(sweeper.get("_target_", ""))
+    if "optuna" in target.lower():
+        trials = sweeper.get("n_trials")
+        return int(trials) if isinstance(trials, int) else None
+    if not _validates_jobs_first(config):
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        params = sweeper.get("params") or {}
+        arguments = [f"{k}={v}" for k, v in params.items()]
+        arguments += [str(o) for o in config.hydra.overrides.task]
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    except Exception:  # a sweep syntax only the sweeper itself expands (glob, ...)
+        return None
+
+
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP, _OPEN, _OPEN_DIR
+        global LAST_SWEEP, _OPEN_DIR, _PENDING, _PROGRESS, _STARTED
         LAST_SWEEP = None
+        _STARTED = time.monotonic()
+        in_process = _runs_in_this_process(config)
+        # Hydra's basic sweeper (and segexp's) composes every job's config before the first
+        # job starts: a refused one is a usage error and no parent run is written for it.
+        # Any other sweeper's error is the sweep's failure: its parent run exists, FAILED.
+        defer = in_process and _validates_jobs_first(config)
+        if not defer:  # from here on Hydra reports errors itself, as for a running sweep
+            from segexp.tools.shell import composed
+
+            composed()
+        prepare(config)
         from segexp.data import load_customers
+        from segexp.jobs.job import code_version
 
         try:
             # Only the data is checked here: swept groups may change features per job.
@@ -156,6 +271,7 @@ class SweepCallback(Callback):
             _stop(str(exc))
         sweep_id = new_sweep_id()
         sweep_dir = str(config.hydra.sweep.dir)
+        experiment = str(config.mlflow.experiment)
         parent_tags = {
             TAG_KIND: "sweep",
             TAG_SWEEP_ID: sweep_id,
@@ -165,59 +281,120 @@ class SweepCallback(Callback):
             TAG_DATA_SOURCE: table.source,
             TAG_CODE_VERSION: code_version(),
         }
-        opening = publish.store_future(
-            open_sweep,
+        total = sweep_size(config)
+        _PENDING = _Pending(
+            sweep_id,
             tracking_uri,
-            str(config.mlflow.experiment),
+            experiment,
             f"sweep-{sweep_id}",
             parent_tags,
+            total,
         )
-        _OPEN = OpeningSweep(sweep_id, tracking_uri, opening)
         _OPEN_DIR = sweep_dir
-        if not _runs_in_this_process(config):
+        if not defer:
+            _open_pending()
+        if not in_process:
             # Jobs in other processes find the sweep in their inherited environment.
+            assert _OPEN is not None
             try:
                 sweep = _OPEN.context()
             except SegexpError as exc:
                 _stop(str(exc))
             os.environ[ENV_VAR] = json.dumps({**asdict(sweep), "sweep_dir": sweep_dir})
-        log.info("sweep %s in %s", sweep_id, tracking_uri)
+            return
+        # Started before Hydra sets up the jobs' logging, so their lines print above the bar.
+        _PROGRESS = SweepProgress(total, str(config.objective.metric), started=_STARTED)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP
         opening = _take_open()
         if opening is None:
+            _close_progress()
             return
         try:
             sweep = opening.context()
         except SegexpError as exc:  # the store refused the sweep: no parent run exists
             _stop(str(exc))
+        from segexp.jobs.summary import finish_sweep, sweep_outcomes
+
+        if _PROGRESS is not None:
+            _PROGRESS.status("logging the runs and the sweep's summary")
         publish.wait_all()
         outcomes = publish.store_call(sweep_outcomes, sweep.tracking_uri, sweep)
-        publish.store_call(
+        metric, direction = objective_of(config)
+        best = publish.store_call(
             finish_sweep,
             sweep.tracking_uri,
             sweep.experiment_id,
             sweep.parent_run_id,
             sweep.sweep_id,
             outcomes,
-            {"dpi": int(config.plots.dpi)},
+            {"dpi": int(config.plots.dpi), "metric": metric, "direction": direction},
         )
-        LAST_SWEEP = SweepReport(sweep.sweep_id, sweep.parent_run_id, outcomes)
+        _close_progress()
+        seconds = None if _STARTED is None else time.monotonic() - _STARTED
+        LAST_SWEEP = SweepReport(sweep.sweep_id, sweep.parent_run_id, outcomes, seconds)
         _print_summary(LAST_SWEEP)
+        if isinstance(best, BestRuns):
+            _print_best(best)
+        _print_next(next_commands(config, sweep, metric, direction))
+
+
+def objective_of(config: DictConfig) -> tuple[str, str]:
+    """``objective.metric`` and its direction as the leaderboard takes it (max or min)."""
+    objective = config.get("objective") or {}
+    metric = str(objective.get("metric", "silhouette"))
+    direction = str(objective.get("direction", "maximize")).lower()
+    return metric, "min" if direction.startswith("min") else "max"
+
+
+def _open_pending() -> None:
+    """Create the parent run in the publishing pool (a thread waits for it) and say
+    where the runs go."""
+    global _OPEN, _PENDING
+    pending, _PENDING = _PENDING, None
+    if pending is None:
+        return
+    ensure_pool()
+    from segexp.jobs.summary import open_sweep
+
+    opening = publish.store_future(
+        open_sweep, pending.tracking_uri, pending.experiment, pending.name, pending.tags
+    )
+    _OPEN = OpeningSweep(pending.sweep_id, pending.tracking_uri, opening)
+    total = pending.total
+    jobs = "jobs" if total is None else f"{total} job{'s' if total != 1 else ''}"
+    print(
+        f"segexp: sweep {pending.sweep_id}: {jobs}; runs go to {pending.tracking_uri} "
+        f"(experiment {pending.experiment})",
+        flush=True,
+    )
+
+
+def end_progress() -> None:
+    """Stop the live progress display (before an error line, at the end)."""
+    _close_progress()
+
+
+def _close_progress() -> None:
+    global _PROGRESS
+    progress, _PROGRESS = _PROGRESS, None
+    if progress is not None:
+        progress.close()
 
 
 def _take_open() -> OpeningSweep | None:
     """The sweep this process opened, now closing: it is no longer offered to jobs."""
-    global _OPEN
+    global _OPEN, _PENDING
     os.environ.pop(ENV_VAR, None)
-    opening, _OPEN = _OPEN, None
+    opening, _OPEN, _PENDING = _OPEN, None, None
     return opening
 
 
 def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> None:
     """End the parent run of a sweep whose sweeper or launcher raised (Hydra then skips
     on_multirun_end): FAILED with the reason, never left RUNNING."""
+    _close_progress()
     opening = _take_open()
     if opening is None:
         return
@@ -237,8 +414,9 @@ def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> No
 def _print_summary(report: SweepReport) -> None:
     counts = {s: report.count(s) for s in ("finished", "skipped", "failed", "invalid")}
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    took = "" if report.seconds is None else f" in {clock(report.seconds)}"
     print(
-        f"segexp: sweep {report.sweep_id}: {len(report.outcomes)} jobs: {line}; "
+        f"segexp: sweep {report.sweep_id}: {len(report.outcomes)} jobs: {line}{took}; "
         f"parent run {report.parent_run_id}"
     )
     for o in report.outcomes:
@@ -249,3 +427,78 @@ def _print_summary(report: SweepReport) -> None:
         print(f"segexp: {len(problems)} failed jobs:", file=sys.stderr)
         for o in problems:
             print(f"  #{o.job_num} {o.run_name}: {o.status}: {o.message}", file=sys.stderr)
+
+
+def _print_best(best: BestRuns) -> None:
+    """The top of the sweep's leaderboard: rank, run name, the metric, n_clusters, run id."""
+    runs = "1 finished run" if best.left_out == 1 else f"{best.left_out} finished runs"
+    left_out = f"{runs} left out by the ranking rules (segexp-compare says why)"
+    if not best.rows:
+        why = left_out if best.left_out else f"no finished run has {best.metric}"
+        print(f"\nNothing to rank by {best.metric}: {why}.")
+        return
+    import pandas as pd
+
+    from segexp.tracking.leaderboard import format_table
+
+    frame = pd.DataFrame(best.rows)
+    frame["n_clusters"] = frame["n_clusters"].astype("Int64")
+    frame["run_id"] = frame["run_id"].str[:8]
+    better = "larger" if best.larger_is_better else "smaller"
+    shown = len(best.rows)
+    print(f"\nBest {shown} of {best.ranked} runs by {best.metric} ({better} is better):")
+    for line in format_table(frame).splitlines():
+        print(f"  {line}")
+    if best.left_out:
+        print(f"  ({left_out})")
+
+
+def _context_args(config: DictConfig, sweep: SweepContext) -> list[str]:
+    """The overrides a later command needs to find this sweep's store and experiment."""
+    args = []
+    if sweep.tracking_uri != resolve_tracking_uri(None):
+        args.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
+    keys = [str(o).lstrip("+~").split("=", 1)[0] for o in config.hydra.overrides.task]
+    if any(k == "data" or k.startswith(("data.", "mlflow.experiment")) for k in keys):
+        args.append(f"mlflow.experiment={config.mlflow.experiment}")
+    return args
+
+
+def next_commands(
+    config: DictConfig, sweep: SweepContext, metric: str, direction: str
+) -> list[tuple[str, str]]:
+    """(line, comment) for the steps after a sweep: compare, promote, the MLflow UI."""
+    from segexp.tracking.leaderboard import METRIC_DIRECTIONS
+
+    context = [f"sweep_id={sweep.sweep_id}", *_context_args(config, sweep)]
+    ranking = (
+        [] if METRIC_DIRECTIONS.get(metric) == (direction == "max") else [f"direction={direction}"]
+    )
+    compare = ([] if metric == "silhouette" else [f"metric={metric}"]) + ranking + context
+    promote = [f"best={metric}", *ranking, *context]
+    steps = [
+        (shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)"),
+        (shlex.join(["segexp-promote", *promote]), "register the best run"),
+    ]
+    url = sweep_runs_url(
+        sweep.tracking_uri, sweep.experiment_id, sweep.sweep_id, metric, direction == "max"
+    )
+    serve = ui_command(sweep.tracking_uri)
+    if serve is not None:
+        steps.append((serve, "the MLflow UI, then:"))
+        steps.append((f"open {url}", ""))
+    else:
+        steps.append((f"open {url}", "the sweep's runs in the MLflow UI"))
+    return steps
+
+
+def _print_next(steps: list[tuple[str, str]]) -> None:
+    """Commands one per line, ready to copy, each with a short comment where it fits."""
+    import shutil
+
+    columns = shutil.get_terminal_size((120, 24)).columns
+    print("\nNext:")
+    width = max((len(command) for command, comment in steps if comment), default=0)
+    for command, comment in steps:
+        line = f"  {command.ljust(width)}  # {comment}" if comment else f"  {command}"
+        print(line if len(line) <= columns or not comment else f"  {command}")

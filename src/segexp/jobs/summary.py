@@ -2,7 +2,11 @@
 
 The leaderboard of its jobs (CSV, best first) and, per (algo, scaler,
 features) group swept over k, an elbow plot (inertia vs k) and a
-silhouette-vs-k plot.
+silhouette-vs-k plot. ``finish_sweep`` also returns the top of the leaderboard
+by the sweep's objective, for the lines the command prints at the end.
+
+Importing this module (the publishing workers do) keeps MLflow's store-migration
+INFO lines out of the output unless ``SEGEXP_VERBOSE`` is set.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
-from segexp.jobs.outcomes import SUMMARY_METRICS, JobOutcome, SweepContext
+from segexp.errors import SegexpError
+from segexp.jobs.outcomes import (
+    SUMMARY_METRICS,
+    BestRuns,
+    JobOutcome,
+    SweepContext,
+    quiet_store_logs,
+)
 from segexp.model.selection import k_selection_table, recommended_k_metrics, select_k
 from segexp.tracking.leaderboard import (
     GROUP_KEYS,
@@ -32,11 +43,15 @@ from segexp.tracking.leaderboard import (
     build_leaderboard,
     display_columns,
     format_markdown,
+    larger_is_better,
     runs_to_frame,
 )
 from segexp.tracking.store import Tracker
 
 STATUSES = ("finished", "failed", "skipped", "invalid")
+BEST_SHOWN = 5
+
+quiet_store_logs()  # this process's MLflow store lines follow SEGEXP_VERBOSE
 
 
 def sweep_job_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> list:
@@ -158,6 +173,36 @@ def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
     return sorted(outcomes, key=lambda o: (o.job_num is None, o.job_num or 0))
 
 
+def best_runs(
+    frame: pd.DataFrame, metric: str, direction: str = "auto", top: int = BEST_SHOWN
+) -> BestRuns:
+    """The ``top`` FINISHED runs with ``metric``, ranked as ``segexp-compare`` ranks them."""
+    try:
+        larger = larger_is_better(metric, direction)
+        ranked = build_leaderboard(frame, metric, LeaderboardFilters(), direction)
+    except SegexpError:  # a metric with no known direction and direction=auto
+        return BestRuns(metric, True, 0)
+    if ranked.empty or metric not in ranked.columns:
+        return BestRuns(metric, larger, 0)
+    ranked = ranked[ranked[metric].notna()]
+    with_metric = len(ranked)
+    if "rank" in ranked.columns:  # runs a rule left out (too much noise) carry no rank
+        ranked = ranked[ranked["rank"].notna()]
+    rows = []
+    for _, row in ranked.head(top).iterrows():
+        n_clusters = row.get("n_clusters")
+        rows.append(
+            {
+                "rank": int(row["rank"]),
+                "run_name": str(row["run_name"]),
+                metric: float(row[metric]),
+                "n_clusters": None if pd.isna(n_clusters) else int(n_clusters),
+                "run_id": str(row["run_id"]),
+            }
+        )
+    return BestRuns(metric, larger, len(ranked), rows, left_out=with_metric - len(ranked))
+
+
 def finish_sweep(
     tracker: Tracker,
     experiment_id: str,
@@ -165,11 +210,19 @@ def finish_sweep(
     sweep_id: str,
     outcomes: list[JobOutcome],
     options: dict[str, Any],
-) -> None:
-    """Log the summary to the parent run and end it (FAILED when no job finished)."""
+) -> BestRuns:
+    """Log the summary to the parent run and end it (FAILED when no job finished).
+
+    Returns the best runs by ``options["metric"]`` (default silhouette) in
+    ``options["direction"]`` (auto, max or min), for the command's closing lines.
+    """
     frame = sweep_runs(tracker, experiment_id, sweep_id)
     with tempfile.TemporaryDirectory(prefix="segexp-sweep-") as tmp:
         metrics, tags = write_summary(frame, outcomes, Path(tmp), options)
         tracker.log(parent_run_id, metrics=metrics, tags=tags, artifact_dir=tmp)
     finished = any(o.status == "finished" for o in outcomes)
     tracker.end_run(parent_run_id, "FINISHED" if finished else "FAILED")
+    metric = str(options.get("metric", "silhouette"))
+    if frame.empty:
+        return BestRuns(metric, True, 0)
+    return best_runs(frame, metric, str(options.get("direction", "auto")))

@@ -22,12 +22,13 @@ value, missing store or experiment). Messages are one line on standard error.
 from __future__ import annotations
 
 import difflib
+import shutil
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO, overload
+from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
-import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
 from segexp.contract import TAG_KIND, TAG_SWEEP_ID
@@ -38,21 +39,15 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
-from segexp.model.selection import DEFAULT_MAX_NOISE_FRACTION, check_max_noise_fraction
 from segexp.tools.shell import hydra_tool
-from segexp.tracking.leaderboard import (
-    LEFT_OUT_COLUMN,
-    LeaderboardFilters,
-    build_leaderboard,
-    candidates,
-    display_columns,
-    format_markdown,
-    format_table,
-    larger_is_better,
-    left_out_summary,
-    runs_to_frame,
-)
 from segexp.tracking.store import Tracker, resolve_tracking_uri
+
+# pandas and the leaderboard (numpy, pandas) are imported where they are used, so that
+# `segexp-compare --help` and a usage error answer without loading them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from segexp.tracking.leaderboard import LeaderboardFilters
 
 SCOPES = ("sweep", "experiment")
 FORMATS = ("table", "csv", "markdown")
@@ -60,6 +55,29 @@ SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
 OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
 _MAX_RESULTS = 50000
+# Fitting a table to the terminal: columns hidden first to last (the run name already says
+# algo, k, scaler and features); never the rank, the run name, the ranked metric, the
+# columns asked for or the run id (shortened to 8 characters; wide=true shows it whole).
+HIDE_FIRST_TO_LAST = (
+    "suggested_eps",
+    "bic",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "noise_fraction",
+    "min_segment_share",
+    "nmi",
+    "ari",
+    "features",
+    "scaler",
+    "algo.",
+    "algo",
+    "k",
+    "status",
+    "ref_silhouette",
+    "stability",
+    "n_clusters",
+)
+SHORT_RUN_ID = 8
 
 
 # ------------------------------------------------------------------ config values
@@ -99,6 +117,8 @@ def _number(
 
 def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
     """``filter.*`` of ``conf/compare.yaml`` as LeaderboardFilters; ConfigError on bad values."""
+    from segexp.tracking.leaderboard import LeaderboardFilters
+
     section = cfg.get("filter") or {}
     k_min = _number(section, "k_min", "filter.k_min", integer=True)
     k_max = _number(section, "k_max", "filter.k_max", integer=True)
@@ -122,6 +142,8 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
 
 def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
     """``filter.max_noise_fraction``: the default rule when the key is absent, null = no limit."""
+    from segexp.model.selection import DEFAULT_MAX_NOISE_FRACTION, check_max_noise_fraction
+
     if "max_noise_fraction" not in section:
         return DEFAULT_MAX_NOISE_FRACTION
     try:
@@ -185,6 +207,8 @@ def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
 
 def load_runs(cfg: DictConfig) -> tuple[pd.DataFrame, str]:
     """The job runs the leaderboard ranks, and a phrase naming where they come from."""
+    from segexp.tracking.leaderboard import runs_to_frame
+
     scope = cfg.get("scope", "sweep")
     if scope not in SCOPES:
         raise ConfigError(f"scope: allowed values are {', '.join(SCOPES)}; got {scope!r}")
@@ -218,6 +242,8 @@ def load_runs(cfg: DictConfig) -> tuple[pd.DataFrame, str]:
 
 def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
     """ConfigError when no run logged ``metric``, listing the metrics that exist."""
+    import pandas as pd
+
     if metric in frame.columns and frame[metric].notna().any():
         return
     logged = sorted(
@@ -240,6 +266,8 @@ def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
 
 def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
     """The leaderboard as text: aligned table, CSV (all columns, shown ones first) or Markdown."""
+    from segexp.tracking.leaderboard import format_markdown, format_table
+
     if fmt == "csv":
         rest = [c for c in ranked.columns if c not in columns]
         return ranked[list(columns) + rest].to_csv(index=False)
@@ -248,11 +276,83 @@ def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
     return format_table(ranked[list(columns)]) + "\n"
 
 
+def table_width(cfg: DictConfig, out: TextIO) -> int | None:
+    """Columns the table may use: ``width``, else the terminal's (``COLUMNS`` first) when
+    printing to standard output; None (no limit) with ``wide=true`` or no terminal."""
+    if cfg.get("wide", False):
+        return None
+    configured = _number(cfg, "width", "width", integer=True)
+    if configured is not None:
+        if configured < 20:
+            raise ConfigError(f"width: expected an integer >= 20 or null; got {configured}")
+        return configured
+    if out is not sys.stdout:
+        return None
+    columns = shutil.get_terminal_size(fallback=(0, 0)).columns
+    return columns if columns > 0 else None
+
+
+def _widest_line(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
+
+
+def fit_table(
+    ranked: pd.DataFrame, columns: Sequence[str], width: int | None, keep: Sequence[str] = ()
+) -> tuple[str, list[str]]:
+    """The aligned table within ``width`` columns, and the columns hidden to fit it.
+
+    Run ids shortened, then columns hidden in HIDE_FIRST_TO_LAST order, then the run
+    names shortened with an ellipsis. ``width`` None: every column, full values.
+    """
+    from segexp.tracking.leaderboard import format_table
+
+    table = ranked[list(columns)].copy()
+    if width is None:
+        return format_table(table), []
+    if "run_id" in table.columns:
+        table["run_id"] = table["run_id"].astype(str).str[:SHORT_RUN_ID]
+    kept = {"rank", "run_name", "run_id", *keep}
+    order = [c for c in table.columns if c not in kept and not _known(c)]
+    for name in HIDE_FIRST_TO_LAST:
+        order += [c for c in table.columns if c not in kept and c not in order and _is(c, name)]
+    hidden: list[str] = []
+    for name in order:
+        if _widest_line(format_table(table)) <= width:
+            break
+        table = table.drop(columns=name)
+        hidden.append(name)
+    return format_table(table, max_width=width), hidden
+
+
+def _is(column: str, name: str) -> bool:
+    """``column`` is ``name``; "algo." stands for every hyperparameter column."""
+    return column.startswith(name) if name.endswith(".") else column == name
+
+
+def _known(column: str) -> bool:
+    return any(_is(column, name) for name in HIDE_FIRST_TO_LAST)
+
+
+def _wrap(text: str, width: int | None) -> str:
+    if width is None:
+        return text
+    return textwrap.fill(text, width=width, break_long_words=False, break_on_hyphens=False)
+
+
 def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print (or write) the leaderboard the config asks for; return the exit code."""
+    from segexp.tracking.leaderboard import (
+        LEFT_OUT_COLUMN,
+        build_leaderboard,
+        candidates,
+        display_columns,
+        larger_is_better,
+    )
+
     out = out or sys.stdout
     err = err or sys.stderr
     try:
+        width = table_width(cfg, out)
         metric = str(cfg.metric)
         larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
         filters = filters_from_config(cfg)
@@ -285,13 +385,27 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     groups = shown[[c for c in ("scaler", "features") if c in shown.columns]].drop_duplicates()
     if metric in OWN_SPACE_METRICS and len(groups) > 1:
         fair = "ref_silhouette" if metric == "inertia" else f"ref_{metric}"
-        print(
+        note = (
             f"segexp: note: these runs use {len(groups)} scaler/feature combinations and "
             f"{metric} is measured in each run's own space; rank by metric={fair} to compare "
-            "them fairly",
-            file=err,
+            "them fairly"
         )
-    text = render(shown, columns, fmt)
+        print(_wrap(note, width), file=err)
+    hidden: list[str] = []
+    if fmt == "table" and not cfg.get("output"):
+        text, hidden = fit_table(shown, columns, width, keep=[metric, *extra])
+        text += "\n"
+        if hidden:
+            text += (
+                _wrap(
+                    f"({len(hidden)} columns hidden to fit {width} columns: {', '.join(hidden)}; "
+                    "wide=true shows every column and full run ids)",
+                    width,
+                )
+                + "\n"
+            )
+    else:
+        text = render(shown, columns, fmt)
     heading = (
         f"{where}: {len(ranked)} runs ({filters.describe('filter.')}), showing {len(shown)}, "
         f"ranked by {metric} ({'larger' if larger else 'smaller'} is better)"
@@ -311,7 +425,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         )
         return 0
     if fmt == "table":
-        print(heading, file=out)
+        print(_wrap(heading, width), file=out)
     elif left_out:  # CSV/Markdown on standard output stay parseable: the note goes to stderr
         print(f"segexp: note: {left_out}", file=err)
     out.write(text)
@@ -320,6 +434,8 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
 
 def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
     """How many runs the noise rule left out, why, and the key that keeps them ('' if none)."""
+    from segexp.tracking.leaderboard import left_out_summary
+
     text = left_out_summary(board, filters, "filter.")
     return f"{text}; filter.max_noise_fraction=1.0 ranks them too" if text else ""
 

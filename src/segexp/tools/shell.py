@@ -7,14 +7,26 @@ an exit code (the tool printed its own output). ``hydra_tool`` wraps it in a
 ``hydra.main`` app and returns ``main(argv) -> exit code``: a ``SegexpError``
 is one ``segexp: error:`` line on stderr and the error's own code (2 bad input
 or config, 3 where a tool documents it); Hydra's failure to compose the config
-(unknown key or option) is exit 2; anything unexpected is 1.
+(unknown key or option, unparsable override) is one ``segexp: error:`` line and
+exit 2; anything unexpected is 1.
+
+The action may be named instead of passed (``"segexp.tools.promote:promote"``):
+its module (scikit-learn, MLflow, matplotlib ...) is then imported only once
+Hydra has composed the config, so ``--help`` and a usage error answer in well
+under a second. ``promote_main``, ``predict_main`` ... below are such entry
+points for every tool (``python -m segexp.tools.shell promote best=silhouette``).
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import logging
+import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import hydra
@@ -23,6 +35,10 @@ from omegaconf import DictConfig
 from segexp.errors import EXIT_USER_ERROR, SegexpError
 
 CONFIG_PATH = "pkg://segexp.conf"
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+_MAX_LISTED = 24  # available keys or options named in a usage error
+
+Action = Callable[[DictConfig], Any]
 
 
 class ToolMain(Protocol):
@@ -31,15 +47,283 @@ class ToolMain(Protocol):
     def __call__(self, argv: Sequence[str] | None = None) -> int: ...
 
 
-def hydra_tool(config_name: str, action: Callable[[DictConfig], Any]) -> ToolMain:
-    """``main(argv)`` for a tool that runs ``action`` on ``<config_name>.yaml``."""
+# ----------------------------------------------------------------- usage errors
+
+_SET_HERE = {"full_error": False}  # HYDRA_FULL_ERROR set by raising_composition_errors
+
+
+@contextmanager
+def raising_composition_errors() -> Iterator[bool]:
+    """Let Hydra's errors before the task (composing the config, ``--help``, ``--cfg``)
+    raise out of ``hydra.main`` instead of Hydra printing several lines and exiting 1.
+
+    Hydra re-raises when ``HYDRA_FULL_ERROR`` is set: it is set here until ``composed()``
+    (the task started) or the block ends. Yields whether segexp set it: a user who set
+    it keeps Hydra's own full errors.
+    """
+    if os.environ.get(_FULL_ERROR):
+        yield False
+        return
+    os.environ[_FULL_ERROR] = "1"
+    _SET_HERE["full_error"] = True
+    try:
+        yield True
+    finally:
+        composed()
+
+
+def composed() -> None:
+    """The command's config is composed: from here on Hydra reports errors as usual."""
+    if _SET_HERE["full_error"]:
+        _SET_HERE["full_error"] = False
+        os.environ.pop(_FULL_ERROR, None)
+
+
+def is_usage_error(exc: BaseException) -> bool:
+    """Hydra's or OmegaConf's refusal of the command line or config (not a bug in a tool)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return isinstance(exc, HydraException | OmegaConfBaseException)
+
+
+def _one_line(text: str) -> str:
+    parts = [p.strip() for p in str(text).splitlines() if p.strip()]
+    return "; ".join(parts)
+
+
+def _listed(names: Sequence[str]) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_MAX_LISTED])
+    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
+
+
+def _default_config(config_name: str, overrides: Sequence[str], multirun: bool):
+    """The command's config composed without the refused override (None if it cannot be)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return None
+    # Sweeps (-m k=3,4) cannot be composed as one config: their keys exist either way.
+    plain = [o for o in overrides if not (multirun and "," in o)]
+    with initialize_config_module(CONFIG_PATH[len("pkg://") :], version_base="1.3"):
+        for attempt in (plain, []):
+            try:
+                return compose(config_name, overrides=list(attempt))
+            except Exception:  # another bad override: try the packaged defaults
+                continue
+    return None
+
+
+def _available_keys(cfg, key: str) -> tuple[str, list[str]]:
+    """(the deepest existing node on ``key``'s path, the keys under it)."""
+    from omegaconf import OmegaConf
+
+    parts = key.split(".")
+    node, where = cfg, ""
+    for i, part in enumerate(parts[:-1]):
+        child = OmegaConf.select(node, part, default=None) if OmegaConf.is_dict(node) else None
+        if not OmegaConf.is_dict(child):
+            break
+        node, where = child, ".".join(parts[: i + 1])
+    keys = [str(k) for k in node] if OmegaConf.is_dict(node) else []
+    if not where:
+        keys = [k for k in keys if k != "hydra"]
+    return where, keys
+
+
+def usage_error_line(
+    exc: BaseException, config_name: str, overrides: Sequence[str] = (), multirun: bool = False
+) -> str:
+    """One ``segexp: error:`` line for Hydra's refusal of the command line."""
+    from hydra.errors import MissingConfigException, OverrideParseException
+
+    message = str(exc)
+    if isinstance(exc, OverrideParseException):
+        detail = _one_line(exc.message).replace(f"Error parsing override '{exc.override}'", "")
+        detail = detail.strip("; ")
+        return (
+            f"segexp: error: {exc.override}: cannot parse this override"
+            + (f" ({detail})" if detail else "")
+            + "; write key=value, key=a,b for a sweep with -m, or quote values with spaces"
+        )
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, option = str(exc.missing_cfg_file).rpartition("/")
+        options = sorted(str(o) for o in (exc.options or []))
+        if group and options:
+            near = difflib.get_close_matches(option, options, n=1)
+            hint = f" (did you mean {group}={near[0]}?)" if near else ""
+            return (
+                f"segexp: error: {group}={option}: no such option{hint}; "
+                f"available: {_listed(options)}"
+            )
+        return f"segexp: error: {_one_line(message)}"
+    unknown = re.match(r"Could not override '([^']+)'", message)
+    if unknown:
+        key = unknown.group(1)
+        refused = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
+        cfg = _default_config(config_name, refused, multirun)
+        if cfg is not None:
+            where, keys = _available_keys(cfg, key)
+            leaf = key[len(where) + 1 :] if where else key
+            near = difflib.get_close_matches(leaf.split(".")[0], keys, n=1)
+            hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
+            under = f" under {where}" if where else ""
+            return (
+                f"segexp: error: {key}: no such config key{hint}; available{under}: {_listed(keys)}"
+            )
+        return f"segexp: error: {key}: no such config key"
+    cause = exc.__cause__
+    detail = _one_line(message)
+    if cause is not None and str(cause) and str(cause) not in message:
+        detail += f" ({_one_line(str(cause))})"
+    return f"segexp: error: {detail}"
+
+
+def command_overrides(args: Sequence[str]) -> tuple[list[str], bool]:
+    """The command line's overrides (no flags), and whether it asks for a multirun."""
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    return [a for a in args if not a.startswith("-") and "=" in a], multirun
+
+
+# ------------------------------------------------------------------------- help
+
+HELP_FLAGS = ("--help", "-h")
+
+
+def wants_help(args: Sequence[str]) -> bool:
+    """``--help``/``-h`` (the app's help; ``--hydra-help`` stays Hydra's)."""
+    return any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args
+
+
+class _LazyHelp(dict):
+    """The placeholders of Hydra's help template, each computed only if the template has it
+    (Hydra computes every one, listing all of Hydra's own groups: most of a second)."""
+
+    def __init__(self, parts: dict[str, Callable[[], str]]) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def __missing__(self, key: str) -> str:
+        value = self.parts[key]()
+        self[key] = value
+        return value
+
+
+def _config_groups(loader, predicate: Callable[[str], bool], parent: str = "") -> list[str]:
+    from hydra.core.object_type import ObjectType
+
+    groups = []
+    for group in loader.list_groups(parent):
+        name = f"{parent}/{group}" if parent else group
+        if not predicate(name):
+            continue
+        if loader.get_group_options(name, ObjectType.CONFIG):
+            groups.append(name)
+        if loader.get_group_options(name, ObjectType.GROUP):
+            groups.extend(_config_groups(loader, predicate, name))
+    return groups
+
+
+def _format_groups(loader, predicate: Callable[[str], bool]) -> str:
+    from hydra.core.object_type import ObjectType
+
+    lines = []
+    for group in sorted(_config_groups(loader, predicate)):
+        options = sorted(loader.get_group_options(group, ObjectType.CONFIG))
+        lines.append(f"{group}: {', '.join(options)}")
+    return "\n".join(lines) + "\n"
+
+
+def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
+    """Hydra's ``--help`` text for the app (its template, config groups and config),
+    composed once and listing only the groups the template shows."""
+    import copy
+    import string
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    overrides, multirun = command_overrides(args)
+    if multirun:  # a sweep's values are not one config: its keys show either way
+        overrides = [o for o in overrides if "," not in o]
+
+    def is_hydra(group: str) -> bool:
+        return group == "hydra" or group.startswith("hydra/")
+
+    with initialize_config_module(
+        CONFIG_PATH[len("pkg://") :], job_name=job_name, version_base="1.3"
+    ):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        template = str(cfg.hydra.help.template)
+        shown = copy.deepcopy(cfg)
+        with open_dict(shown):
+            del shown["hydra"]
+
+        def flags() -> str:
+            from hydra._internal.utils import get_args_parser
+
+            return get_args_parser().format_help()
+
+        parts: dict[str, Callable[[], str]] = {
+            "FLAGS_HELP": flags,
+            "APP_CONFIG_GROUPS": lambda: _format_groups(loader, lambda g: not is_hydra(g)),
+            "HYDRA_CONFIG_GROUPS": lambda: _format_groups(loader, is_hydra),
+            "CONFIG": lambda: OmegaConf.to_yaml(shown, resolve="--resolve" in args),
+        }
+        return string.Template(template).substitute(_LazyHelp(parts))
+
+
+def print_help(config_name: str, args: Sequence[str], job_name: str) -> int:
+    """Print the app's help; a refused override is the one-line usage error (exit 2)."""
+    try:
+        text = app_help(config_name, args, job_name)
+    except Exception as exc:
+        if not is_usage_error(exc):
+            raise
+        overrides, multirun = command_overrides(args)
+        print(usage_error_line(exc, config_name, overrides, multirun), file=sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `segexp --help | head`: the reader left
+        _quiet_broken_pipe()
+    return 0
+
+
+# ------------------------------------------------------------------------ tools
+
+
+def _load(action: Action | str) -> Action:
+    if not isinstance(action, str):
+        return action
+    from segexp.jobs.gc_pause import quiet_imports
+
+    module, _, name = action.partition(":")
+    with quiet_imports():
+        return getattr(importlib.import_module(module), name)
+
+
+def hydra_tool(config_name: str, action: Action | str) -> ToolMain:
+    """``main(argv)`` for a tool that runs ``action`` on ``<config_name>.yaml``.
+
+    ``action``: the function, or ``"module:function"`` to import it only when a
+    config was composed (the tool's heavy imports stay out of ``--help`` and usage errors).
+    """
     state: dict[str, int] = {}
 
     @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)
     def task(cfg: DictConfig) -> None:
+        composed()
         state["code"] = 1  # the task started: a crash below is a failure, not a config error
+        function = _load(action)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # after MLflow set its own
         try:
-            result = action(cfg)
+            result = function(cfg)
         except SegexpError as exc:
             print(f"segexp: error: {exc}", file=sys.stderr)
             state["code"] = exc.exit_code
@@ -52,17 +336,86 @@ def hydra_tool(config_name: str, action: Callable[[DictConfig], Any]) -> ToolMai
 
     def main(argv: Sequence[str] | None = None) -> int:
         saved = sys.argv
-        sys.argv = [saved[0] if saved else config_name, *(saved[1:] if argv is None else argv)]
+        args = list(saved[1:] if argv is None else argv)
+        sys.argv = [saved[0] if saved else config_name, *args]
         state.clear()
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+        if wants_help(args):
+            try:
+                return print_help(config_name, args, f"segexp-{config_name}")
+            finally:
+                sys.argv = saved
+        ours = False
         try:
-            task()
+            with raising_composition_errors() as ours:
+                task()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
             if "code" not in state:  # Hydra could not compose the config
                 return EXIT_USER_ERROR if code == 1 else code
+        except BrokenPipeError:  # `segexp-compare --help | head`: the reader left
+            _quiet_broken_pipe()
+            return 0
+        except Exception as exc:
+            if "code" in state or not ours or not is_usage_error(exc):
+                raise
+            overrides, multirun = command_overrides(args)
+            print(usage_error_line(exc, config_name, overrides, multirun), file=sys.stderr)
+            return EXIT_USER_ERROR
         finally:
             sys.argv = saved
         return int(state.get("code", 0))
 
     return main
+
+
+def _quiet_broken_pipe() -> None:
+    """Point stdout at /dev/null so Python's final flush does not complain again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+# Entry points whose tool module is imported only after the config is composed.
+TOOLS: dict[str, tuple[str, str]] = {
+    "compare": ("compare", "segexp.tools.compare:run_compare"),
+    "promote": ("promote", "segexp.tools.promote:promote"),
+    "predict": ("predict", "segexp.tools.predict:predict"),
+    "report": ("report", "segexp.tools.report:_report_action"),
+    "eda": ("eda", "segexp.tools.eda:eda"),
+    "rerun": ("rerun", "segexp.tools.rerun:rerun"),
+}
+compare_main = hydra_tool(*TOOLS["compare"])
+promote_main = hydra_tool(*TOOLS["promote"])
+predict_main = hydra_tool(*TOOLS["predict"])
+report_main = hydra_tool(*TOOLS["report"])
+eda_main = hydra_tool(*TOOLS["eda"])
+rerun_main = hydra_tool(*TOOLS["rerun"])
+_MAINS: dict[str, ToolMain] = {
+    "compare": compare_main,
+    "promote": promote_main,
+    "predict": predict_main,
+    "report": report_main,
+    "eda": eda_main,
+    "rerun": rerun_main,
+}
+
+
+def dispatch(argv: Sequence[str] | None = None) -> int:
+    """``python -m segexp.tools.shell <tool> [overrides]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in _MAINS:
+        print(
+            f"usage: python -m segexp.tools.shell {{{','.join(_MAINS)}}} [overrides] "
+            "(--help: the tool's config)",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    sys.argv = [f"segexp-{args[0]}", *args[1:]]
+    return _MAINS[args[0]](args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(dispatch())

@@ -326,23 +326,47 @@ def display_columns(ranked: pd.DataFrame, metric: str, extra: Sequence[str] = ()
 
 
 def _cell(value) -> str:
+    """A value as a table shows it: 4 significant digits, no exponent below 1e9, '' if absent."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float | np.floating):
+        number = float(value)
+        if np.isfinite(number) and 1e4 <= abs(number) < 1e9:  # 123456.7 -> 123500, not 1.235e+05
+            return f"{float(f'{number:.4g}'):.0f}"
         return f"{value:.4g}"
     return str(value)
 
 
-def format_table(frame: pd.DataFrame) -> str:
-    """Aligned plain-text table (numbers right-aligned, 4 significant digits, blanks for absent)."""
+def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
+    """Aligned plain-text table (numbers right-aligned, 4 significant digits, blanks for absent).
+
+    ``max_width``: when lines are wider, the widest text columns (run names) are cut
+    with an ellipsis, down to 10 characters each; numbers are never cut.
+    """
+    ellipsis, shortest = "\u2026", 10
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    if max_width is not None:
+        excess = sum(widths) + 2 * (len(widths) - 1) - max_width
+        while excess > 0:
+            text = [i for i, num in enumerate(numeric) if not num and widths[i] > shortest]
+            if not text:
+                break
+            widest = max(text, key=lambda i: widths[i])
+            cut = min(excess, widths[widest] - max(shortest, len(header[widest])))
+            if cut <= 0:
+                break
+            widths[widest] -= cut
+            excess -= cut
+
+    def fit(value: str, width: int) -> str:
+        return value if len(value) <= width else value[: width - 1] + ellipsis
 
     def line(values: list[str]) -> str:
         return "  ".join(
-            v.rjust(w) if num else v.ljust(w)
+            fit(v, w).rjust(w) if num else fit(v, w).ljust(w)
             for v, w, num in zip(values, widths, numeric, strict=True)
         ).rstrip()
 
