@@ -112,7 +112,7 @@ def write_summary(
     for key, rows in groups.items():
         slug = _group_slug(key)
         label = " / ".join(map(str, key))
-        marks = selections[key].recommended
+        marks = selections[key]  # its undefined criteria get a note on the plots
         if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
             fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
             plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)

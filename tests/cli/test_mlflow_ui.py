@@ -1,0 +1,102 @@
+"""What the MLflow UI shows: the runs table (not the GenAI views), each run's dataset, a URL
+that opens a sweep's runs, checked in a real browser against a real `mlflow server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tables
+from conftest import compose_config, free_port, run_cli, stop_process_group, wait_until_up
+from mlflow.tracking import MlflowClient
+
+from segexp.jobs.job import run_job
+from segexp.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_url, sweep_runs_url
+
+
+def test_a_run_logs_its_table_as_a_dataset_whose_digest_is_the_fingerprint(tmp_path, store):
+    path = tables.wholesale(tmp_path)
+    outcome = run_job(
+        compose_config([f"mlflow.tracking_uri={store}", f"data.path={path}", "plots.enabled=false"])
+    )
+    assert outcome.status == "finished", outcome.message
+    client = MlflowClient(store)
+    run = client.get_run(outcome.run_id)
+    (entry,) = run.inputs.dataset_inputs
+    assert entry.dataset.digest == run.data.tags["segexp.data_fingerprint"]
+    assert entry.dataset.name == "wholesale.csv"
+    assert entry.dataset.source_type == "local"
+    assert json.loads(entry.dataset.source) == {"uri": str(path.resolve())}
+    assert json.loads(entry.dataset.profile)["num_rows"] == 440
+    columns = [c["name"] for c in json.loads(entry.dataset.schema)["mlflow_colspec"]]
+    assert columns == ["Channel", "Region", *tables.WHOLESALE_SPEND]
+    assert {t.key: t.value for t in entry.tags} == {"mlflow.data.context": "training"}
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def test_the_sweep_url_filters_its_job_runs_best_first():
+    url = sweep_runs_url("sqlite:///x.db", "7", "20261201-1200-abc", "silhouette")
+    assert url.startswith("http://127.0.0.1:5000/#/experiments/7/runs?searchFilter=")
+    assert "20261201-1200-abc" in url and "orderByKey=metrics.%60silhouette%60" in url
+    assert runs_url("http://127.0.0.1:8080/", "3") == "http://127.0.0.1:8080/#/experiments/3/runs"
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+def chromium() -> str | None:
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.slow
+def test_the_printed_url_opens_the_sweeps_runs_in_a_real_browser(tmp_path):
+    binary = chromium()
+    if binary is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium or chromium on PATH)")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "w") as handle:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+             "--artifacts-destination", str(tmp_path / "artifacts")],
+            cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_until_up(server, f"{uri}/health", log)
+        result = run_cli(
+            ["-m", "algo=kmeans,gmm", "k=3,4", "plots.enabled=false", f"mlflow.tracking_uri={uri}"],
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        printed = [w for w in result.stdout.split() if w.startswith(f"{uri}/#/experiments/")]
+        assert printed, result.stdout
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("segexp-customers")
+        jobs = client.search_runs(
+            [experiment.experiment_id], filter_string="tags.`segexp.kind` = 'job'"
+        )
+        assert len(jobs) == 4
+        dom = subprocess.run(
+            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+             "--virtual-time-budget=20000", "--dump-dom", printed[-1]],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
+        )  # fmt: skip
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        for run in jobs:
+            assert run.info.run_name in dom.stdout
+        assert "Training runs" in dom.stdout  # the runs table, not the GenAI traces view
+        assert "Traces 0" not in dom.stdout
+    finally:
+        stop_process_group(server)
