@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.compare import main
+    from segexp.tools.shell import compare_main
 
-    sys.exit(main())
+    sys.exit(compare_main())

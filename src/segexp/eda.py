@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.eda import main
+    from segexp.tools.shell import eda_main
 
-    sys.exit(main())
+    sys.exit(eda_main())

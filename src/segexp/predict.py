@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.predict import main
+    from segexp.tools.shell import predict_main
 
-    sys.exit(main())
+    sys.exit(predict_main())

@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.promote import main
+    from segexp.tools.shell import promote_main
 
-    sys.exit(main())
+    sys.exit(promote_main())

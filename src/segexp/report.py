@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.report import main
+    from segexp.tools.shell import report_main
 
-    sys.exit(main())
+    sys.exit(report_main())

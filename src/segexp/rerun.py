@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from segexp.tools.rerun import main
+    from segexp.tools.shell import rerun_main
 
-    sys.exit(main())
+    sys.exit(rerun_main())

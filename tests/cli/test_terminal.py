@@ -363,3 +363,13 @@ def test_the_pool_starts_at_once_for_runs_and_waits_for_hydra_on_typos(line):
     from segexp.__main__ import looks_like_a_run
 
     assert looks_like_a_run(line.split()) is (line in README_SWEEPS)
+
+
+def test_every_light_entry_names_a_function_its_tool_module_has():
+    import importlib
+
+    from segexp.tools.shell import TOOLS
+
+    for name, (_, target) in TOOLS.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function, None)), name

@@ -383,7 +383,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "segexp.tools.compare:run_compare"),
     "promote": ("promote", "segexp.tools.promote:promote"),
     "predict": ("predict", "segexp.tools.predict:predict"),
-    "report": ("report", "segexp.tools.report:_report_action"),
+    "report": ("report", "segexp.tools.report:report_from_config"),
     "eda": ("eda", "segexp.tools.eda:eda"),
     "rerun": ("rerun", "segexp.tools.rerun:rerun"),
 }
