@@ -154,14 +154,14 @@ def _load_uncached(data_cfg: Mapping[str, Any]) -> CustomerTable:
     if kind not in KINDS:
         raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")
     frame, source, file_rows = read_source(data_cfg, "customers" if kind == "auto" else kind)
-    is_log = looks_like_transactions([str(c) for c in frame.columns], source)
-    if kind == "auto" and data_cfg.get("path") and is_log:
+    columns = [str(c) for c in frame.columns]
+    if kind == "auto" and data_cfg.get("path") and looks_like_transactions(columns, source):
         kind = "transactions"
         log_cfg = transaction_defaults()
         log_cfg.update({k: data_cfg[k] for k in _READING_KEYS if data_cfg.get(k) is not None})
         data_cfg = log_cfg
     aliases = dict(data_cfg.get("aliases") or {})
-    renames = canonical_headers(list(frame.columns), aliases, source)
+    renames = canonical_headers(columns, aliases, source)
     if kind != "transactions" and 2 * len(renames) < len(aliases):
         renames = {}  # not a table of this vocabulary: its own headers are the names
     frame = frame.rename(columns=renames)

@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from segexp.contract import IMPUTE_CHOICES
-from segexp.data.messages import closest, examples, normalize_header, row_numbers
+from segexp.data.messages import (
+    closest,
+    examples,
+    names_of,
+    normalize_header,
+    plain,
+    row_numbers,
+)
 from segexp.data.read import (
     DEFAULT_MISSING_VALUES,
     as_text,
@@ -142,20 +149,8 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-_examples = examples
-
-
 def _cfg_list(data_cfg: Mapping[str, Any], key: str) -> list[str]:
-    value = data_cfg.get(key)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+    return names_of(data_cfg.get(key))
 
 
 def canonical_headers(
@@ -240,7 +235,7 @@ def to_numeric_columns(
             )
             raise DataError(
                 f"{source}: column '{column}' must be numeric but has text in "
-                f"{row_numbers(bad, file_rows)} ({_examples(text[bad])}); fix or blank those "
+                f"{row_numbers(bad, file_rows)} ({examples(text[bad])}); fix or blank those "
                 f"cells{hint}"
             )
         frame[column] = _plain_numeric(values)
@@ -278,7 +273,7 @@ def parse_dates(
         shown = values[bad]
         raise DataError(
             f"{source}: column '{column}' has values that do not parse as dates in "
-            f"{row_numbers(bad, file_rows)} ({_examples(shown)}); use ISO dates "
+            f"{row_numbers(bad, file_rows)} ({examples(shown)}); use ISO dates "
             f"(2024-03-01 12:30) or set {config_key} (e.g. '%d/%m/%Y %H:%M', or 'mixed')"
         )
     return parsed
@@ -323,7 +318,7 @@ def check_non_negative(
         if negative.any():
             raise DataError(
                 f"{source}: column '{column}' cannot be negative but is in "
-                f"{row_numbers(negative, file_rows)} ({_examples(frame[column][negative])}); "
+                f"{row_numbers(negative, file_rows)} ({examples(frame[column][negative])}); "
                 f"fix those cells, or remove '{column}' from data.non_negative if negatives "
                 "are valid"
             )
@@ -349,7 +344,7 @@ def check_magnitude(
             shown = pd.Series(values[huge][:3])
             raise DataError(
                 f"{source}: column '{column}' has values too large to compute with (at least "
-                f"1e150) in {row_numbers(huge, file_rows)} ({_examples(shown)}); fix those "
+                f"1e150) in {row_numbers(huge, file_rows)} ({examples(shown)}); fix those "
                 "cells, or blank them to treat them as missing"
             )
 
@@ -479,7 +474,7 @@ def check_empty_and_constant(table: CustomerTable, columns: Sequence[str], confi
             )
         if values.nunique() == 1 and len(table.frame) > 1:
             raise DataError(
-                f"{table.source}: feature '{column}' is constant ({_plain(values.iloc[0])!r} "
+                f"{table.source}: feature '{column}' is constant ({plain(values.iloc[0])!r} "
                 f"in every filled row), so it cannot separate customers; remove it from "
                 f"{config_key}"
             )

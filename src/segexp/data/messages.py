@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,20 @@ def closest(name: str, choices: Sequence[str]) -> str:
         found = difflib.get_close_matches(normalize_header(name), list(by_norm), n=1, cutoff=0.5)
         match = [by_norm[m] for m in found]
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar as its Python value, so messages read 3, not np.int64(3)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def names_of(value: Any) -> list[str]:
+    """A config value naming columns as a list: None -> [], one name -> [name]."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
 
 def examples(values: pd.Series, limit: int = 3) -> str:

@@ -436,7 +436,8 @@ def _read_text(
             f"{path}: the header names column '{repeated[0]}' more than once; give every "
             "column its own name"
         )
-    padded = zero_padded_columns(text, names, delimiter, quotechar) if typed else []
+    # every column as text (tools that check cells themselves), else the zero-padded ones
+    text_columns = zero_padded_columns(text, names, delimiter, quotechar) if typed else names
     options = {
         "quoted": gzipped or _contains(path, quotechar),
         "encoding": encoding,
@@ -444,7 +445,7 @@ def _read_text(
         "quotechar": quotechar,
         "missing": _missing_values(data_cfg),
         "decimal": str(data_cfg.get("decimal") or "."),
-        "text_columns": names if not typed else padded,
+        "text_columns": text_columns,
     }
     try:
         table = _parse_all(path, gzipped, names, options, bool(data_cfg.get("encoding")))
@@ -464,7 +465,7 @@ def _read_text(
     filled = _filled_rows(table)
     if filled is not None:  # blank and delimiter-only lines are not records
         table, file_rows = table.filter(filled), file_rows[filled.to_numpy(zero_copy_only=False)]
-    keep_text = frozenset(names if not typed else padded)
+    keep_text = frozenset(text_columns)
     frame = _frame(table, data_cfg, file_rows, str(path), typed, keep_text)
     frame.columns = [c.lstrip("\ufeff") for c in frame.columns]
     return frame, file_rows

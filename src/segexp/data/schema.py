@@ -32,12 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segexp.data.messages import normalize_header
+from segexp.data.messages import names_of, normalize_header, plain
 
 ROLES = ("id", "numeric", "categorical", "date", "label", "excluded")
 AUTO = "auto"
@@ -247,13 +246,7 @@ def _explicit(value: Any) -> bool:
 
 def _names(value: Any) -> list[str] | None:
     """A role list from the config: None for auto (infer), else the names."""
-    if not _explicit(value):
-        return None
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+    return names_of(value) if _explicit(value) else None
 
 
 def _infer_one(
@@ -272,8 +265,7 @@ def _infer_one(
     n_distinct = n_rows if full and strictly_increasing(values) else int(values.nunique())
     if n_distinct == 1 and n_rows > 1:
         first = values.loc[values.first_valid_index()]
-        first = first.item() if isinstance(first, np.generic) else first
-        return ColumnRole(column, "excluded", kind, f"constant ({first!r})")
+        return ColumnRole(column, "excluded", kind, f"constant ({plain(first)!r})")
     unique_and_full = n_filled == n_rows and n_distinct == n_rows
     id_candidate = allow_id and not taken_id and kind in ("int", "text") and is_id_like(column)
     if id_candidate and unique_and_full:
