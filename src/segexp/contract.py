@@ -17,7 +17,10 @@ TAG_JOB_NUM = TAG_PREFIX + "job_num"
 TAG_OUTCOME_PREFIX = TAG_PREFIX + "outcome."
 
 MODEL_DIR = "model"
-PIPELINE_FILE = "pipeline.joblib"
+# The fitted pipeline, stored with skops (segexp.model.storage): it loads without running code.
+PIPELINE_FILE = "pipeline.skops"
+# What segexp before skops storage wrote instead: a pickle, never loaded unless trusted.
+LEGACY_PIPELINE_FILE = "pipeline.joblib"
 MODEL_META_FILE = "meta.json"
 ASSIGNMENTS_FILE = "assignments.csv"
 CONFIG_FILE = "config.yaml"

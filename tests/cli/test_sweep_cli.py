@@ -11,7 +11,7 @@ RUN_ARTIFACTS = {
     "config.yaml",
     "assignments.csv",
     "profile.csv",
-    "model/pipeline.joblib",
+    "model/pipeline.skops",
     "model/meta.json",
     "plots/segments.png",
     "plots/silhouette.png",

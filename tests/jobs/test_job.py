@@ -1,6 +1,5 @@
 """One job end to end against a real SQLite store, read back through MlflowClient."""
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +11,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from threadpoolctl import threadpool_info
 
 from segexp.jobs.job import run_job
+from segexp.model import storage
 
 CONF_ALGOS = sorted(p.stem for p in (CONF_DIR / "algo").glob("*.yaml"))
 
@@ -56,8 +56,8 @@ def test_logged_scores_equal_scikit_learn_on_the_same_space(make_config, store, 
     assert outcome.status == "finished", outcome.message
     run = client.get_run(outcome.run_id)
     assignments = _artifact_frame(client, outcome.run_id, "assignments.csv", tmp_path)
-    pipeline = joblib.load(
-        client.download_artifacts(outcome.run_id, "model/pipeline.joblib", str(tmp_path))
+    pipeline = storage.load(
+        client.download_artifacts(outcome.run_id, "model/pipeline.skops", str(tmp_path))
     )
     columns = ["age", "annual_income", "spending_score"]
     points = pipeline[:-1].transform(assignments[columns])
@@ -123,7 +123,7 @@ def test_run_holds_params_tags_and_artifacts(make_config, store):
         "config.yaml",
         "assignments.csv",
         "profile.csv",
-        "model/pipeline.joblib",
+        "model/pipeline.skops",
         "model/meta.json",
         "model/input_example.csv",
         "plots/segments.png",

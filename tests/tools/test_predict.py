@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from segexp.data import load_customers
 from segexp.errors import DataError, TrackingError
 from segexp.jobs.job import run_job
+from segexp.model import storage
 from segexp.tools.predict import predict
 from segexp.tools.promote import promote
 
@@ -56,10 +56,10 @@ def champion(tmp_path_factory, _template_store, mall_csv):
             ],
         )
     )
-    pipeline = joblib.load(
+    pipeline = storage.load(
         mlflow.artifacts.download_artifacts(
             run_id=outcome.run_id,
-            artifact_path="model/pipeline.joblib",
+            artifact_path="model/pipeline.skops",
             dst_path=str(folder / "run"),
             tracking_uri=store,
         )

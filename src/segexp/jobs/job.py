@@ -23,7 +23,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import sklearn
 import yaml
@@ -65,6 +64,7 @@ from segexp.jobs import publish
 from segexp.jobs.features import ALL_NUMERIC, DEFAULT, resolve_features
 from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
+from segexp.model import storage
 from segexp.model.evaluation import evaluate_run, evaluation_settings
 from segexp.model.metrics import mixture_criteria, score_segmentation
 from segexp.model.pipeline import (
@@ -328,7 +328,7 @@ def _stage_artifacts(
 
     model_dir = folder / MODEL_DIR
     model_dir.mkdir()
-    joblib.dump(fitted.pipeline, model_dir / PIPELINE_FILE)
+    storage.save(fitted.pipeline, model_dir / PIPELINE_FILE)  # skops: loads without running code
     numeric, categorical = split_feature_kinds(spec.columns, table.categorical, rows)
     meta = {
         "input_columns": spec.columns,

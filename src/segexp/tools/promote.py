@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -46,6 +45,7 @@ import segexp
 from segexp.contract import (
     ASSIGNMENTS_FILE,
     CONFIG_FILE,
+    LEGACY_PIPELINE_FILE,
     MODEL_DIR,
     MODEL_META_FILE,
     PIPELINE_FILE,
@@ -60,12 +60,14 @@ from segexp.errors import (
     TrackingError,
     ValidationFailed,
 )
+from segexp.model import storage
 from segexp.model.assign import (
     ASSIGN_BY_PREDICT,
     SEGMENT_COLUMN,
     SegmentAssigner,
     segment_names_from,
 )
+from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
 from segexp.tools.compare import check_metric, filters_from_config, load_runs
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
@@ -77,6 +79,7 @@ from segexp.tracking.leaderboard import (
 )
 from segexp.tracking.models import load_model, save_segment_model
 from segexp.tracking.store import resolve_tracking_uri
+from segexp.tracking.stored_config import load_stored_config
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -208,13 +211,35 @@ def _check_promotable(run: Run, client: MlflowClient) -> None:
             f"run_id: run {name} ({run.info.run_id}) ended {run.info.status}; "
             "only FINISHED runs can be promoted"
         )
-    files = {a.path for a in client.list_artifacts(run.info.run_id, MODEL_DIR)}
+    pipeline_file(client, run)
+
+
+def pipeline_file(client: MlflowClient, run: Run) -> str:
+    """The run's stored pipeline (``model/pipeline.skops``), checked before anything is read.
+
+    A run of older segexp holds only a pickle (``model/pipeline.joblib``), which runs any
+    code its author put in it when loaded: refused unless ``SEGEXP_TRUST_PICKLE=1``.
+    """
+    run_id = run.info.run_id
+    files = {a.path for a in client.list_artifacts(run_id, MODEL_DIR)}
     needed = f"{MODEL_DIR}/{PIPELINE_FILE}"
-    if needed not in files:
+    if needed in files:
+        return needed
+    legacy = f"{MODEL_DIR}/{LEGACY_PIPELINE_FILE}"
+    if legacy in files:
+        if pickle_trusted():
+            return legacy
         raise TrackingError(
-            f"run_id: run {name} ({run.info.run_id}) has no artifact {needed}; "
-            "only runs logged by python -m segexp can be promoted"
+            f"run {run_id}: {legacy} is a pickle (older segexp stored pipelines so) and there is "
+            f"no {needed}; loading a pickle runs any code its author put in it, so segexp does "
+            f"not load it: re-create the run with segexp-rerun run_id={run_id} (re-fits it from "
+            "its stored config; the new run stores a skops pipeline) and promote the new run; "
+            f"or, only if you trust everyone who can write this store, set {TRUST_PICKLE_ENV}=1"
         )
+    raise TrackingError(
+        f"run_id: run {run.info.run_name} ({run_id}) has no artifact {needed}; "
+        "only runs logged by python -m segexp can be promoted"
+    )
 
 
 def _as_best_key(exc: SegexpError, metric: str) -> str:
@@ -268,6 +293,7 @@ def download_artifact(client: MlflowClient, run_id: str, path: str, folder: Path
 def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     """Build the run's assigner (pipeline + extension) from its artifacts, in ``folder``."""
     run_id = run.info.run_id
+    stored = pipeline_file(client, run)  # checked first: nothing is read from a refused run
     root = {a.path for a in client.list_artifacts(run_id)}
     model_dir = download_artifact(client, run_id, MODEL_DIR, folder)
     meta = json.loads((model_dir / MODEL_META_FILE).read_text())
@@ -278,7 +304,9 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
         keep_default_na=False,
         na_values=[""],
     )
-    config = OmegaConf.load(download_artifact(client, run_id, CONFIG_FILE, folder))
+    config = load_stored_config(
+        download_artifact(client, run_id, CONFIG_FILE, folder), f"run {run_id}: {CONFIG_FILE}"
+    )
     names: dict[int, str] = {}
     if SEGMENTS_FILE in root:
         entries = json.loads(download_artifact(client, run_id, SEGMENTS_FILE, folder).read_text())
@@ -288,8 +316,14 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
         OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {},
     )
     impute = str(OmegaConf.select(config, "preprocess.impute", default="none"))
+    local = model_dir.parent / stored
+    pipeline = (
+        storage.load(local, f"run {run_id}: {stored}")
+        if stored.endswith(storage.SKOPS_SUFFIX)
+        else storage.load_pickle(local, f"run {run_id}: {stored}", "")
+    )
     assigner = SegmentAssigner.from_run(
-        joblib.load(model_dir / PIPELINE_FILE),
+        pipeline,
         meta,
         training,
         aliases=aliases or {},

@@ -26,13 +26,14 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
 from segexp.tools.promote import download_artifact, get_run, open_client
 from segexp.tools.shell import hydra_tool
+from segexp.tracking.stored_config import load_stored_config
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
 _SHOWN = 5
@@ -66,12 +67,16 @@ def _download_text(client, run_id: str, path: str, folder: Path) -> Path:
 def stored_config(client, run: Run, folder: Path) -> DictConfig:
     """The run's config.yaml, pointed at the store it was read from.
 
+    Read as data first (``segexp.tracking.stored_config``): every ``_target_`` must be a
+    scikit-learn estimator, segexp's own or named by the user's conf/algo or conf/scaler,
+    and no value may be an interpolation; otherwise ConfigError before anything is built.
     The stored config is resolved, so ``n_clusters: ${k}`` reads ``n_clusters: 5``;
     where the run logged a ``k`` param, algo values equal to it are linked to ``${k}``
     again so the re-run is named and logged like the original.
     """
-    cfg = OmegaConf.load(_download_text(client, run.info.run_id, CONFIG_FILE, folder))
-    assert isinstance(cfg, DictConfig)  # a job logs its config as a mapping
+    run_id = run.info.run_id
+    path = _download_text(client, run_id, CONFIG_FILE, folder)
+    cfg = load_stored_config(path, f"run {run_id}: {CONFIG_FILE}")  # before anything is built
     with open_dict(cfg):
         cfg.pop("hydra", None)
         cfg.mlflow.tracking_uri = client.tracking_uri

@@ -3,8 +3,18 @@
 ``save_segment_model`` writes a :class:`segexp.model.assign.SegmentAssigner`
 as an MLflow "models from code" folder: the model class is imported from a
 copy of the segexp package shipped inside the model, so the model loads where
-segexp is not installed (``mlflow models serve``). ``load_model`` resolves
-``models:/``, ``runs:/`` and folder URIs through one explicit store.
+segexp is not installed (``mlflow models serve``). The assigner itself is a
+skops file (``assigner.skops``, see ``segexp.model.storage``), never a pickle.
+
+``load_model`` resolves ``models:/``, ``runs:/`` and folder URIs through one
+explicit store. A segexp model is loaded as data: its skops file is checked
+against segexp's trusted types and wrapped in the installed segexp's
+``SegmentModel``; no code from the model folder (its model-code file, its
+shipped segexp copy) is imported or run, so whoever can write the registry
+cannot run code through ``segexp-predict`` or ``segexp-promote``. Any other
+MLflow model (one segexp did not write, or a segexp model of an older version,
+whose assigner is a pickle) is loaded by MLflow's own loader, which runs its
+code, only when ``SEGEXP_TRUST_PICKLE=1``; otherwise it is a one-line error.
 """
 
 from __future__ import annotations
@@ -13,26 +23,28 @@ import json
 import shutil
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import hydra
-import joblib
 import mlflow
 import numpy as np
 import omegaconf
 import pandas as pd
 import sklearn
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PyFuncModel, PythonModel  # not mlflow.pyfunc.X: mypy sees a LazyLoader
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from segexp.errors import TrackingError
+from segexp.model import storage
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssigner
 
-ASSIGNER_FILE = "assigner.joblib"
+ASSIGNER_FILE = "assigner.skops"
+LEGACY_ASSIGNER_FILE = "assigner.joblib"  # older segexp: a pickle
+ASSIGNER_ARTIFACT = "assigner"
 DESCRIPTION_FILE = "segexp_model.json"
 MODEL_CODE_FILE = "segment_model_code.py"
 # Models from code: the model is this class, imported from the segexp copy shipped in the model.
@@ -65,10 +77,34 @@ class SegmentModel(PythonModel):
     """pyfunc face of a ``SegmentAssigner``: a table of customers in, segment (and name) out."""
 
     def load_context(self, context) -> None:
-        self.assigner: SegmentAssigner = joblib.load(context.artifacts["assigner"])
+        """Under MLflow's loader (``mlflow models serve``): the skops assigner, checked."""
+        self.assigner: SegmentAssigner = load_assigner(Path(context.artifacts[ASSIGNER_ARTIFACT]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.assigner.assign(pd.DataFrame(model_input))
+
+
+def skops_version() -> str:
+    from importlib.metadata import version
+
+    return version("skops")
+
+
+def load_assigner(path: Path, what: str | None = None) -> SegmentAssigner:
+    """The assigner of a segexp model: skops with segexp's trusted types; a pickle (older
+    segexp) only with ``SEGEXP_TRUST_PICKLE=1``."""
+    what = what or f"model file {path.name}"
+    if path.suffix in storage.PICKLE_SUFFIXES:
+        assigner = storage.load_pickle(
+            path,
+            what,
+            "promote its source run again with this segexp (segexp-promote run_id=<run id>)",
+        )
+    else:
+        assigner = storage.load(path, what)
+    if not isinstance(assigner, SegmentAssigner):
+        raise TrackingError(f"{what} holds a {type(assigner).__name__}, not a segexp assigner")
+    return assigner
 
 
 def pip_requirements() -> list[str]:
@@ -78,7 +114,7 @@ def pip_requirements() -> list[str]:
         f"scikit-learn=={sklearn.__version__}",
         f"pandas=={pd.__version__}",
         f"numpy=={np.__version__}",
-        f"joblib=={joblib.__version__}",
+        f"skops=={skops_version()}",
         f"hydra-core=={hydra.__version__}",
         f"omegaconf=={omegaconf.__version__}",
     ]
@@ -102,13 +138,13 @@ def save_segment_model(
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="segexp-model-") as tmp:
         assigner_file = Path(tmp) / ASSIGNER_FILE
-        joblib.dump(assigner, assigner_file)
+        storage.save(assigner, assigner_file)
         model_code = Path(tmp) / MODEL_CODE_FILE
         model_code.write_text(_MODEL_CODE)
         mlflow.pyfunc.save_model(
             path,
             python_model=str(model_code),
-            artifacts={"assigner": str(assigner_file)},
+            artifacts={ASSIGNER_ARTIFACT: str(assigner_file)},
             code_paths=[str(_package_copy(Path(tmp)))],
             signature=model_signature(assigner),
             input_example=input_example[assigner.input_columns].head(5),
@@ -146,18 +182,95 @@ def model_location(model_uri: str, client: MlflowClient) -> str:
     return client.get_model_version_download_uri(name, str(version))
 
 
+class _SegmentModelImpl:
+    """What a PyFuncModel calls: the installed segexp's SegmentModel (no code from the folder)."""
+
+    def __init__(self, python_model: SegmentModel) -> None:
+        self.python_model = python_model
+
+    def predict(self, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.python_model.predict(None, model_input, params)
+
+
+def _not_segexp(uri: str, why: str) -> TrackingError:
+    return TrackingError(
+        f"model: {uri} {why}; segexp loads only the models it writes, as data (skops, "
+        "checked types); MLflow's own loader would run that model's code: promote a segexp "
+        f"run instead, or set {storage.TRUST_PICKLE_ENV}=1 only if you trust the model's author "
+        "and everyone who can write the store"
+    )
+
+
+def _assigner_path(meta: Model, uri: str) -> str | None:
+    """Where a segexp model keeps its assigner (checked to stay inside the model); None when
+    the model is not segexp's."""
+    conf = meta.flavors.get("python_function") or {}
+    entry = (conf.get("artifacts") or {}).get(ASSIGNER_ARTIFACT)
+    relative = entry.get("path") if isinstance(entry, dict) else None
+    if not isinstance(relative, str):
+        return None
+    parts = PurePosixPath(relative).parts
+    if not parts or relative.startswith("/") or ".." in parts or "\\" in relative:
+        raise _not_segexp(uri, f"names an assigner file outside its folder: {relative}")
+    return relative
+
+
+def _other_model(folder: Path, uri: str) -> PyFuncModel:
+    if not storage.pickle_trusted():
+        raise _not_segexp(uri, f"was not written by segexp (no '{ASSIGNER_ARTIFACT}' artifact)")
+    return mlflow.pyfunc.load_model(str(folder))
+
+
+def load_model_folder(folder: Path, uri: str) -> PyFuncModel:
+    """A model folder as a pyfunc model; a segexp model is loaded as data only (its MLmodel
+    file and its assigner are all that is read)."""
+    meta = Model.load(str(folder / "MLmodel"))
+    relative = _assigner_path(meta, uri)
+    if relative is None:
+        return _other_model(folder, uri)
+    file = folder / relative
+    if not file.is_file():
+        raise _not_segexp(uri, f"has no file {relative}")
+    model = SegmentModel()
+    model.assigner = load_assigner(file, f"model {uri}: {relative}")
+    return PyFuncModel(model_meta=meta, model_impl=_SegmentModelImpl(model))
+
+
 def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
-    """Load any MLflow model URI from the given store (no global tracking URI is used)."""
+    """Load any MLflow model URI from the given store (no global tracking URI is used).
+
+    A segexp model loads as data (see the module docstring): only its MLmodel file and its
+    assigner are downloaded. Another model only with ``SEGEXP_TRUST_PICKLE=1``.
+    TrackingError (one line) when it cannot be loaded.
+    """
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         if Path(model_uri).exists():
-            return mlflow.pyfunc.load_model(model_uri)
-        location = model_location(model_uri, client)
+            return load_model_folder(Path(model_uri), model_uri)
+        location = model_location(model_uri, client).rstrip("/")
         with tempfile.TemporaryDirectory(prefix="segexp-load-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri
-            )
-            return mlflow.pyfunc.load_model(local)
+            folder = Path(tmp) / "model"
+
+            def fetch(relative: str) -> None:
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{location}/{relative}",
+                    dst_path=str(folder / PurePosixPath(relative).parent),
+                    tracking_uri=tracking_uri,
+                )
+
+            fetch("MLmodel")
+            relative = _assigner_path(Model.load(str(folder / "MLmodel")), model_uri)
+            if relative is None:
+                if not storage.pickle_trusted():
+                    return _other_model(folder, model_uri)  # the one-line refusal
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=location,
+                    dst_path=str(Path(tmp) / "all"),
+                    tracking_uri=tracking_uri,
+                )
+                return mlflow.pyfunc.load_model(local)
+            fetch(relative)
+            return load_model_folder(folder, model_uri)
     except MlflowException as exc:
         hint = (
             "promote a run first: python -m segexp.promote run_id=<id>"
