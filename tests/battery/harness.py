@@ -40,9 +40,7 @@ class Case:
     timeout: int = 120
 
 
-def case(
-    id: str, args: Sequence[str] | str, *expect: str, **options
-) -> Case:
+def case(id: str, args: Sequence[str] | str, *expect: str, **options) -> Case:
     """``case("seed-abc", "seed=abc", "seed", "abc")``: args as a list or one string."""
     parts = tuple(args.split()) if isinstance(args, str) else tuple(args)
     return Case(id=id, args=parts, expect=tuple(expect), **options)

@@ -183,13 +183,17 @@ def test_blank_customer_id(tmp_path):
 
 @pytest.mark.parametrize(
     ("row", "column", "value"),
-    [("0004,Female,-23,16,77", "age", "-23"), ("0004,Female,23,-16,77", "annual_income", "-16")],
+    [
+        ("0004,Female,-23,16,77", "'age'", "-23"),
+        ("0004,Female,23,-16,77", "'annual_income' (file header 'Annual Income (k$)')", "-16"),
+    ],
 )
 def test_negative_values_where_impossible(tmp_path, row, column, value):
+    """A renamed column is named as segexp calls it and as the file's header says it."""
     path = write_rows(tmp_path, replace_row(3, row))
     message = load_error(path)
     assert_fragments(
-        message, f"column '{column}' cannot be negative", "in row 5", value, "data.non_negative"
+        message, f"column {column} cannot be negative", "in row 5", value, "data.non_negative"
     )
 
 

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from segexp.contract import IMPUTE_CHOICES
 from segexp.data.messages import (
     closest,
+    column_label,
     examples,
     names_of,
     normalize_header,
@@ -214,6 +215,7 @@ def to_numeric_columns(
     source: str,
     file_rows: np.ndarray | None,
     decimal: str = ".",
+    headers: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Numeric columns from text; a non-number cell is an error naming the column and rows."""
     for column in columns:
@@ -234,7 +236,7 @@ def to_numeric_columns(
                 else ""
             )
             raise DataError(
-                f"{source}: column '{column}' must be numeric but has text in "
+                f"{source}: column {column_label(column, headers)} must be numeric but has text in "
                 f"{row_numbers(bad, file_rows)} ({examples(text[bad])}); fix or blank those "
                 f"cells{hint}"
             )
@@ -250,8 +252,15 @@ def parse_dates(
     date_format: str | None,
     dayfirst: bool,
     config_key: str,
+    headers: dict[str, str] | None = None,
 ) -> pd.Series:
     """Dates from text: the configured format, else ISO 8601, else the format pandas infers."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        raise DataError(  # pandas would read 20 as 1970-01-01 00:00:00.000000020
+            f"{source}: column {column_label(column, headers)} is listed as dates but holds "
+            f"numbers ({examples(values.dropna())}); dates are text such as 2024-03-01: "
+            "remove the column from data.dates"
+        )
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     elif date_format:
@@ -265,21 +274,28 @@ def parse_dates(
     blank = values.isna().to_numpy()
     if blank.any():
         raise DataError(
-            f"{source}: column '{column}' is empty in {row_numbers(blank, file_rows)}; "
-            "every row needs a date: fill those cells or remove the rows"
+            f"{source}: column {column_label(column, headers)} is empty in "
+            f"{row_numbers(blank, file_rows)}; every row needs a date: fill those cells or "
+            "remove the rows"
         )
     bad = parsed.isna().to_numpy()
     if bad.any():
         shown = values[bad]
         raise DataError(
-            f"{source}: column '{column}' has values that do not parse as dates in "
-            f"{row_numbers(bad, file_rows)} ({examples(shown)}); use ISO dates "
+            f"{source}: column {column_label(column, headers)} has values that do not parse "
+            f"as dates in {row_numbers(bad, file_rows)} ({examples(shown)}); use ISO dates "
             f"(2024-03-01 12:30) or set {config_key} (e.g. '%d/%m/%Y %H:%M', or 'mixed')"
         )
     return parsed
 
 
-def check_ids(frame: pd.DataFrame, id_column: str, source: str, file_rows: np.ndarray | None):
+def check_ids(
+    frame: pd.DataFrame,
+    id_column: str,
+    source: str,
+    file_rows: np.ndarray | None,
+    headers: dict[str, str] | None = None,
+):
     """Every customer has exactly one row and an id."""
     ids = frame[id_column]
     if ids.is_unique and not ids.hasnans:
@@ -287,7 +303,8 @@ def check_ids(frame: pd.DataFrame, id_column: str, source: str, file_rows: np.nd
     blank = ids.isna().to_numpy()
     if blank.any():
         raise DataError(
-            f"{source}: id column '{id_column}' is empty in {row_numbers(blank, file_rows)}; "
+            f"{source}: id column {column_label(id_column, headers)} is empty in "
+            f"{row_numbers(blank, file_rows)}; "
             "every customer needs an id: fill them, or set data.id_column=null to use row numbers"
         )
     repeated = ids.duplicated(keep=False).to_numpy()
@@ -303,21 +320,26 @@ def check_ids(frame: pd.DataFrame, id_column: str, source: str, file_rows: np.nd
         n_ids = int(ids[repeated].nunique())
         more = f" (+{n_ids - len(groups)} more repeated ids)" if n_ids > len(groups) else ""
         raise DataError(
-            f"{source}: duplicate customer ids in column '{id_column}': {'; '.join(groups)}{more}; "
+            f"{source}: duplicate customer ids in column {column_label(id_column, headers)}: "
+            f"{'; '.join(groups)}{more}; "
             "each customer must appear once: remove the repeated rows, or set data.id_column "
             "to a unique column (for a transaction log use data.kind=transactions)"
         )
 
 
 def check_non_negative(
-    frame: pd.DataFrame, columns: Sequence[str], source: str, file_rows: np.ndarray | None
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    source: str,
+    file_rows: np.ndarray | None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Columns that cannot be negative (age, income, ...) have no negative values."""
     for column in columns:
         negative = (frame[column] < 0).fillna(False).to_numpy()
         if negative.any():
             raise DataError(
-                f"{source}: column '{column}' cannot be negative but is in "
+                f"{source}: column {column_label(column, headers)} cannot be negative but is in "
                 f"{row_numbers(negative, file_rows)} ({examples(frame[column][negative])}); "
                 f"fix those cells, or remove '{column}' from data.non_negative if negatives "
                 "are valid"
@@ -332,7 +354,11 @@ LARGEST_VALUE = 1e150
 
 
 def check_magnitude(
-    frame: pd.DataFrame, columns: Sequence[str], source: str, file_rows: np.ndarray | None
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    source: str,
+    file_rows: np.ndarray | None,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """Numeric columns hold numbers a scaler and a distance can square (|x| < 1e150)."""
     for column in columns:
@@ -343,9 +369,9 @@ def check_magnitude(
         if huge.any():
             shown = pd.Series(values[huge][:3])
             raise DataError(
-                f"{source}: column '{column}' has values too large to compute with (at least "
-                f"1e150) in {row_numbers(huge, file_rows)} ({examples(shown)}); fix those "
-                "cells, or blank them to treat them as missing"
+                f"{source}: column {column_label(column, headers)} has values too large to "
+                f"compute with (at least 1e150) in {row_numbers(huge, file_rows)} "
+                f"({examples(shown)}); fix those cells, or blank them to treat them as missing"
             )
 
 
@@ -403,14 +429,14 @@ def load_customer_table(
         frame[id_column] = as_text(frame[id_column])
         role = schema.role(id_column)
         if role is None or role.reason != UNIQUE_IN_EVERY_ROW:  # inference checked it already
-            check_ids(frame, id_column, source, file_rows)
+            check_ids(frame, id_column, source, file_rows, headers)
     numeric = schema.numeric
     frame = to_numeric_columns(
-        frame, numeric, source, file_rows, str(settings.get("decimal") or ".")
+        frame, numeric, source, file_rows, str(settings.get("decimal") or "."), headers
     )
-    check_magnitude(frame, numeric, source, file_rows)
+    check_magnitude(frame, numeric, source, file_rows, headers)
     non_negative = _non_negative(settings, numeric)
-    check_non_negative(frame, non_negative, source, file_rows)
+    check_non_negative(frame, non_negative, source, file_rows, headers)
     for column in schema.dates:
         role = schema.role(column)
         frame[column] = parse_dates(
@@ -422,6 +448,7 @@ def load_customer_table(
             or settings.get("date_format"),
             bool(settings.get("dayfirst", False)),
             "data.date_format",
+            headers,
         )
     default_features = settings.get("default_features")
     return CustomerTable(

@@ -61,6 +61,15 @@ def names_of(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def column_label(column: str, headers: dict[str, str] | None = None) -> str:
+    """A column for messages, quoted, with the file's own header when segexp renamed it to
+    something that reads differently: ``'annual_income' (file header 'Annual Income (k$)')``."""
+    header = (headers or {}).get(column)
+    if not header or normalize_header(header) == normalize_header(column):
+        return f"'{column}'"
+    return f"'{column}' (file header '{header}')"
+
+
 def examples(values: pd.Series, limit: int = 3) -> str:
     """The first few values, quoted, for messages."""
     return ", ".join(repr(v) for v in values.head(limit).tolist())

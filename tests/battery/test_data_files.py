@@ -1,0 +1,212 @@
+"""Battery: bad customer files given to ``segexp`` (one run and a sweep) and to ``segexp-eda``.
+
+Each case writes its file in ``setup`` and runs the real command line; the
+harness asserts one ``segexp: error:`` line, exit 2, and no run or file left.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from tests.battery.harness import case
+
+HEADER = "CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)"
+ROWS = [
+    f"{i:04d},{'Male' if i % 2 else 'Female'},{20 + i % 40},{15 + i},{(i * 7) % 100}"
+    for i in range(1, 41)
+]
+
+
+def writes(name: str, text: str | bytes):
+    """A setup that writes ``text`` to ``name`` in the case's folder."""
+
+    def setup(folder: Path) -> None:
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
+        (folder / name).write_bytes(data)
+
+    return setup
+
+
+def table(*rows: str, header: str = HEADER) -> str:
+    return "\r\n".join([header, *rows]) + "\r\n"
+
+
+def with_row(position: int, row: str) -> str:
+    rows = list(ROWS)
+    rows[position] = row
+    return table(*rows)
+
+
+def gz_of(text: str) -> bytes:
+    return gzip.compress(text.encode())
+
+
+def _dir(name: str):
+    return lambda folder: (folder / name).mkdir()
+
+
+GOOD = table(*ROWS)
+D = "data.path={dir}/c.csv"
+
+CASES = [
+    case(
+        "missing-file",
+        "data.path={dir}/custmers.csv",
+        "custmers.csv",
+        "file not found",
+        setup=writes("customers.csv", GOOD),
+    ),
+    case("directory-as-file", "data.path={dir}/folder", "folder", setup=_dir("folder")),
+    case("empty-file", D, "c.csv", "empty", setup=writes("c.csv", "")),
+    case("blank-lines-only", D, "c.csv", "empty", setup=writes("c.csv", "\r\n  \r\n")),
+    case("header-only", D, "c.csv", "no customer rows", setup=writes("c.csv", table())),
+    case(
+        "utf16-without-bom", D, "c.csv", "encoding", setup=writes("c.csv", GOOD.encode("utf-16-le"))
+    ),
+    case(
+        "excel-workbook",
+        "data.path={dir}/c.xlsx",
+        "c.xlsx",
+        setup=writes("c.xlsx", b"PK\x03\x04" + b"\0" * 200),
+    ),
+    case(
+        "corrupt-gzip",
+        "data.path={dir}/c.csv.gz",
+        "c.csv.gz",
+        setup=writes("c.csv.gz", gz_of(GOOD)[:40]),
+    ),
+    case("ragged-rows", D, "c.csv", setup=writes("c.csv", with_row(3, "0004,Female,23,16,77,9,9"))),
+    case(
+        "repeated-header",
+        D,
+        "c.csv",
+        "Age",
+        setup=writes(
+            "c.csv", table(*ROWS, header="CustomerID,Genre,Age,Age,Spending Score (1-100)")
+        ),
+    ),
+    case(
+        "text-in-numeric",
+        D,
+        "c.csv",
+        "age",
+        "row",
+        setup=writes("c.csv", with_row(5, "0006,Female,twenty,17,76")),
+    ),
+    case(
+        "decimal-comma",
+        D + " features.columns=[Rate,Age]",
+        "column 'Rate' must be numeric",
+        "data.decimal=','",
+        setup=writes(
+            "c.csv",
+            table(
+                *[r.replace(",", ";") + f";{i % 9},{i % 7 + 1}" for i, r in enumerate(ROWS)],
+                header=HEADER.replace(",", ";") + ";Rate",
+            ),
+        ),
+    ),
+    case(
+        "duplicate-ids",
+        D,
+        "c.csv",
+        "duplicate customer ids",
+        "'0001' in rows 2, 3",
+        setup=writes("c.csv", with_row(1, ROWS[0])),
+    ),
+    case(
+        "blank-id",
+        D,
+        "c.csv",
+        "id column 'customer_id' is empty in row 4",
+        setup=writes("c.csv", with_row(2, ",Female,20,16,6")),
+    ),
+    case(
+        "negative-income",
+        D,
+        "c.csv",
+        "'annual_income' (file header 'Annual Income (k$)') cannot be negative",
+        "row 6",
+        setup=writes("c.csv", with_row(4, "0005,Female,31,-17,40")),
+    ),
+    case(
+        "infinite-cell",
+        D,
+        "c.csv",
+        "beyond the float64 range",
+        setup=writes("c.csv", with_row(4, "0005,Female,31,inf,40")),
+    ),
+    case(
+        "absurd-number",
+        D,
+        "c.csv",
+        "too large",
+        setup=writes("c.csv", with_row(4, "0005,Female,31,1e308,40")),
+    ),
+    case(
+        "missing-values",
+        D,
+        "c.csv",
+        "missing",
+        setup=writes("c.csv", with_row(4, "0005,Female,31,,40")),
+    ),
+    case(
+        "unknown-feature-column",
+        D + " features.columns=[age,incme]",
+        "incme",
+        setup=writes("c.csv", GOOD),
+    ),
+    case(
+        "features-not-in-table",
+        "data.path={dir}/c.csv features=income_spending",
+        "features=income_spending",
+        "all_numeric",
+        setup=writes(
+            "c.csv",
+            table("1,5,7", "2,6,8", "3,1,2", "4,9,9", "5,3,3", "6,2,8", header="id,visits,basket"),
+        ),
+    ),
+    case("unknown-id-column", D + " data.id_column=CustID", "CustID", setup=writes("c.csv", GOOD)),
+    case(
+        "missing-label-column",
+        D + " data.label_column=segment",
+        "segment",
+        setup=writes("c.csv", GOOD),
+    ),
+    case(
+        "fewer-customers-than-k",
+        D + " k=8",
+        "fewer than k=8",
+        setup=writes("c.csv", table(*ROWS[:5])),
+    ),
+    case("unknown-impute", D + " preprocess.impute=mode", "mode", setup=writes("c.csv", GOOD)),
+    case("unknown-data-kind", D + " data.kind=ledger", "ledger", setup=writes("c.csv", GOOD)),
+    case(
+        "numbers-listed-as-dates",
+        D + " data.dates=[Age]",
+        "'age'",
+        "holds numbers",
+        "data.dates",
+        setup=writes("c.csv", GOOD),
+    ),
+    case(
+        "sweep-on-missing-file", "-m k=3,4 data.path={dir}/nope.csv", "nope.csv", "file not found"
+    ),
+    case(
+        "sweep-on-text-cell",
+        "-m k=3,4 " + D,
+        "age",
+        "row",
+        setup=writes("c.csv", with_row(5, "0006,Female,twenty,17,76")),
+    ),
+    case("eda-missing-file", "data.path={dir}/nope.csv", "nope.csv", module="segexp.eda"),
+    case("eda-empty-file", D, "empty", module="segexp.eda", setup=writes("c.csv", "")),
+]
+
+
+@pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
+def test_bad_data_file_is_one_line_error(battery, c):
+    battery(c)
