@@ -330,6 +330,8 @@ def _stage_artifacts(
     model_dir.mkdir()
     storage.save(fitted.pipeline, model_dir / PIPELINE_FILE)  # skops: loads without running code
     numeric, categorical = split_feature_kinds(spec.columns, table.categorical, rows)
+    from segexp.model.assign import training_non_negative
+
     meta = {
         "input_columns": spec.columns,
         "numeric_columns": numeric,
@@ -341,6 +343,9 @@ def _stage_artifacts(
         "algorithm": spec.target,
         "sklearn_version": sklearn.__version__,
         "segexp_version": segexp.__version__,
+        # columns training required non-negative (data.non_negative): predict refuses
+        # negatives there too; absent in older runs (no such check)
+        "non_negative": [c for c in training_non_negative(cfg.data, table) if c in spec.columns],
     }
     profile = compute_profile(
         rows, fitted.labels, spec.columns, cfg.naming, categorical_columns=table.categorical

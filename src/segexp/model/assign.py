@@ -5,7 +5,9 @@ A run stores its fitted pipeline (``prepare`` -> ``scale`` -> ``cluster``).
 columns of the user's file: header variants are mapped through the run's
 ``data.aliases`` (``Annual Income (k$)`` -> ``annual_income``), extra columns
 are ignored, missing ones are an error naming them, and each row with a
-value the pipeline cannot use is named with its reason.
+value the pipeline cannot use, or that training refuses (not a number, not finite,
+1e150 or more in size, negative in a column training required non-negative), is
+named with its reason.
 
 Inductive extension. Clusterers with a ``predict`` method (k-means, gmm,
 Birch, ...) assign new customers themselves. The others only label the
@@ -39,7 +41,8 @@ import pandas as pd
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from segexp.contract import NOISE_LABEL
-from segexp.data.load import canonicalize_columns
+from segexp.data.load import LARGEST_VALUE, canonicalize_columns
+from segexp.data.messages import plain
 from segexp.errors import ConfigError, DataError
 
 NOISE_NAME = "noise"
@@ -123,6 +126,9 @@ class SegmentAssigner:
     extension: Any = None
     segment_names: dict[int, str] = field(default_factory=dict)
     algorithm: str = ""
+    # numeric columns training required to be non-negative (data.non_negative); a class
+    # default, so assigners stored before this field existed load and check nothing more
+    non_negative: tuple[str, ...] = ()
 
     @classmethod
     def from_run(
@@ -148,6 +154,7 @@ class SegmentAssigner:
             method=ASSIGN_BY_PREDICT,
             segment_names=dict(segment_names or {}),
             algorithm=str(meta.get("algorithm", type(pipeline[-1]).__name__)),
+            non_negative=tuple(str(c) for c in meta.get("non_negative") or () if c in numeric),
         )
         clusterer = pipeline[-1]
         if not hasattr(clusterer, "predict"):
@@ -187,36 +194,64 @@ class SegmentAssigner:
         return {str(new): str(old) for old, new in zip(frame.columns, renamed, strict=True)}
 
     def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """(features with numeric columns parsed, reason per row: '' where the row is usable)."""
+        """(features with numeric columns parsed, reason per row: '' where the row is usable).
+
+        The checks of training, per cell: a numeric cell is a number, finite and below
+        ``LARGEST_VALUE`` in size, and not negative in a ``non_negative`` column; a blank
+        cell is refused unless the pipeline imputes. Reasons are built only for bad rows.
+        """
         features = self.canonical(frame)[self.input_columns].copy()
         headers = self._headers_in(frame)
-        reasons: list[list[str]] = [[] for _ in range(len(features))]
+        found: dict[int, list[str]] = {}
+
+        def refuse(mask: np.ndarray, reason) -> None:
+            for i in np.flatnonzero(mask):
+                found.setdefault(int(i), []).append(reason(i))
+
         imputes = self.impute not in _NO_IMPUTATION
+        non_negative = set(getattr(self, "non_negative", ()) or ())
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)
             blank = values.isna().to_numpy()
-            if column in self.numeric_columns and _is_number_column(values):
-                parsed = values.astype(float)
-                for i in np.flatnonzero(np.isinf(parsed.to_numpy())):
-                    reasons[i].append(f"{header}: {parsed.iloc[i]} is not a finite number")
-                features[column] = parsed
-            elif column in self.numeric_columns:
-                text = values.astype("string").str.strip()
-                parsed = pd.to_numeric(text, errors="coerce").astype(float)
-                blank = (text.isna() | (text == "")).to_numpy()
-                not_number = parsed.isna().to_numpy() & ~blank
-                infinite = np.isinf(parsed.to_numpy())
-                for i in np.flatnonzero(not_number):
-                    reasons[i].append(f"{header}: {text.iloc[i]!r} is not a number")
-                for i in np.flatnonzero(infinite):
-                    reasons[i].append(f"{header}: {text.iloc[i]!r} is not a finite number")
+            if column in self.numeric_columns:
+                if _is_number_column(values):
+                    parsed = values.astype(float)
+                    text = None
+                else:
+                    text = values.astype("string").str.strip()
+                    parsed = pd.to_numeric(text, errors="coerce").astype(float)
+                    blank = (text.isna() | (text == "")).to_numpy()
+                numbers = parsed.to_numpy()
+
+                def shown(i, text=text, numbers=numbers) -> str:
+                    return repr(text.iloc[i]) if text is not None else repr(plain(numbers[i]))
+
+                refuse(
+                    np.isnan(numbers) & ~blank,
+                    lambda i, h=header, s=shown: f"{h}: {s(i)} is not a number",
+                )
+                infinite = np.isinf(numbers)
+                refuse(infinite, lambda i, h=header, s=shown: f"{h}: {s(i)} is not a finite number")
+                with np.errstate(invalid="ignore"):
+                    huge = (np.abs(numbers) >= LARGEST_VALUE) & ~infinite
+                    negative = numbers < 0
+                refuse(
+                    huge,
+                    lambda i, h=header, s=shown: (
+                        f"{h}: {s(i)} is too large to compute with (at least 1e150)"
+                    ),
+                )
+                if column in non_negative:
+                    refuse(negative, lambda i, h=header, s=shown: f"{h}: {s(i)} cannot be negative")
                 features[column] = parsed
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
             if not imputes:
-                for i in np.flatnonzero(blank):
-                    reasons[i].append(f"{header} is missing")
-        return features, pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=str)
+                refuse(blank, lambda i, h=header: f"{h} is missing")
+        reasons = np.full(len(features), "", dtype=object)
+        for i, parts in found.items():
+            reasons[i] = "; ".join(parts)
+        return features, pd.Series(reasons, index=frame.index, dtype=str)
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Usable feature columns of every row, or DataError naming the unusable rows."""
@@ -260,5 +295,15 @@ class SegmentAssigner:
             "impute": self.impute,
             "assignment": self.method,
             "algorithm": self.algorithm,
+            "non_negative": list(getattr(self, "non_negative", ())),
             "segment_names": {str(k): v for k, v in sorted(self.segment_names.items())},
         }
+
+
+def training_non_negative(data_cfg: Mapping[str, Any], table: Any) -> list[str]:
+    """The numeric columns the loader required non-negative for ``table`` (data.non_negative;
+    auto: the numeric columns segexp knows by name), stored with the model for predict."""
+    from segexp.data.load import _canonical_settings, _non_negative
+
+    settings = _canonical_settings(data_cfg, getattr(table, "headers", {}) or {})
+    return [str(c) for c in _non_negative(settings, table.numeric)]

@@ -39,6 +39,7 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
+from segexp.tools.outputs import check_output, flag, write_text_atomically
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
@@ -352,6 +353,8 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     out = out or sys.stdout
     err = err or sys.stderr
     try:
+        if cfg.get("output"):  # an existing file is refused before any work
+            check_output(str(cfg.output), "output", flag(cfg, "overwrite"))
         width = table_width(cfg, out)
         metric = str(cfg.metric)
         larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
@@ -415,8 +418,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     if output:
         path = Path(str(output)).expanduser()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_text_atomically(path, text)  # whole or not at all
         except OSError as exc:
             print(f"segexp: error: output={output}: cannot write the file ({exc})", file=err)
             return EXIT_USER_ERROR

@@ -1,36 +1,66 @@
 """``python -m segexp.predict``: assign segments to new customers with a registered model.
 
-Reads a customer table (CSV/TSV/Parquet, the same loader as runs), scores it
-with any MLflow model URI (default: the champion, ``models:/customer-segments@champion``;
-without one, a one-line error says how to promote one) and
-writes every input row, unchanged, with ``segment`` (and ``segment_name`` when
-the model knows the names). A segexp model maps header variants
-(``Annual Income (k$)``), ignores extra columns and names missing ones.
+Reads a customer table (CSV/TSV/Parquet; delimiter and encoding detected as for
+runs), scores it with any MLflow model URI (default: the champion,
+``models:/customer-segments@champion``; without one, a one-line error says how
+to promote one) and writes every input row with ``segment`` (and
+``segment_name`` when the model knows the names). A segexp model maps header
+variants (``Annual Income (k$)``), ignores extra columns and names missing ones.
 
-Rows that cannot be scored (a blank cell the model does not impute, text in a
-numeric column, an infinite number) are an error naming their file rows, or,
-with ``rejects=<file>``, are written there with the reason while every other
-row is scored.
+Nothing is lost and nothing is changed: rows in = rows scored + rows rejected.
+The output holds each cell of a text input exactly as the file has it (the text
+between the delimiters, after CSV unquoting: zero-padded ids, ``1.50``, spaces,
+empty cells and missing markers such as ``NA`` come back as they were); only
+the scoring reads the cells typed (stripped, missing markers blank). Rows are
+file rows: the header is row 1 (a cell spanning lines counts as one row).
+
+A row is rejected, with its reason, when it is empty (a blank line or only
+delimiters), has more or fewer fields than the header, or holds a value
+training refuses: a blank cell the model does not impute, text in a numeric
+column, a number that is not finite or is 1e150 or more in size, a negative
+number in a column training required non-negative. Without ``rejects=<file>``
+any rejected row is an error naming the rows; with it, those rows go there
+(``row``, the original cells, ``reason``) and every other row is scored.
+
+Outputs are never overwritten unless ``overwrite=true`` (checked before any
+work) and are written whole (temporary file + rename). Text outputs are checked
+for cells a spreadsheet may run as formulas (first character ``=``, ``+``,
+``-``, ``@``, tab, CR; plain numbers such as ``-3.5`` excluded): a warning on
+stderr counts them, ``escape_formulas=true`` prefixes them with ``'``.
 
 Exit codes: 0 every row scored (or, with ``rejects=``, every other row scored
 and the bad ones written to the rejects file), 2 bad input or configuration
-(missing file or column, bad rows without ``rejects=``, unknown model), 1
-unexpected failure.
+(missing file or column, bad rows without ``rejects=``, unknown model, an
+existing output without ``overwrite=true``), 1 unexpected failure.
 """
 
 from __future__ import annotations
 
+import csv
 import sys
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from omegaconf import DictConfig
 
 from segexp.data import read_table_file
+from segexp.data.messages import closest
 from segexp.errors import ConfigError, DataError
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN
+from segexp.tools.outputs import (
+    check_output,
+    count_formulas,
+    escape_formulas,
+    flag,
+    formula_line,
+    staged,
+)
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.models import SegmentModel, load_model
 from segexp.tracking.store import resolve_tracking_uri
@@ -40,6 +70,7 @@ if TYPE_CHECKING:
 
 ROW_COLUMN = "row"
 REASON_COLUMN = "reason"
+EMPTY_ROW = "empty row (a blank line or only delimiters)"
 _ROWS_SHOWN = 5
 
 
@@ -53,14 +84,228 @@ class PredictionResult:
     scored: int
     rejected: int
     rejects: Path | None
+    formulas: dict[str, int] = field(default_factory=dict)  # formula-looking cells per column
 
     def summary(self) -> str:
         text = (
             f"{self.scored} of {self.rows} customers scored with {self.model_uri} -> {self.output}"
         )
         if self.rejects is not None:
-            text += f"; {self.rejected} rejected -> {self.rejects}"
-        return text
+            return text + f"; {self.rejected} rejected -> {self.rejects}"
+        return text + f"; {self.rejected} rejected"
+
+
+@dataclass
+class InputCells:
+    """A customer file as read for predict.
+
+    ``cells``: every row's original cells (text input: strings exactly as in the file;
+    Parquet: its typed columns); ``rows``: each row's file row; ``problems``: position ->
+    reason for rows that are not records (empty, wrong number of fields);
+    ``text``: the cells are the text of a delimited file."""
+
+    cells: pa.Table
+    rows: np.ndarray
+    problems: dict[int, str]
+    text: bool
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _fields(line: str, delimiter: str, quotechar: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter, quotechar=quotechar), [])
+    except csv.Error:
+        return [line]
+
+
+def _with_ragged_rows(
+    path: Path, gzipped: bool, names: list[str], options: dict[str, Any]
+) -> tuple[pa.Table, np.ndarray, dict[int, str]]:
+    """The table with rows of another field count kept (their cells padded or cut, the
+    extra fields in the reason), in file order; (cells, file rows, problems)."""
+    from segexp.data.read import _parse
+
+    ragged: list[tuple[int, str, int]] = []
+
+    def keep(row: Any) -> str:
+        ragged.append((int(row.number), str(row.text), int(row.actual_columns)))
+        return "skip"
+
+    table = _parse(path, gzipped, names, dict(options), handler=keep)
+    total = table.num_rows + len(ragged)
+    lines = {number for number, _, _ in ragged}
+    valid_rows = np.array([r for r in range(2, total + 2) if r not in lines], dtype=np.int64)
+    width = len(names)
+    extra_cells: list[list[str]] = []
+    reasons: list[str] = []
+    for _, text, actual in ragged:
+        fields = _fields(text, options["delimiter"], options["quotechar"])
+        if not text.strip():
+            reasons.append(EMPTY_ROW)
+        else:
+            reason = f"the row has {actual} fields, the header {width}"
+            if len(fields) > width:
+                reason += f" (extra: {', '.join(repr(f) for f in fields[width:][:3])})"
+            reasons.append(reason)
+        extra_cells.append((fields + [""] * width)[:width])
+    odd = pa.table(
+        {
+            name: pa.array([row[i] for row in extra_cells], pa.string())
+            for i, name in enumerate(names)
+        }
+    )
+    both = pa.concat_tables([table.rename_columns(names), odd])
+    by_number = {number: reasons[i] for i, (number, _, _) in enumerate(ragged)}
+    order = np.argsort(np.concatenate([valid_rows, [n for n, _, _ in ragged]]), kind="stable")
+    rows = np.concatenate([valid_rows, np.array([n for n, _, _ in ragged], dtype=np.int64)])[order]
+    both = both.take(pa.array(order))
+    problems = {int(i): by_number[int(r)] for i, r in enumerate(rows) if int(r) in by_number}
+    return both, rows, problems
+
+
+def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
+    from segexp.data.read import (
+        _contains,
+        _header,
+        _parse_all,
+        _parse_error,
+        _read_head,
+        detect_delimiter,
+        detect_encoding,
+    )
+
+    head, whole, gzipped = _read_head(path)
+    encoding, text = (
+        (None, "")
+        if not head.strip()
+        else detect_encoding(head, path, reading.get("encoding"), whole)
+    )
+    if not text.strip():
+        raise DataError(
+            f"input={path}: the file is empty; expected a header row and one row per customer"
+        )
+    quotechar = '"'
+    delimiter = reading.get("delimiter")
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    if not delimiter:
+        delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
+    delimiter = str(delimiter)
+    names = _header(text, delimiter, quotechar)
+    if not [n for n in names if n.strip()]:
+        raise DataError(f"input={path}: the file has no header row; expected column names")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"input={path}: the header names column '{repeated[0]}' more than once; give "
+            "every column its own name"
+        )
+    options = {
+        "quoted": gzipped or _contains(path, quotechar),
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "quotechar": quotechar,
+        "missing": [],  # every cell as the file has it: nothing is read as missing here
+        "decimal": ".",
+        "text_columns": names,
+    }
+    problems: dict[int, str] = {}
+    try:
+        table = _parse_all(path, gzipped, names, options, bool(reading.get("encoding")))
+        rows = np.arange(2, table.num_rows + 2)
+    except pa.ArrowInvalid as exc:
+        if "columns, got" not in str(exc):
+            raise _parse_error(path, delimiter, str(exc)) from exc
+        try:
+            table, rows, problems = _with_ragged_rows(path, gzipped, names, options)
+        except pa.ArrowInvalid as again:
+            raise _parse_error(path, delimiter, str(again)) from again
+    except (OSError, EOFError) as exc:
+        raise DataError(
+            f"input={path}: cannot read the file ({' '.join(str(exc).split())}); check the "
+            "file (a truncated or corrupt .gz?) and its access rights"
+        ) from exc
+    table = table.rename_columns([n.lstrip("\ufeff") for n in table.column_names])
+    empty = _empty_rows(table)
+    for i in np.flatnonzero(empty):
+        problems.setdefault(int(i), EMPTY_ROW)
+    return InputCells(table, rows, problems, text=True)
+
+
+def _empty_rows(table: pa.Table) -> np.ndarray:
+    """Rows whose every cell is empty or spaces (a blank line, or only delimiters)."""
+    empty = np.ones(table.num_rows, dtype=bool)
+    for column in table.columns:
+        blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
+        empty &= blank.to_numpy(zero_copy_only=False)
+        if not empty.any():
+            break
+    return empty
+
+
+def _read_parquet_cells(path: Path) -> InputCells:
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DataError(f"input={path}: the file is empty; expected a Parquet table")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several unrelated types
+        raise DataError(
+            f"input={path}: cannot read as Parquet ({' '.join(str(exc).split())}); check the file"
+        ) from exc
+    table = table.select([n for n in table.column_names if not n.startswith("__index_level_")])
+    return InputCells(table, np.arange(1, table.num_rows + 1), {}, text=False)
+
+
+def read_cells(path: Path, reading: dict[str, Any]) -> InputCells:
+    """The input file's cells as they are, with file rows and the rows that are not records."""
+    from segexp.data.read import file_format
+
+    if not path.exists():
+        near = (
+            closest(path.name, [p.name for p in path.parent.glob("*")])
+            if path.parent.is_dir()
+            else ""
+        )
+        raise DataError(
+            f"input={path}: file not found{near}; set input= to an existing CSV, TSV or "
+            "Parquet file"
+        )
+    if path.is_dir():
+        raise DataError(f"input={path}: is a folder; set input= to a CSV, TSV or Parquet file")
+    fmt = file_format(path, None)
+    found = _read_parquet_cells(path) if fmt == "parquet" else _read_text_cells(path, fmt, reading)
+    if not found.cells.num_rows:
+        raise DataError(
+            f"input={path}: the file has a header but no rows; expected one row per customer"
+        )
+    return found
+
+
+def scoring_frame(found: InputCells, path: Path) -> pd.DataFrame:
+    """The cells as the model reads them: text stripped, missing markers blank (NaN),
+    exactly as ``read_table_file(typed=False)`` reads them; the index holds file rows."""
+    if not found.text:
+        return read_table_file(path, {}, typed=False)
+    from segexp.data.read import DEFAULT_MISSING_VALUES, _text
+
+    missing = pa.array(sorted(set(DEFAULT_MISSING_VALUES) | {""}), pa.string())
+    frame = pd.DataFrame(
+        {
+            str(i): _text(column, missing).to_pandas()
+            for i, column in enumerate(found.cells.columns)
+        },
+        copy=False,
+    )
+    frame.columns = [str(c) for c in found.cells.column_names]
+    frame.index = found.rows
+    return frame
+
+
+# --- scoring ----------------------------------------------------------------------------------
 
 
 def _segment_assigner(model: PyFuncModel):
@@ -81,58 +326,73 @@ def _model_columns(model: PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[c for c in frame.columns if c in named]]
 
 
-def score_frame(
-    model: PyFuncModel,
-    frame: pd.DataFrame,
-    *,
-    source: str,
-    keep_bad_rows: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scored rows with segment [+ name], rejected rows with row number and reason).
+def row_reasons(
+    model: PyFuncModel, frame: pd.DataFrame, problems: dict[int, str]
+) -> tuple[pd.Series, pd.DataFrame | None]:
+    """(reason per row, '' where it can be scored; a segexp model's checked features).
 
-    Rows are named by the frame's index: file rows (header = row 1) as
-    ``read_table_file`` returns them. Without ``keep_bad_rows`` a bad row is a
-    DataError naming the first rows and their reasons.
-    """
+    Rows that are not records (``problems``) keep that reason alone."""
     assigner = _segment_assigner(model)
-    reasons = pd.Series("", index=frame.index, dtype=str)
+    features = None
+    reasons = pd.Series("", index=frame.index, dtype=object)
     if assigner is not None:
-        _, reasons = assigner.row_problems(frame)
-    bad = (reasons != "").to_numpy()
-    if bad.any() and not keep_bad_rows:
-        positions = bad.nonzero()[0]
-        shown = "; ".join(
-            f"row {frame.index[i]}: {reasons.iloc[i]}" for i in positions[:_ROWS_SHOWN]
-        )
-        more = (
-            f" (+{len(positions) - _ROWS_SHOWN} more rows)" if len(positions) > _ROWS_SHOWN else ""
-        )
-        raise DataError(
-            f"{source}: {len(positions)} row(s) cannot be scored: {shown}{more}; fix those "
-            "cells, or set rejects=<file> to score the other rows and write these there"
-        )
-    good = frame[~bad]
-    scored = good.drop(columns=[SEGMENT_COLUMN, SEGMENT_NAME_COLUMN], errors="ignore").copy()
-    if len(good):
-        predicted = pd.DataFrame(model.predict(_model_columns(model, good)))
+        features, reasons = assigner.row_problems(frame)
+        reasons = reasons.astype(object)
+    if problems:
+        positions = np.fromiter(problems, dtype=np.int64)
+        reasons.iloc[positions] = [problems[int(i)] for i in positions]
+    return reasons, features
+
+
+def bad_rows_error(source: str, frame: pd.DataFrame, reasons: pd.Series, bad: np.ndarray):
+    positions = bad.nonzero()[0]
+    shown = "; ".join(f"row {frame.index[i]}: {reasons.iloc[i]}" for i in positions[:_ROWS_SHOWN])
+    more = f" (+{len(positions) - _ROWS_SHOWN} more rows)" if len(positions) > _ROWS_SHOWN else ""
+    return DataError(
+        f"{source}: {len(positions)} row(s) cannot be scored: {shown}{more}; fix those "
+        "rows, or set rejects=<file> to score the other rows and write these there"
+    )
+
+
+def segments_of(
+    model: PyFuncModel, frame: pd.DataFrame, features: pd.DataFrame | None
+) -> pd.DataFrame:
+    """segment (and segment_name) of rows already checked, in their order."""
+    assigner = _segment_assigner(model)
+    if assigner is not None and features is not None:
+        # the model's own predict is assigner.assign = the same checks + assign_prepared
+        predicted = assigner.assign_prepared(features)
+    elif len(frame):
+        predicted = pd.DataFrame(model.predict(_model_columns(model, frame)))
         if SEGMENT_COLUMN not in predicted.columns:  # a plain model: one column of labels
             predicted = predicted.iloc[:, :1].set_axis([SEGMENT_COLUMN], axis=1)
-        for column in predicted.columns:
-            scored[column] = predicted[column].to_numpy()
     else:
-        scored[SEGMENT_COLUMN] = pd.Series(dtype="int64")
-    rejected = frame[bad].copy()
-    rejected.insert(0, ROW_COLUMN, frame.index[bad])
-    rejected[REASON_COLUMN] = reasons[bad].to_numpy()
-    return scored, rejected
+        predicted = pd.DataFrame({SEGMENT_COLUMN: pd.Series(dtype="int64")})
+    return predicted.reset_index(drop=True)
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _as_arrow(values: pd.Series) -> pa.Array:
+    if pd.api.types.is_integer_dtype(values):
+        return pa.array(values.to_numpy(), pa.int64())
+    return pa.array(values.astype(object).where(values.notna(), None).tolist())
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """CSV (TSV for .tsv), or Parquet for .parquet/.pq; cells written as they are."""
     if path.suffix.lower() in {".parquet", ".pq"}:
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+        return
+    frame = table.to_pandas()
+    frame.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+
+
+def _is_text_output(path: Path) -> bool:
+    return path.suffix.lower() not in {".parquet", ".pq"}
 
 
 def model_uri_from(cfg: DictConfig) -> str:
@@ -155,6 +415,8 @@ def predict(cfg: DictConfig) -> PredictionResult:
         raise ConfigError("input: set input=<customers.csv> (CSV, TSV or Parquet); got nothing")
     if not cfg.get("output"):
         raise ConfigError("output: set output=<segments.csv> (where the scored rows go)")
+    overwrite = flag(cfg, "overwrite")
+    escape = flag(cfg, "escape_formulas")
     source = Path(str(cfg.input)).expanduser()
     output = Path(str(cfg.output)).expanduser()
     rejects = Path(str(cfg.rejects)).expanduser() if cfg.get("rejects") else None
@@ -162,26 +424,58 @@ def predict(cfg: DictConfig) -> PredictionResult:
         raise ConfigError(
             f"output/rejects: would overwrite the input {source}; choose another path"
         )
+    if rejects is not None and rejects.resolve() == output.resolve():
+        raise ConfigError(f"rejects={rejects}: is the output file too; choose another path")
+    check_output(output, "output", overwrite)
+    if rejects is not None:
+        check_output(rejects, "rejects", overwrite)
     reading = {k: cfg.get(k) for k in ("delimiter", "encoding") if cfg.get(k)}
-    frame = read_table_file(source, reading, typed=False)
+    found = read_cells(source, reading)
+    frame = scoring_frame(found, source)
     model_uri = model_uri_from(cfg)
     model = load_model(model_uri, resolve_tracking_uri(cfg.mlflow.tracking_uri))
     try:
-        scored, rejected = score_frame(
-            model,
-            frame,
-            source=str(source),
-            keep_bad_rows=rejects is not None,
-        )
+        reasons, features = row_reasons(model, frame, found.problems)
     except DataError as exc:
         message = str(exc)
         if message.startswith("customer input"):  # the model's own message: name the file
             message = f"{source}: {message}"
         raise DataError(message) from exc
-    write_table(scored, output)
+    bad = (reasons != "").to_numpy()
+    if bad.any() and rejects is None:
+        raise bad_rows_error(str(source), frame, reasons, bad)
+    good = ~bad
+    predicted = segments_of(model, frame[good], features[good] if features is not None else None)
+    kept = found.cells.filter(pa.array(good))
+    kept = kept.select(
+        [n for n in kept.column_names if n not in (SEGMENT_COLUMN, SEGMENT_NAME_COLUMN)]
+    )
+    for column in predicted.columns:
+        kept = kept.append_column(str(column), _as_arrow(predicted[column]))
+    tables = {output: kept}
     if rejects is not None:
-        write_table(rejected, rejects)
-    return PredictionResult(output, model_uri, len(frame), len(scored), len(rejected), rejects)
+        refused = found.cells.filter(pa.array(bad))
+        refused = refused.add_column(0, ROW_COLUMN, pa.array(found.rows[bad], pa.int64()))
+        refused = refused.append_column(REASON_COLUMN, pa.array(reasons[bad].tolist(), pa.string()))
+        tables[rejects] = refused
+    counts: dict[str, int] = {}
+    for path, table in tables.items():
+        if not _is_text_output(path):
+            continue
+        found_here = count_formulas(table)
+        for name, n in found_here.items():
+            counts[name] = counts.get(name, 0) + n
+        if escape and found_here:
+            tables[path] = escape_formulas(table, list(found_here))
+    with ExitStack() as stack:  # both files are replaced only once both are written
+        for path, table in tables.items():
+            write_table(table, stack.enter_context(staged(path)))
+    line = formula_line(counts, ", ".join(p.name for p in tables), escape)
+    if line:
+        print(line, file=sys.stderr)
+    return PredictionResult(
+        output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, counts
+    )
 
 
 main = hydra_tool("predict", predict)

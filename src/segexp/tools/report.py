@@ -44,6 +44,7 @@ from segexp.contract import (
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
+from segexp.tools.outputs import check_output, flag, write_text_atomically
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
@@ -313,18 +314,23 @@ def write_report(
     metric: str = "silhouette",
     filters: LeaderboardFilters | None = None,
     selection: str | None = None,
+    overwrite: bool = True,
 ) -> ReportWritten:
     """Write the report of ``run_id`` (of a sweep's chosen run for its parent run id) to
-    ``output_path`` (None: report-<run id>.html here); log it as report/report.html."""
+    ``output_path`` (None: report-<run id>.html here); log it as report/report.html.
+
+    ``overwrite=False``: an existing file there is a ConfigError (before the page is
+    drawn). The file is written whole (a temporary file renamed) or not at all."""
     tracking_uri = resolve_tracking_uri(tracking_uri)
     data = collect_report_data(
         tracking_uri, run_id, naming_cfg, metric=metric, filters=filters, selection=selection
     )
-    document = render_html(data)
     output = Path(output_path or f"report-{data.run_id}.html").expanduser()
+    if not overwrite:
+        check_output(output, "output", overwrite=False)
+    document = render_html(data)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(document, encoding="utf-8")
+        write_text_atomically(output, document)
     except OSError as exc:
         raise ConfigError(
             f"output={output}: cannot write the report there ({exc.strerror or exc}); "
@@ -362,6 +368,9 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
     from segexp.tools.compare import max_noise_fraction_from
     from segexp.tools.promote import champion_version
 
+    overwrite = flag(cfg, "overwrite")
+    if cfg.get("output"):  # before any work; the default name is known once the run is
+        check_output(str(cfg.output), "output", overwrite)
     given = None if OmegaConf.is_missing(cfg, "run_id") else cfg.get("run_id")
     run_id = str(given or "").strip()
     selection = None
@@ -390,6 +399,7 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
         metric=metric,
         filters=filters,
         selection=selection,
+        overwrite=overwrite,
     )
 
 
