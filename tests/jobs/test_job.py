@@ -157,12 +157,22 @@ def test_all_noise_leaves_every_segment_score_absent(make_config, store):
 
 
 def test_failing_algorithm_ends_its_run_failed_with_the_error(make_config, store):
-    outcome, client = _run(make_config, store, ["algo.n_init=-3"])
+    # Valid parameters (scikit-learn's checks pass before the run) that fail on the data:
+    # one initial centre for k=5 segments.
+    outcome, client = _run(make_config, store, ["+algo.init=[[0.0,0.0]]"])
     assert outcome.status == "failed"
     run = client.get_run(outcome.run_id)
     assert run.info.status == "FAILED"
-    assert "n_init" in run.data.tags["segexp.error"]
-    assert run.data.params["algo.n_init"] == "-3"
+    assert "initial centers" in run.data.tags["segexp.error"]
+    assert "algo.init" in run.data.params
+
+
+def test_invalid_hyperparameter_is_refused_before_any_run(make_config, store):
+    outcome, client = _run(make_config, store, ["algo.n_init=-3"])
+    assert outcome.status == "invalid"
+    assert outcome.message.startswith("algo.n_init: must be")
+    assert "got -3 (scikit-learn's KMeans)" in outcome.message
+    assert _all_runs(client) == []
 
 
 def test_quadratic_algorithm_refuses_above_the_limit(make_config, store):
@@ -208,7 +218,8 @@ class ThreadRecordingKMeans(KMeans):
     seen: list[set[int]] = []
 
     def fit(self, X, y=None, sample_weight=None):
-        ThreadRecordingKMeans.seen.append({p["num_threads"] for p in threadpool_info()})
+        if len(X):  # not segexp's parameter check (a fit on an empty array)
+            ThreadRecordingKMeans.seen.append({p["num_threads"] for p in threadpool_info()})
         return super().fit(X, y, sample_weight)
 
 

@@ -135,7 +135,13 @@ if SUPPORTED:
             return cfg
 
     class SegexpSweeper(BasicSweeper):
-        """Hydra's basic sweeper whose batch validation composes through the shared cache."""
+        """Hydra's basic sweeper whose batch validation composes through the shared cache.
+
+        Before anything is written (the sweep folder, ``multirun.yaml``, the parent run,
+        which opens at the first job), the whole sweep is checked: its job count against
+        ``limits.max_jobs``, then every job's config with ``segexp.jobs.validation``.
+        A refusal raises ``ConfigError``: one ``segexp: error:`` line, exit 2.
+        """
 
         def setup(self, *, hydra_context, task_function, config) -> None:
             super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -147,6 +153,53 @@ if SUPPORTED:
             assert self.config is not None
             for overrides in batch:
                 self.cache.validate(self.config, list(overrides))
+
+        def check_sweep(self, batches: Sequence[Sequence[Sequence[str]]]) -> None:
+            """Every job of the sweep, before any is launched; ConfigError on the first."""
+            from segexp.errors import ConfigError
+            from segexp.jobs import validation
+
+            assert self.config is not None
+            total = sum(len(batch) for batch in batches)
+            validation.check_sweep_size(total, validation.max_jobs(self.config))
+            num = 0
+            for batch in batches:
+                self.validate_batch_is_legal(batch)
+                for overrides in batch:
+                    cfg = self.cache.load(self.config, list(overrides))
+                    try:
+                        validation.check_job_config(cfg)
+                    except ConfigError as exc:
+                        shown = " ".join(filter_overrides(overrides))
+                        raise ConfigError(
+                            f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
+                        ) from None
+                    num += 1
+
+        def sweep(self, arguments: list[str]):
+            """Hydra's basic sweep, with ``check_sweep`` before the sweep folder exists."""
+            assert self.config is not None
+            assert self.launcher is not None
+            assert self.hydra_context is not None
+            params_conf = self._parse_config()
+            params_conf.extend(arguments)
+            parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+            overrides = parser.parse_overrides(params_conf)
+            self.overrides = self.split_arguments(overrides, self.max_batch_size)
+            self.check_sweep(self.overrides)
+            returns: list[Sequence[JobReturn]] = []
+            sweep_dir = Path(self.config.hydra.sweep.dir)
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            initial_job_idx = 0
+            while not self.is_done():
+                batch = self.get_job_batch()  # its configs were checked by check_sweep
+                results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+                for r in results:
+                    _ = r.return_value  # raises if the job raised
+                initial_job_idx += len(batch)
+                returns.append(results)
+            return returns
 
     class SegexpLauncher(BasicLauncher):
         """Hydra's basic launcher (jobs in order, in this process) composing through the cache."""

@@ -68,10 +68,23 @@ def _task(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        # Checked before the job's modules (MLflow) load: a bad value answers at once.
+        # (A sweep's jobs were checked by segexp's sweeper before it launched any; under
+        # another sweeper a bad job is recorded invalid by run_job, and the sweep goes on.)
+        from segexp.jobs.validation import check_job_config
+
+        try:
+            check_job_config(cfg)
+        except SegexpError as exc:
+            outcome = JobOutcome("invalid", run_name="run", message=str(exc))
+            _single_outcomes.append(outcome)
+            _report_single(outcome)
+            return -math.inf  # a single run: nobody reads it
     callbacks.prepare(cfg)
     from segexp.jobs.job import run_job
 
-    hydra_cfg = HydraConfig.get()
     choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
@@ -112,6 +125,28 @@ def exit_code(statuses: Sequence[str]) -> int:
     return 0
 
 
+def check_sweep_before_hydra(args: Sequence[str]) -> None:
+    """A basic sweep (segexp's sweeper) larger than ``limits.max_jobs``, counted from the
+    command line: Hydra's override parser takes about 10 s for ``k=1..100000`` (the
+    expanded list) before its sweeper could count; the sweeper counts exactly again."""
+    if not any(a in ("-m", "--multirun") for a in args):
+        return
+    if any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args):
+        return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
+    from segexp.jobs import validation
+
+    count = validation.count_sweep_values(args)
+    limits = validation.declared_keys(CONFIG_NAME).get("limits") or {}
+    limit = limits.get("max_jobs", 1000) if isinstance(limits, dict) else 1000
+    for arg in args:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key == "limits.max_jobs":
+            if not value.strip().isdigit():  # Hydra and the sweeper say what is wrong
+                return
+            limit = int(value)
+    validation.check_sweep_size(count, int(limit))
+
+
 def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
     """Run the app on ``argv`` (default: the command line); return the process exit code.
 
@@ -126,6 +161,11 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
         return exc.exit_code
     if shell.wants_help(args):
         return shell.print_help(CONFIG_NAME, args, "segexp")
+    try:
+        check_sweep_before_hydra(args)
+    except SegexpError as exc:
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
     _single_outcomes.clear()
@@ -142,6 +182,13 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
         # Hydra exits 1 on a config it cannot compose (unknown group option, bad override);
         # once a sweep's parent run exists, a sweeper or launcher error is a failure (1).
         return EXIT_USER_ERROR if code == 1 and ran_nothing else code
+    except SegexpError as exc:
+        # segexp's sweeper refused the sweep (its size, a job's config) before any job ran.
+        if _single_outcomes or callbacks.LAST_SWEEP is not None or callbacks.sweep_is_open():
+            raise
+        callbacks.end_progress()
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:
         # Hydra refused the command line or a job's config before any job ran.
         if not ours or not shell.is_usage_error(exc) or _single_outcomes:

@@ -64,6 +64,12 @@ from segexp.jobs import publish
 from segexp.jobs.features import ALL_NUMERIC, DEFAULT, resolve_features
 from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
+from segexp.jobs.validation import (
+    BYTES_PER_NEIGHBOUR,
+    DENSITY_RADIUS,
+    check_job_config,
+    neighbour_memory_mb,
+)
 from segexp.model import storage
 from segexp.model.evaluation import evaluate_run, evaluation_settings
 from segexp.model.metrics import mixture_criteria, score_segmentation
@@ -265,10 +271,56 @@ def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> 
             f"{n_rows} customers exceed limits.max_rows_quadratic={limit}; use algo=kmeans, "
             f"algo=minibatch_kmeans or algo=gmm, or raise limits.max_rows_quadratic"
         )
+    _check_neighbour_memory(cfg, spec, table)
+
+
+def _fitted_space(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> np.ndarray:
+    """The rows as the clusterer will see them (preprocessing and scaler fitted here)."""
+    from hydra.utils import instantiate
+
+    from segexp.model.pipeline import build_prepare_step
+
+    options = check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
+    features = table.frame[list(spec.columns)]
+    if options.impute == "drop":
+        features = features[features.notna().all(axis=1)]
+    numeric, categorical = split_feature_kinds(spec.columns, table.categorical, features)
+    encoded = np.asarray(
+        build_prepare_step(numeric, categorical, options).fit_transform(features), dtype=float
+    )
+    return np.asarray(instantiate(cfg.scaler).fit_transform(encoded), dtype=float)
+
+
+def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
+    """Density algorithms (DBSCAN) hold every customer's neighbours within the radius:
+    refuse a run whose estimated lists exceed limits.max_neighbour_memory_mb."""
+    radius_key = DENSITY_RADIUS.get(spec.target)
+    if radius_key is None:
+        return
+    radius = spec.hyperparams.get(radius_key)
+    limit = float(cfg.limits.get("max_neighbour_memory_mb", 2048))
+    n_rows = len(table.frame)
+    # Nothing to estimate while even every customer next to every other fits the limit.
+    if (
+        not isinstance(radius, int | float)
+        or n_rows * n_rows * BYTES_PER_NEIGHBOUR / 2**20 <= limit
+    ):
+        return
+    X = _fitted_space(cfg, spec, table)
+    estimate, mean = neighbour_memory_mb(X, float(radius), spec.hyperparams, seed=spec.seed)
+    if estimate > limit:
+        raise ConfigError(
+            f"algo={spec.algo}: its neighbourhood lists would take about {estimate:,.0f} MB "
+            f"({len(X)} customers x {mean:,.0f} neighbours within {radius_key}={radius}, "
+            f"counted on a seeded sample), more than limits.max_neighbour_memory_mb="
+            f"{limit:g}; use a smaller algo.{radius_key}, algo=kmeans, algo=gmm or "
+            f"algo=birch, or raise limits.max_neighbour_memory_mb"
+        )
 
 
 def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     """Everything checkable before a run exists: config values and the data itself."""
+    check_job_config(cfg)
     spec = describe_job(cfg, choices)
     table = load_customers(cfg.data)
     listed = cfg.features.columns

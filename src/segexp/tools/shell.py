@@ -319,6 +319,14 @@ def hydra_tool(config_name: str, action: Action | str) -> ToolMain:
     @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)
     def task(cfg: DictConfig) -> None:
         composed()
+        from segexp.jobs.validation import check_tool_config
+
+        try:  # before the tool's modules (MLflow) load and before any store is opened
+            check_tool_config(config_name, cfg)
+        except SegexpError as exc:
+            print(f"segexp: error: {exc}", file=sys.stderr)
+            state["code"] = exc.exit_code
+            return
         state["code"] = 1  # the task started: a crash below is a failure, not a config error
         function = _load(action)
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # after MLflow set its own

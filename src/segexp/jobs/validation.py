@@ -1,0 +1,639 @@
+"""Configuration checked before any run or store is touched: one rule per key.
+
+``check_job_config(cfg)`` checks a composed job config (``conf/config.yaml``):
+the main config's own keys (``k``, ``seed``, ``metrics.*``, ``limits.*``,
+``plots.*``, ``objective.*``, ``verbose``, ``data.sample.*``), the
+``preprocess`` and ``evaluation`` groups, and the algorithm's hyperparameters.
+``check_tool_config(name, cfg)`` checks a tool's config (``conf/compare.yaml``,
+``predict.yaml``, ...). Both raise ``ConfigError`` with one line::
+
+    <key>: <what is allowed>; got <value received>
+
+An unknown key (``+foo=1``, ``+limits.foo=1``) is refused with the keys that
+exist; a required key that was removed (``~k``) says so.
+
+Hyperparameters are checked by scikit-learn itself: the configured estimator is
+instantiated (as ``segexp.model.pipeline`` does) and fitted on an empty array.
+scikit-learn checks every parameter against its constraints at the start of
+``fit``, before it looks at the data, and raises ``InvalidParameterError`` (a
+``ValueError``) naming the parameter, what it allows and what it got; only that
+error is turned into the one-line message (``algo.eps: must be a float in the
+range (0.0, inf); got -1 (scikit-learn's DBSCAN)``). The empty array's own
+refusal means the parameters passed. Each distinct algorithm config is checked
+once per process (well under a millisecond after the first).
+
+``neighbour_memory_mb`` estimates what a density algorithm's neighbourhood lists
+(DBSCAN) hold, for ``limits.max_neighbour_memory_mb`` (see ``segexp.jobs.job``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import json
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from segexp.errors import ConfigError
+
+_MAX_LISTED = 24
+_MISSING = object()
+
+
+def shown(value: Any) -> str:
+    """A value as the user typed it: null, true, 3, 0.5, 'abc', [1, 2]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key: the words saying what it allows, and the test a value must pass."""
+
+    key: str
+    allowed: str
+    test: Callable[[Any], bool]
+
+    def check(self, cfg: DictConfig, prefix: str = "") -> None:
+        value = _select(cfg, self.key)
+        name = prefix + self.key
+        if value is _MISSING:
+            raise ConfigError(
+                f"{name}: {self.allowed}; got nothing (the key was removed, e.g. by ~{name})"
+            )
+        if not self.test(value):
+            raise ConfigError(f"{name}: {self.allowed}; got {shown(value)}")
+
+
+def _bounds(low: float | None, high: float | None, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"from {low} to {high}" if not low_open else f"> {low} and <= {high}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"<= {high}"
+    return ""
+
+
+def integer(
+    key: str, low: int | None = None, high: int | None = None, *, null: bool = False
+) -> Rule:
+    words = " ".join(filter(None, ["an integer", _bounds(low, high)]))
+    return Rule(
+        key,
+        words + (" or null" if null else ""),
+        lambda v: (
+            (null and v is None)
+            or (_is_int(v) and (low is None or v >= low) and (high is None or v <= high))
+        ),
+    )
+
+
+def number(
+    key: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    null: bool = False,
+) -> Rule:
+    words = " ".join(filter(None, ["a number", _bounds(low, high, low_open)]))
+
+    def test(v: Any) -> bool:
+        if null and v is None:
+            return True
+        if not _is_number(v):
+            return False
+        if low is not None and (v <= low if low_open else v < low):
+            return False
+        return high is None or v <= high
+
+    return Rule(key, words + (" or null" if null else ""), test)
+
+
+def flag(key: str) -> Rule:
+    return Rule(key, "true or false", lambda v: isinstance(v, bool))
+
+
+_SWITCH_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
+
+
+def switch(key: str) -> Rule:
+    """true/false, also as the words the environment variables take (yes, on, 1 ...)."""
+    return Rule(
+        key,
+        "true or false",
+        lambda v: (
+            isinstance(v, bool)
+            or (_is_int(v) and v in (0, 1))
+            or (isinstance(v, str) and v.strip().lower() in _SWITCH_WORDS)
+        ),
+    )
+
+
+def choice(key: str, *values: Any, null: bool = False) -> Rule:
+    words = "one of " + ", ".join(shown(v) if v is not None else "null" for v in values)
+    return Rule(
+        key,
+        words + (" or null" if null else ""),
+        lambda v: (null and v is None) or (not isinstance(v, bool) and v in values),
+    )
+
+
+def text(key: str, *, null: bool = False, what: str = "a non-empty text") -> Rule:
+    """A name or path: any non-empty scalar but true/false (Hydra reads 123 as a number)."""
+    return Rule(
+        key,
+        what + (" or null" if null else ""),
+        lambda v: (
+            (null and v is None)
+            or (isinstance(v, str) and bool(v.strip()))
+            or _is_int(v)
+            or (isinstance(v, float) and math.isfinite(v))
+        ),
+    )
+
+
+def names(key: str) -> Rule:
+    """One name, a list of names, or null (compare's filter.algo and the like)."""
+
+    def test(v: Any) -> bool:
+        if v is None or (isinstance(v, str) and v.strip()):
+            return True
+        return isinstance(v, list) and all(isinstance(x, str | int) for x in v)
+
+    return Rule(key, "a name, a list of names like [a,b], or null", test)
+
+
+def text_list(key: str) -> Rule:
+    return Rule(
+        key,
+        "a list of names like [a,b]",
+        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    )
+
+
+# ----------------------------------------------------------------- the rules
+
+DPI = integer("plots.dpi", 20, 1200)
+RUN_STATUSES = ("FINISHED", "FAILED", "RUNNING", "KILLED", "SCHEDULED")
+
+_DATA = [integer("data.sample.n_customers", 2, null=True), integer("data.sample.seed", 0)]
+
+MAIN_RULES: list[Rule] = [
+    integer("seed", 0, 2**32 - 1),
+    integer("metrics.silhouette_max_rows", 2),
+    integer("limits.max_rows_quadratic", 1),
+    integer("limits.threads", 1, null=True),
+    integer("limits.single_thread_below_rows", 0),
+    integer("limits.max_jobs", 1),
+    number("limits.max_neighbour_memory_mb", 0, low_open=True),
+    flag("plots.enabled"),
+    DPI,
+    text("objective.metric", what="a metric name (silhouette, davies_bouldin, ...)"),
+    choice("objective.direction", "maximize", "minimize"),
+    switch("verbose"),
+    *_DATA,
+]
+K_USED = integer("k", 2)  # the number of segments, for algorithms that take ${k}
+K_UNUSED = integer("k", 1)  # DBSCAN finds its own: k only names the job
+
+_FILTER = [
+    names("filter.algo"),
+    names("filter.features"),
+    names("filter.scaler"),
+    number("filter.min_segment_share", 0, 1, null=True),
+    number("filter.min_stability", -1, 1, null=True),
+    integer("filter.k_min", 1, null=True),
+    integer("filter.k_max", 1, null=True),
+    choice("filter.status", *RUN_STATUSES, null=True),
+    number("filter.max_noise_fraction", 0, 1, null=True),
+]
+_REGISTRY = [text("registry.name"), text("registry.alias")]
+_RUN_ID = text("run_id", null=True, what="a run id")
+_SWEEP_ID = text("sweep_id", null=True, what="a sweep id or its parent run id")
+_PATH = "a file path"
+
+TOOL_RULES: dict[str, list[Rule]] = {
+    "compare": [
+        choice("scope", "sweep", "experiment"),
+        _SWEEP_ID,
+        text("metric", what="a metric name (silhouette, davies_bouldin, ...)"),
+        choice("direction", "auto", "max", "min"),
+        *_FILTER,
+        integer("top", 1, null=True),
+        text_list("columns"),
+        choice("format", "table", "csv", "markdown", null=True),
+        integer("width", 20, null=True),
+        flag("wide"),
+        text("output", null=True, what=_PATH),
+        *_DATA,
+    ],
+    "promote": [
+        _RUN_ID,
+        text("best", null=True, what="a metric name"),
+        choice("scope", "sweep", "experiment"),
+        _SWEEP_ID,
+        choice("direction", "auto", "max", "min"),
+        *_FILTER,
+        *_REGISTRY,
+        number("validation.min_agreement", 0, 1),
+        flag("report.enabled"),
+        text("report.output", null=True, what=_PATH),
+        flag("dry_run"),
+        *_DATA,
+    ],
+    "predict": [
+        text("input", null=True, what=_PATH),
+        text("output", null=True, what=_PATH),
+        text("model", null=True, what="an MLflow model URI"),
+        *_REGISTRY,
+        text("rejects", null=True, what=_PATH),
+        text("delimiter", null=True, what="a delimiter such as , ; or |"),
+        text("encoding", null=True, what="an encoding such as utf-8"),
+    ],
+    "report": [
+        _RUN_ID,
+        *_REGISTRY,
+        text("metric", what="a metric name (silhouette, davies_bouldin, ...)"),
+        number("filter.max_noise_fraction", 0, 1, null=True),
+        text("output", null=True, what=_PATH),
+        flag("log_to_mlflow"),
+    ],
+    "eda": [
+        integer("eda.max_hue_levels", 2),
+        integer("eda.max_columns", 1),
+        number("eda.iqr_factor", 0),
+        integer("eda.max_scatter_rows", 2),
+        integer("eda.max_scatter_columns", 2),
+        integer("eda.max_pie_levels", 1),
+        integer("plots.dpi", 20, 1200),
+        *_DATA,
+    ],
+    "rerun": [_RUN_ID],
+}
+
+# Config groups whose content is checked elsewhere (or is free-form): no key list here.
+_GROUPS = ("data", "features", "preprocess", "scaler", "algo", "mlflow", "evaluation", "naming")
+# Sections of the main and tool configs whose keys are fixed: anything else is a typo.
+_CLOSED = ("metrics", "limits", "plots", "objective", "filter", "registry", "validation")
+_CLOSED += ("report", "eda")
+
+
+def _select(cfg: Any, key: str) -> Any:
+    """The key's value as plain Python (lists and dicts too); _MISSING when absent."""
+    node = cfg
+    for part in key.split("."):
+        if not OmegaConf.is_dict(node) or part not in node:
+            return _MISSING
+        try:
+            node = node[part]
+        except Exception as exc:  # an interpolation that cannot be resolved
+            raise ConfigError(f"{key}: cannot be resolved ({_first_line(exc)})") from None
+    if OmegaConf.is_config(node):
+        try:
+            return OmegaConf.to_container(node, resolve=True)
+        except Exception as exc:
+            raise ConfigError(f"{key}: cannot be resolved ({_first_line(exc)})") from None
+    return node
+
+
+def _listed(items: Iterable[str]) -> str:
+    items = list(items)
+    text = ", ".join(items[:_MAX_LISTED])
+    return text + (f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+
+
+# ------------------------------------------------------------------- unknown keys
+
+
+def _config_file(config_name: str) -> Path:
+    """The primary config file as Hydra finds it: the user's conf/ first, then segexp's."""
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    user = user_conf_dir()
+    if user is not None and (user / f"{config_name}.yaml").is_file():
+        return user / f"{config_name}.yaml"
+    return Path(__file__).resolve().parents[1] / "conf" / f"{config_name}.yaml"
+
+
+_DECLARED: dict[Path, dict] = {}
+
+
+def declared_keys(config_name: str) -> dict:
+    """The keys the primary config file declares (its groups included), as a tree."""
+    path = _config_file(config_name)
+    if path not in _DECLARED:
+        import yaml
+
+        tree = yaml.safe_load(path.read_text()) or {}
+        groups = {}
+        for item in tree.pop("defaults", None) or []:
+            if isinstance(item, dict):
+                groups.update({str(k): None for k in item if not str(k).startswith("override")})
+            elif isinstance(item, str) and item != "_self_":
+                groups[item] = None
+        tree.pop("hydra", None)
+        _DECLARED[path] = {**groups, **tree}
+    return _DECLARED[path]
+
+
+def check_known_keys(cfg: DictConfig, config_name: str) -> None:
+    """Refuse keys the config does not declare: at the top and in the fixed sections."""
+    declared = declared_keys(config_name)
+    top = [str(k) for k in cfg if k != "hydra"]
+    for key in top:
+        if key not in declared and key not in _GROUPS:
+            _unknown(key, "", list(declared))
+    for section in _CLOSED:
+        known = declared.get(section)
+        if not isinstance(known, Mapping) or not OmegaConf.is_dict(cfg.get(section)):
+            continue
+        for key in cfg[section]:
+            if str(key) not in known:
+                _unknown(f"{section}.{key}", section, [str(k) for k in known])
+            inner = known[str(key)]
+            if isinstance(inner, Mapping) and OmegaConf.is_dict(cfg[section][key]):
+                for sub in cfg[section][key]:
+                    if str(sub) not in inner:
+                        where = f"{section}.{key}"
+                        _unknown(f"{where}.{sub}", where, [str(k) for k in inner])
+
+
+def _unknown(key: str, where: str, available: Sequence[str]) -> None:
+    leaf = key[len(where) + 1 :] if where else key
+    near = difflib.get_close_matches(leaf, list(available), n=1)
+    hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
+    under = f" under {where}" if where else ""
+    raise ConfigError(f"{key}: no such config key{hint}; available{under}: {_listed(available)}")
+
+
+# --------------------------------------------------------------- hyperparameters
+
+_SKLEARN_MESSAGE = re.compile(
+    r"^The '(?P<param>\w+)' parameter of (?P<owner>\w+) must be (?P<allowed>.*)\. "
+    r"Got (?P<got>.*) instead\.$",
+    re.S,
+)
+_CHECKED_ALGOS: dict[str, None] = {}
+
+
+def _is_parameter_error(exc: BaseException) -> bool:
+    """scikit-learn's InvalidParameterError, recognised by name (its module is private)."""
+    return any(t.__name__ == "InvalidParameterError" for t in type(exc).__mro__)
+
+
+def _resolved_algo(algo: DictConfig, where: str) -> dict[str, Any]:
+    raw = OmegaConf.to_container(algo, resolve=False)
+    assert isinstance(raw, dict)
+    try:
+        params = OmegaConf.to_container(algo, resolve=True)
+    except Exception as exc:  # ${k} after ~k, ${nosuch}
+        for name, value in raw.items():
+            try:
+                OmegaConf.select(algo, str(name), throw_on_missing=True)
+            except Exception:
+                raise ConfigError(
+                    f"{where}.{name}: a value or an interpolation of an existing key; got "
+                    f"{shown(value)}, which cannot be resolved ({str(exc).splitlines()[0]})"
+                ) from None
+        raise ConfigError(f"{where}: cannot be resolved ({str(exc).splitlines()[0]})") from None
+    assert isinstance(params, dict)
+    return params
+
+
+def _key_of(raw: Mapping[str, Any], param: str, where: str) -> str:
+    """``algo.n_clusters``, or ``k (algo.n_clusters)`` when the value is ``${k}``."""
+    value = raw.get(param)
+    match = re.fullmatch(r"\$\{([\w.]+)\}", value) if isinstance(value, str) else None
+    return f"{match.group(1)} ({where}.{param})" if match else f"{where}.{param}"
+
+
+def check_algorithm(algo: DictConfig, where: str = "algo") -> None:
+    """The algorithm's ``_target_`` and hyperparameters, as scikit-learn checks them."""
+    from hydra.utils import instantiate
+
+    params = _resolved_algo(algo, where)
+    fingerprint = json.dumps(params, sort_keys=True, default=repr)
+    if fingerprint in _CHECKED_ALGOS:
+        return
+    target = params.pop("_target_", None)
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(
+            f"{where}._target_: a scikit-learn class path such as sklearn.cluster.KMeans; "
+            f"got {shown(target)}"
+        )
+    try:
+        module, _, name = target.strip().rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        if not inspect.isclass(cls):
+            raise TypeError(target)
+    except Exception:
+        raise ConfigError(
+            f"{where}._target_: an importable class path such as sklearn.cluster.KMeans; "
+            f"got {shown(target)}, which cannot be imported"
+        ) from None
+    owner = cls.__name__
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = None
+    if accepted is not None and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()
+    ):
+        for name in params:
+            if not name.startswith("_") and name not in accepted:
+                _unknown_param(f"{where}.{name}", owner, list(accepted))
+    raw = OmegaConf.to_container(algo, resolve=False)
+    assert isinstance(raw, dict)
+    import numpy as np
+
+    try:
+        estimator = instantiate(algo, _convert_="all")
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: {owner} cannot be created from these values "
+            f"({_first_line(exc.__cause__ or exc)})"
+        ) from None
+    fit = getattr(estimator, "fit", None)
+    if fit is None:
+        raise ConfigError(f"{where}._target_: a clusterer with a fit method; got {target}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit(np.empty((0, 2)))
+        except Exception as exc:  # the empty array's refusal: the parameters passed
+            if _is_parameter_error(exc):
+                raise ConfigError(_parameter_message(str(exc), raw, where, owner)) from None
+    _CHECKED_ALGOS[fingerprint] = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:
+    leaf = key.rpartition(".")[2]
+    near = difflib.get_close_matches(leaf, list(available), n=1)
+    hint = f" (did you mean {key.rpartition('.')[0]}.{near[0]}?)" if near else ""
+    raise ConfigError(
+        f"{key}: not a parameter of scikit-learn's {owner}{hint}; available: {_listed(available)}"
+    )
+
+
+def _parameter_message(message: str, raw: Mapping[str, Any], where: str, owner: str) -> str:
+    match = _SKLEARN_MESSAGE.match(message.strip())
+    if match is None:
+        return f"{where}: {_first_line(ValueError(message))} (scikit-learn's {owner})"
+    allowed = " ".join(match["allowed"].split())
+    key = _key_of(raw, match["param"], where)
+    return f"{key}: must be {allowed}; got {match['got']} (scikit-learn's {match['owner']})"
+
+
+# ------------------------------------------------------------------- entry points
+
+
+def _refers_to(node: DictConfig, key: str) -> bool:
+    """The node's values refer to the top-level ``key`` (``n_clusters: ${k}``)."""
+    raw = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(raw, dict)
+    return any(isinstance(v, str) and "${" + key + "}" in v for v in raw.values())
+
+
+def check_job_config(cfg: DictConfig) -> None:
+    """Every check of a job's config that needs no data; ConfigError on the first problem.
+
+    The main config's own keys are checked before scikit-learn is imported, so most
+    mistakes answer at once; the groups and the algorithm's hyperparameters after.
+    """
+    check_known_keys(cfg, "config")
+    if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
+        raise ConfigError("algo: an algorithm option (algo=kmeans, algo=dbscan, ...); got none")
+    (K_USED if _refers_to(cfg.algo, "k") else K_UNUSED).check(cfg)
+    for rule in MAIN_RULES:
+        rule.check(cfg)
+    from segexp.model.evaluation import evaluation_settings
+    from segexp.model.pipeline import PreprocessOptions
+
+    PreprocessOptions.from_config(cfg.get("preprocess"))
+    evaluation_settings(cfg)
+    check_algorithm(cfg.algo)
+
+
+def check_tool_config(config_name: str, cfg: DictConfig) -> None:
+    """The keys of a tool's config (``conf/<config_name>.yaml``); ConfigError on the first."""
+    check_known_keys(cfg, config_name)
+    for rule in TOOL_RULES.get(config_name, []):
+        rule.check(cfg)
+
+
+# ------------------------------------------------------------------ sweep limits
+
+
+def max_jobs(cfg: DictConfig | None, default: int = 1000) -> int:
+    rule = integer("limits.max_jobs", 1)
+    if cfg is None or _select(cfg, "limits.max_jobs") is _MISSING:
+        return default
+    rule.check(cfg)
+    return int(_select(cfg, "limits.max_jobs"))
+
+
+def check_sweep_size(count: int, limit: int) -> None:
+    if count > limit:
+        raise ConfigError(
+            f"limits.max_jobs: a sweep of at most {limit} jobs (sweep fewer values, or raise "
+            f"the limit with limits.max_jobs={count}); got {count} jobs"
+        )
+
+
+_PLAIN_VALUE = re.compile(r"^[^()\[\]{}'\"]*$")
+
+
+def count_sweep_values(args: Sequence[str]) -> int:
+    """Jobs of a basic sweep as its command line says them, without Hydra's parser:
+    the product of the comma-separated values of every override (a value in Hydra's
+    own grammar, such as ``range(1,9)``, counts as one). Exact for plain lists (the
+    range shorthand expands into them), a lower bound otherwise."""
+    total = 1
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        if key.startswith(("hydra.", "hydra/", "~")) or not _PLAIN_VALUE.match(value):
+            continue
+        total *= max(1, value.count(",") + 1)
+    return total
+
+
+# ------------------------------------------------------ density algorithms' memory
+
+# Density algorithms that hold every customer's neighbours within a radius: the radius
+# hyperparameter. (OPTICS, when added, with its max_eps: it keeps one neighbourhood at a
+# time, so it would need its own estimate before being listed here.)
+DENSITY_RADIUS: dict[str, str] = {"sklearn.cluster.DBSCAN": "eps"}
+# What scikit-learn's DBSCAN holds per neighbour entry and per customer: an 8-byte index
+# per entry in its final lists, plus the tree query's buffers on the way (peak growth
+# measured by benchmarks/dbscan_memory.py: 13.2-13.9 bytes per entry at 10k-40k customers),
+# and an index array per customer.
+BYTES_PER_NEIGHBOUR = 13.0
+BYTES_PER_ROW = 200.0
+SAMPLE_ROWS = 2000
+
+
+def neighbour_memory_mb(
+    X, radius: float, params: Mapping[str, Any] | None = None, seed: int = 0
+) -> tuple[float, float]:
+    """(estimated MB of the neighbourhood lists, mean neighbours per customer).
+
+    Neighbours within ``radius`` are counted for a seeded sample of at most
+    ``SAMPLE_ROWS`` customers against all of them (a tree's count-only query holds no
+    lists), and the mean is scaled to every customer.
+    """
+    import numpy as np
+
+    params = dict(params or {})
+    X = np.asarray(X, dtype=float)
+    n = len(X)
+    if n == 0:
+        return 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    sample = X[rng.choice(n, size=min(SAMPLE_ROWS, n), replace=False)]
+    metric = params.get("metric", "euclidean")
+    p = params.get("p")
+    if metric in ("euclidean", "l2", "minkowski") and (metric != "minkowski" or p in (None, 2)):
+        from sklearn.neighbors import KDTree
+
+        counts = KDTree(X).query_radius(sample, r=radius, count_only=True)
+    else:
+        from sklearn.neighbors import NearestNeighbors
+
+        model = NearestNeighbors(
+            radius=radius,
+            metric=metric,
+            p=2 if p is None else p,
+            metric_params=params.get("metric_params"),
+        ).fit(X)
+        counts = np.diff(model.radius_neighbors_graph(sample, mode="connectivity").indptr)
+    mean = float(np.mean(counts))
+    return (mean * n * BYTES_PER_NEIGHBOUR + n * BYTES_PER_ROW) / 2**20, mean

@@ -1,0 +1,169 @@
+"""Battery: bad configuration keys, values and sweeps (issue 12, points 1 and 4).
+
+Each case is one command a careless user types; it must answer with one
+``segexp: error: <key>: <what is allowed>; got <value>`` line and exit 2, before
+any run, parent run, store file or Hydra output folder exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.battery.harness import case
+
+CENTRES = [(55, 50), (88, 17), (86, 82), (26, 79), (26, 20)]  # as benchmarks/dbscan_memory.py
+
+
+def dense_customers(folder: Path) -> None:
+    """100k clustered customers x (income, spending): DBSCAN eps 0.3 would hold ~8 GB."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 100_000
+    which = rng.choice(len(CENTRES), size=n, p=[0.4, 0.18, 0.2, 0.11, 0.11])
+    values = np.clip(np.asarray(CENTRES, float)[which] + rng.normal(0, 7, (n, 2)), 1, 140)
+    rows = np.column_stack([np.arange(1, n + 1), values.round(1)])
+    np.savetxt(
+        folder / "dense.csv",
+        rows,
+        fmt=["%d", "%.1f", "%.1f"],
+        delimiter=",",
+        header="CustomerID,Annual Income (k$),Spending Score (1-100)",
+        comments="",
+    )
+
+
+MAIN = [
+    # the issue's own cases
+    case("eps-negative", "algo=dbscan algo.eps=-1", "algo.eps", "(0.0, inf)", "got -1", "DBSCAN"),
+    case("min-samples-zero", "algo=dbscan algo.min_samples=0", "algo.min_samples", "got 0"),
+    case("seed-abc", "seed=abc", "seed:", "integer", "'abc'"),
+    case("dpi-zero", "plots.dpi=0", "plots.dpi", "integer", "got 0"),
+    case("threads-abc", "limits.threads=abc", "limits.threads", "or null", "'abc'"),
+    case("silhouette-rows-zero", "metrics.silhouette_max_rows=0", "silhouette_max_rows", "got 0"),
+    case("add-unknown-key", "+foo=1", "foo: no such config key", "available", "seed"),
+    case("delete-k", "~k", "k:", "removed", "~k"),
+    case("empty-group-option", "algo=", "algo=", "available", "kmeans"),
+    case("data-nosuch", "data=nosuch", "data=nosuch", "available", "mall_sample"),
+    case("unclosed-list", "k=[1,2", "k=[1,2", "cannot parse"),
+    case("open-range", "k=3..", "k", "3..", "range"),
+    case("sweep-max-jobs", "-m k=1..100000", "limits.max_jobs", "1000", "got 100000 jobs"),
+    # more of the main config's keys
+    case("k-abc", "k=abc", "k:", "integer >= 2", "'abc'"),
+    case("k-one", "k=1", "k:", "integer >= 2", "got 1"),
+    case("seed-negative", "seed=-1", "seed", "got -1"),
+    case("seed-float", "seed=1.5", "seed", "got 1.5"),
+    case("plots-enabled-word", "plots.enabled=maybe", "plots.enabled", "true or false"),
+    case("dpi-huge", "plots.dpi=100000", "plots.dpi", "1200", "100000"),
+    case("quadratic-zero", "limits.max_rows_quadratic=0", "limits.max_rows_quadratic", "got 0"),
+    case("single-thread-text", "limits.single_thread_below_rows=x", "single_thread_below_rows"),
+    case("max-jobs-zero", "limits.max_jobs=0", "limits.max_jobs", "got 0"),
+    case("neighbour-mb-negative", "limits.max_neighbour_memory_mb=-5", "max_neighbour_memory_mb"),
+    case("objective-direction", "objective.direction=up", "objective.direction", "minimize"),
+    case("objective-metric-empty", "objective.metric=", "objective.metric", "got ''"),
+    case("verbose-word", "verbose=maybe", "verbose", "true or false", "'maybe'"),
+    case("limits-unknown", "+limits.foo=1", "limits.foo", "available under limits", "max_jobs"),
+    case("plots-typo", "+plots.dpii=100", "plots.dpii", "did you mean plots.dpi"),
+    case("delete-seed", "~seed", "seed", "removed"),
+    case("sample-size-one", "data.sample.n_customers=1", "data.sample.n_customers", "got 1"),
+    case("resamples-one", "evaluation.stability.n_resamples=1", "n_resamples", "got 1"),
+    case("iqr-negative", "preprocess=clip_iqr preprocess.iqr_factor=-1", "iqr_factor", "-1"),
+    # hyperparameters, as scikit-learn constrains them
+    case("eps-text", "algo=dbscan algo.eps=abc", "algo.eps", "float", "'abc'"),
+    case("min-samples-float", "algo=dbscan algo.min_samples=2.5", "algo.min_samples", "2.5"),
+    case("kmeans-n-init-zero", "algo.n_init=0", "algo.n_init", "'auto'", "got 0", "KMeans"),
+    case("kmeans-unknown-param", "+algo.foo=1", "algo.foo", "not a parameter", "n_init"),
+    case("kmeans-param-typo", "+algo.max_iters=5", "algo.max_iters", "did you mean algo.max_iter"),
+    case("gmm-covariance", "algo=gmm algo.covariance_type=fancy", "covariance_type", "'fancy'"),
+    case("agglomerative-linkage", "algo=agglomerative algo.linkage=x", "algo.linkage", "ward"),
+    case("birch-threshold", "algo=birch algo.threshold=-1", "algo.threshold", "got -1"),
+    case("minibatch-batch", "algo=minibatch_kmeans algo.batch_size=0", "algo.batch_size"),
+    case("spectral-affinity", "algo=spectral algo.affinity=x", "algo.affinity", "rbf"),
+    case("target-nosuch", "algo._target_=nosuch.Clusterer", "algo._target_", "nosuch.Clusterer"),
+    # sweeps: one bad job stops the whole sweep before its parent run
+    case("sweep-range-fn", "-m k=range(2,2000)", "limits.max_jobs", "got 1998 jobs"),
+    case("sweep-lowered-limit", "-m k=3,4,5 limits.max_jobs=2", "limits.max_jobs=3", "got 3"),
+    case("sweep-product", "-m algo=kmeans,gmm k=2..600", "limits.max_jobs", "1198"),
+    case("sweep-one-bad-eps", "-m algo=dbscan algo.eps=0.3,-1", "algo.eps", "job #1 of 2"),
+    case("sweep-seed-abc", "-m k=3,4 seed=abc", "seed", "'abc'", "job #0"),
+    case("sweep-k-one", "-m k=3,1", "k:", "got 1", "job #1"),
+    case("sweep-threads", "-m k=3,4 limits.threads=abc", "limits.threads", "'abc'"),
+    case("sweep-unknown-key", "-m k=3,4 +foo=1", "foo: no such config key"),
+    # density algorithms' memory
+    case(
+        "dbscan-neighbour-memory",
+        "algo=dbscan data.path={dir}/dense.csv plots.enabled=false",
+        "max_neighbour_memory_mb",
+        "MB",
+        "algo.eps",
+        "algo=kmeans",
+        setup=dense_customers,
+        allowed=("dense.csv",),
+    ),
+]
+
+TOOLS = [
+    case("compare-top-zero", "top=0", "top:", "integer >= 1", "got 0", module="segexp.compare"),
+    case("compare-unknown", "+foo=1", "foo: no such config key", "metric", module="segexp.compare"),
+    case("compare-k-min", "filter.k_min=abc", "filter.k_min", "'abc'", module="segexp.compare"),
+    case("compare-scope", "scope=all", "scope", "experiment", "'all'", module="segexp.compare"),
+    case("compare-format", "format=xml", "format", "markdown", "'xml'", module="segexp.compare"),
+    case("compare-width", "width=5", "width", "got 5", module="segexp.compare"),
+    case(
+        "compare-filter-typo",
+        "+filter.algos=x",
+        "filter.algos",
+        "did you mean filter.algo",
+        module="segexp.compare",
+    ),
+    case(
+        "compare-status", "filter.status=DONE", "filter.status", "FINISHED", module="segexp.compare"
+    ),
+    case("compare-data-nosuch", "data=nosuch", "data=nosuch", "available", module="segexp.compare"),
+    case(
+        "predict-registry-empty",
+        "registry.name=",
+        "registry.name",
+        "got ''",
+        module="segexp.predict",
+    ),
+    case("predict-unknown", "+foo=1", "foo: no such config key", "input", module="segexp.predict"),
+    case(
+        "promote-agreement",
+        "validation.min_agreement=2",
+        "min_agreement",
+        "got 2",
+        module="segexp.promote",
+    ),
+    case("promote-dry-run", "dry_run=maybe", "dry_run", "true or false", module="segexp.promote"),
+    case(
+        "promote-noise",
+        "filter.max_noise_fraction=1.5",
+        "max_noise_fraction",
+        "1.5",
+        module="segexp.promote",
+    ),
+    case("promote-parse", "run_id=[1,2", "cannot parse", module="segexp.promote"),
+    case(
+        "report-log-flag", "log_to_mlflow=maybe", "log_to_mlflow", "'maybe'", module="segexp.report"
+    ),
+    case(
+        "report-noise",
+        "filter.max_noise_fraction=-0.1",
+        "max_noise_fraction",
+        "-0.1",
+        module="segexp.report",
+    ),
+    case("eda-max-columns", "eda.max_columns=0", "eda.max_columns", "got 0", module="segexp.eda"),
+    case("eda-dpi", "plots.dpi=0", "plots.dpi", "got 0", module="segexp.eda"),
+    case("eda-iqr", "eda.iqr_factor=-1", "eda.iqr_factor", "got -1", module="segexp.eda"),
+    case("rerun-run-id-flag", "run_id=true", "run_id", "got true", module="segexp.rerun"),
+    case("rerun-unknown", "+foo=1", "foo: no such config key", "run_id", module="segexp.rerun"),
+]
+
+
+@pytest.mark.parametrize("c", MAIN + TOOLS, ids=lambda c: c.id)
+def test_bad_config_is_one_line_error(battery, c):
+    battery(c)

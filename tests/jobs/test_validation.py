@@ -1,0 +1,162 @@
+"""segexp.jobs.validation: every key's rule, scikit-learn's own hyperparameter checks,
+the sweep limit and the neighbour-memory estimate (no MLflow, no subprocess)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from segexp.errors import ConfigError
+from segexp.jobs import validation
+from segexp.jobs.ranges import expand_argv
+
+
+@pytest.fixture(scope="module")
+def make():
+    with initialize_config_module("segexp.conf", version_base="1.3"):
+
+        def build(overrides=(), name="config"):
+            return compose(name, overrides=list(overrides))
+
+        yield build
+
+
+def refusal(cfg, name="config") -> str:
+    with pytest.raises(ConfigError) as raised:
+        if name == "config":
+            validation.check_job_config(cfg)
+        else:
+            validation.check_tool_config(name, cfg)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    "name", ["config", "compare", "predict", "promote", "report", "eda", "rerun"]
+)
+def test_packaged_configs_pass(make, name):
+    cfg = make(name=name)
+    if name == "config":
+        validation.check_job_config(cfg)
+    else:
+        validation.check_tool_config(name, cfg)
+
+
+@pytest.mark.parametrize(
+    "algo", ["kmeans", "minibatch_kmeans", "gmm", "agglomerative", "dbscan", "birch", "spectral"]
+)
+def test_every_packaged_algorithm_passes(make, algo):
+    validation.check_job_config(make([f"algo={algo}"]))
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            ["algo=dbscan", "algo.eps=-1"],
+            "algo.eps: must be a float in the range (0.0, inf); got -1 (scikit-learn's DBSCAN)",
+        ),
+        (
+            ["algo=dbscan", "algo.min_samples=0"],
+            "algo.min_samples: must be an int in the range [1, inf); got 0 (scikit-learn's DBSCAN)",
+        ),
+        (["seed=abc"], "seed: an integer from 0 to 4294967295; got 'abc'"),
+        (["plots.dpi=0"], "plots.dpi: an integer from 20 to 1200; got 0"),
+        (["limits.threads=abc"], "limits.threads: an integer >= 1 or null; got 'abc'"),
+        (["metrics.silhouette_max_rows=0"], "metrics.silhouette_max_rows: an integer >= 2; got 0"),
+        (["~k"], "k: an integer >= 2; got nothing (the key was removed, e.g. by ~k)"),
+        (["k=1"], "k: an integer >= 2; got 1"),
+        (
+            ["objective.direction=up"],
+            "objective.direction: one of 'maximize', 'minimize'; got 'up'",
+        ),
+        (["limits.max_jobs=0"], "limits.max_jobs: an integer >= 1; got 0"),
+    ],
+)
+def test_bad_value_names_key_allowed_and_received(make, overrides, message):
+    assert refusal(make(overrides)) == message
+
+
+def test_null_is_allowed_where_the_key_says_so(make):
+    validation.check_job_config(make(["limits.threads=null", "limits.threads=4"]))
+    validation.check_job_config(make(["limits.threads=null"]))
+
+
+def test_unknown_keys_list_what_exists(make):
+    assert refusal(make(["+foo=1"])).startswith("foo: no such config key; available: ")
+    assert "did you mean plots.dpi" in refusal(make(["+plots.dpii=1"]))
+    message = refusal(make(["+algo.max_iters=5"]))
+    assert message.startswith("algo.max_iters: not a parameter of scikit-learn's KMeans")
+    assert "did you mean algo.max_iter" in message
+
+
+def test_dbscan_k_is_only_a_name(make):
+    validation.check_job_config(make(["algo=dbscan", "k=1"]))
+
+
+def test_unimportable_target(make):
+    assert refusal(make(["algo._target_=nosuch.Clusterer"])).startswith("algo._target_: ")
+
+
+def test_tool_keys(make):
+    assert refusal(make(["top=0"], "compare"), "compare") == "top: an integer >= 1 or null; got 0"
+    assert "filter.status" in refusal(make(["filter.status=DONE"], "compare"), "compare")
+    validation.check_tool_config("compare", make(["filter.algo=[kmeans,gmm]"], "compare"))
+
+
+def test_algorithm_check_is_cheap_once_seen(make):
+    cfg = make(["algo=dbscan", "algo.eps=0.25"])
+    validation.check_job_config(cfg)
+    started = time.perf_counter()
+    for _ in range(100):
+        validation.check_job_config(cfg)
+    assert (time.perf_counter() - started) / 100 < 0.05  # generous: a busy 2-core machine
+
+
+def test_sweep_count_from_the_command_line_is_quick_and_exact_for_lists():
+    started = time.perf_counter()
+    args = expand_argv(["-m", "k=1..100000", "algo=kmeans,gmm", "seed=3"])
+    assert validation.count_sweep_values(args) == 200000
+    assert time.perf_counter() - started < 1.0
+    assert validation.count_sweep_values(["-m", "k=range(2,9)"]) == 1  # Hydra's: the sweeper counts
+
+
+def test_sweep_size_limit_message():
+    validation.check_sweep_size(1000, 1000)
+    with pytest.raises(
+        ConfigError,
+        match=r"^limits.max_jobs: a sweep of at most 1000 jobs .*=1001.*; got 1001 jobs$",
+    ):
+        validation.check_sweep_size(1001, 1000)
+
+
+def test_neighbour_estimate_scales_the_sample_mean():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, size=(20000, 2))
+    mb, mean = validation.neighbour_memory_mb(X, 0.05, seed=1)
+    # uniform on the unit square: about n * pi r^2 neighbours (less near the edges)
+    assert 0.85 * 20000 * np.pi * 0.05**2 < mean < 1.02 * 20000 * np.pi * 0.05**2
+    expected = (
+        mean * 20000 * validation.BYTES_PER_NEIGHBOUR + 20000 * validation.BYTES_PER_ROW
+    ) / 2**20
+    assert mb == pytest.approx(expected)
+    exact = np.mean(
+        [
+            len(x)
+            for x in __import__("sklearn.neighbors", fromlist=["KDTree"])
+            .KDTree(X)
+            .query_radius(X[:3000], r=0.05)
+        ]
+    )
+    assert mean == pytest.approx(exact, rel=0.1)
+
+
+def test_neighbour_estimate_other_metrics():
+    X = np.random.default_rng(0).uniform(0, 1, size=(3000, 2))
+    _, manhattan = validation.neighbour_memory_mb(X, 0.05, {"metric": "manhattan"})
+    _, euclidean = validation.neighbour_memory_mb(X, 0.05)
+    assert manhattan < euclidean  # a diamond inside the circle
