@@ -128,6 +128,8 @@ def _is_text(column: pa.ChunkedArray) -> bool:
 def formula_cells(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """True for the cells a spreadsheet may run as a formula (plain numbers excluded)."""
     starts = pc.match_substring_regex(column, FORMULA_START)
+    if not pc.any(starts).as_py():  # the usual case: no cell to look at twice
+        return pc.fill_null(starts, False)
     number = pc.match_substring_regex(column, PLAIN_NUMBER)
     return pc.fill_null(pc.and_(starts, pc.invert(number)), False)
 

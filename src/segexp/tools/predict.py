@@ -374,7 +374,7 @@ def segments_of(
 def _as_arrow(values: pd.Series) -> pa.Array:
     if pd.api.types.is_integer_dtype(values):
         return pa.array(values.to_numpy(), pa.int64())
-    return pa.array(values.astype(object).where(values.notna(), None).tolist())
+    return pa.Array.from_pandas(values.astype(object))  # NaN/None -> null
 
 
 # --- writing ----------------------------------------------------------------------------------
