@@ -100,16 +100,8 @@ def test_the_planted_pickle_is_live(tmp_path):
 # --- segexp's own models: skops, every type on the list -----------------------------------
 
 STORED_CASES = [
-    ["algo=kmeans"],
-    ["algo=gmm"],
-    ["algo=minibatch_kmeans"],
-    ["algo=birch"],
-    ["algo=dbscan"],
-    ["algo=agglomerative"],
-    ["algo=spectral"],
-    ["scaler=minmax"],
-    ["scaler=robust"],
-    ["scaler=none"],
+    *([f"algo={f.stem}"] for f in sorted((CONF_DIR / "algo").glob("*.yaml"))),
+    *([f"scaler={f.stem}"] for f in sorted((CONF_DIR / "scaler").glob("*.yaml"))),
     ["preprocess=clip_iqr"],
     ["preprocess=winsorize"],
     ["preprocess=impute_median"],

@@ -61,6 +61,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # numpy/scipy values inside fitted estimators (imputers' dtypes, spectral's affinity)
     "numpy.dtype",
     "scipy.sparse._csr.csr_matrix",
+    # BisectingKMeans: its tree of splits (plain data; predict walks it) and its k-means step
+    "sklearn.cluster._bisect_k_means._BisectingTree",
+    "sklearn.cluster._kmeans._kmeans_single_lloyd",
+    "sklearn.cluster._kmeans._kmeans_single_elkan",
     # the neighbour searches of the extensions (DBSCAN's nearest core, the k-NN vote)
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
