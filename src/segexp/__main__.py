@@ -111,6 +111,9 @@ def looks_like_a_run(args: list[str]) -> bool:
         from segexp.jobs.ranges import expand_argv
 
         args = expand_argv(args)
+        from segexp.jobs.validation import check_sweep_before_hydra
+
+        check_sweep_before_hydra(args)  # a sweep over limits.max_jobs: refused at once
         glance = _Glance()
         overrides = [a.partition("=") for a in args if not a.startswith("-") and "=" in a]
         chosen = {

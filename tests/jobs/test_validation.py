@@ -4,6 +4,7 @@ the sweep limit and the neighbour-memory estimate (no MLflow, no subprocess)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,9 +47,12 @@ def test_packaged_configs_pass(make, name):
         validation.check_tool_config(name, cfg)
 
 
-@pytest.mark.parametrize(
-    "algo", ["kmeans", "minibatch_kmeans", "gmm", "agglomerative", "dbscan", "birch", "spectral"]
+ALGOS = sorted(
+    p.stem for p in (Path(validation.__file__).parents[1] / "conf" / "algo").glob("*.yaml")
 )
+
+
+@pytest.mark.parametrize("algo", ALGOS)
 def test_every_packaged_algorithm_passes(make, algo):
     validation.check_job_config(make([f"algo={algo}"]))
 

@@ -28,6 +28,7 @@ from segexp.errors import EXIT_USER_ERROR, SegexpError
 from segexp.jobs import callbacks, publish
 from segexp.jobs.outcomes import JobOutcome, describe_outcome
 from segexp.jobs.ranges import expand_argv
+from segexp.jobs.validation import check_sweep_before_hydra
 from segexp.tools import shell
 
 log = logging.getLogger("segexp")
@@ -125,28 +126,6 @@ def exit_code(statuses: Sequence[str]) -> int:
     return 0
 
 
-def check_sweep_before_hydra(args: Sequence[str]) -> None:
-    """A basic sweep (segexp's sweeper) larger than ``limits.max_jobs``, counted from the
-    command line: Hydra's override parser takes about 10 s for ``k=1..100000`` (the
-    expanded list) before its sweeper could count; the sweeper counts exactly again."""
-    if not any(a in ("-m", "--multirun") for a in args):
-        return
-    if any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args):
-        return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
-    from segexp.jobs import validation
-
-    count = validation.count_sweep_values(args)
-    limits = validation.declared_keys(CONFIG_NAME).get("limits") or {}
-    limit = limits.get("max_jobs", 1000) if isinstance(limits, dict) else 1000
-    for arg in args:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key == "limits.max_jobs":
-            if not value.strip().isdigit():  # Hydra and the sweeper say what is wrong
-                return
-            limit = int(value)
-    validation.check_sweep_size(count, int(limit))
-
-
 def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
     """Run the app on ``argv`` (default: the command line); return the process exit code.
 
@@ -162,7 +141,7 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
     if shell.wants_help(args):
         return shell.print_help(CONFIG_NAME, args, "segexp")
     try:
-        check_sweep_before_hydra(args)
+        check_sweep_before_hydra(args, CONFIG_NAME)
     except SegexpError as exc:
         print(f"segexp: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -313,8 +313,9 @@ def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable
             f"algo={spec.algo}: its neighbourhood lists would take about {estimate:,.0f} MB "
             f"({len(X)} customers x {mean:,.0f} neighbours within {radius_key}={radius}, "
             f"counted on a seeded sample), more than limits.max_neighbour_memory_mb="
-            f"{limit:g}; use a smaller algo.{radius_key}, algo=kmeans, algo=gmm or "
-            f"algo=birch, or raise limits.max_neighbour_memory_mb"
+            f"{limit:g}; use a smaller algo.{radius_key}, algo=hdbscan (density without "
+            f"the lists), algo=kmeans, algo=gmm or algo=birch, or raise "
+            f"limits.max_neighbour_memory_mb"
         )
 
 

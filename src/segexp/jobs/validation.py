@@ -567,6 +567,26 @@ def check_sweep_size(count: int, limit: int) -> None:
         )
 
 
+def check_sweep_before_hydra(args: Sequence[str], config_name: str = "config") -> None:
+    """A basic sweep (segexp's sweeper) larger than ``limits.max_jobs``, counted from the
+    command line: Hydra's override parser takes about 10 s for ``k=1..100000`` (the
+    expanded list) before its sweeper could count; the sweeper counts exactly again."""
+    if not any(a in ("-m", "--multirun") for a in args):
+        return
+    if any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args):
+        return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
+    count = count_sweep_values(args)
+    limits = declared_keys(config_name).get("limits") or {}
+    limit = limits.get("max_jobs", 1000) if isinstance(limits, dict) else 1000
+    for arg in args:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key == "limits.max_jobs":
+            if not value.strip().isdigit():  # Hydra and the sweeper say what is wrong
+                return
+            limit = int(value)
+    check_sweep_size(count, int(limit))
+
+
 _PLAIN_VALUE = re.compile(r"^[^()\[\]{}'\"]*$")
 
 
