@@ -23,6 +23,7 @@ import pandas as pd
 
 from segexp.contract import ASSIGNMENTS_FILE
 from segexp.errors import ConfigError, RunFailed
+from segexp.tracking import staging
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
 
@@ -48,8 +49,11 @@ def _data_overrides(data: Any, data_name: str | None) -> Iterator[list[str]]:
         yield []
         return
     if isinstance(data, pd.DataFrame):
-        with tempfile.TemporaryDirectory(prefix="segexp-frame-") as folder:
-            path = Path(folder) / "data.parquet"
+        # In this process's staging folder: removed after the call, and by the next
+        # segexp command if this process is killed meanwhile (segexp.tracking.staging).
+        staging.sweep()
+        with tempfile.TemporaryDirectory(prefix="segexp-frame-", dir=staging.process_dir()) as tmp:
+            path = Path(tmp) / "data.parquet"
             data.to_parquet(path, index=False)
             yield [f"data.path={path}", f"+data.source_name={data_name or 'DataFrame'}"]
         return
@@ -128,7 +132,7 @@ def _read_run(tracking_uri: str, run_id: str) -> RunResult:
 
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
-    with tempfile.TemporaryDirectory(prefix="segexp-result-") as folder:
+    with tempfile.TemporaryDirectory(prefix="segexp-result-", dir=staging.process_dir()) as folder:
         assignments = pd.read_csv(
             client.download_artifacts(run_id, ASSIGNMENTS_FILE, folder),
             dtype=str,

@@ -27,7 +27,9 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -59,8 +61,12 @@ from segexp.jobs.outcomes import (
     set_verbose,
     verbose_requested,
 )
+from segexp.tracking.liveness import process_tags
 from segexp.tracking.store import (
+    TAG_JOBS_PLANNED,
     Tracker,
+    absolute_tracking_uri,
+    check_experiment_name,
     resolve_tracking_uri,
     sweep_runs_url,
     tracker_for,
@@ -103,6 +109,7 @@ LAST_SWEEP: SweepReport | None = None
 _OPEN: OpeningSweep | None = None  # the parent run this process opened and has not ended
 _PENDING: _Pending | None = None  # the parent run to open at the first job
 _OPEN_DIR: str | None = None  # its sweep folder
+_NEW_DIR: str | None = None  # the top folder of it that did not exist before this sweep
 _PROGRESS: SweepProgress | None = None
 _STARTED: float | None = None
 _USE_POOL = False  # the command line publishes through a process pool (segexp.__main__)
@@ -120,15 +127,71 @@ def reset(*, pool: bool = False) -> None:
     _USE_POOL = pool
 
 
+# ------------------------------------------------------------ SIGINT and SIGTERM
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+_STOPPED: dict[str, str | None] = {"by": None}  # the signal that stops this command
+_SAVED_HANDLERS: dict[int, Any] = {}
+
+
+def stopped_by() -> str | None:
+    """The signal (SIGINT, SIGTERM) that stopped the running command, if one did."""
+    return _STOPPED["by"]
+
+
+def _on_stop_signal(signum: int, frame: Any) -> None:
+    """The first SIGINT/SIGTERM stops the command where it is (SystemExit 128 + signal);
+    those that follow while it ends its runs are ignored, so the store is left tidy."""
+    if _STOPPED["by"] is not None:
+        return
+    _STOPPED["by"] = signal.Signals(signum).name
+    raise SystemExit(128 + signum)
+
+
+def install_stop_handlers() -> None:
+    """SIGINT and SIGTERM end the command's open runs KILLED (from the main thread only;
+    ``restore_stop_handlers`` puts the previous handlers back)."""
+    if _SAVED_HANDLERS or threading.current_thread() is not threading.main_thread():
+        return
+    _STOPPED["by"] = None
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            _SAVED_HANDLERS[number] = signal.signal(number, _on_stop_signal)
+
+
+def restore_stop_handlers() -> None:
+    while _SAVED_HANDLERS:
+        number, handler = _SAVED_HANDLERS.popitem()
+        signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+    _STOPPED["by"] = None
+
+
 def prepare(cfg: DictConfig) -> None:
-    """Once the command's config is composed: verbosity, then the job's modules (pandas,
-    scikit-learn; the command line started the publishing pool already when it could)."""
+    """Once the command's config is composed: verbosity, SIGINT/SIGTERM handling, then the
+    job's modules (pandas, scikit-learn; the command line started the publishing pool
+    already when it could)."""
+    install_stop_handlers()
     set_verbose(verbose_requested(cfg.get("verbose", False)))
+    check_store(cfg)
     from segexp.jobs.gc_pause import quiet_imports
 
     with quiet_imports():
         import segexp.jobs.job  # noqa: F401
         import segexp.jobs.summary  # noqa: F401
+
+
+def check_store(cfg: DictConfig) -> None:
+    """The store and experiment name, checked before anything loads or is written (a
+    server that does not answer, an unusable SQLite path, an empty name): one line, exit 2."""
+    mlflow_cfg = cfg.get("mlflow")
+    if mlflow_cfg is None:
+        return
+    try:
+        resolve_tracking_uri(mlflow_cfg.get("tracking_uri"))
+        check_experiment_name(mlflow_cfg.get("experiment"))
+    except SegexpError as exc:
+        _stop(str(exc))
 
 
 def ensure_pool() -> None:
@@ -246,9 +309,15 @@ def sweep_size(config: DictConfig) -> int | None:
 
 
 class SweepCallback(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A single run: the store and experiment name are checked first, before the
+        job's modules load (a server that does not answer is an error in seconds)."""
+        check_store(config)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global LAST_SWEEP, _OPEN_DIR, _PENDING, _PROGRESS, _STARTED
         LAST_SWEEP = None
+        _remember_new_dir(None)
         _STARTED = time.monotonic()
         in_process = _runs_in_this_process(config)
         # Hydra's basic sweeper (and segexp's) composes every job's config before the first
@@ -266,12 +335,14 @@ class SweepCallback(Callback):
         try:
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
+            # The store before anything is written: its scheme, path or server, the name.
             tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+            experiment = check_experiment_name(config.mlflow.experiment)
         except SegexpError as exc:
             _stop(str(exc))
         sweep_id = new_sweep_id()
         sweep_dir = str(config.hydra.sweep.dir)
-        experiment = str(config.mlflow.experiment)
+        _remember_new_dir(sweep_dir)
         parent_tags = {
             TAG_KIND: "sweep",
             TAG_SWEEP_ID: sweep_id,
@@ -280,8 +351,11 @@ class SweepCallback(Callback):
             TAG_DATA_FINGERPRINT: table.fingerprint,
             TAG_DATA_SOURCE: table.source,
             TAG_CODE_VERSION: code_version(),
+            **process_tags(),  # a sweep whose process is gone is ended KILLED by the next one
         }
         total = sweep_size(config)
+        if total is not None:
+            parent_tags[TAG_JOBS_PLANNED] = str(total)
         _PENDING = _Pending(
             sweep_id,
             tracking_uri,
@@ -393,21 +467,88 @@ def _take_open() -> OpeningSweep | None:
 
 def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> None:
     """End the parent run of a sweep whose sweeper or launcher raised (Hydra then skips
-    on_multirun_end): FAILED with the reason, never left RUNNING."""
+    on_multirun_end): FAILED with the reason, never left RUNNING. Stopped by SIGINT or
+    SIGTERM: the parent and the sweep's open job runs end KILLED (``segexp.ended_by``),
+    with one line saying so. Called at the end of every command; puts the signal
+    handlers back."""
+    progress = _PROGRESS
+    done = None if progress is None else (progress.done, progress.total)
     _close_progress()
-    opening = _take_open()
-    if opening is None:
-        return
+    signame = stopped_by()
+    killed = 0
     try:
-        sweep = opening.context()
-    except Exception:  # the parent run was never created: nothing to end
+        opening = _take_open()
+        sweep = None
+        if opening is not None:
+            try:
+                sweep = opening.context()
+            except BaseException:  # the parent run was never created: nothing to end,
+                sweep = None  # and nothing to keep of the folders Hydra made for it
+                _remove_new_dir()
+        if sweep is not None:
+            publish.wait_all()  # runs already handed over are logged (or fail) first
+            if signame is None:
+                publish.store_call(
+                    Tracker.fail_run,
+                    sweep.tracking_uri,
+                    sweep.parent_run_id,
+                    f"{reason}; see the command's error output",
+                )
+            else:
+                from segexp.jobs.summary import end_interrupted_sweep
+
+                killed = publish.store_call(
+                    end_interrupted_sweep, sweep.tracking_uri, sweep, signame
+                )
+        if signame is not None:
+            print(_stopped_line(signame, sweep, done, killed), file=sys.stderr)
+    finally:
+        restore_stop_handlers()
+
+
+def _remember_new_dir(sweep_dir: str | None) -> None:
+    """The top folder of ``sweep_dir`` that does not exist yet (Hydra makes it at launch)."""
+    global _NEW_DIR
+    _NEW_DIR = None
+    if not sweep_dir:
         return
-    publish.wait_all()
-    publish.store_call(
-        Tracker.fail_run,
-        sweep.tracking_uri,
-        sweep.parent_run_id,
-        f"{reason}; see the command's error output",
+    from pathlib import Path
+
+    path = Path(sweep_dir).absolute()
+    if path.exists():
+        return
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    _NEW_DIR = str(path)
+
+
+def _remove_new_dir() -> None:
+    """A sweep the store refused before its parent run existed (a deleted experiment, a
+    store that will not write): Hydra's folders for it go too, as for any usage error."""
+    global _NEW_DIR
+    folder, _NEW_DIR = _NEW_DIR, None
+    if folder is not None:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stopped_line(
+    signame: str, sweep: SweepContext | None, done: tuple[int, int | None] | None, killed: int
+) -> str:
+    code = 128 + int(getattr(signal, signame))
+    if sweep is None:
+        return f"segexp: stopped by {signame} (exit {code}); no run was left open in the store"
+    jobs = ""
+    if done is not None:
+        total = "?" if done[1] is None else str(done[1])
+        jobs = f" after {done[0]} of {total} jobs"
+    open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
+    return (
+        f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended KILLED"
+        f"{jobs} (parent run {sweep.parent_run_id}{open_runs}, tag segexp.ended_by="
+        f"{signame}); segexp-compare and segexp-promote best= take it only with "
+        "allow_incomplete=true"
     )
 
 
@@ -456,7 +597,7 @@ def _print_best(best: BestRuns) -> None:
 def _context_args(config: DictConfig, sweep: SweepContext) -> list[str]:
     """The overrides a later command needs to find this sweep's store and experiment."""
     args = []
-    if sweep.tracking_uri != resolve_tracking_uri(None):
+    if sweep.tracking_uri != absolute_tracking_uri(None):
         args.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
     keys = [str(o).lstrip("+~").split("=", 1)[0] for o in config.hydra.overrides.task]
     if any(k == "data" or k.startswith(("data.", "mlflow.experiment")) for k in keys):

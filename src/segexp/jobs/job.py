@@ -16,7 +16,6 @@ import json
 import logging
 import subprocess
 import sys
-import tempfile
 import traceback
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -80,6 +79,7 @@ from segexp.model.pipeline import (
     fit_segmentation,
     split_feature_kinds,
 )
+from segexp.tracking import staging
 from segexp.tracking.store import RunRecord, Tracker, find_run_name, resolve_tracking_uri
 
 log = logging.getLogger("segexp")
@@ -507,7 +507,7 @@ def build_request(
         run_name=spec.run_name, params=params, tags=tags, datasets=[dataset_of(table)]
     )
     request = PublishRequest(tracking_uri, experiment_id, parent_run_id, record)
-    folder = Path(tempfile.mkdtemp(prefix="segexp-run-"))
+    folder = staging.mkdtemp("segexp-run-")  # swept by the next command if this one is killed
     record.artifact_dir = str(folder)
     try:
         with _threadpool_controller().limit(limits=_thread_limit(cfg, len(table.frame))):

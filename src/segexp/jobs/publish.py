@@ -17,9 +17,11 @@ a worker dies. Either way the same ``publish`` function logs the run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segexp.tracking.liveness import is_alive
 from segexp.tracking.store import RunRecord, log_run, tracker_for
 
 if TYPE_CHECKING:  # the command starts the pool before it loads numpy and pandas
@@ -183,8 +186,29 @@ NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--shel
 
 def _warm_up() -> None:
     """Each worker loads what publishing needs before the first run arrives (with a
-    forkserver the modules are loaded already, and this costs nothing)."""
+    forkserver the modules are loaded already, and this costs nothing).
+
+    Workers ignore SIGINT and SIGTERM: a Ctrl-C reaches the whole process group, and the
+    command itself ends the sweep (its runs KILLED) through these workers; they leave
+    when the command's pool shuts down, or when the command is gone (``_orphan_watch``).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_orphan_watch, args=(os.getppid(),), daemon=True).start()
     import segexp.jobs.worker_imports  # noqa: F401
+
+
+def _orphan_watch(parent: int, every: float = 1.0) -> None:
+    """End this worker once the command that owns the pool is gone (a SIGKILL): a
+    worker waiting for work would otherwise wait for ever."""
+    import time
+
+    owner = multiprocessing.parent_process()
+    owner_pid = owner.pid if owner is not None else None
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent or (owner_pid is not None and not is_alive(owner_pid)):
+            os._exit(0)
 
 
 def start_pool(workers: int = WORKERS) -> None:
@@ -221,8 +245,8 @@ def _start_server() -> None:
         process = _context().Process(target=os.getpid, daemon=True)
         process.start()
         process.join()
-    except (RuntimeError, OSError):  # the command ended first, or no process can start here
-        pass
+    except (RuntimeError, OSError, EOFError):  # the command ended first (its server was
+        pass  # stopped, see _stop_loading_server), or no process can start here
 
 
 def _pool() -> ProcessPoolExecutor | None:
@@ -252,6 +276,21 @@ def stop_pool() -> None:
     if _POOL is not None:
         _POOL.shutdown(wait=True)
         _POOL = None
+    elif _STARTING is not None and _STARTING.is_alive():
+        _stop_loading_server()
+
+
+def _stop_loading_server() -> None:
+    """The command ends (a usage or store error) while the forkserver still loads MLflow
+    for a pool it never used: stop it, rather than let it hold the command's output open
+    (and a core busy) for seconds after the command is gone. CPython keeps the server's
+    pid in ``multiprocessing.forkserver._forkserver``; where it does not, nothing is done."""
+    from multiprocessing import forkserver
+
+    pid = getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None)
+    if isinstance(pid, int) and pid > 0:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
 
 
 atexit.register(stop_pool)

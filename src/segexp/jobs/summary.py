@@ -28,7 +28,7 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
-from segexp.errors import SegexpError
+from segexp.errors import SegexpError, TrackingError
 from segexp.jobs.outcomes import (
     SUMMARY_METRICS,
     BestRuns,
@@ -37,6 +37,7 @@ from segexp.jobs.outcomes import (
     quiet_store_logs,
 )
 from segexp.model.selection import k_selection_table, recommended_k_metrics, select_k
+from segexp.tracking import staging
 from segexp.tracking.leaderboard import (
     GROUP_KEYS,
     LeaderboardFilters,
@@ -46,7 +47,7 @@ from segexp.tracking.leaderboard import (
     larger_is_better,
     runs_to_frame,
 )
-from segexp.tracking.store import Tracker
+from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, store_problem
 
 STATUSES = ("finished", "failed", "skipped", "invalid")
 BEST_SHOWN = 5
@@ -125,9 +126,25 @@ def write_summary(
 def open_sweep(
     tracker: Tracker, experiment: str, parent_name: str, parent_tags: dict[str, str]
 ) -> tuple[str, str]:
-    """The sweep's experiment (created when missing) and its new parent run: their ids."""
-    experiment_id = tracker.experiment_id(experiment)
-    return experiment_id, tracker.start_run(experiment_id, parent_name, parent_tags)
+    """The sweep's experiment (created when missing) and its new parent run: their ids.
+
+    A store that refuses them (read-only, a server error) is one TrackingError line."""
+    try:
+        experiment_id = tracker.experiment_id(experiment)
+        return experiment_id, tracker.start_run(experiment_id, parent_name, parent_tags)
+    except SegexpError:
+        raise
+    except Exception as exc:
+        raise TrackingError(store_problem(tracker.tracking_uri, exc)) from exc
+
+
+def end_interrupted_sweep(tracker: Tracker, sweep: SweepContext, signame: str) -> int:
+    """A SIGINT/SIGTERM stopped the sweep: its open job runs and the parent end KILLED,
+    tagged ``segexp.ended_by=<signal>``. Returns how many job runs were still open."""
+    reason = f"the sweep's command was stopped by {signame}"
+    killed = kill_open_job_runs(tracker, sweep.experiment_id, sweep.sweep_id, signame, reason)
+    end_killed(tracker, sweep.parent_run_id, signame, reason)
+    return killed
 
 
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
@@ -217,7 +234,7 @@ def finish_sweep(
     ``options["direction"]`` (auto, max or min), for the command's closing lines.
     """
     frame = sweep_runs(tracker, experiment_id, sweep_id)
-    with tempfile.TemporaryDirectory(prefix="segexp-sweep-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="segexp-sweep-", dir=staging.process_dir()) as tmp:
         metrics, tags = write_summary(frame, outcomes, Path(tmp), options)
         tracker.log(parent_run_id, metrics=metrics, tags=tags, artifact_dir=tmp)
     finished = any(o.status == "finished" for o in outcomes)

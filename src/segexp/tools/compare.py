@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 
 from omegaconf import DictConfig, ListConfig
 
-from segexp.contract import TAG_KIND, TAG_SWEEP_ID
+from segexp.contract import TAG_ERROR, TAG_KIND, TAG_OUTCOME_PREFIX, TAG_SWEEP_ID
 from segexp.errors import (
     EXIT_USER_ERROR,
     ConfigError,
@@ -206,8 +206,14 @@ def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
     return run if is_sweep and run.info.experiment_id == experiment_id else None
 
 
-def load_runs(cfg: DictConfig) -> tuple[pd.DataFrame, str]:
-    """The job runs the leaderboard ranks, and a phrase naming where they come from."""
+def load_runs(
+    cfg: DictConfig, *, refuse_latest_incomplete: bool = True
+) -> tuple[pd.DataFrame, str]:
+    """The job runs the leaderboard ranks, and a phrase naming where they come from.
+
+    A sweep that did not run to its end carries why in ``frame.attrs["incomplete"]``;
+    the latest sweep (no ``sweep_id``) is refused so unless ``allow_incomplete=true``
+    (``refuse_latest_incomplete=False``: the caller decides)."""
     from segexp.tracking.leaderboard import runs_to_frame
 
     scope = cfg.get("scope", "sweep")
@@ -238,7 +244,81 @@ def load_runs(cfg: DictConfig) -> tuple[pd.DataFrame, str]:
         filter_string=f"tags.`{TAG_SWEEP_ID}` = '{found}' and tags.`{TAG_KIND}` = 'job'",
         max_results=_MAX_RESULTS,
     )
-    return runs_to_frame(runs), f"sweep {found} (parent run {parent.info.run_id})"
+    frame = runs_to_frame(runs)
+    where = f"sweep {found} (parent run {parent.info.run_id})"
+    reason = incomplete_reason(parent, len(runs))
+    if reason is not None:
+        frame.attrs["incomplete"] = reason
+        if sweep_id is None and refuse_latest_incomplete and not allows_incomplete(cfg):
+            latest = _latest_complete(tracker, experiment_id)
+            instead = (
+                f"sweep_id={latest} (the latest complete sweep)" if latest else "sweep_id=<id>"
+            )
+            raise TrackingError(
+                f"the latest sweep of {experiment}, {where}, is incomplete: {reason}; "
+                f"rank it anyway with allow_incomplete=true (or sweep_id={found}), or rank a "
+                f"complete one with {instead}"
+            )
+    return frame, where
+
+
+def allows_incomplete(cfg: DictConfig) -> bool:
+    """``allow_incomplete``: rank (or promote from) a sweep that did not run to its end."""
+    value = cfg.get("allow_incomplete", False)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def incomplete_reason(parent, job_runs: int) -> str | None:
+    """Why a sweep's parent run says the sweep did not run to its end (None: it did).
+
+    KILLED (a signal, or its process gone: ``segexp.ended_by``), still RUNNING, FAILED,
+    or fewer jobs with a run (or an outcome tag) than the sweep planned (``segexp.jobs_planned``).
+    """
+    from segexp.tracking.store import TAG_ENDED_BY, TAG_JOBS_PLANNED
+
+    tags = parent.data.tags
+    status = parent.info.status
+    parts = []
+    if status == "KILLED":
+        by = tags.get(TAG_ENDED_BY)
+        parts.append(f"its parent run ended KILLED ({TAG_ENDED_BY}={by})" if by else "KILLED")
+    elif status == "RUNNING":
+        parts.append("its parent run is still RUNNING (the sweep is running, or was lost)")
+    elif status == "FAILED":
+        error = tags.get(TAG_ERROR, "").splitlines()
+        parts.append("its parent run ended FAILED" + (f" ({error[0][:200]})" if error else ""))
+    planned = tags.get(TAG_JOBS_PLANNED, "")
+    if planned.isdigit():
+        done = job_runs + sum(1 for key in tags if key.startswith(TAG_OUTCOME_PREFIX))
+        if done < int(planned):
+            parts.append(f"{done} of {planned} planned jobs ran")
+    return "; ".join(parts) or None
+
+
+def _latest_complete(tracker: Tracker, experiment_id: str) -> str | None:
+    """The sweep id of the experiment's latest FINISHED sweep (its parent), if any."""
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'sweep' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+    )
+    for run in runs:
+        if incomplete_reason(run, _job_count(tracker, experiment_id, run)) is None:
+            return run.data.tags.get(TAG_SWEEP_ID)
+    return None
+
+
+def _job_count(tracker: Tracker, experiment_id: str, parent) -> int:
+    sweep = parent.data.tags.get(TAG_SWEEP_ID, "")
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=_MAX_RESULTS,
+    )
+    return len(runs)
 
 
 def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
@@ -414,6 +494,14 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         f"ranked by {metric} ({'larger' if larger else 'smaller'} is better)"
         + (f"; {left_out}" if left_out else "")
     )
+    incomplete = frame.attrs.get("incomplete")
+    if incomplete:
+        heading = f"INCOMPLETE {heading}"
+        note = (
+            f"segexp: note: {where} is incomplete: {incomplete}; its leaderboard ranks only "
+            "the jobs that ran, and promote best= refuses it without allow_incomplete=true"
+        )
+        print(_wrap(note, width), file=err)
     output = cfg.get("output")
     if output:
         path = Path(str(output)).expanduser()

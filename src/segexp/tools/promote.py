@@ -68,7 +68,7 @@ from segexp.model.assign import (
     segment_names_from,
 )
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
-from segexp.tools.compare import check_metric, filters_from_config, load_runs
+from segexp.tools.compare import allows_incomplete, check_metric, filters_from_config, load_runs
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
     build_leaderboard,
@@ -259,7 +259,14 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
     try:
         larger = larger_is_better(metric, direction)
         filters = filters_from_config(cfg)
-        frame, where = load_runs(cfg)
+        frame, where = load_runs(cfg, refuse_latest_incomplete=False)
+        incomplete = frame.attrs.get("incomplete")
+        if incomplete and not allows_incomplete(cfg):
+            raise TrackingError(
+                f"best={metric}: {where} is incomplete: {incomplete}; promote from a "
+                "complete sweep (sweep_id=<id>), or pass allow_incomplete=true to promote "
+                "its best run anyway"
+            )
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
         check_metric(frame, metric, where)

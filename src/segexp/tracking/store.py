@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -25,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segexp.contract import TAG_ERROR, TAG_KIND, TAG_SWEEP_ID
+from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.errors import TrackingError
+from segexp.tracking import staging
+from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
 ARTIFACT_DIR_NAME = "mlruns"
@@ -41,11 +44,43 @@ _MAX_TAG_LENGTH = 5000
 _MAX_PARAM_LENGTH = 6000
 
 
-def resolve_tracking_uri(configured: str | None, base_dir: str | Path | None = None) -> str:
+# MLflow retries an unanswered HTTP request 7 times with a growing backoff (about four
+# minutes) and waits 120 s for each answer. segexp's processes use shorter bounds unless
+# the user set these variables: an unreachable server is a one-line error in seconds.
+HTTP_BOUNDS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
+LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating or migrating a store
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation)
+_DB_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy stores, with or without +driver
+_OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
+ALLOWED_URIS = (
+    "sqlite:///PATH (a local file, created when missing), http://HOST:PORT or "
+    "https://HOST:PORT (an mlflow server), postgresql://, mysql://, mssql://, databricks"
+)
+
+
+def bound_http_retries() -> None:
+    """Bounded retries and timeouts for MLflow's HTTP requests in this process (and the
+    processes it starts), where the user has not set them."""
+    for name, value in HTTP_BOUNDS.items():
+        os.environ.setdefault(name, value)
+
+
+bound_http_retries()
+
+
+def absolute_tracking_uri(configured: str | None, base_dir: str | Path | None = None) -> str:
     """Absolute tracking URI: the configured one, else MLFLOW_TRACKING_URI, else a local SQLite.
 
     Relative SQLite and file paths are made absolute against ``base_dir`` (the
     folder the command was started in) so Hydra's output folders never receive runs.
+    Nothing is checked or opened.
     """
     base = Path(base_dir or os.getcwd()).resolve()
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or ""
@@ -53,14 +88,207 @@ def resolve_tracking_uri(configured: str | None, base_dir: str | Path | None = N
         return f"sqlite:///{base / DEFAULT_DB_NAME}"
     if uri.startswith("sqlite:///"):
         db_path = uri[len("sqlite:///") :]
-        if db_path != ":memory:" and not os.path.isabs(db_path):
+        if db_path != ":memory:" and db_path and not os.path.isabs(db_path):
             return f"sqlite:///{(base / db_path).resolve()}"
         return uri
-    if "://" not in uri:  # a bare folder: MLflow's file store (opt-in only in MLflow 3)
-        return str((base / uri).resolve())
+    if "://" not in uri and not uri.startswith(("file:", "sqlite:")):  # a bare folder
+        return str((base / uri).resolve())  # MLflow's file store (opt-in only in MLflow 3)
     if uri.startswith("file:") and not uri.startswith("file:///"):
         return (base / uri[len("file:") :]).resolve().as_uri()
     return uri
+
+
+def resolve_tracking_uri(
+    configured: str | None, base_dir: str | Path | None = None, *, check: bool = True
+) -> str:
+    """``absolute_tracking_uri``, checked once per process (``check``): a known scheme, a
+    usable SQLite path, a server that answers. TrackingError (one line) otherwise."""
+    uri = absolute_tracking_uri(configured, base_dir)
+    if check and uri not in _CHECKED:
+        check_tracking_uri(uri, _where(configured, uri))
+        _CHECKED.add(uri)
+    return uri
+
+
+_CHECKED: set[str] = set()
+
+
+def _where(configured: str | None, uri: str) -> str:
+    """How the user set the store, for messages: the key (or variable) and its value."""
+    if configured:
+        return f"mlflow.tracking_uri={configured}"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return f"MLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}"
+    return f"the default store {uri} (mlflow.tracking_uri unset)"
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a local SQLite store; None for any other store."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+        return Path(path) if path and path != ":memory:" else None
+    return None
+
+
+def check_tracking_uri(uri: str, where: str | None = None) -> None:
+    """TrackingError (one line naming ``where``) when the store cannot be used:
+    an unknown scheme, a SQLite path that cannot hold a database, a server that does
+    not answer. Opens nothing (a local store is created only when a run is logged)."""
+    where = where or f"mlflow.tracking_uri={uri}"
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///") or sqlite_path(uri) is None:
+            raise TrackingError(
+                f"{where}: not a SQLite file; write sqlite:///PATH (relative to the current "
+                "folder) or sqlite:////ABSOLUTE/PATH, e.g. sqlite:///mlflow.db; an in-memory "
+                "store would lose every run when the command ends"
+            )
+        _check_sqlite(sqlite_path(uri), where)  # type: ignore[arg-type]
+        return
+    if scheme in ("http", "https"):
+        _check_server(uri, where)
+        return
+    if scheme.split("+", 1)[0] in _DB_SCHEMES or scheme in _OTHER_SCHEMES:
+        return
+    if not scheme or scheme == "file":  # MLflow's file store: maintenance mode in MLflow 3
+        folder = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
+            return
+        db = folder if folder.suffix in (".db", ".sqlite", ".sqlite3") else folder / "mlflow.db"
+        raise TrackingError(
+            f"{where}: a plain path is MLflow's file store, which MLflow 3 keeps in "
+            f"maintenance mode; use a SQLite store, e.g. mlflow.tracking_uri=sqlite:///{db}"
+        )
+    raise TrackingError(f"{where}: unknown scheme '{scheme}://'; allowed: {ALLOWED_URIS}")
+
+
+def _check_sqlite(path: Path, where: str) -> None:
+    if path.is_dir():
+        raise TrackingError(
+            f"{where}: {path} is a folder, not a database file; name a file in it, "
+            f"e.g. sqlite:///{path / DEFAULT_DB_NAME}"
+        )
+    if path.exists():
+        if not path.is_file():
+            raise TrackingError(f"{where}: {path} is not a regular file")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise TrackingError(f"{where}: cannot read {path} ({exc.strerror})") from None
+        if head and head != _SQLITE_HEADER:
+            raise TrackingError(
+                f"{where}: {path} is not an SQLite database (its first bytes are not SQLite's); "
+                "move it away or choose another file for the store"
+            )
+        if not os.access(path, os.W_OK):
+            raise TrackingError(
+                f"{where}: {path} is read-only; make it writable (chmod u+w) or choose "
+                "another file for the store"
+            )
+        return
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise TrackingError(
+            f"{where}: cannot create the store: {existing} is a file, not a folder, so "
+            f"{folder} cannot be created; choose another path"
+        )
+    try:  # os.access says yes to root on read-only places: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".segexp-probe-", dir=existing))
+    except OSError as exc:
+        what = (
+            f"{path.name} cannot be written in it"
+            if existing == folder
+            else (f"{folder} cannot be created in it")
+        )
+        raise TrackingError(
+            f"{where}: cannot create the store: folder {existing} is not writable "
+            f"({exc.strerror}), so {what}; choose a writable path"
+        ) from None
+
+
+def _check_server(uri: str, where: str) -> None:
+    """One request to the server's /health, bounded by SERVER_CHECK_TIMEOUT: any HTTP
+    answer will do (MLflow then says what else is wrong); no answer is the error."""
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    context = None
+    if parts.scheme == "https":
+        if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            context = ssl._create_unverified_context()
+        else:
+            context = ssl.create_default_context(
+                cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+            )
+    try:
+        request = urllib.request.Request(uri.rstrip("/") + "/health", method="GET")
+        with urllib.request.urlopen(request, timeout=SERVER_CHECK_TIMEOUT, context=context):
+            return
+    except urllib.error.HTTPError:  # it answered (401, 404 ...): a server is there
+        return
+    except urllib.error.URLError as exc:
+        reason: Any = exc.reason
+    except (OSError, ValueError) as exc:
+        reason = exc
+    if isinstance(reason, ssl.SSLCertVerificationError):
+        raise TrackingError(
+            f"{where}: the server's TLS certificate is not trusted ({reason.verify_message}); "
+            "set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or "
+            "MLFLOW_TRACKING_INSECURE_TLS=true"
+        )
+    if isinstance(reason, ssl.SSLError):
+        why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(reason, socket.gaierror):
+        why = f"unknown host {parts.hostname}"
+    elif isinstance(reason, TimeoutError | socket.timeout):
+        why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
+    else:
+        why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5000
+    if isinstance(reason, socket.gaierror):
+        raise TrackingError(
+            f"{where}: no MLflow server answers ({why}); check the host name, or use a local "
+            "store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+        )
+    raise TrackingError(
+        f"{where}: no MLflow server answers ({why}); start one with `mlflow server --host "
+        f"{host} --port {port} --backend-store-uri sqlite:///mlflow.db`, or use a local "
+        "store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+    )
+
+
+def check_experiment_name(name: Any, key: str = "mlflow.experiment") -> str:
+    """The experiment name, or TrackingError when MLflow (or a one-line message) cannot
+    take it: empty, null, longer than MLflow allows, or holding control characters."""
+    if name is None:
+        raise TrackingError(f"{key}: expected an experiment name; got null")
+    text = str(name)
+    if not text.strip():
+        raise TrackingError(
+            f"{key}: expected an experiment name; got an empty one ({key}={text!r}); "
+            "e.g. mlflow.experiment=customers"
+        )
+    if len(text) > _MAX_EXPERIMENT_NAME:
+        raise TrackingError(
+            f"{key}: MLflow allows at most {_MAX_EXPERIMENT_NAME} characters; got {len(text)}"
+        )
+    bad = sorted({repr(c) for c in text if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        raise TrackingError(
+            f"{key}: control characters are not allowed in an experiment name; "
+            f"got {', '.join(bad)} in {text!r}"
+        )
+    return text
 
 
 def local_artifact_root(tracking_uri: str) -> Path | None:
@@ -84,13 +312,16 @@ class Tracker:
     """MLflow access for one tracking URI, with batched logging per run."""
 
     def __init__(self, tracking_uri: str) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = open_store(tracking_uri)
+        if tracking_uri not in _REAPED:  # once per process and store
+            _REAPED.add(tracking_uri)
+            reap_lost_runs(self)
+            staging.sweep()
 
     def experiment_id(self, name: str, create: bool = True) -> str:
         """Id of the named experiment, created (race-safe) when missing and ``create``."""
+        name = check_experiment_name(name)
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
@@ -215,7 +446,8 @@ def log_run(
     Returns (run id, error): error is None for a FINISHED run, else why it FAILED
     (the job's own error, or the store refusing the upload).
     """
-    run_id = tracker.start_run(experiment_id, record.run_name, record.tags, parent_run_id)
+    tags = {**record.tags, **process_tags()}  # who logs it: a run left RUNNING is found
+    run_id = tracker.start_run(experiment_id, record.run_name, tags, parent_run_id)
     try:
         tracker.log_datasets(run_id, record.datasets)
         if record.error is not None:
@@ -269,6 +501,134 @@ def ui_command(tracking_uri: str) -> str | None:
     if tracking_uri.startswith(("http://", "https://")):
         return None
     return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+# ------------------------------------------------------------- opening a store
+
+_REAPED: set[str] = set()
+
+
+def open_store(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` on the store, opened (created and migrated when new) now.
+
+    A local SQLite store is opened under a file lock (``<db>.lock`` beside it): two
+    commands creating the same new store at once would both run MLflow's schema
+    migrations and leave it half-migrated. Any failure to open is one TrackingError line.
+    """
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(tracking_uri)
+    try:
+        if db is None:
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            client.search_experiments(max_results=1)
+            return client
+        from filelock import FileLock, Timeout
+
+        db.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{db}.lock", timeout=LOCK_TIMEOUT)
+        try:
+            with lock:
+                client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+                client.search_experiments(max_results=1)  # tracking tables
+                client.search_registered_models(max_results=1)  # registry tables
+        except Timeout:
+            raise TrackingError(
+                f"{tracking_uri}: another process has held {db}.lock for {LOCK_TIMEOUT:g} s "
+                "while creating or migrating the store; wait for it or remove the lock file "
+                "if no segexp or mlflow command is running"
+            ) from None
+        return client
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(store_problem(tracking_uri, exc)) from exc
+
+
+def store_problem(tracking_uri: str, exc: BaseException) -> str:
+    """One line for a store that refused to open or answer."""
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    if "schema" in text.lower() and "out-of-date" in text.lower():
+        return (
+            f"{tracking_uri}: the store's schema is older than this MLflow's ({text}); "
+            f"upgrade it with `mlflow db upgrade {tracking_uri}` (back it up first)"
+        )
+    return f"{tracking_uri}: the store cannot be opened ({type(exc).__name__}: {text})"
+
+
+# ------------------------------------------------------------- lost and killed runs
+
+TAG_ENDED_BY = TAG_PREFIX + "ended_by"  # SIGINT | SIGTERM | process_gone
+TAG_END_REASON = TAG_PREFIX + "end_reason"  # the sentence behind it
+TAG_JOBS_PLANNED = TAG_PREFIX + "jobs_planned"  # on a sweep's parent: the jobs it launches
+
+
+def end_killed(tracker: Tracker, run_id: str, ended_by: str, reason: str) -> None:
+    """End a run KILLED, saying who ended it (``segexp.ended_by``) and why."""
+    tracker.log(run_id, tags={TAG_ENDED_BY: ended_by, TAG_END_REASON: reason})
+    tracker.end_run(run_id, "KILLED")
+
+
+def kill_open_job_runs(
+    tracker: Tracker, experiment_id: str, sweep_id: str, ended_by: str, reason: str
+) -> int:
+    """End the sweep's job runs that are still RUNNING as KILLED; how many there were."""
+    runs = tracker.client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job' "
+            "and attributes.status = 'RUNNING'"
+        ),
+        max_results=50000,
+    )
+    for run in runs:
+        end_killed(tracker, run.info.run_id, ended_by, reason)
+    return len(runs)
+
+
+def reap_lost_runs(tracker: Tracker) -> list[str]:
+    """End KILLED every RUNNING run of this host whose process is gone (a SIGKILL, a
+    crash), and the RUNNING job runs of a sweep whose parent is ended so; their ids.
+
+    Runs of other hosts are never touched. A store that cannot be searched is left as it is.
+    """
+    host = hostname()
+    try:
+        experiments = tracker.client.search_experiments(max_results=50000)
+        ids = [e.experiment_id for e in experiments]
+        if not ids:
+            return []
+        runs = tracker.client.search_runs(
+            ids,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
+            max_results=50000,
+        )
+    except Exception:  # a store that refuses searches says so where it is used
+        return []
+    ended: list[str] = []
+    me = os.getpid()
+    for run in runs:
+        tags = run.data.tags
+        if not is_gone(tags):
+            continue
+        reason = (
+            f"process {tags.get(TAG_PID)} on {host} ended without ending this run "
+            f"(killed or crashed); found by process {me}"
+        )
+        with contextlib.suppress(Exception):
+            end_killed(tracker, run.info.run_id, "process_gone", reason)
+            ended.append(run.info.run_id)
+            if tags.get(TAG_KIND) == "sweep" and tags.get(TAG_SWEEP_ID):
+                kill_open_job_runs(
+                    tracker,
+                    run.info.experiment_id,
+                    tags[TAG_SWEEP_ID],
+                    "process_gone",
+                    f"its sweep's process ({tags.get(TAG_PID)} on {host}) ended without ending it",
+                )
+    return ended
 
 
 _TRACKERS: dict[str, Tracker] = {}

@@ -1,0 +1,86 @@
+"""Is the process that opened a run still alive? Host, pid and start time of a process.
+
+A sweep's parent run (and every run segexp creates) is tagged with the host, the
+process id and the process's start time of the command that created it. A run
+left RUNNING by a process that was killed (SIGKILL, a crash, a lost machine) is
+found by the next segexp command on the store: when the run's host is this host
+and that process is gone, the run is ended KILLED (``segexp.tracking.store.reap_lost_runs``).
+
+"Gone" is decided only for runs of this host (``socket.gethostname()``): a run
+from another machine is never touched. A pid alone is not enough (pids are
+reused), so the start time is compared too (Linux: ``/proc/<pid>/stat``, in clock
+ticks since boot; elsewhere only ``os.kill(pid, 0)`` is asked). A zombie (killed,
+not yet waited for by its parent) counts as gone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cache
+
+from segexp.contract import TAG_PREFIX
+
+TAG_HOST = TAG_PREFIX + "host"
+TAG_PID = TAG_PREFIX + "pid"
+TAG_PID_START = TAG_PREFIX + "pid_start"
+
+
+@cache
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state first); None: no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        return [] if os.path.isdir("/proc/self") else None  # [] : no such process
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def process_start(pid: int) -> str:
+    """The process's start time as the system counts it ('' where it cannot be read)."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+def process_tags(pid: int | None = None) -> dict[str, str]:
+    """Host, pid and start time of this process (or ``pid``), as run tags."""
+    pid = os.getpid() if pid is None else pid
+    return {TAG_HOST: hostname(), TAG_PID: str(pid), TAG_PID_START: process_start(pid)}
+
+
+def is_alive(pid: int, start: str = "") -> bool:
+    """The process ``pid`` exists, is no zombie and (when ``start`` is known) started then."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        pass
+    except OSError:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None:  # no /proc: os.kill is all there is
+        return True
+    if not fields or fields[0] == "Z":
+        return False
+    return not start or len(fields) <= 19 or fields[19] == start
+
+
+def is_gone(tags: dict[str, str]) -> bool:
+    """The run's tags name a process of this host that no longer runs (False when unsure)."""
+    if tags.get(TAG_HOST) != hostname():
+        return False
+    try:
+        pid = int(tags.get(TAG_PID, ""))
+    except ValueError:
+        return False
+    return not is_alive(pid, tags.get(TAG_PID_START, ""))

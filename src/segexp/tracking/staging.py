@@ -1,0 +1,89 @@
+"""Where segexp stages files (customer tables, run artifacts) before they reach MLflow.
+
+Every staged folder lives under one root per user, ``<temp dir>/segexp-<uid>/``
+(mode 0700), inside a folder of the process that made it:
+``<root>/<pid>-<start time>/``. A process removes its own folder when it ends
+normally (and each staged folder as soon as its run is logged); a process that
+is killed (SIGKILL, a crash) leaves its folder behind, and the next segexp
+command removes every folder whose process is gone (``sweep``). So a crash
+never leaves customer data in the temp folder for longer than until the next
+command.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing.util
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+from segexp.tracking.liveness import is_alive, process_start
+
+ROOT_ENV = "SEGEXP_STAGING_DIR"  # another root (tests, a bigger disk)
+_OWN: dict[int, Path] = {}  # pid -> this process's folder (a forked child makes its own)
+_SWEPT = {"done": False}
+
+
+def root() -> Path:
+    """The user's staging root, created 0700 and refused when someone else owns it."""
+    configured = os.environ.get(ROOT_ENV)
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    base = Path(configured) if configured else Path(tempfile.gettempdir()) / f"segexp-{uid}"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = base.lstat()
+    if stat.S_ISLNK(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise OSError(f"{base}: the staging folder is not this user's own folder")
+    return base
+
+
+def _name(pid: int) -> str:
+    return f"{pid}-{process_start(pid) or 0}"
+
+
+def process_dir() -> Path:
+    """This process's staging folder (created on first use, removed at exit)."""
+    pid = os.getpid()
+    folder = _OWN.get(pid)
+    if folder is None or not folder.is_dir():
+        folder = root() / _name(pid)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if pid not in _OWN:
+            atexit.register(_remove, folder, pid)
+            # a multiprocessing child (a publishing worker) ends without atexit hooks
+            multiprocessing.util.Finalize(None, _remove, args=(folder, pid), exitpriority=1)
+        _OWN[pid] = folder
+    return folder
+
+
+def mkdtemp(prefix: str) -> Path:
+    """A new folder for one staged thing (a run's files, a DataFrame), in this process's folder."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=process_dir()))
+
+
+def _remove(folder: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not from a forked child that inherited the exit hook
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep(force: bool = False) -> list[Path]:
+    """Remove the folders of processes that are gone (once per process unless ``force``)."""
+    if _SWEPT["done"] and not force:
+        return []
+    _SWEPT["done"] = True
+    removed: list[Path] = []
+    try:
+        entries = list(root().iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid_text, _, start = entry.name.partition("-")
+        if not pid_text.isdigit() or not entry.is_dir():
+            continue
+        if is_alive(int(pid_text), "" if start == "0" else start):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
