@@ -61,6 +61,13 @@ CASES = [
     ),
     case("report-unreachable", f"run_id=abc {UNREACHABLE}", *NO_SERVER, module="segexp.report"),
     case("eda-unreachable", UNREACHABLE, *NO_SERVER, module="segexp.eda", timeout=30),
+    case(
+        "predict-unreachable",
+        f"input={{mall}} output={{dir}}/out.csv {UNREACHABLE}",
+        *NO_SERVER,
+        module="segexp.predict",
+        timeout=30,
+    ),
     case("rerun-unreachable", f"run_id=abc {UNREACHABLE}", *NO_SERVER, module="segexp.rerun"),
     case(
         "https-closed-port",

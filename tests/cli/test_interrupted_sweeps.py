@@ -191,3 +191,88 @@ def test_sigkill_then_next_command_ends_the_sweep_killed(tmp_path):
     assert named.returncode == 0, named.stderr
     assert "is incomplete" in named.stderr
     print(f"next command ended the lost sweep and refused it in {took:.1f} s")
+
+
+# ----------------------------------------------- incomplete sweeps on a hand-made store
+
+
+def _sweep(client, experiment_id: str, sweep_id: str, planned: int, silhouettes, status, tags=()):
+    """A sweep as segexp writes it: a parent (kind sweep, jobs_planned) and job runs."""
+    parent = client.create_run(
+        experiment_id,
+        run_name=f"sweep-{sweep_id}",
+        tags={
+            "segexp.kind": "sweep",
+            "segexp.sweep_id": sweep_id,
+            "segexp.jobs_planned": str(planned),
+            **dict(tags),
+        },
+    ).info.run_id
+    for num, value in enumerate(silhouettes):
+        job = client.create_run(
+            experiment_id,
+            run_name=f"kmeans-k{num + 3}-standard-income_spending",
+            tags={
+                "segexp.kind": "job",
+                "segexp.sweep_id": sweep_id,
+                "segexp.job_num": str(num),
+                "mlflow.parentRunId": parent,
+            },
+        ).info.run_id
+        for key, param in {"algo": "kmeans", "k": num + 3, "scaler": "standard"}.items():
+            client.log_param(job, key, param)
+        client.log_metric(job, "silhouette", value)
+        client.log_metric(job, "n_clusters", num + 3)
+        client.set_terminated(job, "FINISHED")
+    if status != "RUNNING":
+        client.set_terminated(parent, status)
+    return parent
+
+
+def _error_line(result) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.startswith("segexp: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_sweep_with_fewer_runs_than_planned_is_refused_or_flagged(tmp_path, store):
+    client = open_store(store)
+    experiment_id = client.create_experiment("segexp-customers")
+    _sweep(client, experiment_id, "complete", 2, [0.5, 0.6], "FINISHED")
+    time.sleep(0.01)  # the incomplete one is the latest
+    _sweep(client, experiment_id, "short", 3, [0.7, 0.4], "FINISHED")
+    args = [f"mlflow.tracking_uri={store}"]
+
+    refused = run_cli(args, cwd=tmp_path, module="segexp.compare")
+    assert refused.returncode == 2
+    line = _error_line(refused)
+    assert "sweep short" in line and "2 of 3 planned jobs ran" in line
+    assert "allow_incomplete=true" in line and "sweep_id=complete" in line
+
+    promote = run_cli([*args, "best=silhouette"], cwd=tmp_path, module="segexp.promote")
+    assert promote.returncode == 2
+    line = _error_line(promote)
+    assert line.startswith("segexp: error: best=silhouette: sweep short")
+    assert "2 of 3 planned jobs ran" in line and "allow_incomplete=true" in line
+
+    shown = run_cli([*args, "allow_incomplete=true"], cwd=tmp_path, module="segexp.compare")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("INCOMPLETE sweep short")
+    assert "2 of 3 planned jobs ran" in shown.stderr
+
+    complete = run_cli([*args, "sweep_id=complete"], cwd=tmp_path, module="segexp.compare")
+    assert complete.returncode == 0, complete.stderr
+    assert complete.stdout.startswith("sweep complete") and "incomplete" not in complete.stderr
+
+
+def test_running_sweep_of_a_live_process_is_incomplete_and_left_running(tmp_path, store):
+    from segexp.tracking.liveness import process_tags
+
+    client = open_store(store)
+    experiment_id = client.create_experiment("segexp-customers")
+    parent = _sweep(client, experiment_id, "live", 2, [0.5, 0.6], "RUNNING", process_tags())
+    refused = run_cli([f"mlflow.tracking_uri={store}"], cwd=tmp_path, module="segexp.compare")
+    assert refused.returncode == 2
+    assert "still RUNNING" in _error_line(refused)
+    assert client.get_run(parent).info.status == "RUNNING"  # its process (this one) lives

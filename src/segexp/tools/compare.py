@@ -14,9 +14,15 @@ rule is on by default (``filter.max_noise_fraction=0.1``): runs leaving more tha
 10 % of the customers unassigned are left out, and the heading (or, for CSV and
 Markdown on standard output, a note on standard error) says how many and why.
 
+An incomplete sweep (its parent KILLED, RUNNING or FAILED, or fewer job runs than
+the ``segexp.jobs_planned`` it recorded) is refused when it is the latest sweep, and
+shown under an ``INCOMPLETE`` heading with a note when named by ``sweep_id`` or with
+``allow_incomplete=true``.
+
 Exit codes: 0 leaderboard shown, 1 nothing to rank (no sweep, no runs, or no run
 passes the filters), 2 bad input or configuration (unknown metric, bad filter
-value, missing store or experiment). Messages are one line on standard error.
+value, missing store or experiment, an incomplete latest sweep). Messages are one
+line on standard error.
 """
 
 from __future__ import annotations
