@@ -191,3 +191,38 @@ def test_store_is_created_under_a_lock_beside_it(tmp_path):
     client = open_store(f"sqlite:///{db}")
     assert client.search_experiments() is not None
     assert db.exists() and (tmp_path / "new" / "mlflow.db.lock").exists()
+
+
+OPEN_AT = """
+import sys, time
+import mlflow.store.tracking.sqlalchemy_store  # loaded before the agreed instant
+from segexp.tracking.store import open_store
+uri, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.002)
+open_store(uri)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_processes_opening_one_new_store_at_the_same_instant_all_succeed(tmp_path):
+    """Three processes create the same new store at one instant (measured here without
+    the lock: two plain MlflowClients fail 3 times out of 3, 'table experiments already
+    exists' or 'duplicate column name: step')."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    start = time.time() + 8  # every process has loaded MLflow by then
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT, uri, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0 and out.strip() == "ok", err[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    assert client.create_experiment("after") and client.search_registered_models() == []
