@@ -71,7 +71,7 @@ from segexp.jobs.validation import (
 )
 from segexp.model import storage
 from segexp.model.evaluation import evaluate_run, evaluation_settings
-from segexp.model.metrics import mixture_criteria, score_segmentation
+from segexp.model.metrics import mixture_criteria, score_fitted
 from segexp.model.pipeline import (
     algorithm_params,
     algorithm_uses,
@@ -454,9 +454,8 @@ def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
     fitted = fit_segmentation(
         table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
     )
-    scores = score_segmentation(
-        fitted.transformed,
-        fitted.labels,
+    scores = score_fitted(
+        fitted,
         silhouette_max_rows=int(cfg.metrics.silhouette_max_rows),
         seed=spec.seed,
     )

@@ -12,6 +12,12 @@ with the training data's medians, bounds and categories.
     scale    the configured scaler
     cluster  the configured algorithm, built by ``hydra.utils.instantiate``
 
+One rule for clusterers that compare categories as categories (k-prototypes,
+``segexp.model.mixed``): a clusterer class with ``takes_categories = True`` gets one
+integer code per categorical column instead of one-hot columns, the scaler scales the
+numeric columns only (the codes pass through it), and the clusterer's ``categorical``
+parameter is set to the codes' positions (after the numeric columns).
+
 ``preprocess.impute: drop`` removes incomplete rows before fitting (counted in
 ``FittedSegmentation.dropped_rows``); ``none`` refuses missing values.
 """
@@ -31,7 +37,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segexp import contract
@@ -59,6 +65,9 @@ class FittedSegmentation:
     dropped_rows: int
     warnings: list[str] = field(default_factory=list)  # one line each; logged and printed
     notes: dict[str, float] = field(default_factory=dict)  # counts to log as metrics
+    # columns of ``transformed`` the clusterer took as category codes (takes_categories);
+    # empty when categories are one-hot encoded
+    categorical_positions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,17 +269,32 @@ def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out.where(out.notna(), np.nan)
 
 
+def takes_categories(clusterer: Any) -> bool:
+    """Whether the clusterer wants category codes, not one-hot columns (k-prototypes)."""
+    return bool(getattr(clusterer, "takes_categories", False))
+
+
 def build_prepare_step(
-    numeric: Sequence[str], categorical: Sequence[str], options: PreprocessOptions | str
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    options: PreprocessOptions | str,
+    *,
+    as_codes: bool = False,
 ) -> ColumnTransformer:
-    """Column selection, log transform, outlier clipping, imputation and one-hot encoding."""
+    """Column selection, log transform, outlier clipping, imputation and one-hot encoding
+    (``as_codes``: one integer code per categorical column; a category training never
+    saw is -1)."""
     if isinstance(options, str):
         options = PreprocessOptions.from_config({"impute": options})
     transformers = []
     if numeric:
         transformers.append(("num", _numeric_steps(numeric, options), list(numeric)))
     if categorical:
-        encoder = OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)
+        encoder: Any = (
+            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+            if as_codes
+            else OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)
+        )
         steps: list[tuple[str, Any]] = [("encode", encoder)]
         if options.impute not in ("none", "drop"):
             steps.insert(0, ("impute", SimpleImputer(strategy="most_frequent")))
@@ -402,9 +426,17 @@ def fit_segmentation(
             "preprocess.impute to drop, median, mean, most_frequent or knn"
         )
     numeric, cats = split_feature_kinds(columns, categorical, features)
-    prepare = build_prepare_step(numeric, cats, options)
-    scaler = instantiate(scaler_cfg)
     clusterer = instantiate(algo_cfg, _convert_="all")
+    as_codes = takes_categories(clusterer) and bool(cats)
+    prepare = build_prepare_step(numeric, cats, options, as_codes=as_codes)
+    scaler = instantiate(scaler_cfg)
+    positions: tuple[int, ...] = ()
+    if as_codes:  # the scaler sees the numeric columns only; the codes pass through
+        positions = tuple(range(len(numeric), len(numeric) + len(cats)))
+        scaler = ColumnTransformer(
+            [("num", scaler, list(range(len(numeric))))], remainder="passthrough"
+        )
+        clusterer.set_params(categorical=positions)
     started = time.perf_counter()
     encoded = np.asarray(prepare.fit_transform(features), dtype=float)
     transformed = np.asarray(scaler.fit_transform(encoded), dtype=float)
@@ -424,9 +456,31 @@ def fit_segmentation(
         fit_seconds=fit_seconds,
         kept_rows=kept,
         dropped_rows=dropped,
-        warnings=dominance_warnings(prepare, encoded, transformed, labels, len(numeric)),
+        warnings=(
+            _mode_warnings(clusterer)
+            if takes_categories(clusterer)
+            else dominance_warnings(prepare, encoded, transformed, labels, len(numeric))
+        ),
         notes=notes,
+        categorical_positions=positions,
     )
+
+
+def _mode_warnings(clusterer: Any) -> list[str]:
+    """What a categories-taking clusterer fell back to (k-prototypes without categories)."""
+    mode = getattr(clusterer, "mode_", None)
+    if mode == "kmeans":
+        return [
+            "no categorical feature among features.columns: k-prototypes without categories "
+            "is k-means, so k-means ran on the numeric columns; list a categorical column "
+            "(e.g. features.columns=[gender,age,annual_income]) to cluster mixed data"
+        ]
+    if mode == "kmodes":
+        return [
+            "no numeric feature among features.columns: k-prototypes without numbers is "
+            "k-modes, so k-modes ran on the categorical columns"
+        ]
+    return []
 
 
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:

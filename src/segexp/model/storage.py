@@ -58,6 +58,12 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "segexp.model.assign.SegmentAssigner",
     "segexp.model.assign.NearestCoreAssigner",
     "segexp.model.storage.FittedBirch",
+    # algo=kprototypes: segexp's adapter and the kmodes estimators and distances it holds
+    "segexp.model.mixed.KPrototypesClusterer",
+    "kmodes.kprototypes.KPrototypes",
+    "kmodes.kmodes.KModes",
+    "kmodes.util.dissim.euclidean_dissim",
+    "kmodes.util.dissim.matching_dissim",
     # numpy/scipy values inside fitted estimators (imputers' dtypes, spectral's affinity)
     "numpy.dtype",
     "scipy.sparse._csr.csr_matrix",
