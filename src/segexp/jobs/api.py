@@ -26,6 +26,7 @@ from segexp.errors import ConfigError, RunFailed
 from segexp.tracking import staging
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
+_STOPPED_CODES = {130: "SIGINT", 143: "SIGTERM"}  # 128 + the signal that stopped the call
 
 
 @dataclass
@@ -119,6 +120,8 @@ def run(
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         code = _run_command([*given, *data_args])
     outcomes = app.last_outcomes()
+    if code in _STOPPED_CODES:
+        raise RunFailed(f"segexp.run: stopped by {_STOPPED_CODES[code]} (exit code {code})", code)
     if code != 0 or not outcomes or outcomes[-1].run_id is None:
         message = outcomes[-1].message if outcomes else "the job did not start"
         raise RunFailed(f"segexp.run: exit code {code}: {message}", code)
@@ -180,6 +183,12 @@ def sweep(
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         code = _run_command(["-m", *given, *data_args])
     report = callbacks.LAST_SWEEP
+    if code in _STOPPED_CODES:
+        raise RunFailed(
+            f"segexp.sweep: stopped by {_STOPPED_CODES[code]} (exit code {code}); the sweep's "
+            "parent run and open job runs ended KILLED",
+            code,
+        )
     if report is None:
         raise RunFailed(f"segexp.sweep: exit code {code}: the sweep did not start", code)
     from segexp.jobs.summary import sweep_runs
