@@ -16,7 +16,6 @@ not yet waited for by its parent) counts as gone.
 from __future__ import annotations
 
 import os
-import socket
 from functools import cache
 
 from segexp.contract import TAG_PREFIX
@@ -28,6 +27,8 @@ TAG_PID_START = TAG_PREFIX + "pid_start"
 
 @cache
 def hostname() -> str:
+    import socket
+
     return socket.gethostname()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -28,7 +27,6 @@ from typing import Any
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.errors import TrackingError
-from segexp.tracking import staging
 from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
@@ -196,6 +194,8 @@ def _check_sqlite(path: Path, where: str) -> None:
             f"{where}: cannot create the store: {existing} is a file, not a folder, so "
             f"{folder} cannot be created; choose another path"
         )
+    import tempfile
+
     try:  # os.access says yes to root on read-only places: try it
         os.rmdir(tempfile.mkdtemp(prefix=".segexp-probe-", dir=existing))
     except OSError as exc:
@@ -315,6 +315,8 @@ class Tracker:
         self.tracking_uri = tracking_uri
         self.client = open_store(tracking_uri)
         if tracking_uri not in _REAPED:  # once per process and store
+            from segexp.tracking import staging
+
             _REAPED.add(tracking_uri)
             reap_lost_runs(self)
             staging.sweep()
