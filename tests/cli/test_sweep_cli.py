@@ -105,15 +105,19 @@ def test_mlflow_tracking_uri_environment_variable_is_honoured(tmp_path, store):
 
 @pytest.mark.slow
 def test_failing_job_fails_alone_and_the_command_exits_nonzero(tmp_path, store):
-    result = run_cli(["-m", "algo.n_init=1,-3,10", f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    # Values the config checks accept but the fit refuses: two starting centres for k=3.
+    centres = "+algo.init=[[0.0,0.0],[1.0,1.0]]"
+    result = run_cli(
+        ["-m", "k=2,3", centres, "algo.n_init=1", f"mlflow.tracking_uri={store}"], cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "1 failed jobs" in result.stderr and "#1" in result.stderr
     assert "Traceback" not in result.stderr
     _, parents, children = _runs(store)
     statuses = sorted(r.info.status for r in children)
-    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+    assert statuses == ["FAILED", "FINISHED"]
     failed = next(r for r in children if r.info.status == "FAILED")
-    assert "n_init" in failed.data.tags["segexp.error"]
+    assert "initial centers" in failed.data.tags["segexp.error"]
     assert parents[0].data.metrics["jobs_failed"] == 1
 
 

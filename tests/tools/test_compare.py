@@ -356,7 +356,7 @@ def test_cli_prints_markdown_and_reports_empty_results(sweeps, tmp_path):
     assert done.stdout.startswith("| rank | run_name |")
     assert not any(tmp_path.iterdir())  # no Hydra output folders
     empty = run_cli(
-        [f"mlflow.tracking_uri={sweeps['uri']}", "filter.min_stability=2"],
+        [f"mlflow.tracking_uri={sweeps['uri']}", "filter.k_min=99"],
         cwd=PROJECT_DIR,
         module="segexp.compare",
     )

@@ -297,8 +297,8 @@ TOOL_RULES: dict[str, list[Rule]] = {
 # Config groups whose content is checked elsewhere (or is free-form): no key list here.
 _GROUPS = ("data", "features", "preprocess", "scaler", "algo", "mlflow", "evaluation", "naming")
 # Sections of the main and tool configs whose keys are fixed: anything else is a typo.
-_CLOSED = ("metrics", "limits", "plots", "objective", "filter", "registry", "validation")
-_CLOSED += ("report", "eda")
+_CLOSED: tuple[str, ...] = ("metrics", "limits", "plots", "objective", "filter", "registry")
+_CLOSED += ("validation", "report", "eda")
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -348,7 +348,7 @@ def declared_keys(config_name: str) -> dict:
         import yaml
 
         tree = yaml.safe_load(path.read_text()) or {}
-        groups = {}
+        groups: dict[str, Any] = {}
         for item in tree.pop("defaults", None) or []:
             if isinstance(item, dict):
                 groups.update({str(k): None for k in item if not str(k).startswith("override")})
@@ -415,12 +415,12 @@ def _resolved_algo(algo: DictConfig, where: str) -> dict[str, Any]:
                 OmegaConf.select(algo, str(name), throw_on_missing=True)
             except Exception:
                 raise ConfigError(
-                    f"{where}.{name}: a value or an interpolation of an existing key; got "
+                    f"{where}.{name!s}: a value or an interpolation of an existing key; got "
                     f"{shown(value)}, which cannot be resolved ({str(exc).splitlines()[0]})"
                 ) from None
         raise ConfigError(f"{where}: cannot be resolved ({str(exc).splitlines()[0]})") from None
     assert isinstance(params, dict)
-    return params
+    return {str(name): value for name, value in params.items()}
 
 
 def _key_of(raw: Mapping[str, Any], param: str, where: str) -> str:
@@ -485,7 +485,8 @@ def check_algorithm(algo: DictConfig, where: str = "algo") -> None:
             fit(np.empty((0, 2)))
         except Exception as exc:  # the empty array's refusal: the parameters passed
             if _is_parameter_error(exc):
-                raise ConfigError(_parameter_message(str(exc), raw, where, owner)) from None
+                named = {str(name): value for name, value in raw.items()}
+                raise ConfigError(_parameter_message(str(exc), named, where, owner)) from None
     _CHECKED_ALGOS[fingerprint] = None
 
 

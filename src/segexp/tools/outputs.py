@@ -118,7 +118,10 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
-    return write_atomically(path, lambda temporary: temporary.write_text(text, encoding=encoding))
+    def write(temporary: Path) -> None:
+        temporary.write_text(text, encoding=encoding)
+
+    return write_atomically(path, write)
 
 
 def _is_text(column: pa.ChunkedArray) -> bool:

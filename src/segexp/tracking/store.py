@@ -50,6 +50,9 @@ HTTP_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    # MLflow draws a progress bar on stderr for every artifact download (predict, report):
+    # noise beside segexp's own lines, whether or not stderr is a terminal.
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating or migrating a store
@@ -65,7 +68,7 @@ ALLOWED_URIS = (
 
 def bound_http_retries() -> None:
     """Bounded retries and timeouts for MLflow's HTTP requests in this process (and the
-    processes it starts), where the user has not set them."""
+    processes it starts), and no download progress bars, where the user has not set them."""
     for name, value in HTTP_BOUNDS.items():
         os.environ.setdefault(name, value)
 
