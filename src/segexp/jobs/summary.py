@@ -163,15 +163,21 @@ def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
     for run in runs:
         num = run.data.tags.get(TAG_JOB_NUM)
         replaced_by = finished.get(num) if num is not None else None
-        if run.info.status == "RUNNING" and replaced_by is not None:
-            tracker.fail_run(
-                run.info.run_id,
-                f"publishing this run was interrupted (its worker died); the job was "
-                f"logged again as run {replaced_by}",
+        # A run whose worker died while logging it: still RUNNING, or ended KILLED by the
+        # store's check for runs of gone processes (tracking.store.reap_lost_runs).
+        if run.info.status in ("RUNNING", "KILLED") and replaced_by is not None:
+            note = (
+                "publishing this run was interrupted (its worker died); the job was "
+                f"logged again as run {replaced_by}"
             )
+            if run.info.status == "RUNNING":
+                tracker.fail_run(run.info.run_id, note)
+            else:
+                tracker.set_tags(run.info.run_id, {TAG_ERROR: note})
             continue
         failed = run.info.status != "FINISHED"
-        message = run.data.tags.get(TAG_ERROR, "").splitlines()[0] if failed else ""
+        error_lines = (run.data.tags.get(TAG_ERROR) or "").splitlines()
+        message = error_lines[0] if failed and error_lines else ""
         metrics = {k: run.data.metrics[k] for k in SUMMARY_METRICS if k in run.data.metrics}
         outcomes.append(
             JobOutcome(
