@@ -22,6 +22,7 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -411,17 +412,34 @@ def _parse_all(
         raise
 
 
-def _read_text(
-    path: Path, fmt: str, data_cfg: Mapping[str, Any], typed: bool
-) -> tuple[pd.DataFrame, np.ndarray]:
+@dataclass(frozen=True)
+class TextLayout:
+    """How a delimited text file is written: compression, encoding, dialect, header."""
+
+    gzipped: bool
+    encoding: str
+    text: str  # the decoded head of the file
+    delimiter: str
+    quotechar: str
+    names: list[str]
+
+
+def text_layout(
+    path: Path, fmt: str, settings: Mapping[str, Any], where: str = "", rows: str = "record"
+) -> TextLayout:
+    """The file's encoding, delimiter and header (``settings``: ``encoding``, ``delimiter``,
+    ``quotechar``), or the one-line error of an empty or headless file. ``where`` names the
+    file in messages (default: its path); ``rows`` is what one row of it is."""
+    where = where or str(path)
+    empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
     if not head.strip():
-        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
-    encoding, text = detect_encoding(head, path, data_cfg.get("encoding"), whole)
+        raise DataError(empty)
+    encoding, text = detect_encoding(head, path, settings.get("encoding"), whole)
     if not text.strip():
-        raise DataError(f"{path}: the file is empty; expected a header row and one row per record")
-    quotechar = str(data_cfg.get("quotechar") or '"')
-    delimiter = data_cfg.get("delimiter")
+        raise DataError(empty)
+    quotechar = str(settings.get("quotechar") or '"')
+    delimiter = settings.get("delimiter")
     if delimiter in ("\\t", "tab"):
         delimiter = "\t"
     if not delimiter:
@@ -429,13 +447,22 @@ def _read_text(
     delimiter = str(delimiter)
     names = _header(text, delimiter, quotechar)
     if not [n for n in names if n.strip()]:
-        raise DataError(f"{path}: the file has no header row; expected column names")
+        raise DataError(f"{where}: the file has no header row; expected column names")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise DataError(
-            f"{path}: the header names column '{repeated[0]}' more than once; give every "
+            f"{where}: the header names column '{repeated[0]}' more than once; give every "
             "column its own name"
         )
+    return TextLayout(gzipped, encoding, text, delimiter, quotechar, names)
+
+
+def _read_text(
+    path: Path, fmt: str, data_cfg: Mapping[str, Any], typed: bool
+) -> tuple[pd.DataFrame, np.ndarray]:
+    layout = text_layout(path, fmt, data_cfg)
+    gzipped, encoding, text = layout.gzipped, layout.encoding, layout.text
+    delimiter, quotechar, names = layout.delimiter, layout.quotechar, layout.names
     # every column as text (tools that check cells themselves), else the zero-padded ones
     text_columns = zero_padded_columns(text, names, delimiter, quotechar) if typed else names
     options = {

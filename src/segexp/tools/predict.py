@@ -166,42 +166,11 @@ def _with_ragged_rows(
 
 
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
-    from segexp.data.read import (
-        _contains,
-        _header,
-        _parse_all,
-        _parse_error,
-        _read_head,
-        detect_delimiter,
-        detect_encoding,
-    )
+    from segexp.data.read import _contains, _parse_all, _parse_error, text_layout
 
-    head, whole, gzipped = _read_head(path)
-    encoding, text = (
-        (None, "")
-        if not head.strip()
-        else detect_encoding(head, path, reading.get("encoding"), whole)
-    )
-    if not text.strip():
-        raise DataError(
-            f"input={path}: the file is empty; expected a header row and one row per customer"
-        )
-    quotechar = '"'
-    delimiter = reading.get("delimiter")
-    if delimiter in ("\\t", "tab"):
-        delimiter = "\t"
-    if not delimiter:
-        delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
-    delimiter = str(delimiter)
-    names = _header(text, delimiter, quotechar)
-    if not [n for n in names if n.strip()]:
-        raise DataError(f"input={path}: the file has no header row; expected column names")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise DataError(
-            f"input={path}: the header names column '{repeated[0]}' more than once; give "
-            "every column its own name"
-        )
+    layout = text_layout(path, fmt, reading, where=f"input={path}", rows="customer")
+    gzipped, encoding, names = layout.gzipped, layout.encoding, layout.names
+    delimiter, quotechar = layout.delimiter, layout.quotechar
     options = {
         "quoted": gzipped or _contains(path, quotechar),
         "encoding": encoding,
