@@ -13,6 +13,9 @@ TAG_CODE_VERSION = TAG_PREFIX + "code_version"
 TAG_ERROR = TAG_PREFIX + "error"
 TAG_UNDEFINED_PREFIX = TAG_PREFIX + "undefined."
 TAG_JOB_NUM = TAG_PREFIX + "job_num"
+# A run handed to a publishing worker: the key it is found by should the worker die
+# (segexp.jobs.publish), so a run the worker had logged is never logged twice.
+TAG_PUBLISH_KEY = TAG_PREFIX + "publish_key"
 # + a job number: on a sweep's parent run, the outcome of a job that logged no run of its own
 TAG_OUTCOME_PREFIX = TAG_PREFIX + "outcome."
 

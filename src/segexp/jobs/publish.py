@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segexp.contract import TAG_ERROR, TAG_PUBLISH_KEY
 from segexp.tracking.liveness import is_alive
 from segexp.tracking.store import RunRecord, log_run, tracker_for
 
@@ -143,6 +145,7 @@ def submit(request: PublishRequest) -> Future:
     """Publish in the pool when this process has one, else here; a Future either way."""
     pool = _pool()
     if pool is not None:
+        request.record.tags.setdefault(TAG_PUBLISH_KEY, uuid.uuid4().hex)
         try:
             future = pool.submit(publish, request)
             _PENDING.append((request, future))
@@ -155,12 +158,30 @@ def submit(request: PublishRequest) -> Future:
 
 
 def result(request: PublishRequest, future: Future) -> tuple[str, str | None]:
-    """The run id and error of a submitted run; published here if the pool died meanwhile."""
+    """The run id and error of a submitted run; published here if the pool died meanwhile
+    (unless the worker had ended the run before it died)."""
     try:
         return future.result()
     except BrokenProcessPool:
         _broken()
-        return publish(request)
+        return _logged_before(request) or publish(request)
+
+
+def _logged_before(request: PublishRequest) -> tuple[str, str | None] | None:
+    """The run a dead worker ended (FINISHED or FAILED) for this request, found by its
+    publish key; None when it ended none (a run it left RUNNING is ended as lost by the
+    store's check for runs of gone processes, and the sweep's summary counts it once)."""
+    key = request.record.tags.get(TAG_PUBLISH_KEY)
+    if key is None:
+        return None
+    client = tracker_for(request.tracking_uri).client
+    for run in client.search_runs([request.experiment_id], f"tags.`{TAG_PUBLISH_KEY}` = '{key}'"):
+        if run.info.status == "FINISHED":
+            return run.info.run_id, None
+        if run.info.status == "FAILED":
+            error = (run.data.tags.get(TAG_ERROR) or "FAILED").splitlines()
+            return run.info.run_id, error[0] if error else "FAILED"
+    return None
 
 
 def wait_all() -> None:
