@@ -13,6 +13,8 @@ TAG_CODE_VERSION = TAG_PREFIX + "code_version"
 TAG_ERROR = TAG_PREFIX + "error"
 TAG_UNDEFINED_PREFIX = TAG_PREFIX + "undefined."
 TAG_JOB_NUM = TAG_PREFIX + "job_num"
+# The BLAS/OpenMP threads the job's fit ran with (segexp.jobs.threads).
+TAG_FIT_THREADS = TAG_PREFIX + "fit_threads"
 # A run handed to a publishing worker: the key it is found by should the worker die
 # (segexp.jobs.publish), so a run the worker had logged is never logged twice.
 TAG_PUBLISH_KEY = TAG_PREFIX + "publish_key"

@@ -1,5 +1,6 @@
 """The user contract of ``python -m segexp``: real subprocesses, a real store, MlflowClient."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,7 @@ def test_joblib_launcher_two_workers_loses_no_run(tmp_path, store):
         "k=2..7",
         "scaler=standard,minmax",
         "plots.enabled=false",
+        "limits.single_thread_below_rows=0",  # threads from the worker count, at any size
         f"mlflow.tracking_uri={store}",
     ]
     result = run_cli(args, cwd=tmp_path, timeout=600)
@@ -150,6 +152,9 @@ def test_joblib_launcher_two_workers_loses_no_run(tmp_path, store):
     _, parents, children = _runs(store)
     assert len(parents) == 1 and len(children) == 24
     assert all(r.info.status == "FINISHED" for r in children)
+    # two workers share the cores: each fit gets half of them
+    per_worker = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    assert {r.data.tags["segexp.fit_threads"] for r in children} == {per_worker}
     keys = {(r.data.params["algo"], r.data.params["k"], r.data.params["scaler"]) for r in children}
     assert len(keys) == 24
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)

@@ -1,5 +1,7 @@
 """One job end to end against a real SQLite store, read back through MlflowClient."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -213,13 +215,15 @@ def test_every_algorithm_config_builds_and_runs(make_config, store, algo):
 
 
 class ThreadRecordingKMeans(KMeans):
-    """KMeans that notes the BLAS/OpenMP thread counts each fit ran under."""
+    """KMeans that notes the BLAS/OpenMP thread counts each fit ran under (and its rows)."""
 
     seen: list[set[int]] = []
+    rows: list[int] = []
 
     def fit(self, X, y=None, sample_weight=None):
         if len(X):  # not segexp's parameter check (a fit on an empty array)
             ThreadRecordingKMeans.seen.append({p["num_threads"] for p in threadpool_info()})
+            ThreadRecordingKMeans.rows.append(len(X))
         return super().fit(X, y, sample_weight)
 
 
@@ -239,6 +243,30 @@ def test_fits_run_under_the_configured_thread_limit(make_config, store, limit, e
     )
     assert outcome.status == "finished", outcome.message
     assert ThreadRecordingKMeans.seen and all(s == expected for s in ThreadRecordingKMeans.seen)
+
+
+def test_each_fit_gets_threads_for_its_own_size(make_config, store):
+    """The job's fit (200 customers) is above single_thread_below_rows=170, its stability
+    refits (160 each) below it: the job gets every usable core, each refit one thread."""
+    ThreadRecordingKMeans.seen.clear()
+    ThreadRecordingKMeans.rows.clear()
+    outcome, client = _run(
+        make_config,
+        store,
+        [
+            "algo=kmeans",
+            "k=3",
+            f"algo._target_={__name__}.ThreadRecordingKMeans",
+            "limits.single_thread_below_rows=170",
+            "evaluation.stability.n_resamples=3",
+        ],
+    )
+    assert outcome.status == "finished", outcome.message
+    cores = len(os.sched_getaffinity(0))
+    assert ThreadRecordingKMeans.rows == [200, 160, 160, 160]
+    assert ThreadRecordingKMeans.seen == [{cores}, {1}, {1}, {1}]
+    (run,) = _all_runs(client)
+    assert run.data.tags["segexp.fit_threads"] == str(cores)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ from segexp.jobs.outcomes import (
     set_verbose,
     verbose_requested,
 )
+from segexp.jobs.threads import PARALLEL_ENV, launcher_workers
 from segexp.tracking.liveness import process_tags
 from segexp.tracking.store import (
     TAG_JOBS_PLANNED,
@@ -375,6 +376,10 @@ class SweepCallback(Callback):
             except SegexpError as exc:
                 _stop(str(exc))
             os.environ[ENV_VAR] = json.dumps({**asdict(sweep), "sweep_dir": sweep_dir})
+            # ... and how many fit at once here, to size their thread pools (jobs.threads).
+            workers = launcher_workers(config.hydra.launcher)
+            if workers is not None:
+                os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
             return
         # Started before Hydra sets up the jobs' logging, so their lines print above the bar.
         _PROGRESS = SweepProgress(total, str(config.objective.metric), started=_STARTED)
@@ -461,6 +466,7 @@ def _take_open() -> OpeningSweep | None:
     """The sweep this process opened, now closing: it is no longer offered to jobs."""
     global _OPEN, _PENDING
     os.environ.pop(ENV_VAR, None)
+    os.environ.pop(PARALLEL_ENV, None)
     opening, _OPEN, _PENDING = _OPEN, None, None
     return opening
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import subprocess
-import sys
 import traceback
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -26,7 +25,6 @@ import numpy as np
 import sklearn
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import ThreadpoolController
 
 import segexp
 from segexp.contract import (
@@ -39,6 +37,7 @@ from segexp.contract import (
     TAG_CODE_VERSION,
     TAG_DATA_FINGERPRINT,
     TAG_DATA_SOURCE,
+    TAG_FIT_THREADS,
     TAG_JOB_NUM,
     TAG_KIND,
     TAG_PREFIX,
@@ -63,6 +62,7 @@ from segexp.jobs import publish
 from segexp.jobs.features import ALL_NUMERIC, DEFAULT, resolve_features
 from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
 from segexp.jobs.publish import PublishRequest, RunFigures
+from segexp.jobs.threads import thread_policy
 from segexp.jobs.validation import (
     BYTES_PER_NEIGHBOUR,
     DENSITY_RADIUS,
@@ -430,26 +430,6 @@ def _figures(cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile
     )
 
 
-_threadpools: tuple[int, ThreadpoolController] | None = None
-
-
-def _threadpool_controller() -> ThreadpoolController:
-    """One controller per set of loaded modules: building one scans every loaded library
-    (about 4 ms); a new one is made when an import may have loaded another BLAS/OpenMP."""
-    global _threadpools
-    if _threadpools is None or _threadpools[0] != len(sys.modules):
-        _threadpools = (len(sys.modules), ThreadpoolController())
-    return _threadpools[1]
-
-
-def _thread_limit(cfg: DictConfig, n_rows: int) -> int | None:
-    """BLAS/OpenMP threads for one fit: 1 for small tables (see limits.threads)."""
-    configured = cfg.limits.get("threads")
-    if configured is not None:
-        return int(configured)
-    return 1 if n_rows < int(cfg.limits.single_thread_below_rows) else None
-
-
 def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
     fitted = fit_segmentation(
         table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
@@ -492,12 +472,16 @@ def build_request(
     tracking_uri: str,
     experiment_id: str = "",
     parent_run_id: str | None = None,
+    *,
+    publishing_alongside: bool = False,
 ) -> PublishRequest:
     """Fit, score and write the run's files; what is left to publish.
 
     An exception while fitting becomes a record that ends its run FAILED and says
     why, not a raise. (A sweep's job fills in the experiment and parent run ids
-    afterwards: they may still be on their way from the store.)
+    afterwards: they may still be on their way from the store.) Every fit runs with the
+    BLAS/OpenMP threads ``segexp.jobs.threads`` chooses for its size; the job's count is
+    tagged ``segexp.fit_threads``.
     """
     params = spec.params(table.source)
     if table.schema is not None:
@@ -509,9 +493,13 @@ def build_request(
     folder = staging.mkdtemp("segexp-run-")  # swept by the next command if this one is killed
     record.artifact_dir = str(folder)
     try:
-        with _threadpool_controller().limit(limits=_thread_limit(cfg, len(table.frame))):
+        policy = thread_policy(cfg.limits, publishing_alongside=publishing_alongside)
+        with policy.limit(len(table.frame)) as threads:
+            record.tags[TAG_FIT_THREADS] = str(threads)
             fitted, scores = _fit_and_score(cfg, spec, table)
-            evaluation = evaluate_run(table, fitted, cfg, title=spec.run_name, figures=False)
+            evaluation = evaluate_run(
+                table, fitted, cfg, title=spec.run_name, figures=False, limit=policy.limit
+            )
         _record_metrics_and_tags(record, spec, table, fitted, scores, evaluation)
         profile = _stage_artifacts(folder, cfg, spec, table, fitted)
         request.figures = _figures(cfg, spec, fitted, scores, evaluation, profile)
@@ -570,7 +558,11 @@ def run_job(
         request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id)
     else:
         _LOGGED_KEYS.add((sweep.sweep_id, tags[TAG_CONFIG_KEY]))
-        request = build_request(cfg, spec, table, tags, tracking_uri)
+        # The pool publishes the previous run while this one fits: that takes a core.
+        alongside = publish.pool_wanted()
+        request = build_request(
+            cfg, spec, table, tags, tracking_uri, publishing_alongside=alongside
+        )
         try:  # the ids of a sweep the store is still opening: wait for them only now
             request.experiment_id, request.parent_run_id = sweep.experiment_id, sweep.parent_run_id
         except SegexpError:  # the store refused the sweep itself: the caller stops it

@@ -285,6 +285,11 @@ def has_pool() -> bool:
     return _pool() is not None
 
 
+def pool_wanted() -> bool:
+    """This process publishes through a pool (started or not yet forked)."""
+    return bool(_WANTED) and not _BROKEN
+
+
 def _broken() -> None:
     """The pool died (a worker was killed): publish here from now on."""
     global _POOL, _BROKEN

@@ -24,9 +24,10 @@ Undefined values are absent and ``undefined`` says why; never 0 or NaN.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -49,6 +50,12 @@ STABILITY_METHODS = ("subsample", "bootstrap")
 REFERENCE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin")
 K_DISTANCE_FIGURE = "k_distance"
 _ABSENT = np.iinfo(np.int64).min  # a customer not drawn into a resample
+# A refit's thread limit, from its row count (segexp.jobs.threads.ThreadPolicy.limit).
+ThreadLimit = Callable[[int], contextlib.AbstractContextManager]
+
+
+def _no_limit(n_rows: int) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 @dataclass
@@ -261,6 +268,7 @@ def resample_stability(
     method: str = "subsample",
     seed: int = 0,
     max_rows: int = 20000,
+    limit: ThreadLimit | None = None,
 ) -> tuple[float | None, str, dict[str, str]]:
     """Mean pairwise ARI of refits on resamples: (value, '', notes) or (None, reason, notes).
 
@@ -268,7 +276,8 @@ def resample_stability(
     random_state) on the rows it drew, in the run's feature space (the fitted
     preprocessing is a fixed map of each customer: refitting it per resample would only
     add its own sampling noise and cost). Tables above ``max_rows`` customers are first
-    cut to a seeded subset of that many.
+    cut to a seeded subset of that many. ``limit(n_rows)``: the thread limit each refit
+    runs under, chosen for its own size (segexp.jobs.threads).
     """
     rng = np.random.default_rng(seed)
     n_rows = len(fitted.features)
@@ -291,7 +300,10 @@ def resample_stability(
     for positions in resample_positions(len(base), n_resamples, method, fraction, seed):
         rows = base[positions]
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                (limit or _no_limit)(len(rows)),
+            ):
                 warnings.simplefilter("always")
                 labels = clone(fitted.pipeline[-1]).fit_predict(fitted.transformed[rows])
             warned.update(str(w.message) for w in caught)
@@ -410,6 +422,7 @@ def evaluate_run(
     *,
     title: str = "",
     figures: bool = True,
+    limit: ThreadLimit | None = None,
 ) -> EvaluationResult:
     """Reference-space scores, stability, ground truth and eps evidence of one fitted run.
 
@@ -442,6 +455,7 @@ def evaluate_run(
             method=settings.method,
             seed=seed,
             max_rows=settings.max_rows,
+            limit=limit,
         )
         result.notes.update(notes)
         if value is None:
