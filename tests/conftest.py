@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,32 @@ def wait_until_up(process: subprocess.Popen, url: str, log: Path, seconds: int =
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.5)
     pytest.fail(f"no answer on {url} after {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 (its store and artifacts in ``folder``): its URI."""
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "w") as handle:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--workers", "1"]
+            + ["--backend-store-uri", f"sqlite:///{folder / 'server.db'}"]
+            + ["--artifacts-destination", str(folder / "server-artifacts")],
+            cwd=folder,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_up(server, f"{uri}/health", log)
+        yield uri
+    finally:
+        stop_process_group(server)
 
 
 def stop_process_group(process: subprocess.Popen) -> None:

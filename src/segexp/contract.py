@@ -30,6 +30,9 @@ MODEL_META_FILE = "meta.json"
 ASSIGNMENTS_FILE = "assignments.csv"
 CONFIG_FILE = "config.yaml"
 LEADERBOARD_FILE = "leaderboard.csv"
+# On a sweep's parent run: the sweep's config (Hydra's multirun.yaml, kept in the store
+# rather than in the sweep folder).
+MULTIRUN_FILE = "multirun.yaml"
 
 # Segment id of customers an algorithm leaves unassigned (DBSCAN noise).
 NOISE_LABEL = -1

@@ -1,47 +1,14 @@
 """A sweep logs to a real `mlflow server` on 127.0.0.1 by one override."""
 
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import free_port, run_cli, stop_process_group, wait_until_up
+from conftest import mlflow_server, run_cli
 from mlflow.tracking import MlflowClient
 
 
 @pytest.mark.server
 @pytest.mark.slow
 def test_sweep_logs_to_a_remote_tracking_server(tmp_path):
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(log, "w") as handle:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{tmp_path / 'server.db'}",
-                "--artifacts-destination",
-                str(tmp_path / "server-artifacts"),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until_up(server, f"{uri}/health", log)
+    with mlflow_server(tmp_path) as uri:
         work = tmp_path / "work"
         work.mkdir()
         result = run_cli(["-m", "k=3..4", f"mlflow.tracking_uri={uri}"], cwd=work)
@@ -59,5 +26,3 @@ def test_sweep_logs_to_a_remote_tracking_server(tmp_path):
         assert "leaderboard.csv" in {a.path for a in client.list_artifacts(parents[0].info.run_id)}
         # nothing was written to a local store beside the command
         assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()
-    finally:
-        stop_process_group(server)

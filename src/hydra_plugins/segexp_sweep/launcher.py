@@ -177,7 +177,8 @@ if SUPPORTED:
                     num += 1
 
         def sweep(self, arguments: list[str]):
-            """Hydra's basic sweep, with ``check_sweep`` before the sweep folder exists."""
+            """Hydra's basic sweep, with ``check_sweep`` before the sweep folder exists, and
+            no ``multirun.yaml`` file (the parent run holds it)."""
             assert self.config is not None
             assert self.launcher is not None
             assert self.hydra_context is not None
@@ -188,9 +189,8 @@ if SUPPORTED:
             self.overrides = self.split_arguments(overrides, self.max_batch_size)
             self.check_sweep(self.overrides)
             returns: list[Sequence[JobReturn]] = []
-            sweep_dir = Path(self.config.hydra.sweep.dir)
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            # No multirun.yaml in the sweep folder: the sweep's config is an artifact of its
+            # parent run (segexp.jobs.summary), and the launcher makes the folder.
             initial_job_idx = 0
             while not self.is_done():
                 batch = self.get_job_batch()  # its configs were checked by check_sweep

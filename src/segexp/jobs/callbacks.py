@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segexp.contract import (
     TAG_CODE_VERSION,
@@ -48,7 +48,7 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
-from segexp.errors import EXIT_USER_ERROR, SegexpError
+from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError
 from segexp.jobs import publish
 from segexp.jobs.outcomes import (
     BestRuns,
@@ -244,6 +244,22 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSwee
     )
 
 
+def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None:
+    """A Ray cluster's jobs run on other machines: a store on this machine's disk
+    (SQLite, a folder) is not theirs to write. Refused before anything is written."""
+    if not str(launcher.get("_target_", "")).endswith("RayLauncher"):
+        return
+    address = OmegaConf.select(launcher, "ray.init.address", default=None)
+    if address in (None, "", "local") or not tracking_uri.startswith(("sqlite:", "file:")):
+        return
+    raise ConfigError(
+        f"mlflow.tracking_uri={tracking_uri}: the jobs of a Ray cluster "
+        f"(hydra.launcher.ray.init.address={address}) run on other machines and cannot "
+        "write a store on this machine's disk; start a tracking server every machine "
+        "reaches and use mlflow.tracking_uri=http://<host>:5000"
+    )
+
+
 def _validates_jobs_first(config: DictConfig) -> bool:
     """The sweeper is Hydra's basic one (or segexp's): it composes every job's config
     before launching any."""
@@ -338,6 +354,7 @@ class SweepCallback(Callback):
             table = load_customers(config.data)
             # The store before anything is written: its scheme, path or server, the name.
             tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+            check_store_reaches_workers(config.hydra.launcher, tracking_uri)
             experiment = check_experiment_name(config.mlflow.experiment)
         except SegexpError as exc:
             _stop(str(exc))
@@ -408,8 +425,14 @@ class SweepCallback(Callback):
             sweep.parent_run_id,
             sweep.sweep_id,
             outcomes,
-            {"dpi": int(config.plots.dpi), "metric": metric, "direction": direction},
+            {
+                "dpi": int(config.plots.dpi),
+                "metric": metric,
+                "direction": direction,
+                "multirun_yaml": OmegaConf.to_yaml(config),
+            },
         )
+        remove_empty_sweep_folders(str(config.hydra.sweep.dir))
         _close_progress()
         seconds = None if _STARTED is None else time.monotonic() - _STARTED
         LAST_SWEEP = SweepReport(sweep.sweep_id, sweep.parent_run_id, outcomes, seconds)
@@ -510,6 +533,28 @@ def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> No
             print(_stopped_line(signame, sweep, done, killed), file=sys.stderr)
     finally:
         restore_stop_handlers()
+
+
+def remove_empty_sweep_folders(sweep_dir: str, job_dir: str | None = None) -> None:
+    """Remove the folders Hydra made for a sweep when they hold no file: everything a
+    segexp job writes goes to the store. ``job_dir``: a job's own folder, removed first
+    (on whichever machine ran it); then the sweep folder and, for a relative sweep
+    folder, each of its parents inside the current folder, while they are empty. A
+    folder holding anything (another sweeper's results, a job's own files) stays."""
+    from pathlib import Path
+
+    folders = [Path(job_dir)] if job_dir else []
+    sweep = Path(sweep_dir)
+    if sweep.is_absolute():
+        folders.append(sweep)
+    else:
+        folders += [sweep, *list(sweep.parents)[:-1]]  # multirun/day/time, multirun/day, ...
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder
+        except OSError:  # holds something, or is gone already (another job removed it)
+            if folder.exists():
+                return
 
 
 def _remember_new_dir(sweep_dir: str | None) -> None:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from segexp.contract import (
     LEADERBOARD_FILE,
+    MULTIRUN_FILE,
     TAG_ERROR,
     TAG_JOB_NUM,
     TAG_KIND,
@@ -90,6 +91,8 @@ def write_summary(
     metrics = {"jobs_total": float(len(outcomes))}
     metrics.update({f"jobs_{s}": float(sum(o.status == s for o in outcomes)) for s in STATUSES})
     tags: dict[str, str] = {}
+    if options.get("multirun_yaml"):  # the sweep's config, as Hydra would save it
+        (folder / MULTIRUN_FILE).write_text(str(options["multirun_yaml"]))
     if frame.empty:
         return metrics, tags
     ranked = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))

@@ -53,6 +53,9 @@ HTTP_BOUNDS = {
     # MLflow draws a progress bar on stderr for every artifact download (predict, report):
     # noise beside segexp's own lines, whether or not stderr is a terminal.
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # ... and two "View run/experiment at" lines per run ended on a tracking server; segexp
+    # prints each run's line and the sweep's links itself.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
 LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating or migrating a store
