@@ -104,9 +104,7 @@ def _task(cfg: DictConfig) -> float:
             raise SystemExit(EXIT_USER_ERROR) from None  # stops the sweep: Hydra lets it pass
         callbacks.job_done(outcome)
         # The job's folder Hydra made (empty: its files are in the store) goes.
-        callbacks.remove_empty_sweep_folders(
-            str(hydra_cfg.sweep.dir), str(hydra_cfg.runtime.output_dir)
-        )
+        callbacks.remove_empty_job_folder(str(hydra_cfg.runtime.output_dir))
     else:
         callbacks.ensure_pool()
         outcome = run_job(cfg, choices=choices)

@@ -23,6 +23,7 @@ config is composed, so ``--help`` and usage errors never load them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -535,24 +536,29 @@ def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> No
         restore_stop_handlers()
 
 
-def remove_empty_sweep_folders(sweep_dir: str, job_dir: str | None = None) -> None:
-    """Remove the folders Hydra made for a sweep when they hold no file: everything a
-    segexp job writes goes to the store. ``job_dir``: a job's own folder, removed first
-    (on whichever machine ran it); then the sweep folder and, for a relative sweep
-    folder, each of its parents inside the current folder, while they are empty. A
-    folder holding anything (another sweeper's results, a job's own files) stays."""
+def remove_empty_job_folder(job_dir: str) -> None:
+    """A job's folder Hydra made goes when it holds no file (a segexp job writes only to
+    the store), on whichever machine the job ran; the sweep folder itself stays until
+    the sweep ends: another sweeper (Optuna) writes its results there."""
+    with contextlib.suppress(OSError):  # holds something, or is gone already
+        os.rmdir(job_dir)
+
+
+def remove_empty_sweep_folders(sweep_dir: str) -> None:
+    """At the sweep's end (on the command's machine): the sweep folder and, for a relative
+    one, each of its parents inside the current folder, while they are empty."""
     from pathlib import Path
 
-    folders = [Path(job_dir)] if job_dir else []
     sweep = Path(sweep_dir)
-    if sweep.is_absolute():
-        folders.append(sweep)
-    else:
-        folders += [sweep, *list(sweep.parents)[:-1]]  # multirun/day/time, multirun/day, ...
-    for folder in folders:
+    folders = [sweep] if sweep.is_absolute() else [sweep, *list(sweep.parents)[:-1]]
+    for folder in folders:  # multirun/day/time, multirun/day, multirun
+        for child in sorted(folder.glob("*"), reverse=True) if folder == sweep else []:
+            if child.is_dir():  # job folders a launcher left (a job that never ran)
+                with contextlib.suppress(OSError):
+                    child.rmdir()
         try:
             folder.rmdir()  # only an empty folder
-        except OSError:  # holds something, or is gone already (another job removed it)
+        except OSError:  # holds something (another sweeper's results), or is gone
             if folder.exists():
                 return
 

@@ -143,9 +143,9 @@ def _with_tracker(function: Callable[..., Any], tracking_uri: str, *args: Any) -
 
 def submit(request: PublishRequest) -> Future:
     """Publish in the pool when this process has one, else here; a Future either way."""
+    request.record.tags.setdefault(TAG_PUBLISH_KEY, uuid.uuid4().hex)  # the same tags either way
     pool = _pool()
     if pool is not None:
-        request.record.tags.setdefault(TAG_PUBLISH_KEY, uuid.uuid4().hex)
         try:
             future = pool.submit(publish, request)
             _PENDING.append((request, future))
