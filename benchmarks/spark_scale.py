@@ -61,7 +61,7 @@ def generate(path: Path, n: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     centres = np.array([[20, 20, 30], [80, 80, 40], [20, 80, 60], [80, 20, 25], [50, 50, 50]])
     which = rng.integers(0, len(centres), n)
-    values = centres[which] + rng.normal(0, 6, (n, 3))
+    values = np.clip(centres[which] + rng.normal(0, 6, (n, 3)), 0, None)  # non-negative
     frame = pd.DataFrame(values, columns=["annual_income", "spending_score", "age"])
     frame.insert(0, "customer_id", [f"C{i:08d}" for i in range(n)])
     frame.to_parquet(path, index=False)

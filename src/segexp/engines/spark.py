@@ -30,7 +30,7 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sklearn
@@ -139,14 +139,16 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
 def build_request(
     cfg: DictConfig,
     spec: JobSpec,
-    job: SparkJobData,
+    job: Any,
     tags: dict[str, str],
     tracking_uri: str,
     experiment_id: str = "",
     parent_run_id: str | None = None,
 ) -> PublishRequest:
     """Fit, score and stage the run with Spark; what is left to publish (as the job's own
-    ``build_request``: a failure becomes a FAILED run that says why, not a raise)."""
+    ``build_request``: a failure becomes a FAILED run that says why, not a raise).
+    ``job`` is what ``validate_inputs`` returned: a ``SparkJobData``."""
+    assert isinstance(job, SparkJobData), type(job)
     from segexp.jobs.publish import PublishRequest
     from segexp.tracking import staging
     from segexp.tracking.store import RunRecord
@@ -270,11 +272,10 @@ def _ground_truth(assigned, label_column: str) -> dict[str, float]:
     from pyspark.sql import functions as F
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    counts = (
+    counts = spark_data.to_pandas(
         assigned.where(F.col(spark_data.quoted(label_column)).isNotNull())
         .groupBy(F.col(spark_data.quoted(label_column)).cast("string").alias("t"), "segment")
         .count()
-        .toPandas()
     )
     repeats = counts["count"].to_numpy(dtype=int)
     truth = np.repeat(counts["t"].to_numpy(dtype=str), repeats)
@@ -335,14 +336,12 @@ def _figures(cfg, spec, assigned, profile, scores, total: int):
     chosen = assigned
     if total > limit:
         chosen = assigned.sample(False, min(1.0, 1.2 * limit / total), seed=spec.seed)
-    sample = (
+    sample = spark_data.to_pandas(
         chosen.select(
             *[F.col(spark_data.quoted(c)) for c in spec.columns],
-            vector_to_array(spark_fit.FEATURES_COLUMN).alias("segexp_x"),
+            vector_to_array(F.col(spark_fit.FEATURES_COLUMN)).alias("segexp_x"),
             F.col(spark_fit.SEGMENT_COLUMN).cast("long").alias("segexp_segment"),
-        )
-        .limit(limit)
-        .toPandas()
+        ).limit(limit)
     )
     transformed = np.stack(sample["segexp_x"].to_numpy()) if len(sample) else np.empty((0, 0))
     labels = sample["segexp_segment"].to_numpy(dtype=int)

@@ -23,7 +23,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+import pandas as pd
 
 from segexp.data.load import (
     CustomerTable,
@@ -51,6 +53,11 @@ class SparkTable:
     n_rows: int
     fingerprint: str
     path: Path | None
+
+
+def to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """``frame.toPandas()``, typed as the pandas DataFrame it is."""
+    return cast("pd.DataFrame", frame.toPandas())
 
 
 def quoted(column: str) -> str:
@@ -138,7 +145,7 @@ def read_table(spark: SparkSession, data_cfg: Mapping[str, Any]) -> SparkTable:
         renames = {}  # not a table of this vocabulary: its own headers are the names
     if renames:
         frame = frame.withColumnsRenamed(renames)
-    head = frame.limit(HEAD_ROWS).toPandas()
+    head = to_pandas(frame.limit(HEAD_ROWS))
     if head.empty:
         raise DataError(
             f"{source}: the file has a header ({', '.join(columns)}) but no customer rows; "

@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from segexp.engines import SPARK_ALGORITHMS
+from segexp.engines.spark_data import to_pandas
 from segexp.errors import ConfigError
 from segexp.model.centroids import (
     BisectingTree,
@@ -121,7 +122,7 @@ def fit(
     if features != FEATURES_COLUMN:
         assigned = assigned.withColumn(FEATURES_COLUMN, assigned[RAW_COLUMN])
     model.write().overwrite().save(str(model_dir))
-    fitted = model.stages[-1]
+    fitted: Any = model.stages[-1]
     log_likelihood = None
     if fitted.hasSummary and hasattr(fitted.summary, "logLikelihood"):
         log_likelihood = float(fitted.summary.logLikelihood)
@@ -160,7 +161,7 @@ def as_sklearn(
     elif isinstance(fitted, BisectingKMeansModel):
         cluster = bisecting_tree(saved, len(model.stages) - 1)
     elif isinstance(fitted, GaussianMixtureModel):
-        components = fitted.gaussiansDF.toPandas()
+        components = to_pandas(fitted.gaussiansDF)
         cluster = GaussianComponents.from_components(
             np.asarray(fitted.weights),
             np.stack([np.asarray(m.toArray()) for m in components["mean"]]),

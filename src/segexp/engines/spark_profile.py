@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from segexp.contract import NOISE_LABEL
-from segexp.engines.spark_data import quoted
+from segexp.engines.spark_data import quoted, to_pandas
 from segexp.insight.naming import NamingConfig, load_naming_config, name_segments
 from segexp.insight.profiles import (
     _MAX_SPLIT_VALUES,
@@ -51,7 +51,7 @@ def _stats_by(frame: DataFrame, key: Any, numeric: Sequence[str], cuts: Sequence
             F.max(value).alias(f"max{i}"),
             F.percentile(value, F.array(*[F.lit(float(q)) for q in quantiles])).alias(f"q{i}"),
         ]
-    return frame.groupBy(key.alias("s")).agg(*parts).toPandas().set_index("s").sort_index()
+    return to_pandas(frame.groupBy(key.alias("s")).agg(*parts)).set_index("s").sort_index()
 
 
 def _value_shares(frame: DataFrame, column: str, order: Sequence[int]) -> pd.DataFrame:
@@ -60,11 +60,10 @@ def _value_shares(frame: DataFrame, column: str, order: Sequence[int]) -> pd.Dat
 
     value = F.col(quoted(column))
     text = F.when(value.isNull(), F.lit(_MISSING)).otherwise(value.cast("string"))
-    counts = (
+    counts = to_pandas(
         frame.select(F.col("segment").cast("long").alias("s"), text.alias("v"))
         .groupBy("s", "v")
         .count()
-        .toPandas()
     )
     totals = counts.groupby("v")["count"].sum().sort_values(ascending=False, kind="stable")
     top = list(totals.index[:_MAX_SPLIT_VALUES])

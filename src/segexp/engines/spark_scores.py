@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from segexp.engines.spark_data import to_pandas
 from segexp.model.metrics import Scores
 
 if TYPE_CHECKING:
@@ -42,17 +43,14 @@ def segment_moments(
     from pyspark.sql import functions as F
 
     points = assigned.select(
-        F.col(segment).cast("long").alias("s"), vector_to_array(features).alias("x")
+        F.col(segment).cast("long").alias("s"), vector_to_array(F.col(features)).alias("x")
     )
-    sums = (
-        points.groupBy("s")
-        .agg(
+    sums = to_pandas(
+        points.groupBy("s").agg(
             F.count(F.lit(1)).alias("n"),
             *[F.sum(F.col("x")[j]).alias(f"m{j}") for j in range(n_features)],
         )
-        .toPandas()
-        .sort_values("s")
-    )
+    ).sort_values("s")
     ids = sums["s"].to_numpy(dtype=int)
     sizes = sums["n"].to_numpy(dtype=float)
     means = sums[[f"m{j}" for j in range(n_features)]].to_numpy(dtype=float) / sizes[:, None]
@@ -62,11 +60,12 @@ def segment_moments(
     )
     squared = sum(((F.col("x")[j] - F.col(f"c{j}")) ** 2 for j in range(n_features)), F.lit(0.0))
     spread = (
-        points.join(F.broadcast(table), "s")
-        .select("s", squared.alias("d2"))
-        .groupBy("s")
-        .agg(F.sum("d2").alias("ss"), F.avg(F.sqrt("d2")).alias("dist"))
-        .toPandas()
+        to_pandas(
+            points.join(F.broadcast(table), "s")
+            .select("s", squared.alias("d2"))
+            .groupBy("s")
+            .agg(F.sum("d2").alias("ss"), F.avg(F.sqrt("d2")).alias("dist"))
+        )
         .set_index("s")
         .reindex(ids)
     )

@@ -20,9 +20,8 @@ the fitted ``pyspark.ml`` models' numbers, and they predict as Spark does:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -48,7 +47,7 @@ class SparkStandardScaler(TransformerMixin, _Fitted):
 
     @classmethod
     def from_numbers(
-        cls, mean: Sequence[float], std: Sequence[float], with_mean: bool = True
+        cls, mean: ArrayLike, std: ArrayLike, with_mean: bool = True
     ) -> SparkStandardScaler:
         scaler = cls(with_mean=with_mean, with_std=True)
         scaler.mean_ = np.asarray(mean, dtype=float)
