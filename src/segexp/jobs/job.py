@@ -51,6 +51,7 @@ from segexp.data import (
     load_customers,
     validate_feature_table,
 )
+from segexp.engines import uses_spark
 from segexp.errors import ConfigError, DataError, SegexpError
 from segexp.insight.profiles import (
     SegmentProfile,
@@ -322,6 +323,10 @@ def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable
 def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     """Everything checkable before a run exists: config values and the data itself."""
     check_job_config(cfg)
+    if uses_spark(cfg):  # engine=spark: Spark reads and checks the table
+        from segexp.engines import spark
+
+        return spark.validate_inputs(cfg, choices)
     spec = describe_job(cfg, choices)
     table = load_customers(cfg.data)
     listed = cfg.features.columns
@@ -483,6 +488,12 @@ def build_request(
     BLAS/OpenMP threads ``segexp.jobs.threads`` chooses for its size; the job's count is
     tagged ``segexp.fit_threads``.
     """
+    if uses_spark(cfg):  # engine=spark: fitted, scored and staged by segexp.engines.spark
+        from segexp.engines import spark
+
+        return spark.build_request(
+            cfg, spec, table, tags, tracking_uri, experiment_id, parent_run_id
+        )
     params = spec.params(table.source)
     if table.schema is not None:
         params.update(table.schema.params())

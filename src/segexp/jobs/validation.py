@@ -216,6 +216,18 @@ MAIN_RULES: list[Rule] = [
     switch("verbose"),
     *_DATA,
 ]
+# engine=spark (segexp.engines): its keys, checked when the job names that engine
+ENGINE_NAME = choice("engine.name", "sklearn", "spark")
+SPARK_RULES: list[Rule] = [
+    text("engine.master", what="a Spark master URL (local[*], local[2], spark://host:7077)"),
+    Rule(
+        "engine.driver_memory",
+        "a JVM memory size such as 2g or 512m",
+        lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kmgt]?", v.strip().lower()) is not None,
+    ),
+    integer("engine.sample_rows", 2),
+    integer("engine.shuffle_partitions", 1),
+]
 K_USED = integer("k", 2)  # the number of segments, for algorithms that take ${k}
 K_UNUSED = integer("k", 1)  # DBSCAN finds its own: k only names the job
 
@@ -540,6 +552,56 @@ def check_job_config(cfg: DictConfig) -> None:
     PreprocessOptions.from_config(cfg.get("preprocess"))
     evaluation_settings(cfg)
     check_algorithm(cfg.algo)
+    check_engine(cfg)
+
+
+def _option(cfg: DictConfig, group: str) -> str:
+    """The option of a config group the job was composed from (algo=gmm), else its class."""
+    from hydra.core.hydra_config import HydraConfig
+
+    chosen = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
+    if chosen is None and HydraConfig.initialized():
+        chosen = HydraConfig.get().runtime.choices.get(group)
+    if chosen is None:
+        target = OmegaConf.select(cfg, f"{group}._target_", default="") or ""
+        chosen = str(target).rpartition(".")[2] or group
+    return str(chosen)
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """``engine.*`` keys, and with engine=spark an algorithm and scaler Spark has."""
+    from segexp.engines import (
+        ENGINE_KEYS,
+        SPARK,
+        SPARK_ALGO_NAMES,
+        SPARK_ALGORITHMS,
+        SPARK_SCALER_NAMES,
+        SPARK_SCALERS,
+    )
+
+    if "engine" not in cfg:
+        return  # a config of its own without the group: engine=sklearn
+    ENGINE_NAME.check(cfg)
+    name = str(cfg.engine.name)
+    for key in cfg.engine:
+        if str(key) not in ENGINE_KEYS[name]:
+            _unknown(f"engine.{key}", "engine", list(ENGINE_KEYS[name]))
+    if name != SPARK:
+        return
+    for rule in SPARK_RULES:
+        rule.check(cfg)
+    if str(cfg.algo.get("_target_")) not in SPARK_ALGORITHMS:
+        algo = _option(cfg, "algo")
+        raise ConfigError(
+            f"algo={algo}: engine=spark fits {', '.join(SPARK_ALGO_NAMES)} (pyspark.ml); "
+            f"got {algo}; use one of them, or engine=sklearn for {algo}"
+        )
+    if str(cfg.scaler.get("_target_")) not in SPARK_SCALERS:
+        scaler = _option(cfg, "scaler")
+        raise ConfigError(
+            f"scaler={scaler}: engine=spark scales with {' or '.join(SPARK_SCALER_NAMES)}; "
+            f"got {scaler}; use scaler=standard, or engine=sklearn for scaler={scaler}"
+        )
 
 
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:

@@ -64,6 +64,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "kmodes.kmodes.KModes",
     "kmodes.util.dissim.euclidean_dissim",
     "kmodes.util.dissim.matching_dissim",
+    # engine=spark: the Spark model's numbers as scikit-learn steps (segexp.model.centroids)
+    "segexp.model.centroids.SparkStandardScaler",
+    "segexp.model.centroids.NearestCentres",
+    "segexp.model.centroids.BisectingTree",
+    "segexp.model.centroids.GaussianComponents",
     # numpy/scipy values inside fitted estimators (imputers' dtypes, spectral's affinity)
     "numpy.dtype",
     "scipy.sparse._csr.csr_matrix",

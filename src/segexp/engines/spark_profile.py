@@ -1,0 +1,209 @@
+"""Segment profiles of a Spark run, from Spark aggregations over every row.
+
+The same ``SegmentProfile`` ``segexp.insight.profiles.compute_profile`` builds
+from a pandas table (the same columns, statistics, levels, names and actions,
+so ``profile.csv``, ``profile.md``, ``segments.json`` and the profile figures
+are written by the same functions), with its numbers computed by Spark: segment
+and base means (``avg``), sample standard deviations (``stddev_samp``, pandas'
+``std``), exact quartiles and the naming cuts (``percentile``: linear
+interpolation, as pandas' ``quantile``), minimum and maximum, and the value
+shares of the split columns (the ten most frequent values, the rest as ``other``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from segexp.contract import NOISE_LABEL
+from segexp.engines.spark_data import quoted, to_pandas
+from segexp.insight.naming import NamingConfig, load_naming_config, name_segments
+from segexp.insight.profiles import (
+    _MAX_SPLIT_VALUES,
+    _MISSING,
+    _OTHER,
+    STATS,
+    SegmentProfile,
+    profiled_columns,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+_QUARTILES = (0.25, 0.5, 0.75)
+
+
+def _stats_by(frame: DataFrame, key: Any, numeric: Sequence[str], cuts: Sequence[float]):
+    """One row per group of ``key`` (a column, or a constant for the whole base)."""
+    from pyspark.sql import functions as F
+
+    quantiles = [*_QUARTILES, *cuts]
+    parts: list[Any] = [F.count(F.lit(1)).alias("size")]
+    for i, column in enumerate(numeric):
+        value = F.col(quoted(column)).cast("double")
+        parts += [
+            F.avg(value).alias(f"mean{i}"),
+            F.stddev_samp(value).alias(f"std{i}"),
+            F.min(value).alias(f"min{i}"),
+            F.max(value).alias(f"max{i}"),
+            F.percentile(value, F.array(*[F.lit(float(q)) for q in quantiles])).alias(f"q{i}"),
+        ]
+    return to_pandas(frame.groupBy(key.alias("s")).agg(*parts)).set_index("s").sort_index()
+
+
+def _value_shares(frame: DataFrame, column: str, order: Sequence[int]) -> pd.DataFrame:
+    """Share of each value per segment (rows in ``order``), as the pandas profile counts them."""
+    from pyspark.sql import functions as F
+
+    value = F.col(quoted(column))
+    text = F.when(value.isNull(), F.lit(_MISSING)).otherwise(value.cast("string"))
+    counts = to_pandas(
+        frame.select(F.col("segment").cast("long").alias("s"), text.alias("v"))
+        .groupBy("s", "v")
+        .count()
+    )
+    totals = counts.groupby("v")["count"].sum().sort_values(ascending=False, kind="stable")
+    top = list(totals.index[:_MAX_SPLIT_VALUES])
+    if len(totals) > _MAX_SPLIT_VALUES:
+        counts["v"] = counts["v"].where(counts["v"].isin(top), _OTHER)
+        top.append(_OTHER)
+    table = counts.pivot_table(index="s", columns="v", values="count", aggfunc="sum", fill_value=0)
+    table = table.reindex(index=list(order), columns=sorted(top), fill_value=0).astype(float)
+    table = table.div(np.maximum(table.sum(axis=1), 1.0), axis=0)
+    table.index.name, table.columns.name = None, None
+    return table
+
+
+def spark_profile(
+    assigned: DataFrame,
+    head: pd.DataFrame,
+    feature_columns: Sequence[str],
+    naming_cfg: Any = None,
+    gender_column: str | None = "gender",
+    exclude_columns: Sequence[str] = ("customer_id",),
+    categorical_columns: Sequence[str] = (),
+) -> SegmentProfile:
+    """``compute_profile`` of every row of ``assigned`` (its ``segment`` column), by Spark.
+
+    ``head`` (the table's first rows) only decides which columns are profiled, by dtype.
+    """
+    from pyspark.sql import functions as F
+
+    config: NamingConfig = (
+        naming_cfg if isinstance(naming_cfg, NamingConfig) else load_naming_config(naming_cfg)
+    )
+    numeric, splits = profiled_columns(
+        head, feature_columns, gender_column, exclude_columns, categorical_columns
+    )
+    cuts = list(config.cuts)
+    groups = _stats_by(assigned, F.col("segment").cast("long"), numeric, cuts)
+    whole = _stats_by(assigned, F.lit(0), numeric, cuts).iloc[0]
+    found = sorted(int(s) for s in groups.index)
+    order = [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
+    groups = groups.reindex(order)
+    n_total = int(whole["size"])
+
+    def column_stat(name: str, position: int | None = None) -> pd.DataFrame:
+        data = {}
+        for i, column in enumerate(numeric):
+            values = groups[f"{name}{i}"] if position is None else groups[f"q{i}"]
+            data[column] = (
+                values.to_numpy(dtype=float)
+                if position is None
+                else np.array([v[position] for v in values], dtype=float)
+            )
+        return pd.DataFrame(data, index=order, columns=numeric)
+
+    base_mean = pd.Series({c: float(whole[f"mean{i}"]) for i, c in enumerate(numeric)})
+    base_std = pd.Series({c: float(whole[f"std{i}"]) for i, c in enumerate(numeric)})
+    stats = {
+        "mean": column_stat("mean"),
+        "median": column_stat("q", 1),
+        "q1": column_stat("q", 0),
+        "q3": column_stat("q", 2),
+    }
+    stats["std_diff"] = (stats["mean"] - base_mean) / base_std.where(base_std > 0)
+    stats["ratio"] = stats["mean"] / base_mean.where(base_mean != 0)
+    # level words: the segment statistic against the base's cut quantiles (level_table)
+    base_cuts = np.array([[whole[f"q{i}"][3 + j] for i in range(len(numeric))] for j in range(2)])
+    chosen = stats[config.statistic][numeric].to_numpy(dtype=float)
+    words = np.where(chosen < base_cuts[0], "low", np.where(chosen > base_cuts[1], "high", "mid"))
+    levels = pd.DataFrame(words, index=order, columns=numeric, dtype=object)
+
+    size_of = {int(s): int(groups.loc[s, "size"]) for s in order}
+    columns: dict[str, Any] = {
+        "size": [size_of[s] for s in order],
+        "share": [size_of[s] / n_total for s in order],
+    }
+    for column in numeric:
+        for stat in STATS:
+            columns[f"{column}_{stat}"] = stats[stat][column].to_numpy()
+        columns[f"{column}_level"] = levels[column].to_numpy()
+    split_shares = {c: _value_shares(assigned, c, order) for c in splits}
+    for column, shares in split_shares.items():
+        for value in shares.columns:
+            columns[f"{column}_{value}_share"] = shares[value].to_numpy()
+    gender_shares = (
+        {s: dict(split_shares[gender_column].loc[s]) for s in order}
+        if gender_column in split_shares
+        else None
+    )
+    name_columns = [c for c in feature_columns if c in numeric]
+    if config.name_from == "profiled" or not name_columns:
+        name_columns = numeric
+    skip = set(exclude_columns)
+    names = name_segments(
+        levels,
+        config,
+        name_columns=name_columns,
+        sizes=size_of,
+        gender_shares=gender_shares,
+        std_diffs=stats["std_diff"],
+        available_columns=[str(c) for c in head.columns if c not in skip],
+    )
+    head_columns = {
+        "name": [names[s].name for s in order],
+        "archetype": [names[s].archetype or "" for s in order],
+    }
+    tail = {
+        "description": [names[s].description for s in order],
+        "actions": ["; ".join(names[s].actions) for s in order],
+    }
+    table = pd.DataFrame({**head_columns, **columns, **tail}, index=pd.Index(order, name="segment"))
+    if NOISE_LABEL in table.index:
+        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
+    base = {
+        "size": n_total,
+        "columns": {
+            c: {
+                "mean": float(whole[f"mean{i}"]),
+                "std": float(whole[f"std{i}"]),
+                "median": float(whole[f"q{i}"][1]),
+                "q1": float(whole[f"q{i}"][0]),
+                "q3": float(whole[f"q{i}"][2]),
+                "min": float(whole[f"min{i}"]),
+                "max": float(whole[f"max{i}"]),
+            }
+            for i, c in enumerate(numeric)
+        },
+        "shares": {
+            c: {
+                str(k): float(v)
+                for k, v in _value_shares(assigned.withColumn("segment", F.lit(0)), c, [0])
+                .iloc[0]
+                .items()
+            }
+            for c in splits
+        },
+    }
+    return SegmentProfile(
+        table=table,
+        numeric_columns=numeric,
+        feature_columns=[c for c in feature_columns if c in head.columns],
+        split_columns=splits,
+        base=base,
+        names=names,
+    )

@@ -1,0 +1,186 @@
+"""Segmentations fitted elsewhere (``engine=spark``), as scikit-learn steps that need no Spark.
+
+A Spark run's model is stored like any other run's: a scikit-learn ``Pipeline``
+(``prepare`` -> ``scale`` -> ``cluster``) in ``model/pipeline.skops``, so promote
+and predict use it unchanged. Its last two steps are these classes, built from
+the fitted ``pyspark.ml`` models' numbers, and they predict as Spark does:
+
+- ``SparkStandardScaler``: Spark's ``StandardScalerModel`` (withMean, withStd):
+  ``(x - mean) * (1 / std)``, with Spark's sample standard deviation (n - 1), and
+  0 for a column whose deviation is 0;
+- ``NearestCentres``: ``KMeansModel.predict``, the nearest centre (Euclidean; a tie
+  goes to the first);
+- ``BisectingTree``: ``BisectingKMeansModel.predict``, which walks its tree of
+  splits from the root, to the nearer child at each split, down to a leaf (the
+  nearest final centre is not always that leaf);
+- ``GaussianComponents``: ``GaussianMixtureModel.predict``, the component with the
+  largest ``EPSILON + weight * pdf(x)`` (Spark's own formula, its pseudo-inverse of
+  each covariance included).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+# Spark's MLUtils.EPSILON: the machine epsilon of a double (2.220446049250313e-16)
+SPARK_EPSILON = float(np.finfo(float).eps)
+
+
+class _Fitted(BaseEstimator):
+    """A model fitted by another library: ``fit`` is refused."""
+
+    def fit(self, X, y=None):
+        raise NotImplementedError(
+            f"{type(self).__name__} holds a model Spark fitted; fit it with engine=spark"
+        )
+
+
+class SparkStandardScaler(TransformerMixin, _Fitted):
+    """Spark's StandardScalerModel: (x - mean) * (1 / std); 0 where std is 0."""
+
+    def __init__(self, with_mean: bool = True, with_std: bool = True):
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    @classmethod
+    def from_numbers(
+        cls, mean: ArrayLike, std: ArrayLike, with_mean: bool = True
+    ) -> SparkStandardScaler:
+        scaler = cls(with_mean=with_mean, with_std=True)
+        scaler.mean_ = np.asarray(mean, dtype=float)
+        std_ = np.asarray(std, dtype=float)
+        scaler.std_ = std_
+        scaler.factor_ = np.where(std_ != 0, 1.0 / np.where(std_ != 0, std_, 1.0), 0.0)
+        scaler.n_features_in_ = len(scaler.mean_)
+        return scaler
+
+    def transform(self, X):
+        check_is_fitted(self, "factor_")
+        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        shifted = X - self.mean_ if self.with_mean else X
+        return shifted * self.factor_ if self.with_std else shifted
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+
+
+class NearestCentres(ClusterMixin, _Fitted):
+    """KMeansModel.predict: the index of the nearest centre (a tie goes to the first)."""
+
+    def __init__(self, n_clusters: int = 2):
+        self.n_clusters = n_clusters
+
+    @classmethod
+    def from_centres(cls, centres: np.ndarray) -> NearestCentres:
+        centres = np.asarray(centres, dtype=float)
+        model = cls(n_clusters=len(centres))
+        model.cluster_centers_ = centres
+        model.n_features_in_ = centres.shape[1]
+        return model
+
+    def predict(self, X):
+        check_is_fitted(self, "cluster_centers_")
+        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        return _nearest(X, self.cluster_centers_)
+
+
+def _nearest(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    distances = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    return np.argmin(distances, axis=1).astype(int)
+
+
+class BisectingTree(ClusterMixin, _Fitted):
+    """BisectingKMeansModel.predict: from the root, go to the nearer child until a leaf.
+
+    ``node_centres`` holds every node's centre; ``children[i]`` the two child node
+    positions of node ``i`` (``-1, -1`` for a leaf); ``leaf_ids[i]`` the segment of a
+    leaf (``-1`` for an inner node); ``root`` the root's position.
+    """
+
+    def __init__(self, n_clusters: int = 2):
+        self.n_clusters = n_clusters
+
+    @classmethod
+    def from_nodes(
+        cls,
+        node_centres: np.ndarray,
+        children: np.ndarray,
+        leaf_ids: np.ndarray,
+        root: int,
+    ) -> BisectingTree:
+        model = cls(n_clusters=int((np.asarray(leaf_ids) >= 0).sum()))
+        model.node_centres_ = np.asarray(node_centres, dtype=float)
+        model.children_ = np.asarray(children, dtype=int).reshape(-1, 2)
+        model.leaf_ids_ = np.asarray(leaf_ids, dtype=int)
+        model.root_ = int(root)
+        model.cluster_centers_ = model.node_centres_[
+            np.argsort(np.where(model.leaf_ids_ >= 0, model.leaf_ids_, np.iinfo(int).max))[
+                : model.n_clusters
+            ]
+        ]
+        model.n_features_in_ = model.node_centres_.shape[1]
+        return model
+
+    def predict(self, X):
+        check_is_fitted(self, "node_centres_")
+        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        node = np.full(len(X), self.root_, dtype=int)
+        for _ in range(len(self.leaf_ids_)):  # a tree's depth is below its node count
+            inner = self.children_[node, 0] >= 0
+            if not inner.any():
+                break
+            rows = np.flatnonzero(inner)
+            pair = self.children_[node[rows]]
+            left = ((X[rows] - self.node_centres_[pair[:, 0]]) ** 2).sum(axis=1)
+            right = ((X[rows] - self.node_centres_[pair[:, 1]]) ** 2).sum(axis=1)
+            node[rows] = np.where(right < left, pair[:, 1], pair[:, 0])
+        return self.leaf_ids_[node].astype(int)
+
+
+class GaussianComponents(ClusterMixin, _Fitted):
+    """GaussianMixtureModel.predict: argmax of EPSILON + weight * pdf(x), as Spark computes
+    it (each covariance's pseudo-determinant and pseudo-inverse from its eigenvalues
+    above Spark's tolerance)."""
+
+    def __init__(self, n_components: int = 2):
+        self.n_components = n_components
+
+    @classmethod
+    def from_components(
+        cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+    ) -> GaussianComponents:
+        means = np.asarray(means, dtype=float)
+        covariances = np.asarray(covariances, dtype=float)
+        model = cls(n_components=len(means))
+        model.weights_ = np.asarray(weights, dtype=float)
+        model.means_ = means
+        model.covariances_ = covariances
+        d = means.shape[1]
+        roots, constants = [], []
+        for sigma in covariances:
+            values, vectors = np.linalg.eigh(sigma)
+            tolerance = SPARK_EPSILON * max(values.max(), 0.0) * d
+            kept = values > tolerance
+            log_pdet = float(np.log(values[kept]).sum())
+            roots.append((vectors[:, kept] / np.sqrt(values[kept])).T)
+            constants.append(-0.5 * (d * np.log(2 * np.pi) + log_pdet))
+        model.root_inverses_ = roots  # per component: rows = kept eigen-directions
+        model.log_constants_ = np.asarray(constants)
+        model.n_features_in_ = d
+        return model
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "root_inverses_")
+        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        scores = np.empty((len(X), len(self.means_)))
+        for i, (mean, root) in enumerate(zip(self.means_, self.root_inverses_, strict=True)):
+            projected = (X - mean) @ root.T
+            pdf = np.exp(self.log_constants_[i] - 0.5 * (projected**2).sum(axis=1))
+            scores[:, i] = SPARK_EPSILON + self.weights_[i] * pdf
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        return np.argmax(self.predict_proba(X), axis=1).astype(int)
