@@ -28,6 +28,8 @@ PIPELINE_FILE = "pipeline.skops"
 LEGACY_PIPELINE_FILE = "pipeline.joblib"
 MODEL_META_FILE = "meta.json"
 ASSIGNMENTS_FILE = "assignments.csv"
+# ... and above artifacts.assignments_parquet_above_rows customers (segexp.tracking.assignments)
+ASSIGNMENTS_PARQUET = "assignments.parquet"
 CONFIG_FILE = "config.yaml"
 LEADERBOARD_FILE = "leaderboard.csv"
 # On a sweep's parent run: the sweep's config (Hydra's multirun.yaml, kept in the store

@@ -15,8 +15,8 @@ contract as an engine=sklearn run:
   ``ari``/``nmi`` with a label column, ``bic``/``aic`` for gmm; ``stability`` and
   the ``ref_*`` scores are not computed (``segexp.undefined.*`` tags say so);
 - artifacts ``config.yaml``, ``schema.json``, ``assignments.parquet`` (Spark's
-  Parquet folder: id, features, segment of every customer), ``assignments.csv``
-  (the same rows: promote validates against it), ``profile.csv``/``.md``,
+  Parquet folder: id, features, segment of every customer; promote validates
+  against it), ``profile.csv``/``.md``,
   ``segments.json``, ``model/pipeline.skops`` (scikit-learn steps predicting as
   the Spark model, ``segexp.model.centroids``) with ``model/meta.json``,
   ``spark-model/`` (the Spark ``PipelineModel`` as Spark saves it), and the plots,
@@ -26,7 +26,6 @@ contract as an engine=sklearn run:
 from __future__ import annotations
 
 import json
-import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp.contract import (
-    ASSIGNMENTS_FILE,
+    ASSIGNMENTS_PARQUET,
     CONFIG_FILE,
     MODEL_DIR,
     MODEL_META_FILE,
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
     from segexp.jobs.job import JobSpec
     from segexp.jobs.publish import PublishRequest
 
-ASSIGNMENTS_PARQUET = "assignments.parquet"
 SPARK_MODEL_DIR = "spark-model"
 TAG_ENGINE = TAG_PREFIX + "engine"
 NOT_COMPUTED = {
@@ -298,21 +296,15 @@ def _write_config(folder: Path, cfg: DictConfig, head) -> None:
 
 
 def _write_assignments(assigned, keep: list[str], folder: Path) -> None:
-    """assignments.parquet (Spark's folder of part files) and assignments.csv (one file)."""
+    """assignments.parquet (Spark's folder of part files): promote, rerun and the Python
+    API read it (segexp.tracking.assignments)."""
     from pyspark.sql import functions as F
 
     columns = [F.col(spark_data.quoted(c)) for c in keep]
-    if keep and keep[0] not in assigned.columns:  # pragma: no cover - keep is built from it
-        raise KeyError(keep[0])
     rows = assigned.select(*columns, F.col(spark_fit.SEGMENT_COLUMN).cast("long"))
     parquet = folder / ASSIGNMENTS_PARQUET
     rows.write.mode("overwrite").parquet(str(parquet))
     _drop_spark_markers(parquet)
-    staged = folder / "_assignments_csv"
-    rows.coalesce(1).write.mode("overwrite").csv(str(staged), header=True)
-    (part,) = sorted(staged.glob("part-*"))
-    part.replace(folder / ASSIGNMENTS_FILE)
-    shutil.rmtree(staged)
 
 
 def _drop_spark_markers(folder: Path) -> None:

@@ -382,9 +382,11 @@ def segments_scatter(
     labels: np.ndarray,
     title: str,
     names: Mapping[int, str] | None = None,
+    total: int | None = None,
 ) -> Figure:
     """Customers coloured by segment, each segment's centre marked: the two features (in
-    their units), or a PCA projection of more; the legend names the segments."""
+    their units), or a PCA projection of more; the legend names the segments. ``total``:
+    the run's customer count when these are a random sample of them (plots.max_points)."""
     xy, xlabel, ylabel, where = _projection(features, transformed)
     found = [int(s) for s in np.unique(labels)]
     order = [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
@@ -429,7 +431,8 @@ def segments_scatter(
         _legend_right(ax, "Segment", markerscale=1.8, handletextpad=0.4)
     else:
         ax.text(1.03, 1.0, f"{len(order)} segments", transform=ax.transAxes, va="top")
-    subtitle = f"{len(labels):,} {where} · × = centre of a segment"
+    shown = f"{len(labels):,}" if total is None else f"a random {len(labels):,} of {total:,}"
+    subtitle = f"{shown} {where} · × = centre of a segment"
     put_title(ax, human_title(title), subtitle=subtitle)
     return fig
 
@@ -508,6 +511,7 @@ def run_plots(
     dpi: int = DEFAULT_DPI,
     profile: Any = None,
     names: Mapping[int, str] | None = None,
+    total: int | None = None,
 ) -> None:
     """The segments scatter and the silhouette diagram of a run (its profile figures are
     drawn by ``segexp.insight.profiles``: the heatmap and the snake plot).
@@ -518,7 +522,7 @@ def run_plots(
     if names is None:
         names = _profile_names(profile) if profile is not None else segment_names_in(folder)
     plots_dir = folder / "plots"
-    scatter = segments_scatter(features, transformed, labels, title, names)
+    scatter = segments_scatter(features, transformed, labels, title, names, total)
     save(scatter, plots_dir / "segments.png", dpi)
     diagram = silhouette_diagram(
         silhouette_per_customer, silhouette_labels, title, silhouette_reason, names

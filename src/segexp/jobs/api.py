@@ -21,9 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from segexp.contract import ASSIGNMENTS_FILE
 from segexp.errors import ConfigError, RunFailed
 from segexp.tracking import staging
+from segexp.tracking.assignments import download_assignments
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
 _STOPPED_CODES = {130: "SIGINT", 143: "SIGTERM"}  # 128 + the signal that stopped the call
@@ -136,11 +136,7 @@ def _read_run(tracking_uri: str, run_id: str) -> RunResult:
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="segexp-result-", dir=staging.process_dir()) as folder:
-        assignments = pd.read_csv(
-            client.download_artifacts(run_id, ASSIGNMENTS_FILE, folder),
-            dtype=str,
-            keep_default_na=False,
-        )
+        assignments = download_assignments(client, run_id, Path(folder), as_text=True)
         profile = pd.read_csv(
             client.download_artifacts(run_id, PROFILE_CSV, folder), index_col="segment"
         )

@@ -28,7 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp.contract import (
-    ASSIGNMENTS_FILE,
     CONFIG_FILE,
     MODEL_DIR,
     MODEL_META_FILE,
@@ -81,6 +80,7 @@ from segexp.model.pipeline import (
     split_feature_kinds,
 )
 from segexp.tracking import staging
+from segexp.tracking.assignments import write_assignments
 from segexp.tracking.store import RunRecord, Tracker, find_run_name, resolve_tracking_uri
 
 log = logging.getLogger("segexp")
@@ -382,7 +382,7 @@ def _stage_artifacts(
     keep = [c for c in (table.id_column,) if c] + spec.columns
     assignments = rows[keep].copy()
     assignments["segment"] = fitted.labels
-    assignments.to_csv(folder / ASSIGNMENTS_FILE, index=False)
+    write_assignments(assignments, folder, int(cfg.artifacts.assignments_parquet_above_rows))
 
     model_dir = folder / MODEL_DIR
     model_dir.mkdir()
@@ -421,12 +421,24 @@ def _figures(cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile
     if not cfg.plots.enabled:
         return None
     k_distance = next(iter(evaluation.plot_inputs.values()), None)
+    n_rows = len(fitted.labels)
+    shown = int(cfg.plots.max_points)
+    if n_rows > shown:  # a seeded sample for the scatter (sent to the pool, drawn there)
+        rows = np.sort(np.random.default_rng(spec.seed).choice(n_rows, shown, replace=False))
+        features, transformed, labels = (
+            fitted.features.iloc[rows],
+            fitted.transformed[rows],
+            fitted.labels[rows],
+        )
+    else:
+        features, transformed, labels = fitted.features, fitted.transformed, fitted.labels
     return RunFigures(
         title=spec.run_name,
         dpi=int(cfg.plots.dpi),
-        features=fitted.features,
-        transformed=fitted.transformed,
-        labels=fitted.labels,
+        features=features,
+        transformed=transformed,
+        labels=labels,
+        total=n_rows if n_rows > shown else None,
         silhouette_per_customer=scores.silhouette_per_customer,
         silhouette_labels=scores.silhouette_labels,
         silhouette_reason=scores.undefined.get("silhouette", ""),

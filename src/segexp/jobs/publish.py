@@ -56,6 +56,7 @@ class RunFigures:
     silhouette_reason: str
     profile: Any  # segexp.insight.profiles.SegmentProfile
     k_distance: dict[str, Any] | None = None
+    total: int | None = None  # the run's customers, when the scatter shows a sample of them
 
     def draw(self, folder: Path) -> None:
         from segexp.insight import plots
@@ -74,6 +75,7 @@ class RunFigures:
             silhouette_reason=self.silhouette_reason,
             title=self.title,
             dpi=self.dpi,
+            total=self.total,
         )
 
 

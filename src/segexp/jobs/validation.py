@@ -211,6 +211,8 @@ MAIN_RULES: list[Rule] = [
     number("limits.max_neighbour_memory_mb", 0, low_open=True),
     flag("plots.enabled"),
     DPI,
+    integer("plots.max_points", 100),
+    integer("artifacts.assignments_parquet_above_rows", 0),
     text("objective.metric", what="a metric name (silhouette, davies_bouldin, ...)"),
     choice("objective.direction", "maximize", "minimize"),
     switch("verbose"),

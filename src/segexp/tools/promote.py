@@ -43,7 +43,6 @@ from omegaconf import DictConfig, OmegaConf
 
 import segexp
 from segexp.contract import (
-    ASSIGNMENTS_FILE,
     CONFIG_FILE,
     LEGACY_PIPELINE_FILE,
     MODEL_DIR,
@@ -70,6 +69,7 @@ from segexp.model.assign import (
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
 from segexp.tools.compare import allows_incomplete, check_metric, filters_from_config, load_runs
 from segexp.tools.shell import hydra_tool
+from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
     build_leaderboard,
     candidates,
@@ -100,7 +100,7 @@ class RunModel:
 
     run: Run
     assigner: SegmentAssigner
-    training: pd.DataFrame  # assignments.csv: id, feature columns, segment
+    training: pd.DataFrame  # its assignments: id, feature columns, segment
     input_example: pd.DataFrame
 
     @property
@@ -305,12 +305,7 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     model_dir = download_artifact(client, run_id, MODEL_DIR, folder)
     meta = json.loads((model_dir / MODEL_META_FILE).read_text())
     id_column = meta.get("id_column")
-    training = pd.read_csv(
-        download_artifact(client, run_id, ASSIGNMENTS_FILE, folder),
-        dtype={id_column: str} if id_column else None,
-        keep_default_na=False,
-        na_values=[""],
-    )
+    training = download_assignments(client, run_id, folder, id_column=id_column)
     config = load_stored_config(
         download_artifact(client, run_id, CONFIG_FILE, folder), f"run {run_id}: {CONFIG_FILE}"
     )

@@ -33,6 +33,7 @@ from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
 from segexp.tools.promote import download_artifact, get_run, open_client
 from segexp.tools.shell import hydra_tool
+from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
@@ -62,6 +63,15 @@ def _download_text(client, run_id: str, path: str, folder: Path) -> Path:
             f"run_id: run {run_id} has no artifact {path}; only runs logged by "
             "python -m segexp can be re-run"
         ) from exc
+
+
+def _assignments(client, run_id: str, folder: Path) -> pd.DataFrame:
+    """The run's assignments as text (CSV or Parquet, whichever it holds)."""
+    try:
+        return download_assignments(client, run_id, folder, as_text=True)
+    except (MlflowException, OSError):
+        _download_text(client, run_id, ASSIGNMENTS_FILE, folder)  # its one-line error
+        raise
 
 
 def stored_config(client, run: Run, folder: Path) -> DictConfig:
@@ -135,16 +145,8 @@ def rerun(cfg: DictConfig) -> RerunResult:
                 f"{outcome.run_id} is logged but its segments are not comparable; restore "
                 "the original data to reproduce the run"
             )
-        before = pd.read_csv(
-            _download_text(client, source_id, ASSIGNMENTS_FILE, folder / "before"),
-            dtype=str,
-            keep_default_na=False,
-        )
-        after = pd.read_csv(
-            _download_text(client, outcome.run_id, ASSIGNMENTS_FILE, folder / "after"),
-            dtype=str,
-            keep_default_na=False,
-        )
+        before = _assignments(client, source_id, folder / "before")
+        after = _assignments(client, outcome.run_id, folder / "after")
     differences = compare_assignments(before, after)
     if differences:
         shown = "; ".join(differences[:_SHOWN])
