@@ -136,7 +136,7 @@ def _read_run(tracking_uri: str, run_id: str) -> RunResult:
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="segexp-result-", dir=staging.process_dir()) as folder:
-        assignments = download_assignments(client, run_id, Path(folder), as_text=True)
+        assignments = download_assignments(client, run_id, Path(folder), id_column="first")
         profile = pd.read_csv(
             client.download_artifacts(run_id, PROFILE_CSV, folder), index_col="segment"
         )

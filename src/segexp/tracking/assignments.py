@@ -36,8 +36,9 @@ def assignments_name(artifact_names: set[str]) -> str | None:
 def download_assignments(
     client: Any, run_id: str, folder: Path, *, id_column: str | None = None, as_text: bool = False
 ) -> pd.DataFrame:
-    """The run's assignments, read as the job wrote them: the id column as text (zero
-    padding kept); ``as_text``: every column as text, missing cells empty."""
+    """The run's assignments, read as the job wrote them: the id column (``id_column``;
+    ``"first"``: the first column, unless that is ``segment``) as text, zero padding kept;
+    ``as_text``: every column as text, missing cells empty."""
     folder.mkdir(parents=True, exist_ok=True)
     names = {a.path for a in client.list_artifacts(run_id)}
     name = assignments_name(names) or ASSIGNMENTS_FILE  # a missing file: MLflow's error
@@ -46,11 +47,20 @@ def download_assignments(
         frame = pd.read_parquet(local)
         if as_text:
             return frame.astype(str).where(frame.notna(), "")
-        if id_column and id_column in frame.columns:
-            frame[id_column] = frame[id_column].astype(str)
-        return frame
-    if as_text:
+    elif as_text:
         return pd.read_csv(local, dtype=str, keep_default_na=False)
-    return pd.read_csv(
-        local, dtype={id_column: str} if id_column else None, keep_default_na=False, na_values=[""]
-    )
+    else:
+        if id_column == "first":
+            header = pd.read_csv(local, nrows=0).columns
+            id_column = str(header[0]) if len(header) else None
+        frame = pd.read_csv(
+            local,
+            dtype={id_column: str} if id_column else None,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    if id_column == "first":
+        id_column = str(frame.columns[0]) if len(frame.columns) else None
+    if id_column and id_column != "segment" and id_column in frame.columns:
+        frame[id_column] = frame[id_column].astype(str)
+    return frame
