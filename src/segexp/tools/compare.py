@@ -529,11 +529,12 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
 
 
 def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
-    """How many runs the noise rule left out, why, and the key that keeps them ('' if none)."""
+    """How many runs were left out of the ranking and why: the noise rule (with the key that
+    keeps them) or a silhouette on other distances ('' if none)."""
     from segexp.tracking.leaderboard import left_out_summary
 
-    text = left_out_summary(board, filters, "filter.")
-    return f"{text}; filter.max_noise_fraction=1.0 ranks them too" if text else ""
+    hint = "; filter.max_noise_fraction=1.0 ranks them too"
+    return left_out_summary(board, filters, "filter.", noise_hint=hint)
 
 
 main = hydra_tool("compare", run_compare)

@@ -57,6 +57,9 @@ def runs_to_frame(runs: Iterable) -> pd.DataFrame:
         row.update({f"metric:{k}": v for k, v in run.data.metrics.items()})
         row["sweep_id"] = run.data.tags.get("segexp.sweep_id")
         row["data_fingerprint"] = run.data.tags.get("segexp.data_fingerprint")
+        space = run.data.tags.get("segexp.silhouette_space")
+        if space:  # a column only when some run's silhouette is not the Euclidean one
+            row[SILHOUETTE_SPACE_COLUMN] = space
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -98,6 +101,11 @@ TIE_BREAKS: tuple[tuple[str, bool], ...] = (
 FINISHED = "FINISHED"
 # Column of a leaderboard naming why a run is not a candidate ('' for the candidates).
 LEFT_OUT_COLUMN = "left_out"
+# The distances a run's silhouette was computed on (tag segexp.silhouette_space): absent or
+# empty for scikit-learn's Euclidean silhouette; gower (k-prototypes), squared_euclidean
+# (engine=spark). Silhouettes of different spaces are not ranked against each other.
+SILHOUETTE_SPACE_COLUMN = "silhouette_space"
+EUCLIDEAN = "euclidean"
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,10 @@ def build_leaderboard(
     work = kept.copy()
     over = over_noise_limit(work, rule.max_noise_fraction)
     work[LEFT_OUT_COLUMN] = np.where(over, rule.noise_reason(), "")
+    if metric == "silhouette":
+        other, reason = _other_silhouette_space(work, ~over)
+        work.loc[other, LEFT_OUT_COLUMN] = reason[other]
+        over = over | other
     work["_left_out"] = over.astype(int)
     keys, ascending = ["_left_out", metric], [True, not larger]
     for name, asc in TIE_BREAKS:
@@ -241,6 +253,29 @@ def build_leaderboard(
     return ranked
 
 
+def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Runs whose silhouette is on other distances than the ranked runs' (a Spark run's
+    squared Euclidean one among scikit-learn's Euclidean ones): (mask, reason per run).
+    The ranked space is the Euclidean one when any eligible run has it, else the most
+    common one; with a single space nothing is left out."""
+    none = pd.Series(False, index=work.index)
+    if SILHOUETTE_SPACE_COLUMN not in work.columns or "silhouette" not in work.columns:
+        return none, pd.Series("", index=work.index)
+    space = work[SILHOUETTE_SPACE_COLUMN].fillna("").astype(str).replace("", EUCLIDEAN)
+    scored = eligible & work["silhouette"].notna()
+    spaces = space[scored]
+    if spaces.nunique() < 2:
+        return none, pd.Series("", index=work.index)
+    ranked_space = EUCLIDEAN if (spaces == EUCLIDEAN).any() else str(spaces.mode().iloc[0])
+    other = scored & (space != ranked_space)
+    reason = (
+        "its silhouette is on " + space.str.replace("_", " ") + " distances "
+        f"(segexp.silhouette_space), not comparable with the {ranked_space.replace('_', ' ')} "
+        "silhouette of the ranked runs; compare those runs on their own"
+    )
+    return other, reason
+
+
 def candidates(ranked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ranked runs, runs the noise rule left out) of a ``build_leaderboard`` table."""
     if LEFT_OUT_COLUMN not in ranked.columns:
@@ -250,18 +285,28 @@ def candidates(ranked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def left_out_summary(
-    ranked: pd.DataFrame, filters: LeaderboardFilters | None = None, prefix: str = ""
+    ranked: pd.DataFrame,
+    filters: LeaderboardFilters | None = None,
+    prefix: str = "",
+    noise_hint: str = "",
 ) -> str:
     """'2 runs left out: more than 10% of customers not assigned (max_noise_fraction=0.1)'.
 
-    '' when the noise rule left no run out of ``ranked`` (a ``build_leaderboard`` table).
+    One such clause per reason (the noise rule, a silhouette on other distances), the
+    noise rule's followed by ``noise_hint``; '' when no run of ``ranked`` (a
+    ``build_leaderboard`` table) was left out.
     """
     _, out = candidates(ranked)
     if out.empty:
         return ""
     rule = filters if filters is not None else LeaderboardFilters()
-    runs = "1 run" if len(out) == 1 else f"{len(out)} runs"
-    return f"{runs} left out: {rule.noise_reason(prefix)}"
+    noise = rule.noise_reason()
+    parts = []
+    for reason, group in out.groupby(LEFT_OUT_COLUMN, sort=False):
+        runs = "1 run" if len(group) == 1 else f"{len(group)} runs"
+        text = rule.noise_reason(prefix) + noise_hint if reason == noise else str(reason)
+        parts.append(f"{runs} left out: {text}")
+    return "; ".join(parts)
 
 
 def select_best(
@@ -285,10 +330,8 @@ def select_best(
     if ranked.empty:
         left = ""
         if not out.empty:
-            left = (
-                f"; {left_out_summary(out, filters, prefix)}, "
-                f"{prefix}max_noise_fraction=1.0 allows them"
-            )
+            hint = f", {prefix}max_noise_fraction=1.0 allows them"
+            left = f"; {left_out_summary(out, filters, prefix, noise_hint=hint)}"
         raise EmptyLeaderboardError(
             f"no run with metric '{metric}' passes the filters ({filters.describe(prefix)}) among "
             f"{len(frame)} runs{left}; relax the filters or rank by another metric"
