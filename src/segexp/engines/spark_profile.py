@@ -20,13 +20,13 @@ import pandas as pd
 
 from segexp.contract import NOISE_LABEL
 from segexp.engines.spark_data import quoted, to_pandas
-from segexp.insight.naming import NamingConfig, load_naming_config, name_segments
+from segexp.insight.naming import NamingConfig, load_naming_config
 from segexp.insight.profiles import (
     _MAX_SPLIT_VALUES,
     _MISSING,
     _OTHER,
-    STATS,
     SegmentProfile,
+    named_profile_table,
     profiled_columns,
 )
 
@@ -134,47 +134,20 @@ def spark_profile(
     levels = pd.DataFrame(words, index=order, columns=numeric, dtype=object)
 
     size_of = {int(s): int(groups.loc[s, "size"]) for s in order}
-    columns: dict[str, Any] = {
-        "size": [size_of[s] for s in order],
-        "share": [size_of[s] / n_total for s in order],
-    }
-    for column in numeric:
-        for stat in STATS:
-            columns[f"{column}_{stat}"] = stats[stat][column].to_numpy()
-        columns[f"{column}_level"] = levels[column].to_numpy()
     split_shares = {c: _value_shares(assigned, c, order) for c in splits}
-    for column, shares in split_shares.items():
-        for value in shares.columns:
-            columns[f"{column}_{value}_share"] = shares[value].to_numpy()
-    gender_shares = (
-        {s: dict(split_shares[gender_column].loc[s]) for s in order}
-        if gender_column in split_shares
-        else None
-    )
-    name_columns = [c for c in feature_columns if c in numeric]
-    if config.name_from == "profiled" or not name_columns:
-        name_columns = numeric
     skip = set(exclude_columns)
-    names = name_segments(
+    table, names = named_profile_table(
+        order,
+        numeric,
+        stats,
         levels,
+        size_of,
+        split_shares,
         config,
-        name_columns=name_columns,
-        sizes=size_of,
-        gender_shares=gender_shares,
-        std_diffs=stats["std_diff"],
+        feature_columns=feature_columns,
         available_columns=[str(c) for c in head.columns if c not in skip],
+        gender_column=gender_column,
     )
-    head_columns = {
-        "name": [names[s].name for s in order],
-        "archetype": [names[s].archetype or "" for s in order],
-    }
-    tail = {
-        "description": [names[s].description for s in order],
-        "actions": ["; ".join(names[s].actions) for s in order],
-    }
-    table = pd.DataFrame({**head_columns, **columns, **tail}, index=pd.Index(order, name="segment"))
-    if NOISE_LABEL in table.index:
-        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
     base = {
         "size": n_total,
         "columns": {

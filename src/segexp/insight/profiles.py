@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,6 +134,66 @@ def _segment_order(labels: np.ndarray) -> list[int]:
     return [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
 
 
+def named_profile_table(
+    order: list[int],
+    numeric: list[str],
+    stats: Mapping[str, pd.DataFrame],
+    levels: pd.DataFrame,
+    size_of: Mapping[int, int],
+    split_shares: Mapping[str, pd.DataFrame],
+    config: NamingConfig,
+    *,
+    feature_columns: Sequence[str],
+    available_columns: Sequence[str],
+    gender_column: str | None = "gender",
+) -> tuple[pd.DataFrame, dict[int, Any]]:
+    """The profile table (one row per segment in ``order``: size, share, each numeric
+    column's statistics and level, split shares, name, archetype, description, actions)
+    and the names, from per-segment statistics however they were computed (pandas here,
+    Spark aggregations in ``segexp.engines.spark_profile``)."""
+    n_total = sum(size_of.values())
+    columns: dict[str, Any] = {
+        "size": [size_of[s] for s in order],
+        "share": [size_of[s] / n_total for s in order],
+    }
+    for column in numeric:
+        for stat in STATS:
+            columns[f"{column}_{stat}"] = stats[stat][column].to_numpy()
+        columns[f"{column}_level"] = levels[column].to_numpy()
+    for column, shares in split_shares.items():
+        for value in shares.columns:
+            columns[f"{column}_{value}_share"] = shares[value].to_numpy()
+
+    gender = split_shares.get(gender_column) if gender_column is not None else None
+    gender_shares = {s: dict(gender.loc[s]) for s in order} if gender is not None else None
+    # Names come from the features (what shaped the segments) unless configured otherwise
+    # or none is numeric; actions may rely on any column of the table.
+    name_columns = [c for c in feature_columns if c in numeric]
+    if config.name_from == "profiled" or not name_columns:
+        name_columns = numeric
+    names = name_segments(
+        levels,
+        config,
+        name_columns=name_columns,
+        sizes=dict(size_of),
+        gender_shares=gender_shares,
+        std_diffs=stats["std_diff"],
+        available_columns=list(available_columns),
+    )
+    head = {
+        "name": [names[s].name for s in order],
+        "archetype": [names[s].archetype or "" for s in order],
+    }
+    tail = {
+        "description": [names[s].description for s in order],
+        "actions": ["; ".join(names[s].actions) for s in order],
+    }
+    table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
+    if NOISE_LABEL in table.index:  # not a segment: no level words
+        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
+    return table, names
+
+
 def compute_profile(
     frame: pd.DataFrame,
     labels: np.ndarray,
@@ -175,50 +235,19 @@ def compute_profile(
 
     sizes = np.bincount(np.searchsorted(sorted(order), labels), minlength=len(order))
     size_of = dict(zip(sorted(order), sizes.tolist(), strict=True))
-    columns: dict[str, Any] = {
-        "size": [size_of[s] for s in order],
-        "share": [size_of[s] / len(labels) for s in order],
-    }
-    for column in numeric:
-        for stat in STATS:
-            columns[f"{column}_{stat}"] = stats[stat][column].to_numpy()
-        columns[f"{column}_level"] = levels[column].to_numpy()
     split_shares = {c: _value_shares(frame[c], labels, order) for c in splits}
-    for column, shares in split_shares.items():
-        for value in shares.columns:
-            columns[f"{column}_{value}_share"] = shares[value].to_numpy()
-
-    gender_shares = (
-        {s: dict(split_shares[gender_column].loc[s]) for s in order}
-        if gender_column in split_shares
-        else None
-    )
-    # Names come from the features (what shaped the segments) unless configured otherwise
-    # or none is numeric; actions may rely on any column of the table.
-    name_columns = [c for c in feature_columns if c in numeric]
-    if config.name_from == "profiled" or not name_columns:
-        name_columns = numeric
-    skip = set(exclude_columns)
-    names = name_segments(
+    table, names = named_profile_table(
+        order,
+        numeric,
+        stats,
         levels,
+        size_of,
+        split_shares,
         config,
-        name_columns=name_columns,
-        sizes=size_of,
-        gender_shares=gender_shares,
-        std_diffs=stats["std_diff"],
-        available_columns=[str(c) for c in frame.columns if c not in skip],
+        feature_columns=feature_columns,
+        available_columns=[str(c) for c in frame.columns if c not in set(exclude_columns)],
+        gender_column=gender_column,
     )
-    head = {
-        "name": [names[s].name for s in order],
-        "archetype": [names[s].archetype or "" for s in order],
-    }
-    tail = {
-        "description": [names[s].description for s in order],
-        "actions": ["; ".join(names[s].actions) for s in order],
-    }
-    table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
-    if NOISE_LABEL in table.index:  # not a segment: no level words
-        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
 
     quartiles = values.quantile([0.25, 0.5, 0.75])
     base = {
