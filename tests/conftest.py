@@ -77,6 +77,20 @@ def mall_csv() -> Path:
     return MALL_CSV
 
 
+# The metrics every job run logs (README: "What every run logs"), whatever its engine.
+RUN_METRICS = (
+    "silhouette",
+    "inertia",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "n_clusters",
+    "noise_fraction",
+    "min_segment_share",
+    "max_segment_share",
+    "fit_seconds",
+)
+
+
 def run_cli(
     args: list[str], cwd: Path, env: dict | None = None, module: str = "segexp", timeout: int = 300
 ) -> subprocess.CompletedProcess:

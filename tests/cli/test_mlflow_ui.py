@@ -7,12 +7,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tables
-from conftest import compose_config, free_port, run_cli, stop_process_group, wait_until_up
+from conftest import compose_config, mlflow_server, run_cli
 from mlflow.tracking import MlflowClient
 
 from segexp.jobs.job import run_job
@@ -61,20 +60,7 @@ def test_the_printed_url_opens_the_sweeps_runs_in_a_real_browser(tmp_path):
     binary = chromium()
     if binary is None:
         pytest.skip("Chromium not found (/usr/bin/chromium or chromium on PATH)")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with open(log, "w") as handle:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-             "--artifacts-destination", str(tmp_path / "artifacts")],
-            cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_until_up(server, f"{uri}/health", log)
+    with mlflow_server(tmp_path) as uri:
         result = run_cli(
             ["-m", "algo=kmeans,gmm", "k=3,4", "plots.enabled=false", f"mlflow.tracking_uri={uri}"],
             cwd=tmp_path,
@@ -98,5 +84,3 @@ def test_the_printed_url_opens_the_sweeps_runs_in_a_real_browser(tmp_path):
             assert run.info.run_name in dom.stdout
         assert "Training runs" in dom.stdout  # the runs table, not the GenAI traces view
         assert "Traces 0" not in dom.stdout
-    finally:
-        stop_process_group(server)
