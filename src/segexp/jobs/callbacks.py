@@ -550,12 +550,11 @@ def remove_empty_sweep_folders(sweep_dir: str) -> None:
     from pathlib import Path
 
     sweep = Path(sweep_dir)
+    for child in sweep.glob("*"):  # job folders a launcher left (a job that never ran)
+        if child.is_dir():
+            remove_empty_job_folder(str(child))
     folders = [sweep] if sweep.is_absolute() else [sweep, *list(sweep.parents)[:-1]]
     for folder in folders:  # multirun/day/time, multirun/day, multirun
-        for child in sorted(folder.glob("*"), reverse=True) if folder == sweep else []:
-            if child.is_dir():  # job folders a launcher left (a job that never ran)
-                with contextlib.suppress(OSError):
-                    child.rmdir()
         try:
             folder.rmdir()  # only an empty folder
         except OSError:  # holds something (another sweeper's results), or is gone
