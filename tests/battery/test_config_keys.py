@@ -35,6 +35,12 @@ def dense_customers(folder: Path) -> None:
     )
 
 
+def user_data_file_with_a_typo(folder: Path) -> None:
+    """The user's own data option (``conf/data/bank.yaml``) with ``id_colum`` for id_column."""
+    (folder / "conf" / "data").mkdir(parents=True)
+    (folder / "conf" / "data" / "bank.yaml").write_text("name: bank\nid_colum: cust\n")
+
+
 MAIN = [
     # the issue's own cases
     case("eps-negative", "algo=dbscan algo.eps=-1", "algo.eps", "(0.0, inf)", "got -1", "DBSCAN"),
@@ -91,6 +97,49 @@ MAIN = [
     case("sweep-k-one", "-m k=3,1", "k:", "got 1", "job #1"),
     case("sweep-threads", "-m k=3,4 limits.threads=abc", "limits.threads", "'abc'"),
     case("sweep-unknown-key", "-m k=3,4 +foo=1", "foo: no such config key"),
+    case("range-without-m", "k=3..8", "k=3..8", "add -m", "segexp -m k=3..8", "k=3"),
+    # keys no option of a group takes, and hyperparameters of the scaler
+    case("artifacts-unknown", "+artifacts.foo=1", "artifacts.foo: no such config key"),
+    case("data-unknown", "+data.foo=1", "data.foo: no such config key", "id_column"),
+    case("data-typo", "+data.id_colum=cust", "did you mean data.id_column"),
+    case("data-sample-unknown", "+data.sample.size=5", "data.sample.size", "n_customers"),
+    case("features-unknown", "+features.cols=[age]", "did you mean features.columns"),
+    case("preprocess-unknown", "+preprocess.outlier=clip", "did you mean preprocess.outliers"),
+    case("mlflow-unknown", "+mlflow.uri=x", "mlflow.uri: no such config key", "tracking_uri"),
+    case(
+        "stability-unknown",
+        "+evaluation.stability.resamples=3",
+        "did you mean evaluation.stability.n_resamples",
+    ),
+    case("naming-levels-unknown", "+naming.levels.cut=[0.5]", "did you mean naming.levels.cuts"),
+    case(
+        "user-data-file-typo",
+        "data=bank",
+        "data.id_colum: no such config key",
+        "did you mean data.id_column",
+        setup=user_data_file_with_a_typo,
+        allowed=("conf", "conf/data", "conf/data/bank.yaml"),
+    ),
+    case(
+        "scaler-unknown-param",
+        "+scaler.foo=1",
+        "scaler.foo: not a parameter of scikit-learn's StandardScaler",
+        "with_mean",
+    ),
+    case("scaler-bad-value", "+scaler.with_mean=maybe", "scaler.with_mean", "bool", "'maybe'"),
+    case("scaler-target-function", "scaler._target_=os.getcwd", "os.getcwd", "not a class"),
+    case(
+        "target-not-scikit-learn",
+        "algo._target_=subprocess.Popen",
+        "algo.n_clusters: not a parameter of subprocess.Popen",
+    ),
+    case(
+        "spark-master",
+        "engine=spark engine.master=bogus",
+        "engine.master",
+        "spark://host:7077",
+        "'bogus'",
+    ),
     # density algorithms' memory
     case(
         "dbscan-neighbour-memory",
@@ -161,6 +210,14 @@ TOOLS = [
     case("eda-iqr", "eda.iqr_factor=-1", "eda.iqr_factor", "got -1", module="segexp.eda"),
     case("rerun-run-id-flag", "run_id=true", "run_id", "got true", module="segexp.rerun"),
     case("rerun-unknown", "+foo=1", "foo: no such config key", "run_id", module="segexp.rerun"),
+    case(
+        "compare-unknown-column",
+        "mlflow.tracking_uri={store} columns=[inertai]",
+        "no leaderboard column 'inertai'",
+        "did you mean inertia",
+        module="segexp.compare",
+        seeded=True,
+    ),
 ]
 
 

@@ -72,15 +72,22 @@ def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) ->
     from pyspark.sql import SparkSession
 
     builder: Any = SparkSession.builder.appName("segexp")
-    session = (
-        builder.master(key[0])
-        .config("spark.driver.memory", key[1])
-        .config("spark.sql.shuffle.partitions", key[2])
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    try:
+        session = (
+            builder.master(key[0])
+            .config("spark.driver.memory", key[1])
+            .config("spark.sql.shuffle.partitions", key[2])
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+    except Exception as exc:  # the JVM refused the master or the memory, or could not start
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"engine.master={key[0]} engine.driver_memory={key[1]}: Spark did not start a "
+            f"session ({first}); Java's own reason is on the lines above"
+        ) from None
     session.sparkContext.setLogLevel("ERROR")
     _session = (key, session)
     return session

@@ -63,5 +63,19 @@ def expand_override(arg: str) -> str:
 
 
 def expand_argv(argv: Sequence[str]) -> list[str]:
-    """Return ``argv`` with range shorthand expanded into Hydra sweep syntax."""
-    return [expand_override(arg) for arg in argv]
+    """Return ``argv`` with range shorthand expanded into Hydra sweep syntax.
+
+    A range without ``-m`` is refused here: Hydra would see several values for a run
+    that takes one and answer with its own grammar's words."""
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    expanded = []
+    for arg in argv:
+        new = expand_override(arg)
+        key, _, value = new.partition("=")
+        if new != arg and not multirun and "," in value:
+            raise RangeSyntaxError(
+                f"{arg}: a range runs one job per value, which is a sweep: add -m "
+                f"(segexp -m {arg}); a single run takes one value ({key}={value.split(',')[0]})"
+            )
+        expanded.append(new)
+    return expanded

@@ -219,9 +219,19 @@ MAIN_RULES: list[Rule] = [
     *_DATA,
 ]
 # engine=spark (segexp.engines): its keys, checked when the job names that engine
+# (the master URLs Spark itself takes: yarn, or local / spark:// / k8s:// forms)
+SPARK_MASTER = re.compile(
+    r"local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
+    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn"
+)
 ENGINE_NAME = choice("engine.name", "sklearn", "spark")
 SPARK_RULES: list[Rule] = [
-    text("engine.master", what="a Spark master URL (local[*], local[2], spark://host:7077)"),
+    Rule(
+        "engine.master",
+        "a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
+        "k8s://https://host:443 or yarn",
+        lambda v: isinstance(v, str) and SPARK_MASTER.fullmatch(v.strip()) is not None,
+    ),
     Rule(
         "engine.driver_memory",
         "a JVM memory size such as 2g or 512m",
@@ -308,11 +318,24 @@ TOOL_RULES: dict[str, list[Rule]] = {
     "rerun": [_RUN_ID],
 }
 
-# Config groups whose content is checked elsewhere (or is free-form): no key list here.
+# Config groups: their options are files of their own (conf/<group>/<option>.yaml).
 _GROUPS = ("data", "features", "preprocess", "scaler", "algo", "mlflow", "evaluation", "naming")
 # Sections of the main and tool configs whose keys are fixed: anything else is a typo.
-_CLOSED: tuple[str, ...] = ("metrics", "limits", "plots", "objective", "filter", "registry")
-_CLOSED += ("validation", "report", "eda")
+_CLOSED: tuple[str, ...] = ("metrics", "limits", "plots", "artifacts", "objective", "filter")
+_CLOSED += ("registry", "validation", "report", "eda")
+# Groups whose options all take keys from one set: the keys of segexp's own option files
+# (a user's conf/data/bank.yaml takes the same ones); the hyperparameter groups (algo,
+# scaler) are checked against their class instead, and engine by segexp.engines.
+_KEYED_GROUPS = ("data", "features", "preprocess", "mlflow", "evaluation", "naming")
+# keys a group takes that no shipped option file sets
+_EXTRA_GROUP_KEYS: dict[str, tuple[str, ...]] = {"data": ("source_name",)}
+# sections inside a group whose own keys are fixed too (the others, such as data.aliases
+# or naming.columns, are keyed by the user's column names)
+_FIXED_GROUP_SECTIONS = {
+    "data": ("sample", "rfm"),
+    "evaluation": ("stability",),
+    "naming": ("levels",),
+}
 
 
 def _select(cfg: Any, key: str) -> Any:
@@ -395,6 +418,50 @@ def check_known_keys(cfg: DictConfig, config_name: str) -> None:
                         _unknown(f"{where}.{sub}", where, [str(k) for k in inner])
 
 
+_GROUP_KEYS: dict[str, dict[str, list[str]]] = {}
+
+
+def group_keys(group: str) -> dict[str, list[str]]:
+    """The keys segexp's own ``conf/<group>/*.yaml`` files declare: ``{"": top-level keys,
+    section: its keys}`` for the sections in ``_FIXED_GROUP_SECTIONS``."""
+    if group not in _GROUP_KEYS:
+        import yaml
+
+        top: dict[str, None] = {}
+        sections: dict[str, dict[str, None]] = {}
+        for path in sorted((Path(__file__).resolve().parents[1] / "conf" / group).glob("*.yaml")):
+            tree = yaml.safe_load(path.read_text()) or {}
+            tree.pop("defaults", None)
+            top.update(dict.fromkeys(map(str, tree)))
+            for section in _FIXED_GROUP_SECTIONS.get(group, ()):
+                if isinstance(tree.get(section), dict):
+                    sections.setdefault(section, {}).update(dict.fromkeys(map(str, tree[section])))
+        top.update(dict.fromkeys(_EXTRA_GROUP_KEYS.get(group, ())))
+        _GROUP_KEYS[group] = {"": list(top), **{k: list(v) for k, v in sections.items()}}
+    return _GROUP_KEYS[group]
+
+
+def check_group_keys(cfg: DictConfig) -> None:
+    """Refuse keys that no option of a group takes (``+data.foo=1``, a typo in a user's
+    own ``conf/data/bank.yaml``), with the keys the group has."""
+    for group in _KEYED_GROUPS:
+        node = cfg.get(group)
+        if not OmegaConf.is_dict(node):
+            continue
+        known = group_keys(group)
+        for key in node:
+            if str(key) not in known[""]:
+                _unknown(f"{group}.{key}", group, known[""])
+        for section in _FIXED_GROUP_SECTIONS.get(group, ()):
+            inner = node.get(section)
+            if section not in known or not OmegaConf.is_dict(inner):
+                continue
+            for key in inner:
+                if str(key) not in known[section]:
+                    where = f"{group}.{section}"
+                    _unknown(f"{where}.{key}", where, known[section])
+
+
 def _unknown(key: str, where: str, available: Sequence[str]) -> None:
     leaf = key[len(where) + 1 :] if where else key
     near = difflib.get_close_matches(leaf, list(available), n=1)
@@ -444,8 +511,16 @@ def _key_of(raw: Mapping[str, Any], param: str, where: str) -> str:
     return f"{match.group(1)} ({where}.{param})" if match else f"{where}.{param}"
 
 
-def check_algorithm(algo: DictConfig, where: str = "algo") -> None:
-    """The algorithm's ``_target_`` and hyperparameters, as scikit-learn checks them."""
+_EXAMPLE_CLASS = {
+    "algo": "sklearn.cluster.KMeans",
+    "scaler": "sklearn.preprocessing.StandardScaler",
+}
+
+
+def check_estimator(algo: DictConfig, where: str = "algo") -> None:
+    """An estimator config's (``algo``, ``scaler``) ``_target_`` and hyperparameters, as
+    scikit-learn checks them."""
+    example = _EXAMPLE_CLASS.get(where, _EXAMPLE_CLASS["algo"])
     from hydra.utils import instantiate
 
     params = _resolved_algo(algo, where)
@@ -455,20 +530,26 @@ def check_algorithm(algo: DictConfig, where: str = "algo") -> None:
     target = params.pop("_target_", None)
     if not isinstance(target, str) or not target.strip():
         raise ConfigError(
-            f"{where}._target_: a scikit-learn class path such as sklearn.cluster.KMeans; "
-            f"got {shown(target)}"
+            f"{where}._target_: a scikit-learn class path such as {example}; got {shown(target)}"
         )
     try:
         module, _, name = target.strip().rpartition(".")
         cls = getattr(importlib.import_module(module), name)
-        if not inspect.isclass(cls):
-            raise TypeError(target)
     except Exception:
         raise ConfigError(
-            f"{where}._target_: an importable class path such as sklearn.cluster.KMeans; "
+            f"{where}._target_: an importable class path such as {example}; "
             f"got {shown(target)}, which cannot be imported"
         ) from None
-    owner = cls.__name__
+    if not inspect.isclass(cls):
+        raise ConfigError(
+            f"{where}._target_: a class path such as {example}; got {shown(target)}, "
+            f"which is a {type(cls).__name__}, not a class"
+        )
+    owner = (
+        f"scikit-learn's {cls.__name__}"
+        if cls.__module__.startswith("sklearn.")
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
     try:
         accepted = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -492,7 +573,7 @@ def check_algorithm(algo: DictConfig, where: str = "algo") -> None:
         ) from None
     fit = getattr(estimator, "fit", None)
     if fit is None:
-        raise ConfigError(f"{where}._target_: a clusterer with a fit method; got {target}")
+        raise ConfigError(f"{where}._target_: an estimator with a fit method; got {target}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -512,15 +593,13 @@ def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:
     leaf = key.rpartition(".")[2]
     near = difflib.get_close_matches(leaf, list(available), n=1)
     hint = f" (did you mean {key.rpartition('.')[0]}.{near[0]}?)" if near else ""
-    raise ConfigError(
-        f"{key}: not a parameter of scikit-learn's {owner}{hint}; available: {_listed(available)}"
-    )
+    raise ConfigError(f"{key}: not a parameter of {owner}{hint}; available: {_listed(available)}")
 
 
 def _parameter_message(message: str, raw: Mapping[str, Any], where: str, owner: str) -> str:
     match = _SKLEARN_MESSAGE.match(message.strip())
     if match is None:
-        return f"{where}: {_first_line(ValueError(message))} (scikit-learn's {owner})"
+        return f"{where}: {_first_line(ValueError(message))} ({owner})"
     allowed = " ".join(match["allowed"].split())
     key = _key_of(raw, match["param"], where)
     return f"{key}: must be {allowed}; got {match['got']} (scikit-learn's {match['owner']})"
@@ -543,6 +622,7 @@ def check_job_config(cfg: DictConfig) -> None:
     mistakes answer at once; the groups and the algorithm's hyperparameters after.
     """
     check_known_keys(cfg, "config")
+    check_group_keys(cfg)
     if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
         raise ConfigError("algo: an algorithm option (algo=kmeans, algo=dbscan, ...); got none")
     (K_USED if _refers_to(cfg.algo, "k") else K_UNUSED).check(cfg)
@@ -553,7 +633,9 @@ def check_job_config(cfg: DictConfig) -> None:
 
     PreprocessOptions.from_config(cfg.get("preprocess"))
     evaluation_settings(cfg)
-    check_algorithm(cfg.algo)
+    check_estimator(cfg.algo)
+    if OmegaConf.is_dict(cfg.get("scaler")) and "_target_" in cfg.scaler:
+        check_estimator(cfg.scaler, "scaler")
     check_engine(cfg)
 
 
