@@ -40,6 +40,18 @@ def with_row(position: int, row: str) -> str:
     return table(*rows)
 
 
+def nested_parquet(folder: Path) -> None:
+    """A Parquet table with a list column (each customer's visit days)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 40
+    table = pa.table(
+        {"id": list(range(n)), "spend": [float(i) for i in range(n)], "visits": [[1, 2]] * n}
+    )
+    pq.write_table(table, folder / "c.parquet")
+
+
 def gz_of(text: str) -> bytes:
     return gzip.compress(text.encode())
 
@@ -77,6 +89,20 @@ CASES = [
         "data.path={dir}/c.csv.gz",
         "c.csv.gz",
         setup=writes("c.csv.gz", gz_of(GOOD)[:40]),
+    ),
+    case(
+        "parquet-list-column",
+        "data.path={dir}/c.parquet",
+        "column 'visits' holds list",
+        "not one value per customer",
+        setup=nested_parquet,
+    ),
+    case(
+        "constant-columns",
+        D,
+        "found no numeric column",
+        "a (excluded: constant",
+        setup=writes("c.csv", "id,a,b\n" + "".join(f"{i},1,2\n" for i in range(1, 41))),
     ),
     case("ragged-rows", D, "c.csv", setup=writes("c.csv", with_row(3, "0004,Female,23,16,77,9,9"))),
     case(

@@ -511,6 +511,12 @@ def _read_parquet(path: Path, data_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame
             f"{path}: cannot read as Parquet ({detail}); check the file or set data.format=csv"
         ) from exc
     table = table.select([n for n in table.column_names if not n.startswith("__index_level_")])
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_nested(column.type):
+            raise DataError(
+                f"{path}: column {name!r} holds {column.type} values, not one value per "
+                "customer; write its parts as columns of their own, or leave it out of the file"
+            )
     table = pa.table(
         {
             name: (col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)

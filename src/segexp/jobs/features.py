@@ -45,16 +45,36 @@ def option_columns(option: str) -> list[str] | str | None:
     return str(listed) if isinstance(listed, str) else None
 
 
+_LISTED = 12  # columns a message lists
+
+
 def _available(table: CustomerTable) -> str:
+    """The table's other columns with the role the schema gave each (and why)."""
     skip = {table.id_column, table.label_column}
-    return ", ".join(str(c) for c in table.frame.columns if c not in skip)
+    others = [str(c) for c in table.frame.columns if c not in skip]
+    if not others:
+        kept = ", ".join(f"{c!r}" for c in (table.id_column, table.label_column) if c)
+        return f"the table has no column besides {kept or 'its ids'}"
+    more = f", ... ({len(others) - _LISTED} more)" if len(others) > _LISTED else ""
+    others = others[:_LISTED]
+    if table.schema is None:
+        return "columns: " + ", ".join(others) + more
+    roles = (table.schema.role(c) for c in others)
+    return (
+        "columns: "
+        + ", ".join(
+            f"{r.column} ({r.role}: {r.reason})" if r is not None else c
+            for c, r in zip(others, roles, strict=True)
+        )
+        + more
+    )
 
 
 def _all_numeric(table: CustomerTable) -> list[str]:
     columns = table.numeric
     if not columns:
         raise DataError(
-            f"{table.source}: features=all_numeric found no numeric column; columns: "
+            f"{table.source}: features=all_numeric found no numeric column; "
             f"{_available(table)}; set data.numeric=[...] or features.columns=[...]"
         )
     return columns
@@ -87,6 +107,6 @@ def resolve_features(listed: Any, choice: str, table: CustomerTable) -> tuple[st
         raise DataError(
             f"{table.source}: features={choice} needs column(s) {', '.join(missing)}, which "
             f"the table does not have; use features=all_numeric (its numeric columns: "
-            f"{numeric}) or features.columns=[...] with its columns: {_available(table)}"
+            f"{numeric}) or features.columns=[...] ({_available(table)})"
         )
     return ("custom" if choice == DEFAULT else choice), columns

@@ -348,6 +348,19 @@ def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
     )
 
 
+def check_columns(frame: pd.DataFrame, wanted: Sequence[str]) -> None:
+    """ConfigError naming the first asked-for column the leaderboard does not have."""
+    available = [str(c) for c in frame.columns]
+    for column in wanted:
+        if column not in available:
+            match = difflib.get_close_matches(column, available, n=1)
+            hint = f" (did you mean {match[0]}?)" if match else ""
+            raise ConfigError(
+                f"columns: no leaderboard column {column!r}{hint}; available: "
+                f"{', '.join(available)}"
+            )
+
+
 # ------------------------------------------------------------------------- output
 
 
@@ -469,6 +482,11 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         return exc.exit_code
 
     extra = [str(c) for c in (cfg.get("columns") or [])]
+    try:
+        check_columns(ranked, extra)
+    except SegexpError as exc:
+        print(f"segexp: error: {exc}", file=err)
+        return exc.exit_code
     shown = ranked if top is None else ranked.head(top)
     columns = display_columns(shown, metric, extra)
     groups = shown[[c for c in ("scaler", "features") if c in shown.columns]].drop_duplicates()
