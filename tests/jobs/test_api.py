@@ -41,6 +41,32 @@ def test_run_of_a_bad_config_raises_with_the_exit_code(store):
     assert _job_runs(store) == []
 
 
+def test_each_refused_call_raises_its_own_message(store):
+    """Refusals before any job (a range without -m, an unknown key, a sweep over
+    limits.max_jobs) carry their own line, never the previous call's."""
+    uri = f"mlflow.tracking_uri={store}"
+    expected = {
+        ("seed=abc",): "seed: an integer from 0 to 4294967295; got 'abc'",
+        ("k=3..8",): "k=3..8: a range runs one job per value, which is a sweep: add -m",
+        ("+data.foo=1",): "data.foo: no such config key",
+        ("algo=nosuch",): "algo=nosuch: no such option",
+    }
+    for overrides, words in expected.items():
+        with pytest.raises(RunFailed) as caught:
+            segexp.run(overrides=[*overrides, uri])
+        assert caught.value.exit_code == 2
+        assert words in str(caught.value), (overrides, str(caught.value))
+    with pytest.raises(RunFailed) as caught:
+        segexp.sweep(overrides=["k=1..2000", uri])
+    assert "a sweep of at most 1000 jobs" in str(caught.value) and "got 2000 jobs" in str(
+        caught.value
+    )
+    with pytest.raises(RunFailed) as caught:
+        segexp.sweep(overrides=["k=3,4", "seed=abc", uri])
+    assert "seed: an integer" in str(caught.value) and "nothing was run" in str(caught.value)
+    assert _job_runs(store) == []
+
+
 @pytest.mark.slow
 def test_sweep_on_a_dataframe_logs_what_the_cli_sweep_logs(tmp_path, mall_csv, _template_store):
     import shutil

@@ -123,8 +123,8 @@ def run(
     if code in _STOPPED_CODES:
         raise RunFailed(f"segexp.run: stopped by {_STOPPED_CODES[code]} (exit code {code})", code)
     if code != 0 or not outcomes or outcomes[-1].run_id is None:
-        message = outcomes[-1].message if outcomes else "the job did not start"
-        raise RunFailed(f"segexp.run: exit code {code}: {message}", code)
+        message = outcomes[-1].message if outcomes else app.last_refusal()
+        raise RunFailed(f"segexp.run: exit code {code}: {message or 'the job did not start'}", code)
     return _read_run(_tracking_uri(given), outcomes[-1].run_id)
 
 
@@ -172,7 +172,7 @@ def sweep(
     could not start (bad input or configuration); failed jobs are rows with status
     FAILED.
     """
-    from segexp.jobs import callbacks
+    from segexp.jobs import app, callbacks
     from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
 
     given = [str(o) for o in overrides or [] if o not in ("-m", "--multirun")]
@@ -186,7 +186,8 @@ def sweep(
             code,
         )
     if report is None:
-        raise RunFailed(f"segexp.sweep: exit code {code}: the sweep did not start", code)
+        refusal = app.last_refusal() or "the sweep did not start"
+        raise RunFailed(f"segexp.sweep: exit code {code}: {refusal}", code)
     from segexp.jobs.summary import sweep_runs
     from segexp.tracking.store import Tracker
 

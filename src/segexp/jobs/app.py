@@ -35,6 +35,7 @@ log = logging.getLogger("segexp")
 CONFIG_NAME = "config"
 CONFIG_PATH = "pkg://segexp.conf"
 _single_outcomes: list[JobOutcome] = []
+_refusal: list[str] = []  # the error line of a command refused before any job ran
 
 
 def _report_single(outcome: JobOutcome) -> None:
@@ -120,6 +121,18 @@ def last_outcomes() -> list[JobOutcome]:
     return list(_single_outcomes)
 
 
+def last_refusal() -> str | None:
+    """The error line of the last ``main`` call that refused its command before any job
+    ran (a malformed range, an unknown key, a sweep over limits.max_jobs); else None."""
+    return _refusal[-1] if _refusal else None
+
+
+def _refuse(message: str, code: int) -> int:
+    print(f"segexp: error: {message}", file=sys.stderr)
+    _refusal.append(message)
+    return code
+
+
 def exit_code(statuses: Sequence[str]) -> int:
     if "failed" in statuses:
         return 1
@@ -135,22 +148,21 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
     not for callers whose main module the workers would import, such as notebooks).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    _single_outcomes.clear()
+    _refusal.clear()
+    callbacks.reset(pool=pool)
     try:
         args = expand_argv(args)
     except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _refuse(str(exc), exc.exit_code)
     if shell.wants_help(args):
         return shell.print_help(CONFIG_NAME, args, "segexp")
     try:
         check_sweep_before_hydra(args, CONFIG_NAME)
     except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _refuse(str(exc), exc.exit_code)
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
-    _single_outcomes.clear()
-    callbacks.reset(pool=pool)
     ours = False
     try:
         with shell.raising_composition_errors() as ours:
@@ -168,15 +180,16 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
         if _single_outcomes or callbacks.LAST_SWEEP is not None or callbacks.sweep_is_open():
             raise
         callbacks.end_progress()
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _refuse(str(exc), exc.exit_code)
     except Exception as exc:
         # Hydra refused the command line or a job's config before any job ran.
         if not ours or not shell.is_usage_error(exc) or _single_outcomes:
             raise
         callbacks.end_progress()
         overrides, multirun = shell.command_overrides(args)
-        print(shell.usage_error_line(exc, CONFIG_NAME, overrides, multirun), file=sys.stderr)
+        line = shell.usage_error_line(exc, CONFIG_NAME, overrides, multirun)
+        print(line, file=sys.stderr)
+        _refusal.append(line.removeprefix("segexp: error: "))
         return EXIT_USER_ERROR
     finally:
         sys.argv = saved_argv
