@@ -127,6 +127,12 @@ MAIN = [
         "with_mean",
     ),
     case("scaler-bad-value", "+scaler.with_mean=maybe", "scaler.with_mean", "bool", "'maybe'"),
+    case(
+        "scaler-range-reversed",
+        "scaler=minmax +scaler.feature_range=[10,0]",
+        "scaler: Minimum of desired feature range must be smaller than maximum",
+        "MinMaxScaler",
+    ),
     case("scaler-target-function", "scaler._target_=os.getcwd", "os.getcwd", "not a class"),
     case(
         "target-not-scikit-learn",

@@ -254,3 +254,29 @@ def test_every_preprocess_config_composes_and_is_valid(make_config, path):
     cfg = make_config([f"preprocess={path.stem}"])
     options = PreprocessOptions.from_config(cfg.preprocess)
     assert options.impute in ("none", "median")
+
+
+@pytest.mark.parametrize(
+    ("scaler", "param", "value", "low", "high"),
+    [
+        ("minmax", "feature_range", [0, 10], 0.0, 10.0),
+        ("robust", "quantile_range", [10.0, 90.0], None, None),
+    ],
+)
+def test_scaler_ranges_given_as_lists_reach_scikit_learn_as_tuples(scaler, param, value, low, high):
+    """Hydra hands over lists; scikit-learn's scalers take their ranges as tuples."""
+    from segexp.model.pipeline import build_scaler
+
+    cfg = OmegaConf.load(CONF_DIR / "scaler" / f"{scaler}.yaml")
+    cfg[param] = value
+    built = build_scaler(cfg)
+    assert built.get_params()[param] == tuple(value)
+    X = np.array([[1.0, 5.0], [2.0, 7.0], [4.0, 11.0], [8.0, 3.0]])
+    out = built.fit_transform(X)
+    if low is not None:
+        np.testing.assert_allclose(out.min(axis=0), low)
+        np.testing.assert_allclose(out.max(axis=0), high)
+    else:
+        from sklearn.preprocessing import RobustScaler
+
+        np.testing.assert_allclose(out, RobustScaler(quantile_range=(10.0, 90.0)).fit_transform(X))

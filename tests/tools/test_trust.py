@@ -110,6 +110,7 @@ STORED_CASES = [
     ["features=all_numeric"],
     ["features.columns=[gender,age,spending_score]", "preprocess.impute=most_frequent"],
     ["data=transactions_sample", "features=rfm", "preprocess=rfm_log"],
+    ["scaler=minmax", "+scaler.feature_range=[0,10]"],  # a tuple parameter (from a list)
 ]
 
 

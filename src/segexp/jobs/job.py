@@ -277,9 +277,7 @@ def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> 
 
 def _fitted_space(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> np.ndarray:
     """The rows as the clusterer will see them (preprocessing and scaler fitted here)."""
-    from hydra.utils import instantiate
-
-    from segexp.model.pipeline import build_prepare_step
+    from segexp.model.pipeline import build_prepare_step, build_scaler
 
     options = check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
     features = table.frame[list(spec.columns)]
@@ -289,7 +287,7 @@ def _fitted_space(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> np.nd
     encoded = np.asarray(
         build_prepare_step(numeric, categorical, options).fit_transform(features), dtype=float
     )
-    return np.asarray(instantiate(cfg.scaler).fit_transform(encoded), dtype=float)
+    return np.asarray(build_scaler(cfg.scaler).fit_transform(encoded), dtype=float)
 
 
 def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:

@@ -565,7 +565,12 @@ def check_estimator(algo: DictConfig, where: str = "algo") -> None:
     import numpy as np
 
     try:
-        estimator = instantiate(algo, _convert_="all")
+        if where == "scaler":
+            from segexp.model.pipeline import build_scaler
+
+            estimator = build_scaler(algo)
+        else:
+            estimator = instantiate(algo, _convert_="all")
     except Exception as exc:
         raise ConfigError(
             f"{where}: {owner} cannot be created from these values "
@@ -577,11 +582,19 @@ def check_estimator(algo: DictConfig, where: str = "algo") -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fit(np.empty((0, 2)))
-        except Exception as exc:  # the empty array's refusal: the parameters passed
+            # a scaler takes three plain rows (so checks made after the parameters', such
+            # as MinMaxScaler's range order, run too); a clusterer an empty array
+            fit(
+                np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+                if where == "scaler"
+                else np.empty((0, 2))
+            )
+        except Exception as exc:  # a clusterer's refusal of the empty array: parameters passed
+            named = {str(name): value for name, value in raw.items()}
             if _is_parameter_error(exc):
-                named = {str(name): value for name, value in raw.items()}
                 raise ConfigError(_parameter_message(str(exc), named, where, owner)) from None
+            if where == "scaler":
+                raise ConfigError(f"{where}: {_first_line(exc)} ({owner})") from None
     _CHECKED_ALGOS[fingerprint] = None
 
 

@@ -274,6 +274,19 @@ def takes_categories(clusterer: Any) -> bool:
     return bool(getattr(clusterer, "takes_categories", False))
 
 
+def build_scaler(scaler_cfg: Any) -> Any:
+    """The configured scaler. Hydra hands lists over, and scikit-learn's scalers take
+    their ranges as tuples (``MinMaxScaler(feature_range=(0, 10))``,
+    ``RobustScaler(quantile_range=(10, 90))``): list values become tuples."""
+    scaler = instantiate(scaler_cfg, _convert_="all")
+    if hasattr(scaler, "get_params") and hasattr(scaler, "set_params"):
+        params = scaler.get_params(deep=False)
+        lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
+        if lists:
+            scaler.set_params(**lists)
+    return scaler
+
+
 def build_prepare_step(
     numeric: Sequence[str],
     categorical: Sequence[str],
@@ -429,7 +442,7 @@ def fit_segmentation(
     clusterer = instantiate(algo_cfg, _convert_="all")
     as_codes = takes_categories(clusterer) and bool(cats)
     prepare = build_prepare_step(numeric, cats, options, as_codes=as_codes)
-    scaler = instantiate(scaler_cfg)
+    scaler = build_scaler(scaler_cfg)
     positions: tuple[int, ...] = ()
     if as_codes:  # the scaler sees the numeric columns only; the codes pass through
         positions = tuple(range(len(numeric), len(numeric) + len(cats)))
