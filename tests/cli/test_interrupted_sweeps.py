@@ -31,9 +31,9 @@ def _env(staging: Path) -> dict[str, str]:
     return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "SEGEXP_STAGING_DIR": str(staging)}
 
 
-def _start(work: Path, staging: Path) -> subprocess.Popen:
+def _start(work: Path, staging: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "segexp", "-m", JOBS],
+        [sys.executable, "-m", "segexp", "-m", JOBS, *extra],
         cwd=work,
         env=_env(staging),
         stdout=subprocess.PIPE,
@@ -95,13 +95,20 @@ def _sweep_runs(client):
     return parents[0], jobs
 
 
+JOBLIB = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
-def test_signal_ends_sweep_and_open_runs_killed(tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "launcher"),
+    [("SIGTERM", ()), ("SIGINT", ()), ("SIGTERM", JOBLIB)],
+    ids=["SIGTERM", "SIGINT", "SIGTERM-joblib"],
+)
+def test_signal_ends_sweep_and_open_runs_killed(tmp_path, name, launcher):
     number = getattr(signal, name)
     work, staging = tmp_path / "work", tmp_path / "staging"
     work.mkdir()
-    process = _start(work, staging)
+    process = _start(work, staging, launcher)
     try:
         client = _wait_for_jobs(process, work / "mlflow.db", 2)
         started = time.monotonic()
@@ -128,7 +135,14 @@ def test_signal_ends_sweep_and_open_runs_killed(tmp_path, name):
     assert not [r for r in jobs if r.info.status == "RUNNING"]
     killed = [r for r in jobs if r.info.status == "KILLED"]
     assert all(r.data.tags["segexp.ended_by"] == name for r in killed)
-    assert not list(staging.iterdir()), "staged files left behind"
+    left = sorted(p.name for p in work.iterdir())
+    assert left == ["mlflow.db", "mlflow.db.lock", "mlruns"], f"left behind: {left}"
+    if launcher:  # joblib's workers die with the command: the next command sweeps theirs
+        shown = run_cli(
+            ["allow_incomplete=true"], cwd=work, env=_env(staging), module="segexp.compare"
+        )
+        assert shown.returncode == 0, shown.stderr[-3000:]
+    assert not [p for p in staging.rglob("*") if p.is_file()], "staged files left behind"
     print(f"{name}: ended in {took:.1f} s with {len(jobs)} of {PLANNED} job runs")
 
 
