@@ -140,6 +140,13 @@ MAIN = [
         "algo.n_clusters: not a parameter of subprocess.Popen",
     ),
     case(
+        "spark-master-unreachable",
+        "engine=spark engine.master=spark://127.0.0.1:1",
+        "engine.master=spark://127.0.0.1:1: no Spark master answers",
+        "refused",
+        "local[*]",
+    ),
+    case(
         "spark-master",
         "engine=spark engine.master=bogus",
         "engine.master",

@@ -164,3 +164,20 @@ def test_neighbour_estimate_other_metrics():
     _, manhattan = validation.neighbour_memory_mb(X, 0.05, {"metric": "manhattan"})
     _, euclidean = validation.neighbour_memory_mb(X, 0.05)
     assert manhattan < euclidean  # a diamond inside the circle
+
+
+def test_spark_master_check_passes_a_listening_master_and_names_each_refusal():
+    """``spark://`` masters are tried in order; one that accepts a connection is enough."""
+    import socket
+
+    from segexp.engines.spark_session import check_master_answers
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        check_master_answers(f"spark://127.0.0.1:{port}")
+        check_master_answers(f"spark://127.0.0.1:1,127.0.0.1:{port}")  # a standby first
+        check_master_answers("local[2]")  # not a standalone master: nothing to reach
+    with pytest.raises(ConfigError) as caught:
+        check_master_answers(f"spark://127.0.0.1:1,127.0.0.1:{port}")
+    message = str(caught.value)
+    assert message.count("refused") == 2 and f"127.0.0.1:{port}" in message

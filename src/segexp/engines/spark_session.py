@@ -58,10 +58,32 @@ def quiet_pyspark() -> None:
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
+def check_master_answers(master: str, seconds: float = 5.0) -> None:
+    """A ``spark://`` master that accepts no connection is a one-line error in seconds
+    (Spark itself retries for about 70 s before it gives up)."""
+    if not master.startswith("spark://"):
+        return
+    import socket
+
+    reasons = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.partition(":")
+        try:
+            with socket.create_connection((host, int(port or 7077)), timeout=seconds):
+                return
+        except OSError as exc:
+            reasons.append(f"{address}: {exc.strerror or type(exc).__name__}")
+    raise ConfigError(
+        f"engine.master={master}: no Spark master answers ({'; '.join(reasons)}); start one "
+        "(Spark's sbin/start-master.sh) or run on this machine with engine.master='local[*]'"
+    )
+
+
 def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) -> SparkSession:
     """The process's SparkSession for ``master`` (``local[2]``, ``spark://...``)."""
     global _session
     check_available()
+    check_master_answers(str(master))
     quiet_pyspark()
     key = (str(master), str(driver_memory), str(int(shuffle_partitions)))
     if _session is not None:
