@@ -11,8 +11,9 @@ from tests.battery.harness import MALL_CSV, STORE_FILE, clean_env
 
 
 @pytest.fixture(scope="session")
-def seeded_store(tmp_path_factory) -> tuple[Path, str]:
-    """A store holding one finished two-job sweep of the built-in sample; (folder, run id)."""
+def seeded_store(tmp_path_factory) -> tuple[Path, str, str]:
+    """A store holding one finished two-job sweep of the built-in sample; (folder, a job's
+    run id, the sweep's parent run id)."""
     import subprocess
     import sys
 
@@ -32,7 +33,7 @@ def seeded_store(tmp_path_factory) -> tuple[Path, str]:
         [e.experiment_id for e in client.search_experiments()],
         filter_string="tags.`segexp.kind` = 'job'",
     )
-    return folder, runs[0].info.run_id
+    return folder, runs[0].info.run_id, runs[0].data.tags["mlflow.parentRunId"]
 
 
 @pytest.fixture
@@ -43,12 +44,12 @@ def battery(tmp_path, request):
     def run_case(case: harness.Case) -> str:
         folder = tmp_path / "work"
         folder.mkdir()
-        values = {"dir": str(folder), "mall": str(MALL_CSV), "run_id": ""}
+        values = {"dir": str(folder), "mall": str(MALL_CSV), "run_id": "", "parent_run_id": ""}
         values["store"] = f"sqlite:///{folder / STORE_FILE}"
         if case.seeded:
-            seed_folder, run_id = request.getfixturevalue("seeded_store")
+            seed_folder, run_id, parent_run_id = request.getfixturevalue("seeded_store")
             shutil.copy(seed_folder / STORE_FILE, folder / STORE_FILE)  # artifacts stay put
-            values["run_id"] = run_id
+            values["run_id"], values["parent_run_id"] = run_id, parent_run_id
         if "{mall}" in " ".join(case.args) and not MALL_CSV.exists():
             pytest.skip(f"{MALL_CSV} not found")
         return harness.check(case, folder, values)

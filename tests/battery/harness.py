@@ -25,8 +25,9 @@ STORE_FILE = "mlflow.db"
 @dataclass(frozen=True)
 class Case:
     """One bad input. ``args`` may hold ``{dir}`` (the case's folder), ``{store}`` (its
-    tracking URI), ``{mall}`` (the Kaggle file) and ``{run_id}`` (a finished run of the
-    seeded store, when ``seeded``); ``setup(folder)`` writes the files the case needs."""
+    tracking URI), ``{mall}`` (the Kaggle file), ``{run_id}`` (a finished job run of the
+    seeded store, when ``seeded``) and ``{parent_run_id}`` (its sweep's parent run);
+    ``setup(folder)`` writes the files the case needs."""
 
     id: str
     args: tuple[str, ...]

@@ -224,6 +224,21 @@ TOOLS = [
     case("rerun-run-id-flag", "run_id=true", "run_id", "got true", module="segexp.rerun"),
     case("rerun-unknown", "+foo=1", "foo: no such config key", "run_id", module="segexp.rerun"),
     case(
+        "rerun-a-sweep-run",
+        "mlflow.tracking_uri={store} run_id={parent_run_id}",
+        "is a sweep run, not a job",
+        "re-run one of its job runs",
+        module="segexp.rerun",
+        seeded=True,
+    ),
+    case(
+        "promote-a-sweep-run",
+        "mlflow.tracking_uri={store} run_id={parent_run_id}",
+        "is a sweep run, not a segmentation",
+        module="segexp.promote",
+        seeded=True,
+    ),
+    case(
         "compare-unknown-column",
         "mlflow.tracking_uri={store} columns=[inertai]",
         "no leaderboard column 'inertai'",
