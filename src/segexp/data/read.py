@@ -425,11 +425,17 @@ class TextLayout:
 
 
 def text_layout(
-    path: Path, fmt: str, settings: Mapping[str, Any], where: str = "", rows: str = "record"
+    path: Path,
+    fmt: str,
+    settings: Mapping[str, Any],
+    where: str = "",
+    rows: str = "record",
+    delimiter_key: str = "data.delimiter",
 ) -> TextLayout:
     """The file's encoding, delimiter and header (``settings``: ``encoding``, ``delimiter``,
     ``quotechar``), or the one-line error of an empty or headless file. ``where`` names the
-    file in messages (default: its path); ``rows`` is what one row of it is."""
+    file in messages (default: its path); ``rows`` is what one row of it is;
+    ``delimiter_key`` the config key that set the delimiter."""
     where = where or str(path)
     empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
@@ -446,6 +452,13 @@ def text_layout(
         delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
     delimiter = str(delimiter)
     names = _header(text, delimiter, quotechar)
+    found = detect_delimiter(text, quotechar) if len(names) == 1 and fmt != "tsv" else delimiter
+    if settings.get("delimiter") and found != delimiter and found in names[0]:
+        raise DataError(
+            f"{where}: with {delimiter_key}={delimiter!r} the file is one column "
+            f"({names[0][:60]!r}); its lines are split by {found!r}: set "
+            f"{delimiter_key}={found!r}, or leave it unset (found from the file)"
+        )
     if not [n for n in names if n.strip()]:
         raise DataError(f"{where}: the file has no header row; expected column names")
     repeated = sorted({n for n in names if names.count(n) > 1})

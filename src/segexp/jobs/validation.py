@@ -201,6 +201,53 @@ RUN_STATUSES = ("FINISHED", "FAILED", "RUNNING", "KILLED", "SCHEDULED")
 
 _DATA = [integer("data.sample.n_customers", 2, null=True), integer("data.sample.seed", 0)]
 
+
+def _aliases(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, list) and all(isinstance(h, str | int) for h in v) for v in value.values()
+    )
+
+
+# How a table is read (segexp.data.read): checked where a data option has the key, since a
+# user's own conf/data file may leave some out.
+DATA_READING_RULES: list[Rule] = [
+    Rule(
+        "data.delimiter",
+        "one character such as ',', ';' or '|', tab, or null (found from the file)",
+        lambda v: v is None or (isinstance(v, str) and (len(v) == 1 or v in ("\\t", "tab"))),
+    ),
+    Rule(
+        "data.quotechar",
+        "one character such as '\"' or \"'\"",
+        lambda v: isinstance(v, str) and len(v) == 1,
+    ),
+    choice("data.decimal", ".", ","),
+    Rule(
+        "data.missing_values",
+        "a list of texts that mean missing, such as [NA, n/a, '-'], or null (segexp's list)",
+        lambda v: (
+            v is None
+            or isinstance(v, str)
+            or (isinstance(v, list) and all(isinstance(x, str | int | float) for x in v))
+        ),
+    ),
+    Rule(
+        "data.aliases",
+        "column names with the file headers they go by, such as {income: [Annual Income]}",
+        _aliases,
+    ),
+    flag("data.dayfirst"),
+    text("data.date_format", null=True, what="a strptime format such as '%d/%m/%Y'"),
+]
+
+
+def check_data_reading(cfg: DictConfig) -> None:
+    """The reading keys that the data option has (see ``DATA_READING_RULES``)."""
+    for rule in DATA_READING_RULES:
+        if _select(cfg, rule.key) is not _MISSING:
+            rule.check(cfg)
+
+
 MAIN_RULES: list[Rule] = [
     integer("seed", 0, 2**32 - 1),
     integer("metrics.silhouette_max_rows", 2),
@@ -641,6 +688,7 @@ def check_job_config(cfg: DictConfig) -> None:
     (K_USED if _refers_to(cfg.algo, "k") else K_UNUSED).check(cfg)
     for rule in MAIN_RULES:
         rule.check(cfg)
+    check_data_reading(cfg)
     from segexp.model.evaluation import evaluation_settings
     from segexp.model.pipeline import PreprocessOptions
 
@@ -706,6 +754,8 @@ def check_tool_config(config_name: str, cfg: DictConfig) -> None:
     check_known_keys(cfg, config_name)
     for rule in TOOL_RULES.get(config_name, []):
         rule.check(cfg)
+    if config_name == "eda":
+        check_data_reading(cfg)
 
 
 # ------------------------------------------------------------------ sweep limits

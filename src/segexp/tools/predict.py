@@ -168,7 +168,9 @@ def _with_ragged_rows(
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
     from segexp.data.read import _contains, _parse_all, _parse_error, text_layout
 
-    layout = text_layout(path, fmt, reading, where=f"input={path}", rows="customer")
+    layout = text_layout(
+        path, fmt, reading, where=f"input={path}", rows="customer", delimiter_key="delimiter"
+    )
     gzipped, encoding, names = layout.gzipped, layout.encoding, layout.names
     delimiter, quotechar = layout.delimiter, layout.quotechar
     options = {
