@@ -97,6 +97,26 @@ MAIN = [
     case("sweep-k-one", "-m k=3,1", "k:", "got 1", "job #1"),
     case("sweep-threads", "-m k=3,4 limits.threads=abc", "limits.threads", "'abc'"),
     case("sweep-unknown-key", "-m k=3,4 +foo=1", "foo: no such config key"),
+    case(
+        "default-features-nosuch",
+        "data.default_features=nosuch",
+        "data.default_features",
+        "income_spending",
+        "'nosuch'",
+    ),
+    case(
+        "rfm-date-format",
+        "data=transactions_sample data.rfm.date_format=%Q",
+        "data.rfm.date_format",
+        "strptime",
+        "'%Q'",
+    ),
+    case(
+        "rfm-numeric-text",
+        "data=transactions_sample data.numeric=abc",
+        "data.numeric names column 'abc'",
+        "recency",
+    ),
     case("range-without-m", "k=3..8", "k=3..8", "add -m", "segexp -m k=3..8", "k=3"),
     # keys no option of a group takes, and hyperparameters of the scaler
     case("artifacts-unknown", "+artifacts.foo=1", "artifacts.foo: no such config key"),

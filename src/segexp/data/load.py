@@ -264,7 +264,13 @@ def parse_dates(
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values
     elif date_format:
-        parsed = pd.to_datetime(values, errors="coerce", format=date_format, dayfirst=dayfirst)
+        try:
+            parsed = pd.to_datetime(values, errors="coerce", format=date_format, dayfirst=dayfirst)
+        except ValueError as exc:  # the format itself: "'Q' is a bad directive in '%Q'"
+            raise ConfigError(
+                f"{config_key}: a strptime format such as '%d/%m/%Y %H:%M' or 'mixed'; got "
+                f"{date_format!r} ({exc})"
+            ) from None
     else:
         parsed = pd.to_datetime(values, errors="coerce", format="ISO8601")
         if parsed.isna().sum() > values.isna().sum():

@@ -44,6 +44,7 @@ from segexp.data.load import (
     row_numbers,
     to_numeric_columns,
 )
+from segexp.data.messages import names_of
 from segexp.data.schema import Schema, infer_schema
 from segexp.errors import ConfigError, DataError
 
@@ -267,17 +268,16 @@ def customers_from_transactions(
             f"got '{id_column}': map the file's header with data.aliases.customer_id instead"
         )
     for key in ("numeric", "categorical"):
-        names = data_cfg.get(key) or []
-        require_columns(customers, [str(n) for n in names], f"data.{key}", source)
+        require_columns(customers, names_of(data_cfg.get(key)), f"data.{key}", source)
     assert result.reference_date is not None  # build_rfm always sets it
-    numeric = data_cfg.get("numeric")
+    numeric = names_of(data_cfg.get("numeric"))
     schema = infer_schema(
         customers,
         {
             "id_column": "customer_id",
             "label_column": None,
-            "numeric": list(numeric) if numeric else list(RFM_COLUMNS),
-            "categorical": list(data_cfg.get("categorical") or []),
+            "numeric": numeric or list(RFM_COLUMNS),
+            "categorical": names_of(data_cfg.get("categorical")),
             "dates": [],
         },
     )

@@ -34,6 +34,17 @@ def _option_file(option: str) -> Path | None:
     return next((f / f"{option}.yaml" for f in folders if (f / f"{option}.yaml").is_file()), None)
 
 
+def _options() -> list[str]:
+    """The features options there are: segexp's and the user's own conf/features files."""
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    folders = [PACKAGE_FEATURES]
+    user = user_conf_dir()
+    if user is not None:
+        folders.append(user / "features")
+    return sorted({f.stem for folder in folders for f in folder.glob("*.yaml")})
+
+
 def option_columns(option: str) -> list[str] | str | None:
     """The ``columns`` of a features option file (a list, or all_numeric); None if absent."""
     path = _option_file(option)
@@ -84,6 +95,11 @@ def resolve_features(listed: Any, choice: str, table: CustomerTable) -> tuple[st
     """(the name runs use for the features, the table columns they are)."""
     if listed == DEFAULT:
         option = table.default_features
+        if option and _option_file(option) is None:
+            raise ConfigError(
+                f"data.default_features: a features option ({', '.join(_options())}); "
+                f"got {option!r}, which no conf/features file defines"
+            )
         columns = option_columns(option) if option else None
         if isinstance(columns, list) and all(c in table.frame.columns for c in columns):
             return str(option), columns
