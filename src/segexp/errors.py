@@ -82,3 +82,8 @@ class RunFailed(SegexpError):
 
     def __reduce__(self):  # picklable with its exit code
         return (type(self), (str(self), self.exit_code))
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's error, for a one-line message (its type if empty)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -105,10 +105,9 @@ def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) ->
             .getOrCreate()
         )
     except Exception as exc:  # the JVM refused the master or the memory, or could not start
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
             f"engine.master={key[0]} engine.driver_memory={key[1]}: Spark did not start a "
-            f"session ({first}); Java's own reason is on the lines above"
+            f"session ({first_line(exc)}); Java's own reason is on the lines above"
         ) from None
     session.sparkContext.setLogLevel("ERROR")
     _session = (key, session)

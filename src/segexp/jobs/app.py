@@ -188,9 +188,7 @@ def main(argv: Sequence[str] | None = None, *, pool: bool = False) -> int:
         callbacks.end_progress()
         overrides, multirun = shell.command_overrides(args)
         line = shell.usage_error_line(exc, CONFIG_NAME, overrides, multirun)
-        print(line, file=sys.stderr)
-        _refusal.append(line.removeprefix("segexp: error: "))
-        return EXIT_USER_ERROR
+        return _refuse(line.removeprefix("segexp: error: "), EXIT_USER_ERROR)
     finally:
         sys.argv = saved_argv
         callbacks.end_unfinished_sweep()

@@ -112,7 +112,6 @@ _OPEN: OpeningSweep | None = None  # the parent run this process opened and has 
 _PENDING: _Pending | None = None  # the parent run to open at the first job
 _OPEN_DIR: str | None = None  # its sweep folder
 _NEW_DIR: str | None = None  # the top folder of it that did not exist before this sweep
-_SWEEP_DIR: str | None = None  # Hydra's folder of the sweep this command runs
 _PROGRESS: SweepProgress | None = None
 _STARTED: float | None = None
 _USE_POOL = False  # the command line publishes through a process pool (segexp.__main__)
@@ -334,10 +333,9 @@ class SweepCallback(Callback):
         check_store(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP, _OPEN_DIR, _PENDING, _PROGRESS, _STARTED, _SWEEP_DIR
+        global LAST_SWEEP, _OPEN_DIR, _PENDING, _PROGRESS, _STARTED
         LAST_SWEEP = None
         _remember_new_dir(None)
-        _SWEEP_DIR = None
         _STARTED = time.monotonic()
         in_process = _runs_in_this_process(config)
         # Hydra's basic sweeper (and segexp's) composes every job's config before the first
@@ -364,7 +362,6 @@ class SweepCallback(Callback):
         sweep_id = new_sweep_id()
         sweep_dir = str(config.hydra.sweep.dir)
         _remember_new_dir(sweep_dir)
-        _SWEEP_DIR = sweep_dir
         parent_tags = {
             TAG_KIND: "sweep",
             TAG_SWEEP_ID: sweep_id,
@@ -533,8 +530,8 @@ def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> No
                 killed = publish.store_call(
                     end_interrupted_sweep, sweep.tracking_uri, sweep, signame
                 )
-            if _SWEEP_DIR is not None:  # the empty folders Hydra made for its jobs
-                remove_empty_sweep_folders(_SWEEP_DIR)
+            if _OPEN_DIR is not None:  # the empty folders Hydra made for its jobs
+                remove_empty_sweep_folders(_OPEN_DIR)
         if signame is not None:
             print(_stopped_line(signame, sweep, done, killed), file=sys.stderr)
     finally:

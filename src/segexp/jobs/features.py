@@ -24,25 +24,22 @@ DEFAULT = "default"
 PACKAGE_FEATURES = Path(__file__).resolve().parents[1] / "conf" / "features"
 
 
-def _option_file(option: str) -> Path | None:
+def _option_folders() -> list[Path]:
+    """Where features options are, in Hydra's order: the user's conf/features, segexp's."""
     from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 
-    folders = [PACKAGE_FEATURES]
     user = user_conf_dir()
-    if user is not None:
-        folders.insert(0, user / "features")
+    return ([user / "features"] if user is not None else []) + [PACKAGE_FEATURES]
+
+
+def _option_file(option: str) -> Path | None:
+    folders = _option_folders()
     return next((f / f"{option}.yaml" for f in folders if (f / f"{option}.yaml").is_file()), None)
 
 
 def _options() -> list[str]:
     """The features options there are: segexp's and the user's own conf/features files."""
-    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-
-    folders = [PACKAGE_FEATURES]
-    user = user_conf_dir()
-    if user is not None:
-        folders.append(user / "features")
-    return sorted({f.stem for folder in folders for f in folder.glob("*.yaml")})
+    return sorted({f.stem for folder in _option_folders() for f in folder.glob("*.yaml")})
 
 
 def option_columns(option: str) -> list[str] | str | None:

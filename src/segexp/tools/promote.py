@@ -198,14 +198,23 @@ def get_run(client: MlflowClient, run_id: str) -> Run:
         ) from exc
 
 
-def _check_promotable(run: Run, client: MlflowClient) -> None:
+def require_job_run(run: Run, what: str, advice: str) -> None:
+    """ConfigError when ``run_id`` names a sweep's (or EDA's) run instead of a job's."""
     kind = run.data.tags.get(TAG_KIND)
-    name = run.info.run_name
     if kind and kind != "job":
         raise ConfigError(
-            f"run_id: run {name} ({run.info.run_id}) is a {kind} run, not a segmentation; "
-            "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>"
+            f"run_id: run {run.info.run_name} ({run.info.run_id}) is a {kind} run, not "
+            f"{what}; {advice}"
         )
+
+
+def _check_promotable(run: Run, client: MlflowClient) -> None:
+    require_job_run(
+        run,
+        "a segmentation",
+        "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>",
+    )
+    name = run.info.run_name
     if run.info.status != "FINISHED":
         raise ConfigError(
             f"run_id: run {name} ({run.info.run_id}) ended {run.info.status}; "

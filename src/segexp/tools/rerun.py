@@ -28,16 +28,10 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, open_dict
 
-from segexp.contract import (
-    ASSIGNMENTS_FILE,
-    CONFIG_FILE,
-    TAG_DATA_FINGERPRINT,
-    TAG_KIND,
-    TAG_PREFIX,
-)
+from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
-from segexp.tools.promote import download_artifact, get_run, open_client
+from segexp.tools.promote import download_artifact, get_run, open_client, require_job_run
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
@@ -128,12 +122,9 @@ def rerun(cfg: DictConfig) -> RerunResult:
     client = open_client(cfg.mlflow.tracking_uri)
     source = get_run(client, str(cfg.run_id))
     source_id = source.info.run_id
-    kind = source.data.tags.get(TAG_KIND)
-    if kind and kind != "job":
-        raise ConfigError(
-            f"run_id: run {source.info.run_name} ({source_id}) is a {kind} run, not a job; "
-            "re-run one of its job runs (segexp-compare lists them with their run_id)"
-        )
+    require_job_run(
+        source, "a job", "re-run one of its job runs (segexp-compare lists them with their run_id)"
+    )
     params = source.data.params
     choices: dict[str, str] = {
         key: params[key] for key in ("algo", "scaler", "features") if key in params
