@@ -452,13 +452,14 @@ def text_layout(
         delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
     delimiter = str(delimiter)
     names = _header(text, delimiter, quotechar)
-    found = detect_delimiter(text, quotechar) if len(names) == 1 and fmt != "tsv" else delimiter
-    if settings.get("delimiter") and found != delimiter and found in names[0]:
-        raise DataError(
-            f"{where}: with {delimiter_key}={delimiter!r} the file is one column "
-            f"({names[0][:60]!r}); its lines are split by {found!r}: set "
-            f"{delimiter_key}={found!r}, or leave it unset (found from the file)"
-        )
+    if settings.get("delimiter") and len(names) == 1 and fmt != "tsv":
+        found = detect_delimiter(text, quotechar)  # the configured one split nothing
+        if found != delimiter and found in names[0]:
+            raise DataError(
+                f"{where}: with {delimiter_key}={delimiter!r} the file is one column "
+                f"({names[0][:60]!r}); its lines are split by {found!r}: set "
+                f"{delimiter_key}={found!r}, or leave it unset (found from the file)"
+            )
     if not [n for n in names if n.strip()]:
         raise DataError(f"{where}: the file has no header row; expected column names")
     repeated = sorted({n for n in names if names.count(n) > 1})

@@ -42,7 +42,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, first_line
 
 _MAX_LISTED = 24
 _MISSING = object()
@@ -394,12 +394,12 @@ def _select(cfg: Any, key: str) -> Any:
         try:
             node = node[part]
         except Exception as exc:  # an interpolation that cannot be resolved
-            raise ConfigError(f"{key}: cannot be resolved ({_first_line(exc)})") from None
+            raise ConfigError(f"{key}: cannot be resolved ({first_line(exc)})") from None
     if OmegaConf.is_config(node):
         try:
             return OmegaConf.to_container(node, resolve=True)
         except Exception as exc:
-            raise ConfigError(f"{key}: cannot be resolved ({_first_line(exc)})") from None
+            raise ConfigError(f"{key}: cannot be resolved ({first_line(exc)})") from None
     return node
 
 
@@ -558,18 +558,40 @@ def _key_of(raw: Mapping[str, Any], param: str, where: str) -> str:
     return f"{match.group(1)} ({where}.{param})" if match else f"{where}.{param}"
 
 
-_EXAMPLE_CLASS = {
-    "algo": "sklearn.cluster.KMeans",
-    "scaler": "sklearn.preprocessing.StandardScaler",
-}
-
-
-def check_estimator(algo: DictConfig, where: str = "algo") -> None:
-    """An estimator config's (``algo``, ``scaler``) ``_target_`` and hyperparameters, as
-    scikit-learn checks them."""
-    example = _EXAMPLE_CLASS.get(where, _EXAMPLE_CLASS["algo"])
+def check_algorithm(algo: DictConfig) -> None:
+    """The algorithm's ``_target_`` and hyperparameters, as scikit-learn checks them: fitted
+    on an empty array, whose refusal means the parameters passed."""
     from hydra.utils import instantiate
 
+    _check_estimator(
+        algo, "algo", "sklearn.cluster.KMeans", lambda node: instantiate(node, _convert_="all")
+    )
+
+
+# three plain rows a scaler is fitted on: checks made after scikit-learn's parameter
+# constraints (MinMaxScaler's range order) run too, and any refusal is the config's
+_SCALER_ROWS = ((0.0, 1.0), (1.0, 0.0), (0.5, 0.5))
+
+
+def check_scaler(scaler: DictConfig) -> None:
+    """The scaler's ``_target_`` and parameters, built as jobs build it and fitted."""
+    from segexp.model.pipeline import build_scaler
+
+    _check_estimator(
+        scaler, "scaler", "sklearn.preprocessing.StandardScaler", build_scaler, _SCALER_ROWS
+    )
+
+
+def _check_estimator(
+    algo: DictConfig,
+    where: str,
+    example: str,
+    build: Callable[[DictConfig], Any],
+    rows: Sequence[Sequence[float]] | None = None,
+) -> None:
+    """An estimator config (``where``: algo, scaler) checked by its class and scikit-learn:
+    built with ``build``, then fitted on ``rows`` (any refusal is an error) or, without
+    them, on an empty array (only a parameter error is)."""
     params = _resolved_algo(algo, where)
     fingerprint = json.dumps(params, sort_keys=True, default=repr)
     if fingerprint in _CHECKED_ALGOS:
@@ -612,16 +634,11 @@ def check_estimator(algo: DictConfig, where: str = "algo") -> None:
     import numpy as np
 
     try:
-        if where == "scaler":
-            from segexp.model.pipeline import build_scaler
-
-            estimator = build_scaler(algo)
-        else:
-            estimator = instantiate(algo, _convert_="all")
+        estimator = build(algo)
     except Exception as exc:
         raise ConfigError(
             f"{where}: {owner} cannot be created from these values "
-            f"({_first_line(exc.__cause__ or exc)})"
+            f"({first_line(exc.__cause__ or exc)})"
         ) from None
     fit = getattr(estimator, "fit", None)
     if fit is None:
@@ -629,24 +646,14 @@ def check_estimator(algo: DictConfig, where: str = "algo") -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            # a scaler takes three plain rows (so checks made after the parameters', such
-            # as MinMaxScaler's range order, run too); a clusterer an empty array
-            fit(
-                np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
-                if where == "scaler"
-                else np.empty((0, 2))
-            )
-        except Exception as exc:  # a clusterer's refusal of the empty array: parameters passed
+            fit(np.empty((0, 2)) if rows is None else np.array(rows, dtype=float))
+        except Exception as exc:  # without rows, the empty array's refusal: parameters passed
             named = {str(name): value for name, value in raw.items()}
             if _is_parameter_error(exc):
                 raise ConfigError(_parameter_message(str(exc), named, where, owner)) from None
-            if where == "scaler":
-                raise ConfigError(f"{where}: {_first_line(exc)} ({owner})") from None
+            if rows is not None:
+                raise ConfigError(f"{where}: {first_line(exc)} ({owner})") from None
     _CHECKED_ALGOS[fingerprint] = None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:
@@ -659,7 +666,7 @@ def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:
 def _parameter_message(message: str, raw: Mapping[str, Any], where: str, owner: str) -> str:
     match = _SKLEARN_MESSAGE.match(message.strip())
     if match is None:
-        return f"{where}: {_first_line(ValueError(message))} ({owner})"
+        return f"{where}: {first_line(ValueError(message))} ({owner})"
     allowed = " ".join(match["allowed"].split())
     key = _key_of(raw, match["param"], where)
     return f"{key}: must be {allowed}; got {match['got']} (scikit-learn's {match['owner']})"
@@ -694,9 +701,9 @@ def check_job_config(cfg: DictConfig) -> None:
 
     PreprocessOptions.from_config(cfg.get("preprocess"))
     evaluation_settings(cfg)
-    check_estimator(cfg.algo)
+    check_algorithm(cfg.algo)
     if OmegaConf.is_dict(cfg.get("scaler")) and "_target_" in cfg.scaler:
-        check_estimator(cfg.scaler, "scaler")
+        check_scaler(cfg.scaler)
     check_engine(cfg)
 
 
