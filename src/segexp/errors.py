@@ -11,6 +11,7 @@ reported as such.
      +-- DataError             the input data cannot be used as it is
      +-- TrackingError         the MLflow store/run/model a command needs is not there
      |    +-- EmptyLeaderboardError  nothing to rank (exit 1: not the user's mistake)
+     |    +-- StoreWriteError  the store stopped taking a run's writes (exit 1: the command stops)
      +-- ValidationFailed      promote: the new version does not reproduce its run (exit 3)
      +-- RerunFailed           rerun: the re-run failed or assigned other segments (exit 1)
      +-- DataChanged           rerun: the data's fingerprint differs (exit 3)
@@ -50,6 +51,13 @@ class TrackingError(SegexpError):
 
 class EmptyLeaderboardError(TrackingError):
     """Nothing to rank: no runs, or none passes the filters. Exit code 1, not a user error."""
+
+    exit_code = 1
+
+
+class StoreWriteError(TrackingError):
+    """The store refused a run's writes (a full disk, a read-only folder, a server gone):
+    the command stops at once rather than report runs the store does not hold. Exit 1."""
 
     exit_code = 1
 

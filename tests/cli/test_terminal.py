@@ -357,28 +357,6 @@ def test_help_into_a_closed_pipe_is_no_traceback(name, tmp_path):
     assert writer.stderr == ""
 
 
-README_SWEEPS = [
-    "-m algo=kmeans,gmm k=3..8",
-    "-m algo=kmeans,agglomerative scaler=standard,minmax,robust k=2..10:2",
-    "-m algo=dbscan algo.eps=0.2,0.3,0.4 algo.min_samples=3..6",
-    "-m features=income_spending,age_income_spending,all_numeric k=3..8",
-    "-m hydra/launcher=joblib hydra.launcher.n_jobs=2 algo=kmeans,gmm k=3..8",
-    "-m k=3..8 mlflow.tracking_uri=http://127.0.0.1:5000 verbose=true",
-    "data=transactions_sample evaluation.stability.n_resamples=4 metrics.silhouette_max_rows=50",
-]
-TYPOS = ["nosuchkey=1", "algo=kmean", "metrics.silhuette_max_rows=5", "algo.eps=0.3", "k=["]
-TYPOS += ["k=8..3", "--help"]
-
-
-@pytest.mark.parametrize("line", README_SWEEPS + TYPOS)
-def test_the_pool_starts_at_once_for_runs_and_waits_for_hydra_on_typos(line):
-    # segexp.__main__ starts the publishing pool before Hydra only for a command line
-    # that looks like a run (sweeps stay fast); a typo must not wait for the pool.
-    from segexp.__main__ import looks_like_a_run
-
-    assert looks_like_a_run(line.split()) is (line in README_SWEEPS)
-
-
 def test_every_light_entry_names_a_function_its_tool_module_has():
     import importlib
 

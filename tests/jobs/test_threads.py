@@ -15,7 +15,7 @@ from segexp.jobs.threads import ThreadPolicy, launcher_workers, thread_policy
     [
         (ThreadPolicy(cores=16, parallel=1), 1_000, 1),  # small: one thread
         (ThreadPolicy(cores=16, parallel=1), 100_000, 16),
-        (ThreadPolicy(cores=16, parallel=2), 100_000, 8),  # the publishing pool beside it
+        (ThreadPolicy(cores=16, parallel=2), 100_000, 8),  # two joblib workers
         (ThreadPolicy(cores=16, parallel=3), 100_000, 5),
         (ThreadPolicy(cores=2, parallel=2), 100_000, 1),
         (ThreadPolicy(cores=2, parallel=4), 10**7, 1),  # never 0
@@ -36,7 +36,6 @@ def test_threads_come_from_size_cores_and_parallel_fits(policy, rows, expected):
         ({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": -20}, 1),
         ({"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher", "n_jobs": None}, 8),
         ({"_target_": "hydra_plugins.hydra_ray_launcher.RayLauncher"}, None),  # per task
-        ({"_target_": "hydra_plugins.segexp_sweep.launcher.SegexpLauncher"}, None),
     ],
 )
 def test_joblib_workers_are_counted_as_joblib_counts_them(launcher, expected):
@@ -48,7 +47,6 @@ def test_the_policy_reads_the_launchers_worker_count(monkeypatch):
     monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     monkeypatch.setenv(threads.PARALLEL_ENV, "2")
     assert thread_policy(limits).threads(10**6) == 4
-    assert thread_policy(limits, publishing_alongside=True).threads(10**6) == 2
     monkeypatch.delenv(threads.PARALLEL_ENV)
     assert thread_policy(limits).threads(10**6) == 8
     assert thread_policy(limits).threads(10) == 1

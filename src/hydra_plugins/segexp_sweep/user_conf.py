@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.plugins.search_path_plugin import SearchPathPlugin
+from omegaconf import OmegaConf
 
 ENV_VAR = "SEGEXP_CONF_DIR"
 PACKAGED = "pkg://segexp.conf"
@@ -39,3 +40,26 @@ class SegexpUserConfSearchPath(SearchPathPlugin):
         search_path.prepend(
             provider="segexp-user", path=f"file://{folder}", anchor=SearchPathQuery(path=PACKAGED)
         )
+
+
+VERBOSE_ENV = "SEGEXP_VERBOSE"
+LOG_LEVEL_RESOLVER = "segexp.log_level"
+_OFF_WORDS = ("", "0", "false", "no", "off", "none", "null")
+
+
+def _switched_on(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in _OFF_WORDS
+    return bool(value)
+
+
+def log_level(verbose: object = False) -> str:
+    """Level of Hydra's own log lines in segexp (conf/hydra/hydra_logging/segexp.yaml):
+    INFO with ``verbose=true`` or ``SEGEXP_VERBOSE=1``, else WARNING (no launch lines)."""
+    on = _switched_on(verbose) or _switched_on(os.environ.get(VERBOSE_ENV, ""))
+    return "INFO" if on else "WARNING"
+
+
+# Registered where Hydra loads its plugins, before any segexp config is composed.
+if not OmegaConf.has_resolver(LOG_LEVEL_RESOLVER):
+    OmegaConf.register_new_resolver(LOG_LEVEL_RESOLVER, log_level)

@@ -1,8 +1,10 @@
 """The Python API behind ``segexp.run`` and ``segexp.sweep``, for notebooks and scripts.
 
-Both run the ``segexp`` command itself in this process (the same Hydra app,
-callback, launcher and publishing path), so runs logged from a notebook carry
-exactly the command line's params, metrics, tags, run names and artifacts.
+Both compose the config with Hydra's compose API (the packaged configs with the
+user's ``conf/`` in front, as the command line does) and call the command's own
+functions: ``run_job`` for each job, ``start_sweep``/``end_sweep`` around a
+sweep. Runs logged from a notebook carry exactly the command line's params,
+metrics, tags, run names and artifacts; results come back as return values.
 ``data`` is a file path or a pandas DataFrame; a DataFrame is staged as a
 Parquet file for the call (the runs' ``data`` param and source tag say
 ``DataFrame``, or ``data_name`` when given). Results are read back from the
@@ -11,6 +13,7 @@ tracking store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,13 +23,39 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hydra import compose, initialize_config_module
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
-from segexp.errors import ConfigError, RunFailed
+from segexp.data import load_customers
+from segexp.errors import ConfigError, RunFailed, SegexpError, StoreWriteError
+from segexp.insight.profiles import PROFILE_CSV
+from segexp.jobs.callbacks import (
+    CONFIG_NAME,
+    compose_jobs,
+    count_jobs,
+    end_sweep,
+    plan_jobs,
+    record_outcome,
+    start_sweep,
+)
+from segexp.jobs.job import run_job
+from segexp.jobs.ranges import expand_argv
+from segexp.jobs.summary import end_interrupted_sweep, sweep_runs
+from segexp.jobs.validation import (
+    check_job_config,
+    check_sweep_before_hydra,
+    check_sweep_size,
+    max_jobs,
+)
+from segexp.tools import shell
 from segexp.tracking import staging
 from segexp.tracking.assignments import download_assignments
+from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
+from segexp.tracking.store import resolve_tracking_uri, tracker_for
 
 USER_CONF_ENV = "SEGEXP_CONF_DIR"
-_STOPPED_CODES = {130: "SIGINT", 143: "SIGTERM"}  # 128 + the signal that stopped the call
+CONFIG_MODULE = "segexp.conf"
 
 
 @dataclass
@@ -83,21 +112,27 @@ def _conf_dir(conf_dir: str | os.PathLike | None) -> Iterator[None]:
             os.environ[USER_CONF_ENV] = saved
 
 
-def _run_command(args: list[str]) -> int:
-    """The command in this process. Runs are published here, without the command line's
-    pool: its workers would import the caller's main module (a script or notebook)."""
-    from segexp.jobs import app
+def _compose(overrides: Sequence[str], where: str) -> DictConfig:
+    """The config the command line composes for ``overrides`` (with its ``hydra`` node);
+    Hydra's refusal is RunFailed with the command line's one line."""
+    try:
+        with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
+            return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except Exception as exc:
+        if not shell.is_usage_error(exc):
+            raise
+        line = shell.usage_error_line(exc, CONFIG_NAME, list(overrides), False)
+        raise RunFailed(
+            f"{where}: exit code 2: {line.removeprefix('segexp: error: ')}", 2
+        ) from None
 
-    return app.main(args)
+
+def _refused(where: str, exc: SegexpError) -> RunFailed:
+    return RunFailed(f"{where}: exit code {exc.exit_code}: {exc}", exc.exit_code)
 
 
-def _tracking_uri(overrides: Sequence[str]) -> str:
-    from segexp.tracking.store import resolve_tracking_uri
-
-    configured = next(
-        (o.split("=", 1)[1] for o in overrides if o.startswith("mlflow.tracking_uri=")), None
-    )
-    return resolve_tracking_uri(configured or None)
+def _choices(cfg: DictConfig) -> dict[str, str]:
+    return {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
 
 
 def run(
@@ -109,30 +144,27 @@ def run(
 ) -> RunResult:
     """Fit and log one job, as ``segexp <overrides>`` does; return what it logged.
 
-    Raises ``RunFailed`` (exit code and the message printed above) when the job
-    did not finish.
+    Raises ``RunFailed`` (exit code and the one-line message) when the job did not finish.
     """
-    from segexp.jobs import app
-
+    where = "segexp.run"
     given = [str(o) for o in overrides or []]
     if "-m" in given or "--multirun" in given:
         raise ConfigError("overrides: segexp.run fits one job; use segexp.sweep for -m")
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
-        code = _run_command([*given, *data_args])
-    outcomes = app.last_outcomes()
-    if code in _STOPPED_CODES:
-        raise RunFailed(f"segexp.run: stopped by {_STOPPED_CODES[code]} (exit code {code})", code)
-    if code != 0 or not outcomes or outcomes[-1].run_id is None:
-        message = outcomes[-1].message if outcomes else app.last_refusal()
-        raise RunFailed(f"segexp.run: exit code {code}: {message or 'the job did not start'}", code)
-    return _read_run(_tracking_uri(given), outcomes[-1].run_id)
+        try:
+            cfg = _compose([*expand_argv(given), *data_args], where)
+            tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+            check_job_config(cfg)
+            outcome = run_job(cfg, choices=_choices(cfg))
+        except SegexpError as exc:
+            raise _refused(where, exc) from None
+    if outcome.status != "finished" or outcome.run_id is None:
+        code = 1 if outcome.status == "failed" else 2
+        raise RunFailed(f"{where}: exit code {code}: {outcome.message}", code)
+    return _read_run(tracking_uri, outcome.run_id)
 
 
 def _read_run(tracking_uri: str, run_id: str) -> RunResult:
-    from mlflow.tracking import MlflowClient
-
-    from segexp.insight.profiles import PROFILE_CSV
-
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="segexp-result-", dir=staging.process_dir()) as folder:
@@ -169,34 +201,55 @@ def sweep(
     The leaderboard holds every job of the sweep (any status), best first by
     ``metric``, one row per run with its params and metrics; ``attrs`` carries the
     sweep id, parent run id and tracking URI. Raises ``RunFailed`` when the sweep
-    could not start (bad input or configuration); failed jobs are rows with status
-    FAILED.
+    could not start (bad input or configuration) or was stopped; failed jobs are
+    rows with status FAILED.
     """
-    from segexp.jobs import app, callbacks
-    from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
-
+    where = "segexp.sweep"
     given = [str(o) for o in overrides or [] if o not in ("-m", "--multirun")]
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
-        code = _run_command(["-m", *given, *data_args])
-    report = callbacks.LAST_SWEEP
-    if code in _STOPPED_CODES:
-        raise RunFailed(
-            f"segexp.sweep: stopped by {_STOPPED_CODES[code]} (exit code {code}); the sweep's "
-            "parent run and open job runs ended KILLED",
-            code,
-        )
-    if report is None:
-        refusal = app.last_refusal() or "the sweep did not start"
-        raise RunFailed(f"segexp.sweep: exit code {code}: {refusal}", code)
-    from segexp.jobs.summary import sweep_runs
-    from segexp.tracking.store import Tracker
-
-    uri = _tracking_uri(given)
-    tracker = Tracker(uri)
-    parent = tracker.client.get_run(report.parent_run_id)
-    frame = sweep_runs(tracker, parent.info.experiment_id, report.sweep_id)
+        try:
+            check_sweep_before_hydra(["-m", *given])
+            given = [*expand_argv(["-m", *given])[1:], *data_args]
+            base = _compose([o for o in given if "," not in o], where)
+            total = count_jobs(given)
+            check_sweep_size(total, max_jobs(base))
+            jobs = plan_jobs(given)
+            groups = {str(g) for g in base.hydra.runtime.choices}
+            with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
+                configs = compose_jobs(CONFIG_NAME, jobs, groups)
+            for num, cfg in enumerate(configs):
+                try:
+                    check_job_config(cfg)
+                except ConfigError as exc:
+                    shown = " ".join(jobs[num])
+                    message = f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
+                    raise ConfigError(message) from None
+            table = load_customers(base.data)
+            context = start_sweep(base, table, total, "", f"segexp.sweep {' '.join(given)}")
+        except SegexpError as exc:
+            raise _refused(where, exc) from None
+        tracker = tracker_for(context.tracking_uri)
+        try:
+            for num, cfg in enumerate(configs):
+                outcome = run_job(cfg, sweep=context, job_num=num, choices=_choices(cfg))
+                record_outcome(context, outcome)
+            end_sweep(base, context)
+        except StoreWriteError as exc:
+            with contextlib.suppress(Exception):
+                tracker.fail_run(context.parent_run_id, f"the store stopped taking runs: {exc}")
+            raise _refused(where, exc) from None
+        except KeyboardInterrupt:
+            end_interrupted_sweep(tracker, context, "SIGINT")
+            raise RunFailed(
+                f"{where}: stopped by SIGINT (exit code 130); the sweep's parent run and open "
+                "job runs ended KILLED",
+                130,
+            ) from None
+    frame = sweep_runs(tracker, context.experiment_id, context.sweep_id)
     board = build_leaderboard(frame, metric, LeaderboardFilters(status=None))
     board.attrs.update(
-        sweep_id=report.sweep_id, parent_run_id=report.parent_run_id, tracking_uri=uri
+        sweep_id=context.sweep_id,
+        parent_run_id=context.parent_run_id,
+        tracking_uri=context.tracking_uri,
     )
     return board

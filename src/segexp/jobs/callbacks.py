@@ -1,44 +1,41 @@
 """Hydra Callback that makes a multirun one MLflow parent run with the jobs under it.
 
-on_multirun_start checks the data once (a user mistake stops the sweep with
-exit code 2 before anything is written), prepares the parent run and shows the
-sweep's progress. With Hydra's basic sweeper (segexp's default) the parent run is
-created when the first job starts, so a sweep whose job configs Hydra refuses is
-a one-line usage error that writes nothing; with any other sweeper, or a launcher
-whose jobs run in other processes (which are told where it is), at once. on_multirun_end
-collects every job's outcome from the store, logs the parent's leaderboard and
-k plots, ends the parent and prints the counts, the failures, the best runs by
-``objective.metric`` and the commands that come next.
+``on_multirun_start`` checks the data, the store and (with Hydra's basic
+sweeper) every job's config before anything is written: a refusal is one
+``segexp: error:`` line, exit 2. It then opens the parent run and puts the
+sweep in the environment (``SEGEXP_SWEEP``), where every job finds it, in this
+process or in a launcher's worker (joblib, a local Ray). ``on_job_end`` shows
+each job of this process as it ends; ``on_multirun_end`` reads every outcome
+back from the store, logs the parent's leaderboard and k plots, ends it,
+prints the summary and exits with the sweep's code.
 
-Jobs find their sweep through the environment (``SEGEXP_SWEEP``, inherited by
-joblib's and a local Ray's workers), else through the store: the parent run is
-tagged with the sweep folder Hydra gives every job. Jobs that end without a run
-of their own (skipped duplicates, invalid input) are recorded as tags on the
-parent; everything else is a run of the store. No local file is involved.
-
-This module stays light (Hydra, OmegaConf): the data, the job and the summary
-modules (pandas, scikit-learn) are imported by ``prepare`` once the command's
-config is composed, so ``--help`` and usage errors never load them.
+The sweep's state lives on the Callback instance. A worker process gets a
+blank copy (``__getstate__``): it only logs its own jobs' lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import shlex
-import signal
+import shutil
 import sys
-import threading
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
+from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from segexp.contract import (
     TAG_CODE_VERSION,
@@ -49,12 +46,13 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
-from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError
-from segexp.jobs import publish
+from segexp.data import load_customers
+from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError, StoreWriteError
+from segexp.jobs import validation
+from segexp.jobs.job import code_version
 from segexp.jobs.outcomes import (
     BestRuns,
     JobOutcome,
-    OpeningSweep,
     SweepContext,
     SweepProgress,
     clock,
@@ -62,11 +60,19 @@ from segexp.jobs.outcomes import (
     set_verbose,
     verbose_requested,
 )
+from segexp.jobs.summary import (
+    end_interrupted_sweep,
+    finish_sweep,
+    open_sweep,
+    sweep_job_runs,
+    sweep_outcomes,
+)
 from segexp.jobs.threads import PARALLEL_ENV, launcher_workers
+from segexp.tools import shell
+from segexp.tracking.leaderboard import METRIC_DIRECTIONS, format_table
 from segexp.tracking.liveness import process_tags
 from segexp.tracking.store import (
     TAG_JOBS_PLANNED,
-    Tracker,
     absolute_tracking_uri,
     check_experiment_name,
     resolve_tracking_uri,
@@ -79,12 +85,14 @@ log = logging.getLogger("segexp")
 
 ENV_VAR = "SEGEXP_SWEEP"
 TAG_SWEEP_DIR = TAG_PREFIX + "sweep_dir"
+CONFIG_NAME = "config"
 _MAX_MESSAGE = 2000
+STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name
 
 
 @dataclass
 class SweepReport:
-    """The outcome of the last multirun in this process, for the summary and exit code."""
+    """How a sweep ended: its outcomes, for the summary and the exit code."""
 
     sweep_id: str
     parent_run_id: str
@@ -94,135 +102,167 @@ class SweepReport:
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
 
-
-@dataclass
-class _Pending:
-    """A parent run to create when the first job starts."""
-
-    sweep_id: str
-    tracking_uri: str
-    experiment: str
-    name: str
-    tags: dict[str, str]
-    total: int | None
+    def exit_code(self) -> int:
+        return exit_code([o.status for o in self.outcomes])
 
 
-LAST_SWEEP: SweepReport | None = None
-_OPEN: OpeningSweep | None = None  # the parent run this process opened and has not ended
-_PENDING: _Pending | None = None  # the parent run to open at the first job
-_OPEN_DIR: str | None = None  # its sweep folder
-_NEW_DIR: str | None = None  # the top folder of it that did not exist before this sweep
-_PROGRESS: SweepProgress | None = None
-_STARTED: float | None = None
-_USE_POOL = False  # the command line publishes through a process pool (segexp.__main__)
-
-
-def sweep_is_open() -> bool:
-    """A parent run was opened by this process and is not ended yet."""
-    return _OPEN is not None
-
-
-def reset(*, pool: bool = False) -> None:
-    """Before a command: no last sweep; ``pool``: publish through a process pool."""
-    global LAST_SWEEP, _USE_POOL
-    LAST_SWEEP = None
-    _USE_POOL = pool
-
-
-# ------------------------------------------------------------ SIGINT and SIGTERM
-
-STOP_SIGNALS = ("SIGINT", "SIGTERM")
-_STOPPED: dict[str, str | None] = {"by": None}  # the signal that stops this command
-_SAVED_HANDLERS: dict[int, Any] = {}
-
-
-def stopped_by() -> str | None:
-    """The signal (SIGINT, SIGTERM) that stopped the running command, if one did."""
-    return _STOPPED["by"]
-
-
-def _on_stop_signal(signum: int, frame: Any) -> None:
-    """The first SIGINT/SIGTERM stops the command where it is (SystemExit 128 + signal);
-    those that follow while it ends its runs are ignored, so the store is left tidy."""
-    if _STOPPED["by"] is not None:
-        return
-    _STOPPED["by"] = signal.Signals(signum).name
-    raise SystemExit(128 + signum)
-
-
-def install_stop_handlers() -> None:
-    """SIGINT and SIGTERM end the command's open runs KILLED (from the main thread only;
-    ``restore_stop_handlers`` puts the previous handlers back)."""
-    if _SAVED_HANDLERS or threading.current_thread() is not threading.main_thread():
-        return
-    _STOPPED["by"] = None
-    for name in STOP_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is not None:
-            _SAVED_HANDLERS[number] = signal.signal(number, _on_stop_signal)
-
-
-def restore_stop_handlers() -> None:
-    while _SAVED_HANDLERS:
-        number, handler = _SAVED_HANDLERS.popitem()
-        signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-    _STOPPED["by"] = None
-
-
-def prepare(cfg: DictConfig) -> None:
-    """Once the command's config is composed: verbosity, SIGINT/SIGTERM handling, then the
-    job's modules (pandas, scikit-learn; the command line started the publishing pool
-    already when it could)."""
-    install_stop_handlers()
-    set_verbose(verbose_requested(cfg.get("verbose", False)))
-    check_store(cfg)
-    from segexp.jobs.gc_pause import quiet_imports
-
-    with quiet_imports():
-        import segexp.jobs.job  # noqa: F401
-        import segexp.jobs.summary  # noqa: F401
-
-
-def check_store(cfg: DictConfig) -> None:
-    """The store and experiment name, checked before anything loads or is written (a
-    server that does not answer, an unusable SQLite path, an empty name): one line, exit 2."""
-    mlflow_cfg = cfg.get("mlflow")
-    if mlflow_cfg is None:
-        return
-    try:
-        resolve_tracking_uri(mlflow_cfg.get("tracking_uri"))
-        check_experiment_name(mlflow_cfg.get("experiment"))
-    except SegexpError as exc:
-        _stop(str(exc))
-
-
-def ensure_pool() -> None:
-    """The command's publishing pool, started now if the command line did not start it
-    (a command that looked wrong to it: a usage error then never waits for the pool)."""
-    if _USE_POOL:
-        publish.start_pool()
+def exit_code(statuses: list[str]) -> int:
+    """1 when a job failed, 2 when one was refused, else 0."""
+    if "failed" in statuses:
+        return 1
+    if "invalid" in statuses:
+        return EXIT_USER_ERROR
+    return 0
 
 
 def new_sweep_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSweep | None:
-    """The sweep a job of the multirun in ``sweep_dir`` belongs to.
+# ------------------------------------------------------------ the sweep's jobs
 
-    From the environment when the job's process inherited it, else the RUNNING
-    parent run tagged with this sweep folder in the job's store (a worker on
-    another machine, or a reused worker process). None: no segexp sweep is open.
-    """
-    if _PENDING is not None and sweep_dir == _OPEN_DIR:  # its first job: open it now
-        _open_pending()
-    if _OPEN is not None and sweep_dir == _OPEN_DIR:  # this process opened it
-        return _OPEN
+
+def _is_basic_sweeper(config: DictConfig) -> bool:
+    return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
+
+
+def _runs_in_this_process(config: DictConfig) -> bool:
+    return str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
+
+
+def plan_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper expands a command line: the product
+    of every sweep's values (``algo=kmeans,gmm k=3,4`` is four jobs), counted from the
+    values before any list is built, so a sweep over ``limits.max_jobs`` costs nothing."""
+    arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    lists: list[list[str]] = []
+    for override in OverridesParser.create().parse_overrides(arguments):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                raise ConfigError(
+                    f"{override.input_line}: Hydra's basic sweeper takes lists and ranges, "
+                    "not intervals; use hydra/sweeper=optuna for interval(...)"
+                )
+            lists.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
+            lists.append([f"{key}={override.get_value_element_as_str()}"])
+    return [list(job) for job in itertools.product(*lists)]
+
+
+def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
+    """How many jobs ``plan_jobs`` gives, without building them."""
+    arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    total = 1
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if override.is_sweep_override() and override.is_discrete_sweep():
+            total *= sum(1 for _ in override.sweep_string_iterator())
+    return total
+
+
+def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:
+    """Every job's config through Hydra's compose API: composed once per combination of
+    group choices and fixed values, with each job's swept values set on a copy."""
+    values_of: dict[str, set[str]] = {}
+    for override in itertools.chain(*jobs):
+        values_of.setdefault(_plain_key(override), set()).add(override)
+    swept = {k for k, v in values_of.items() if len(v) > 1 and k.lstrip("+~") not in groups}
+    parser = OverridesParser.create()
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    configs = []
+    for job in jobs:
+        values = [o for o in job if _plain_key(o) in swept and o[0] not in "+~"]
+        base = tuple(o for o in job if o not in values)
+        if base not in composed:
+            composed[base] = compose(config_name, list(base), return_hydra_config=True)
+        cfg = composed[base].copy()
+        with open_dict(cfg):
+            for item in parser.parse_overrides(values):
+                OmegaConf.update(cfg, item.key_or_group, item.value(), merge=False)
+        configs.append(cfg)
+    return configs
+
+
+def _plain_key(override: str) -> str:
+    return override.split("=", 1)[0]
+
+
+def check_jobs(config: DictConfig) -> int:
+    """Every job of a basic sweep, checked before any runs (its count against
+    ``limits.max_jobs``, its config as ``validation.check_job_config`` checks a single
+    run); the number of jobs. ``ConfigError`` names the first refused job."""
+    overrides = [str(o) for o in config.hydra.overrides.task]
+    params = _sweeper_params(config)
+    total = count_jobs(overrides, params)
+    validation.check_sweep_size(total, validation.max_jobs(config))
+    jobs = plan_jobs(overrides, params)
+    groups = {str(g) for g in config.hydra.runtime.choices}
+    for num, (job, cfg) in enumerate(
+        zip(jobs, compose_jobs(CONFIG_NAME, jobs, groups), strict=True)
+    ):
+        try:
+            validation.check_job_config(cfg)
+        except ConfigError as exc:
+            shown = " ".join(job)
+            raise ConfigError(
+                f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
+            ) from None
+    return total
+
+
+def sweep_size(config: DictConfig) -> int | None:
+    """How many jobs the sweep launches (Optuna: ``n_trials``); None when unknown."""
+    sweeper = config.hydra.sweeper
+    if "optuna" in str(sweeper.get("_target_", "")).lower():
+        trials = sweeper.get("n_trials")
+        return int(trials) if isinstance(trials, int) else None
+    if not _is_basic_sweeper(config):
+        return None
+    return count_jobs([str(o) for o in config.hydra.overrides.task], _sweeper_params(config))
+
+
+def _sweeper_params(config: DictConfig) -> dict:
+    """``hydra.sweeper.params``: sweeps a config sets for the basic sweeper."""
+    params = config.hydra.sweeper.get("params")
+    return {str(k): str(v) for k, v in params.items()} if params else {}
+
+
+def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None:
+    """A Ray cluster's jobs run on other machines: a store on this machine's disk
+    (SQLite, a folder) is not theirs to write. Refused before anything is written."""
+    if not str(launcher.get("_target_", "")).endswith("RayLauncher"):
+        return
+    address = OmegaConf.select(launcher, "ray.init.address", default=None)
+    if address in (None, "", "local") or not tracking_uri.startswith(("sqlite:", "file:")):
+        return
+    raise ConfigError(
+        f"mlflow.tracking_uri={tracking_uri}: the jobs of a Ray cluster "
+        f"(hydra.launcher.ray.init.address={address}) run on other machines and cannot "
+        "write a store on this machine's disk; start a tracking server every machine "
+        "reaches and use mlflow.tracking_uri=http://<host>:5000"
+    )
+
+
+# ------------------------------------------------------------ finding the sweep
+
+
+def sweep_in_environment(sweep_dir: str | None = None) -> SweepContext | None:
+    """The sweep this process (or the command that started it) has open, if any."""
     raw = os.environ.get(ENV_VAR)
-    if raw:
-        saved = json.loads(raw)
-        if saved.pop("sweep_dir") == sweep_dir:
-            return SweepContext(**saved)
+    if not raw:
+        return None
+    saved = json.loads(raw)
+    folder = saved.pop("sweep_dir")
+    return SweepContext(**saved) if sweep_dir is None or folder == sweep_dir else None
+
+
+def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
+    """The sweep a job of the multirun in ``sweep_dir`` belongs to: from the environment
+    when the job's process inherited it, else the RUNNING parent run tagged with this
+    sweep folder (a worker on another machine). None: no segexp sweep is open."""
+    inherited = sweep_in_environment(sweep_dir)
+    if inherited is not None:
+        return inherited
     tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
     tracker = tracker_for(tracking_uri)
     experiment = tracker.client.get_experiment_by_name(str(cfg.mlflow.experiment))
@@ -245,183 +285,71 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | OpeningSwee
     )
 
 
-def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None:
-    """A Ray cluster's jobs run on other machines: a store on this machine's disk
-    (SQLite, a folder) is not theirs to write. Refused before anything is written."""
-    if not str(launcher.get("_target_", "")).endswith("RayLauncher"):
-        return
-    address = OmegaConf.select(launcher, "ray.init.address", default=None)
-    if address in (None, "", "local") or not tracking_uri.startswith(("sqlite:", "file:")):
-        return
-    raise ConfigError(
-        f"mlflow.tracking_uri={tracking_uri}: the jobs of a Ray cluster "
-        f"(hydra.launcher.ray.init.address={address}) run on other machines and cannot "
-        "write a store on this machine's disk; start a tracking server every machine "
-        "reaches and use mlflow.tracking_uri=http://<host>:5000"
-    )
-
-
-def _validates_jobs_first(config: DictConfig) -> bool:
-    """The sweeper is Hydra's basic one (or segexp's): it composes every job's config
-    before launching any."""
-    target = str(config.hydra.sweeper.get("_target_", ""))
-    return target.endswith(("SegexpSweeper", "BasicSweeper"))
-
-
-def _runs_in_this_process(config: DictConfig) -> bool:
-    """Jobs run in this process (segexp's or Hydra's basic launcher, under any sweeper)."""
-    target = str(config.hydra.launcher.get("_target_", ""))
-    return target.endswith(("SegexpLauncher", "BasicLauncher"))
-
-
-def record_outcome(sweep: SweepContext | OpeningSweep, outcome: JobOutcome) -> None:
+def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
     """A job that logged no run of its own leaves its outcome on the parent run."""
     if outcome.status not in ("skipped", "invalid") or outcome.job_num is None:
         return
     document = asdict(outcome)
     document["message"] = document["message"][:_MAX_MESSAGE]
-    publish.store_call(
-        Tracker.set_tags,
-        sweep.tracking_uri,
-        sweep.parent_run_id,
-        {f"{TAG_OUTCOME_PREFIX}{outcome.job_num}": json.dumps(document)},
+    tracker_for(sweep.tracking_uri).set_tags(
+        sweep.parent_run_id, {f"{TAG_OUTCOME_PREFIX}{outcome.job_num}": json.dumps(document)}
     )
 
 
-def job_done(outcome: JobOutcome) -> None:
-    """A job of this process's sweep ended: the progress display, else one log line."""
-    if _PROGRESS is not None:
-        _PROGRESS.job_done(outcome)
-        return
-    line = describe_outcome(outcome)
-    (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
-
-
-def _stop(message: str) -> None:
-    _close_progress()
+def _stop(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
     print(f"segexp: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+    sys.exit(code)  # SystemExit: Hydra reports a callback's Exception as a mere warning
 
 
-def sweep_size(config: DictConfig) -> int | None:
-    """How many jobs the sweep launches, from its overrides as Hydra's basic sweeper
-    expands them (Optuna: ``n_trials``); None when the sweeper decides as it goes."""
-    sweeper = config.hydra.sweeper
-    target = str(sweeper.get("_target_", ""))
-    if "optuna" in target.lower():
-        trials = sweeper.get("n_trials")
-        return int(trials) if isinstance(trials, int) else None
-    if not _validates_jobs_first(config):
-        return None
+def objective_of(config: DictConfig) -> tuple[str, str]:
+    """``objective.metric`` and its direction as the leaderboard takes it (max or min)."""
+    objective = config.get("objective") or {}
+    metric = str(objective.get("metric", "silhouette"))
+    direction = str(objective.get("direction", "maximize")).lower()
+    return metric, "min" if direction.startswith("min") else "max"
+
+
+def start_sweep(
+    config: DictConfig, table: Any, total: int | None, sweep_dir: str, command: str
+) -> SweepContext:
+    """Open the sweep's parent run (its experiment created when missing) and say where the
+    runs go. A store that refuses it raises ``TrackingError``."""
+    tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    experiment = check_experiment_name(config.mlflow.experiment)
+    sweep_id = new_sweep_id()
+    tags = {
+        TAG_KIND: "sweep",
+        TAG_SWEEP_ID: sweep_id,
+        TAG_SWEEP_DIR: sweep_dir,
+        TAG_PREFIX + "command": command,
+        TAG_DATA_FINGERPRINT: table.fingerprint,
+        TAG_DATA_SOURCE: table.source,
+        TAG_CODE_VERSION: code_version(),
+        **process_tags(),  # a sweep whose process is gone is ended KILLED by the next one
+    }
+    if total is not None:
+        tags[TAG_JOBS_PLANNED] = str(total)
+    experiment_id, parent = open_sweep(
+        tracker_for(tracking_uri), experiment, f"sweep-{sweep_id}", tags
+    )
+    jobs = "jobs" if total is None else f"{total} job{'s' if total != 1 else ''}"
+    print(
+        f"segexp: sweep {sweep_id}: {jobs}; runs go to {tracking_uri} (experiment {experiment})",
+        flush=True,
+    )
+    return SweepContext(sweep_id, tracking_uri, experiment_id, parent)
+
+
+def end_sweep(config: DictConfig, sweep: SweepContext) -> tuple[list[JobOutcome], BestRuns]:
+    """Every job's outcome read back from the store; the parent's leaderboard and k plots
+    logged and the parent ended. A store that refuses it: TrackingError (parent FAILED
+    where the store still answers)."""
+    tracker = tracker_for(sweep.tracking_uri)
+    metric, direction = objective_of(config)
     try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        params = sweeper.get("params") or {}
-        arguments = [f"{k}={v}" for k, v in params.items()]
-        arguments += [str(o) for o in config.hydra.overrides.task]
-        overrides = OverridesParser.create().parse_overrides(arguments)
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
-    except Exception:  # a sweep syntax only the sweeper itself expands (glob, ...)
-        return None
-
-
-class SweepCallback(Callback):
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """A single run: the store and experiment name are checked first, before the
-        job's modules load (a server that does not answer is an error in seconds)."""
-        check_store(config)
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP, _OPEN_DIR, _PENDING, _PROGRESS, _STARTED
-        LAST_SWEEP = None
-        _remember_new_dir(None)
-        _STARTED = time.monotonic()
-        in_process = _runs_in_this_process(config)
-        # Hydra's basic sweeper (and segexp's) composes every job's config before the first
-        # job starts: a refused one is a usage error and no parent run is written for it.
-        # Any other sweeper's error is the sweep's failure: its parent run exists, FAILED.
-        defer = in_process and _validates_jobs_first(config)
-        if not defer:  # from here on Hydra reports errors itself, as for a running sweep
-            from segexp.tools.shell import composed
-
-            composed()
-        prepare(config)
-        from segexp.data import load_customers
-        from segexp.jobs.job import code_version
-
-        try:
-            # Only the data is checked here: swept groups may change features per job.
-            table = load_customers(config.data)
-            # The store before anything is written: its scheme, path or server, the name.
-            tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
-            check_store_reaches_workers(config.hydra.launcher, tracking_uri)
-            experiment = check_experiment_name(config.mlflow.experiment)
-        except SegexpError as exc:
-            _stop(str(exc))
-        sweep_id = new_sweep_id()
-        sweep_dir = str(config.hydra.sweep.dir)
-        _remember_new_dir(sweep_dir)
-        parent_tags = {
-            TAG_KIND: "sweep",
-            TAG_SWEEP_ID: sweep_id,
-            TAG_SWEEP_DIR: sweep_dir,
-            TAG_PREFIX + "command": " ".join(sys.argv[1:]),
-            TAG_DATA_FINGERPRINT: table.fingerprint,
-            TAG_DATA_SOURCE: table.source,
-            TAG_CODE_VERSION: code_version(),
-            **process_tags(),  # a sweep whose process is gone is ended KILLED by the next one
-        }
-        total = sweep_size(config)
-        if total is not None:
-            parent_tags[TAG_JOBS_PLANNED] = str(total)
-        _PENDING = _Pending(
-            sweep_id,
-            tracking_uri,
-            experiment,
-            f"sweep-{sweep_id}",
-            parent_tags,
-            total,
-        )
-        _OPEN_DIR = sweep_dir
-        if not defer:
-            _open_pending()
-        if not in_process:
-            # Jobs in other processes find the sweep in their inherited environment.
-            assert _OPEN is not None
-            try:
-                sweep = _OPEN.context()
-            except SegexpError as exc:
-                _stop(str(exc))
-            os.environ[ENV_VAR] = json.dumps({**asdict(sweep), "sweep_dir": sweep_dir})
-            # ... and how many fit at once here, to size their thread pools (jobs.threads).
-            workers = launcher_workers(config.hydra.launcher)
-            if workers is not None:
-                os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
-            return
-        # Started before Hydra sets up the jobs' logging, so their lines print above the bar.
-        _PROGRESS = SweepProgress(total, str(config.objective.metric), started=_STARTED)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_SWEEP
-        opening = _take_open()
-        if opening is None:
-            _close_progress()
-            return
-        try:
-            sweep = opening.context()
-        except SegexpError as exc:  # the store refused the sweep: no parent run exists
-            _stop(str(exc))
-        from segexp.jobs.summary import finish_sweep, sweep_outcomes
-
-        if _PROGRESS is not None:
-            _PROGRESS.status("logging the runs and the sweep's summary")
-        publish.wait_all()
-        outcomes = publish.store_call(sweep_outcomes, sweep.tracking_uri, sweep)
-        metric, direction = objective_of(config)
-        best = publish.store_call(
-            finish_sweep,
-            sweep.tracking_uri,
+        outcomes = sweep_outcomes(tracker, sweep)
+        best = finish_sweep(
+            tracker,
             sweep.experiment_id,
             sweep.parent_run_id,
             sweep.sweep_id,
@@ -433,126 +361,193 @@ class SweepCallback(Callback):
                 "multirun_yaml": OmegaConf.to_yaml(config),
             },
         )
-        remove_empty_sweep_folders(str(config.hydra.sweep.dir))
-        _close_progress()
-        seconds = None if _STARTED is None else time.monotonic() - _STARTED
-        LAST_SWEEP = SweepReport(sweep.sweep_id, sweep.parent_run_id, outcomes, seconds)
-        _print_summary(LAST_SWEEP)
-        if isinstance(best, BestRuns):
-            _print_best(best)
-        _print_next(next_commands(config, sweep, metric, direction))
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            tracker.fail_run(sweep.parent_run_id, f"logging the sweep's summary: {exc}")
+        raise StoreWriteError(
+            f"{sweep.tracking_uri}: logging the summary of sweep {sweep.sweep_id} failed ({exc})"
+        ) from exc
+    return outcomes, best
 
 
-def objective_of(config: DictConfig) -> tuple[str, str]:
-    """``objective.metric`` and its direction as the leaderboard takes it (max or min)."""
-    objective = config.get("objective") or {}
-    metric = str(objective.get("metric", "silhouette"))
-    direction = str(objective.get("direction", "maximize")).lower()
-    return metric, "min" if direction.startswith("min") else "max"
+class SweepCallback(Callback):
+    """One sweep of the command: its parent run, progress and summary."""
+
+    def __init__(self) -> None:
+        self.sweep: SweepContext | None = None
+        self.sweep_dir: str | None = None
+        self.progress: SweepProgress | None = None
+        self.started = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # a launcher's worker gets a blank callback
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self._start(config)
+        except Exception:  # Hydra would only warn, and run the jobs without their sweep
+            traceback.print_exc()
+            sys.exit(1)
+
+    def _start(self, config: DictConfig) -> None:
+        self.started = time.monotonic()
+        set_verbose(verbose_requested(config.get("verbose", False)))
+        try:
+            tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+            check_experiment_name(config.mlflow.experiment)
+            check_store_reaches_workers(config.hydra.launcher, tracking_uri)
+            total = check_jobs(config) if _is_basic_sweeper(config) else sweep_size(config)
+            # Only the data is checked here: swept groups may change features per job.
+            table = load_customers(config.data)
+            shell.composed()  # from here on Hydra reports errors as for a running sweep
+            self.sweep_dir = str(config.hydra.sweep.dir)
+            self.sweep = start_sweep(config, table, total, self.sweep_dir, " ".join(sys.argv[1:]))
+        except SegexpError as exc:
+            _stop(str(exc))
+        except Exception as exc:  # Hydra refused a job's config (an option, a key)
+            if not shell.is_usage_error(exc):
+                raise
+            overrides = [str(o) for o in config.hydra.overrides.task]
+            line = shell.usage_error_line(exc, CONFIG_NAME, overrides, True)
+            _stop(line.removeprefix("segexp: error: "))
+        os.environ[ENV_VAR] = json.dumps({**asdict(self.sweep), "sweep_dir": self.sweep_dir})
+        if not _runs_in_this_process(config):
+            workers = launcher_workers(config.hydra.launcher)
+            if workers is not None:  # how many fit at once here, to size their thread pools
+                os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
+            return
+        self.progress = SweepProgress(total, str(config.objective.metric), started=self.started)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        outcome = getattr(job_return.return_value, "outcome", None)
+        if outcome is None or config.hydra.mode != RunMode.MULTIRUN:
+            return  # the task raised (Hydra reports it), or a single run (it printed its line)
+        if self.progress is not None:
+            self.progress.job_done(outcome)
+        else:  # a worker's job, or a job of another launcher
+            line = describe_outcome(outcome)
+            (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
+        if outcome.store_error and self.sweep is not None:
+            self._stop_on_store_error(outcome)
+
+    def _stop_on_store_error(self, outcome: JobOutcome) -> None:
+        """The store refused a run: end the sweep FAILED (where the store still answers),
+        say how many runs it holds, exit 1."""
+        assert self.sweep is not None
+        sweep, self.sweep = self.sweep, None
+        os.environ.pop(ENV_VAR, None)
+        self._close_progress()
+        stored = "an unknown number of"
+        with contextlib.suppress(Exception):
+            runs = sweep_job_runs(
+                tracker_for(sweep.tracking_uri), sweep.experiment_id, sweep.sweep_id
+            )
+            stored = str(sum(r.info.status == "FINISHED" for r in runs))
+        ended = f"parent run {sweep.parent_run_id} left RUNNING (the next command ends it)"
+        with contextlib.suppress(Exception):
+            tracker_for(sweep.tracking_uri).fail_run(
+                sweep.parent_run_id, f"the store stopped taking runs: {outcome.message}"
+            )
+            ended = f"parent run {sweep.parent_run_id} ended FAILED"
+        self._remove_folders()
+        _stop(
+            f"the store stopped taking runs at job #{outcome.job_num} ({outcome.message}); "
+            f"{stored} job runs of sweep {sweep.sweep_id} are FINISHED in {sweep.tracking_uri}, "
+            f"{ended}; free the disk or restart the server and run the sweep again",
+            1,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep, self.sweep = self.sweep, None
+        os.environ.pop(ENV_VAR, None)
+        os.environ.pop(PARALLEL_ENV, None)
+        if sweep is None:
+            self._close_progress()
+            return
+        if self.progress is not None:
+            self.progress.status("logging the sweep's summary")
+        try:
+            outcomes, best = end_sweep(config, sweep)
+        except SegexpError as exc:
+            self._close_progress()
+            _stop(str(exc), exc.exit_code)
+        self._remove_folders()
+        self._close_progress()
+        report = SweepReport(
+            sweep.sweep_id, sweep.parent_run_id, outcomes, time.monotonic() - self.started
+        )
+        print_summary(report)
+        print_best(best)
+        print_next(next_commands(config, sweep, *objective_of(config)))
+        sys.exit(report.exit_code())
+
+    def _close_progress(self) -> None:
+        progress, self.progress = self.progress, None
+        if progress is not None:
+            progress.close()
+
+    def _remove_folders(self) -> None:
+        if self.sweep_dir is not None:
+            remove_empty_sweep_folders(self.sweep_dir)
 
 
-def _open_pending() -> None:
-    """Create the parent run in the publishing pool (a thread waits for it) and say
-    where the runs go."""
-    global _OPEN, _PENDING
-    pending, _PENDING = _PENDING, None
-    if pending is None:
-        return
-    ensure_pool()
-    from segexp.jobs.summary import open_sweep
-
-    opening = publish.store_future(
-        open_sweep, pending.tracking_uri, pending.experiment, pending.name, pending.tags
-    )
-    _OPEN = OpeningSweep(pending.sweep_id, pending.tracking_uri, opening)
-    total = pending.total
-    jobs = "jobs" if total is None else f"{total} job{'s' if total != 1 else ''}"
-    print(
-        f"segexp: sweep {pending.sweep_id}: {jobs}; runs go to {pending.tracking_uri} "
-        f"(experiment {pending.experiment})",
-        flush=True,
-    )
-
-
-def end_progress() -> None:
-    """Stop the live progress display (before an error line, at the end)."""
-    _close_progress()
-
-
-def _close_progress() -> None:
-    global _PROGRESS
-    progress, _PROGRESS = _PROGRESS, None
-    if progress is not None:
-        progress.close()
-
-
-def _take_open() -> OpeningSweep | None:
-    """The sweep this process opened, now closing: it is no longer offered to jobs."""
-    global _OPEN, _PENDING
-    os.environ.pop(ENV_VAR, None)
+def end_unfinished_sweep(code: int) -> None:
+    """The command stopped before its sweep's end (a signal, a launcher's error): the
+    parent run and the open job runs end KILLED (``segexp.ended_by=<signal>``) or the
+    parent FAILED, with one line saying so. Nothing when no sweep is open."""
+    raw = os.environ.pop(ENV_VAR, None)
     os.environ.pop(PARALLEL_ENV, None)
-    opening, _OPEN, _PENDING = _OPEN, None, None
-    return opening
+    if not raw:
+        return
+    saved = json.loads(raw)
+    sweep_dir = saved.pop("sweep_dir")
+    sweep = SweepContext(**saved)
+    signame = STOP_SIGNALS.get(code)
+    tracker = tracker_for(sweep.tracking_uri)
+    with contextlib.suppress(Exception):
+        if signame is None:
+            tracker.fail_run(
+                sweep.parent_run_id, "the sweep stopped before its end; see the command's output"
+            )
+        else:
+            killed = end_interrupted_sweep(tracker, sweep, signame)
+            runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
+            done = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
+            parent = tracker.client.get_run(sweep.parent_run_id)
+            planned = parent.data.tags.get(TAG_JOBS_PLANNED, "?")
+            print(stopped_line(signame, sweep, done, planned, killed), file=sys.stderr)
+    remove_empty_sweep_folders(sweep_dir)
 
 
-def end_unfinished_sweep(reason: str = "the sweep stopped before its end") -> None:
-    """End the parent run of a sweep whose sweeper or launcher raised (Hydra then skips
-    on_multirun_end): FAILED with the reason, never left RUNNING. Stopped by SIGINT or
-    SIGTERM: the parent and the sweep's open job runs end KILLED (``segexp.ended_by``),
-    with one line saying so. Called at the end of every command; puts the signal
-    handlers back."""
-    progress = _PROGRESS
-    done = None if progress is None else (progress.done, progress.total)
-    _close_progress()
-    signame = stopped_by()
-    killed = 0
-    try:
-        opening = _take_open()
-        sweep = None
-        if opening is not None:
-            try:
-                sweep = opening.context()
-            except BaseException:  # the parent run was never created: nothing to end,
-                sweep = None  # and nothing to keep of the folders Hydra made for it
-                _remove_new_dir()
-        if sweep is not None:
-            publish.wait_all()  # runs already handed over are logged (or fail) first
-            if signame is None:
-                publish.store_call(
-                    Tracker.fail_run,
-                    sweep.tracking_uri,
-                    sweep.parent_run_id,
-                    f"{reason}; see the command's error output",
-                )
-            else:
-                from segexp.jobs.summary import end_interrupted_sweep
-
-                killed = publish.store_call(
-                    end_interrupted_sweep, sweep.tracking_uri, sweep, signame
-                )
-            if _OPEN_DIR is not None:  # the empty folders Hydra made for its jobs
-                remove_empty_sweep_folders(_OPEN_DIR)
-        if signame is not None:
-            print(_stopped_line(signame, sweep, done, killed), file=sys.stderr)
-    finally:
-        restore_stop_handlers()
+def stopped_line(signame: str, sweep: SweepContext, done: int, planned: str, killed: int) -> str:
+    code = {v: k for k, v in STOP_SIGNALS.items()}[signame]
+    open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
+    return (
+        f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended KILLED"
+        f" after {done} of {planned} jobs (parent run {sweep.parent_run_id}{open_runs}, tag "
+        f"segexp.ended_by={signame}); segexp-compare and segexp-promote best= take it only "
+        "with allow_incomplete=true"
+    )
 
 
 def remove_empty_job_folder(job_dir: str) -> None:
     """A job's folder Hydra made goes when it holds no file (a segexp job writes only to
-    the store), on whichever machine the job ran; the sweep folder itself stays until
-    the sweep ends: another sweeper (Optuna) writes its results there."""
+    the store)."""
     with contextlib.suppress(OSError):  # holds something, or is gone already
         os.rmdir(job_dir)
 
 
 def remove_empty_sweep_folders(sweep_dir: str) -> None:
-    """At the sweep's end (on the command's machine): the sweep folder and, for a relative
-    one, each of its parents inside the current folder, while they are empty."""
-    from pathlib import Path
-
+    """At the sweep's end: Hydra's ``multirun.yaml`` (the parent run holds the config),
+    the empty job folders, the sweep folder and, for a relative one, each of its parents
+    inside the current folder, while they are empty."""
     sweep = Path(sweep_dir)
-    for child in sweep.glob("*"):  # job folders a launcher left (a job that never ran)
+    with contextlib.suppress(OSError):
+        (sweep / "multirun.yaml").unlink()
+    for child in sweep.glob("*"):  # job folders of jobs that wrote nothing
         if child.is_dir():
             remove_empty_job_folder(str(child))
     folders = [sweep] if sweep.is_absolute() else [sweep, *list(sweep.parents)[:-1]]
@@ -564,53 +559,10 @@ def remove_empty_sweep_folders(sweep_dir: str) -> None:
                 return
 
 
-def _remember_new_dir(sweep_dir: str | None) -> None:
-    """The top folder of ``sweep_dir`` that does not exist yet (Hydra makes it at launch)."""
-    global _NEW_DIR
-    _NEW_DIR = None
-    if not sweep_dir:
-        return
-    from pathlib import Path
-
-    path = Path(sweep_dir).absolute()
-    if path.exists():
-        return
-    while not path.parent.exists() and path.parent != path:
-        path = path.parent
-    _NEW_DIR = str(path)
+# ------------------------------------------------------------ what the sweep prints
 
 
-def _remove_new_dir() -> None:
-    """A sweep the store refused before its parent run existed (a deleted experiment, a
-    store that will not write): Hydra's folders for it go too, as for any usage error."""
-    global _NEW_DIR
-    folder, _NEW_DIR = _NEW_DIR, None
-    if folder is not None:
-        import shutil
-
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _stopped_line(
-    signame: str, sweep: SweepContext | None, done: tuple[int, int | None] | None, killed: int
-) -> str:
-    code = 128 + int(getattr(signal, signame))
-    if sweep is None:
-        return f"segexp: stopped by {signame} (exit {code}); no run was left open in the store"
-    jobs = ""
-    if done is not None:
-        total = "?" if done[1] is None else str(done[1])
-        jobs = f" after {done[0]} of {total} jobs"
-    open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
-    return (
-        f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended KILLED"
-        f"{jobs} (parent run {sweep.parent_run_id}{open_runs}, tag segexp.ended_by="
-        f"{signame}); segexp-compare and segexp-promote best= take it only with "
-        "allow_incomplete=true"
-    )
-
-
-def _print_summary(report: SweepReport) -> None:
+def print_summary(report: SweepReport) -> None:
     counts = {s: report.count(s) for s in ("finished", "skipped", "failed", "invalid")}
     line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     took = "" if report.seconds is None else f" in {clock(report.seconds)}"
@@ -628,24 +580,21 @@ def _print_summary(report: SweepReport) -> None:
             print(f"  #{o.job_num} {o.run_name}: {o.status}: {o.message}", file=sys.stderr)
 
 
-def _print_best(best: BestRuns) -> None:
+def print_best(best: BestRuns) -> None:
     """The top of the sweep's leaderboard: rank, run name, the metric, n_clusters, run id."""
+    import pandas as pd
+
     runs = "1 finished run" if best.left_out == 1 else f"{best.left_out} finished runs"
     left_out = f"{runs} left out by the ranking rules (segexp-compare says why)"
     if not best.rows:
         why = left_out if best.left_out else f"no finished run has {best.metric}"
         print(f"\nNothing to rank by {best.metric}: {why}.")
         return
-    import pandas as pd
-
-    from segexp.tracking.leaderboard import format_table
-
     frame = pd.DataFrame(best.rows)
     frame["n_clusters"] = frame["n_clusters"].astype("Int64")
     frame["run_id"] = frame["run_id"].str[:8]
     better = "larger" if best.larger_is_better else "smaller"
-    shown = len(best.rows)
-    print(f"\nBest {shown} of {best.ranked} runs by {best.metric} ({better} is better):")
+    print(f"\nBest {len(best.rows)} of {best.ranked} runs by {best.metric} ({better} is better):")
     for line in format_table(frame).splitlines():
         print(f"  {line}")
     if best.left_out:
@@ -667,8 +616,6 @@ def next_commands(
     config: DictConfig, sweep: SweepContext, metric: str, direction: str
 ) -> list[tuple[str, str]]:
     """(line, comment) for the steps after a sweep: compare, promote, the MLflow UI."""
-    from segexp.tracking.leaderboard import METRIC_DIRECTIONS
-
     context = [f"sweep_id={sweep.sweep_id}", *_context_args(config, sweep)]
     ranking = (
         [] if METRIC_DIRECTIONS.get(metric) == (direction == "max") else [f"direction={direction}"]
@@ -691,10 +638,8 @@ def next_commands(
     return steps
 
 
-def _print_next(steps: list[tuple[str, str]]) -> None:
+def print_next(steps: list[tuple[str, str]]) -> None:
     """Commands one per line, ready to copy, each with a short comment where it fits."""
-    import shutil
-
     columns = shutil.get_terminal_size((120, 24)).columns
     print("\nNext:")
     width = max((len(command) for command, comment in steps if comment), default=0)

@@ -6,7 +6,9 @@ with a composed config. It never raises for a job's own failure: input
 mistakes come back as ``invalid`` (no run is created), algorithm failures as
 ``failed`` (the run ends FAILED with the error in a tag), so a sweep goes on
 and reports failures at its end. The run reaches MLflow through
-``segexp.tracking.store.log_run`` and nothing else.
+``segexp.tracking.store.log_run`` and nothing else, before ``run_job`` returns:
+an outcome says FINISHED only for a run the store holds. A store that stops
+taking writes raises ``StoreWriteError``: the caller stops the command.
 """
 
 from __future__ import annotations
@@ -58,10 +60,9 @@ from segexp.insight.profiles import (
     segment_names,
     write_profile_files,
 )
-from segexp.jobs import publish
 from segexp.jobs.features import ALL_NUMERIC, DEFAULT, resolve_features
-from segexp.jobs.outcomes import JobOutcome, OpeningSweep, SweepContext
-from segexp.jobs.publish import PublishRequest, RunFigures
+from segexp.jobs.outcomes import JobOutcome, SweepContext
+from segexp.jobs.publish import PublishRequest, RunFigures, publish
 from segexp.jobs.threads import thread_policy
 from segexp.jobs.validation import (
     BYTES_PER_NEIGHBOUR,
@@ -81,7 +82,7 @@ from segexp.model.pipeline import (
 )
 from segexp.tracking import staging
 from segexp.tracking.assignments import write_assignments
-from segexp.tracking.store import RunRecord, Tracker, find_run_name, resolve_tracking_uri
+from segexp.tracking.store import RunRecord, find_run_name, resolve_tracking_uri, tracker_for
 
 log = logging.getLogger("segexp")
 
@@ -242,15 +243,10 @@ def dataset_of(table: CustomerTable) -> dict[str, str]:
     }
 
 
-_SHOWN_SCHEMAS: set[str] = set()
-
-
 def show_schema(table: CustomerTable) -> None:
-    """Print the table's column roles once per process and table (before any fit)."""
-    if table.schema is None or table.fingerprint in _SHOWN_SCHEMAS:
-        return
-    _SHOWN_SCHEMAS.add(table.fingerprint)
-    log.info(table.schema.table(table.source))
+    """Print the table's column roles (a single run, or a sweep's first job)."""
+    if table.schema is not None:
+        log.info(table.schema.table(table.source))
 
 
 def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
@@ -318,8 +314,9 @@ def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable
         )
 
 
-def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
-    """Everything checkable before a run exists: config values and the data itself."""
+def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None, *, show: bool = True):
+    """Everything checkable before a run exists: config values and the data itself
+    (``show``: print the table's column roles)."""
     check_job_config(cfg)
     if uses_spark(cfg):  # engine=spark: Spark reads and checks the table
         from segexp.engines import spark
@@ -332,7 +329,8 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     spec.features, spec.columns = resolve_features(
         listed if isinstance(listed, list) else str(listed), spec.features, table
     )
-    show_schema(table)
+    if show:
+        show_schema(table)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
     evaluation_settings(cfg)
@@ -487,8 +485,6 @@ def build_request(
     tracking_uri: str,
     experiment_id: str = "",
     parent_run_id: str | None = None,
-    *,
-    publishing_alongside: bool = False,
 ) -> PublishRequest:
     """Fit, score and write the run's files; what is left to publish.
 
@@ -514,7 +510,7 @@ def build_request(
     folder = staging.mkdtemp("segexp-run-")  # swept by the next command if this one is killed
     record.artifact_dir = str(folder)
     try:
-        policy = thread_policy(cfg.limits, publishing_alongside=publishing_alongside)
+        policy = thread_policy(cfg.limits)
         with policy.limit(len(table.frame)) as threads:
             record.tags[TAG_FIT_THREADS] = str(threads)
             fitted, scores = _fit_and_score(cfg, spec, table)
@@ -532,27 +528,22 @@ def build_request(
 def run_job(
     cfg: DictConfig,
     *,
-    sweep: SweepContext | OpeningSweep | None = None,
+    sweep: SweepContext | None = None,
     job_num: int | None = None,
     choices: dict[str, str] | None = None,
-    wait: bool = True,
 ) -> JobOutcome:
-    """Run one job end to end and say how it ended; never raises for the job's own failure.
-
-    ``wait=False``: return once the run is handed to the publishing pool (its run id
-    is then None here; the sweep's end waits for every run to be in the store). Raises
-    ``SegexpError`` only when the store refused to open the job's sweep.
-    """
+    """Run one job end to end, logged before it returns; never raises for the job's own
+    failure. Raises ``StoreWriteError`` when the store refused the run."""
     label = f"job #{job_num}" if job_num is not None else "run"
     try:
-        spec, table = validate_inputs(cfg, choices)
+        spec, table = validate_inputs(cfg, choices, show=job_num in (None, 0))
         if sweep is None:
             tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-            experiment_id = publish.store_call(
-                Tracker.experiment_id, tracking_uri, str(cfg.mlflow.experiment)
-            )
+            experiment_id = tracker_for(tracking_uri).experiment_id(str(cfg.mlflow.experiment))
+            parent_run_id = None
         else:
-            tracking_uri = sweep.tracking_uri
+            tracking_uri, experiment_id = sweep.tracking_uri, sweep.experiment_id
+            parent_run_id = sweep.parent_run_id
     except SegexpError as exc:
         return JobOutcome("invalid", run_name=label, message=str(exc), job_num=job_num)
 
@@ -575,39 +566,18 @@ def run_job(
                 return JobOutcome("skipped", spec.run_name, message=message, job_num=job_num)
     if job_num is not None:
         tags[TAG_JOB_NUM] = str(job_num)
-    if sweep is None:
-        request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id)
-    else:
-        _LOGGED_KEYS.add((sweep.sweep_id, tags[TAG_CONFIG_KEY]))
-        # The pool publishes the previous run while this one fits: that takes a core.
-        alongside = publish.pool_wanted()
-        request = build_request(
-            cfg, spec, table, tags, tracking_uri, publishing_alongside=alongside
-        )
-        try:  # the ids of a sweep the store is still opening: wait for them only now
-            request.experiment_id, request.parent_run_id = sweep.experiment_id, sweep.parent_run_id
-        except SegexpError:  # the store refused the sweep itself: the caller stops it
-            publish.discard(request)
-            raise
-    future = publish.submit(request)
+    request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id, parent_run_id)
     metrics = request.record.metrics
-    run_id, error = publish.result(request, future) if wait else (None, request.record.error)
+    run_id, error = publish(request)
     if error is not None:
         return JobOutcome("failed", spec.run_name, run_id, error.splitlines()[0], job_num, metrics)
     return JobOutcome("finished", spec.run_name, run_id, "", job_num, dict(metrics))
 
 
-_LOGGED_KEYS: set[tuple[str, str]] = set()  # (sweep id, config key) handed over here
-
-
-def _same_configuration(sweep: SweepContext | OpeningSweep, config_key: str) -> str | None:
-    """An earlier job of this sweep with the same configuration, if any: handed over by
-    this process, or a run of the store (another worker)."""
-    if (sweep.sweep_id, config_key) in _LOGGED_KEYS:
-        return "an earlier job"
-    return publish.store_call(
-        find_run_name,
-        sweep.tracking_uri,
+def _same_configuration(sweep: SweepContext, config_key: str) -> str | None:
+    """An earlier run of this sweep with the same configuration (any worker), if any."""
+    return find_run_name(
+        tracker_for(sweep.tracking_uri),
         [sweep.experiment_id],
         f"tags.`{TAG_SWEEP_ID}` = '{sweep.sweep_id}' and tags.`{TAG_CONFIG_KEY}` = '{config_key}'",
     )

@@ -1,8 +1,7 @@
 """How jobs ended, as plain data and as terminal lines: what a sweep's progress, summary
 and exit code are made of.
 
-Kept apart from the job itself so the publishing workers, which summarise a
-sweep, need neither scikit-learn nor Hydra. ``SweepProgress`` is the one
+``SweepProgress`` is the one
 progress display of a sweep: a live bar (rich) on a terminal, one plain line
 per finished job anywhere else (CI, pipes, tests).
 """
@@ -14,7 +13,6 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -66,6 +64,7 @@ class JobOutcome:
     message: str = ""
     job_num: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    store_error: bool = False  # failed because the store refused its run: the sweep stops
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,32 +78,6 @@ class SweepContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-
-
-class OpeningSweep:
-    """A sweep whose parent run is being created in the publishing pool.
-
-    The sweep id and store are known at once; the experiment and parent run ids
-    are waited for on first use, so the command's first jobs fit while the pool
-    finishes starting. ``context()`` is the resolved ``SweepContext``.
-    """
-
-    def __init__(self, sweep_id: str, tracking_uri: str, opening: Future) -> None:
-        self.sweep_id = sweep_id
-        self.tracking_uri = tracking_uri
-        self._opening = opening
-
-    def context(self) -> SweepContext:
-        experiment_id, parent_run_id = self._opening.result()
-        return SweepContext(self.sweep_id, self.tracking_uri, experiment_id, parent_run_id)
-
-    @property
-    def experiment_id(self) -> str:
-        return self.context().experiment_id
-
-    @property
-    def parent_run_id(self) -> str:
-        return self.context().parent_run_id
 
 
 @dataclass
@@ -126,7 +99,7 @@ def describe_outcome(outcome: JobOutcome) -> str:
         shown = ", ".join(
             f"{k}={outcome.metrics[k]:.4g}" for k in SUMMARY_METRICS if k in outcome.metrics
         )
-        run = f" (run {outcome.run_id})" if outcome.run_id else ""  # None: still publishing
+        run = f" (run {outcome.run_id})" if outcome.run_id else ""
         return f"{head} FINISHED {shown}{run}"
     return f"{head} {outcome.status.upper()}: {outcome.message}"
 

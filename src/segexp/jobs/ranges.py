@@ -46,6 +46,16 @@ def _expand_item(key: str, item: str) -> list[str]:
     return [str(v) for v in range(start, stop + 1, step)]
 
 
+def range_size(item: str) -> int:
+    """How many values a range element (``3..8``, ``2..10:2``) stands for; 1 for any other."""
+    match = _RANGE.match(item)
+    if match is None or not _looks_like_range(item):
+        return 1
+    start, stop = int(match["start"]), int(match["stop"])
+    step = int(match["step"]) if match["step"] is not None else 1
+    return max(1, (stop - start) // max(step, 1) + 1)
+
+
 def expand_override(arg: str) -> str:
     """Expand every range element of one ``key=value`` argument; leave others alone."""
     match = _OVERRIDE.match(arg)

@@ -10,19 +10,21 @@ job's fit and scores, each stability refit) runs under an explicit limit:
   cost more than a small fit);
 - otherwise the usable cores divided by the fits running at once on this
   machine: the workers of an out-of-process launcher (joblib's ``n_jobs``, told
-  to its workers through ``SEGEXP_PARALLEL_FITS``), plus one while this process
-  publishes the previous run in its pool. A Ray task uses the CPUs Ray assigned
+  to its workers through ``SEGEXP_PARALLEL_FITS``). A Ray task uses the CPUs Ray assigned
   to it (``hydra.launcher.ray.remote.num_cpus``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from threadpoolctl import ThreadpoolController
 
 PARALLEL_ENV = "SEGEXP_PARALLEL_FITS"
 
@@ -85,9 +87,8 @@ class ThreadPolicy:
             yield threads
 
 
-def thread_policy(limits: Any, *, publishing_alongside: bool = False) -> ThreadPolicy:
-    """The policy of this process from ``cfg.limits``; ``publishing_alongside``: this
-    process's pool publishes the previous run while the next one fits."""
+def thread_policy(limits: Any) -> ThreadPolicy:
+    """The policy of this process from ``cfg.limits``."""
     configured = limits.get("threads")
     single_below = int(limits.get("single_thread_below_rows", 50000))
     task_cpus = ray_task_cpus()
@@ -95,22 +96,19 @@ def thread_policy(limits: Any, *, publishing_alongside: bool = False) -> ThreadP
         cores, parallel = task_cpus, 1
     else:
         cores = usable_cores()
-        parallel = int(os.environ.get(PARALLEL_ENV) or 1) + (1 if publishing_alongside else 0)
+        parallel = int(os.environ.get(PARALLEL_ENV) or 1)
     return ThreadPolicy(
         cores, parallel, None if configured is None else int(configured), single_below
     )
 
 
-_controllers: tuple[int, Any] | None = None
-
-
 def _controller() -> Any:
-    """One threadpoolctl controller per set of loaded modules: building one scans every
-    loaded library (about 4 ms); a new one is made when an import may have loaded
-    another BLAS/OpenMP."""
-    global _controllers
-    if _controllers is None or _controllers[0] != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
+    """The threadpoolctl controller of the modules loaded now (see ``_controller_for``)."""
+    return _controller_for(len(sys.modules))
 
-        _controllers = (len(sys.modules), ThreadpoolController())
-    return _controllers[1]
+
+@functools.lru_cache(maxsize=1)
+def _controller_for(loaded_modules: int) -> Any:
+    """Building a controller scans every loaded library (about 4 ms): one is kept until an
+    import may have loaded another BLAS/OpenMP."""
+    return ThreadpoolController()

@@ -43,6 +43,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.errors import ConfigError, first_line
+from segexp.jobs.ranges import range_size
 
 _MAX_LISTED = 24
 _MISSING = object()
@@ -809,9 +810,9 @@ _PLAIN_VALUE = re.compile(r"^[^()\[\]{}'\"]*$")
 
 def count_sweep_values(args: Sequence[str]) -> int:
     """Jobs of a basic sweep as its command line says them, without Hydra's parser:
-    the product of the comma-separated values of every override (a value in Hydra's
-    own grammar, such as ``range(1,9)``, counts as one). Exact for plain lists (the
-    range shorthand expands into them), a lower bound otherwise."""
+    the product of the comma-separated values of every override, a range shorthand
+    counted from its bounds (a value in Hydra's own grammar, such as ``range(1,9)``,
+    counts as one). Exact for plain lists and ranges, a lower bound otherwise."""
     total = 1
     for arg in args:
         if arg.startswith("-") or "=" not in arg:
@@ -819,7 +820,7 @@ def count_sweep_values(args: Sequence[str]) -> int:
         key, _, value = arg.partition("=")
         if key.startswith(("hydra.", "hydra/", "~")) or not _PLAIN_VALUE.match(value):
             continue
-        total *= max(1, value.count(",") + 1)
+        total *= max(1, sum(range_size(item) for item in value.split(",")))
     return total
 
 

@@ -301,11 +301,8 @@ def print_help(config_name: str, args: Sequence[str], job_name: str) -> int:
 def _load(action: Action | str) -> Action:
     if not isinstance(action, str):
         return action
-    from segexp.jobs.gc_pause import quiet_imports
-
     module, _, name = action.partition(":")
-    with quiet_imports():
-        return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), name)
 
 
 def hydra_tool(config_name: str, action: Action | str) -> ToolMain:

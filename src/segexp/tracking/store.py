@@ -16,6 +16,7 @@ and its artifacts in one call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import time
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
-from segexp.errors import TrackingError
+from segexp.errors import StoreWriteError, TrackingError
+from segexp.tracking import staging
 from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
@@ -108,13 +110,15 @@ def resolve_tracking_uri(
     """``absolute_tracking_uri``, checked once per process (``check``): a known scheme, a
     usable SQLite path, a server that answers. TrackingError (one line) otherwise."""
     uri = absolute_tracking_uri(configured, base_dir)
-    if check and uri not in _CHECKED:
-        check_tracking_uri(uri, _where(configured, uri))
-        _CHECKED.add(uri)
+    if check:
+        _check_once(uri, _where(configured, uri))
     return uri
 
 
-_CHECKED: set[str] = set()
+@functools.cache
+def _check_once(uri: str, where: str) -> None:
+    """``check_tracking_uri``, remembered once it passed (a refusal raises, and is not kept)."""
+    check_tracking_uri(uri, where)
 
 
 def _where(configured: str | None, uri: str) -> str:
@@ -320,12 +324,8 @@ class Tracker:
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         self.client = open_store(tracking_uri)
-        if tracking_uri not in _REAPED:  # once per process and store
-            from segexp.tracking import staging
-
-            _REAPED.add(tracking_uri)
-            reap_lost_runs(self)
-            staging.sweep()
+        reap_lost_runs(self)
+        staging.sweep()
 
     def experiment_id(self, name: str, create: bool = True) -> str:
         """Id of the named experiment, created (race-safe) when missing and ``create``."""
@@ -451,11 +451,16 @@ def log_run(
 ) -> tuple[str, str | None]:
     """Create the run, log everything in one batch and one upload, end it.
 
-    Returns (run id, error): error is None for a FINISHED run, else why it FAILED
-    (the job's own error, or the store refusing the upload).
+    Returns (run id, error): error is None for a FINISHED run, else the job's own error
+    (the run ended FAILED). A store that refuses any of it (a full disk, a read-only
+    folder, a server gone) raises ``StoreWriteError``; the run is ended FAILED first
+    where the store still answers, so nothing it half holds stays RUNNING.
     """
     tags = {**record.tags, **process_tags()}  # who logs it: a run left RUNNING is found
-    run_id = tracker.start_run(experiment_id, record.run_name, tags, parent_run_id)
+    try:
+        run_id = tracker.start_run(experiment_id, record.run_name, tags, parent_run_id)
+    except Exception as exc:
+        raise StoreWriteError(f"creating run {record.run_name}: {_error_text(exc)}") from exc
     try:
         tracker.log_datasets(run_id, record.datasets)
         if record.error is not None:
@@ -467,11 +472,16 @@ def log_run(
         )
         tracker.end_run(run_id, "FINISHED")
         return run_id, None
-    except Exception as exc:  # the store failed mid-run: the run says so
-        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # the store failed mid-run: the run says so where it can
+        error = f"logging run {record.run_name} ({run_id}): {_error_text(exc)}"
         with contextlib.suppress(Exception):
             tracker.fail_run(run_id, error + "\n" + traceback.format_exc(limit=8))
-        return run_id, error
+        raise StoreWriteError(error) from exc
+
+
+def _error_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def runs_url(tracking_uri: str, experiment_id: str, ui: str = LOCAL_UI) -> str:
@@ -512,8 +522,6 @@ def ui_command(tracking_uri: str) -> str | None:
 
 
 # ------------------------------------------------------------- opening a store
-
-_REAPED: set[str] = set()
 
 
 def open_store(tracking_uri: str) -> Any:
@@ -639,14 +647,10 @@ def reap_lost_runs(tracker: Tracker) -> list[str]:
     return ended
 
 
-_TRACKERS: dict[str, Tracker] = {}
-
-
+@functools.cache
 def tracker_for(tracking_uri: str) -> Tracker:
     """One Tracker per store and process: creating a client opens the store (~0.3 s on SQLite)."""
-    if tracking_uri not in _TRACKERS:
-        _TRACKERS[tracking_uri] = Tracker(tracking_uri)
-    return _TRACKERS[tracking_uri]
+    return Tracker(tracking_uri)
 
 
 def find_run_name(tracker: Tracker, experiment_ids: list[str], filter_string: str) -> str | None:
