@@ -162,7 +162,7 @@ SKEWED_MONEY = ["balance", "purchases", "cash_advance", "payments"]
 
 def skewed_money(folder: Path, n: int = 600, seed: int = 6) -> Path:
     """A card-usage shape with money columns skewed as real ones are: log-normal spend, most
-    customers with no cash advance, and five extreme customers 50-200x the median."""
+    customers with no cash advance, and five extreme customers 20-60x the 99th percentile."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"customer_id": [f"K{i:05d}" for i in range(n)]})
     frame["balance"] = rng.lognormal(7.0, 1.2, n).round(2)
@@ -171,7 +171,8 @@ def skewed_money(folder: Path, n: int = 600, seed: int = 6) -> Path:
     frame["payments"] = (0.3 * frame["balance"] + rng.lognormal(5.5, 1.0, n)).round(2)
     extreme = rng.choice(n, 5, replace=False)
     for column in SKEWED_MONEY:
-        frame.loc[extreme, column] = frame[column].median() * rng.uniform(50, 200, 5) + 1000
+        top = frame[column].quantile(0.99)
+        frame.loc[extreme, column] = (top * rng.uniform(20, 60, 5)).round(2)
     path = folder / "skewed_money.csv"
     frame.to_csv(path, index=False)
     return path

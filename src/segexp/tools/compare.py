@@ -177,7 +177,7 @@ def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") ->
             f"{where}.min_segment_share: expected a share between 0 and 1 (e.g. 0.02), or "
             f"0 / null to allow any segment size; got {value!r}"
         )
-    return float(value) if value else None
+    return None if value is None else float(value)
 
 
 def output_format(cfg: DictConfig) -> str:
