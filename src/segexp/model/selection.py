@@ -234,7 +234,7 @@ def select_k(
     if len(rows) and over.all():
         reasons = [noise_rule_reason(float(max_noise_fraction or 0))] if noisy.any() else []
         reasons += [small_segment_reason(float(min_segment_share or 0))] if small.any() else []
-        reason = f"every run is left out: {' or '.join(reasons)}"
+        reason = f"every run has {' or '.join(reasons)}"
         named = ("elbow", *(c for c, (m, _) in EXTREMUM_CRITERIA.items() if m in rows.columns))
         return KSelection(undefined={c: reason for c in (*dict.fromkeys(named), CONSENSUS)})
     table = per_k_table(rows[~over])
