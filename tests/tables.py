@@ -155,3 +155,41 @@ def invoice_lines(folder: Path, n_invoices: int = 400, seed: int = 5) -> Path:
     path = folder / "online_retail.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
+
+
+SKEWED_MONEY = ["balance", "purchases", "cash_advance", "payments"]
+
+
+def skewed_money(folder: Path, n: int = 600, seed: int = 6) -> Path:
+    """A card-usage shape with money columns skewed as real ones are: log-normal spend, most
+    customers with no cash advance, and five extreme customers 20-60x the 99th percentile."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"customer_id": [f"K{i:05d}" for i in range(n)]})
+    frame["balance"] = rng.lognormal(7.0, 1.2, n).round(2)
+    frame["purchases"] = np.where(rng.random(n) < 0.25, 0.0, rng.lognormal(6.0, 1.5, n)).round(2)
+    frame["cash_advance"] = np.where(rng.random(n) < 0.6, 0.0, rng.lognormal(6.5, 1.3, n)).round(2)
+    frame["payments"] = (0.3 * frame["balance"] + rng.lognormal(5.5, 1.0, n)).round(2)
+    extreme = rng.choice(n, 5, replace=False)
+    for column in SKEWED_MONEY:
+        top = frame[column].quantile(0.99)
+        frame.loc[extreme, column] = (top * rng.uniform(20, 60, 5)).round(2)
+    path = folder / "skewed_money.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def bulk_plus_outliers(folder: Path, n: int = 439, seed: int = 7) -> Path:
+    """A wholesale shape where k-means k=2 isolates one customer: ``n`` customers in three
+    moderate groups (spend centred at 2k, 5k and 9k) and one customer 40x the rest."""
+    rng = np.random.default_rng(seed)
+    centre = np.array([2000.0, 5000.0, 9000.0])[rng.integers(0, 3, n)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"W{i:04d}" for i in range(n + 1)],
+            "fresh": np.r_[rng.normal(centre, 500.0), [360000.0]].round(0),
+            "grocery": np.r_[rng.normal(centre * 1.5, 600.0), [400000.0]].round(0),
+        }
+    )
+    path = folder / "bulk_plus_outliers.csv"
+    frame.to_csv(path, index=False)
+    return path

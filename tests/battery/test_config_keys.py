@@ -131,7 +131,11 @@ MAIN = [
         "+evaluation.stability.resamples=3",
         "did you mean evaluation.stability.n_resamples",
     ),
-    case("naming-levels-unknown", "+naming.levels.cut=[0.5]", "did you mean naming.levels.cuts"),
+    case(
+        "naming-levels-unknown",
+        "+naming.levels.min_diff=0.5",
+        "did you mean naming.levels.min_difference",
+    ),
     case(
         "user-data-file-typo",
         "data=bank",

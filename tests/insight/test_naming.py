@@ -64,22 +64,31 @@ def test_default_config_loads_from_file_and_from_composed_hydra_config(make_conf
     from_file = load_naming_config(DEFAULT_NAMING_FILE)
     composed = load_naming_config(make_config().naming)
     assert from_file == composed
-    assert from_file.cuts == (0.3333, 0.6667)
+    assert from_file.min_difference == 0.3
     assert "careful_high_earners" in [a.key for a in from_file.archetypes]
     assert all(a.actions for a in from_file.archetypes)
     # An empty naming config means the shipped defaults.
     assert load_naming_config({}) == from_file
 
 
-def test_levels_compare_segment_means_with_base_terciles():
-    frame = pd.DataFrame({"x": np.arange(1.0, 31.0)})  # terciles near 10.7 and 20.3
-    labels = np.repeat([0, 1, 2], 10)  # means 5.5, 15.5, 25.5
+def test_levels_need_ranks_mean_and_median_on_the_same_side():
+    # x: 1..30; segment 3 holds one extreme customer (1000) among low values: its mean is
+    # above all customers' but its ranks and median are below, so it is not "high".
+    x = np.r_[np.arange(1.0, 31.0), [1000.0, 2.0, 2.5, 3.0]]
+    labels = np.r_[np.repeat([0, 1, 2], 10), [3, 3, 3, 3]]
+    frame = pd.DataFrame({"x": x})
     config = load_naming_config(None)
     levels = level_table(frame, labels, ["x"], config)
-    lower, upper = frame["x"].quantile(list(config.cuts))
-    means = frame["x"].groupby(labels).mean()
-    expected = ["low" if m < lower else "high" if m > upper else "mid" for m in means]
-    assert levels["x"].tolist() == expected == ["low", "mid", "high"]
+    ranks = frame["x"].rank(pct=True)
+    rank_diff = (ranks.groupby(labels).mean() - ranks.mean()) / ranks.std(ddof=0)
+    means, medians = frame["x"].groupby(labels).mean(), frame["x"].groupby(labels).median()
+    assert means[3] > x.mean() and medians[3] < np.median(x) and rank_diff[3] < 0
+    # Segment 2 (21..30) ranks high, but the extreme customer lifts the mean of all
+    # customers (43.3) above its mean (25.5): the words would disagree with the numbers.
+    assert means[2] < x.mean() and rank_diff[2] > 1
+    assert levels["x"].tolist() == ["low", "mid", "mid", "mid"]
+    without = level_table(frame[labels < 3], labels[labels < 3], ["x"], config)
+    assert without["x"].tolist() == ["low", "mid", "high"]
 
 
 @pytest.mark.parametrize("segment", sorted(EXPECTED))
@@ -124,7 +133,8 @@ def test_two_segments_on_the_same_levels_get_unique_names(sample):
     incomes = sample["annual_income"].to_numpy()[rows]
     split = labels.copy()
     split[rows[incomes > np.median(incomes)]] = 99  # richer half of the same archetype
-    profile = compute_profile(sample, split, FEATURES)
+    # without age, whose level now differs between the halves and would qualify them first
+    profile = compute_profile(sample.drop(columns=["age"]), split, FEATURES)
     assert profile.names[careful].levels == profile.names[99].levels
     all_names = [n.name for n in profile.names.values()]
     assert len(set(all_names)) == len(all_names)
@@ -217,8 +227,8 @@ def test_rules_need_every_column_they_name(sample):
             {"archetypes": [{"name": "X", "when": {"annual_income": "hgh"}}]},
             ["archetypes[0].when.annual_income", "low, mid, high", "'hgh'"],
         ),
-        ({"levels": {"cuts": [0.7, 0.3]}}, ["levels.cuts", "two increasing quantiles", "0.7"]),
-        ({"levels": {"statistic": "mode"}}, ["levels.statistic", "mean, median", "'mode'"]),
+        ({"levels": {"cuts": [0.3, 0.7]}}, ["levels.cuts", "no such key", "min_difference"]),
+        ({"levels": {"min_difference": 0}}, ["levels.min_difference", "> 0"]),
         ({"number_format": "{name}"}, ["number_format", "{n}", "'{name}'"]),
         ({"default_words": {"low": "Low"}}, ["default_words", "missing mid, high"]),
         (

@@ -249,3 +249,19 @@ def test_kneedle_elbow_equals_kneed(seed):
         expected = KneeLocator(x, y, curve="convex", direction="decreasing").knee
     got = kneedle_elbow(x, y)
     assert (got is None and expected is None) or got == pytest.approx(float(expected))
+
+
+def test_select_k_leaves_out_runs_with_a_segment_under_the_minimum_share():
+    rows = pd.DataFrame(
+        {
+            "k": [2, 3, 4],
+            "silhouette": [0.99, 0.6, 0.5],
+            "min_segment_share": [1 / 440, 0.3, 0.2],
+        }
+    )
+    assert select_k(rows).recommended["silhouette"] == 3  # not the 439/1 split
+    assert select_k(rows, min_segment_share=None).recommended["silhouette"] == 2
+    only_small = select_k(rows.iloc[:1])
+    assert only_small.undefined["silhouette"] == (
+        "every run has a segment under 2% of customers (min_segment_share=0.02)"
+    )

@@ -5,9 +5,11 @@ from a pandas table (the same columns, statistics, levels, names and actions,
 so ``profile.csv``, ``profile.md``, ``segments.json`` and the profile figures
 are written by the same functions), with its numbers computed by Spark: segment
 and base means (``avg``), sample standard deviations (``stddev_samp``, pandas'
-``std``), exact quartiles and the naming cuts (``percentile``: linear
-interpolation, as pandas' ``quantile``), minimum and maximum, and the value
-shares of the split columns (the ten most frequent values, the rest as ``other``).
+``std``), exact quartiles (``percentile``: linear interpolation, as pandas'
+``quantile``), minimum and maximum, the rank differences of the level rule
+(percentile mid-ranks from a running count over each column's distinct values, as
+pandas' ``rank(pct=True)``), and the value shares of the split columns (the ten
+most frequent values, the rest as ``other``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 
 from segexp.contract import NOISE_LABEL
 from segexp.engines.spark_data import quoted, to_pandas
-from segexp.insight.naming import NamingConfig, load_naming_config
+from segexp.insight.naming import NamingConfig, level_words, load_naming_config
 from segexp.insight.profiles import (
     _MAX_SPLIT_VALUES,
     _MISSING,
@@ -36,11 +38,11 @@ if TYPE_CHECKING:
 _QUARTILES = (0.25, 0.5, 0.75)
 
 
-def _stats_by(frame: DataFrame, key: Any, numeric: Sequence[str], cuts: Sequence[float]):
+def _stats_by(frame: DataFrame, key: Any, numeric: Sequence[str]):
     """One row per group of ``key`` (a column, or a constant for the whole base)."""
     from pyspark.sql import functions as F
 
-    quantiles = [*_QUARTILES, *cuts]
+    quantiles = list(_QUARTILES)
     parts: list[Any] = [F.count(F.lit(1)).alias("size")]
     for i, column in enumerate(numeric):
         value = F.col(quoted(column)).cast("double")
@@ -52,6 +54,35 @@ def _stats_by(frame: DataFrame, key: Any, numeric: Sequence[str], cuts: Sequence
             F.percentile(value, F.array(*[F.lit(float(q)) for q in quantiles])).alias(f"q{i}"),
         ]
     return to_pandas(frame.groupBy(key.alias("s")).agg(*parts)).set_index("s").sort_index()
+
+
+def _rank_differences(frame: DataFrame, numeric: Sequence[str], order: list[int]) -> pd.DataFrame:
+    """``naming.rank_differences`` by Spark: each value's percentile mid-rank (running count
+    over the column's distinct values), averaged per segment, against all customers."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    data = {}
+    for column in numeric:
+        value = F.col(quoted(column)).cast("double")
+        rows = frame.select(F.col("segment").cast("long").alias("s"), value.alias("v")).where(
+            F.col("v").isNotNull() & ~F.isnan("v")
+        )
+        counts = rows.groupBy("v").agg(F.count(F.lit(1)).alias("c"))
+        running = Window.orderBy("v").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+        midrank = F.sum("c").over(running) - (F.col("c") - 1) / 2
+        ranks = counts.withColumn("r", midrank)
+        base = to_pandas(ranks).astype(float)
+        n = base["c"].sum()
+        base["r"] /= n
+        mean = (base["c"] * base["r"]).sum() / n
+        spread = float(np.sqrt((base["c"] * (base["r"] - mean) ** 2).sum() / n)) if n else 0.0
+        by_segment = to_pandas(
+            rows.join(ranks.select("v", "r"), "v").groupBy("s").agg(F.avg("r").alias("r"))
+        ).set_index("s")["r"]
+        diff = (by_segment.reindex(order).to_numpy(dtype=float) / n - mean) / spread
+        data[column] = diff if spread > 0 else np.full(len(order), np.nan)
+    return pd.DataFrame(data, index=order, columns=list(numeric))
 
 
 def _value_shares(frame: DataFrame, column: str, order: Sequence[int]) -> pd.DataFrame:
@@ -98,9 +129,8 @@ def spark_profile(
     numeric, splits = profiled_columns(
         head, feature_columns, gender_column, exclude_columns, categorical_columns
     )
-    cuts = list(config.cuts)
-    groups = _stats_by(assigned, F.col("segment").cast("long"), numeric, cuts)
-    whole = _stats_by(assigned, F.lit(0), numeric, cuts).iloc[0]
+    groups = _stats_by(assigned, F.col("segment").cast("long"), numeric)
+    whole = _stats_by(assigned, F.lit(0), numeric).iloc[0]
     found = sorted(int(s) for s in groups.index)
     order = [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
     groups = groups.reindex(order)
@@ -126,12 +156,15 @@ def spark_profile(
         "q3": column_stat("q", 2),
     }
     stats["std_diff"] = (stats["mean"] - base_mean) / base_std.where(base_std > 0)
+    stats["rank_diff"] = _rank_differences(assigned, numeric, order)
     stats["ratio"] = stats["mean"] / base_mean.where(base_mean != 0)
-    # level words: the segment statistic against the base's cut quantiles (level_table)
-    base_cuts = np.array([[whole[f"q{i}"][3 + j] for i in range(len(numeric))] for j in range(2)])
-    chosen = stats[config.statistic][numeric].to_numpy(dtype=float)
-    words = np.where(chosen < base_cuts[0], "low", np.where(chosen > base_cuts[1], "high", "mid"))
-    levels = pd.DataFrame(words, index=order, columns=numeric, dtype=object)
+    base_median = pd.Series({c: float(whole[f"q{i}"][1]) for i, c in enumerate(numeric)})
+    levels = level_words(
+        stats["rank_diff"],
+        stats["mean"] - base_mean,
+        stats["median"] - base_median,
+        config.min_difference,
+    )
 
     size_of = {int(s): int(groups.loc[s, "size"]) for s in order}
     split_shares = {c: _value_shares(assigned, c, order) for c in splits}

@@ -1,5 +1,20 @@
 """Segment names and suggested actions from a profile, by rules read from a config file.
 
+Levels: a column is "high" for a segment only when the segment's customers rank
+above all customers by at least ``levels.min_difference`` (default 0.3) standard
+deviations of the ranks, AND the segment's mean and median are both above those of
+all customers; "low" mirrors it; otherwise "mid" (worded "Average"). The rank
+difference is (mean percentile rank of the segment's customers - that of all
+customers) / the standard deviation of all customers' percentile ranks: scale-free
+and robust to skewed columns and extreme customers, so a segment is never "high
+cash advance" at 0.63x the average, nor "low" at +0.43 sd. 0.3 is at least the
+0.25 of the issue that asked for it: the Mall table's 80-customer middle segment,
+-0.24 to -0.26 on income ranks, stays "average income".
+
+A segment that holds at least ``bulk.share`` of the customers (default half) with
+every column at "mid" is "the bulk of customers" (``bulk.name``), never a target:
+its only action says so (``bulk.action``).
+
 Reproducible by construction: a segment's name depends only on its levels
 (low/mid/high of each column relative to the whole customer base), its
 standardized differences, its size and the naming config
@@ -98,8 +113,7 @@ def _level_of(levels: Mapping[str, str], column: str) -> str | None:
 class NamingConfig:
     """The validated naming config (see conf/naming/default.yaml for each key's meaning)."""
 
-    cuts: tuple[float, float]
-    statistic: str
+    min_difference: float  # rank difference (sd of ranks) a level word needs; see the docstring
     default_words: dict[str, str]
     columns: dict[str, dict[str, Any]]
     max_name_parts: int
@@ -116,6 +130,9 @@ class NamingConfig:
     name_from: str = "features"
     generic_action: str | None = None
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    bulk_share: float = 0.5
+    bulk_name: str = "Bulk of customers"
+    bulk_action: str = "Not a target: the bulk of customers, no column sets them apart"
 
     def spec(self, column: str) -> dict[str, Any]:
         """A column's configured wording, by its header or its canonical name."""
@@ -257,23 +274,17 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         raw, where = _container(DEFAULT_NAMING_FILE)
     p = f"{where}:" if where != _KEY else f"{_KEY}."
 
-    levels = raw.get("levels") or {}
-    cuts = levels.get("cuts", [1 / 3, 2 / 3])
-    if (
-        not isinstance(cuts, list)
-        or len(cuts) != 2
-        or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in cuts)
-        or not 0 < cuts[0] < cuts[1] < 1
-    ):
+    levels = _require(raw.get("levels") or {}, f"{p}levels", dict, "a mapping")
+    unknown = sorted(set(levels) - {"min_difference"})
+    if unknown:
         raise ConfigError(
-            f"{p}levels.cuts: expected two increasing quantiles between 0 and 1 such as "
-            f"[0.3333, 0.6667]; got {cuts!r}"
+            f"{p}levels.{unknown[0]}: no such key; levels take min_difference (a rank "
+            "difference in standard deviations, e.g. 0.3): terciles are no longer used"
         )
-    statistic = levels.get("statistic", "mean")
-    if statistic not in ("mean", "median"):
-        raise ConfigError(
-            f"{p}levels.statistic: allowed values are mean, median; got {statistic!r}"
-        )
+    min_difference = levels.get("min_difference", 0.3)
+    _require(min_difference, f"{p}levels.min_difference", int | float, "a number such as 0.3")
+    if min_difference <= 0:
+        raise ConfigError(f"{p}levels.min_difference: expected a number > 0; got {min_difference}")
 
     default_words = _require(raw.get("default_words") or {}, f"{p}default_words", dict, "a mapping")
     missing = [lv for lv in LEVELS if lv not in default_words]
@@ -370,9 +381,11 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1")
     if max_parts < 1:
         raise ConfigError(f"{p}max_name_parts: expected a whole number >= 1; got {max_parts}")
+    bulk = _require(raw.get("bulk") or {}, f"{p}bulk", dict, "a mapping with share, name, action")
+    bulk_share = bulk.get("share", 0.5)
+    _require(bulk_share, f"{p}bulk.share", int | float, "a share such as 0.5")
     return NamingConfig(
-        cuts=(float(cuts[0]), float(cuts[1])),
-        statistic=statistic,
+        min_difference=float(min_difference),
         default_words={k: str(v) for k, v in default_words.items()},
         columns={str(k): dict(v) for k, v in columns.items()},
         max_name_parts=int(max_parts),
@@ -389,27 +402,47 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         name_from=str(name_from),
         generic_action=generic_action,
         roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
+        bulk_share=float(bulk_share),
+        bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
+        bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
     )
 
 
-def level_table(
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-    columns: Sequence[str],
-    config: NamingConfig,
-    segment_stats: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """low/mid/high per segment (rows) and column: the segment statistic vs base quantiles.
+def rank_differences(values: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+    """Segments x columns: (mean percentile rank of the segment's customers - that of all
+    customers) / standard deviation of all customers' percentile ranks (NaN: constant)."""
+    ranks = values.rank(pct=True)
+    spread = ranks.std(ddof=0)
+    return (ranks.groupby(np.asarray(labels)).mean() - ranks.mean()) / spread.where(spread > 0)
 
-    ``segment_stats`` (segments x columns of ``config.statistic``) skips recomputing it.
-    """
+
+def level_words(
+    rank_diff: pd.DataFrame,
+    mean_gap: pd.DataFrame,
+    median_gap: pd.DataFrame,
+    min_difference: float,
+) -> pd.DataFrame:
+    """high/low/mid: the rank difference at least ``min_difference`` in a direction, the
+    segment's mean and median (gaps to all customers') on that side too; else mid."""
+    rank, mean, median = (t.to_numpy(dtype=float) for t in (rank_diff, mean_gap, median_gap))
+    high = (rank >= min_difference) & (mean > 0) & (median > 0)
+    low = (rank <= -min_difference) & (mean < 0) & (median < 0)
+    words = np.where(high, "high", np.where(low, "low", "mid"))
+    return pd.DataFrame(words, index=rank_diff.index, columns=rank_diff.columns, dtype=object)
+
+
+def level_table(
+    frame: pd.DataFrame, labels: np.ndarray, columns: Sequence[str], config: NamingConfig
+) -> pd.DataFrame:
+    """low/mid/high per segment (rows) and column, by the rule of the module docstring."""
     values = frame[list(columns)].astype(float)
-    if segment_stats is None:
-        segment_stats = getattr(values.groupby(np.asarray(labels)), config.statistic)()
-    cuts = values.quantile(list(config.cuts)).to_numpy()
-    stats = segment_stats[list(columns)].to_numpy(dtype=float)
-    words = np.where(stats < cuts[0], "low", np.where(stats > cuts[1], "high", "mid"))
-    return pd.DataFrame(words, index=segment_stats.index, columns=list(columns), dtype=object)
+    grouped = values.groupby(np.asarray(labels))
+    return level_words(
+        rank_differences(values, labels),
+        grouped.mean() - values.mean(),
+        grouped.median() - values.median(),
+        config.min_difference,
+    )
 
 
 def _lower_first(text: str) -> str:
@@ -596,11 +629,26 @@ def name_segments(
     descriptions: dict[int, str] = {}
     chosen: dict[int, list[str]] = {}
     used: dict[int, set[str]] = {}
+    total = sum(sizes.values()) or 1
+    bulk = {
+        s
+        for s, lv in segment_levels.items()
+        if s != NOISE_LABEL
+        and sizes.get(s, 0) / total >= config.bulk_share
+        and all(v == "mid" for v in lv.values())
+    }
     for segment, lv in segment_levels.items():
         segment_diffs = (diffs or {}).get(segment)
         chosen[segment] = distinguishing_columns(lv, name_columns, config, segment_diffs)
         descriptions[segment] = describe_levels(lv, name_columns, config, segment_diffs)
         if segment == NOISE_LABEL:
+            continue
+        if segment in bulk:  # most customers, like all customers: never a target
+            share = sizes.get(segment, 0) / total
+            descriptions[segment] = (
+                f"The bulk of customers ({share:.0%}): no column sets them apart from all customers"
+            )
+            names[segment], archetypes[segment], used[segment] = config.bulk_name, None, set()
             continue
         match = next((a for a in config.archetypes if a.matches(lv)), None)
         archetypes[segment] = match
@@ -638,7 +686,9 @@ def name_segments(
             continue
         match = archetypes[segment]
         actions = config.allowed(match.actions, available) if match else ()
-        if not actions:
+        if segment in bulk:
+            actions = (config.bulk_action,)
+        elif not actions:
             traits = "" if match else _traits_action(lv, chosen[segment], config)
             actions = ((traits,) if traits else ()) + config.allowed(
                 config.default_actions, available

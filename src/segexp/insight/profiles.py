@@ -3,12 +3,14 @@
 For every segment: size and share; mean, median and quartiles of each numeric
 column; the split of the gender column (and of categorical features); each
 column's standardized difference from the base ((segment mean - base mean) /
-base standard deviation) and ratio (segment mean / base mean); the level,
-name and actions from ``segexp.insight.naming``. Numeric columns are the clustering
-features first, then the table's other numeric columns, so archetype rules can
-use a column that described the customers without shaping the segments. Any
-table works: headings are the column names, a gender split only appears when
-the table has the gender column, and the actions offered depend on its columns.
+base standard deviation), rank difference (``naming.rank_differences``) and ratio
+(segment mean / base mean); the level (high/low only when the rank difference, the
+mean and the median all agree: see ``segexp.insight.naming``), name and actions.
+Numeric columns are the clustering features first, then the table's other
+numeric columns, so archetype rules can use a column that described the customers
+without shaping the segments. Any table works: headings are the column names, a
+gender split only appears when the table has the gender column, and the actions
+offered depend on its columns.
 
 DBSCAN noise (label -1) is not a segment. It keeps its row in profile.csv and
 segments.json (segment -1, labelled ``naming.noise.name``, "Not assigned") for
@@ -38,9 +40,10 @@ from segexp.contract import NOISE_LABEL
 from segexp.insight.naming import (
     NamingConfig,
     SegmentName,
-    level_table,
+    level_words,
     load_naming_config,
     name_segments,
+    rank_differences,
 )
 
 if TYPE_CHECKING:  # matplotlib is imported where figures are drawn: tables need none of it
@@ -51,7 +54,7 @@ PROFILE_MD = "profile.md"
 SEGMENTS_JSON = "segments.json"
 HEATMAP_PNG = "plots/profile_heatmap.png"
 SNAKE_PNG = "plots/snake.png"
-STATS = ("mean", "median", "q1", "q3", "std_diff", "ratio")
+STATS = ("mean", "median", "q1", "q3", "std_diff", "rank_diff", "ratio")
 _MAX_SPLIT_VALUES = 10
 _OTHER = "other"
 _MISSING = "missing"
@@ -229,9 +232,15 @@ def compute_profile(
         "q3": grouped.quantile(0.75),
     }
     stats["std_diff"] = (stats["mean"] - base_mean) / base_std.where(base_std > 0)
+    stats["rank_diff"] = rank_differences(values, labels)
     stats["ratio"] = stats["mean"] / base_mean.where(base_mean != 0)
     stats = {name: stat.reindex(order) for name, stat in stats.items()}
-    levels = level_table(values, labels, numeric, config, segment_stats=stats[config.statistic])
+    levels = level_words(
+        stats["rank_diff"],
+        stats["mean"] - base_mean,
+        stats["median"] - values.median(),
+        config.min_difference,
+    )
 
     sizes = np.bincount(np.searchsorted(sorted(order), labels), minlength=len(order))
     size_of = dict(zip(sorted(order), sizes.tolist(), strict=True))
@@ -349,8 +358,10 @@ def profile_markdown(profile: SegmentProfile) -> str:
     lines = [
         "# Segment profile",
         "",
-        "Mean of each column, its level against all customers (terciles by default) and its "
-        "standardized difference from all customers in standard deviations.",
+        "Mean of each column, its level against all customers and its standardized difference "
+        "from all customers in standard deviations. High or low only when the segment's "
+        "customers rank above or below all customers by naming.levels.min_difference sd of "
+        "the ranks and its mean and median agree; otherwise average.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---:", "---", "---:"] + ["---:"] * (len(head) - 3)) + "|",
@@ -390,15 +401,17 @@ def profile_markdown(profile: SegmentProfile) -> str:
             f"{named.description}. {int(row['size'])} customers ({row['share']:.1%})"
             + (f", archetype `{named.archetype}`." if named.archetype else "."),
             "",
-            "| Column | Mean | Median | Q1 - Q3 | Diff (sd) | Ratio to all | Level |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| Column | Mean | Median | Q1 - Q3 | Diff (sd) | Rank diff (sd) | Ratio to all "
+            "| Level |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for c in cols:
             lines.append(
                 f"| {_cell(column_heading(profile, c))} | {_fmt(row[f'{c}_mean'])} "
                 f"| {_fmt(row[f'{c}_median'])} "
                 f"| {_fmt(row[f'{c}_q1'])} - {_fmt(row[f'{c}_q3'])} "
-                f"| {_signed(row[f'{c}_std_diff'])} | {_fmt(row[f'{c}_ratio'], 2)} "
+                f"| {_signed(row[f'{c}_std_diff'])} | {_signed(row[f'{c}_rank_diff'])} "
+                f"| {_fmt(row[f'{c}_ratio'], 2)} "
                 f"| {row[f'{c}_level']} |"
             )
         for c in profile.split_columns:

@@ -1,9 +1,11 @@
 """What the parent run of a sweep holds when the sweep ends.
 
-The leaderboard of its jobs (CSV, best first) and, per (algo, scaler,
-features) group swept over k, an elbow plot (inertia vs k) and a
-silhouette-vs-k plot. ``finish_sweep`` also returns the top of the leaderboard
-by the sweep's objective, for the lines the command prints at the end.
+The leaderboard of its jobs (CSV, best first; runs the noise or share rule leaves
+out last, unranked, with the reason) and, per (algo, scaler, features) group swept
+over k, an elbow plot (inertia vs k) and a silhouette-vs-k plot. The best run and
+the recommended k never come from a run those rules leave out. ``finish_sweep``
+also returns the top of the leaderboard by the sweep's objective, for the lines
+the command prints at the end.
 
 Importing this module (the publishing workers do) keeps MLflow's store-migration
 INFO lines out of the output unless ``SEGEXP_VERBOSE`` is set.
@@ -43,6 +45,7 @@ from segexp.tracking.leaderboard import (
     GROUP_KEYS,
     LeaderboardFilters,
     build_leaderboard,
+    candidates,
     display_columns,
     format_markdown,
     larger_is_better,
@@ -99,7 +102,8 @@ def write_summary(
     ranked.to_csv(folder / LEADERBOARD_FILE, index=False)
     table = format_markdown(ranked[display_columns(ranked, "silhouette")])
     (folder / "leaderboard.md").write_text(table + "\n")
-    finished = ranked[ranked["status"] == "FINISHED"]
+    chosen = candidates(ranked)[0]  # never a run a rule (noise, segment share) left out
+    finished = chosen[chosen["status"] == "FINISHED"]
     if "silhouette" in finished.columns and finished["silhouette"].notna().any():
         top = finished.iloc[0]
         metrics["best_silhouette"] = float(top["silhouette"])

@@ -11,8 +11,10 @@ A Hydra app on ``conf/compare.yaml``, which composes the same ``mlflow`` and
 ``data`` groups as the sweep, so the store and experiment are set once. Ranking,
 filters and the ``best`` rule live in ``segexp.tracking.leaderboard``. The noise
 rule is on by default (``filter.max_noise_fraction=0.1``): runs leaving more than
-10 % of the customers unassigned are left out, and the heading (or, for CSV and
-Markdown on standard output, a note on standard error) says how many and why.
+10 % of the customers unassigned are left out; so is the share rule
+(``filter.min_segment_share=0.02``): runs with a segment under 2 % of the customers
+(an outlier split) are left out; the heading (or, for CSV and Markdown on standard
+output, a note on standard error) says how many and why.
 
 An incomplete sweep (its parent KILLED, RUNNING or FAILED, or fewer job runs than
 the ``segexp.jobs_planned`` it recorded) is refused when it is the latest sweep, and
@@ -138,7 +140,7 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
         algo=_names(section, "algo", "filter.algo"),
         features=_names(section, "features", "filter.features"),
         scaler=_names(section, "scaler", "filter.scaler"),
-        min_segment_share=_number(section, "min_segment_share", "filter.min_segment_share"),
+        min_segment_share=min_segment_share_from(section),
         min_stability=_number(section, "min_stability", "filter.min_stability"),
         k_min=k_min,
         k_max=k_max,
@@ -159,6 +161,23 @@ def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
+    """``filter.min_segment_share``: the default rule when the key is absent, null or 0 = off."""
+    from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
+
+    if "min_segment_share" not in section:
+        return DEFAULT_MIN_SEGMENT_SHARE
+    value = section.get("min_segment_share")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1
+    ):
+        raise ConfigError(
+            f"{where}.min_segment_share: expected a share between 0 and 1 (e.g. 0.02), or "
+            f"0 / null to allow any segment size; got {value!r}"
+        )
+    return None if value is None else float(value)
 
 
 def output_format(cfg: DictConfig) -> str:
@@ -547,12 +566,17 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
 
 
 def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
-    """How many runs were left out of the ranking and why: the noise rule (with the key that
-    keeps them) or a silhouette on other distances ('' if none)."""
+    """How many runs were left out of the ranking and why: the noise or share rule (with the
+    key that keeps them) or a silhouette on other distances ('' if none)."""
     from segexp.tracking.leaderboard import left_out_summary
 
-    hint = "; filter.max_noise_fraction=1.0 ranks them too"
-    return left_out_summary(board, filters, "filter.", noise_hint=hint)
+    return left_out_summary(
+        board,
+        filters,
+        "filter.",
+        noise_hint="; filter.max_noise_fraction=1.0 ranks them too",
+        share_hint="; filter.min_segment_share=0 ranks them too",
+    )
 
 
 main = hydra_tool("compare", run_compare)

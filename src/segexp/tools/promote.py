@@ -4,7 +4,10 @@
    runs of the experiment (or of one sweep) that pass the compare filters,
    the noise rule included (``filter.max_noise_fraction``, default 0.1: a run
    leaving more than 10 % of the customers unassigned is not chosen;
-   ``filter.max_noise_fraction=1.0`` allows it).
+   ``filter.max_noise_fraction=1.0`` allows it) and the share rule
+   (``filter.min_segment_share``, default 0.02: a run with a segment under 2 % of the
+   customers is not chosen; a ``run_id=`` of such a run is refused unless
+   ``allow_small_segments=true``).
 2. Build the model from the run's artifacts: the whole fitted pipeline, plus the
    inductive extension when the clusterer has no ``predict``
    (see ``segexp.model.assign``).
@@ -221,6 +224,18 @@ def _check_promotable(run: Run, client: MlflowClient) -> None:
             "only FINISHED runs can be promoted"
         )
     pipeline_file(client, run)
+
+
+def _check_segment_share(run: Run, limit: float | None) -> None:
+    """ConfigError when the run's smallest segment is under the share rule's limit."""
+    share = run.data.metrics.get("min_segment_share")
+    if limit and share is not None and share < limit:
+        raise ConfigError(
+            f"run_id: run {run.info.run_name} ({run.info.run_id}) has a segment of "
+            f"{share:.2%} of the customers, under filter.min_segment_share={limit:g}: an "
+            "outlier split, not a segmentation; promote another run (best=silhouette), or "
+            "pass allow_small_segments=true to promote it anyway"
+        )
 
 
 def pipeline_file(client: MlflowClient, run: Run) -> str:
@@ -530,6 +545,8 @@ def promote(cfg: DictConfig) -> PromotionResult:
         )
     run = get_run(client, run_id)
     _check_promotable(run, client)
+    if cfg.get("run_id") and not cfg.get("allow_small_segments"):
+        _check_segment_share(run, filters_from_config(cfg).min_segment_share)
     min_agreement = float(cfg.validation.min_agreement)
     if not 0.0 < min_agreement <= 1.0:
         raise ConfigError(

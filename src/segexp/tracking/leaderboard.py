@@ -15,8 +15,11 @@ import pandas as pd
 from segexp.errors import ConfigError, EmptyLeaderboardError
 from segexp.model.selection import (
     DEFAULT_MAX_NOISE_FRACTION,
+    DEFAULT_MIN_SEGMENT_SHARE,
     noise_rule_reason,
     over_noise_limit,
+    small_segment_reason,
+    under_share_limit,
 )
 
 # True: larger is better. Metrics not listed here cannot be ranked.
@@ -114,13 +117,15 @@ class LeaderboardFilters:
 
     ``max_noise_fraction`` is the noise rule, on by default: runs leaving more than
     this share of customers unassigned are left out of the ranking (see
-    ``build_leaderboard``); 1.0 or None allows any noise.
+    ``build_leaderboard``); 1.0 or None allows any noise. ``min_segment_share`` is the
+    share rule, on by default too: runs whose smallest segment holds less than this
+    share of the customers are left out the same way; 0 or None allows any.
     """
 
     algo: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     scaler: tuple[str, ...] = ()
-    min_segment_share: float | None = None
+    min_segment_share: float | None = DEFAULT_MIN_SEGMENT_SHARE
     min_stability: float | None = None
     k_min: int | None = None
     k_max: int | None = None
@@ -140,12 +145,16 @@ class LeaderboardFilters:
         ]
         parts += [
             f"{prefix}{name}={getattr(self, name)}"
-            for name in ("min_segment_share", "min_stability", "k_min", "k_max", "status")
+            for name in ("min_stability", "k_min", "k_max", "status")
             if getattr(self, name) is not None
         ]
-        if self.max_noise_fraction != DEFAULT_MAX_NOISE_FRACTION:
-            limit = self.max_noise_fraction
-            parts.append(f"{prefix}max_noise_fraction={'null' if limit is None else f'{limit:g}'}")
+        for name, default in (
+            ("max_noise_fraction", DEFAULT_MAX_NOISE_FRACTION),
+            ("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE),
+        ):
+            limit = getattr(self, name)
+            if limit != default:
+                parts.append(f"{prefix}{name}={'null' if limit is None else f'{limit:g}'}")
         return " ".join(parts) or "no filters"
 
     def noise_reason(self, prefix: str = "") -> str:
@@ -154,6 +163,18 @@ class LeaderboardFilters:
         return noise_rule_reason(
             DEFAULT_MAX_NOISE_FRACTION if limit is None else limit, f"{prefix}max_noise_fraction"
         )
+
+    def share_reason(self, prefix: str = "") -> str:
+        """Why the share rule leaves a run out, naming the key that changes it."""
+        limit = self.min_segment_share or DEFAULT_MIN_SEGMENT_SHARE
+        return small_segment_reason(limit, f"{prefix}min_segment_share")
+
+    def left_out(self, frame: pd.DataFrame) -> pd.Series:
+        """Per run, why a rule leaves it out of the ranking ('' for none): noise, then share."""
+        reason = pd.Series("", index=frame.index, dtype=object)
+        reason[under_share_limit(frame, self.min_segment_share)] = self.share_reason()
+        reason[over_noise_limit(frame, self.max_noise_fraction)] = self.noise_reason()
+        return reason
 
 
 def larger_is_better(metric: str, direction: str = "auto") -> bool:
@@ -183,8 +204,9 @@ def apply_filters(
 ) -> pd.DataFrame:
     """Rows passing every filter; a run without a filtered metric does not pass.
 
-    The noise rule (``filters.max_noise_fraction``) drops runs above the limit too,
-    unless ``noise_rule=False``; a run that logged no ``noise_fraction`` passes it.
+    The noise and share rules (``filters.max_noise_fraction``, ``min_segment_share``)
+    drop the runs they leave out too, unless ``noise_rule=False``; a run that logged
+    no ``noise_fraction`` or ``min_segment_share`` passes them.
     """
     if frame.empty or filters is None:
         return frame
@@ -200,14 +222,10 @@ def apply_filters(
         keep &= k >= filters.k_min
     if filters.k_max is not None:
         keep &= k <= filters.k_max
-    for metric, minimum in (
-        ("min_segment_share", filters.min_segment_share),
-        ("stability", filters.min_stability),
-    ):
-        if minimum is not None:
-            keep &= pd.to_numeric(_column(frame, metric), errors="coerce") >= minimum
+    if filters.min_stability is not None:
+        keep &= pd.to_numeric(_column(frame, "stability"), errors="coerce") >= filters.min_stability
     if noise_rule:
-        keep &= ~over_noise_limit(frame, filters.max_noise_fraction)
+        keep &= filters.left_out(frame) == ""
     return frame[keep.fillna(False).astype(bool)]
 
 
@@ -219,11 +237,13 @@ def build_leaderboard(
 ) -> pd.DataFrame:
     """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last.
 
-    The noise rule does not drop runs here: runs above ``filters.max_noise_fraction``
-    (default 10 %; no filters: the default rule) follow every other run, without a
-    rank, and their ``left_out`` column says why ('' for the ranked runs). So a
-    table of every job (the sweep's leaderboard.csv) keeps them, and rank 1 is never
-    a run that left customers out. ``candidates`` splits the table.
+    The noise and share rules do not drop runs here: runs above
+    ``filters.max_noise_fraction`` (default 10 %) or whose smallest segment is under
+    ``filters.min_segment_share`` (default 2 %; no filters: the default rules) follow
+    every other run, without a rank, and their ``left_out`` column says why ('' for
+    the ranked runs). So a table of every job (the sweep's leaderboard.csv) keeps
+    them, and rank 1 is never a run that left customers out or isolated a few
+    outliers. ``candidates`` splits the table.
     """
     larger = larger_is_better(metric, direction)
     rule = filters if filters is not None else LeaderboardFilters(status=None)
@@ -231,8 +251,8 @@ def build_leaderboard(
     if kept.empty:
         return kept.reset_index(drop=True)
     work = kept.copy()
-    over = over_noise_limit(work, rule.max_noise_fraction)
-    work[LEFT_OUT_COLUMN] = np.where(over, rule.noise_reason(), "")
+    work[LEFT_OUT_COLUMN] = rule.left_out(work)
+    over = work[LEFT_OUT_COLUMN] != ""
     if metric == "silhouette":
         other, reason = _other_silhouette_space(work, ~over)
         work.loc[other, LEFT_OUT_COLUMN] = reason[other]
@@ -277,7 +297,7 @@ def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd
 
 
 def candidates(ranked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(ranked runs, runs the noise rule left out) of a ``build_leaderboard`` table."""
+    """(ranked runs, runs a rule left out) of a ``build_leaderboard`` table."""
     if LEFT_OUT_COLUMN not in ranked.columns:
         return ranked, ranked.iloc[0:0]
     out = ranked[LEFT_OUT_COLUMN].fillna("").astype(str) != ""
@@ -289,23 +309,26 @@ def left_out_summary(
     filters: LeaderboardFilters | None = None,
     prefix: str = "",
     noise_hint: str = "",
+    share_hint: str = "",
 ) -> str:
     """'2 runs left out: more than 10% of customers not assigned (max_noise_fraction=0.1)'.
 
-    One such clause per reason (the noise rule, a silhouette on other distances), the
-    noise rule's followed by ``noise_hint``; '' when no run of ``ranked`` (a
-    ``build_leaderboard`` table) was left out.
+    One such clause per reason (the noise rule, the share rule, a silhouette on other
+    distances), the rules' followed by ``noise_hint`` and ``share_hint``; '' when no run
+    of ``ranked`` (a ``build_leaderboard`` table) was left out.
     """
     _, out = candidates(ranked)
     if out.empty:
         return ""
     rule = filters if filters is not None else LeaderboardFilters()
-    noise = rule.noise_reason()
+    texts = {
+        rule.noise_reason(): rule.noise_reason(prefix) + noise_hint,
+        rule.share_reason(): rule.share_reason(prefix) + share_hint,
+    }
     parts = []
     for reason, group in out.groupby(LEFT_OUT_COLUMN, sort=False):
         runs = "1 run" if len(group) == 1 else f"{len(group)} runs"
-        text = rule.noise_reason(prefix) + noise_hint if reason == noise else str(reason)
-        parts.append(f"{runs} left out: {text}")
+        parts.append(f"{runs} left out: {texts.get(str(reason), str(reason))}")
     return "; ".join(parts)
 
 
@@ -319,9 +342,10 @@ def select_best(
 ) -> pd.Series:
     """The ``best`` rule promotion uses: rank 1 of the leaderboard among runs that have ``metric``.
 
-    Default filters keep FINISHED runs only, and the noise rule (at most 10 % of the
-    customers not assigned). Raises EmptyLeaderboardError when no run qualifies; its
-    message names the filter keys after ``prefix`` ('filter.' for the tools).
+    Default filters keep FINISHED runs only, the noise rule (at most 10 % of the
+    customers not assigned) and the share rule (no segment under 2 %). Raises
+    EmptyLeaderboardError when no run qualifies; its message names the filter keys
+    after ``prefix`` ('filter.' for the tools).
     """
     filters = filters if filters is not None else LeaderboardFilters()
     ranked, out = candidates(build_leaderboard(frame, metric, filters, direction))
@@ -330,8 +354,11 @@ def select_best(
     if ranked.empty:
         left = ""
         if not out.empty:
-            hint = f", {prefix}max_noise_fraction=1.0 allows them"
-            left = f"; {left_out_summary(out, filters, prefix, noise_hint=hint)}"
+            hints = {
+                "noise_hint": f", {prefix}max_noise_fraction=1.0 allows them",
+                "share_hint": f", {prefix}min_segment_share=0 allows them",
+            }
+            left = f"; {left_out_summary(out, filters, prefix, **hints)}"
         raise EmptyLeaderboardError(
             f"no run with metric '{metric}' passes the filters ({filters.describe(prefix)}) among "
             f"{len(frame)} runs{left}; relax the filters or rank by another metric"
