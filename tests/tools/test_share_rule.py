@@ -121,3 +121,17 @@ def test_promote_best_and_a_small_run_id(sweep):
         sweep, "promote", f"run_id={small}", "dry_run=true", "allow_small_segments=true"
     )
     assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
+def test_a_single_run_under_the_minimum_share_warns_in_one_line(sweep):
+    data = tables.bulk_plus_outliers(sweep["folder"])
+    done = run_cli(
+        ["algo=kmeans", "k=2", "plots.enabled=false", f"data.path={data}"]
+        + [f"mlflow.tracking_uri={sweep['store']}"],
+        cwd=sweep["folder"],
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("segexp: warning:")]
+    assert len(warnings) == 1, done.stderr
+    assert "under 2% (filter.min_segment_share)" in warnings[0]
+    assert "allow_small_segments=true" in warnings[0]

@@ -37,6 +37,7 @@ from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.validation import check_job_config, check_sweep_before_hydra
+from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
 from segexp.tools import shell
 from segexp.tracking.store import resolve_tracking_uri
 
@@ -109,6 +110,15 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
         print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
         raise SystemExit(1)
     log.info(describe_outcome(outcome))
+    smallest = outcome.metrics.get("min_segment_share")
+    if smallest is not None and smallest < DEFAULT_MIN_SEGMENT_SHARE:
+        print(
+            f"segexp: warning: the smallest segment holds {smallest:.2%} of the customers, under "
+            f"{DEFAULT_MIN_SEGMENT_SHARE:.0%} (filter.min_segment_share): likely an outlier "
+            "split; rankings leave such runs out and segexp-promote takes it only with "
+            "allow_small_segments=true",
+            file=sys.stderr,
+        )
     return outcome
 
 
