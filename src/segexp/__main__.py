@@ -1,8 +1,67 @@
-"""``python -m segexp`` and the ``segexp`` command: one run, or a sweep with ``-m``."""
+"""``python -m segexp`` and the ``segexp`` command: one run, or a sweep with ``-m``.
+
+Range shorthand (``k=3..8``) is expanded before Hydra reads the command line;
+everything else is Hydra: config groups, overrides, ``-m``, launchers and
+sweepers. A config Hydra refuses (unknown key or option, unparsable override)
+is one ``segexp: error:`` line.
+
+Exit codes: 0 every job finished (or was skipped as a duplicate), 1 a job
+failed or the store stopped taking runs, 2 bad input or configuration, 130/143
+stopped by SIGINT/SIGTERM.
+"""
 
 import sys
+from collections.abc import Sequence
 
-from segexp.jobs.app import main
+from segexp.errors import (
+    EXIT_USER_ERROR,
+    SegexpError,
+    command_overrides,
+    is_usage_error,
+    raising_composition_errors,
+    usage_error_line,
+)
+from segexp.jobs.app import CONFIG_NAME, stop_signals, task
+from segexp.jobs.callbacks import end_unfinished_sweep
+from segexp.jobs.ranges import expand_argv
+from segexp.jobs.validation import check_sweep_before_hydra
+from segexp.tools.shell import print_help, wants_help
+
+
+def _refuse(message: str, code: int) -> int:
+    print(f"segexp: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the app on ``argv`` (default: the command line); return the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        check_sweep_before_hydra(args, CONFIG_NAME)  # k=1..10**12 is refused, never listed
+        args = expand_argv(args)
+    except SegexpError as exc:
+        return _refuse(str(exc), exc.exit_code)
+    if wants_help(args):
+        return print_help(CONFIG_NAME, args, "segexp")
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
+    code, ours = 0, False
+    try:
+        with stop_signals(), raising_composition_errors() as ours:
+            task()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if not ours or not is_usage_error(exc):
+            raise
+        overrides, multirun = command_overrides(args)
+        line = usage_error_line(exc, CONFIG_NAME, overrides, multirun)
+        code = _refuse(line.removeprefix("segexp: error: "), EXIT_USER_ERROR)
+    finally:
+        sys.argv = saved_argv
+        end_unfinished_sweep(code or 1)  # nothing unless a sweep is still open
+    return code
+
 
 if __name__ == "__main__":
     sys.exit(main())

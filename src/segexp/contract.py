@@ -4,6 +4,8 @@ compare, promote, predict and report read what a sweep writes through these
 names; the README documents them as a public contract.
 """
 
+VERSION = "0.1.0"  # segexp's version (pyproject.toml says the same)
+
 TAG_PREFIX = "segexp."
 TAG_KIND = TAG_PREFIX + "kind"  # "job", "sweep" or "eda"
 TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"
@@ -15,9 +17,6 @@ TAG_UNDEFINED_PREFIX = TAG_PREFIX + "undefined."
 TAG_JOB_NUM = TAG_PREFIX + "job_num"
 # The BLAS/OpenMP threads the job's fit ran with (segexp.jobs.threads).
 TAG_FIT_THREADS = TAG_PREFIX + "fit_threads"
-# A run handed to a publishing worker: the key it is found by should the worker die
-# (segexp.jobs.publish), so a run the worker had logged is never logged twice.
-TAG_PUBLISH_KEY = TAG_PREFIX + "publish_key"
 # + a job number: on a sweep's parent run, the outcome of a job that logged no run of its own
 TAG_OUTCOME_PREFIX = TAG_PREFIX + "outcome."
 

@@ -151,7 +151,7 @@ def test_built_wheel_runs_jobs_and_user_configs_from_a_fresh_venv(tmp_path):
     (fresh_site / "segexp_dev_deps.pth").write_text("".join(f"{p}\n" for p in dev_site))
 
     probe = (
-        "import json, sys, segexp, segexp.jobs.app as l, "
+        "import json, sys, segexp, segexp.__main__ as l, "
         "hydra_plugins.segexp_sweep.user_conf as u, mlflow, hydra, sklearn; "
         "print(json.dumps([segexp.__file__, l.__file__, u.__file__, sys.path]))"
     )

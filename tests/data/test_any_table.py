@@ -13,9 +13,9 @@ from conftest import mall_data_cfg, run_cli
 from mlflow.tracking import MlflowClient
 
 from segexp.data import load_customers
+from segexp.data.features import resolve_features
 from segexp.data.read import read_table_file
 from segexp.errors import ConfigError, DataError
-from segexp.jobs.features import resolve_features
 
 
 def load(path, **overrides):

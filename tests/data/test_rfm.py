@@ -10,10 +10,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from segexp.data import load_customers
+from segexp.data.features import resolve_features
 from segexp.data.rfm import RFM_COLUMNS, RfmRules, build_rfm
 from segexp.data.samples import generate_transactions
 from segexp.errors import ConfigError, DataError
-from segexp.jobs.features import resolve_features
 from segexp.tools import sample as sample_tool
 
 # Online Retail style header; rows are numbered as in the file (header = row 1).

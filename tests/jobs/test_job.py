@@ -276,7 +276,7 @@ def test_a_config_composed_without_hydra_runtime_names_its_options(overrides, na
     """compose() without the hydra node (a notebook) names runs as the command line does."""
     from hydra import compose, initialize_config_module
 
-    from segexp.jobs.job import describe_job
+    from segexp.model.spec import describe_job
 
     with initialize_config_module("segexp.conf", version_base="1.3"):
         cfg = compose("config", overrides=overrides)

@@ -27,7 +27,7 @@ def test_the_scatter_is_drawn_from_a_seeded_sample_of_plots_max_points(make_conf
     again = build_request(cfg, spec, table, {}, store).figures
     assert again is not None and list(again.features.index) == list(figures.features.index)
     request.figures = None
-    from segexp.jobs.publish import discard
+    from segexp.tracking.publish import discard
 
     discard(request)
 
@@ -38,7 +38,7 @@ def test_within_plots_max_points_every_customer_is_drawn(make_config, store):
     request = build_request(cfg, spec, table, {}, store)
     assert request.figures is not None and request.figures.total is None
     assert len(request.figures.labels) == 200
-    from segexp.jobs.publish import discard
+    from segexp.tracking.publish import discard
 
     discard(request)
 

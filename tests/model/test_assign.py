@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from sklearn.metrics import pairwise_distances
 
 from segexp.data import load_customers, read_table_file
+from segexp.data.features import resolve_features
 from segexp.errors import DataError
-from segexp.jobs.features import resolve_features
 from segexp.model.assign import (
     ASSIGN_BY_NEAREST_CORE,
     ASSIGN_BY_NEAREST_NEIGHBOURS,

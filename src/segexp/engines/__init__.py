@@ -13,13 +13,18 @@ logs the same run contract; its modules:
     spark           the job: validate, fit, score, stage the run's files
 
 Nothing here imports pyspark at import time: ``engine=sklearn`` never loads it.
+The job layer reaches an engine through ``engine_for`` and the ``Engine`` protocol
+only; engines import the layers below (tracking, model, insight, data), never jobs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from segexp.model.spec import JobSpec
+from segexp.tracking.publish import PublishRequest
 
 SKLEARN = "sklearn"
 SPARK = "spark"
@@ -54,3 +59,35 @@ def engine_name(cfg: Any) -> str:
 
 def uses_spark(cfg: Any) -> bool:
     return engine_name(cfg) == SPARK
+
+
+class Engine(Protocol):
+    """What computes a job's run other than segexp's own scikit-learn path."""
+
+    def validate_inputs(
+        self, cfg: DictConfig, choices: dict[str, str] | None, *, show: bool = True
+    ) -> tuple[JobSpec, Any]:
+        """The job's spec and its table as the engine reads it; SegexpError when unusable."""
+        ...
+
+    def build_request(
+        self,
+        cfg: DictConfig,
+        spec: JobSpec,
+        job: Any,
+        tags: dict[str, str],
+        tracking_uri: str,
+        experiment_id: str = "",
+        parent_run_id: str | None = None,
+    ) -> PublishRequest:
+        """Fit, score and stage the run; a failure becomes a FAILED run, not a raise."""
+        ...
+
+
+def engine_for(cfg: Any) -> Engine | None:
+    """The engine ``engine.name`` names; None for engine=sklearn (``segexp.jobs.job``)."""
+    if not uses_spark(cfg):
+        return None
+    from segexp.engines import spark  # pyspark: loaded only for engine=spark
+
+    return spark  # type: ignore[return-value]  # the module implements Engine

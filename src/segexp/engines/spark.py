@@ -36,7 +36,6 @@ import sklearn
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-import segexp
 from segexp.contract import (
     ASSIGNMENTS_PARQUET,
     CONFIG_FILE,
@@ -45,6 +44,7 @@ from segexp.contract import (
     PIPELINE_FILE,
     TAG_PREFIX,
     TAG_UNDEFINED_PREFIX,
+    VERSION,
 )
 from segexp.engines import SPARK_SCALERS, spark_data, spark_fit, spark_scores
 from segexp.engines.spark_session import get_session
@@ -54,8 +54,8 @@ from segexp.model import storage
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from segexp.jobs.job import JobSpec
-    from segexp.jobs.publish import PublishRequest
+    from segexp.model.spec import JobSpec
+    from segexp.tracking.publish import PublishRequest
 
 SPARK_MODEL_DIR = "spark-model"
 TAG_ENGINE = TAG_PREFIX + "engine"
@@ -92,12 +92,12 @@ def session_for(cfg: DictConfig):
     )
 
 
-def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
+def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None, *, show: bool = True):
     """(spec, SparkJobData): the checks of ``segexp.jobs.job.validate_inputs`` on Spark's
     reading of the table (the config itself was checked by ``check_job_config``)."""
-    from segexp.jobs.features import resolve_features
-    from segexp.jobs.job import describe_job, show_schema
+    from segexp.data.features import resolve_features
     from segexp.model.pipeline import check_preprocess_config, split_feature_kinds
+    from segexp.model.spec import describe_job, show_schema
 
     spec = describe_job(cfg, choices)
     scaler = SPARK_SCALERS[str(cfg.scaler._target_)]
@@ -107,7 +107,8 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None):
     spec.features, spec.columns = resolve_features(
         listed if isinstance(listed, list) else str(listed), spec.features, data.head
     )
-    show_schema(data.head)
+    if show:
+        show_schema(data.head)
     from segexp.data.load import check_feature_columns
 
     check_feature_columns(data.head, spec.columns, "features.columns")
@@ -147,8 +148,8 @@ def build_request(
     ``build_request``: a failure becomes a FAILED run that says why, not a raise).
     ``job`` is what ``validate_inputs`` returned: a ``SparkJobData``."""
     assert isinstance(job, SparkJobData), type(job)
-    from segexp.jobs.publish import PublishRequest
     from segexp.tracking import staging
+    from segexp.tracking.publish import PublishRequest
     from segexp.tracking.store import RunRecord
 
     params = spec.params(job.source)
@@ -175,7 +176,7 @@ def build_request(
 
 
 def _dataset(job: SparkJobData) -> dict[str, str]:
-    from segexp.jobs.job import dataset_of
+    from segexp.model.spec import dataset_of
 
     dataset = dataset_of(job.data.head)
     width = len(job.data.frame.columns)
@@ -248,7 +249,7 @@ def _fit_and_stage(cfg, spec, job: SparkJobData, frame, record, folder: Path):
             "algorithm": fitted.algorithm,
             "engine": "spark",
             "sklearn_version": sklearn.__version__,
-            "segexp_version": segexp.__version__,
+            "segexp_version": VERSION,
             "non_negative": [c for c in training_non_negative(cfg.data, head) if c in spec.columns],
             "segment_names": {str(s): n for s, n in segment_names(profile).items()},
         }
@@ -285,7 +286,7 @@ def _ground_truth(assigned, label_column: str) -> dict[str, float]:
 
 
 def _write_config(folder: Path, cfg: DictConfig, head) -> None:
-    from segexp.jobs.job import SCHEMA_FILE, resolved_config
+    from segexp.model.spec import SCHEMA_FILE, resolved_config
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     (folder / CONFIG_FILE).write_text(
@@ -322,7 +323,7 @@ def _figures(cfg, spec, assigned, profile, scores, total: int):
     from pyspark.sql import functions as F
     from sklearn.metrics import silhouette_samples
 
-    from segexp.jobs.publish import RunFigures
+    from segexp.tracking.publish import RunFigures
 
     limit = int(cfg.engine.sample_rows)
     chosen = assigned

@@ -28,7 +28,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from segexp.data import load_customers
-from segexp.errors import ConfigError, RunFailed, SegexpError, StoreWriteError
+from segexp.errors import (
+    ConfigError,
+    RunFailed,
+    SegexpError,
+    StoreWriteError,
+    is_usage_error,
+    usage_error_line,
+)
 from segexp.insight.profiles import PROFILE_CSV
 from segexp.jobs.callbacks import (
     CONFIG_NAME,
@@ -48,7 +55,6 @@ from segexp.jobs.validation import (
     check_sweep_size,
     max_jobs,
 )
-from segexp.tools import shell
 from segexp.tracking import staging
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
@@ -119,9 +125,9 @@ def _compose(overrides: Sequence[str], where: str) -> DictConfig:
         with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
             return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     except Exception as exc:
-        if not shell.is_usage_error(exc):
+        if not is_usage_error(exc):
             raise
-        line = shell.usage_error_line(exc, CONFIG_NAME, list(overrides), False)
+        line = usage_error_line(exc, CONFIG_NAME, list(overrides), False)
         raise RunFailed(
             f"{where}: exit code 2: {line.removeprefix('segexp: error: ')}", 2
         ) from None

@@ -1,18 +1,10 @@
-"""The Hydra application behind ``segexp`` / ``python -m segexp``: one run, or a sweep with ``-m``.
+"""The Hydra task behind ``segexp`` (``segexp.__main__`` runs it): one job, logged.
 
-Range shorthand (``k=3..8``) is expanded before Hydra reads the command line;
-everything else is Hydra: config groups, overrides, ``-m``, launchers and
-sweepers. The configs are the package's own (``pkg://segexp.conf``), with the
-user's ``conf/`` folder in front of them (see ``hydra_plugins.segexp_sweep.user_conf``).
-A config Hydra refuses (unknown key or option, unparsable override) is one
-``segexp: error:`` line.
-
-The task is a few lines: ``run_job(cfg)`` and the objective a sweeper reads. A
-sweep's parent run, progress and summary are ``segexp.jobs.callbacks.SweepCallback``'s.
-
-Exit codes: 0 every job finished (or was skipped as a duplicate), 1 a job
-failed or the store stopped taking runs, 2 bad input or configuration, 130/143
-stopped by SIGINT/SIGTERM.
+A single run is checked, run and reported here (its exit code raised); a sweep's
+job finds its sweep and is logged under the parent run, whose progress and
+summary are ``segexp.jobs.callbacks.SweepCallback``'s. The configs are the
+package's own (``pkg://segexp.conf``), with the user's ``conf/`` folder in front
+of them (see ``hydra_plugins.segexp_sweep.user_conf``).
 """
 
 from __future__ import annotations
@@ -23,7 +15,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import hydra
@@ -31,14 +23,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError
+from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError, composed
 from segexp.jobs import callbacks
 from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
-from segexp.jobs.ranges import expand_argv
-from segexp.jobs.validation import check_job_config, check_sweep_before_hydra
+from segexp.jobs.validation import check_job_config
 from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
-from segexp.tools import shell
 from segexp.tracking.store import resolve_tracking_uri
 
 log = logging.getLogger("segexp")
@@ -123,13 +113,14 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
-def _task(cfg: DictConfig) -> float:
+def task(cfg: DictConfig) -> float:
+    """The ``segexp`` command's Hydra task: one job, logged; the objective a sweeper reads."""
     hydra_cfg = HydraConfig.get()
     choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
     if hydra_cfg.mode == RunMode.MULTIRUN:
         outcome = _sweep_job(cfg, hydra_cfg, choices)
     else:
-        shell.composed()
+        composed()
         set_verbose(verbose_requested(cfg.get("verbose", False)))
         outcome = _single_run(cfg, choices)
     # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
@@ -158,38 +149,3 @@ def stop_signals() -> Iterator[None]:
     finally:
         for number, handler in saved.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-
-
-def _refuse(message: str, code: int) -> int:
-    print(f"segexp: error: {message}", file=sys.stderr)
-    return code
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the app on ``argv`` (default: the command line); return the process exit code."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    try:
-        check_sweep_before_hydra(args, CONFIG_NAME)  # k=1..10**12 is refused, never listed
-        args = expand_argv(args)
-    except SegexpError as exc:
-        return _refuse(str(exc), exc.exit_code)
-    if shell.wants_help(args):
-        return shell.print_help(CONFIG_NAME, args, "segexp")
-    saved_argv = sys.argv
-    sys.argv = [saved_argv[0] if saved_argv else "segexp", *args]
-    code, ours = 0, False
-    try:
-        with stop_signals(), shell.raising_composition_errors() as ours:
-            _task()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except Exception as exc:
-        if not ours or not shell.is_usage_error(exc):
-            raise
-        overrides, multirun = shell.command_overrides(args)
-        line = shell.usage_error_line(exc, CONFIG_NAME, overrides, multirun)
-        code = _refuse(line.removeprefix("segexp: error: "), EXIT_USER_ERROR)
-    finally:
-        sys.argv = saved_argv
-        callbacks.end_unfinished_sweep(code or 1)  # nothing unless a sweep is still open
-    return code

@@ -47,7 +47,15 @@ from segexp.contract import (
     TAG_SWEEP_ID,
 )
 from segexp.data import load_customers
-from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError, StoreWriteError
+from segexp.errors import (
+    EXIT_USER_ERROR,
+    ConfigError,
+    SegexpError,
+    StoreWriteError,
+    composed,
+    is_usage_error,
+    usage_error_line,
+)
 from segexp.jobs import validation
 from segexp.jobs.job import code_version
 from segexp.jobs.outcomes import (
@@ -68,7 +76,6 @@ from segexp.jobs.summary import (
     sweep_outcomes,
 )
 from segexp.jobs.threads import PARALLEL_ENV, launcher_workers
-from segexp.tools import shell
 from segexp.tracking.leaderboard import METRIC_DIRECTIONS, format_table
 from segexp.tracking.liveness import process_tags
 from segexp.tracking.store import (
@@ -402,16 +409,16 @@ class SweepCallback(Callback):
             total = check_jobs(config) if _is_basic_sweeper(config) else sweep_size(config)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
-            shell.composed()  # from here on Hydra reports errors as for a running sweep
+            composed()  # from here on Hydra reports errors as for a running sweep
             self.sweep_dir = str(config.hydra.sweep.dir)
             self.sweep = start_sweep(config, table, total, self.sweep_dir, " ".join(sys.argv[1:]))
         except SegexpError as exc:
             _stop(str(exc))
         except Exception as exc:  # Hydra refused a job's config (an option, a key)
-            if not shell.is_usage_error(exc):
+            if not is_usage_error(exc):
                 raise
             overrides = [str(o) for o in config.hydra.overrides.task]
-            line = shell.usage_error_line(exc, CONFIG_NAME, overrides, True)
+            line = usage_error_line(exc, CONFIG_NAME, overrides, True)
             _stop(line.removeprefix("segexp: error: "))
         os.environ[ENV_VAR] = json.dumps({**asdict(self.sweep), "sweep_dir": self.sweep_dir})
         if not _runs_in_this_process(config):

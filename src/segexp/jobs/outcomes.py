@@ -45,13 +45,15 @@ def set_verbose(verbose: bool) -> None:
 
 
 def quiet_store_logs(verbose: bool | None = None) -> None:
-    """Levels of MLflow's store loggers: INFO when verbose (default: ``SEGEXP_VERBOSE``).
+    """Levels of MLflow's store loggers: INFO when verbose (default: ``SEGEXP_VERBOSE``),
+    else nothing below CRITICAL: a store error (with its traceback, "SQLAlchemy database
+    error") reaches the user as segexp's own one line.
 
     MLflow (3.x) configures only its top logger, so a level set here on a child
     logger holds whether MLflow is imported before or after."""
     verbose = verbose_requested() if verbose is None else verbose
     for name in STORE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 @dataclass

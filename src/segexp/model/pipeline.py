@@ -500,7 +500,7 @@ def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSe
     """Fit the segmentation a composed job config describes (features, preprocess, scaler,
     algo) on a customer table (``table``: its loaded CustomerTable, for the column roles)."""
     from segexp.data import load_customers
-    from segexp.jobs.features import resolve_features
+    from segexp.data.features import resolve_features
 
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns

@@ -19,24 +19,26 @@ points for every tool (``python -m segexp.tools.shell promote best=silhouette``)
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import hydra
 from omegaconf import DictConfig
 
-from segexp.errors import EXIT_USER_ERROR, SegexpError
-
-CONFIG_PATH = "pkg://segexp.conf"
-_FULL_ERROR = "HYDRA_FULL_ERROR"
-_MAX_LISTED = 24  # available keys or options named in a usage error
+from segexp.errors import (
+    CONFIG_PATH,
+    EXIT_USER_ERROR,
+    SegexpError,
+    command_overrides,
+    composed,
+    is_usage_error,
+    raising_composition_errors,
+    usage_error_line,
+)
 
 Action = Callable[[DictConfig], Any]
 
@@ -45,146 +47,6 @@ class ToolMain(Protocol):
     """A tool's entry point: ``main(argv=None) -> exit code`` (``None``: ``sys.argv[1:]``)."""
 
     def __call__(self, argv: Sequence[str] | None = None) -> int: ...
-
-
-# ----------------------------------------------------------------- usage errors
-
-_SET_HERE = {"full_error": False}  # HYDRA_FULL_ERROR set by raising_composition_errors
-
-
-@contextmanager
-def raising_composition_errors() -> Iterator[bool]:
-    """Let Hydra's errors before the task (composing the config, ``--help``, ``--cfg``)
-    raise out of ``hydra.main`` instead of Hydra printing several lines and exiting 1.
-
-    Hydra re-raises when ``HYDRA_FULL_ERROR`` is set: it is set here until ``composed()``
-    (the task started) or the block ends. Yields whether segexp set it: a user who set
-    it keeps Hydra's own full errors.
-    """
-    if os.environ.get(_FULL_ERROR):
-        yield False
-        return
-    os.environ[_FULL_ERROR] = "1"
-    _SET_HERE["full_error"] = True
-    try:
-        yield True
-    finally:
-        composed()
-
-
-def composed() -> None:
-    """The command's config is composed: from here on Hydra reports errors as usual."""
-    if _SET_HERE["full_error"]:
-        _SET_HERE["full_error"] = False
-        os.environ.pop(_FULL_ERROR, None)
-
-
-def is_usage_error(exc: BaseException) -> bool:
-    """Hydra's or OmegaConf's refusal of the command line or config (not a bug in a tool)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    return isinstance(exc, HydraException | OmegaConfBaseException)
-
-
-def _one_line(text: str) -> str:
-    parts = [p.strip() for p in str(text).splitlines() if p.strip()]
-    return "; ".join(parts)
-
-
-def _listed(names: Sequence[str]) -> str:
-    names = list(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
-def _default_config(config_name: str, overrides: Sequence[str], multirun: bool):
-    """The command's config composed without the refused override (None if it cannot be)."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        return None
-    # Sweeps (-m k=3,4) cannot be composed as one config: their keys exist either way.
-    plain = [o for o in overrides if not (multirun and "," in o)]
-    with initialize_config_module(CONFIG_PATH[len("pkg://") :], version_base="1.3"):
-        for attempt in (plain, []):
-            try:
-                return compose(config_name, overrides=list(attempt))
-            except Exception:  # another bad override: try the packaged defaults
-                continue
-    return None
-
-
-def _available_keys(cfg, key: str) -> tuple[str, list[str]]:
-    """(the deepest existing node on ``key``'s path, the keys under it)."""
-    from omegaconf import OmegaConf
-
-    parts = key.split(".")
-    node, where = cfg, ""
-    for i, part in enumerate(parts[:-1]):
-        child = OmegaConf.select(node, part, default=None) if OmegaConf.is_dict(node) else None
-        if not OmegaConf.is_dict(child):
-            break
-        node, where = child, ".".join(parts[: i + 1])
-    keys = [str(k) for k in node] if OmegaConf.is_dict(node) else []
-    if not where:
-        keys = [k for k in keys if k != "hydra"]
-    return where, keys
-
-
-def usage_error_line(
-    exc: BaseException, config_name: str, overrides: Sequence[str] = (), multirun: bool = False
-) -> str:
-    """One ``segexp: error:`` line for Hydra's refusal of the command line."""
-    from hydra.errors import MissingConfigException, OverrideParseException
-
-    message = str(exc)
-    if isinstance(exc, OverrideParseException):
-        detail = _one_line(exc.message).replace(f"Error parsing override '{exc.override}'", "")
-        detail = detail.strip("; ")
-        return (
-            f"segexp: error: {exc.override}: cannot parse this override"
-            + (f" ({detail})" if detail else "")
-            + "; write key=value, key=a,b for a sweep with -m, or quote values with spaces"
-        )
-    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
-        group, _, option = str(exc.missing_cfg_file).rpartition("/")
-        options = sorted(str(o) for o in (exc.options or []))
-        if group and options:
-            near = difflib.get_close_matches(option, options, n=1)
-            hint = f" (did you mean {group}={near[0]}?)" if near else ""
-            return (
-                f"segexp: error: {group}={option}: no such option{hint}; "
-                f"available: {_listed(options)}"
-            )
-        return f"segexp: error: {_one_line(message)}"
-    unknown = re.match(r"Could not override '([^']+)'", message)
-    if unknown:
-        key = unknown.group(1)
-        refused = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
-        cfg = _default_config(config_name, refused, multirun)
-        if cfg is not None:
-            where, keys = _available_keys(cfg, key)
-            leaf = key[len(where) + 1 :] if where else key
-            near = difflib.get_close_matches(leaf.split(".")[0], keys, n=1)
-            hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
-            under = f" under {where}" if where else ""
-            return (
-                f"segexp: error: {key}: no such config key{hint}; available{under}: {_listed(keys)}"
-            )
-        return f"segexp: error: {key}: no such config key"
-    cause = exc.__cause__
-    detail = _one_line(message)
-    if cause is not None and str(cause) and str(cause) not in message:
-        detail += f" ({_one_line(str(cause))})"
-    return f"segexp: error: {detail}"
-
-
-def command_overrides(args: Sequence[str]) -> tuple[list[str], bool]:
-    """The command line's overrides (no flags), and whether it asks for a multirun."""
-    multirun = any(a in ("-m", "--multirun") for a in args)
-    return [a for a in args if not a.startswith("-") and "=" in a], multirun
 
 
 # ------------------------------------------------------------------------- help

@@ -1,0 +1,198 @@
+"""What a job config asks for, named the way params, run names and config keys show it.
+
+Shared by every engine (scikit-learn in ``segexp.jobs.job``, Spark in
+``segexp.engines.spark``): the job's parts as the command line names them, its
+params and run name, the hash that tells two configurations apart, and the
+files every run holds about its input (the resolved config, the MLflow dataset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+from segexp.contract import TAG_PREFIX
+from segexp.data import SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, CustomerTable
+from segexp.data.features import ALL_NUMERIC, DEFAULT
+from segexp.errors import ConfigError
+from segexp.model.pipeline import algorithm_params, algorithm_uses
+
+log = logging.getLogger("segexp")
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+TAG_CONFIG_KEY = TAG_PREFIX + "config_key"
+SCHEMA_FILE = "schema.json"  # every column's role, as the run saw the table
+
+
+@dataclass
+class JobSpec:
+    """What a job config asks for, named the way params and run names show it."""
+
+    algo: str
+    scaler: str
+    features: str
+    columns: list[str]
+    uses_k: bool
+    k: int
+    seed: int
+    impute: str
+    outliers: str
+    hyperparams: dict[str, Any]
+    target: str
+
+    @property
+    def run_name(self) -> str:
+        parts = [self.algo]
+        if self.uses_k:
+            parts.append(f"k{self.k}")
+        else:
+            parts.extend(
+                f"{name}{value}"
+                for name, value in self.hyperparams.items()
+                if isinstance(value, int | float | str) and not isinstance(value, bool)
+            )
+        parts.extend([self.scaler, self.features])
+        return "-".join(str(p) for p in parts)
+
+    def params(self, data_source: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "algo": self.algo,
+            "scaler": self.scaler,
+            "features": self.features,
+            "feature_columns": ",".join(self.columns),
+            "seed": self.seed,
+            "impute": self.impute,
+            "outliers": self.outliers,
+            "data": data_source,
+        }
+        if self.uses_k:
+            out["k"] = self.k
+        out.update({f"algo.{name}": value for name, value in self.hyperparams.items()})
+        return out
+
+    def config_key(self, fingerprint: str) -> str:
+        """Hash of what determines the result; k is left out when the algorithm ignores it."""
+        payload = asdict(self)
+        if not self.uses_k:
+            payload.pop("k")
+        payload["data"] = fingerprint
+        return hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()[:20]
+
+
+NAMED_GROUPS = ("algo", "scaler", "features")
+
+
+def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
+    """The config-group options the job was composed from, named as on the command line."""
+    if choices is not None:
+        return dict(choices)
+    composed = OmegaConf.select(cfg, "hydra.runtime.choices")  # compose(return_hydra_config)
+    if composed:
+        return {str(k): str(v) for k, v in composed.items()}
+    # a config without its hydra node (compose() in a notebook): the options it matches
+    return {group: _matching_option(cfg, group) for group in NAMED_GROUPS}
+
+
+def _matching_option(cfg: DictConfig, group: str) -> str:
+    """The packaged (or the user's) option of ``group`` whose content the config holds:
+    the same ``_target_`` for algo and scaler, the same columns for features; else custom."""
+    key = "columns" if group == "features" else "_target_"
+    node = OmegaConf.to_container(cfg[group], resolve=False)
+    assert isinstance(node, dict)  # algo, scaler and features are config groups
+    wanted = node.get(key)
+    folders = [PACKAGE_DIR / "conf" / group]
+    user = user_conf_dir()
+    if user is not None:
+        folders.insert(0, user / group)
+    for folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            option = yaml.safe_load(path.read_text()) or {}
+            if isinstance(option, dict) and option.get(key) == wanted:
+                return path.stem
+    return "custom"
+
+
+def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:
+    """Validate the job's config keys and name its parts; ConfigError on bad values."""
+    named = _choices(cfg, choices)
+    if "_target_" not in cfg.algo:
+        raise ConfigError("algo: the algo config needs a _target_ (a scikit-learn class path)")
+    listed = cfg.features.columns
+    columns = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
+    if columns not in (ALL_NUMERIC, DEFAULT) and not isinstance(columns, list):
+        raise ConfigError(
+            "features.columns: a list of column names (e.g. [age, spending_score]), "
+            f"all_numeric or default; got {listed!r}"
+        )
+    if columns == []:
+        raise ConfigError("features.columns: list at least one column; got an empty list")
+    uses_k = algorithm_uses(cfg.algo, "k")
+    k = cfg.get("k")
+    if uses_k and (not isinstance(k, int) or isinstance(k, bool) or k < 2):
+        raise ConfigError(f"k: the number of segments must be an integer >= 2; got {k!r}")
+    return JobSpec(
+        algo=named.get("algo", "algo"),
+        scaler=named.get("scaler", "scaler"),
+        features=named.get("features", "features"),
+        columns=[str(c) for c in columns] if isinstance(columns, list) else [str(columns)],
+        uses_k=uses_k,
+        k=int(k) if isinstance(k, int) else 0,
+        seed=int(cfg.seed),
+        impute=str(cfg.preprocess.impute),
+        outliers=str(cfg.preprocess.get("outliers", "none")),
+        hyperparams=algorithm_params(cfg.algo),
+        target=str(cfg.algo._target_),
+    )
+
+
+_MLFLOW_TYPES = {"int": "long", "float": "double", "text": "string", "date": "datetime"}
+
+
+def dataset_of(table: CustomerTable) -> dict[str, str]:
+    """The run's input table as an MLflow dataset: named after the file, digest = the data
+    fingerprint, source = the file (or the built-in sample), schema and size."""
+    source = table.source
+    is_file = source not in (SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, "DataFrame")
+    columns = table.schema.columns if table.schema is not None else ()
+    schema = {
+        "mlflow_colspec": [
+            {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
+            for c in columns
+        ]
+    }
+    rows = len(table.frame)
+    return {
+        "name": Path(source).name if is_file else source,
+        "digest": table.fingerprint,
+        "source_type": "local" if is_file else "code",
+        "source": json.dumps({"uri": str(Path(source).resolve())} if is_file else {"name": source}),
+        "schema": json.dumps(schema),
+        "profile": json.dumps({"num_rows": rows, "num_elements": rows * len(table.frame.columns)}),
+    }
+
+
+def show_schema(table: CustomerTable) -> None:
+    """Print the table's column roles (a single run, or a sweep's first job)."""
+    if table.schema is not None:
+        log.info(table.schema.table(table.source))
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The job's config with interpolations resolved, without Hydra's own ``hydra`` node."""
+    return {
+        str(key): OmegaConf.to_container(cfg[key], resolve=True)
+        if OmegaConf.is_config(cfg[key])
+        else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
