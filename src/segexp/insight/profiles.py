@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from segexp.contract import NOISE_LABEL
+from segexp.data.export import write_table
 from segexp.insight.naming import (
     NamingConfig,
     SegmentName,
@@ -770,7 +771,7 @@ def write_profile_files(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / PROFILE_CSV, folder / PROFILE_MD, folder / SEGMENTS_JSON]
-    profile.table.to_csv(written[0])
+    write_table(profile.table, written[0], "csv", index=True)
     written[1].write_text(profile_markdown(profile), encoding="utf-8")
     document = _finite_or_none(segments_document(profile))
     written[2].write_text(json.dumps(document, indent=2, allow_nan=False), encoding="utf-8")

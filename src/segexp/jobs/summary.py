@@ -31,6 +31,7 @@ from segexp.contract import (
     TAG_PREFIX,
     TAG_SWEEP_ID,
 )
+from segexp.data.export import write_table
 from segexp.errors import SegexpError, TrackingError
 from segexp.jobs.outcomes import (
     SUMMARY_METRICS,
@@ -99,7 +100,7 @@ def write_summary(
     if frame.empty:
         return metrics, tags
     ranked = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))
-    ranked.to_csv(folder / LEADERBOARD_FILE, index=False)
+    write_table(ranked, folder / LEADERBOARD_FILE, "csv")  # run names may start with =
     table = format_markdown(ranked[display_columns(ranked, "silhouette")])
     (folder / "leaderboard.md").write_text(table + "\n")
     chosen = candidates(ranked)[0]  # never a run a rule (noise, segment share) left out
@@ -116,7 +117,7 @@ def write_summary(
     selections = {key: select_k(rows) for key, rows in groups.items()}
     metrics.update(recommended_k_metrics(selections))
     if selections:
-        k_selection_table(selections).to_csv(folder / "k_selection.csv", index=False)
+        write_table(k_selection_table(selections), folder / "k_selection.csv", "csv")
     for key, rows in groups.items():
         slug = _group_slug(key)
         label = " / ".join(map(str, key))

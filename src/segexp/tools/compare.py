@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
 from omegaconf import DictConfig, ListConfig
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_OUTCOME_PREFIX, TAG_SWEEP_ID
+from segexp.data.export import csv_text
 from segexp.errors import (
     EXIT_USER_ERROR,
     ConfigError,
@@ -47,7 +48,7 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
-from segexp.tools.outputs import check_output, flag, write_text_atomically
+from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 
 SCOPES = ("sweep", "experiment")
 FORMATS = ("table", "csv", "markdown")
-SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown"}
+SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
 OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
 _MAX_RESULTS = 50000
@@ -181,14 +182,23 @@ def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") ->
 
 
 def output_format(cfg: DictConfig) -> str:
-    """The configured format, else the output file's suffix, else 'table'."""
+    """The configured format, else the output file's suffix, else 'table'. An output's
+    suffix must be one of SUFFIX_FORMATS and agree with ``format`` when both are given."""
     fmt = cfg.get("format")
-    if fmt is None:
-        output = cfg.get("output")
-        return SUFFIX_FORMATS.get(Path(str(output)).suffix.lower(), "table") if output else "table"
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"format: allowed values are {', '.join(FORMATS)}; got {fmt!r}")
-    return str(fmt)
+    output = cfg.get("output")
+    if not output:
+        return str(fmt or "table")
+    path = Path(str(output)).expanduser()
+    implied = SUFFIX_FORMATS[check_suffix(path, "output", list(SUFFIX_FORMATS))]
+    if fmt is not None and fmt != implied:
+        raise ConfigError(
+            f"format={fmt}: output={path} names a {implied} file; give the output a "
+            f"{fmt} suffix ({', '.join(k for k, v in SUFFIX_FORMATS.items() if v == fmt)}) "
+            "or leave format unset"
+        )
+    return implied
 
 
 # ----------------------------------------------------------------------- the runs
@@ -389,7 +399,7 @@ def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
 
     if fmt == "csv":
         rest = [c for c in ranked.columns if c not in columns]
-        return ranked[list(columns) + rest].to_csv(index=False)
+        return csv_text(ranked[list(columns) + rest])  # run names may start with =
     if fmt == "markdown":
         return format_markdown(ranked[list(columns)]) + "\n"
     return format_table(ranked[list(columns)]) + "\n"
@@ -472,7 +482,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     err = err or sys.stderr
     try:
         if cfg.get("output"):  # an existing file is refused before any work
-            check_output(str(cfg.output), "output", flag(cfg, "overwrite"))
+            check_output(str(cfg.output), "output", flag(cfg, "overwrite"), list(SUFFIX_FORMATS))
         width = table_width(cfg, out)
         metric = str(cfg.metric)
         larger = larger_is_better(metric, str(cfg.get("direction", "auto")))

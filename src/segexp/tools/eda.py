@@ -55,6 +55,7 @@ from segexp.contract import (
     TAG_PREFIX,
 )
 from segexp.data import load_customers
+from segexp.data.export import write_table
 from segexp.data.load import CustomerTable, closest
 from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
@@ -680,7 +681,7 @@ def write_eda_artifacts(
     if table.schema is not None:
         (folder / "schema.json").write_text(json.dumps(table.schema.records(), indent=2))
     role_counts = ", ".join(f"{roles.get(role, 0)} {role}" for role in ROLES)
-    summary.to_csv(folder / "summary.csv", index=False)
+    write_table(summary, folder / "summary.csv", "csv")  # column names are the data's
     (folder / "summary.md").write_text(
         f"# Data summary: {table.source}\n\n{len(frame)} customers, {frame.shape[1]} columns "
         f"({role_counts}), fingerprint `{table.fingerprint}`.\n\n" + markdown_table(summary)
@@ -702,7 +703,7 @@ def write_eda_artifacts(
         save(boxplot_figure(frame, plan.drawn, options.iqr_factor), plots / "boxplots.png", dpi)
         for method in ("pearson", "spearman"):
             correlation = frame[plan.drawn].astype(float).corr(method=method)
-            correlation.to_csv(folder / f"correlation_{method}.csv")
+            write_table(correlation, folder / f"correlation_{method}.csv", "csv", index=True)
             save(
                 correlation_figure(correlation, f"{method.capitalize()} correlation"),
                 plots / f"correlation_{method}.png",

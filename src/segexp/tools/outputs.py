@@ -1,41 +1,40 @@
-"""Output files of the tools (predict, report, compare): checked first, written whole.
+"""Output files of the tools (predict, report, compare, sample): checked first, written whole.
 
-``check_output(path, key, overwrite)`` runs before a tool does any work: an
-existing file is refused unless ``overwrite=true``; a folder in its place, a
-path through a file, or a folder segexp cannot write in is refused too. Each
-refusal is one ``ConfigError`` line naming the key, the file and what to do
-(exit 2). Missing folders are created only when the file is written, so a
-command that fails leaves nothing behind.
+``check_output(path, key, overwrite, suffixes)`` runs before a tool does any work: a
+name whose suffix the tool cannot write is refused (the format comes from the user's
+path, never from a temporary name); a path that is not a regular file (a folder, a
+symbolic link such as ``/dev/stdout``, a device such as ``/dev/null``, a named pipe, a
+socket) is refused even with ``overwrite=true``, because replacing it would swap it for
+a regular file; an existing file is refused unless ``overwrite=true``; a path through a
+file, or a folder segexp cannot write in, is refused too. Each refusal is one
+``ConfigError`` line naming the key, the file and what to do (exit 2). Missing folders
+are created only when the file is written, so a command that fails leaves nothing
+behind.
 
-``write_atomically(path, write)`` writes through a temporary file in the same
-folder, then ``os.replace``: readers see the old file or the whole new one,
-and a failure leaves no half-written file (the temporary file is removed).
+``staged(path)`` / ``write_atomically(path, write)`` write through a temporary file in
+the same folder, then ``os.replace``: readers see the old file or the whole new one,
+and a failure leaves no half-written file. The replace checks again that it replaces
+a regular file only.
 
-``formula_cells`` / ``escape_formulas`` implement the spreadsheet guard of the
-text outputs (OWASP "CSV injection"): a cell starting with ``=``, ``+``,
-``-``, ``@``, a tab or a carriage return may run as a formula when the file is
-opened in a spreadsheet. A cell that is a plain number (``-3.5``, ``+12``,
-``-1e5``) is a number, not a formula, and is left alone. Escaping prefixes a
-single quote, as OWASP recommends.
+Tables are written with ``segexp.data.export.write_table`` in the format of the
+user's name (``table_format``), CSV cells formula-escaped there.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from segexp.data.export import FORMULA_PREFIX
 from segexp.errors import ConfigError
 
-FORMULA_START = r"^[=+\-@\t\r]"
-PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-FORMULA_PREFIX = "'"
+# The formats a table output takes from its name (the user's path decides, nothing else).
+TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def flag(cfg: Mapping[str, Any], key: str, default: bool = False) -> bool:
@@ -50,6 +49,9 @@ def flag(cfg: Mapping[str, Any], key: str, default: bool = False) -> bool:
     raise ConfigError(f"{key}: allowed values are true or false; got {value!r}")
 
 
+# --- where an output may go -------------------------------------------------------------------
+
+
 def _existing_folder(folder: Path) -> Path:
     """The nearest existing folder on the way to ``folder`` (created later when missing)."""
     while not folder.exists() and folder != folder.parent:
@@ -57,16 +59,68 @@ def _existing_folder(folder: Path) -> Path:
     return folder
 
 
-def check_output(path: str | Path, key: str, overwrite: bool) -> Path:
-    """The output path, after refusing what would go wrong when it is written."""
+def not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file ('a folder', 'a symbolic
+    link', ...); None for a regular file or nothing at all."""
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
+def suffix_of(path: Path, suffixes: Sequence[str]) -> str:
+    """The suffix of ``path`` among ``suffixes`` (case-insensitive); '' when none."""
+    name = path.name.lower()
+    return next((s for s in sorted(suffixes, key=len, reverse=True) if name.endswith(s)), "")
+
+
+def check_suffix(path: Path, key: str, suffixes: Sequence[str]) -> str:
+    """The suffix of ``path`` when the tool writes it; ConfigError listing the others."""
+    found = suffix_of(path, suffixes)
+    if not found:
+        raise ConfigError(
+            f"{key}={path}: unsupported file type ({path.suffix or 'no suffix'}); the format "
+            f"follows the file name, allowed: {', '.join(suffixes)}"
+        )
+    return found
+
+
+def check_output(
+    path: str | Path,
+    key: str,
+    overwrite: bool,
+    suffixes: Sequence[str] | None = None,
+    overwrite_key: str = "overwrite=true",
+) -> Path:
+    """The output path, after refusing what would go wrong when it is written
+    (``suffixes``: the ones the tool writes; ``overwrite_key``: how the user says replace)."""
     path = Path(path).expanduser()
-    if path.is_dir():
+    what = not_a_regular_file(path)
+    if what == "a folder":
         raise ConfigError(
             f"{key}={path}: is a folder; give a file name in it, e.g. {key}={path / 'out.csv'}"
         )
+    if what is not None:
+        raise ConfigError(
+            f"{key}={path}: is {what}, not a regular file; segexp replaces only regular "
+            f"files ({overwrite_key} too); choose a file path"
+        )
+    if suffixes is not None:
+        check_suffix(path, key, suffixes)
     if path.exists() and not overwrite:
         raise ConfigError(
-            f"{key}={path}: the file already exists; set overwrite=true to replace it, "
+            f"{key}={path}: the file already exists; set {overwrite_key} to replace it, "
             "or choose another path"
         )
     folder = _existing_folder(path.parent)
@@ -86,6 +140,9 @@ def check_output(path: str | Path, key: str, overwrite: bool) -> Path:
     return path
 
 
+# --- writing whole ----------------------------------------------------------------------------
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -95,7 +152,9 @@ def _umask() -> int:
 @contextmanager
 def staged(path: str | Path) -> Iterator[Path]:
     """A temporary file beside ``path`` to write; it replaces ``path`` when the block ends
-    without an error, and is removed otherwise (missing folders are created here)."""
+    without an error, and is removed otherwise (missing folders are created here).
+
+    Write it in the format of ``path``, never of the temporary name (``….tmp``)."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -103,6 +162,11 @@ def staged(path: str | Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        what = not_a_regular_file(path)  # it may have appeared since check_output
+        if what is not None:
+            raise ConfigError(
+                f"{path}: is {what}, not a regular file; segexp replaces only regular files"
+            )
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 -> the usual file mode
         os.replace(temporary, path)
     except BaseException:
@@ -124,38 +188,9 @@ def write_text_atomically(path: str | Path, text: str, encoding: str = "utf-8") 
     return write_atomically(path, write)
 
 
-def _is_text(column: pa.ChunkedArray) -> bool:
-    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-
-
-def formula_cells(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """True for the cells a spreadsheet may run as a formula (plain numbers excluded)."""
-    starts = pc.match_substring_regex(column, FORMULA_START)
-    if not pc.any(starts).as_py():  # the usual case: no cell to look at twice
-        return pc.fill_null(starts, False)
-    number = pc.match_substring_regex(column, PLAIN_NUMBER)
-    return pc.fill_null(pc.and_(starts, pc.invert(number)), False)
-
-
-def count_formulas(table: pa.Table) -> dict[str, int]:
-    """{column: formula-looking cells} of the text columns that have any."""
-    counts = {}
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        if _is_text(column):
-            found = pc.sum(formula_cells(column)).as_py() or 0
-            if found:
-                counts[name] = int(found)
-    return counts
-
-
-def escape_formulas(table: pa.Table, columns: list[str]) -> pa.Table:
-    """The table with a ' before every formula-looking cell of ``columns``."""
-    for name in columns:
-        i = table.column_names.index(name)
-        column = table.column(i)
-        escaped = pc.binary_join_element_wise(FORMULA_PREFIX, column, "")
-        table = table.set_column(i, name, pc.if_else(formula_cells(column), escaped, column))
-    return table
+def table_format(path: str | Path, key: str) -> str:
+    """csv, tsv or parquet, from the user's file name; ConfigError for another suffix."""
+    return TABLE_FORMATS[check_suffix(Path(path), key, list(TABLE_FORMATS))]
 
 
 def formula_line(counts: Mapping[str, int], files: str, escaped: bool) -> str:

@@ -22,16 +22,23 @@ number in a column training required non-negative. Without ``rejects=<file>``
 any rejected row is an error naming the rows; with it, those rows go there
 (``row``, the original cells, ``reason``) and every other row is scored.
 
-Outputs are never overwritten unless ``overwrite=true`` (checked before any
-work) and are written whole (temporary file + rename). Text outputs are checked
-for cells a spreadsheet may run as formulas (first character ``=``, ``+``,
-``-``, ``@``, tab, CR; plain numbers such as ``-3.5`` excluded): a warning on
-stderr counts them, ``escape_formulas=true`` prefixes them with ``'``.
+An output's format is its name's: ``.csv``, ``.tsv`` (tab-separated), ``.parquet``
+or ``.pq``; another suffix is an error. Outputs are never overwritten unless
+``overwrite=true``, replace only regular files (a folder, link, device or pipe is
+refused; checked before any work) and are written whole (temporary file + rename).
+The input must not already hold the columns predict adds (``segment``,
+``segment_name``; ``row`` and ``reason`` with ``rejects=``): that is an error, so no
+input column is lost or doubled. Text outputs are checked for cells a spreadsheet may
+run as formulas (first character ``=``, ``+``, ``-``, ``@``, tab, CR; plain numbers
+such as ``-3.5`` excluded): a warning on stderr counts them, ``escape_formulas=true``
+prefixes them with ``'`` (off by default: the output keeps the input's cells as they
+are).
 
 Exit codes: 0 every row scored (or, with ``rejects=``, every other row scored
 and the bad ones written to the rejects file), 2 bad input or configuration
 (missing file or column, bad rows without ``rejects=``, unknown model, an
-existing output without ``overwrite=true``), 1 unexpected failure.
+existing output without ``overwrite=true``, an output that is not a regular file
+or has another suffix, an input holding ``segment``), 1 unexpected failure.
 """
 
 from __future__ import annotations
@@ -50,16 +57,17 @@ import pyarrow.compute as pc
 from omegaconf import DictConfig
 
 from segexp.data import read_table_file
+from segexp.data.export import formula_counts, write_table
 from segexp.data.messages import closest
 from segexp.errors import ConfigError, DataError
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN
 from segexp.tools.outputs import (
+    TABLE_FORMATS,
     check_output,
-    count_formulas,
-    escape_formulas,
     flag,
     formula_line,
     staged,
+    table_format,
 )
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.models import SegmentModel, load_model
@@ -351,19 +359,17 @@ def _as_arrow(values: pd.Series) -> pa.Array:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """CSV (TSV for .tsv), or Parquet for .parquet/.pq; cells written as they are."""
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, path)
-        return
-    frame = table.to_pandas()
-    frame.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-
-
-def _is_text_output(path: Path) -> bool:
-    return path.suffix.lower() not in {".parquet", ".pq"}
+def check_new_columns(columns: list[str], source: Path, rejects: bool) -> None:
+    """DataError when the input already has a column predict adds (``segment``,
+    ``segment_name``; ``row``, ``reason`` in the rejects file): it would be lost or doubled."""
+    added = [SEGMENT_COLUMN, SEGMENT_NAME_COLUMN] + ([ROW_COLUMN, REASON_COLUMN] if rejects else [])
+    taken = [name for name in added if name in columns]
+    if taken:
+        raise DataError(
+            f"input={source}: already has the column(s) {', '.join(taken)}, which predict "
+            f"adds ({', '.join(added)}); nothing was written: rename or drop them in the input "
+            "(a file scored before? score the original customer table)"
+        )
 
 
 def model_uri_from(cfg: DictConfig) -> str:
@@ -397,11 +403,12 @@ def predict(cfg: DictConfig) -> PredictionResult:
         )
     if rejects is not None and rejects.resolve() == output.resolve():
         raise ConfigError(f"rejects={rejects}: is the output file too; choose another path")
-    check_output(output, "output", overwrite)
+    check_output(output, "output", overwrite, list(TABLE_FORMATS))
     if rejects is not None:
-        check_output(rejects, "rejects", overwrite)
+        check_output(rejects, "rejects", overwrite, list(TABLE_FORMATS))
     reading = {k: cfg.get(k) for k in ("delimiter", "encoding") if cfg.get(k)}
     found = read_cells(source, reading)
+    check_new_columns(found.cells.column_names, source, rejects is not None)
     frame = scoring_frame(found, source)
     model_uri = model_uri_from(cfg)
     model = load_model(model_uri, resolve_tracking_uri(cfg.mlflow.tracking_uri))
@@ -418,9 +425,6 @@ def predict(cfg: DictConfig) -> PredictionResult:
     good = ~bad
     predicted = segments_of(model, frame[good], features[good] if features is not None else None)
     kept = found.cells.filter(pa.array(good))
-    kept = kept.select(
-        [n for n in kept.column_names if n not in (SEGMENT_COLUMN, SEGMENT_NAME_COLUMN)]
-    )
     for column in predicted.columns:
         kept = kept.append_column(str(column), _as_arrow(predicted[column]))
     tables = {output: kept}
@@ -429,18 +433,18 @@ def predict(cfg: DictConfig) -> PredictionResult:
         refused = refused.add_column(0, ROW_COLUMN, pa.array(found.rows[bad], pa.int64()))
         refused = refused.append_column(REASON_COLUMN, pa.array(reasons[bad].tolist(), pa.string()))
         tables[rejects] = refused
+    written: dict[Path, tuple[str, pa.Table | pd.DataFrame]] = {}
     counts: dict[str, int] = {}
     for path, table in tables.items():
-        if not _is_text_output(path):
-            continue
-        found_here = count_formulas(table)
-        for name, n in found_here.items():
-            counts[name] = counts.get(name, 0) + n
-        if escape and found_here:
-            tables[path] = escape_formulas(table, list(found_here))
+        fmt = table_format(path, "output" if path == output else "rejects")
+        if fmt != "parquet":  # the spreadsheet guard concerns text files only
+            table = table.to_pandas()
+            for name, n in formula_counts(table).items():
+                counts[name] = counts.get(name, 0) + n
+        written[path] = (fmt, table)
     with ExitStack() as stack:  # both files are replaced only once both are written
-        for path, table in tables.items():
-            write_table(table, stack.enter_context(staged(path)))
+        for path, (fmt, table) in written.items():
+            write_table(table, stack.enter_context(staged(path)), fmt, escape=escape)
     line = formula_line(counts, ", ".join(p.name for p in tables), escape)
     if line:
         print(line, file=sys.stderr)

@@ -44,7 +44,7 @@ from segexp.contract import (
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
-from segexp.tools.outputs import check_output, flag, write_text_atomically
+from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
@@ -63,6 +63,7 @@ log = logging.getLogger("segexp")
 
 REPORT_ARTIFACT_DIR = "report"
 REPORT_FILE = "report.html"
+REPORT_SUFFIXES = (".html", ".htm")
 SCATTER_PNG = "plots/segments.png"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
@@ -321,6 +322,8 @@ def write_report(
 
     ``overwrite=False``: an existing file there is a ConfigError (before the page is
     drawn). The file is written whole (a temporary file renamed) or not at all."""
+    if output_path:  # the page is HTML: the name must say so
+        check_suffix(Path(output_path), "output", REPORT_SUFFIXES)
     tracking_uri = resolve_tracking_uri(tracking_uri)
     data = collect_report_data(
         tracking_uri, run_id, naming_cfg, metric=metric, filters=filters, selection=selection
@@ -370,7 +373,7 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
 
     overwrite = flag(cfg, "overwrite")
     if cfg.get("output"):  # before any work; the default name is known once the run is
-        check_output(str(cfg.output), "output", overwrite)
+        check_output(str(cfg.output), "output", overwrite, REPORT_SUFFIXES)
     given = None if OmegaConf.is_missing(cfg, "run_id") else cfg.get("run_id")
     run_id = str(given or "").strip()
     selection = None

@@ -2,12 +2,15 @@
 
 Every staged folder lives under one root per user, ``<temp dir>/segexp-<uid>/``
 (mode 0700), inside a folder of the process that made it:
-``<root>/<pid>-<start time>/``. A process removes its own folder when it ends
+``<root>/<pid>-<start time>/``, which holds a marker file (``.segexp-staging``)
+written when segexp creates it. A process removes its own folder when it ends
 normally (and each staged folder as soon as its run is logged); a process that
 is killed (SIGKILL, a crash) leaves its folder behind, and the next segexp
-command removes every folder whose process is gone (``sweep``). So a crash
-never leaves customer data in the temp folder for longer than until the next
-command.
+command removes every marked folder whose process is gone (``sweep``). So a
+crash never leaves customer data in the temp folder for longer than until the
+next command, and a folder segexp did not make (``SEGEXP_STAGING_DIR`` may be a
+folder of the user's, holding ``2023-sales/``) is never removed: no marker, no
+removal, whatever its name.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing.util
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -23,6 +27,8 @@ from pathlib import Path
 from segexp.tracking.liveness import is_alive, process_start
 
 ROOT_ENV = "SEGEXP_STAGING_DIR"  # another root (tests, a bigger disk)
+MARKER = ".segexp-staging"  # in every folder segexp made: the only ones sweep removes
+_PROCESS_FOLDER = re.compile(r"(\d+)-(\d+)")
 _OWN: dict[int, Path] = {}  # pid -> this process's folder (a forked child makes its own)
 _SWEPT = {"done": False}
 
@@ -50,6 +56,7 @@ def process_dir() -> Path:
     if folder is None or not folder.is_dir():
         folder = root() / _name(pid)
         folder.mkdir(mode=0o700, exist_ok=True)
+        _mark(folder)
         if pid not in _OWN:
             atexit.register(_remove, folder, pid)
             # a multiprocessing child (a publishing worker) ends without atexit hooks
@@ -63,13 +70,34 @@ def mkdtemp(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=process_dir()))
 
 
+def _mark(folder: Path) -> None:
+    """Write the marker that makes ``folder`` segexp's; refuse a folder of someone else's."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        if any(folder.iterdir()):
+            raise OSError(f"{folder}: exists and is not a segexp staging folder; move it away")
+        marker.write_text(f"segexp staging folder of process {folder.name}; removed when it ends\n")
+
+
+def _is_segexp_folder(entry: Path) -> bool:
+    """A folder (not a link) named <pid>-<start> that holds segexp's marker file."""
+    return (
+        _PROCESS_FOLDER.fullmatch(entry.name) is not None
+        and not entry.is_symlink()
+        and entry.is_dir()
+        and (entry / MARKER).is_file()
+        and not (entry / MARKER).is_symlink()
+    )
+
+
 def _remove(folder: Path, pid: int) -> None:
     if os.getpid() == pid:  # not from a forked child that inherited the exit hook
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def sweep(force: bool = False) -> list[Path]:
-    """Remove the folders of processes that are gone (once per process unless ``force``)."""
+    """Remove segexp's folders (marked) of processes that are gone (once per process unless
+    ``force``); any other folder under the root is left alone."""
     if _SWEPT["done"] and not force:
         return []
     _SWEPT["done"] = True
@@ -79,9 +107,9 @@ def sweep(force: bool = False) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        pid_text, _, start = entry.name.partition("-")
-        if not pid_text.isdigit() or not entry.is_dir():
+        if not _is_segexp_folder(entry):
             continue
+        pid_text, _, start = entry.name.partition("-")
         if is_alive(int(pid_text), "" if start == "0" else start):
             continue
         shutil.rmtree(entry, ignore_errors=True)
