@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import mlflow_server
@@ -121,31 +120,24 @@ def test_a_read_only_artifact_folder_stops_the_sweep(tmp_path, _template_store):
     store = f"sqlite:///{db}"
     mlruns = tmp_path / "mlruns"
     mlruns.mkdir()
-    if os.geteuid() == 0:  # root writes anywhere: the command runs as nobody
-        os.chmod(tmp_path, 0o777)
-        os.chmod(db, 0o666)
-        for parent in tmp_path.parents:
-            if parent.stat().st_mode & 0o005 != 0o005 and parent != Path("/"):
-                pytest.skip(f"{parent} is not readable by others: cannot run as nobody")
-
-        def as_nobody() -> None:
-            os.setgid(65534)
-            os.setuid(65534)
-
-        preexec = as_nobody
-        mlruns.chmod(0o755)  # owned by root: not nobody's to write
-    else:
-        preexec = None
+    # root writes through permission bits: an immutable folder is read-only for root too
+    lock, unlock = (["chattr", "+i"], ["chattr", "-i"]) if os.geteuid() == 0 else (None, None)
+    if lock is None:
         mlruns.chmod(0o555)
-    result = subprocess.run(
-        [sys.executable, "-m", "segexp", *SWEEP, f"mlflow.tracking_uri={store}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**_env(), "HOME": str(tmp_path), "SEGEXP_STAGING_DIR": str(tmp_path / "staging")},
-        preexec_fn=preexec,
-        timeout=600,
-    )
-    mlruns.chmod(0o755)
+    elif subprocess.run([*lock, str(mlruns)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported on this file system")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "segexp", *SWEEP, f"mlflow.tracking_uri={store}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=600,
+        )
+    finally:
+        if unlock is not None:
+            subprocess.run([*unlock, str(mlruns)], check=True)
+        mlruns.chmod(0o755)
     _check_outcome(result, store)
     assert FINISHED_LINE.findall(result.stdout) == []

@@ -9,6 +9,7 @@ new ``engine.master`` or ``engine.driver_memory`` replaces it) and stopped at ex
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import os
 import shutil
@@ -26,8 +27,6 @@ JAVA_HINT = (
     "install a Java runtime 17 or newer (Debian/Ubuntu: apt-get install default-jre-headless) "
     "or set JAVA_HOME"
 )
-
-_session: tuple[tuple[str, str, str], SparkSession] | None = None
 
 
 def java_executable() -> str | None:
@@ -80,25 +79,27 @@ def check_master_answers(master: str, seconds: float = 5.0) -> None:
 
 
 def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) -> SparkSession:
-    """The process's SparkSession for ``master`` (``local[2]``, ``spark://...``)."""
-    global _session
+    """The process's SparkSession for ``master`` (``local[2]``, ``spark://...``); asking
+    for other settings stops the session of the previous ones (one per process)."""
     check_available()
     check_master_answers(str(master))
     quiet_pyspark()
-    key = (str(master), str(driver_memory), str(int(shuffle_partitions)))
-    if _session is not None:
-        if _session[0] == key:
-            return _session[1]
-        _session[1].stop()
-        _session = None
-    from pyspark.sql import SparkSession
+    return _session_for(str(master), str(driver_memory), str(int(shuffle_partitions)))
 
+
+@functools.lru_cache(maxsize=1)
+def _session_for(master: str, driver_memory: str, shuffle_partitions: str) -> SparkSession:
+    from pyspark.sql import SparkSession  # optional dependency: engine=spark only
+
+    active = SparkSession.getActiveSession()
+    if active is not None:  # the session of other settings (evicted from this cache)
+        active.stop()
     builder: Any = SparkSession.builder.appName("segexp")
     try:
         session = (
-            builder.master(key[0])
-            .config("spark.driver.memory", key[1])
-            .config("spark.sql.shuffle.partitions", key[2])
+            builder.master(master)
+            .config("spark.driver.memory", driver_memory)
+            .config("spark.sql.shuffle.partitions", shuffle_partitions)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.session.timeZone", "UTC")
@@ -106,21 +107,24 @@ def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) ->
         )
     except Exception as exc:  # the JVM refused the master or the memory, or could not start
         raise ConfigError(
-            f"engine.master={key[0]} engine.driver_memory={key[1]}: Spark did not start a "
-            f"session ({first_line(exc)}); Java's own reason is on the lines above"
+            f"engine.master={master} engine.driver_memory={driver_memory}: Spark did not start "
+            f"a session ({first_line(exc)}); Java's own reason is on the lines above"
         ) from None
     session.sparkContext.setLogLevel("ERROR")
-    _session = (key, session)
     return session
 
 
 def stop_session() -> None:
-    global _session
-    if _session is not None:
+    """Stop the process's session, if it started one."""
+    if _session_for.cache_info().currsize:
         try:
-            _session[1].stop()
+            from pyspark.sql import SparkSession  # optional dependency: engine=spark only
+
+            active = SparkSession.getActiveSession()
+            if active is not None:
+                active.stop()
         finally:
-            _session = None
+            _session_for.cache_clear()
 
 
 atexit.register(stop_session)

@@ -161,7 +161,7 @@ def run(
             cfg = _compose([*expand_argv(given), *data_args], where)
             tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
             check_job_config(cfg)
-            outcome = run_job(cfg, choices=_choices(cfg))
+            outcome = run_job(cfg, choices=_choices(cfg), checked=True)
         except SegexpError as exc:
             raise _refused(where, exc) from None
     if outcome.status != "finished" or outcome.run_id is None:
@@ -231,7 +231,8 @@ def sweep(
                     message = f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
                     raise ConfigError(message) from None
             table = load_customers(base.data)
-            context = start_sweep(base, table, total, "", f"segexp.sweep {' '.join(given)}")
+            command = f"segexp.sweep {' '.join(given)}"
+            context = start_sweep(base, table, total, "", command, configs_checked=True)
         except SegexpError as exc:
             raise _refused(where, exc) from None
         tracker = tracker_for(context.tracking_uri)

@@ -86,7 +86,7 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
     try:
         resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
         check_job_config(cfg)
-        outcome = run_job(cfg, choices=choices)
+        outcome = run_job(cfg, choices=choices, checked=True)
     except StoreWriteError as exc:
         print(f"segexp: error: the store refused the run: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

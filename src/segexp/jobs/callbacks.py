@@ -317,7 +317,13 @@ def objective_of(config: DictConfig) -> tuple[str, str]:
 
 
 def start_sweep(
-    config: DictConfig, table: Any, total: int | None, sweep_dir: str, command: str
+    config: DictConfig,
+    table: Any,
+    total: int | None,
+    sweep_dir: str,
+    command: str,
+    *,
+    configs_checked: bool = False,
 ) -> SweepContext:
     """Open the sweep's parent run (its experiment created when missing) and say where the
     runs go. A store that refuses it raises ``TrackingError``."""
@@ -344,7 +350,7 @@ def start_sweep(
         f"segexp: sweep {sweep_id}: {jobs}; runs go to {tracking_uri} (experiment {experiment})",
         flush=True,
     )
-    return SweepContext(sweep_id, tracking_uri, experiment_id, parent)
+    return SweepContext(sweep_id, tracking_uri, experiment_id, parent, configs_checked)
 
 
 def end_sweep(config: DictConfig, sweep: SweepContext) -> tuple[list[JobOutcome], BestRuns]:
@@ -385,6 +391,7 @@ class SweepCallback(Callback):
         self.sweep_dir: str | None = None
         self.progress: SweepProgress | None = None
         self.started = 0.0
+        self.finished = 0  # jobs of this process whose run the store holds FINISHED
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # a launcher's worker gets a blank callback
@@ -406,12 +413,16 @@ class SweepCallback(Callback):
             tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
             check_experiment_name(config.mlflow.experiment)
             check_store_reaches_workers(config.hydra.launcher, tracking_uri)
-            total = check_jobs(config) if _is_basic_sweeper(config) else sweep_size(config)
+            checked = _is_basic_sweeper(config)
+            total = check_jobs(config) if checked else sweep_size(config)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
             composed()  # from here on Hydra reports errors as for a running sweep
             self.sweep_dir = str(config.hydra.sweep.dir)
-            self.sweep = start_sweep(config, table, total, self.sweep_dir, " ".join(sys.argv[1:]))
+            command = " ".join(sys.argv[1:])
+            self.sweep = start_sweep(
+                config, table, total, self.sweep_dir, command, configs_checked=checked
+            )
         except SegexpError as exc:
             _stop(str(exc))
         except Exception as exc:  # Hydra refused a job's config (an option, a key)
@@ -432,6 +443,7 @@ class SweepCallback(Callback):
         outcome = getattr(job_return.return_value, "outcome", None)
         if outcome is None or config.hydra.mode != RunMode.MULTIRUN:
             return  # the task raised (Hydra reports it), or a single run (it printed its line)
+        self.finished += outcome.status == "finished"
         if self.progress is not None:
             self.progress.job_done(outcome)
         else:  # a worker's job, or a job of another launcher
@@ -447,12 +459,7 @@ class SweepCallback(Callback):
         sweep, self.sweep = self.sweep, None
         os.environ.pop(ENV_VAR, None)
         self._close_progress()
-        stored = "an unknown number of"
-        with contextlib.suppress(Exception):
-            runs = sweep_job_runs(
-                tracker_for(sweep.tracking_uri), sweep.experiment_id, sweep.sweep_id
-            )
-            stored = str(sum(r.info.status == "FINISHED" for r in runs))
+        stored = self.finished
         ended = f"parent run {sweep.parent_run_id} left RUNNING (the next command ends it)"
         with contextlib.suppress(Exception):
             tracker_for(sweep.tracking_uri).fail_run(

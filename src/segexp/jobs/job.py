@@ -361,12 +361,15 @@ def run_job(
     sweep: SweepContext | None = None,
     job_num: int | None = None,
     choices: dict[str, str] | None = None,
+    checked: bool = False,
 ) -> JobOutcome:
     """Run one job end to end, logged before it returns; never raises for the job's own
-    failure. Raises ``StoreWriteError`` when the store refused the run."""
+    failure (``checked``: its config was checked already). Raises ``StoreWriteError``
+    when the store refused the run."""
     label = f"job #{job_num}" if job_num is not None else "run"
+    checked = checked or (sweep is not None and sweep.configs_checked)
     try:
-        spec, table = validate_inputs(cfg, choices, show=job_num in (None, 0))
+        spec, table = validate_inputs(cfg, choices, show=job_num in (None, 0), checked=checked)
         if sweep is None:
             tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
             experiment_id = tracker_for(tracking_uri).experiment_id(str(cfg.mlflow.experiment))

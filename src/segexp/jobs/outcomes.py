@@ -80,6 +80,7 @@ class SweepContext:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    configs_checked: bool = False  # every job's config was checked before the first ran
 
 
 @dataclass

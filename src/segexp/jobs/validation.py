@@ -29,9 +29,9 @@ once per process (well under a millisecond after the first).
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
-import json
 import math
 import re
 import warnings
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.errors import ConfigError, first_line
@@ -423,25 +424,22 @@ def _config_file(config_name: str) -> Path:
     return Path(__file__).resolve().parents[1] / "conf" / f"{config_name}.yaml"
 
 
-_DECLARED: dict[Path, dict] = {}
-
-
 def declared_keys(config_name: str) -> dict:
     """The keys the primary config file declares (its groups included), as a tree."""
-    path = _config_file(config_name)
-    if path not in _DECLARED:
-        import yaml
+    return _declared_in(_config_file(config_name))
 
-        tree = yaml.safe_load(path.read_text()) or {}
-        groups: dict[str, Any] = {}
-        for item in tree.pop("defaults", None) or []:
-            if isinstance(item, dict):
-                groups.update({str(k): None for k in item if not str(k).startswith("override")})
-            elif isinstance(item, str) and item != "_self_":
-                groups[item] = None
-        tree.pop("hydra", None)
-        _DECLARED[path] = {**groups, **tree}
-    return _DECLARED[path]
+
+@functools.cache
+def _declared_in(path: Path) -> dict:
+    tree = yaml.safe_load(path.read_text()) or {}
+    groups: dict[str, Any] = {}
+    for item in tree.pop("defaults", None) or []:
+        if isinstance(item, dict):
+            groups.update({str(k): None for k in item if not str(k).startswith("override")})
+        elif isinstance(item, str) and item != "_self_":
+            groups[item] = None
+    tree.pop("hydra", None)
+    return {**groups, **tree}
 
 
 def check_known_keys(cfg: DictConfig, config_name: str) -> None:
@@ -466,27 +464,21 @@ def check_known_keys(cfg: DictConfig, config_name: str) -> None:
                         _unknown(f"{where}.{sub}", where, [str(k) for k in inner])
 
 
-_GROUP_KEYS: dict[str, dict[str, list[str]]] = {}
-
-
+@functools.cache
 def group_keys(group: str) -> dict[str, list[str]]:
     """The keys segexp's own ``conf/<group>/*.yaml`` files declare: ``{"": top-level keys,
     section: its keys}`` for the sections in ``_FIXED_GROUP_SECTIONS``."""
-    if group not in _GROUP_KEYS:
-        import yaml
-
-        top: dict[str, None] = {}
-        sections: dict[str, dict[str, None]] = {}
-        for path in sorted((Path(__file__).resolve().parents[1] / "conf" / group).glob("*.yaml")):
-            tree = yaml.safe_load(path.read_text()) or {}
-            tree.pop("defaults", None)
-            top.update(dict.fromkeys(map(str, tree)))
-            for section in _FIXED_GROUP_SECTIONS.get(group, ()):
-                if isinstance(tree.get(section), dict):
-                    sections.setdefault(section, {}).update(dict.fromkeys(map(str, tree[section])))
-        top.update(dict.fromkeys(_EXTRA_GROUP_KEYS.get(group, ())))
-        _GROUP_KEYS[group] = {"": list(top), **{k: list(v) for k, v in sections.items()}}
-    return _GROUP_KEYS[group]
+    top: dict[str, None] = {}
+    sections: dict[str, dict[str, None]] = {}
+    for path in sorted((Path(__file__).resolve().parents[1] / "conf" / group).glob("*.yaml")):
+        tree = yaml.safe_load(path.read_text()) or {}
+        tree.pop("defaults", None)
+        top.update(dict.fromkeys(map(str, tree)))
+        for section in _FIXED_GROUP_SECTIONS.get(group, ()):
+            if isinstance(tree.get(section), dict):
+                sections.setdefault(section, {}).update(dict.fromkeys(map(str, tree[section])))
+    top.update(dict.fromkeys(_EXTRA_GROUP_KEYS.get(group, ())))
+    return {"": list(top), **{k: list(v) for k, v in sections.items()}}
 
 
 def check_group_keys(cfg: DictConfig) -> None:
@@ -525,7 +517,6 @@ _SKLEARN_MESSAGE = re.compile(
     r"Got (?P<got>.*) instead\.$",
     re.S,
 )
-_CHECKED_ALGOS: dict[str, None] = {}
 
 
 def _is_parameter_error(exc: BaseException) -> bool:
@@ -594,9 +585,6 @@ def _check_estimator(
     built with ``build``, then fitted on ``rows`` (any refusal is an error) or, without
     them, on an empty array (only a parameter error is)."""
     params = _resolved_algo(algo, where)
-    fingerprint = json.dumps(params, sort_keys=True, default=repr)
-    if fingerprint in _CHECKED_ALGOS:
-        return
     target = params.pop("_target_", None)
     if not isinstance(target, str) or not target.strip():
         raise ConfigError(
@@ -654,7 +642,6 @@ def _check_estimator(
                 raise ConfigError(_parameter_message(str(exc), named, where, owner)) from None
             if rows is not None:
                 raise ConfigError(f"{where}: {first_line(exc)} ({owner})") from None
-    _CHECKED_ALGOS[fingerprint] = None
 
 
 def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:

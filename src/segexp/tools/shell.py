@@ -98,6 +98,19 @@ def _format_groups(loader, predicate: Callable[[str], bool]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HYDRA_FLAGS = """Hydra's flags:
+  --help, -h              this help
+  --hydra-help            Hydra's own help
+  --cfg, -c {job,hydra,all}  print the composed config instead of running
+  --resolve               with --cfg: resolve interpolations
+  --package, -p PACKAGE   with --cfg: print only this part of the config
+  --info, -i [searchpath|config|defaults|...]  where configs come from, and more
+  --multirun, -m          run a sweep (one job per combination of values)
+  --config-dir, -cd DIR   add DIR behind the packaged configs
+  --shell-completion, -sc install=bash|zsh|fish  shell completion
+"""
+
+
 def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
     """Hydra's ``--help`` text for the app (its template, config groups and config),
     composed once and listing only the groups the template shows."""
@@ -125,13 +138,8 @@ def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
         with open_dict(shown):
             del shown["hydra"]
 
-        def flags() -> str:
-            from hydra._internal.utils import get_args_parser
-
-            return get_args_parser().format_help()
-
         parts: dict[str, Callable[[], str]] = {
-            "FLAGS_HELP": flags,
+            "FLAGS_HELP": lambda: HYDRA_FLAGS,
             "APP_CONFIG_GROUPS": lambda: _format_groups(loader, lambda g: not is_hydra(g)),
             "HYDRA_CONFIG_GROUPS": lambda: _format_groups(loader, is_hydra),
             "CONFIG": lambda: OmegaConf.to_yaml(shown, resolve="--resolve" in args),

@@ -16,7 +16,7 @@ removal, whatever its name.
 from __future__ import annotations
 
 import atexit
-import multiprocessing.util
+import functools
 import os
 import re
 import shutil
@@ -29,8 +29,6 @@ from segexp.tracking.liveness import is_alive, process_start
 ROOT_ENV = "SEGEXP_STAGING_DIR"  # another root (tests, a bigger disk)
 MARKER = ".segexp-staging"  # in every folder segexp made: the only ones sweep removes
 _PROCESS_FOLDER = re.compile(r"(\d+)-(\d+)")
-_OWN: dict[int, Path] = {}  # pid -> this process's folder (a forked child makes its own)
-_SWEPT = {"done": False}
 
 
 def root() -> Path:
@@ -51,17 +49,18 @@ def _name(pid: int) -> str:
 
 def process_dir() -> Path:
     """This process's staging folder (created on first use, removed at exit)."""
-    pid = os.getpid()
-    folder = _OWN.get(pid)
-    if folder is None or not folder.is_dir():
-        folder = root() / _name(pid)
+    folder = _registered_folder(os.getpid())
+    if not folder.is_dir():
         folder.mkdir(mode=0o700, exist_ok=True)
         _mark(folder)
-        if pid not in _OWN:
-            atexit.register(_remove, folder, pid)
-            # a multiprocessing child (a publishing worker) ends without atexit hooks
-            multiprocessing.util.Finalize(None, _remove, args=(folder, pid), exitpriority=1)
-        _OWN[pid] = folder
+    return folder
+
+
+@functools.cache
+def _registered_folder(pid: int) -> Path:
+    """The folder of process ``pid`` (a forked child has its own), removed at its exit."""
+    folder = root() / _name(pid)
+    atexit.register(_remove, folder, pid)
     return folder
 
 
@@ -95,12 +94,9 @@ def _remove(folder: Path, pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep(force: bool = False) -> list[Path]:
-    """Remove segexp's folders (marked) of processes that are gone (once per process unless
-    ``force``); any other folder under the root is left alone."""
-    if _SWEPT["done"] and not force:
-        return []
-    _SWEPT["done"] = True
+def sweep() -> list[Path]:
+    """Remove segexp's folders (marked) of processes that are gone; any other folder under
+    the root is left alone."""
     removed: list[Path] = []
     try:
         entries = list(root().iterdir())
