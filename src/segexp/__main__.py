@@ -10,6 +10,7 @@ failed or the store stopped taking runs, 2 bad input or configuration, 130/143
 stopped by SIGINT/SIGTERM.
 """
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,10 +23,11 @@ from segexp.errors import (
     usage_error_line,
 )
 from segexp.jobs.app import CONFIG_NAME, stop_signals, task
-from segexp.jobs.callbacks import end_unfinished_sweep
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.validation import check_sweep_before_hydra
 from segexp.tools.shell import print_help, wants_help
+
+SWEEP_ENV = "SEGEXP_SWEEP"  # segexp.jobs.callbacks.ENV_VAR: the sweep this command has open
 
 
 def _refuse(message: str, code: int) -> int:
@@ -59,7 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _refuse(line.removeprefix("segexp: error: "), EXIT_USER_ERROR)
     finally:
         sys.argv = saved_argv
-        end_unfinished_sweep(code or 1)  # nothing unless a sweep is still open
+        if os.environ.get(SWEEP_ENV):  # a sweep is still open: it stopped before its end
+            # its modules (pandas, MLflow) are loaded already; imported here to keep a
+            # usage error light
+            from segexp.jobs.callbacks import end_unfinished_sweep
+
+            end_unfinished_sweep(code or 1)
     return code
 
 

@@ -285,7 +285,7 @@ def test_a_config_composed_without_hydra_runtime_names_its_options(overrides, na
 
 
 def test_the_objective_a_sweeper_gets_is_the_runs_configured_metric(make_config, store):
-    from segexp.jobs.app import objective
+    from segexp.jobs.task import objective
 
     cfg = make_config([f"mlflow.tracking_uri={store}", "objective.metric=davies_bouldin"])
     outcome = run_job(cfg)

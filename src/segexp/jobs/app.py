@@ -1,132 +1,35 @@
-"""The Hydra task behind ``segexp`` (``segexp.__main__`` runs it): one job, logged.
+"""The Hydra app behind ``segexp`` (``segexp.__main__`` runs it): the task and its signals.
 
-A single run is checked, run and reported here (its exit code raised); a sweep's
-job finds its sweep and is logged under the parent run, whose progress and
-summary are ``segexp.jobs.callbacks.SweepCallback``'s. The configs are the
-package's own (``pkg://segexp.conf``), with the user's ``conf/`` folder in front
-of them (see ``hydra_plugins.segexp_sweep.user_conf``).
+This module stays light (Hydra, OmegaConf): the job's modules load inside the task,
+once Hydra has composed a config, so ``--help`` and a usage error answer without
+pandas, scikit-learn or MLflow. The configs are the package's own
+(``pkg://segexp.conf``), with the user's ``conf/`` folder in front of them (see
+``hydra_plugins.segexp_sweep.user_conf``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 import signal
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError, composed
-from segexp.jobs import callbacks
-from segexp.jobs.job import run_job
-from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
-from segexp.jobs.validation import check_job_config
-from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
-from segexp.tracking.store import resolve_tracking_uri
-
-log = logging.getLogger("segexp")
-CONFIG_NAME = callbacks.CONFIG_NAME
+CONFIG_NAME = "config"
 CONFIG_PATH = "pkg://segexp.conf"
-
-
-class JobObjective(float):
-    """What the task returns: the objective a sweeper (Optuna) optimises, carrying the job's
-    outcome for the sweep's callback."""
-
-    outcome: JobOutcome
-
-    def __new__(cls, value: float, outcome: JobOutcome) -> JobObjective:
-        made = super().__new__(cls, value)
-        made.outcome = outcome
-        return made
-
-    def __reduce__(self) -> Any:  # a launcher's worker sends it back pickled
-        return (JobObjective, (float(self), self.outcome))
-
-
-def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
-    """What the task returns to a sweeper such as Optuna: ``objective.metric`` of the run.
-
-    When the run has no such value (failed, or the metric is undefined for it): the
-    worst value for ``direction`` (the sweeper's, else ``objective.direction``), -inf
-    when maximizing, +inf when minimizing. Not NaN: hydra-optuna-sweeper 1.3 with
-    optuna 2.x raises on a NaN return value and stops the whole sweep.
-    """
-    metric = str(cfg.objective.metric)
-    value = outcome.metrics.get(metric)
-    if value is not None and not math.isnan(float(value)):
-        return float(value)
-    direction = str(direction or cfg.objective.direction)
-    return -math.inf if direction.endswith("maximize") else math.inf
-
-
-def _sweep_job(cfg: DictConfig, hydra_cfg: Any, choices: dict[str, str]) -> JobOutcome:
-    """One job of a multirun, logged under its sweep's parent run."""
-    num = int(hydra_cfg.job.num)
-    sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
-    try:
-        outcome = run_job(cfg, sweep=sweep, job_num=num, choices=choices)
-    except StoreWriteError as exc:
-        return JobOutcome("failed", f"job #{num}", message=str(exc), job_num=num, store_error=True)
-    if sweep is not None:
-        callbacks.record_outcome(sweep, outcome)
-    callbacks.remove_empty_job_folder(str(hydra_cfg.runtime.output_dir))
-    return outcome
-
-
-def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
-    """One run: checked before anything loads, its line printed, its exit code raised."""
-    try:
-        resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
-        check_job_config(cfg)
-        outcome = run_job(cfg, choices=choices, checked=True)
-    except StoreWriteError as exc:
-        print(f"segexp: error: the store refused the run: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
-    if outcome.status == "invalid":
-        print(f"segexp: error: {outcome.message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
-    if outcome.status == "failed":
-        print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
-        raise SystemExit(1)
-    log.info(describe_outcome(outcome))
-    smallest = outcome.metrics.get("min_segment_share")
-    if smallest is not None and smallest < DEFAULT_MIN_SEGMENT_SHARE:
-        print(
-            f"segexp: warning: the smallest segment holds {smallest:.2%} of the customers, under "
-            f"{DEFAULT_MIN_SEGMENT_SHARE:.0%} (filter.min_segment_share): likely an outlier "
-            "split; rankings leave such runs out and segexp-promote takes it only with "
-            "allow_small_segments=true",
-            file=sys.stderr,
-        )
-    return outcome
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def task(cfg: DictConfig) -> float:
-    """The ``segexp`` command's Hydra task: one job, logged; the objective a sweeper reads."""
-    hydra_cfg = HydraConfig.get()
-    choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        outcome = _sweep_job(cfg, hydra_cfg, choices)
-    else:
-        composed()
-        set_verbose(verbose_requested(cfg.get("verbose", False)))
-        outcome = _single_run(cfg, choices)
-    # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
-    direction = hydra_cfg.sweeper.get("direction")
-    value = objective(cfg, outcome, None if direction is None else str(direction))
-    return JobObjective(value, outcome)
+    """One job, logged; the objective a sweeper reads (``segexp.jobs.task.run_task``)."""
+    # pandas, scikit-learn and MLflow (about 1.5 s here) load only now that Hydra has
+    # composed a config: --help and usage errors never wait for them.
+    from segexp.jobs.task import run_task
+
+    return run_task(cfg)
 
 
 @contextlib.contextmanager

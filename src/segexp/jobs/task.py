@@ -1,0 +1,122 @@
+"""What the ``segexp`` command's Hydra task does (``segexp.jobs.app.task``): one job, logged.
+
+A single run is checked, run and reported here (its exit code raised); a sweep's
+job finds its sweep and is logged under the parent run, whose progress and
+summary are ``segexp.jobs.callbacks.SweepCallback``'s. The configs are the
+package's own (``pkg://segexp.conf``), with the user's ``conf/`` folder in front
+of them (see ``hydra_plugins.segexp_sweep.user_conf``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError, composed
+from segexp.jobs import callbacks
+from segexp.jobs.job import run_job
+from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
+from segexp.jobs.validation import check_job_config
+from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
+from segexp.tracking.store import resolve_tracking_uri
+
+log = logging.getLogger("segexp")
+
+
+class JobObjective(float):
+    """What the task returns: the objective a sweeper (Optuna) optimises, carrying the job's
+    outcome for the sweep's callback."""
+
+    outcome: JobOutcome
+
+    def __new__(cls, value: float, outcome: JobOutcome) -> JobObjective:
+        made = super().__new__(cls, value)
+        made.outcome = outcome
+        return made
+
+    def __reduce__(self) -> Any:  # a launcher's worker sends it back pickled
+        return (JobObjective, (float(self), self.outcome))
+
+
+def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
+    """What the task returns to a sweeper such as Optuna: ``objective.metric`` of the run.
+
+    When the run has no such value (failed, or the metric is undefined for it): the
+    worst value for ``direction`` (the sweeper's, else ``objective.direction``), -inf
+    when maximizing, +inf when minimizing. Not NaN: hydra-optuna-sweeper 1.3 with
+    optuna 2.x raises on a NaN return value and stops the whole sweep.
+    """
+    metric = str(cfg.objective.metric)
+    value = outcome.metrics.get(metric)
+    if value is not None and not math.isnan(float(value)):
+        return float(value)
+    direction = str(direction or cfg.objective.direction)
+    return -math.inf if direction.endswith("maximize") else math.inf
+
+
+def _sweep_job(cfg: DictConfig, hydra_cfg: Any, choices: dict[str, str]) -> JobOutcome:
+    """One job of a multirun, logged under its sweep's parent run."""
+    num = int(hydra_cfg.job.num)
+    sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
+    try:
+        outcome = run_job(cfg, sweep=sweep, job_num=num, choices=choices)
+    except StoreWriteError as exc:
+        return JobOutcome("failed", f"job #{num}", message=str(exc), job_num=num, store_error=True)
+    if sweep is not None:
+        callbacks.record_outcome(sweep, outcome)
+    callbacks.remove_empty_job_folder(str(hydra_cfg.runtime.output_dir))
+    return outcome
+
+
+def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
+    """One run: checked before anything loads, its line printed, its exit code raised."""
+    try:
+        resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
+        check_job_config(cfg)
+        outcome = run_job(cfg, choices=choices, checked=True)
+    except StoreWriteError as exc:
+        print(f"segexp: error: the store refused the run: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except SegexpError as exc:
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    if outcome.status == "invalid":
+        print(f"segexp: error: {outcome.message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+    if outcome.status == "failed":
+        print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
+        raise SystemExit(1)
+    log.info(describe_outcome(outcome))
+    smallest = outcome.metrics.get("min_segment_share")
+    if smallest is not None and smallest < DEFAULT_MIN_SEGMENT_SHARE:
+        print(
+            f"segexp: warning: the smallest segment holds {smallest:.2%} of the customers, under "
+            f"{DEFAULT_MIN_SEGMENT_SHARE:.0%} (filter.min_segment_share): likely an outlier "
+            "split; rankings leave such runs out and segexp-promote takes it only with "
+            "allow_small_segments=true",
+            file=sys.stderr,
+        )
+    return outcome
+
+
+def run_task(cfg: DictConfig) -> float:
+    """The ``segexp`` command's task (``segexp.jobs.app.task``): one job, logged; the
+    objective a sweeper reads, carrying the job's outcome."""
+    hydra_cfg = HydraConfig.get()
+    choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        outcome = _sweep_job(cfg, hydra_cfg, choices)
+    else:
+        composed()
+        set_verbose(verbose_requested(cfg.get("verbose", False)))
+        outcome = _single_run(cfg, choices)
+    # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
+    direction = hydra_cfg.sweeper.get("direction")
+    value = objective(cfg, outcome, None if direction is None else str(direction))
+    return JobObjective(value, outcome)
