@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -440,8 +441,10 @@ class SweepCallback(Callback):
         self.progress = SweepProgress(total, str(config.objective.metric), started=self.started)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.COMPLETED or config.hydra.mode != RunMode.MULTIRUN:
+            return  # the task raised (Hydra reports it), or a single run (it printed its line)
         outcome = getattr(job_return.return_value, "outcome", None)
-        if outcome is None or config.hydra.mode != RunMode.MULTIRUN:
+        if outcome is None:
             return  # the task raised (Hydra reports it), or a single run (it printed its line)
         self.finished += outcome.status == "finished"
         if self.progress is not None:

@@ -157,10 +157,17 @@ def _check_neighbour_memory(cfg: DictConfig, spec: JobSpec, table: CustomerTable
         )
 
 
-def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None, *, show: bool = True):
-    """Everything checkable before a run exists: config values and the data itself
-    (``show``: print the table's column roles)."""
-    check_job_config(cfg)
+def validate_inputs(
+    cfg: DictConfig,
+    choices: dict[str, str] | None = None,
+    *,
+    show: bool = True,
+    checked: bool = False,
+):
+    """Everything checkable before a run exists: config values (unless ``checked``
+    already) and the data itself (``show``: print the table's column roles)."""
+    if not checked:
+        check_job_config(cfg)
     engine = engine_for(cfg)
     if engine is not None:  # engine=spark: Spark reads and checks the table
         return engine.validate_inputs(cfg, choices, show=show)

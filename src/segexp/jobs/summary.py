@@ -40,10 +40,9 @@ from segexp.jobs.outcomes import (
     SweepContext,
     quiet_store_logs,
 )
-from segexp.model.selection import k_selection_table, recommended_k_metrics, select_k
+from segexp.model.selection import GROUP_KEYS, k_selection_table, recommended_k_metrics, select_k
 from segexp.tracking import staging
 from segexp.tracking.leaderboard import (
-    GROUP_KEYS,
     LeaderboardFilters,
     build_leaderboard,
     candidates,
@@ -82,7 +81,9 @@ def k_groups(frame: pd.DataFrame):
     """(group key, rows) for every (algo, scaler, features) group with two or more k values."""
     if frame.empty or "k" not in frame.columns:
         return
-    finished = frame[(frame["status"] == "FINISHED") & frame["k"].notna()]
+    finished = frame[(frame["status"] == "FINISHED") & frame["k"].notna()].copy()
+    for column in GROUP_KEYS:  # runs logged before a key existed: one value for them
+        finished[column] = finished[column].fillna("none") if column in finished else "none"
     for key, rows in finished.groupby(list(GROUP_KEYS), sort=True):
         if rows["k"].nunique() >= 2:
             yield key, rows.sort_values("k")

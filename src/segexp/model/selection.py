@@ -56,6 +56,8 @@ DEFAULT_MAX_NOISE_FRACTION = 0.10
 NOISE_METRIC = "noise_fraction"
 # Runs whose smallest segment holds less than this share of the customers are not chosen.
 DEFAULT_MIN_SEGMENT_SHARE = 0.02
+# runs that differ only in k: one k-selection group (preprocess: 'none', 'log-clip', ...)
+GROUP_KEYS = ("algo", "scaler", "preprocess", "features")
 SHARE_METRIC = "min_segment_share"
 # criterion -> (metric column, True when larger is better)
 EXTREMUM_CRITERIA: dict[str, tuple[str, bool]] = {
@@ -338,7 +340,7 @@ def recommended_k_metrics(
     selections: Mapping[tuple, KSelection], prefix: str = "recommended_k"
 ) -> dict[str, float]:
     """Parent-run metrics: ``recommended_k.<criterion>`` for a sweep with one group, else
-    ``recommended_k.<group>.<criterion>`` (group = algo-scaler-features) for each group."""
+    ``recommended_k.<group>.<criterion>`` for each group (algo-scaler-preprocess-features)."""
     metrics: dict[str, float] = {}
     for group, selection in selections.items():
         middle = "" if len(selections) == 1 else f"{group_label(group)}."
@@ -349,7 +351,7 @@ def recommended_k_metrics(
 
 def k_selection_table(
     selections: Mapping[tuple, KSelection],
-    group_keys: Sequence[str] = ("algo", "scaler", "features"),
+    group_keys: Sequence[str] = GROUP_KEYS,
 ) -> pd.DataFrame:
     """One row per group: each criterion's k (blank when undefined) and the reasons, as a CSV."""
     rows = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,21 @@ class JobSpec:
     outliers: str
     hyperparams: dict[str, Any]
     target: str
+    # every preprocess option that changes what the model sees (log1p, imputation,
+    # outlier handling and their settings): part of the config key
+    preprocess: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preprocessing(self) -> str:
+        """The preprocessing in a run name's words: 'log-clip', 'impute_median'; 'none'."""
+        parts = []
+        if self.preprocess.get("log1p"):
+            parts.append("log")
+        if self.outliers not in ("none", "None", ""):
+            parts.append(self.outliers)
+        if self.impute not in ("none", "None", ""):
+            parts.append(f"impute_{self.impute}")
+        return "-".join(parts) or "none"
 
     @property
     def run_name(self) -> str:
@@ -59,7 +74,10 @@ class JobSpec:
                 for name, value in self.hyperparams.items()
                 if isinstance(value, int | float | str) and not isinstance(value, bool)
             )
-        parts.extend([self.scaler, self.features])
+        parts.append(self.scaler)
+        if self.preprocessing != "none":
+            parts.append(self.preprocessing)
+        parts.append(self.features)
         return "-".join(str(p) for p in parts)
 
     def params(self, data_source: str) -> dict[str, Any]:
@@ -71,6 +89,8 @@ class JobSpec:
             "seed": self.seed,
             "impute": self.impute,
             "outliers": self.outliers,
+            "log1p": ",".join(map(str, self.preprocess.get("log1p") or [])) or "none",
+            "preprocess": self.preprocessing,
             "data": data_source,
         }
         if self.uses_k:
@@ -152,7 +172,18 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         outliers=str(cfg.preprocess.get("outliers", "none")),
         hyperparams=algorithm_params(cfg.algo),
         target=str(cfg.algo._target_),
+        preprocess=_preprocess_options(cfg),
     )
+
+
+def _preprocess_options(cfg: DictConfig) -> dict[str, Any]:
+    """The job's preprocess node, resolved (every option is part of its identity)."""
+    node = cfg.get("preprocess")
+    if not OmegaConf.is_dict(node):
+        return {}
+    options = OmegaConf.to_container(node, resolve=True)
+    assert isinstance(options, dict)
+    return {str(k): v for k, v in options.items()}
 
 
 _MLFLOW_TYPES = {"int": "long", "float": "double", "text": "string", "date": "datetime"}

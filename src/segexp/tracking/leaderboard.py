@@ -42,7 +42,6 @@ METRIC_DIRECTIONS: dict[str, bool] = {
     "fit_seconds": False,
 }
 
-GROUP_KEYS = ("algo", "scaler", "features")
 LEADING_COLUMNS = ["run_id", "run_name", "status", "algo", "k", "scaler", "features"]
 
 
