@@ -304,8 +304,11 @@ def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
     source = output.read_text()
     text = " ".join(" ".join(_parse(output).text).split())
     assert "5 segments of 200 customers · Not assigned: 29 customers (14.5%)" in text
-    assert "Not assigned: 29 customers (14.5%): left out of every segment" in text
-    assert "-1 Not assigned not a segment: left out by the algorithm 29 14.5%" in text
+    # Under the segment cards, one line: a count and a share, never a card of its own.
+    assert (
+        "Not assigned: 29 customers (14.5%): left out of every segment by the algorithm; "
+        "not a segment, so no profile or actions."
+    ) in text
     assert 'id="segment--1"' not in source  # no profile card for the noise
     assert source.count('<article class="card"') == 5
     assert text.count("Suggested actions") == 5
