@@ -34,13 +34,15 @@ SECTIONS = {
     "provenance": "Where this report comes from",
 }
 NOISE_ID = "-1"  # segment -1: customers the algorithm left out of every segment (not a segment)
-SCORES = ("silhouette", "calinski_harabasz", "davies_bouldin", "stability", "noise_fraction")
 _LEADERBOARD_ROWS = 15
 # The leaderboard's columns after run_name and the ranked metric; the rest go in <details>.
-_KEY_COLUMNS = ("noise_fraction", "min_segment_share", "stability", "n_clusters")
-_KEY_COLUMNS += ("algo", "k", "scaler", "features")
-_HEADINGS = {"run_name": "run", "noise_fraction": "noise", "n_clusters": "segments"}
-_HEADINGS |= {"min_segment_share": "smallest segment"}
+_KEY_COLUMNS = "noise_fraction min_segment_share stability n_clusters algo k scaler features"
+_HEADINGS = {
+    "run_name": "run",
+    "noise_fraction": "noise",
+    "min_segment_share": "smallest segment",
+    "n_clusters": "segments",
+}
 _COUNTS = ("rank", "k", "n_clusters")
 
 
@@ -120,7 +122,7 @@ def _is_noise(entry: dict[str, Any]) -> bool:
 
 def _noise_line(data: ReportData) -> str:
     """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
-    entry = next((s for s in data.document.get("segments", []) if _is_noise(s)), {})
+    entry: dict[str, Any] = next((s for s in data.document.get("segments", []) if _is_noise(s)), {})
     if not entry:
         return ""
     size = entry.get("size")
@@ -267,7 +269,7 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
         for c in ("algo", "scaler", "features", "status")
         if c in board.columns and board[c].nunique(dropna=False) == 1 and len(board) > 1
     ]
-    wanted = dict.fromkeys(["rank", "run_name", data.ranked_by, *_KEY_COLUMNS])
+    wanted = dict.fromkeys(["rank", "run_name", data.ranked_by, *_KEY_COLUMNS.split()])
     key = [c for c in wanted if c in board.columns and c not in constant]
     rest = [c for c in board.columns if c not in (*key, *constant, "left_out", "start_time")]
     rows = []
@@ -305,9 +307,7 @@ def _comparison(data: ReportData) -> dict[str, Any]:
     return {
         "k": data.params.get("k"),
         "noise": _float(data.metrics.get("noise_fraction")) or 0.0,
-        "scores": {
-            m: _num(data.metrics[m]) for m in (*SCORES, "min_segment_share") if m in data.metrics
-        },
+        "scores": {metric: _num(value) for metric, value in data.metrics.items()},
         "selection": data.selection,
         "parent_run_id": data.parent_run_id,
         "left_out": data.left_out,
