@@ -505,7 +505,7 @@ def _planted_artifacts(document: dict, table: pd.DataFrame) -> tuple[dict, pd.Da
         "columns": {_plant(c): {**s, "median": PAYLOAD} for c, s in base["columns"].items()},
         "shares": _planted(base["shares"], keys=True),
     }
-    stats = ("mean", "median", "q1", "q3", "std_diff", "ratio", "level")
+    stats = ("mean", "median", "q1", "q3", "std_diff", "rank_diff", "ratio", "level")
     rename = {f"{c}_{s}": f"{_plant(c)}_{s}" for c in document["profiled_columns"] for s in stats}
     for column, values in base["shares"].items():
         rename |= {f"{column}_{v}_share": f"{_plant(column)}_{_plant(v)}_share" for v in values}
