@@ -80,6 +80,9 @@ class _Page(HTMLParser):
         if tag in ("style", "script"):
             self._skip -= 1
 
+    def text_joined(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
     def handle_data(self, data):
         if self._in_h2:
             self.h2[-1] += data
@@ -133,11 +136,13 @@ def _manual_run(
     tags: dict | None = None,
     params: dict | None = None,
     files: dict[str, str] | None = None,
+    name: str = "manual",
+    parent: str | None = None,
 ) -> str:
     """A run written directly through MlflowClient, for runs segexp itself would not make."""
     tracker = Tracker(store)
     experiment_id = tracker.experiment_id("report-tests")
-    run_id = tracker.start_run(experiment_id, "manual", tags or {})
+    run_id = tracker.start_run(experiment_id, name, tags or {}, parent_run_id=parent)
     client = tracker.client
     client.log_batch(run_id, params=[Param(k, str(v)) for k, v in (params or {}).items()])
     staged = tmp_path / f"staged-{run_id}"
@@ -304,8 +309,11 @@ def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
     source = output.read_text()
     text = " ".join(" ".join(_parse(output).text).split())
     assert "5 segments of 200 customers · Not assigned: 29 customers (14.5%)" in text
-    assert "Not assigned: 29 customers (14.5%): left out of every segment" in text
-    assert "-1 Not assigned not a segment: left out by the algorithm 29 14.5%" in text
+    # Under the segment cards, one line: a count and a share, never a card of its own.
+    assert (
+        "Not assigned: 29 customers (14.5%): left out of every segment by the algorithm; "
+        "not a segment, so no profile or actions."
+    ) in text
     assert 'id="segment--1"' not in source  # no profile card for the noise
     assert source.count('<article class="card"') == 5
     assert text.count("Suggested actions") == 5
@@ -326,7 +334,11 @@ def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
     )
 
 
-def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(store, tmp_path):
+@pytest.fixture(scope="module")
+def sweep_report(tmp_path_factory, _template_store) -> dict:
+    """A sweep of k-means k=4, k=5 and DBSCAN (too much noise), and the report of its parent."""
+    folder = tmp_path_factory.mktemp("report-sweep")
+    store = _fresh_store(folder, _template_store)
     fast = [f"mlflow.tracking_uri={store}", "plots.enabled=false"]
     fast.append("evaluation.stability.n_resamples=0")
     tracker = Tracker(store)
@@ -340,6 +352,16 @@ def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(sto
         run_job(compose_config([*fast, *job]), sweep=sweep, job_num=n) for n, job in enumerate(jobs)
     ]
     finish_sweep(tracker, experiment_id, parent, "s2", outcomes, {})
+    output = build_report(store, parent, folder / "sweep.html")
+    return {"store": store, "parent": parent, "outcomes": outcomes, "output": output}
+
+
+def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(sweep_report):
+    store, parent, outcomes = (
+        sweep_report["store"],
+        sweep_report["parent"],
+        sweep_report["outcomes"],
+    )
     client = MlflowClient(tracking_uri=store)
     metrics = {o.run_name: client.get_run(o.run_id).data.metrics for o in outcomes}
     dbscan = "dbscan-eps0.3-min_samples5-standard-income_spending"
@@ -347,7 +369,7 @@ def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(sto
     assert metrics[dbscan]["silhouette"] > metrics[chosen]["silhouette"]  # noise left out
     assert metrics[dbscan]["noise_fraction"] > 0.1
 
-    output = build_report(store, parent, tmp_path / "sweep.html")
+    output = sweep_report["output"]
     source = output.read_text()
     text = " ".join(" ".join(_parse(output).text).split())
     assert f"Customer segments: {chosen}" in text
@@ -360,6 +382,59 @@ def test_report_of_a_sweep_parent_reports_its_chosen_run_with_the_comparison(sto
     assert dbscan in text
     chosen_id = next(o.run_id for o in outcomes if o.run_name == chosen)
     assert "report/report.html" in {a.path for a in client.list_artifacts(chosen_id, "report")}
+    # The k plots show k-means only, and say so, since the table also lists DBSCAN.
+    assert text.count("the chosen algorithm's runs only (kmeans / standard / income_spending)") == 2
+    assert "the table also lists dbscan" in text
+
+
+class _Tables(HTMLParser):
+    """Each table's class, its header cells, and whether it sits in a <details> block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict] = []
+        self._details = 0
+        self._in_th = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "details":
+            self._details += 1
+        if tag == "table":
+            self.tables.append({"class": dict(attrs).get("class"), "in_details": self._details > 0})
+            self.tables[-1]["headings"] = []
+        if tag == "th":
+            self._in_th = True
+            self.tables[-1]["headings"].append("")
+
+    def handle_endtag(self, tag):
+        self._details -= tag == "details"
+        self._in_th = self._in_th and tag != "th"
+
+    def handle_data(self, data):
+        if self._in_th:
+            self.tables[-1]["headings"][-1] += data
+
+
+def test_report_leaderboard_shows_the_columns_that_matter_and_the_rest_in_details(sweep_report):
+    parser = _Tables()
+    parser.feed(sweep_report["output"].read_text())
+    shown, rest = [t for t in parser.tables if t["class"] == "board"]
+    assert not shown["in_details"] and rest["in_details"]
+    assert shown["headings"] == [
+        "rank",
+        "run",
+        "silhouette",
+        "noise",
+        "smallest segment",
+        "segments",
+        "algo",
+        "k",
+    ]  # no stability (n_resamples=0); scaler and features, the same for every run, said once
+    text = _parse(sweep_report["output"]).text_joined()
+    assert "Every run: scaler standard; features income_spending" in text
+    for column in ("calinski_harabasz", "davies_bouldin", "inertia", "run_id", "feature_columns"):
+        assert column in rest["headings"] and column not in shown["headings"]
+    assert rest["headings"][0] == "run_name"
 
 
 @pytest.mark.slow
@@ -393,6 +468,152 @@ def test_report_cli_after_a_sweep_shows_the_comparison_with_the_chosen_k(store, 
     data = collect_report_data(store, run_id)
     assert set(data.k_plots) == {"elbow", "silhouette vs k"}
     assert "report/report.html" in {a.path for a in client.list_artifacts(run_id, "report")}
+
+
+# --- a tampered store: every string is a script payload -----------------------------------
+
+IMG = """<img src=x onerror="document.title='pwned'">"""
+SCRIPT = "<script>document.title='pwned'</script>"
+PAYLOAD = IMG + SCRIPT
+
+
+def _plant(value) -> str:
+    return f"{value}{PAYLOAD}"
+
+
+def _planted(value, keys: bool = False):
+    """Every string and number of a JSON value with the payload appended (keys too if asked)."""
+    if isinstance(value, dict):
+        return {(_plant(k) if keys else k): _planted(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_planted(v, keys) for v in value]
+    return value if value is None else _plant(value)
+
+
+def _planted_artifacts(document: dict, table: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """segments.json and profile.csv of a real run with the payload in every field and cell
+    a person reads (names, texts, sizes, shares, column names, split values, levels, means);
+    column names change the same way in both files, so the two still match."""
+    base = document["base"]
+    planted = {key: _planted(value) for key, value in document.items() if key != "base"}
+    planted["segments"] = [
+        {key: _planted(value, keys=key == "levels") for key, value in segment.items()}
+        for segment in document["segments"]
+    ]
+    planted["base"] = {
+        "size": _plant(base["size"]),
+        "columns": {_plant(c): {**s, "median": PAYLOAD} for c, s in base["columns"].items()},
+        "shares": _planted(base["shares"], keys=True),
+    }
+    stats = ("mean", "median", "q1", "q3", "std_diff", "rank_diff", "ratio", "level")
+    rename = {f"{c}_{s}": f"{_plant(c)}_{s}" for c in document["profiled_columns"] for s in stats}
+    for column, values in base["shares"].items():
+        rename |= {f"{column}_{v}_share": f"{_plant(column)}_{_plant(v)}_share" for v in values}
+    text = ["segment", "name", "archetype", "size", "share", "description", "actions"]
+    assert set(table.columns) <= set(rename) | set(text)  # every column of profile.csv planted
+    table = table.rename(columns=rename)
+    for column in [*text, *(c for c in table.columns if c.endswith(("_mean", "_level")))]:
+        table[column] = table[column].map(_plant)
+    return planted, table
+
+
+@pytest.fixture(scope="module")
+def planted_report(real_run, tmp_path_factory, _template_store) -> dict:
+    """The report of a sweep job whose run name, params, tags, segments.json, profile.csv and
+    sweep leaderboard carry script payloads (the real run's artifacts, tampered with)."""
+    source_store, source_run = real_run
+    folder = tmp_path_factory.mktemp("planted")
+    client = MlflowClient(tracking_uri=source_store)
+    document = json.loads(
+        Path(client.download_artifacts(source_run, "segments.json", str(folder))).read_text()
+    )
+    table = pd.read_csv(client.download_artifacts(source_run, "profile.csv", str(folder)))
+    document, table = _planted_artifacts(document, table)
+
+    store = _fresh_store(folder, _template_store)
+    sweep_id, run_name = _plant("sweep"), _plant("kmeans-k5")
+    parent = _manual_run(
+        store, folder, tags={"segexp.kind": "sweep", "segexp.sweep_id": sweep_id}, name=_plant("p")
+    )
+    tags = {"segexp.kind": "job", "segexp.sweep_id": sweep_id}
+    tags |= {f"segexp.{t}": _plant(t) for t in ("data_fingerprint", "data_source", "code_version")}
+    params = {p: _plant(p) for p in ("algo", "scaler", "features", "k", "impute", "seed")}
+    params["feature_columns"] = ",".join(document["feature_columns"])
+    files = {"segments.json": json.dumps(document), "profile.csv": table.to_csv(index=False)}
+    run_id = _manual_run(
+        store, folder, tags=tags, params=params, files=files, name=run_name, parent=parent
+    )
+    runs = [
+        (run_id, run_name, "kmeans", 5, 0.6, 0.0),
+        ("0" * 32, _plant("other-run"), "gmm", 4, 0.5, 0.0),
+        ("1" * 32, _plant("noisy-run"), "dbscan", None, 0.7, 0.3),  # left out: noise
+    ]
+    leaderboard = pd.DataFrame(
+        [
+            {"run_id": r, "run_name": n, "status": "FINISHED", "algo": _plant(a), "k": k}
+            | {"scaler": _plant(a), "features": _plant("f"), "impute": _plant("i")}
+            | {"silhouette": sil, "noise_fraction": noise, _plant("metric"): 1.0}
+            | {"n_clusters": 5, "min_segment_share": 0.1, "stability": 0.9, "inertia": 9.0}
+            for r, n, a, k, sil, noise in runs
+        ]
+    )
+    staged = folder / "leaderboard"
+    staged.mkdir()
+    leaderboard.to_csv(staged / "leaderboard.csv", index=False)
+    Tracker(store).client.log_artifacts(parent, str(staged))
+    output = build_report(store, run_id, folder / "planted.html", log_to_mlflow=False)
+    shown = [*list(tags.values())[1:], *(params[p] for p in ("algo", "scaler", "k", "impute"))]
+    expected = [run_name, *shown, *leaderboard["run_name"]]  # the strings the report shows
+    expected += [*leaderboard["algo"], _plant("metric"), *document["profiled_columns"]]
+    expected += [document["base"]["size"], *document["base"]["shares"], PAYLOAD]
+    for segment in document["segments"]:
+        if not str(segment["id"]).startswith("-1"):
+            expected += [segment["name"], segment["description"], *segment["actions"]]
+            expected += [segment["size"], segment["share"]]
+    for values in document["base"]["shares"].values():
+        expected += list(values)
+    return {"output": output, "title": f"Customer segments: {run_name}", "expected": expected}
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a page with its attributes, and the title's text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_title = tag == "title"
+
+    def handle_endtag(self, tag):
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+def _tags(source: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(source)
+    return parser
+
+
+def test_report_shows_every_planted_string_as_text_never_as_markup(planted_report):
+    source = planted_report["output"].read_text()
+    assert IMG not in source and SCRIPT not in source
+    page = _tags(source)
+    assert not [tag for tag, _ in page.tags if tag == "script"]
+    assert not [(tag, a) for tag, attrs in page.tags for a in attrs if a.startswith("on")]
+    assert all(attrs["src"].startswith("data:") for tag, attrs in page.tags if tag == "img")
+    assert page.title == planted_report["title"]
+    # Each planted value reached the page, as text a person reads.
+    text = _parse(planted_report["output"]).text_joined()
+    missing = [value for value in planted_report["expected"] if str(value) not in text]
+    assert missing == [], missing
 
 
 # --- in a real browser ------------------------------------------------------------------------
@@ -464,3 +685,68 @@ def test_report_renders_in_headless_chromium(real_run, tmp_path):
     pixels = imread(screenshot)
     assert pixels.shape[:2] == (2400, 1280)
     assert np.std(pixels[..., :3]) > 0.05  # a rendered page, not a blank one
+
+
+def _dom(binary: str, tmp_path: Path, page: Path, *args: str) -> str:
+    dom = _run_chromium(
+        binary, tmp_path, *args, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    return dom.stdout
+
+
+@pytest.mark.browser
+def test_report_with_planted_scripts_runs_none_in_headless_chromium(planted_report, tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium or chromium on PATH)")
+    # The payload runs when a page holds it as markup: the check below can see a script run.
+    control = tmp_path / "control.html"
+    control.write_text(f"<!DOCTYPE html><title>unchanged</title><p>{PAYLOAD}</p>")
+    assert _tags(_dom(binary, tmp_path, control)).title == "pwned"
+
+    dom = _tags(_dom(binary, tmp_path, planted_report["output"]))
+    assert dom.title == planted_report["title"]
+    assert not [tag for tag, _ in dom.tags if tag == "script"]
+    assert not [(tag, a) for tag, attrs in dom.tags for a in attrs if a.startswith("on")]
+
+
+_LAYOUT = """<script>
+window.addEventListener("load", () => {
+  const root = document.documentElement;
+  const closed = root.scrollWidth;
+  document.querySelectorAll("details").forEach((d) => { d.open = true; });
+  const top = (selector) => document.querySelector(selector)?.getBoundingClientRect().top;
+  const outside = [...document.querySelectorAll("main *")].filter((e) => !e.closest("details"));
+  const wide = outside.filter((e) => e.getBoundingClientRect().right > window.innerWidth
+    || (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible"));
+  const out = document.createElement("pre");
+  out.id = "segexp-layout";
+  out.textContent = JSON.stringify({
+    closed, opened: root.scrollWidth, width: window.innerWidth, height: window.innerHeight,
+    wide: wide.map((e) => e.tagName + "." + e.className),
+    first_h2: document.querySelector("main h2").parentElement.id,
+    card: top("#segments .card"), pictures: top("#figures"), comparison: top("#comparison")});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.browser
+def test_report_opens_with_the_segments_and_fits_1280_px(sweep_report, tmp_path):
+    """Issue 24: the first screen is the segment cards; nothing runs off a 1,280 px window."""
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("Chromium not found (/usr/bin/chromium or chromium on PATH)")
+    page = _parse(sweep_report["output"])
+    assert page.section_ids[0] == "segments" and page.h2[0].strip() == "Segments"
+    checked = tmp_path / "layout.html"
+    checked.write_text(sweep_report["output"].read_text().replace("</body>", _LAYOUT + "</body>"))
+    dom = _dom(binary, tmp_path, checked, "--window-size=1280,900")
+    start = dom.index('<pre id="segexp-layout">') + len('<pre id="segexp-layout">')
+    layout = json.loads(html.unescape(dom[start : dom.index("</pre>", start)]))
+    assert layout["width"] == 1280, layout  # the window's height is 900 less its frame
+    assert layout["closed"] <= 1280 and layout["opened"] <= 1280, layout
+    assert layout["wide"] == []  # no box past the window, none scrolling sideways
+    assert layout["first_h2"] == "segments"
+    assert layout["card"] < layout["height"] / 2 < layout["pictures"] < layout["comparison"]

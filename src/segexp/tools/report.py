@@ -151,9 +151,10 @@ def _comparison(
     )
     data.leaderboard = board
     data.left_out = left_out_summary(board, filters, "filter.")
-    if "k" not in board.columns or "k" not in params:
+    chosen_k = pd.to_numeric(params.get("k"), errors="coerce")
+    if "k" not in board.columns or pd.isna(chosen_k):
         return
-    chosen_k = int(params["k"])
+    chosen_k = int(chosen_k)
     same = pd.Series(True, index=board.index)
     for key in ("algo", "scaler", "features"):
         if key in board.columns and key in params:
@@ -277,6 +278,7 @@ def collect_report_data(
             notes=notes,
             selection=selection,
             ranked_by=metric,
+            ranked_larger=larger_is_better(metric),
         )
         if SCATTER_PNG in plot_names:
             data.images["scatter"] = _download(client, run_id, SCATTER_PNG, folder).read_bytes()
