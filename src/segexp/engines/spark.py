@@ -46,7 +46,8 @@ from segexp.contract import (
     TAG_UNDEFINED_PREFIX,
     VERSION,
 )
-from segexp.engines import SPARK_SCALERS, spark_data, spark_fit, spark_scores
+from segexp.engines import spark_data, spark_fit, spark_scores
+from segexp.engines.catalog import SPARK_SCALERS
 from segexp.engines.spark_session import get_session
 from segexp.errors import ConfigError, DataError
 from segexp.model import storage

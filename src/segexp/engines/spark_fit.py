@@ -31,7 +31,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from segexp.engines import SPARK_ALGORITHMS
+from segexp.engines.catalog import SPARK_ALGORITHMS
 from segexp.engines.spark_data import to_pandas
 from segexp.errors import ConfigError
 from segexp.model.centroids import (

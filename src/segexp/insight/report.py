@@ -22,8 +22,13 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-import segexp
-from segexp.contract import TAG_CODE_VERSION, TAG_DATA_FINGERPRINT, TAG_DATA_SOURCE, TAG_SWEEP_ID
+from segexp.contract import (
+    TAG_CODE_VERSION,
+    TAG_DATA_FINGERPRINT,
+    TAG_DATA_SOURCE,
+    TAG_SWEEP_ID,
+    VERSION,
+)
 from segexp.insight import plots
 
 SECTIONS = {
@@ -335,7 +340,7 @@ def _provenance(data: ReportData) -> list[tuple[str, str]]:
             ("Code version", data.tags.get(TAG_CODE_VERSION)),
             ("Run started", started),
             ("Report made", datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")),
-            ("Report tool", f"segexp {segexp.__version__}"),
+            ("Report tool", f"segexp {VERSION}"),
         ]
     )
 

@@ -710,7 +710,7 @@ def _option(cfg: DictConfig, group: str) -> str:
 
 def check_engine(cfg: DictConfig) -> None:
     """``engine.*`` keys, and with engine=spark an algorithm and scaler Spark has."""
-    from segexp.engines import (
+    from segexp.engines.catalog import (
         ENGINE_KEYS,
         SPARK,
         SPARK_ALGO_NAMES,

@@ -70,7 +70,7 @@ from segexp.tools.outputs import (
     table_format,
 )
 from segexp.tools.shell import hydra_tool
-from segexp.tracking.models import SegmentModel, load_model
+from segexp.tracking.models import SegmentModel, champion_version, load_model
 from segexp.tracking.store import resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -377,7 +377,6 @@ def model_uri_from(cfg: DictConfig) -> str:
     TrackingError with the way to choose one when no version has that alias."""
     if cfg.get("model"):
         return str(cfg.model)
-    from segexp.tools.promote import champion_version  # loads the promotion machinery
 
     registry = cfg.get("registry") or {}
     name = str(registry.get("name") or "customer-segments")

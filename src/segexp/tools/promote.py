@@ -44,7 +44,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-import segexp
 from segexp.contract import (
     CONFIG_FILE,
     LEGACY_PIPELINE_FILE,
@@ -54,6 +53,7 @@ from segexp.contract import (
     TAG_CODE_VERSION,
     TAG_DATA_FINGERPRINT,
     TAG_KIND,
+    VERSION,
 )
 from segexp.errors import (
     ConfigError,
@@ -381,42 +381,6 @@ def _check_names(name: str, alias: str) -> None:
         )
 
 
-DEFAULT_REGISTRY_NAME = "customer-segments"
-DEFAULT_ALIAS = "champion"
-
-
-def champion_hint(name: str, alias: str, instead: str) -> str:
-    """'no champion yet: run segexp-promote best=silhouette (or pass run_id=...)'."""
-    keys = "".join(
-        f" registry.{key}={value}"
-        for key, value, default in (
-            ("name", name, DEFAULT_REGISTRY_NAME),
-            ("alias", alias, DEFAULT_ALIAS),
-        )
-        if value != default
-    )
-    return f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead})"
-
-
-def champion_version(tracking_uri: str | None, name: str, alias: str, instead: str):
-    """The model version ``models:/<name>@<alias>`` points at (what report and predict use
-    without a run id or model); TrackingError with ``champion_hint`` when there is none."""
-    uri = resolve_tracking_uri(tracking_uri)
-    where = uri
-    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-    if db is not None and not db.exists():
-        where = f"{uri} (no MLflow store there)"
-    else:
-        try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            return client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            pass
-    raise TrackingError(
-        f"{champion_hint(name, alias, instead)}; models:/{name}@{alias} is not in {where}"
-    )
-
-
 def current_version(client: MlflowClient, name: str, alias: str) -> str | None:
     """Version the alias points at, or None when the model or the alias does not exist."""
     try:
@@ -433,7 +397,7 @@ def _version_tags(run: Run, assigner: SegmentAssigner, selection: str) -> dict[s
         VERSION_TAG_PREFIX + "algorithm": assigner.algorithm,
         VERSION_TAG_PREFIX + "assignment": assigner.method,
         VERSION_TAG_PREFIX + "selected_by": selection,
-        TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, segexp.__version__),
+        TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, VERSION),
     }
     tags.update({f"metric.{k}": f"{v:.6g}" for k, v in sorted(run.data.metrics.items())})
     if assigner.segment_names:
@@ -467,7 +431,7 @@ def register_version(
     metadata = {
         "source_run_id": run.info.run_id,
         "data_fingerprint": run.data.tags.get(TAG_DATA_FINGERPRINT, "unknown"),
-        "segexp_version": segexp.__version__,
+        "segexp_version": VERSION,
     }
     local = save_segment_model(
         folder / "segment_model", assigner, run_model.input_example, metadata

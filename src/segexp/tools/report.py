@@ -57,6 +57,7 @@ from segexp.tracking.leaderboard import (
     runs_to_frame,
     select_best,
 )
+from segexp.tracking.models import champion_version
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
 log = logging.getLogger("segexp")
@@ -371,7 +372,6 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
     or a one-line error saying how to choose one. A sweep's parent run id: its chosen run.
     """
     from segexp.tools.compare import max_noise_fraction_from
-    from segexp.tools.promote import champion_version
 
     overwrite = flag(cfg, "overwrite")
     if cfg.get("output"):  # before any work; the default name is known once the run is

@@ -41,6 +41,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 from segexp.errors import TrackingError
 from segexp.model import storage
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssigner
+from segexp.tracking.store import resolve_tracking_uri
 
 ASSIGNER_FILE = "assigner.skops"
 LEGACY_ASSIGNER_FILE = "assigner.joblib"  # older segexp: a pickle
@@ -281,3 +282,39 @@ def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
         raise TrackingError(
             f"model: cannot load '{model_uri}' from {tracking_uri} ({message}); {hint}"
         ) from exc
+
+
+DEFAULT_REGISTRY_NAME = "customer-segments"
+DEFAULT_ALIAS = "champion"
+
+
+def champion_hint(name: str, alias: str, instead: str) -> str:
+    """'no champion yet: run segexp-promote best=silhouette (or pass run_id=...)'."""
+    keys = "".join(
+        f" registry.{key}={value}"
+        for key, value, default in (
+            ("name", name, DEFAULT_REGISTRY_NAME),
+            ("alias", alias, DEFAULT_ALIAS),
+        )
+        if value != default
+    )
+    return f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead})"
+
+
+def champion_version(tracking_uri: str | None, name: str, alias: str, instead: str):
+    """The model version ``models:/<name>@<alias>`` points at (what report and predict use
+    without a run id or model); TrackingError with ``champion_hint`` when there is none."""
+    uri = resolve_tracking_uri(tracking_uri)
+    where = uri
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if db is not None and not db.exists():
+        where = f"{uri} (no MLflow store there)"
+    else:
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            return client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            pass
+    raise TrackingError(
+        f"{champion_hint(name, alias, instead)}; models:/{name}@{alias} is not in {where}"
+    )
