@@ -12,7 +12,7 @@ seeded blobs) to a temporary folder, then times, process start to exit,
 each into a copy of one store that a 200-customer warm-up run created (so the store's
 one-off creation is not timed), with every metric, the plots and the logging on. It
 prints the wall time, the peak resident memory of the command's process tree (the
-command, its publishing workers and Spark's JVM; sampled every 0.2 s), the run's
+command and Spark's JVM; sampled every 0.2 s), the run's
 fit_seconds and silhouette, and which assignments file the run holds.
 """
 

@@ -8,9 +8,9 @@ Times, alternating, process start to exit:
 
 and prints each median, the 1-worker / 2-worker ratio, the thread count every job
 ran with (its ``segexp.fit_threads`` tag) and the CPU seconds of the whole process
-tree (the command, its publishing pool, joblib's workers) with the cores that keeps
+tree (the command and joblib's workers) with the cores that keeps
 busy on average (CPU seconds / wall seconds). The CPU seconds are the machine's busy
-time from ``/proc/stat`` while the command runs (the publishing pool's workers are
+time from ``/proc/stat`` while the command runs (joblib's workers are
 children of a forkserver, which no ``getrusage`` of ours counts), so run it on a
 quiet machine. A sweep that already keeps c of the
 n cores busy with one worker can gain at most n / c from more workers.

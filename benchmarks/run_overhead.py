@@ -5,7 +5,7 @@ On the built-in sample: (a) a bare loop that fits the same pipelines
 scores (silhouette, inertia, Calinski-Harabasz, Davies-Bouldin); (b) segexp's
 ``run_job`` doing the same runs in this process with all its logging,
 artifacts, plots, stability and profiles into a fresh SQLite store (published in
-this process, without the command line's pool, so the cost is all on one core).
+this process, as every segexp job is, so the cost is all on one core).
 Prints the median wall time per run of each, the difference, and where segexp's
 time goes: the job itself, drawing its figures, and logging it to MLflow.
 
@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from segexp.data.samples import generate_mall_sample
 from segexp.jobs.job import build_request, run_job, validate_inputs
-from segexp.jobs.publish import publish
+from segexp.tracking.publish import publish
 from segexp.tracking.store import Tracker
 
 JOBS = [(algo, k) for algo in ("kmeans", "gmm") for k in range(3, 9)]

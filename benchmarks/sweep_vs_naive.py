@@ -3,16 +3,13 @@
 Runs, alternating, `python -m segexp -m algo=kmeans,gmm k=3..8` on the Kaggle
 Mall Customers file and ../shared/bench/naive_hydra_sweep.py with the same
 sweep (log_model=false), each process start to exit, and prints both medians
-and their ratio. With --in-process it also times the same segexp sweep
-published in its own process (the app run exactly as `segexp` runs it, only
-without the publishing pool), so the pool's gain is measured in the same run.
-Every segexp run is promotable later (pickled pipeline +
+and their ratio. Every segexp run is promotable later (skops pipeline +
 metadata); the naive runs are not (log_model=false). Each tool has its own
 store, created by one warm-up run first, so the timed rounds measure the
 steady state of a store in use (the one-off cost of creating a store is
 printed separately).
 
-    python benchmarks/sweep_vs_naive.py [--rounds 3] [--in-process]
+    python benchmarks/sweep_vs_naive.py [--rounds 5]
 """
 
 from __future__ import annotations
@@ -46,10 +43,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--in-process", action="store_true", help="also time segexp without its publishing pool"
-    )
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     for needed in (MALL, NAIVE):
         if not needed.exists():
@@ -78,16 +72,6 @@ def main() -> None:
         "log_model=false",
     ]
     commands = {"naive": (naive_cmd, naive_dir), "segexp": (segexp_cmd, segexp_dir)}
-    if args.in_process:
-        inline_dir = work / "in-process"
-        inline_dir.mkdir()
-        # segexp.__main__.main without publish.start_pool(): runs are published in-process
-        inline = (
-            "import sys\nfrom segexp.jobs.gc_pause import quiet_imports\n"
-            "with quiet_imports():\n    from segexp.jobs.app import main\n"
-            "sys.exit(main(sys.argv[1:]))"
-        )
-        commands["in-process"] = ([sys.executable, "-c", inline, *segexp_cmd[3:]], inline_dir)
     first = {name: timed(cmd, cwd) for name, (cmd, cwd) in commands.items()}
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.rounds):
@@ -106,11 +90,6 @@ def main() -> None:
             f"new store: {first[name]:.2f} s)"
         )
     print(f"  ratio segexp / naive: {med['segexp'] / med['naive']:.2f}")
-    if "in-process" in med:
-        print(
-            f"  ratio segexp / segexp in-process: {med['segexp'] / med['in-process']:.2f} "
-            "(the publishing pool's gain)"
-        )
 
 
 if __name__ == "__main__":
