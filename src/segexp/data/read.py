@@ -332,6 +332,15 @@ def _text(
     return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
 
 
+def _zero_padded(text: pa.ChunkedArray) -> bool:
+    """Digits with a leading zero (0001, -007) in any cell; the regex runs only when a cell
+    starts with a zero after its sign (prefix tests cost a fraction of a regex)."""
+    for prefix in ("0", "-0", "+0"):
+        if pc.any(pc.starts_with(text, prefix)).as_py():
+            return bool(pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py())
+    return False
+
+
 def _numbers(text: pa.ChunkedArray, decimal: str = ".") -> pa.ChunkedArray | None:
     """The column as int64 or float64 when every filled cell is a number, else None: text
     columns, digits zero-padded anywhere in the column, whole numbers beyond int64."""
@@ -344,12 +353,13 @@ def _numbers(text: pa.ChunkedArray, decimal: str = ".") -> pa.ChunkedArray | Non
         return None
     if text.null_count == len(text):
         return None
-    if pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py():
+    if _zero_padded(text):
         return None  # 0001: an id or a code, its padding is part of it
     try:
         return pc.cast(text, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        if pc.all(pc.match_substring_regex(text, _WHOLE_NUMBER)).as_py():
+        longest = pc.max(pc.utf8_length(text)).as_py() or 0
+        if longest > 18 and pc.all(pc.match_substring_regex(text, _WHOLE_NUMBER)).as_py():
             return None  # whole numbers beyond int64: ids (a float would merge them)
     try:
         return pc.cast(text, pa.float64())
@@ -386,8 +396,11 @@ def _to_pandas(
 ) -> pd.Series:
     """One column: numbers typed (int64, float64 with NaN), text as object with NaN."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = _text(column, missing, markers_parsed)
-        numbers = _numbers(text, decimal) if typed else None
+        text = column
+        numbers = _numbers(text, decimal) if typed else None  # clean numbers need no strip
+        if numbers is None:
+            text = _text(column, missing, markers_parsed)
+            numbers = _numbers(text, decimal) if typed else None
         if numbers is None:
             return text.to_pandas()  # pandas' own text dtype, missing cells NaN
         raw: pa.ChunkedArray | None = text
