@@ -7,6 +7,7 @@ harness asserts one ``segexp: error:`` line, exit 2, and no run or file left.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,19 @@ def _dir(name: str):
     return lambda folder: (folder / name).mkdir()
 
 
+def _fifo(name: str):
+    """A named pipe that no one writes to: opening it to read would block for ever."""
+    return lambda folder: os.mkfifo(folder / name)
+
+
+def latin1_after_first_mib() -> bytes:
+    """UTF-8 (accents in the head) with one Latin-1 byte after the first MiB, on line
+    60002 at byte 1332055 (asserted by the case's message)."""
+    rows = [f"{i:05d},Female,{20 + i % 50},{15 + i % 120},{1 + i % 98}" for i in range(2, 60001)]
+    text = "\n".join([HEADER, "00001,Zoë,30,40,50", *rows]) + "\n"
+    return text.encode("utf-8") + "60001,Jos\xe9,30,50,50\n".encode("latin-1")
+
+
 GOOD = table(*ROWS)
 D = "data.path={dir}/c.csv"
 
@@ -72,6 +86,36 @@ CASES = [
         setup=writes("customers.csv", GOOD),
     ),
     case("directory-as-file", "data.path={dir}/folder", "folder", setup=_dir("folder")),
+    # not regular files: refused at once, never opened (a named pipe would block for ever)
+    case(
+        "fifo-as-file",
+        "data.path={dir}/c.csv",
+        "c.csv",
+        "named pipe",
+        "data.path",
+        setup=_fifo("c.csv"),
+        timeout=15,
+    ),
+    case("device-as-file", "data.path=/dev/zero", "/dev/zero", "device", "data.path", timeout=15),
+    case(
+        "predict-fifo-input",
+        "input={dir}/new.csv output={dir}/out.csv",
+        "named pipe",
+        "input=",
+        module="segexp.predict",
+        setup=_fifo("new.csv"),
+        timeout=15,
+    ),
+    case(
+        "latin1-byte-after-first-mib",
+        D,
+        "c.csv",
+        "unreadable encoding",
+        "byte 1332055 (line 60002)",
+        "not valid utf-8",
+        "data.encoding=cp1252",
+        setup=writes("c.csv", latin1_after_first_mib()),
+    ),
     case("empty-file", D, "c.csv", "empty", setup=writes("c.csv", "")),
     case("blank-lines-only", D, "c.csv", "empty", setup=writes("c.csv", "\r\n  \r\n")),
     case("header-only", D, "c.csv", "no customer rows", setup=writes("c.csv", table())),

@@ -303,7 +303,7 @@ def test_an_infinite_cell_stops_the_command_before_any_run(tmp_path, store):
     lines = result.stderr.strip().splitlines()
     assert lines == [
         f"segexp: error: {path}: column 'balance' has values beyond the float64 range in row 3 "
-        "(inf); fix those cells, or list their text in data.missing_values to read them as "
+        "('inf'); fix those cells, or list their text in data.missing_values to read them as "
         "missing"
     ]
     assert "Traceback" not in result.stdout + result.stderr

@@ -39,8 +39,10 @@ KINDS = ("auto", "customers", "transactions")
 TRANSACTIONS_CONFIG = (
     Path(__file__).resolve().parents[1] / "conf" / "data" / "transactions_sample.yaml"
 )
-# what a transaction log's data config takes from the config it was read with
+# what a transaction log's data config takes from the config it was read with: how the
+# file is read, and the RFM rules (every data option has them, so hints name keys that exist)
 _READING_KEYS = (
+    "rfm",
     "path",
     "source_name",
     "delimiter",

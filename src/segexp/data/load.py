@@ -437,9 +437,8 @@ def load_customer_table(
         if role is None or role.reason != UNIQUE_IN_EVERY_ROW:  # inference checked it already
             check_ids(frame, id_column, source, file_rows, headers)
     numeric = schema.numeric
-    frame = to_numeric_columns(
-        frame, numeric, source, file_rows, str(settings.get("decimal") or "."), headers
-    )
+    decimal = str(settings.get("decimal") or frame.attrs.get("decimal", "."))
+    frame = to_numeric_columns(frame, numeric, source, file_rows, decimal, headers)
     check_magnitude(frame, numeric, source, file_rows, headers)
     non_negative = _non_negative(settings, numeric)
     check_non_negative(frame, non_negative, source, file_rows, headers)

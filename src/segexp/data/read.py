@@ -1,14 +1,18 @@
 """Reading table files exactly: CSV/TSV (any common delimiter and encoding) or Parquet.
 
-Text files are parsed by pyarrow's multi-threaded CSV reader with every column
-read as text, then each column is typed here, in Arrow, by one rule: a column
-whose every filled cell is a whole number becomes int64 (float64 when it has
-blanks), one whose every filled cell is a number becomes float64, anything
-else stays text (stripped, declared missing markers blank). Zero-padded digits
-(``0001``) stay text: the padding is part of an id. A number beyond float64
-(``inf``, ``-inf``, ``1e309``) is an error naming the column and rows, never
-a value. Delimiter and encoding are detected from a bounded head of the file,
-so a file of any size and fields of any length are read the same way.
+Text files are parsed by pyarrow's multi-threaded CSV reader. Every column that
+could be numbers (pyarrow types it as numbers or blanks in the head of the file)
+is read as text and typed here, in Arrow, on the whole column, by one rule: a
+column whose every filled cell is a whole number becomes int64 (float64 when it
+has blanks), one whose every filled cell is a number becomes float64, anything
+else stays text (stripped, declared missing markers blank). Digits zero-padded
+anywhere in the column (``0001``) keep it text: the padding is part of an id; so
+do whole numbers beyond int64 (20-digit ids). A number beyond float64 (``inf``,
+``-inf``, ``1e309``) is an error naming the column and rows, never a value.
+Delimiter, encoding and decimal mark are detected from a bounded head of the
+file, so a file of any size and fields of any length are read the same way; a
+byte later in the file that the encoding cannot read is an error naming its
+offset and line. Only regular files are read (a named pipe would block).
 
 The frame's index holds file rows: the header is row 1 (text files); Parquet
 rows count from 1.
@@ -16,13 +20,16 @@ rows count from 1.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +42,11 @@ import pyarrow.csv as pa_csv
 from segexp.data.messages import closest, examples, row_numbers
 from segexp.errors import ConfigError, DataError
 
-DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
+# what exports write for an empty cell (Excel's pivot tables write "(blank)")
+DEFAULT_MISSING_VALUES = (
+    *("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A"),
+    *("(blank)", "-", "?"),
+)
 _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -43,7 +54,10 @@ _TAB_SUFFIXES = {".tsv", ".tab"}
 HEAD_BYTES = 1 << 20  # what detection reads of a file, whatever its size
 _BLOCK_BYTES = 1 << 20  # pyarrow's parse block; a longer row retries with one block
 _ZERO_PADDED = r"^[+-]?0[0-9]"
-_PADDING_ROWS = 2000  # rows of the head that decide whether digits are zero-padded text
+_WHOLE_NUMBER = r"^[+-]?[0-9]+$"
+_DECIMAL_COMMA = re.compile(r"^[+-]?[0-9]+,[0-9]+$")
+_DECIMAL_POINT = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
+_DECIMAL_ROWS = 2000  # rows of the head that decide the decimal mark
 
 
 def file_format(path: Path, configured: str | None) -> str:
@@ -111,8 +125,11 @@ def _complete_lines(head: bytes, whole: bool) -> bytes:
     return head[: cut + 1] if cut > 0 else head
 
 
-def detect_encoding(head: bytes, path: Path, encoding: str | None, whole: bool) -> tuple[str, str]:
-    """(encoding, decoded head): the configured one, else the BOM's, else utf-8, cp1252, latin-1."""
+def detect_encoding(
+    head: bytes, path: Path, encoding: str | None, whole: bool, key: str = "data.encoding"
+) -> tuple[str, str]:
+    """(encoding, decoded head): the configured one, else the BOM's, else utf-8, cp1252, latin-1.
+    ``key`` is the config key that sets the encoding (named in messages)."""
     if head[:4] == b"PK\x03\x04":
         raise DataError(
             f"{path}: unreadable as text: this is a zip archive (an Excel .xlsx workbook?); "
@@ -124,13 +141,12 @@ def detect_encoding(head: bytes, path: Path, encoding: str | None, whole: bool) 
             text = sample.decode(encoding)
         except LookupError as exc:
             raise ConfigError(
-                f"data.encoding: unknown encoding '{encoding}'; use e.g. utf-8, cp1252, "
-                "latin-1, utf-16"
+                f"{key}: unknown encoding '{encoding}'; use e.g. utf-8, cp1252, latin-1, utf-16"
             ) from exc
         except UnicodeDecodeError as exc:
             raise DataError(
                 f"{path}: unreadable encoding: byte {exc.start} is not valid {encoding} "
-                f"({exc.reason}); set data.encoding to the file's encoding (e.g. cp1252, "
+                f"({exc.reason}); set {key} to the file's encoding (e.g. cp1252, "
                 "latin-1, utf-16) or re-save the file as UTF-8"
             ) from exc
         chosen = encoding
@@ -152,7 +168,7 @@ def detect_encoding(head: bytes, path: Path, encoding: str | None, whole: bool) 
         tried = encoding or "utf-8, cp1252, latin-1"
         raise DataError(
             f"{path}: unreadable encoding: the content is not text in {tried} (binary "
-            "bytes found); set data.encoding to the file's encoding (e.g. utf-16) or export "
+            f"bytes found); set {key} to the file's encoding (e.g. utf-16) or export "
             "the data as CSV (UTF-8) or Parquet"
         )
     return chosen, text
@@ -185,22 +201,49 @@ def _header(text: str, delimiter: str, quotechar: str) -> list[str]:
             return []
 
 
-def zero_padded_columns(text: str, names: list[str], delimiter: str, quotechar: str) -> list[str]:
-    """Columns whose cells in the head are digits with a leading zero (``0001``): ids or
-    codes whose padding is part of the value, so they are read as text."""
+def detect_decimal(text: str, delimiter: str, quotechar: str) -> str:
+    """',' when the delimiter is not a comma and the head's number cells are written with
+    decimal commas (``1,5``) and none with a decimal point (``1.5``); else '.'."""
+    if delimiter == ",":
+        return "."
     with _any_field_size():
         try:
             reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar)
-            rows = [row for _, row in zip(range(_PADDING_ROWS), reader, strict=False)]
+            cells = [c.strip() for row in islice(reader, _DECIMAL_ROWS) for c in row]
         except csv.Error:
-            return []
-    padded = re.compile(_ZERO_PADDED)
-    found = set()
-    for row in rows[1:]:
-        for position, cell in enumerate(row[: len(names)]):
-            if padded.match(cell.strip()) and cell.strip().lstrip("+-").isdigit():
-                found.add(names[position])
-    return [n for n in names if n in found]
+            return "."
+    comma = any(_DECIMAL_COMMA.match(c) for c in cells)
+    return "," if comma and not any(_DECIMAL_POINT.match(c) for c in cells) else "."
+
+
+def _number_columns(text: str, names: list[str], options: dict[str, Any]) -> list[str]:
+    """Columns that pyarrow types as numbers (or blanks) in the head of the file: they are
+    read as text and typed here on the whole column (see ``_numbers``), so a zero-padded id
+    or one beyond int64 anywhere in the column keeps it text. All columns when the head
+    does not parse on its own (a quoted field cut at its end)."""
+    try:
+        head = pa_csv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pa_csv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(
+                delimiter=options["delimiter"],
+                quote_char=options["quotechar"],
+                newlines_in_values=options["quoted"],
+                invalid_row_handler=lambda _: "skip",
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                null_values=options["missing"],
+                strings_can_be_null=True,
+                decimal_point=options["decimal"],
+            ),
+        )
+    except pa.ArrowInvalid:
+        return list(names)
+    return [
+        name
+        for name, kind in zip(head.column_names, head.schema.types, strict=True)
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind)
+    ]
 
 
 def _parse(
@@ -273,22 +316,36 @@ def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
     )
 
 
-def _text(column: pa.ChunkedArray, missing: pa.Array) -> pa.ChunkedArray:
+def _text(
+    column: pa.ChunkedArray, missing: pa.Array, markers_parsed: bool = True
+) -> pa.ChunkedArray:
     """Stripped text with declared missing markers and blank cells as nulls.
 
-    The parser already read exact markers as nulls; only cells that stripping changed
-    can newly be one, so the (costly, hash-per-cell) marker lookup runs only then."""
+    When the parser already read exact markers as nulls (``markers_parsed``), only cells
+    that stripping changed can newly be one, so the (costly, hash-per-cell) marker
+    lookup runs only then."""
     stripped = pc.utf8_trim_whitespace(column)
     unchanged = pc.all(pc.equal(stripped, column)).as_py() is not False
-    if unchanged and not pc.any(pc.equal(stripped, "")).as_py():
+    if markers_parsed and unchanged and not pc.any(pc.equal(stripped, "")).as_py():
         return stripped
     blank = pc.is_in(stripped, value_set=missing)
     return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
 
 
-def _numbers(text: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """The column as int64 or float64 when every filled cell is a number, else None
-    (cells that only became numbers once stripped, e.g. ' NA ' blanks in a number column)."""
+def _zero_padded(text: pa.ChunkedArray) -> bool:
+    """Digits with a leading zero (0001, -007) in any cell; the regex runs only when a cell
+    starts with a zero after its sign (prefix tests cost a fraction of a regex)."""
+    for prefix in ("0", "-0", "+0"):
+        if pc.any(pc.starts_with(text, prefix)).as_py():
+            return bool(pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py())
+    return False
+
+
+def _numbers(text: pa.ChunkedArray, decimal: str = ".") -> pa.ChunkedArray | None:
+    """The column as int64 or float64 when every filled cell is a number, else None: text
+    columns, digits zero-padded anywhere in the column, whole numbers beyond int64."""
+    if decimal != ".":
+        text = pc.replace_substring(text, decimal, ".")
     head = text.slice(0, 10_000).drop_null()
     try:
         pc.cast(head, pa.float64())  # cheap refusal of text columns
@@ -296,14 +353,18 @@ def _numbers(text: pa.ChunkedArray) -> pa.ChunkedArray | None:
         return None
     if text.null_count == len(text):
         return None
-    if pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py():
+    if _zero_padded(text):
         return None  # 0001: an id or a code, its padding is part of it
-    for kind in (pa.int64(), pa.float64()):
-        try:
-            return pc.cast(text, kind)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-    return None
+    try:
+        return pc.cast(text, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        longest = pc.max(pc.utf8_length(text)).as_py() or 0
+        if longest > 18 and pc.all(pc.match_substring_regex(text, _WHOLE_NUMBER)).as_py():
+            return None  # whole numbers beyond int64: ids (a float would merge them)
+    try:
+        return pc.cast(text, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
 
 
 def _check_finite(
@@ -330,11 +391,16 @@ def _to_pandas(
     file_rows: np.ndarray,
     source: str,
     typed: bool,
+    decimal: str = ".",
+    markers_parsed: bool = True,
 ) -> pd.Series:
     """One column: numbers typed (int64, float64 with NaN), text as object with NaN."""
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = _text(column, missing)
-        numbers = _numbers(text) if typed else None
+        text = column
+        numbers = _numbers(text, decimal) if typed else None  # clean numbers need no strip
+        if numbers is None:
+            text = _text(column, missing, markers_parsed)
+            numbers = _numbers(text, decimal) if typed else None
         if numbers is None:
             return text.to_pandas()  # pandas' own text dtype, missing cells NaN
         raw: pa.ChunkedArray | None = text
@@ -360,13 +426,15 @@ def _frame(
     file_rows: np.ndarray,
     source: str,
     typed: bool,
-    keep_text: frozenset[str] = frozenset(),
+    decimal: str = ".",
+    markers_parsed: bool = True,
 ) -> pd.DataFrame:
-    """The Arrow table as a pandas frame; ``keep_text``: columns known to be text."""
+    """The Arrow table as a pandas frame (``decimal``: the mark of the text's numbers;
+    ``markers_parsed``: whether the CSV parser already read exact missing markers as nulls)."""
     missing = pa.array(sorted(set(_missing_values(data_cfg)) | {""}), pa.string())
     columns = {
         name: _to_pandas(
-            name, table.column(i), missing, file_rows, source, typed and name not in keep_text
+            name, table.column(i), missing, file_rows, source, typed, decimal, markers_parsed
         )
         for i, name in enumerate(table.column_names)
     }
@@ -395,21 +463,60 @@ def _filled_rows(table: pa.Table) -> pa.Array | None:
     return pc.invert(empty).combine_chunks() if empty is not None else None
 
 
+def _undecodable(path: Path, gzipped: bool, encoding: str, where: str, key: str) -> DataError:
+    """The one-line error for the first byte the encoding cannot read, found by decoding
+    the file in blocks: its offset, its line and the key that sets the encoding."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, lines, found = 0, 1, "a byte"
+    with (gzip.open if gzipped else open)(path, "rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                start = max(exc.start - pending, 0)
+                line = lines + block[:start].count(b"\n")
+                found = f"byte {offset + start} (line {line})"
+                break
+            offset, lines = offset + len(block), lines + block.count(b"\n")
+    hint = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
+    return DataError(
+        f"{where}: unreadable encoding: {found} is not valid {encoding}, though the start of "
+        f"the file is; set {key}={hint} if the file was saved in that encoding, or re-save it "
+        "as UTF-8"
+    )
+
+
 def _parse_all(
-    path: Path, gzipped: bool, names: list[str], options: dict[str, Any], configured: bool
+    path: Path,
+    gzipped: bool,
+    names: list[str],
+    options: dict[str, Any],
+    where: str = "",
+    key: str = "data.encoding",
 ) -> pa.Table:
-    """Parse, retrying with one block for rows longer than a block, and with cp1252 when
-    the UTF-8 head was followed by bytes that are not UTF-8."""
+    """Parse, retrying with one block for rows longer than a block. Bytes the encoding
+    cannot read after a head it could read are an error (``where``: the file in messages,
+    ``key``: the config key that sets the encoding), never text guessed in another one."""
+    cause: Exception | None = None
     try:
-        return _parse(path, gzipped, names, dict(options))
+        try:
+            table = _parse(path, gzipped, names, dict(options))
+        except pa.ArrowInvalid as exc:
+            if "straddle" not in str(exc):
+                raise
+            size = min(path.stat().st_size * (20 if gzipped else 1), 2**31 - 1)
+            table = _parse(path, gzipped, names, {**options, "block_size": size})
     except pa.ArrowInvalid as exc:
-        if "straddle" in str(exc):
-            size = path.stat().st_size * (20 if gzipped else 1)
-            return _parse(path, gzipped, names, {**options, "block_size": min(size, 2**31 - 1)})
-        if "invalid UTF8" in str(exc) and options["encoding"] == "utf-8" and not configured:
-            options["encoding"] = "cp1252"
-            return _parse(path, gzipped, names, dict(options))
-        raise
+        if "invalid UTF8" not in str(exc):
+            raise
+        cause = exc
+    except UnicodeDecodeError as exc:  # a Python codec (cp1252, ...) transcoding for pyarrow
+        cause = exc
+    else:  # pyarrow types a column of bytes that are not UTF-8 as binary
+        if not any(pa.types.is_binary(t) for t in table.schema.types):
+            return table
+    raise _undecodable(path, gzipped, options["encoding"], where or str(path), key) from cause
 
 
 @dataclass(frozen=True)
@@ -430,18 +537,21 @@ def text_layout(
     settings: Mapping[str, Any],
     where: str = "",
     rows: str = "record",
-    delimiter_key: str = "data.delimiter",
+    keys: str = "data.",
 ) -> TextLayout:
     """The file's encoding, delimiter and header (``settings``: ``encoding``, ``delimiter``,
     ``quotechar``), or the one-line error of an empty or headless file. ``where`` names the
-    file in messages (default: its path); ``rows`` is what one row of it is;
-    ``delimiter_key`` the config key that set the delimiter."""
+    file in messages (default: its path); ``rows`` is what one row of it is; ``keys`` the
+    prefix of the config keys that set the encoding and the delimiter."""
     where = where or str(path)
+    delimiter_key = f"{keys}delimiter"
     empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
     if not head.strip():
         raise DataError(empty)
-    encoding, text = detect_encoding(head, path, settings.get("encoding"), whole)
+    encoding, text = detect_encoding(
+        head, path, settings.get("encoding"), whole, key=f"{keys}encoding"
+    )
     if not text.strip():
         raise DataError(empty)
     quotechar = str(settings.get("quotechar") or '"')
@@ -477,19 +587,19 @@ def _read_text(
     layout = text_layout(path, fmt, data_cfg)
     gzipped, encoding, text = layout.gzipped, layout.encoding, layout.text
     delimiter, quotechar, names = layout.delimiter, layout.quotechar, layout.names
-    # every column as text (tools that check cells themselves), else the zero-padded ones
-    text_columns = zero_padded_columns(text, names, delimiter, quotechar) if typed else names
-    options = {
+    decimal = str(data_cfg.get("decimal") or detect_decimal(text, delimiter, quotechar))
+    options: dict[str, Any] = {
         "quoted": gzipped or _contains(path, quotechar),
         "encoding": encoding,
         "delimiter": delimiter,
         "quotechar": quotechar,
         "missing": _missing_values(data_cfg),
-        "decimal": str(data_cfg.get("decimal") or "."),
-        "text_columns": text_columns,
+        "decimal": decimal,
     }
+    # every column as text (tools that check cells themselves), else those of numbers
+    options["text_columns"] = _number_columns(text, names, options) if typed else names
     try:
-        table = _parse_all(path, gzipped, names, options, bool(data_cfg.get("encoding")))
+        table = _parse_all(path, gzipped, names, options)
     except pa.ArrowInvalid as exc:
         detail = str(exc)
         if "columns, got" in detail:
@@ -506,9 +616,9 @@ def _read_text(
     filled = _filled_rows(table)
     if filled is not None:  # blank and delimiter-only lines are not records
         table, file_rows = table.filter(filled), file_rows[filled.to_numpy(zero_copy_only=False)]
-    keep_text = frozenset(text_columns)
-    frame = _frame(table, data_cfg, file_rows, str(path), typed, keep_text)
+    frame = _frame(table, data_cfg, file_rows, str(path), typed, decimal)
     frame.columns = [c.lstrip("\ufeff") for c in frame.columns]
+    frame.attrs["decimal"] = decimal  # for the checks of text cells in numbers
     return frame, file_rows
 
 
@@ -539,7 +649,22 @@ def _read_parquet(path: Path, data_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame
     )
     file_rows = np.arange(1, table.num_rows + 1)
     # Parquet columns carry their types: text stays text, whatever it looks like
-    return _frame(table, data_cfg, file_rows, str(path), typed=False), file_rows
+    frame = _frame(table, data_cfg, file_rows, str(path), typed=False, markers_parsed=False)
+    return frame, file_rows
+
+
+def not_a_file(path: Path) -> str:
+    """'' for a regular file, else what the path is (reading a named pipe would block)."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "a device, not a regular file"
 
 
 def read_table_file(
@@ -570,8 +695,9 @@ def read_table(
         raise DataError(
             f"{path}: file not found{near}; set data.path to an existing CSV, TSV or Parquet file"
         )
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; set data.path to a CSV, TSV or Parquet file")
+    kind = not_a_file(path)
+    if kind:
+        raise DataError(f"{path}: is {kind}; set data.path to a CSV, TSV or Parquet file")
     fmt = file_format(path, data_cfg.get("format"))
     if fmt == "parquet":
         return _read_parquet(path, data_cfg)

@@ -259,7 +259,8 @@ def customers_from_transactions(
 ) -> CustomerTable:
     """The customer table of a ``kind: transactions`` data config (see load_customers)."""
     rules = RfmRules.from_config(data_cfg.get("rfm"))
-    result = build_rfm(frame, rules, source, file_rows, str(data_cfg.get("decimal") or "."))
+    decimal = str(data_cfg.get("decimal") or frame.attrs.get("decimal", "."))
+    result = build_rfm(frame, rules, source, file_rows, decimal)
     customers = result.customers
     id_column = data_cfg.get("id_column") or "customer_id"
     if id_column != "customer_id":

@@ -176,9 +176,8 @@ def _with_ragged_rows(
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
     from segexp.data.read import _contains, _parse_all, _parse_error, text_layout
 
-    layout = text_layout(
-        path, fmt, reading, where=f"input={path}", rows="customer", delimiter_key="delimiter"
-    )
+    where = f"input={path}"
+    layout = text_layout(path, fmt, reading, where=where, rows="customer", keys="")
     gzipped, encoding, names = layout.gzipped, layout.encoding, layout.names
     delimiter, quotechar = layout.delimiter, layout.quotechar
     options = {
@@ -192,7 +191,7 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
     }
     problems: dict[int, str] = {}
     try:
-        table = _parse_all(path, gzipped, names, options, bool(reading.get("encoding")))
+        table = _parse_all(path, gzipped, names, options, where=where, key="encoding")
         rows = np.arange(2, table.num_rows + 2)
     except pa.ArrowInvalid as exc:
         if "columns, got" not in str(exc):
@@ -241,7 +240,7 @@ def _read_parquet_cells(path: Path) -> InputCells:
 
 def read_cells(path: Path, reading: dict[str, Any]) -> InputCells:
     """The input file's cells as they are, with file rows and the rows that are not records."""
-    from segexp.data.read import file_format
+    from segexp.data.read import file_format, not_a_file
 
     if not path.exists():
         near = (
@@ -253,8 +252,9 @@ def read_cells(path: Path, reading: dict[str, Any]) -> InputCells:
             f"input={path}: file not found{near}; set input= to an existing CSV, TSV or "
             "Parquet file"
         )
-    if path.is_dir():
-        raise DataError(f"input={path}: is a folder; set input= to a CSV, TSV or Parquet file")
+    kind = not_a_file(path)
+    if kind:
+        raise DataError(f"input={path}: is {kind}; set input= to a CSV, TSV or Parquet file")
     fmt = file_format(path, None)
     found = _read_parquet_cells(path) if fmt == "parquet" else _read_text_cells(path, fmt, reading)
     if not found.cells.num_rows:
@@ -274,7 +274,7 @@ def scoring_frame(found: InputCells, path: Path) -> pd.DataFrame:
     missing = pa.array(sorted(set(DEFAULT_MISSING_VALUES) | {""}), pa.string())
     frame = pd.DataFrame(
         {
-            str(i): _text(column, missing).to_pandas()
+            str(i): _text(column, missing, markers_parsed=False).to_pandas()
             for i, column in enumerate(found.cells.columns)
         },
         copy=False,
