@@ -223,7 +223,7 @@ DATA_READING_RULES: list[Rule] = [
         "one character such as '\"' or \"'\"",
         lambda v: isinstance(v, str) and len(v) == 1,
     ),
-    choice("data.decimal", ".", ","),
+    choice("data.decimal", ".", ",", null=True),
     Rule(
         "data.missing_values",
         "a list of texts that mean missing, such as [NA, n/a, '-'], or null (segexp's list)",
