@@ -130,7 +130,7 @@ def test_signal_ends_sweep_and_open_runs_killed(tmp_path, name, launcher):
     assert parent.info.status == "KILLED"
     assert parent.data.tags["segexp.ended_by"] == name
     assert parent.data.tags["segexp.jobs_planned"] == str(PLANNED)
-    assert parent.data.tags["segexp.pid"] == str(process.pid)
+    assert parent.data.tags["segexp.internal.pid"] == str(process.pid)
     assert 2 <= len(jobs) < PLANNED
     assert not [r for r in jobs if r.info.status == "RUNNING"]
     killed = [r for r in jobs if r.info.status == "KILLED"]

@@ -92,7 +92,7 @@ from segexp.tracking.store import (
 log = logging.getLogger("segexp")
 
 ENV_VAR = "SEGEXP_SWEEP"
-TAG_SWEEP_DIR = TAG_PREFIX + "sweep_dir"
+TAG_SWEEP_DIR = TAG_PREFIX + "internal.sweep_dir"  # how a worker elsewhere finds its sweep
 CONFIG_NAME = "config"
 _MAX_MESSAGE = 2000
 STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name

@@ -20,9 +20,11 @@ from functools import cache
 
 from segexp.contract import TAG_PREFIX
 
-TAG_HOST = TAG_PREFIX + "host"
-TAG_PID = TAG_PREFIX + "pid"
-TAG_PID_START = TAG_PREFIX + "pid_start"
+# Who logs a run, for ending runs of gone processes: bookkeeping, not for people to read.
+TAG_INTERNAL_PREFIX = TAG_PREFIX + "internal."
+TAG_HOST = TAG_INTERNAL_PREFIX + "host"
+TAG_PID = TAG_INTERNAL_PREFIX + "pid"
+TAG_PID_START = TAG_INTERNAL_PREFIX + "pid_start"
 
 
 @cache
