@@ -518,13 +518,15 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         return exc.exit_code
     shown = ranked if top is None else ranked.head(top)
     columns = display_columns(shown, metric, extra)
-    groups = shown[[c for c in ("scaler", "features") if c in shown.columns]].drop_duplicates()
+    spaces = [c for c in ("scaler", "preprocess", "features") if c in shown.columns]
+    groups = shown[spaces].drop_duplicates()
     if metric in OWN_SPACE_METRICS and len(groups) > 1:
         fair = "ref_silhouette" if metric == "inertia" else f"ref_{metric}"
         note = (
-            f"segexp: note: these runs use {len(groups)} scaler/feature combinations and "
-            f"{metric} is measured in each run's own space; rank by metric={fair} to compare "
-            "them fairly"
+            f"segexp: note: these runs use {len(groups)} {'/'.join(spaces)} combinations "
+            f"(each a different transform of the data) and {metric} is measured in each run's "
+            f"own space; rank by metric={fair} to compare them fairly (it scores every run's "
+            "segments in one reference space: the table's numeric columns, standardized)"
         )
         print(_wrap(note, width), file=err)
     hidden: list[str] = []
