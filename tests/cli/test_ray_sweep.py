@@ -60,7 +60,9 @@ def test_a_ray_sweep_logs_every_job_under_one_parent_through_the_server(tmp_path
         assert sweep_ids == {parent.data.tags["segexp.sweep_id"]}
         assert parent.data.metrics["jobs_finished"] == 2 and parent.data.metrics["jobs_failed"] == 0
         # the jobs ran and logged in Ray's worker processes, one CPU (and thread) each
-        assert parent.data.tags["segexp.internal.pid"] not in {r.data.tags["segexp.internal.pid"] for r in jobs}
+        assert parent.data.tags["segexp.internal.pid"] not in {
+            r.data.tags["segexp.internal.pid"] for r in jobs
+        }
         assert {r.data.tags["segexp.fit_threads"] for r in jobs} == {"1"}
         parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert {"multirun.yaml", "leaderboard.csv"} <= parent_files

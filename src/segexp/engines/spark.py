@@ -120,11 +120,13 @@ def validate_inputs(cfg: DictConfig, choices: dict[str, str] | None = None, *, s
             "is categorical: leave it out, or use engine=sklearn (one-hot, or algo=kprototypes)"
         )
     options = check_preprocess_config(cfg.preprocess, data.head.frame, spec.columns)
-    if options.outliers != "none" or options.log1p or options.impute not in ("none", "drop"):
+    logs = options.log1p or options.log1p_all
+    if options.outliers != "none" or logs or options.impute not in ("none", "drop"):
         raise ConfigError(
             "preprocess: engine=spark takes preprocess.impute=none or drop, no outliers and no "
             f"log1p; got impute={options.impute}, outliers={options.outliers}, "
-            f"log1p={list(options.log1p)}; use engine=sklearn for that preprocessing"
+            f"log1p={'true' if options.log1p_all else list(options.log1p)}; use engine=sklearn "
+            "for that preprocessing"
         )
     frame, dropped = spark_data.numeric_features(data, spec.columns, cfg.data, options.impute)
     n_rows = data.n_rows - dropped

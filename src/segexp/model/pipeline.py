@@ -79,6 +79,7 @@ class PreprocessOptions:
     iqr_factor: float = 1.5
     winsor_limits: tuple[float, float] = (0.05, 0.95)
     log1p: tuple[str, ...] = ()
+    log1p_all: bool = False  # preprocess.log1p=true: every numeric feature column
     knn_neighbors: int = 5
 
     @classmethod
@@ -121,7 +122,10 @@ class PreprocessOptions:
         if not isinstance(neighbors, int) or isinstance(neighbors, bool) or neighbors < 1:
             raise ConfigError(f"preprocess.knn_neighbors: an integer >= 1; got {neighbors!r}")
         log_columns = values.get("log1p") or []
-        if isinstance(log_columns, str):
+        log_all = log_columns is True
+        if log_all:
+            log_columns = []
+        elif isinstance(log_columns, str):
             log_columns = [log_columns]
         return cls(
             impute=impute,
@@ -129,6 +133,7 @@ class PreprocessOptions:
             iqr_factor=float(factor),
             winsor_limits=(float(limits[0]), float(limits[1])),
             log1p=tuple(str(c) for c in log_columns),
+            log1p_all=log_all,
             knn_neighbors=neighbors,
         )
 
@@ -246,7 +251,7 @@ def split_feature_kinds(
 
 def _numeric_steps(numeric: Sequence[str], options: PreprocessOptions):
     steps: list[tuple[str, Any]] = []
-    mask = tuple(c in options.log1p for c in numeric)
+    mask = tuple(options.log1p_all or c in options.log1p for c in numeric)
     if any(mask):
         steps.append(("log1p", Log1pColumns(mask)))
     if options.outliers != "none":
@@ -325,7 +330,10 @@ def check_preprocess_config(
     """Everything about ``preprocess`` that can fail, checked before a run is created."""
     options = PreprocessOptions.from_config(preprocess_cfg)
     available = [str(c) for c in frame.columns]
-    for column in options.log1p:
+    logged = options.log1p
+    if options.log1p_all:  # true: the numeric feature columns (categorical ones are not logged)
+        logged = tuple(c for c in columns if pd.api.types.is_numeric_dtype(frame[c]))
+    for column in logged:
         if column not in frame.columns:
             import difflib
 
@@ -345,8 +353,12 @@ def check_preprocess_config(
             if negative.any():
                 raise DataError(
                     f"preprocess.log1p: column '{column}' has {int(negative.sum())} negative "
-                    f"values (min {values.min()}); log(1 + x) needs values >= 0: remove "
-                    f"'{column}' from preprocess.log1p"
+                    f"values (min {values.min()}); log(1 + x) needs values >= 0: "
+                    + (
+                        "list the columns to log instead of true (preprocess.log1p=[...])"
+                        if options.log1p_all
+                        else f"remove '{column}' from preprocess.log1p"
+                    )
                 )
     return options
 

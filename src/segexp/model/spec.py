@@ -89,7 +89,7 @@ class JobSpec:
             "seed": self.seed,
             "impute": self.impute,
             "outliers": self.outliers,
-            "log1p": ",".join(map(str, self.preprocess.get("log1p") or [])) or "none",
+            "log1p": _logged(self.preprocess.get("log1p")),
             "preprocess": self.preprocessing,
             "data": data_source,
         }
@@ -174,6 +174,13 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         target=str(cfg.algo._target_),
         preprocess=_preprocess_options(cfg),
     )
+
+
+def _logged(log1p: Any) -> str:
+    """The log1p param: the logged columns, 'all' (log1p=true) or 'none'."""
+    if log1p is True:
+        return "all"
+    return ",".join(map(str, log1p or [])) or "none"
 
 
 def _preprocess_options(cfg: DictConfig) -> dict[str, Any]:
