@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -33,6 +34,7 @@ from typing import Any, NoReturn
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override, RangeSweep
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -159,13 +161,23 @@ def plan_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[
 
 
 def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
-    """How many jobs ``plan_jobs`` gives, without building them."""
+    """How many jobs ``plan_jobs`` gives, from each sweep's bounds: no list is built."""
     arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
     total = 1
     for override in OverridesParser.create().parse_overrides(arguments):
         if override.is_sweep_override() and override.is_discrete_sweep():
-            total *= sum(1 for _ in override.sweep_string_iterator())
+            total *= _sweep_length(override)
     return total
+
+
+def _sweep_length(override: Override) -> int:
+    value = override.value()
+    if isinstance(value, RangeSweep) and value.start is not None and value.stop is not None:
+        step = value.step or 1
+        return max(0, math.ceil((value.stop - value.start) / step))
+    if isinstance(value, ChoiceSweep):
+        return len(value.list)
+    return sum(1 for _ in override.sweep_string_iterator())  # glob(): Hydra lists it
 
 
 def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:
