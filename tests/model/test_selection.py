@@ -227,11 +227,11 @@ def test_parent_metrics_name_the_group_only_when_there_are_several():
 
 def test_k_selection_table_has_one_row_per_group_with_reasons():
     rows = pd.DataFrame({"k": [4, 5], "silhouette": [0.4, 0.5], "inertia": [9.0, 8.0]})
-    table = k_selection_table({("kmeans", "standard", "income_spending"): select_k(rows)})
+    table = k_selection_table({("kmeans", "standard", "none", "income_spending"): select_k(rows)})
     assert table.loc[0, "silhouette"] == 5
     assert pd.isna(table.loc[0, "elbow"]) and pd.isna(table.loc[0, CONSENSUS])
     assert "elbow: the elbow needs inertia at 3 or more k values" in table.loc[0, "undefined"]
-    assert list(table.columns[:3]) == ["algo", "scaler", "features"]
+    assert list(table.columns[:4]) == ["algo", "scaler", "preprocess", "features"]
 
 
 def _random_convex_decreasing(rng, n):
