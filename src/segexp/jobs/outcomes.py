@@ -16,24 +16,17 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from hydra_plugins.segexp_sweep.user_conf import VERBOSE_ENV, log_level
+
 SUMMARY_METRICS = ("n_clusters", "silhouette", "inertia")
-VERBOSE_ENV = "SEGEXP_VERBOSE"
 # MLflow's INFO lines when it creates or migrates a store ("Creating initial MLflow
 # database tables...", "Updating database tables"): shown only when verbose.
 STORE_LOGGERS = ("mlflow.store.db.utils",)
-_FALSE_WORDS = ("", "0", "false", "no", "off", "none", "null")
-
-
-def is_true(value: Any) -> bool:
-    """A switch's value (true, 1, "yes", "on" ...) as a bool."""
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSE_WORDS
-    return bool(value)
 
 
 def verbose_requested(configured: Any = False) -> bool:
     """``verbose=true`` in the config, or ``SEGEXP_VERBOSE=1`` in the environment."""
-    return is_true(configured) or is_true(os.environ.get(VERBOSE_ENV, ""))
+    return log_level(configured) == "INFO"
 
 
 def set_verbose(verbose: bool) -> None:
