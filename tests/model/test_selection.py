@@ -227,11 +227,29 @@ def test_parent_metrics_name_the_group_only_when_there_are_several():
 
 def test_k_selection_table_has_one_row_per_group_with_reasons():
     rows = pd.DataFrame({"k": [4, 5], "silhouette": [0.4, 0.5], "inertia": [9.0, 8.0]})
-    table = k_selection_table({("kmeans", "standard", "income_spending"): select_k(rows)})
+    table = k_selection_table({("kmeans", "standard", "none", "income_spending"): select_k(rows)})
     assert table.loc[0, "silhouette"] == 5
     assert pd.isna(table.loc[0, "elbow"]) and pd.isna(table.loc[0, CONSENSUS])
     assert "elbow: the elbow needs inertia at 3 or more k values" in table.loc[0, "undefined"]
-    assert list(table.columns[:3]) == ["algo", "scaler", "features"]
+    assert list(table.columns[:4]) == ["algo", "scaler", "preprocess", "features"]
+
+
+def test_k_selection_table_has_no_gap_column_unless_the_gap_was_computed():
+    """Sweeps do not compute the gap statistic: their k_selection.csv has no empty gap
+    column; rows that carry it (a study) get one, filled."""
+    rows = pd.DataFrame(
+        {"k": [3, 4, 5, 6], "silhouette": [0.4, 0.5, 0.45, 0.3], "inertia": [90, 50, 40, 35]}
+    )
+    group = ("kmeans", "standard", "none", "income_spending")
+    sweep_table = k_selection_table({group: select_k(rows)})
+    assert "gap" not in sweep_table.columns
+    assert list(sweep_table.columns[4:]) == [
+        "elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "bic", "consensus",
+        "undefined",
+    ]  # fmt: skip
+    gaps = pd.DataFrame({"k": [3, 4, 5, 6], "gap": [0.1, 0.6, 0.5, 0.4], "gap_sk": [0.01] * 4})
+    study = k_selection_table({group: select_k(rows.merge(gaps, on="k"))})
+    assert study.loc[0, "gap"] == 4
 
 
 def _random_convex_decreasing(rng, n):
