@@ -4,11 +4,13 @@ The command line (``segexp``, ``segexp-compare``, ...) and this small Python
 API share one path to MLflow:
 
     import segexp
-    result = segexp.run(data="customers.csv", overrides=["algo=gmm", "k=4"])
-    board = segexp.sweep(data=frame, overrides=["algo=kmeans,gmm", "k=3..8"])
+    result = segexp.run(frame, algo="gmm", k=4)      # one run: a Segmentation
+    result.figures["segments"]; result.predict(new_customers)
+    board = segexp.sweep(frame, algo=("kmeans", "gmm"), k=range(3, 9))  # its leaderboard
 
-Heavy imports (scikit-learn, MLflow, Hydra) happen on the first call, not on
-``import segexp``.
+``help(segexp.run)`` and ``help(segexp.sweep)`` describe the settings. Heavy imports
+(scikit-learn, MLflow, Hydra) happen when ``run`` or ``sweep`` is first looked up,
+not on ``import segexp``.
 """
 
 from __future__ import annotations
@@ -20,18 +22,14 @@ from segexp.contract import VERSION as __version__
 __all__ = ["run", "sweep", "__version__"]
 
 if TYPE_CHECKING:
-    from segexp.jobs.api import RunResult
+    from segexp.notebook import run, sweep
 
 
-def run(data: Any = None, overrides: list[str] | None = None, **kwargs: Any) -> RunResult:
-    """Fit and log one job; see :func:`segexp.jobs.api.run`."""
-    from segexp.jobs import api
+def __getattr__(name: str) -> Any:
+    """``segexp.run`` and ``segexp.sweep``: the functions themselves (their own signature and
+    docstring), imported on first use."""
+    if name in ("run", "sweep"):
+        from segexp import notebook
 
-    return api.run(data=data, overrides=overrides, **kwargs)
-
-
-def sweep(data: Any = None, overrides: list[str] | None = None, **kwargs: Any):
-    """Run a multirun and return its leaderboard; see :func:`segexp.jobs.api.sweep`."""
-    from segexp.jobs import api
-
-    return api.sweep(data=data, overrides=overrides, **kwargs)
+        return getattr(notebook, name)
+    raise AttributeError(f"module 'segexp' has no attribute {name!r}")

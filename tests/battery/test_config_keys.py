@@ -50,6 +50,8 @@ MAIN = [
     case("threads-abc", "limits.threads=abc", "limits.threads", "or null", "'abc'"),
     case("silhouette-rows-zero", "metrics.silhouette_max_rows=0", "silhouette_max_rows", "got 0"),
     case("add-unknown-key", "+foo=1", "foo: no such config key", "available", "seed"),
+    # mlflow.log_model wrote nothing (issue 24.6): gone, and refused rather than ignored
+    case("log-model-gone", "mlflow.log_model=true", "mlflow.log_model: no such config key"),
     case("delete-k", "~k", "k:", "removed", "~k"),
     case("empty-group-option", "algo=", "algo=", "available", "kmeans"),
     case("data-nosuch", "data=nosuch", "data=nosuch", "available", "mall_sample"),

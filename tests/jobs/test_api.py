@@ -8,7 +8,7 @@ from conftest import run_cli
 from mlflow.tracking import MlflowClient
 
 import segexp
-from segexp.errors import RunFailed
+from segexp.errors import ConfigError, DataError, RunFailed
 
 SWEEP = ["algo=kmeans,gmm", "k=3..4", "evaluation.stability.n_resamples=2"]
 
@@ -116,3 +116,109 @@ def _artifacts(client, run_id, path=None) -> set[str]:
     for item in client.list_artifacts(run_id, path):
         found |= _artifacts(client, run_id, item.path) if item.is_dir else {item.path}
     return found
+
+
+# --------------------------------------------------------------- keyword settings (issue 24.5)
+
+
+def test_keywords_become_the_command_lines_overrides():
+    from segexp.notebook import keyword_overrides
+
+    assert keyword_overrides(
+        {
+            "algo": "dbscan",
+            "algo__eps": 0.3,
+            "features": ["age", "annual income"],
+            "plots": {"enabled": False, "dpi": 150},
+            "preprocess__log1p": [],
+            "seed": None,
+        }
+    ) == [
+        "algo=dbscan",
+        "algo.eps=0.3",
+        "features.columns=[age,'annual income']",
+        "plots.enabled=false",
+        "plots.dpi=150",
+        "preprocess.log1p=[]",
+        "seed=null",
+    ]
+    swept = {"algo": ("kmeans", "gmm"), "k": range(3, 6), "features": (["a", "b"], ["c"])}
+    assert keyword_overrides(swept, sweep=True) == [
+        "algo=kmeans,gmm",
+        "k=3,4,5",
+        "features.columns=[a,b],[c]",
+    ]
+    assert keyword_overrides({"k": "3..8"}, sweep=True) == ["k=3..8"]  # command-line text
+    with pytest.raises(ConfigError, match=r"k=range\(3, 5\): several values are a sweep"):
+        keyword_overrides({"k": range(3, 5)})
+
+
+def test_help_shows_the_real_signature_and_import_stays_light():
+    import inspect
+    import subprocess
+    import sys
+
+    parameters = inspect.signature(segexp.run).parameters
+    assert {"data", "overrides", "algo", "k", "features", "scaler", "settings"} <= set(parameters)
+    assert "algo__eps=0.3" in segexp.run.__doc__ and "predict(frame)" in segexp.run.__doc__
+    assert "range(3, 9)" in segexp.sweep.__doc__
+    assert segexp.run.__module__ == "segexp.notebook"
+    code = "import sys, segexp; print(sorted({'mlflow', 'sklearn', 'hydra'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_run_with_keywords_predicts_shows_figures_and_reports(store, mall_csv):
+    from matplotlib.figure import Figure
+
+    frame = pd.read_csv(mall_csv, dtype={"CustomerID": str})
+    result = segexp.run(frame, algo="gmm", k=4, mlflow__tracking_uri=store)
+    assert result.run_name == "gmm-k4-standard-income_spending"
+    assert result.params["k"] == "4" and result.params["data"] == "DataFrame"
+
+    # the training customers get the segments the run gave them (gmm predicts by itself)
+    scored = result.predict(frame)
+    assert list(scored.columns) == [*frame.columns, "segment", "segment_name"]
+    assert scored["segment"].tolist() == result.labels.tolist()
+    names = result.profile["name"].to_dict()
+    new = pd.DataFrame({"Annual Income (k$)": [20, 120], "Spending Score (1-100)": [85, 15]})
+    assigned = result.predict(new)
+    assert assigned["segment"].tolist() == scored["segment"].iloc[[_nearest(frame, 20, 85),
+        _nearest(frame, 120, 15)]].tolist()  # fmt: skip
+    assert assigned["segment_name"].tolist() == [names[s] for s in assigned["segment"]]
+    with pytest.raises(DataError, match=r"index 1: annual_income: 'lots' is not a number"):
+        result.predict(pd.DataFrame({"annual_income": [50, "lots"], "spending_score": [5, 5]}))
+
+    figures = result.figures
+    assert set(figures) == {"segments", "silhouette", "profile_heatmap", "snake"}
+    assert all(isinstance(f, Figure) for f in figures.values())
+    segments = figures["segments"]
+    assert segments.get_size_inches()[0] * segments.dpi >= 900  # shown at the PNG's own size
+
+    html = result.report_html()
+    assert html.lstrip().lower().startswith("<!doctype html") and result.run_id in html
+    client = MlflowClient(tracking_uri=store)
+    assert client.list_artifacts(result.run_id, "report") == []  # nothing logged
+
+
+def _nearest(frame: pd.DataFrame, income: float, spending: float) -> int:
+    """Row of the customer closest to a new one (both far from any segment border)."""
+    distance = (frame["Annual Income (k$)"] - income) ** 2 + (
+        frame["Spending Score (1-100)"] - spending
+    ) ** 2
+    return int(distance.to_numpy().argmin())
+
+
+def test_sweep_with_keywords_returns_the_leaderboard_and_prints_no_commands(store, capsys):
+    board = segexp.sweep(
+        algo=("kmeans", "gmm"),
+        k=(3, 4),
+        evaluation__stability__n_resamples=2,
+        mlflow__tracking_uri=store,
+    )
+    assert len(board) == 4 and (board["status"] == "FINISHED").all()
+    assert set(board["algo"]) == {"kmeans", "gmm"} and set(board["k"].astype(int)) == {3, 4}
+    printed = capsys.readouterr()
+    for command in ("segexp-compare", "segexp-promote", "mlflow ui", "Next:"):
+        assert command not in printed.out + printed.err
+    assert f"runs go to {store}" in printed.out

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from segexp.errors import ConfigError, TrackingError, ValidationFailed
 from segexp.jobs.job import run_job
 from segexp.model.assign import NOISE_LABEL
-from segexp.tools.promote import TAG_SOURCE_RUN, TAG_VALIDATION, promote
+from segexp.tools.promote import TAG_REPORT, TAG_SOURCE_RUN, TAG_VALIDATION, promote
 from segexp.tracking.models import load_model
 
 NAME = "customer-segments"
@@ -44,15 +44,39 @@ def promote_with(store: str, *overrides: str):
     )
 
 
-def test_promotion_writes_the_report_of_the_promoted_run(make_config, store):
+def test_promotion_keeps_one_report_with_the_model_version(make_config, store, tmp_path):
+    """One report per promotion: an artifact of the version's logged model (its location in
+    the version's segexp.report tag), and the local copy report.output= asked for; nothing
+    more is logged to the run."""
     run_id = make_run(make_config, store, "algo=kmeans")
     result = promote_with(store, f"run_id={run_id}")
-    assert result.report_path is not None and result.report_path.exists()
-    html = result.report_path.read_text()
+    client = MlflowClient(store, registry_uri=store)
+    version = client.get_model_version(NAME, result.version)
+    kept = version.tags[TAG_REPORT]
+    assert kept == result.report_uri
+    assert kept.startswith(version.source)  # beside the model files of the version
+    logged = mlflow.artifacts.download_artifacts(
+        artifact_uri=kept, dst_path=str(tmp_path / "dl"), tracking_uri=store
+    )
+    html = Path(logged).read_text()
     assert run_id in html and "Careful high earners" in html
-    client = MlflowClient(store)
-    assert "report/report.html" in [a.path for a in client.list_artifacts(run_id, "report")]
-    assert "report for marketing" in result.summary()
+    assert result.report_path is not None and result.report_path.read_text() == html
+    assert client.list_artifacts(run_id, "report") == []
+    assert f"kept with version {result.version} as {kept}" in result.summary()
+
+
+def test_promotion_writes_no_local_report_unless_asked(make_config, store, tmp_path):
+    run_id = make_run(make_config, store, "algo=kmeans")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_cli(
+        [f"run_id={run_id}", f"mlflow.tracking_uri={store}"], cwd=work, module="segexp.promote"
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(work.iterdir()) == []
+    version = MlflowClient(store, registry_uri=store).get_model_version(NAME, "1")
+    assert version.tags[TAG_REPORT].endswith("/report/report.html")
+    assert "report for marketing: kept with version 1" in done.stdout
 
 
 def training_assignments(client: MlflowClient, run_id: str) -> pd.DataFrame:

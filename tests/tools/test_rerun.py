@@ -46,7 +46,10 @@ def test_rerun_reproduces_the_run(make_config, store, algo):
     new, old = client.get_run(result.new_run_id), client.get_run(source)
     assert new.data.tags[TAG_RERUN_OF] == source
     assert new.data.params == old.data.params
-    assert new.info.run_name == old.info.run_name
+    # a name apart from the original's, a top-level run of the same experiment
+    assert new.info.run_name == f"{old.info.run_name}-rerun"
+    assert new.info.experiment_id == old.info.experiment_id
+    assert "mlflow.parentRunId" not in new.data.tags
     pd.testing.assert_frame_equal(assignments(store, result.new_run_id), assignments(store, source))
 
 

@@ -8,9 +8,16 @@ packaged files of the same name. The folder is ``$SEGEXP_CONF_DIR`` when set,
 else ``./conf`` when it exists. Other Hydra apps are left alone. (Hydra's own
 ``--config-dir`` also works, but adds its folder behind the packaged configs:
 it can add options, not replace them.)
+
+The folder holding that ``conf/`` (the project folder) is put on ``sys.path`` too (at the
+end: installed packages keep their names), so a ``_target_`` of the user's own config can
+name a class of the project: ``_target_: myalgo.TrimmedKMeans`` with ``myalgo.py`` beside
+``conf/``. The user's config files are trusted already (docs/trust.md); this trusts the
+Python files beside them the same way.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
@@ -30,6 +37,13 @@ def user_conf_dir() -> Path | None:
     return local.resolve() if local.is_dir() else None
 
 
+def import_project_folder(conf_dir: Path) -> None:
+    """Make the modules beside the user's ``conf/`` importable (``_target_: myalgo.Class``)."""
+    project = str(conf_dir.parent)
+    if project not in sys.path:
+        sys.path.append(project)
+
+
 class SegexpUserConfSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if not any(element.path == PACKAGED for element in search_path.get_path()):
@@ -37,6 +51,7 @@ class SegexpUserConfSearchPath(SearchPathPlugin):
         folder = user_conf_dir()
         if folder is None:
             return
+        import_project_folder(folder)
         search_path.prepend(
             provider="segexp-user", path=f"file://{folder}", anchor=SearchPathQuery(path=PACKAGED)
         )

@@ -524,6 +524,23 @@ def _is_parameter_error(exc: BaseException) -> bool:
     return any(t.__name__ == "InvalidParameterError" for t in type(exc).__mro__)
 
 
+def _import_hint() -> str:
+    """Where segexp looks for a class of the user's own: beside their conf/, or PYTHONPATH."""
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    folder = user_conf_dir()
+    if folder is not None:
+        return (
+            f"besides installed packages, modules are imported from {folder.parent} (the "
+            "folder holding conf/): check the module's file name there and the class name, "
+            "or set PYTHONPATH to the folder that holds the module"
+        )
+    return (
+        "a module of your own is imported from the folder holding your conf/ (run from "
+        "there) or from PYTHONPATH (e.g. PYTHONPATH=.)"
+    )
+
+
 def _resolved_algo(algo: DictConfig, where: str) -> dict[str, Any]:
     raw = OmegaConf.to_container(algo, resolve=False)
     assert isinstance(raw, dict)
@@ -593,10 +610,11 @@ def _check_estimator(
     try:
         module, _, name = target.strip().rpartition(".")
         cls = getattr(importlib.import_module(module), name)
-    except Exception:
+    except Exception as exc:
         raise ConfigError(
             f"{where}._target_: an importable class path such as {example}; "
-            f"got {shown(target)}, which cannot be imported"
+            f"got {shown(target)}, which cannot be imported ({first_line(exc)}); "
+            f"{_import_hint()}"
         ) from None
     if not inspect.isclass(cls):
         raise ConfigError(

@@ -8,8 +8,11 @@ several k. Each criterion reads one metric against k:
     calinski_harabasz  k with the largest Calinski-Harabasz index
     davies_bouldin     k with the smallest Davies-Bouldin index
     bic                k with the smallest BIC (Gaussian mixtures log it)
-    gap                Tibshirani's gap rule, when the rows carry ``gap``/``gap_sk``
-                       (see ``gap_statistic``; it needs the data, not only run metrics)
+
+Sweeps use these five (``k_selection.csv`` has one column each). The gap rule
+(Tibshirani) is here for studies only: ``gap_statistic`` refits every k on ten
+uniform reference tables of the data, ten times a sweep's fits, so sweeps do not
+compute it; rows that carry ``gap``/``gap_sk`` add the ``gap`` criterion.
 
 Consensus rule: the plurality vote of the criteria that recommend a k. A tie
 goes to the k the silhouette criterion picked when it is among the tied
@@ -66,7 +69,9 @@ EXTREMUM_CRITERIA: dict[str, tuple[str, bool]] = {
     "davies_bouldin": ("davies_bouldin", False),
     "bic": ("bic", False),
 }
-CRITERIA = ("elbow", *EXTREMUM_CRITERIA, "gap")
+# the criteria a sweep computes; "gap" joins them only where rows carry the gap statistic
+CRITERIA = ("elbow", *EXTREMUM_CRITERIA)
+GAP = "gap"
 MIN_CRITERIA_FOR_CONSENSUS = 2
 
 
@@ -246,8 +251,8 @@ def select_k(
         if criterion == "bic" and "bic" not in table.columns:
             continue  # only Gaussian mixtures log BIC; not a missing value elsewhere
         outcomes[criterion] = extremum_k(table, metric, larger)
-    if "gap" in table.columns:
-        outcomes["gap"] = gap_k(table)
+    if GAP in table.columns:
+        outcomes[GAP] = gap_k(table)
     for criterion, (k, reason) in outcomes.items():
         if k is None:
             selection.undefined[criterion] = reason
@@ -353,16 +358,20 @@ def k_selection_table(
     selections: Mapping[tuple, KSelection],
     group_keys: Sequence[str] = GROUP_KEYS,
 ) -> pd.DataFrame:
-    """One row per group: each criterion's k (blank when undefined) and the reasons, as a CSV."""
+    """One row per group: each criterion's k (blank when undefined) and the reasons, as a CSV.
+
+    The gap column is there only when a selection used the gap statistic (never in a sweep)."""
+    used_gap = any(GAP in s.recommended or GAP in s.undefined for s in selections.values())
+    criteria = (*CRITERIA, *((GAP,) if used_gap else ()), CONSENSUS)
     rows = []
     for group, selection in selections.items():
         row: dict[str, object] = dict(zip(group_keys, group, strict=True))
-        for criterion in (*CRITERIA, CONSENSUS):
+        for criterion in criteria:
             row[criterion] = selection.recommended.get(criterion)
         row["undefined"] = "; ".join(f"{c}: {r}" for c, r in selection.undefined.items())
         rows.append(row)
     frame = pd.DataFrame(rows)
-    for criterion in (*CRITERIA, CONSENSUS):
+    for criterion in criteria:
         if criterion in frame.columns:
             frame[criterion] = frame[criterion].astype("Int64")
     return frame

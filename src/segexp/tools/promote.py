@@ -20,6 +20,10 @@
    least ``validation.min_agreement`` of them with an extension. Otherwise the
    alias stays where it was; the version is kept, tagged as failed.
 5. Point the alias (default ``champion``) at the version. Stages are never used.
+6. Keep the promoted run's HTML report with the version (``report.enabled``): one
+   report per promotion, an artifact of the version's logged model
+   (``report/report.html``, its location in the version's ``segexp.report`` tag),
+   written to a local file only where ``report.output=`` names one.
 
 Exit codes: 0 promoted (or dry run printed), 2 bad input or configuration
 (unknown run, no run matches, unknown metric ...), 3 validation failed (the
@@ -71,6 +75,13 @@ from segexp.model.assign import (
 )
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
 from segexp.tools.compare import allows_incomplete, check_metric, filters_from_config, load_runs
+from segexp.tools.outputs import check_suffix, write_text_atomically
+from segexp.tools.report import (
+    REPORT_ARTIFACT_DIR,
+    REPORT_FILE,
+    REPORT_SUFFIXES,
+    report_document,
+)
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
@@ -93,6 +104,7 @@ VERSION_TAG_PREFIX = "segexp."
 TAG_SOURCE_RUN = VERSION_TAG_PREFIX + "source_run_id"
 TAG_VALIDATION = VERSION_TAG_PREFIX + "validation"
 TAG_SEGMENT_NAMES = VERSION_TAG_PREFIX + "segment_names"
+TAG_REPORT = VERSION_TAG_PREFIX + "report"
 _ALIAS = re.compile(r"^[\w-]+$")
 _RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
 
@@ -129,7 +141,8 @@ class PromotionResult:
     dry_run: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     segment_names: dict[int, str] = field(default_factory=dict)
-    report_path: Path | None = None
+    report_path: Path | None = None  # the local copy, only with report.output=
+    report_uri: str | None = None  # kept with the model version
     report_error: str | None = None
 
     @property
@@ -168,10 +181,11 @@ class PromotionResult:
                 f"use it: python -m segexp.predict input=<customers.csv> output=<segments.csv> "
                 f"model={self.model_uri}",
             ]
-            if self.report_path is not None:
+            if self.report_uri is not None:
+                local = f"; a copy: {self.report_path}" if self.report_path else ""
                 lines.append(
-                    f"report for marketing: {self.report_path} (also logged to the run "
-                    "as report/report.html)"
+                    f"report for marketing: kept with version {self.version} as "
+                    f"{self.report_uri}{local}"
                 )
             if self.report_error is not None:
                 lines.append(f"warning: the report was not written: {self.report_error}")
@@ -425,8 +439,9 @@ def _description(run: Run, assigner: SegmentAssigner) -> str:
 
 def register_version(
     client: MlflowClient, run_model: RunModel, name: str, selection: str, folder: Path
-) -> str:
-    """Save the model, log it as an MLflow LoggedModel of the run, register a new version."""
+) -> tuple[str, str]:
+    """Save the model, log it as an MLflow LoggedModel of the run, register a new version;
+    (version, logged model id: where the version's files, its report included, are kept)."""
     run, assigner = run_model.run, run_model.assigner
     metadata = {
         "source_run_id": run.info.run_id,
@@ -465,7 +480,7 @@ def register_version(
         description=_description(run, assigner),
         model_id=logged.model_id,
     )
-    return str(version.version)
+    return str(version.version), logged.model_id
 
 
 def validate_version(
@@ -496,6 +511,10 @@ def promote(cfg: DictConfig) -> PromotionResult:
     """Select, register, validate and alias one run; see the module docstring."""
     name, alias = str(cfg.registry.name), str(cfg.registry.alias)
     _check_names(name, alias)
+    report_output = None
+    if cfg.report.enabled and cfg.report.output:  # the page is HTML: checked before any work
+        report_output = Path(str(cfg.report.output)).expanduser()
+        check_suffix(report_output, "report.output", REPORT_SUFFIXES)
     if cfg.get("run_id") and cfg.get("best"):
         raise ConfigError(f"run_id={cfg.run_id} and best={cfg.best}: set one of them, not both")
     client = open_client(cfg.mlflow.tracking_uri)
@@ -540,7 +559,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
             local = run_model.assigner.assign(run_model.training)
             result.agreement = agreement_with(run_model.expected, local[SEGMENT_COLUMN])
             return result
-        version = register_version(client, run_model, name, selection, folder)
+        version, model_id = register_version(client, run_model, name, selection, folder)
         result.version = version
         result.agreement = validate_version(client, run_model, name, version, required)
     check = f"{result.agreement:.2%} of {result.n_customers} training customers reproduced"
@@ -555,12 +574,9 @@ def promote(cfg: DictConfig) -> PromotionResult:
     client.set_model_version_tag(name, version, TAG_VALIDATION, f"passed: {check}")
     client.set_registered_model_alias(name, alias, version)
     if cfg.report.enabled:
-        from segexp.tools.report import build_report
-
-        output = cfg.report.output or f"report-{name}-v{version}.html"
         try:
-            result.report_path = build_report(
-                resolve_tracking_uri(cfg.mlflow.tracking_uri), run.info.run_id, Path(output)
+            result.report_uri, result.report_path = keep_report(
+                client, run.info.run_id, (name, version, model_id), report_output
             )
         except Exception as exc:  # the promotion stands; the report can be made again
             result.report_error = (
@@ -568,6 +584,28 @@ def promote(cfg: DictConfig) -> PromotionResult:
                 f"run_id={run.info.run_id}"
             )
     return result
+
+
+def keep_report(
+    client: MlflowClient, run_id: str, version: tuple[str, str, str], output: Path | None
+) -> tuple[str, Path | None]:
+    """Render the promoted run's report once; keep it with the model version (``version``:
+    name, version, logged model id), as an artifact of its logged model named by the
+    version's ``segexp.report`` tag, and write it to ``output`` only when the user named
+    one. (where it is kept, the local copy or None)"""
+    name, number, model_id = version
+    document = report_document(client.tracking_uri, run_id)
+    with tempfile.TemporaryDirectory(prefix="segexp-report-") as tmp:
+        staged = Path(tmp) / REPORT_FILE
+        staged.write_text(document, encoding="utf-8")
+        client.log_model_artifact(model_id, str(staged), REPORT_ARTIFACT_DIR)
+    location = client.get_logged_model(model_id).artifact_location.rstrip("/")
+    kept = f"{location}/{REPORT_ARTIFACT_DIR}/{REPORT_FILE}"
+    client.set_model_version_tag(name, number, TAG_REPORT, kept)
+    written = None
+    if output is not None:
+        written = write_text_atomically(output, document).resolve()
+    return kept, written
 
 
 main = hydra_tool("promote", promote)

@@ -350,6 +350,13 @@ def write_report(
     return ReportWritten(output.resolve(), data.run_id, log_to_mlflow, data.selection)
 
 
+def report_document(tracking_uri: str, run_id: str, naming_cfg: Any = None) -> str:
+    """The report of ``run_id`` as HTML text; nothing is written or logged (promote keeps
+    it with the model version, ``segexp.run``'s result returns it)."""
+    data = collect_report_data(resolve_tracking_uri(tracking_uri), run_id, naming_cfg)
+    return render_html(data)
+
+
 def build_report(
     tracking_uri: str,
     run_id: str,

@@ -2,8 +2,10 @@
 
 Every run stores its resolved config (``config.yaml``: data, features,
 preprocessing, scaler, algorithm, seed). This tool runs that config again with
-``segexp.jobs.job.run_job``, logs the result as a new run in the same
-store (tagged ``segexp.rerun_of``), and compares it with the original:
+``segexp.jobs.job.run_job``, logs the result as a new top-level run in the same
+experiment, named ``<original name>-rerun`` and tagged ``segexp.rerun_of=<original run
+id>`` (so no search by name or leaderboard mistakes it for the original), and compares
+it with the original:
 
 - the data fingerprint differs: the data changed since the run, so the
   segments are not comparable; reported, exit 3;
@@ -37,6 +39,7 @@ from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
 
 TAG_RERUN_OF = TAG_PREFIX + "rerun_of"
+RERUN_SUFFIX = "-rerun"
 _SHOWN = 5
 
 
@@ -98,6 +101,11 @@ def stored_config(client, run: Run, folder: Path) -> DictConfig:
     return cfg
 
 
+def rerun_name(original: str) -> str:
+    """``kmeans-k5-standard-income_spending-rerun``: a name apart from the original's."""
+    return f"{original}{RERUN_SUFFIX}"
+
+
 def compare_assignments(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
     """One line per customer whose row differs (tables read as text); empty when identical."""
     if list(before.columns) != list(after.columns) or len(before) != len(after):
@@ -137,6 +145,8 @@ def rerun(cfg: DictConfig) -> RerunResult:
             raise ConfigError(f"re-run of {source_id}: {outcome.message}")
         if outcome.status != "finished" or outcome.run_id is None:
             raise RerunFailed(f"re-run of {source_id} {outcome.status}: {outcome.message}")
+        # named and tagged as soon as it exists (run_job names runs by their config)
+        client.update_run(outcome.run_id, name=rerun_name(source.info.run_name))
         client.set_tag(outcome.run_id, TAG_RERUN_OF, source_id)
         new_run = client.get_run(outcome.run_id)
         then = source.data.tags.get(TAG_DATA_FINGERPRINT)
