@@ -193,3 +193,74 @@ def bulk_plus_outliers(folder: Path, n: int = 439, seed: int = 7) -> Path:
     path = folder / "bulk_plus_outliers.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+def wholesale_customers(folder: Path, n: int = 440, seed: int = 8) -> Path:
+    """The wholesale shape with what real customer files add: coded Channel (1 Horeca,
+    2 Retail) and Region (1-3), a 0/1 campaign Response, a customer-since date
+    (Customer_Since, ISO) and a four-digit birth year of the buyer (Year_Birth).
+
+    Retail customers spend more on Grocery/Milk/Detergents_Paper, answer campaigns more
+    often (30% vs 5%) and joined earlier; owners' ages are spread as real ones are."""
+    rng = np.random.default_rng(seed)
+    channel = np.where(rng.random(n) < 0.32, 2, 1)
+    retail = channel == 2
+    frame = pd.DataFrame(
+        {"Channel": channel, "Region": rng.choice([1, 2, 3], n, p=[0.2, 0.1, 0.7])}
+    )
+    boost = {"Fresh": 0.6, "Milk": 2.5, "Grocery": 3.0, "Frozen": 0.7, "Detergents_Paper": 4.0}
+    for position, column in enumerate(WHOLESALE_SPEND):
+        scale = 2000 * (1 + position % 3) * np.where(retail, boost.get(column, 1.0), 1.0)
+        frame[column] = rng.gamma(2.0, scale).round().astype(int) + 3
+    frame["Response"] = (rng.random(n) < np.where(retail, 0.30, 0.05)).astype(int)
+    days = np.where(retail, rng.integers(900, 2500, n), rng.integers(0, 1500, n))
+    frame["Customer_Since"] = (
+        pd.Timestamp("2024-06-30") - pd.to_timedelta(days, unit="D")
+    ).strftime("%Y-%m-%d")
+    frame["Year_Birth"] = rng.integers(1950, 2000, n)
+    path = folder / "wholesale_customers.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+CARD_JARGON = [
+    "BALANCE",
+    "BALANCE_FREQUENCY",
+    "PURCHASES",
+    "CASH_ADVANCE",
+    "CASH_ADVANCE_TRX",
+    "PRC_FULL_PAYMENT",
+    "MntWines",
+    "NumWebPurchases",
+    "CREDIT_LIMIT",
+]
+
+
+def card_jargon(folder: Path, n_per_group: int = 150, seed: int = 9) -> Path:
+    """A card-usage shape under jargon headers (BALANCE_FREQUENCY, PRC_FULL_PAYMENT,
+    CASH_ADVANCE_TRX, MntWines, NumWebPurchases) in four groups: revolvers (high balance,
+    cash advances), transactors (high purchases, pay in full), wine lovers (high MntWines,
+    web purchases) and light users (low everything)."""
+    rng = np.random.default_rng(seed)
+    design = {  # group -> multipliers of each column's base level
+        "revolver": {"BALANCE": 4, "CASH_ADVANCE": 6, "CASH_ADVANCE_TRX": 5, "CREDIT_LIMIT": 1.5},
+        "transactor": {"PURCHASES": 5, "PRC_FULL_PAYMENT": 4, "BALANCE_FREQUENCY": 1.5},
+        "wine_lover": {"MntWines": 6, "NumWebPurchases": 4, "PURCHASES": 2},
+        "light": {"BALANCE": 0.4, "PURCHASES": 0.3, "CREDIT_LIMIT": 0.6, "BALANCE_FREQUENCY": 0.5},
+    }
+    frames = []
+    for boost in design.values():
+        block = {
+            column: rng.gamma(3.0, boost.get(column, 1.0) * 100.0, n_per_group).round(2)
+            for column in CARD_JARGON
+        }
+        block["BALANCE_FREQUENCY"] = np.clip(block["BALANCE_FREQUENCY"] / 600, 0, 1).round(4)
+        block["PRC_FULL_PAYMENT"] = np.clip(block["PRC_FULL_PAYMENT"] / 1600, 0, 1).round(4)
+        block["CASH_ADVANCE_TRX"] = (block["CASH_ADVANCE_TRX"] / 50).round().astype(int)
+        block["NumWebPurchases"] = (block["NumWebPurchases"] / 40).round().astype(int)
+        frames.append(pd.DataFrame(block))
+    frame = pd.concat(frames, ignore_index=True)
+    frame.insert(0, "CUST_ID", [f"C{10001 + i}" for i in range(len(frame))])
+    path = folder / "card_jargon.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -64,12 +64,13 @@ def test_marketing_table_dates_categories_constants_and_codes(tmp_path):
     assert pd.api.types.is_datetime64_any_dtype(table.frame["Dt_Customer"])
     assert table.frame["Dt_Customer"].min() >= pd.Timestamp("2012-07-30")
     assert found["categorical"] == ["Education", "Marital_Status", "Response"]
-    assert found["excluded"] == ["Z_CostContact", "Z_Revenue"]
+    assert found["excluded"] == ["Year_Birth", "Z_CostContact", "Z_Revenue"]
     assert "constant" in table.schema.role("Z_Revenue").reason
     assert found["numeric"] == [
-        "Year_Birth",
+        "age",  # from Year_Birth, which leaves the features (tests/data/test_derived.py)
         "Income",
         "Kidhome",
+        "tenure",  # days from Dt_Customer to the latest date
         "Recency",
         "MntWines",
         "MntMeatProducts",

@@ -142,7 +142,7 @@ def test_two_segments_on_the_same_levels_get_unique_names(sample):
     assert profile.names[99].name == "Careful high earners (higher income)"
 
 
-def test_colliding_names_use_a_differing_level_then_gender_then_numbers():
+def test_colliding_names_use_a_differing_level_then_gender_then_size_never_a_number():
     config = load_naming_config(None)
     same = {"annual_income": "mid", "spending_score": "mid"}
     levels = pd.DataFrame(
@@ -159,10 +159,11 @@ def test_colliding_names_use_a_differing_level_then_gender_then_numbers():
     named = name_segments(levels, config, FEATURES, sizes)
     assert named[0].name == "Average customers (young)"
     assert named[1].name == "Average customers (older)"
-    # 2, 3, 4 share every level and nothing else tells them apart: numbered by size.
-    assert named[3].name == "Average customers (middle-aged) #1"
-    assert named[4].name == "Average customers (middle-aged) #2"
-    assert named[2].name == "Average customers (middle-aged) #3"
+    # 2, 3, 4 share every level and nothing else tells them apart: their sizes do.
+    assert named[3].name == "Average customers (middle-aged, 30 customers)"
+    assert named[4].name == "Average customers (middle-aged, 20 customers)"
+    assert named[2].name == "Average customers (middle-aged, 5 customers)"
+    assert not any("#" in n.name for n in named.values())
 
     pair = levels.loc[[2, 3]]
     shares = {2: {"Female": 0.8, "Male": 0.2}, 3: {"Female": 0.3, "Male": 0.7}}
@@ -229,7 +230,12 @@ def test_rules_need_every_column_they_name(sample):
         ),
         ({"levels": {"cuts": [0.3, 0.7]}}, ["levels.cuts", "no such key", "min_difference"]),
         ({"levels": {"min_difference": 0}}, ["levels.min_difference", "> 0"]),
-        ({"number_format": "{name}"}, ["number_format", "{n}", "'{name}'"]),
+        ({"qualifier_format": "{name}"}, ["qualifier_format", "{qualifier}", "'{name}'"]),
+        ({"action_format": "{action}"}, ["action_format", "{trigger}", "'{action}'"]),
+        (
+            {"meanings": {"tenure": {"words": ["tenure"], "hi": "x"}}},
+            ["meanings.tenure.hi", "no such key", "words, low and high"],
+        ),
         ({"default_words": {"low": "Low"}}, ["default_words", "missing mid, high"]),
         (
             {"archetypes": [{"name": "A", "when": {}, "actions": [{"VIP": "offers"}]}]},

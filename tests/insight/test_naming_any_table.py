@@ -40,7 +40,7 @@ BANK_DESIGN = {
 }
 BANK_NAMES = {
     0: "High purchases, high purchases frequency, low cash advance",
-    1: "Low purchases frequency, high cash advance, high cash advance trx",
+    1: "Low purchases frequency, high cash advance, high cash advance transactions",
     2: "High balance, high credit limit, high payments",
     3: "Low balance, low credit limit, new",  # TENURE meets the tenure wording
 }
@@ -95,7 +95,7 @@ def wholesale() -> tuple[pd.DataFrame, np.ndarray]:
     return frame, labels
 
 
-def _wholesale_profile(frame: pd.DataFrame, labels: np.ndarray):
+def _wholesale_profile(frame: pd.DataFrame, labels: np.ndarray, value_labels=None):
     return compute_profile(
         frame,
         labels,
@@ -104,6 +104,7 @@ def _wholesale_profile(frame: pd.DataFrame, labels: np.ndarray):
         gender_column="gender",
         exclude_columns=(),
         categorical_columns=("Channel", "Channel_detail", "Region"),
+        value_labels=value_labels,
     )
 
 
@@ -192,27 +193,37 @@ def test_two_segments_alike_on_every_level_still_get_unique_readable_names(bank)
     assert len(set(names)) == len(names)
 
 
-def test_generic_segments_get_a_target_action_and_actions_their_columns_support(bank, wholesale):
+def test_actions_come_from_what_columns_mean_and_name_their_trigger(bank, wholesale):
     frame, labels = bank
     bank_profile = _bank_profile(frame, labels)
     transactors = bank_profile.names[0].actions
-    assert (
-        transactors[0] == "Target on high purchases, high purchases frequency and low cash advance"
+    # strongest column first; one action per meaning; the trigger names column and level
+    assert transactors[0].endswith("(high purchases frequency)")
+    assert transactors[1].startswith("Premium ranges") and transactors[1].endswith(
+        "(high purchases)"
     )
-    assert (
-        bank_profile.names[3].actions[0] == "Target on low balance, low credit limit and low tenure"
+    assert transactors[-1] == "Target on low cash advance"  # no vocabulary action for it
+    revolvers = bank_profile.names[1].actions
+    assert revolvers[0].startswith("Offer an instalment plan")
+    assert revolvers[0].endswith("(high cash advance transactions)")
+    assert bank_profile.names[3].actions[0] == (
+        "Onboarding series and a second-purchase offer for new customers (low tenure)"
     )
-    assert "Loyalty programme with points on every purchase" in transactors  # PURCHASES column
+    lists = [set(n.actions) for n in bank_profile.names.values()]
+    assert all(a != b for i, a in enumerate(lists) for b in lists[i + 1 :])
 
     shop_frame, shop_labels = wholesale
     shops = _wholesale_profile(shop_frame, shop_labels)
-    for named in shops.names.values():
-        assert named.actions[0].startswith("Target on ")
-        assert not [a for a in named.actions[1:] if "purchase" in a.lower()]  # no purchase columns
-        assert "Profile the segment further" in named.actions[1]
+    for named in shops.names.values():  # spend by product: no column says what it means
+        assert named.actions == (f"Target on {_joined_traits(named.name)}",)
     for profile in (bank_profile, shops):  # neither table has a recency-like column
         for named in profile.names.values():
             assert not [a for a in named.actions if any(w in a.lower() for w in NO_RECENCY_WORDS)]
+
+
+def _joined_traits(name: str) -> str:
+    parts = [p.lower() for p in name.split(", ")]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def test_win_back_is_suggested_only_when_the_table_has_a_recency_like_column():
@@ -227,8 +238,8 @@ def test_win_back_is_suggested_only_when_the_table_has_a_recency_like_column():
     ).names[careful]
     assert without.name == with_recency.name == "Careful high earners"
     win_back = "Win-back of dormant accounts with a time-limited incentive"
-    assert win_back not in without.actions and without.actions
-    assert win_back in with_recency.actions
+    assert without.actions and not [a for a in without.actions if a.startswith(win_back)]
+    assert f"{win_back} (high income, low spending)" in with_recency.actions
 
 
 def test_action_requirements_are_columns_or_roles_matched_by_header_words():
@@ -293,7 +304,11 @@ def test_generic_vocabulary_names_mall_segments_by_their_columns():
     careful = profile.names[list(segments).index("careful_high_earners")]
     assert careful.archetype is None
     assert careful.name == "High annual income, low spending score"
-    assert careful.actions[0] == "Target on high annual income and low spending score"
+    assert careful.actions == (
+        "Entry offers and bundles on what they already buy to grow their spend "
+        "(low spending score)",
+        "Target on high annual income",
+    )
     assert all(n.archetype is None for n in profile.names.values())
 
 
@@ -310,8 +325,8 @@ def test_marketing_table_uses_its_headers_and_recency_wording():
     frame["Marital_Status"] = rng.choice(["Married", "Single"], len(frame))
     profile = compute_profile(frame, labels, [*columns, "Education", "Marital_Status"])
     assert profile.split_columns == ["Education", "Marital_Status"]
-    assert profile.names[0].name == "High income, high mnt wines, high num web purchases"
-    assert profile.names[1].name == "Lapsed, low mnt wines, low num web purchases"
+    assert profile.names[0].name == "High income, high spend on wines, high number of web purchases"
+    assert profile.names[1].name == "Lapsed, low spend on wines, low number of web purchases"
     assert profile.names[2].name == "Low income, recent, high year birth"
     markdown = profile_markdown(profile)
     assert "Marital_Status: " in markdown
@@ -320,7 +335,7 @@ def test_marketing_table_uses_its_headers_and_recency_wording():
 
 def test_wholesale_profile_markdown_and_report_render_coded_categories_as_splits(wholesale):
     frame, labels = wholesale
-    profile = _wholesale_profile(frame, labels)
+    profile = _wholesale_profile(frame, labels, {"Channel": {1: "Horeca", 2: "Retail"}})
     assert profile.numeric_columns == WHOLESALE
     assert profile.split_columns == ["Channel", "Channel_detail", "Region"]
     names = [n.name for n in profile.names.values()]
@@ -331,10 +346,11 @@ def test_wholesale_profile_markdown_and_report_render_coded_categories_as_splits
     markdown = profile_markdown(profile)
     assert "| Detergents_Paper |" in markdown
     assert "## 0 · High milk, high grocery, high detergents paper" in markdown
-    retail_channel = profile.table.loc[0, "Channel_2_share"]
+    retail_channel = profile.table.loc[0, "Channel_Retail_share"]
     assert retail_channel == 1.0
-    assert "Channel: 1 0%, 2 100%" in markdown  # Channel_detail's values stay out
-    assert "Channel_detail: horeca 0%, shop 100%" in markdown
+    lift = 1.0 / (frame["Channel"] == 2).mean()  # segment share / all customers' share
+    assert f"Channel: Retail 100% ({lift:.1f}x)\n" in markdown  # Channel_detail stays out
+    assert f"Channel_detail: shop 100% ({lift:.1f}x)\n" in markdown
     assert "gender" not in markdown.lower()
 
     document = segments_document(profile)
@@ -351,5 +367,5 @@ def test_wholesale_profile_markdown_and_report_render_coded_categories_as_splits
             document=document,
         )
     )
-    assert "<p>Channel: 1 0%, 2 100%</p>" in page
+    assert "<p>Channel: Horeca 0%, Retail 100%</p>" in page
     assert "High milk, high grocery, high detergents paper" in page

@@ -229,10 +229,10 @@ def test_marketing_tsv_with_dates_odd_categories_and_constants(tmp_path, store):
     stdout, run = eda_cli(path, store, tmp_path)
     summary = summary_block(stdout)
     assert line_of(summary, "roles") == (
-        "  roles      1 id, 6 numeric, 2 categorical, 1 date, 0 label, 2 excluded"
+        "  roles      1 id, 7 numeric, 2 categorical, 1 date, 0 label, 3 excluded"
     )
-    assert line_of(summary, "excluded") == (
-        "  excluded   Z_CostContact (constant (3)); Z_Revenue (constant (11))"
+    assert line_of(summary, "excluded").startswith(
+        "  excluded   Year_Birth (birth year: age derived from it); "
     )
     # Education (5 levels) beats Marital_Status (8, with Absurd and YOLO)
     assert line_of(summary, "split by").startswith("  split by   Education (auto:")
@@ -242,7 +242,7 @@ def test_marketing_tsv_with_dates_odd_categories_and_constants(tmp_path, store):
     assert {"plots/pie_Education.png", "plots/pie_Marital_Status.png"} <= found
     assert "plots/hist_Income.png" in found and "plots/hist_Z_Revenue.png" not in found
     assert run.data.params["schema.date"] == "Dt_Customer"
-    assert run.data.params["schema.excluded"] == "Z_CostContact,Z_Revenue"
+    assert run.data.params["schema.excluded"] == "Year_Birth,Z_CostContact,Z_Revenue"
     assert run.data.params["hue"] == "Education"
     roles = schema_json(store, run_id, tmp_path)
     assert roles["Marital_Status"] == "categorical" and roles["ID"] == "id"

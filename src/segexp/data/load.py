@@ -43,7 +43,13 @@ from segexp.data.read import (
     detect_delimiter,
     read_table_file,
 )
-from segexp.data.schema import AUTO, UNIQUE_IN_EVERY_ROW, Schema, infer_schema
+from segexp.data.schema import (
+    AUTO,
+    UNIQUE_IN_EVERY_ROW,
+    Schema,
+    derive_columns,
+    infer_schema,
+)
 from segexp.errors import ConfigError, DataError
 
 __all__ = [
@@ -424,8 +430,10 @@ def load_customer_table(
     source: str,
     file_rows: np.ndarray | None,
     headers: Mapping[str, str] | None = None,
+    derive: bool = True,
 ) -> CustomerTable:
-    """Roles from the schema, then every check on the columns that have them."""
+    """Roles from the schema, then every check on the columns that have them; then the
+    numbers dates and birth years give (``data.derive``; ``derive=False``: none)."""
     headers = dict(headers or {})
     settings = _canonical_settings(data_cfg, headers)
     _require_explicit(frame, settings, source)
@@ -455,6 +463,11 @@ def load_customer_table(
             "data.date_format",
             headers,
         )
+    frame, schema, reference = (
+        derive_columns(frame, schema, settings.get("derive"), _explicit_list(settings, "numeric"))
+        if derive
+        else (frame, schema, None)
+    )
     default_features = settings.get("default_features")
     return CustomerTable(
         frame=frame,
@@ -466,7 +479,13 @@ def load_customer_table(
         schema=schema,
         headers=headers,
         default_features=str(default_features) if default_features else None,
+        tags={"data.derive.reference_date": reference} if reference else {},
     )
+
+
+def _explicit_list(settings: Mapping[str, Any], key: str) -> bool:
+    value = settings.get(key, AUTO)
+    return value is not None and value != AUTO
 
 
 # --- checks of the feature columns a run uses -------------------------------------------------

@@ -22,6 +22,10 @@ The rules, in order, for a column the config does not place:
   for a few (more than half: the check then names the cells that are not);
 * left out: empty or constant columns, free or near-unique text, and text with
   too many distinct values to be a category.
+
+Then numbers from dates and birth years join the numeric columns (``derive_columns``,
+``data.derive``): a date's days to the reference date (tenure, or recency for a
+last-activity date), a birth date's or birth year's age.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from segexp.data.messages import names_of, normalize_header, plain
+from segexp.errors import ConfigError
 
 ROLES = ("id", "numeric", "categorical", "date", "label", "excluded")
 AUTO = "auto"
@@ -165,6 +171,10 @@ class Schema:
             "  change a role with data.id_column=, data.numeric=[...], data.categorical=[...], "
             "data.dates=[...] (see README: Bring your own data)"
         )
+        if any(c.reason.startswith(DERIVED) for c in self.columns):
+            lines.append(
+                "  derived columns off: data.derive.days_since=false, data.derive.age=false"
+            )
         return "\n".join(lines)
 
 
@@ -359,3 +369,103 @@ def infer_schema(frame: pd.DataFrame, data_cfg: Mapping[str, Any]) -> Schema:
     if allow_id and not taken_id:
         roles = _fallback_id(frame, roles)
     return Schema(tuple(roles))
+
+
+# --- numbers from dates and birth years (data.derive) ----------------------------------------
+
+DERIVED = "derived:"  # how a derived column's reason starts
+_BIRTH_WORDS = {"birth", "born", "dob", "yob", "birthday", "birthdate"}
+_RECENT_WORDS = {"last", "latest", "recent", "previous"}
+_DAYS_PER_YEAR = 365.25
+_YEAR_SHARE = 0.95  # share of a birth-year column's cells that must be plausible years
+
+
+def _derived_name(preferred: str, source: str, taken: set[str]) -> str | None:
+    for name in (preferred, f"{preferred}_from_{source}"):
+        if name not in taken:
+            return name
+    return None
+
+
+def _birth_years(values: pd.Series, reference_year: int) -> bool:
+    filled = pd.to_numeric(values, errors="coerce").dropna()
+    plausible = filled.between(1850, reference_year) & (filled % 1 == 0)
+    return len(filled) > 0 and bool(plausible.mean() >= _YEAR_SHARE)
+
+
+def reference_date(frame: pd.DataFrame, schema: Schema, setting: Any) -> pd.Timestamp:
+    """The day derived ages and day counts are measured to: ``data.derive.reference_date``,
+    else the latest date in the table's date columns, else today."""
+    if setting not in (None, ""):
+        try:
+            return pd.Timestamp(str(setting)).normalize()
+        except ValueError:
+            raise ConfigError(
+                f"data.derive.reference_date: a date such as 2024-12-31, or null (the latest "
+                f"date in the table); got {setting!r}"
+            ) from None
+    latest = [
+        frame[c].max() for c in schema.dates if pd.api.types.is_datetime64_any_dtype(frame[c])
+    ]
+    latest = [d for d in latest if pd.notna(d)]
+    return max(latest).normalize() if latest else pd.Timestamp.today().normalize()
+
+
+def derive_columns(
+    frame: pd.DataFrame, schema: Schema, derive: Mapping[str, Any] | None, numeric_listed: bool
+) -> tuple[pd.DataFrame, Schema, str | None]:
+    """Numbers from dates and birth years, as columns of the table and the schema.
+
+    A date column yields a day count to the reference date: ``recency`` when its header
+    says last/latest/recent, an age in years for a birth date, else ``tenure`` (a
+    customer-since date). A numeric column named like a birth year (``Year_Birth``) whose
+    cells are years yields ``age``, and is left out itself (the same information twice would
+    weigh double). ``data.derive.days_since`` / ``data.derive.age`` (true by default) switch
+    each off. The derived columns are numeric, so ``features=all_numeric`` uses them, unless
+    ``data.numeric`` lists the columns itself. Returns the frame, the schema and the
+    reference date (None when nothing was derived).
+    """
+    settings = dict(derive or {})
+    days_on, age_on = bool(settings.get("days_since", True)), bool(settings.get("age", True))
+    if not (days_on or age_on):
+        return frame, schema, None
+    reference = reference_date(frame, schema, settings.get("reference_date"))
+    day = f"{reference:%Y-%m-%d}"
+    taken = set(map(str, frame.columns))
+    new_columns: dict[str, pd.Series] = {}
+    roles: list[ColumnRole] = []
+    for role in schema.columns:
+        column, words = role.column, set(header_words(role.column))
+        derived: tuple[str, pd.Series, str] | None = None
+        if role.role == "date" and pd.api.types.is_datetime64_any_dtype(frame[column]):
+            days = (reference - frame[column]).dt.days
+            if words & _BIRTH_WORDS and age_on:
+                age = np.floor(days / _DAYS_PER_YEAR)
+                derived = ("age", age, f"years from {column} to {day}")
+            elif days_on and not words & _BIRTH_WORDS:
+                kind = "recency" if words & _RECENT_WORDS else "tenure"
+                derived = (kind, days, f"days from {column} to {day}")
+        elif (
+            role.role == "numeric"
+            and age_on
+            and words & _BIRTH_WORDS
+            and _birth_years(frame[column], reference.year)
+        ):
+            age = reference.year - pd.to_numeric(frame[column], errors="coerce")
+            derived = ("age", age, f"years from {column} to {reference.year}")
+            if not numeric_listed:
+                role = replace(role, role="excluded", reason="birth year: age derived from it")
+        roles.append(role)
+        name = _derived_name(derived[0], column, taken) if derived else None
+        if derived is None or name is None:
+            continue
+        taken.add(name)
+        values = derived[1]
+        new_columns[name] = values.astype("int64") if not values.hasnans else values.astype(float)
+        kept = "numeric" if not numeric_listed else "excluded"
+        reason = f"{DERIVED} {derived[2]}" + ("" if kept == "numeric" else "; not in data.numeric")
+        roles.append(ColumnRole(name, kept, _kind(new_columns[name]), reason))
+    if not new_columns:
+        return frame, schema, None
+    frame = frame.assign(**new_columns)
+    return frame, Schema(tuple(roles)), day

@@ -152,7 +152,8 @@ def read_table(spark: SparkSession, data_cfg: Mapping[str, Any]) -> SparkTable:
             "add rows below the header"
         )
     headers = {canonical: header for header, canonical in renames.items()}
-    table = load_customer_table(head, data_cfg, source, None, headers)
+    # no derived columns (tenure, age): Spark's frame is the file's own columns
+    table = load_customer_table(head, data_cfg, source, None, headers, derive=False)
     frame = _id_as_text(spark, path, data_cfg, frame, table.id_column, renames)
     return SparkTable(frame, table, frame.count(), file_fingerprint(path), path)
 

@@ -72,6 +72,12 @@ def readable_label(header: Any) -> str:
     return text.strip().lower()
 
 
+def plain_words(header: Any, vocabulary: Mapping[str, str]) -> str:
+    """A header in plain words, abbreviations spelled out by ``vocabulary`` (``naming.words``):
+    'MntWines' -> 'spend on wines', 'PRC_FULL_PAYMENT' -> 'share of full payment'."""
+    return " ".join(vocabulary.get(w, w) for w in readable_label(header).split())
+
+
 def column_key(header: Any) -> str:
     """The name a header is matched on in the config: 'Annual Income (k$)' -> 'annual_income'."""
     return readable_label(header).replace(" ", "_")
@@ -88,6 +94,16 @@ class Action:
 
     text: str
     requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What a column means (money spent, recency, ...), found by its header words, and the
+    action a segment high or low on such a column gets."""
+
+    key: str
+    words: tuple[str, ...]
+    actions: dict[str, str]  # level (low/high) -> action text
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,6 @@ class NamingConfig:
     max_name_parts: int
     separator: str
     qualifier_format: str
-    number_format: str
     relative_words: dict[str, str]
     relative_min_gap: float
     gender_majority_share: float
@@ -133,6 +148,11 @@ class NamingConfig:
     bulk_share: float = 0.5
     bulk_name: str = "Bulk of customers"
     bulk_action: str = "Not a target: the bulk of customers, no column sets them apart"
+    words: dict[str, str] = field(default_factory=dict)  # abbreviation -> plain words
+    meanings: tuple[Meaning, ...] = ()
+    action_format: str = "{action} ({trigger})"
+    size_format: str = "{n} customers"
+    max_actions: int = 4
 
     def spec(self, column: str) -> dict[str, Any]:
         """A column's configured wording, by its header or its canonical name."""
@@ -142,7 +162,21 @@ class NamingConfig:
         return next((s for c, s in self.columns.items() if column_key(c) == key), {})
 
     def label(self, column: str) -> str:
-        return str(self.spec(column).get("label") or readable_label(column))
+        """The column in words: its configured label, else its header in plain words."""
+        return str(self.spec(column).get("label") or plain_words(column, self.words))
+
+    def trait(self, column: str, level: str) -> str:
+        """'high cash advance': a level word and the column, as actions name their trigger."""
+        return f"{self.default_words[level].lower()} {self.label(column)}"
+
+    def meaning(self, column: str) -> Meaning | None:
+        """The first meaning whose words are among the header's (raw or spelled out)."""
+        heads = [readable_label(column).split(), plain_words(column, self.words).split()]
+        for meaning in self.meanings:
+            patterns = [readable_label(w).split() for w in meaning.words]
+            if any(_words_in(head, p) for head in heads for p in patterns):
+                return meaning
+        return None
 
     def part(self, column: str, level: str) -> str:
         """How a column at a level reads in a name: 'High income', 'Young'."""
@@ -166,8 +200,10 @@ class NamingConfig:
         """
         if requirement in columns:
             return True
+        meant = next((m.words for m in self.meanings if m.key == requirement), ())
         patterns = [
-            readable_label(p).split() for p in (requirement, *self.roles.get(requirement, ()))
+            readable_label(p).split()
+            for p in (requirement, *self.roles.get(requirement, ()), *meant)
         ]
         headers = [readable_label(c).split() for c in columns]
         return any(_words_in(words, p) for words in headers for p in patterns)
@@ -264,6 +300,41 @@ def _levels_of(value: Any, key: str) -> tuple[str, ...]:
     return tuple(allowed)
 
 
+def _check_format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> None:
+    """A format text that uses each of its fields (qualifier_format: {name} and {qualifier})."""
+    try:
+        a, b = (fmt.format(**{f: f"{f}{v}" for f in fields}) for v in ("1", "2"))
+        ok = all(f"{f}1" in a for f in fields) and a != b
+    except (AttributeError, KeyError, IndexError, ValueError):
+        ok = False
+    if not ok:
+        uses = " and ".join(f"{{{f}}}" for f in fields)
+        raise ConfigError(f"{key}: expected a text using {uses} such as {example!r}; got {fmt!r}")
+
+
+def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
+    """``meanings``: name -> {words: [header words], low: action, high: action}, in order."""
+    _require(value, key, dict, "a mapping meaning: {words: [...], low: ..., high: ...}")
+    meanings = []
+    for name, spec in value.items():
+        where = f"{key}.{name}"
+        _require(spec, where, dict, "a mapping with words and a low and/or high action")
+        unknown = sorted(set(spec) - {"words", "low", "high"})
+        if unknown:
+            raise ConfigError(
+                f"{where}.{unknown[0]}: no such key; a meaning takes words, low and high"
+            )
+        actions = {
+            lv: str(_require(spec[lv], f"{where}.{lv}", str, "an action text"))
+            for lv in ("low", "high")
+            if spec.get(lv) is not None
+        }
+        meanings.append(
+            Meaning(str(name), _strings(spec.get("words") or [], f"{where}.words"), actions)
+        )
+    return tuple(meanings)
+
+
 def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) -> NamingConfig:
     """Validate a naming config (composed ``cfg.naming``, a mapping or a YAML file path).
 
@@ -343,23 +414,13 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
 
     gender = raw.get("gender") or {}
     noise = raw.get("noise") or {}
-    formats = {
-        "qualifier_format": raw.get("qualifier_format", "{name} ({qualifier})"),
-        "number_format": raw.get("number_format", "{name} #{n}"),
+    formats = {  # key: (its fields, the default)
+        "qualifier_format": (("name", "qualifier"), "{name} ({qualifier})"),
+        "action_format": (("action", "trigger"), "{action} ({trigger})"),
+        "size_format": (("n",), "{n} customers"),
     }
-    needs = {"qualifier_format": "qualifier", "number_format": "n"}
-    for fmt_key, fmt in formats.items():
-        field_name = needs[fmt_key]
-        try:
-            a, b = (fmt.format(name="x", **{field_name: v}) for v in ("1", "2"))
-        except (AttributeError, KeyError, IndexError, ValueError):
-            a = b = ""
-        if not a or a == b:
-            raise ConfigError(
-                f"{p}{fmt_key}: expected a text using {{name}} and {{{field_name}}} such as "
-                f"{'{name} ({qualifier})' if field_name == 'qualifier' else '{name} #{n}'}; "
-                f"got {fmt!r}"
-            )
+    for fmt_key, (fields, default) in formats.items():
+        _check_format(raw.get(fmt_key, default), fields, f"{p}{fmt_key}", default)
     name_from = raw.get("name_from", "features")
     if name_from not in NAME_FROM:
         raise ConfigError(
@@ -377,6 +438,9 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
                 f"'Target on {{traits}}', or null; got {generic_action!r}"
             )
     roles = _require(raw.get("roles") or {}, f"{p}roles", dict, "a mapping role: [header words]")
+    words = _require(raw.get("words") or {}, f"{p}words", dict, "a mapping abbreviation: words")
+    max_actions = raw.get("max_actions", 4)
+    _require(max_actions, f"{p}max_actions", int, "a whole number >= 1")
     max_parts = raw.get("max_name_parts", 3)
     _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1")
     if max_parts < 1:
@@ -390,8 +454,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         columns={str(k): dict(v) for k, v in columns.items()},
         max_name_parts=int(max_parts),
         separator=str(raw.get("separator", ", ")),
-        qualifier_format=formats["qualifier_format"],
-        number_format=formats["number_format"],
+        qualifier_format=str(raw.get("qualifier_format", formats["qualifier_format"][1])),
         relative_words={k: str(v) for k, v in relative_words.items()},
         relative_min_gap=float(min_gap),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
@@ -405,6 +468,11 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         bulk_share=float(bulk_share),
         bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
         bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
+        words={str(k).lower(): str(v) for k, v in words.items()},
+        meanings=_meanings(raw.get("meanings") or {}, f"{p}meanings"),
+        action_format=str(raw.get("action_format", formats["action_format"][1])),
+        size_format=str(raw.get("size_format", formats["size_format"][1])),
+        max_actions=max(1, int(max_actions)),
     )
 
 
@@ -487,103 +555,21 @@ def describe_levels(
     return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
 
 
-def _traits_action(levels: Mapping[str, str], chosen: Sequence[str], config: NamingConfig) -> str:
-    """'Target on high purchases frequency and low cash advance' ('' when all are mid).
+def _joined(traits: Sequence[str]) -> str:
+    return traits[0] if len(traits) == 1 else ", ".join(traits[:-1]) + " and " + traits[-1]
 
-    Level words plus labels ('low tenure', not 'new'): the sentence reads after 'on'.
-    """
-    traits = [
-        f"{config.default_words[levels[c]].lower()} {config.label(c)}"
-        for c in chosen
-        if levels[c] != "mid"
-    ]
-    if not config.generic_action or not traits:
+
+def _targeting(traits: Sequence[str], config: NamingConfig) -> str:
+    """'Target on high purchases and low cash advance' ('' without traits)."""
+    if not traits:
         return ""
-    joined = traits[0] if len(traits) == 1 else ", ".join(traits[:-1]) + " and " + traits[-1]
-    return config.generic_action.format(traits=joined)
+    return (config.generic_action or "{traits}").format(traits=_joined(traits))
 
 
-def _by_differing_level(
-    names: dict[int, str],
-    members: list[int],
-    levels: Mapping[int, Mapping[str, str]],
-    used: Mapping[int, set[str]],
-    candidates: Sequence[str],
-    config: NamingConfig,
-) -> list[list[int]]:
-    """Qualify with the first column whose level differs; return what still collides."""
-    pending = [members]
-    for column in candidates:
-        next_pending = []
-        for group in pending:
-            words = {s: config.part(column, levels[s][column]) for s in group}
-            if any(column in used[s] for s in group) or len(set(words.values())) < 2:
-                next_pending.append(group)
-                continue
-            for s in group:
-                names[s] = config.qualifier_format.format(
-                    name=names[s], qualifier=_lower_first(words[s])
-                )
-            next_pending.extend(_collisions({s: names[s] for s in group}))
-        pending = next_pending
-        if not pending:
-            break
-    return pending
-
-
-def _by_largest_gap(
-    names: dict[int, str],
-    pair: list[int],
-    std_diffs: Mapping[int, Mapping[str, float]],
-    candidates: Sequence[str],
-    config: NamingConfig,
-) -> bool:
-    """Two segments on the same levels: 'lower'/'higher' on the column they differ most."""
-    a, b = pair
-    gaps = {
-        c: abs(std_diffs[a][c] - std_diffs[b][c])
-        for c in candidates
-        if c in std_diffs[a]
-        and c in std_diffs[b]
-        and np.isfinite(std_diffs[a][c])
-        and np.isfinite(std_diffs[b][c])
-    }
-    if not gaps:
-        return False
-    column = max(gaps, key=lambda c: (gaps[c], -list(candidates).index(c)))
-    if gaps[column] < config.relative_min_gap:
-        return False
-    low, high = sorted(pair, key=lambda s: std_diffs[s][column])
-    for segment, side in ((low, "lower"), (high, "higher")):
-        names[segment] = config.qualifier_format.format(
-            name=names[segment], qualifier=config.relative(column, side)
-        )
-    return True
-
-
-def _disambiguate(
-    names: dict[int, str],
-    levels: Mapping[int, Mapping[str, str]],
-    used: Mapping[int, set[str]],
-    candidates: Sequence[str],
-    gender_major: Mapping[int, str | None],
-    std_diffs: Mapping[int, Mapping[str, float]] | None,
-    config: NamingConfig,
-) -> None:
-    """Qualify colliding names: a column whose level differs, then (for a pair) the column
-    where they differ most, then the dominant gender. Numbering is left to the caller."""
-    for group in _collisions(names):
-        for members in _by_differing_level(names, group, levels, used, candidates, config):
-            if (
-                len(members) == 2
-                and std_diffs
-                and _by_largest_gap(names, members, std_diffs, candidates, config)
-            ):
-                continue
-            words = {s: gender_major.get(s) for s in members}
-            if None not in words.values() and len(set(words.values())) == len(members):
-                for s in members:
-                    names[s] = config.qualifier_format.format(name=names[s], qualifier=words[s])
+def _qualified(base: str, qualifiers: Sequence[str], config: NamingConfig) -> str:
+    if not qualifiers:
+        return base
+    return config.qualifier_format.format(name=base, qualifier=", ".join(qualifiers))
 
 
 def _collisions(names: Mapping[int, str]) -> list[list[int]]:
@@ -591,6 +577,169 @@ def _collisions(names: Mapping[int, str]) -> list[list[int]]:
     for segment, name in names.items():
         by_name.setdefault(name.casefold(), []).append(segment)
     return [sorted(group) for group in by_name.values() if len(group) > 1]
+
+
+@dataclass
+class _Qualifiers:
+    """What tells colliding names apart, step by step (see ``_unique_names``)."""
+
+    levels: Mapping[int, Mapping[str, str]]
+    diffs: Mapping[int, Mapping[str, float]]
+    used: Mapping[int, set[str]]
+    config: NamingConfig
+    added: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, segments: Sequence[int], qualifier: Mapping[int, str]) -> None:
+        for s in segments:
+            self.added.setdefault(s, []).append(qualifier[s])
+
+    def by_level(self, group: list[int], candidates: Sequence[str]) -> None:
+        """The first column whose level differs: 'Average customers (young)'."""
+        for i, column in enumerate(candidates):
+            if any(column in self.used[s] or column not in self.levels[s] for s in group):
+                continue
+            words = {
+                s: _lower_first(self.config.part(column, self.levels[s][column])) for s in group
+            }
+            if len(set(words.values())) < 2:
+                continue
+            self.add(group, words)
+            for same in _collisions(words):
+                self.by_level(same, candidates[i + 1 :])
+            return
+
+    def by_gap(self, group: list[int], candidates: Sequence[str]) -> None:
+        """Segments on the same levels: 'lower'/'higher' on the column with the widest gap
+        between them (at least relative_min_gap sd), split again where needed."""
+        best: tuple[float, str, list[int], int] | None = None
+        for column in candidates:
+            values = {s: self.diffs.get(s, {}).get(column, np.nan) for s in group}
+            if not all(np.isfinite(v) for v in values.values()):
+                continue
+            ordered = sorted(group, key=lambda s: values[s])
+            gaps = [values[b] - values[a] for a, b in zip(ordered, ordered[1:], strict=False)]
+            cut = int(np.argmax(gaps))
+            if best is None or gaps[cut] > best[0]:
+                best = (gaps[cut], column, ordered, cut)
+        if best is None or best[0] < self.config.relative_min_gap:
+            return
+        _, column, ordered, cut = best
+        lower, higher = ordered[: cut + 1], ordered[cut + 1 :]
+        self.add(lower, dict.fromkeys(lower, self.config.relative(column, "lower")))
+        self.add(higher, dict.fromkeys(higher, self.config.relative(column, "higher")))
+        rest = [c for c in candidates if c != column]
+        for part in (lower, higher):
+            if len(part) > 1:
+                self.by_gap(part, rest)
+
+
+def _unique_names(
+    base: Mapping[int, str],
+    qualifiers: _Qualifiers,
+    candidates: Sequence[str],
+    gender_major: Mapping[int, str | None],
+    sizes: Mapping[int, int],
+) -> dict[int, str]:
+    """Names unique within the segmentation, told apart by a trait, never by a number: a
+    column whose level differs, then the widest lower/higher gap, then the dominant gender,
+    then the segment's size (and only for segments alike in all of these, its id)."""
+    config = qualifiers.config
+
+    def current() -> dict[int, str]:
+        return {s: _qualified(n, qualifiers.added.get(s, []), config) for s, n in base.items()}
+
+    steps = [
+        lambda group: qualifiers.by_level(group, candidates),
+        lambda group: qualifiers.by_gap(group, candidates),
+        lambda group: (
+            qualifiers.add(group, gender_major)  # type: ignore[arg-type]
+            if None not in {gender_major.get(s) for s in group}
+            and len({gender_major.get(s) for s in group}) == len(group)
+            else None
+        ),
+        lambda group: qualifiers.add(
+            group, {s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}
+        ),
+        lambda group: qualifiers.add(group, {s: f"segment {s}" for s in group}),
+    ]
+    for step in steps:
+        for group in _collisions(current()):
+            step(group)
+    return current()
+
+
+def _segment_actions(
+    levels: Mapping[str, str],
+    match: Archetype | None,
+    chosen: Sequence[str],
+    diffs: Mapping[str, float],
+    available: Sequence[str],
+    config: NamingConfig,
+) -> list[str]:
+    """Actions from evidence, each naming the column and level that triggered it: the
+    archetype's (its rule's levels), then one per meaning (money spent, recency, ...) of the
+    columns away from average, strongest first; columns no meaning covers get the generic
+    targeting action; a segment with none of these gets the default actions."""
+    rule_columns = [
+        c for c in levels if match and any(column_key(c) == column_key(w) for w in match.when)
+    ]
+    actions = []
+    if match:
+        trigger = ", ".join(config.trait(c, levels[c]) for c in rule_columns)
+        actions += [
+            config.action_format.format(action=text, trigger=trigger)
+            for text in config.allowed(match.actions, available)
+        ]
+
+    def strength(column: str) -> float:
+        value = float(diffs.get(column, 0.0))
+        return -abs(value) if np.isfinite(value) else 0.0
+
+    away = [c for c in levels if levels[c] != "mid" and c not in rule_columns]
+    seen: set[tuple[str, str]] = set()
+    explained = set()
+    for column in sorted(away, key=strength):
+        meaning = config.meaning(column)
+        text = meaning.actions.get(levels[column]) if meaning else None
+        if meaning is None or text is None:
+            continue
+        explained.add(column)
+        if (meaning.key, levels[column]) in seen:
+            continue
+        seen.add((meaning.key, levels[column]))
+        trigger = config.trait(column, levels[column])
+        actions.append(config.action_format.format(action=text, trigger=trigger))
+    if not match:
+        rest = [config.trait(c, levels[c]) for c in chosen if c in away and c not in explained]
+        actions += [_targeting(rest, config)] if rest and config.generic_action else []
+    if not actions:
+        actions = list(config.allowed(config.default_actions, available))
+    return actions[: config.max_actions]
+
+
+def _distinct_actions(
+    actions: dict[int, list[str]],
+    levels: Mapping[int, Mapping[str, str]],
+    columns: Sequence[str],
+    config: NamingConfig,
+) -> None:
+    """Segments whose levels differ never share an action list: each of them gains the
+    targeting action on the columns where their levels differ (its own level)."""
+    by_list: dict[frozenset[str], list[int]] = {}
+    for segment, listed in actions.items():  # the same actions in another order are the same
+        by_list.setdefault(frozenset(listed), []).append(segment)
+    for group in by_list.values():
+        if len(group) < 2 or len({tuple(sorted(levels[s].items())) for s in group}) < 2:
+            continue
+        differing = [c for c in columns if len({levels[s].get(c) for s in group}) > 1]
+        for segment in group:
+            traits = [
+                config.trait(c, levels[segment][c])
+                for c in differing
+                if levels[segment].get(c, "mid") != "mid"
+            ]
+            if traits:
+                actions[segment].append(_targeting(traits, config))
 
 
 def name_segments(
@@ -605,13 +754,13 @@ def name_segments(
     """Name every segment of a level table; names are unique within the segmentation.
 
     ``name_columns`` are the columns a descriptive name is built from (the
-    clustering features); archetype rules may use any column of ``levels``.
+    clustering features); archetype rules and actions may use any column of ``levels``.
     ``std_diffs`` (segments x columns, standardized differences from the base)
     picks the columns that set each segment apart and lets two segments on the
     same levels be told apart as lower/higher. ``available_columns`` (default:
     the level table's) decide which actions the data supports.
-    Ties that survive every qualifier are numbered by size (largest first),
-    then by the levels themselves, so the result does not depend on label ids.
+    Nothing here depends on label ids (but for segments alike in every level, gap,
+    gender and size, which are told apart by their id).
     """
     segment_levels = {
         int(s): {str(c): str(v) for c, v in row.items()} for s, row in levels.iterrows()
@@ -619,7 +768,7 @@ def name_segments(
     diffs = (
         {int(s): {str(c): float(v) for c, v in row.items()} for s, row in std_diffs.iterrows()}
         if std_diffs is not None
-        else None
+        else {}
     )
     available = [
         str(c) for c in (levels.columns if available_columns is None else available_columns)
@@ -638,7 +787,7 @@ def name_segments(
         and all(v == "mid" for v in lv.values())
     }
     for segment, lv in segment_levels.items():
-        segment_diffs = (diffs or {}).get(segment)
+        segment_diffs = diffs.get(segment)
         chosen[segment] = distinguishing_columns(lv, name_columns, config, segment_diffs)
         descriptions[segment] = describe_levels(lv, name_columns, config, segment_diffs)
         if segment == NOISE_LABEL:
@@ -670,14 +819,20 @@ def name_segments(
         str(c) for k in config.columns for c in levels.columns if column_key(c) == column_key(k)
     ]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *map(str, levels.columns)]))
-    _disambiguate(names, segment_levels, used, candidates, gender_major, diffs, config)
-    while collisions := _collisions(names):  # numbering can (rarely) meet another name
-        for group in collisions:
-            ranked = sorted(
-                group, key=lambda s: (-sizes.get(s, 0), sorted(segment_levels[s].items()), s)
-            )
-            for n, segment in enumerate(ranked, start=1):
-                names[segment] = config.number_format.format(name=names[segment], n=n)
+    qualifiers = _Qualifiers(segment_levels, diffs, used, config)
+    names = _unique_names(names, qualifiers, candidates, gender_major, sizes)
+
+    actions: dict[int, list[str]] = {}
+    for segment, lv in segment_levels.items():
+        if segment == NOISE_LABEL:
+            continue
+        if segment in bulk:
+            actions[segment] = [config.bulk_action]
+            continue
+        actions[segment] = _segment_actions(
+            lv, archetypes[segment], chosen[segment], diffs.get(segment, {}), available, config
+        )
+    _distinct_actions(actions, segment_levels, candidates, config)
 
     result: dict[int, SegmentName] = {}
     for segment, lv in segment_levels.items():
@@ -685,20 +840,12 @@ def name_segments(
             result[segment] = SegmentName(segment, config.noise_name, None, "", {}, ())
             continue
         match = archetypes[segment]
-        actions = config.allowed(match.actions, available) if match else ()
-        if segment in bulk:
-            actions = (config.bulk_action,)
-        elif not actions:
-            traits = "" if match else _traits_action(lv, chosen[segment], config)
-            actions = ((traits,) if traits else ()) + config.allowed(
-                config.default_actions, available
-            )
         result[segment] = SegmentName(
             segment=segment,
             name=names[segment],
             archetype=match.key if match else None,
             description=descriptions[segment],
             levels=lv,
-            actions=actions,
+            actions=tuple(actions[segment]),
         )
     return result

@@ -12,6 +12,14 @@ without shaping the segments. Any table works: headings are the column names, a
 gender split only appears when the table has the gender column, and the actions
 offered depend on its columns.
 
+Categories read as people read them: coded values by their labels
+(``data.value_labels``: ``{Channel: {1: Horeca, 2: Retail}}``), each segment's
+top values with their lift over all customers ("Retail 96% (2.1x)"), and 0/1,
+true/false or yes/no columns as a rate against all customers ("Response: 15% vs
+9% overall"); a flag's rate also gets a level (its difference from the base rate
+in standard deviations of the flag, by ``naming.levels.min_difference``), so
+actions can rest on it.
+
 DBSCAN noise (label -1) is not a segment. It keeps its row in profile.csv and
 segments.json (segment -1, labelled ``naming.noise.name``, "Not assigned") for
 its size and share, but gets no levels, no profile sentence and no actions, and
@@ -29,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +49,7 @@ from segexp.data.export import write_table
 from segexp.insight.naming import (
     NamingConfig,
     SegmentName,
+    column_key,
     level_words,
     load_naming_config,
     name_segments,
@@ -71,6 +80,7 @@ class SegmentProfile:
     split_columns: list[str]  # categorical columns whose value shares are profiled
     base: dict[str, Any]  # whole-base statistics (size, per-column stats, value shares)
     names: dict[int, SegmentName]
+    flag_columns: list[str] = field(default_factory=list)  # split columns read as rates
 
     @property
     def segments(self) -> list[int]:
@@ -116,6 +126,48 @@ def profiled_columns(
     return numeric, splits
 
 
+_TRUE = {"1", "true", "yes", "y"}
+_FALSE = {"0", "false", "no", "n"}
+
+
+def _code_text(value: Any) -> str:
+    """A cell as its code reads in a config: 1.0 -> '1', ' yes' -> 'yes'."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def labelled_values(values: pd.Series, labels: Mapping[Any, Any] | None) -> pd.Series:
+    """Codes replaced by their labels (``{1: Horeca}`` meets 1, 1.0 and '1'); others kept."""
+    if not labels:
+        return values
+    by_code = {_code_text(k): str(v) for k, v in labels.items()}
+    found = {v: by_code.get(_code_text(v), v) for v in values.dropna().unique()}
+    return values.astype(object).map(found)
+
+
+def labels_for(column: str, value_labels: Mapping[str, Any] | None) -> Mapping[Any, Any] | None:
+    """A column's value labels, by its header or canonical name."""
+    if not value_labels:
+        return None
+    if column in value_labels:
+        return value_labels[column]
+    key = column_key(column)
+    return next((v for c, v in value_labels.items() if column_key(str(c)) == key), None)
+
+
+def flag_of(values: pd.Series) -> pd.Series | None:
+    """1.0/0.0 per customer (NaN: missing) for a 0/1, true/false or yes/no column; else None."""
+    filled = values.dropna()
+    if filled.empty:
+        return None
+    texts = {_code_text(v).lower() for v in filled.unique()}
+    if len(texts) != 2 or not texts <= _TRUE | _FALSE or not texts & _TRUE:
+        return None
+    truth = values.map(lambda v: v if pd.isna(v) else float(_code_text(v).lower() in _TRUE))
+    return truth.astype(float)
+
+
 def _value_shares(values: pd.Series, labels: np.ndarray, order: Sequence[int]) -> pd.DataFrame:
     """Share of each value per segment (rows in ``order``); values past the top ten -> 'other'."""
     text = values.astype(object).where(values.notna(), _MISSING).astype(str)
@@ -150,11 +202,15 @@ def named_profile_table(
     feature_columns: Sequence[str],
     available_columns: Sequence[str],
     gender_column: str | None = "gender",
+    rates: pd.DataFrame | None = None,
+    rate_levels: pd.DataFrame | None = None,
+    rate_diffs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[int, Any]]:
     """The profile table (one row per segment in ``order``: size, share, each numeric
     column's statistics and level, split shares, name, archetype, description, actions)
     and the names, from per-segment statistics however they were computed (pandas here,
-    Spark aggregations in ``segexp.engines.spark_profile``)."""
+    Spark aggregations in ``segexp.engines.spark_profile``). ``rates`` (segments x flag
+    columns: each flag's rate), their levels and differences join the names' evidence."""
     n_total = sum(size_of.values())
     columns: dict[str, Any] = {
         "size": [size_of[s] for s in order],
@@ -167,6 +223,12 @@ def named_profile_table(
     for column, shares in split_shares.items():
         for value in shares.columns:
             columns[f"{column}_{value}_share"] = shares[value].to_numpy()
+    has_rates = rates is not None and rate_levels is not None and rate_diffs is not None
+    if has_rates:
+        for column in rates.columns:
+            columns[f"{column}_rate"] = rates[column].to_numpy()
+            columns[f"{column}_level"] = rate_levels[column].to_numpy()
+        levels = pd.concat([levels, rate_levels], axis=1)
 
     gender = split_shares.get(gender_column) if gender_column is not None else None
     gender_shares = {s: dict(gender.loc[s]) for s in order} if gender is not None else None
@@ -181,7 +243,9 @@ def named_profile_table(
         name_columns=name_columns,
         sizes=dict(size_of),
         gender_shares=gender_shares,
-        std_diffs=stats["std_diff"],
+        std_diffs=pd.concat([stats["std_diff"], rate_diffs], axis=1)
+        if has_rates
+        else stats["std_diff"],
         available_columns=list(available_columns),
     )
     head = {
@@ -194,7 +258,8 @@ def named_profile_table(
     }
     table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
     if NOISE_LABEL in table.index:  # not a segment: no level words
-        table.loc[NOISE_LABEL, [f"{c}_level" for c in numeric]] = ""
+        level_columns = [*numeric, *(rates.columns if has_rates else [])]
+        table.loc[NOISE_LABEL, [f"{c}_level" for c in level_columns]] = ""
     return table, names
 
 
@@ -206,10 +271,12 @@ def compute_profile(
     gender_column: str | None = "gender",
     exclude_columns: Sequence[str] = ("customer_id",),
     categorical_columns: Sequence[str] = (),
+    value_labels: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> SegmentProfile:
     """Profile, name and attach actions to every segment of one segmentation.
 
-    ``categorical_columns`` (``cfg.data.categorical``) are split by value, never averaged.
+    ``categorical_columns`` (``cfg.data.categorical``) are split by value, never averaged;
+    ``value_labels`` (``cfg.data.value_labels``) name their codes.
     """
     labels = np.asarray(labels).astype(int)
     if len(labels) != len(frame):
@@ -245,7 +312,23 @@ def compute_profile(
 
     sizes = np.bincount(np.searchsorted(sorted(order), labels), minlength=len(order))
     size_of = dict(zip(sorted(order), sizes.tolist(), strict=True))
-    split_shares = {c: _value_shares(frame[c], labels, order) for c in splits}
+    shown = {c: labelled_values(frame[c], labels_for(c, value_labels)) for c in splits}
+    split_shares = {c: _value_shares(shown[c], labels, order) for c in splits}
+    flags = {c: f for c in splits if c != gender_column and (f := flag_of(frame[c])) is not None}
+    rates = pd.DataFrame({c: f.groupby(labels).mean() for c, f in flags.items()}).reindex(order)
+    base_rates = {c: float(f.mean()) for c, f in flags.items()}
+    spread = pd.Series({c: float(f.std(ddof=0)) for c, f in flags.items()}, dtype=float)
+    rate_diffs = (rates - pd.Series(base_rates, dtype=float)) / spread.where(spread > 0)
+    rate_levels = pd.DataFrame(
+        np.where(
+            rate_diffs >= config.min_difference,
+            "high",
+            np.where(rate_diffs <= -config.min_difference, "low", "mid"),
+        ),
+        index=rates.index,
+        columns=rates.columns,
+        dtype=object,
+    )
     table, names = named_profile_table(
         order,
         numeric,
@@ -257,6 +340,9 @@ def compute_profile(
         feature_columns=feature_columns,
         available_columns=[str(c) for c in frame.columns if c not in set(exclude_columns)],
         gender_column=gender_column,
+        rates=rates,
+        rate_levels=rate_levels,
+        rate_diffs=rate_diffs,
     )
 
     quartiles = values.quantile([0.25, 0.5, 0.75])
@@ -277,10 +363,11 @@ def compute_profile(
         "shares": {
             c: {
                 str(k): float(v)
-                for k, v in _value_shares(frame[c], np.zeros(len(frame)), [0]).iloc[0].items()
+                for k, v in _value_shares(shown[c], np.zeros(len(frame)), [0]).iloc[0].items()
             }
             for c in splits
         },
+        "rates": base_rates,
     }
     return SegmentProfile(
         table=table,
@@ -289,6 +376,7 @@ def compute_profile(
         split_columns=splits,
         base=base,
         names=names,
+        flag_columns=list(flags),
     )
 
 
@@ -326,12 +414,34 @@ def split_shares(profile: SegmentProfile, segment: int, column: str) -> dict[str
     return {v: float(row[f"{column}_{v}_share"]) for v in values if f"{column}_{v}_share" in row}
 
 
-def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
+_TOP_VALUES = 3  # values a category's text names
+
+
+def split_text(profile: SegmentProfile, segment: int, column: str, top: int = _TOP_VALUES) -> str:
+    """How a segment stands on a split column, as people read it: a flag as its rate against
+    all customers ('15% vs 9% overall'), a category as its top values with their lift over
+    all customers ('Retail 96% (2.1x), Horeca 4% (0.1x)')."""
+    row = profile.table.loc[segment]
+    if column in profile.flag_columns:
+        rate, overall = row[f"{column}_rate"], profile.base["rates"][column]
+        return f"{_percent(rate)} vs {_percent(overall)} overall"
     shares = split_shares(profile, segment, column)
-    if not shares:
-        return ""
-    value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
-    return f"{share:.0%} {value}"
+    base = profile.base["shares"].get(column, {})
+    ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
+    parts = [
+        f"{value} {share:.0%}" + (f" ({share / base[value]:.1f}x)" if base.get(value) else "")
+        for value, share in ranked[:top]
+        if share > 0
+    ]
+    return ", ".join(parts)
+
+
+def _percent(value: Any) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.0%}"
+
+
+def _majority_text(profile: SegmentProfile, segment: int, column: str) -> str:
+    return split_text(profile, segment, column, top=1)
 
 
 def not_assigned_text(size: int, share: float, label: str = "Not assigned") -> str:
@@ -381,7 +491,10 @@ def profile_markdown(profile: SegmentProfile) -> str:
     for c in profile.split_columns:
         shares = profile.base["shares"].get(c, {})
         top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
-        base_cells.append(_cell(f"{top[1]:.0%} {top[0]}") if top else "")
+        if c in profile.flag_columns:
+            base_cells.append(_percent(profile.base["rates"][c]))
+        else:
+            base_cells.append(_cell(f"{top[0]} {top[1]:.0%}") if top else "")
     lines.append("| " + " | ".join(base_cells) + " |")
     if any(c not in profile.feature_columns for c in cols):
         lines += ["", "\\* describes the segments but was not a clustering feature."]
@@ -416,8 +529,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
                 f"| {row[f'{c}_level']} |"
             )
         for c in profile.split_columns:
-            parts = [f"{v} {share:.0%}" for v, share in split_shares(profile, segment, c).items()]
-            lines += ["", f"{c}: " + ", ".join(parts)]
+            lines += ["", f"{c}: {split_text(profile, segment, c)}"]
         lines += ["", "Suggested actions:", ""] + [f"- {a}" for a in named.actions]
     return "\n".join(lines) + "\n"
 
@@ -435,12 +547,16 @@ def segments_document(profile: SegmentProfile) -> dict[str, Any]:
                 "share": float(profile.table.loc[s, "share"]),
                 "levels": profile.names[s].levels,
                 "actions": list(profile.names[s].actions),
+                "categories": {
+                    c: split_text(profile, s, c) for c in profile.split_columns if s != NOISE_LABEL
+                },
             }
             for s in profile.segments
         ],
         "feature_columns": profile.feature_columns,
         "profiled_columns": profile.numeric_columns,
         "split_columns": profile.split_columns,
+        "flag_columns": profile.flag_columns,
         "noise": (
             "segment -1 (DBSCAN noise) is not a segment: customers the algorithm left out of "
             "every segment, given with their size and share only (no levels, description or "

@@ -240,7 +240,12 @@ def _stage_artifacts(
         "non_negative": [c for c in training_non_negative(cfg.data, table) if c in spec.columns],
     }
     profile = compute_profile(
-        rows, fitted.labels, spec.columns, cfg.naming, categorical_columns=table.categorical
+        rows,
+        fitted.labels,
+        spec.columns,
+        cfg.naming,
+        categorical_columns=table.categorical,
+        value_labels=cfg.data.get("value_labels"),
     )
     write_profile_files(folder, profile, make_plots=False)
     names = segment_names(profile)

@@ -240,6 +240,16 @@ DATA_READING_RULES: list[Rule] = [
     ),
     flag("data.dayfirst"),
     text("data.date_format", null=True, what="a strptime format such as '%d/%m/%Y'"),
+    flag("data.derive.days_since"),
+    flag("data.derive.age"),
+    text("data.derive.reference_date", null=True, what="a date such as 2024-12-31"),
+    Rule(
+        "data.value_labels",
+        "column names with their codes' labels, such as {Channel: {1: Horeca, 2: Retail}}, or null",
+        lambda v: (
+            v is None or (isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()))
+        ),
+    ),
 ]
 
 
