@@ -41,7 +41,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +88,6 @@ _MAX_BOXES = 12  # box plots in one figure (6 to a row)
 _TOP = 3  # entries per summary line (most missing, most outliers, strongest pairs)
 
 
-def _positive_int(section: Mapping[str, Any], key: str, default: int, least: int = 1) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(
-            f"eda.{key}: a whole number >= {least} ({default} is usual); got {value!r}"
-        )
-    return value
-
-
 @dataclass(frozen=True)
 class EdaOptions:
     """The ``eda`` block of conf/eda.yaml."""
@@ -112,21 +103,10 @@ class EdaOptions:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EdaOptions:
+        """The config's values (segexp.jobs.validation checks them before the tool runs)."""
         eda = dict(cfg.get("eda") or {})
-        plots = dict(cfg.get("plots") or {})
-        factor = eda.get("iqr_factor", 1.5)
-        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
-            raise ConfigError(f"eda.iqr_factor: a number >= 0 (1.5 is usual); got {factor!r}")
-        return cls(
-            hue=eda.get("hue", "auto"),
-            max_hue_levels=_positive_int(eda, "max_hue_levels", 8, least=2),
-            max_columns=_positive_int(eda, "max_columns", 40),
-            iqr_factor=float(factor),
-            max_scatter_rows=int(eda.get("max_scatter_rows", 2000)),
-            max_scatter_columns=int(eda.get("max_scatter_columns", 6)),
-            max_pie_levels=int(eda.get("max_pie_levels", 12)),
-            dpi=int(plots.get("dpi", 150)),
-        )
+        given = {f.name: eda[f.name] for f in fields(cls) if f.name in eda}
+        return cls(**given, dpi=int(dict(cfg.get("plots") or {}).get("dpi", cls.dpi)))
 
 
 # --- what the data holds ----------------------------------------------------------------------
@@ -213,14 +193,7 @@ def summary_table(
     rows = []
     for column in frame.columns:
         values = frame[column]
-        if column == table.id_column:
-            role = "id"
-        elif column == table.label_column:
-            role = "label"
-        elif column in numeric or schema_roles.get(str(column)) == "numeric":
-            role = "numeric"
-        else:
-            role = schema_roles.get(str(column), "categorical")
+        role = "numeric" if column in numeric else schema_roles.get(str(column), "categorical")
         row: dict[str, Any] = {
             "column": column,
             "role": role,
