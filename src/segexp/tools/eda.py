@@ -301,8 +301,7 @@ def histogram_figure(frame: pd.DataFrame, column: str, hue: str | None) -> Figur
     bins = np.histogram_bin_edges(clean, bins=min(30, max(5, int(np.sqrt(clean.size)))))
     for i, (level, mask) in enumerate(_hue_levels(frame, hue)):
         part = values[mask].dropna().to_numpy()
-        # matplotlib accepts an array of bin edges; its stubs say Sequence[float]
-        ax.hist(part, bins=bins, alpha=0.55, color=_COLORS[i % len(_COLORS)], label=level)  # type: ignore[arg-type]
+        ax.hist(part, bins=bins, alpha=0.55, color=_COLORS[i % len(_COLORS)], label=level)
     if hue is not None:
         ax.legend(fontsize=LEGEND_SIZE, frameon=False, title=hue, title_fontsize=LEGEND_SIZE)
     return fig
