@@ -25,6 +25,7 @@ from segexp.errors import (
 from segexp.jobs.app import CONFIG_NAME, stop_signals, task
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.validation import check_sweep_before_hydra
+from segexp.tools.init import main as init_main
 from segexp.tools.shell import print_help, wants_help
 
 SWEEP_ENV = "SEGEXP_SWEEP"  # segexp.jobs.callbacks.ENV_VAR: the sweep this command has open
@@ -38,6 +39,8 @@ def _refuse(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the app on ``argv`` (default: the command line); return the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["init"]:  # segexp init [FOLDER] [data.path=FILE]: a starter project
+        return init_main(args[1:])
     try:
         check_sweep_before_hydra(args, CONFIG_NAME)  # k=1..10**12 is refused, never listed
         args = expand_argv(args)

@@ -281,12 +281,9 @@ def test_every_console_script_answers_help_and_a_usage_error_at_once(name, tmp_p
     assert done.returncode == 2, done.stdout + done.stderr
     assert heavy == set(), f"nosuchkey=1 imported {heavy}"
     assert "Traceback" not in done.stderr and done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    if name == "segexp-sample":  # argparse: its usage, then the one error line
-        assert lines[-1].startswith("segexp-sample: error:")
-    else:
-        assert len(lines) == 1, done.stderr
-        assert lines[0].startswith("segexp: error: nosuchkey: no such config key; available: ")
+    (line,) = done.stderr.strip().splitlines()
+    no_such = "no such key" if name == "segexp-sample" else "no such config key"
+    assert line.startswith(f"segexp: error: nosuchkey: {no_such}; available: "), line
     assert not any(tmp_path.iterdir())  # no store, no Hydra output folder
 
 
@@ -295,7 +292,7 @@ def test_each_tools_light_entry_answers_help_and_a_usage_error_at_once(tool, tmp
     command = [sys.executable, "-m", "segexp.tools.shell", tool]
     heavy, done = _answered([*command, "--help"], tmp_path)
     assert done.returncode == 0 and f"segexp-{tool}" in done.stdout, done.stderr
-    assert "== Config ==" in done.stdout
+    assert "Keys (key=value" in done.stdout
     assert heavy == set(), f"--help imported {heavy}"
     heavy, done = _answered([*command, "metirc=x"], tmp_path)
     assert done.returncode == 2
@@ -304,6 +301,64 @@ def test_each_tools_light_entry_answers_help_and_a_usage_error_at_once(tool, tmp
     assert line.startswith("segexp: error: metirc: no such config key")
     assert "mlflow" in line.split("available: ")[1]
     assert not any(tmp_path.iterdir())
+
+
+# Each command's own keys (a few) that its --help must name with their defaults.
+OWN_KEYS = {
+    "segexp": ["k=5", "seed=42", "plots.dpi=150", "algo=kmeans", "data=mall_sample"],
+    "segexp-compare": ["metric=silhouette", "scope=sweep", "top=20", "output=null"],
+    "segexp-promote": ["run_id=null", "best=null", "registry.alias=champion", "dry_run=false"],
+    "segexp-predict": ["input=null", "output=null", "model=null", "rejects=null"],
+    "segexp-report": ["run_id=null", "output=null", "log_to_mlflow=true"],
+    "segexp-eda": ["eda.hue=auto", "eda.max_columns=40", "data=mall_sample"],
+    "segexp-rerun": ["run_id=null", "mlflow=local"],
+    "segexp-sample": ["kind=null", "out=null", "customers=null", "seed=7", "overwrite=false"],
+}
+
+
+@pytest.mark.parametrize("name", list(SCRIPTS))
+def test_every_help_fits_one_screen_with_its_keys_and_examples(name, tmp_path):
+    command = _script_command(name)
+    done = subprocess.run([*command, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) <= 60, f"{name} --help: {len(lines)} lines"
+    assert max(map(len, lines)) <= 100
+    assert lines[0].startswith(f"{name}: ")  # what the command does, first
+    assert "Examples:" in done.stdout and f"\n  {name} " in done.stdout
+    keys = {line.split()[0] for line in lines if line.startswith("  ") and "=" in line}
+    assert set(OWN_KEYS[name]) <= keys
+    assert "powered by hydra" not in done.stdout.lower()
+    bare = subprocess.run([*command, "help"], cwd=tmp_path, capture_output=True, text=True)
+    assert bare.returncode == 0 and bare.stdout == done.stdout, bare.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_help_shows_the_command_lines_overrides_and_where_configs_come_from(tmp_path):
+    (tmp_path / "conf" / "data").mkdir(parents=True)
+    (tmp_path / "conf" / "data" / "mine.yaml").write_text("defaults:\n  - mall_sample\n")
+    done = subprocess.run(
+        [*_script_command("segexp-compare"), "--help", "metric=davies_bouldin"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "  metric=davies_bouldin " in done.stdout
+    assert f"your {tmp_path / 'conf'}" in done.stdout
+    data_line = next(line for line in done.stdout.splitlines() if line.startswith("  data="))
+    assert "mine" in data_line and "mall_sample" in data_line
+    assert "-sc install=bash" in done.stdout
+
+
+def test_cfg_job_still_prints_the_whole_config(tmp_path):
+    done = subprocess.run(
+        [*_script_command("segexp"), "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for section in ("data:", "algo:", "naming:", "limits:", "objective:"):
+        assert f"\n{section}\n" in f"\n{done.stdout}"
+    assert "max_neighbour_memory_mb: 2048" in done.stdout
 
 
 @pytest.mark.parametrize(

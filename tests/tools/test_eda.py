@@ -8,11 +8,14 @@ import pytest
 from conftest import CONF_DIR, mall_data_cfg, run_cli
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from segexp.data import load_customers
-from segexp.errors import DataError
+from segexp.errors import ConfigError, DataError
 from segexp.tools.eda import (
+    bar_figure,
     boxplot_figure,
+    eda,
     histogram_figure,
     iqr_outliers,
     markdown_table,
@@ -31,7 +34,7 @@ MALL_ARTIFACTS = {
     "plots/hist_age.png",
     "plots/hist_annual_income.png",
     "plots/hist_spending_score.png",
-    "plots/pie_gender.png",
+    "plots/bar_gender.png",
     "plots/scatter_matrix.png",
     "plots/boxplots.png",
     "plots/correlation_pearson.png",
@@ -41,8 +44,9 @@ MALL_ARTIFACTS = {
 
 
 def eda_config(overrides: list[str]):
+    """conf/eda.yaml; no local folder unless the overrides name one (tests run in the repo)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("eda", overrides=overrides)
+        return compose("eda", overrides=["output=null", *overrides])
 
 
 def all_artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -104,6 +108,19 @@ def test_eda_cli_logs_one_run_with_every_artifact(tmp_path, store, blanked_csv):
     assert "  split by   gender (auto: gender)" in screen
     assert any(line.startswith("  missing    3 cells; most in age 3 (2%)") for line in screen)
     assert f"  MLflow run {run.info.run_id} in experiment 'segexp-customers'" in screen
+    # the same files in the local folder the summary names
+    assert "  saved in   eda-customers/ (figures in plots/, tables, schema)" in screen
+    local = {
+        str(p.relative_to(tmp_path / "eda-customers"))
+        for p in (tmp_path / "eda-customers").rglob("*.*")
+    }
+    assert {p for p in local if p.startswith(("plots/", "summary"))} == {
+        p for p in MALL_ARTIFACTS if p.startswith(("plots/", "summary"))
+    }
+    again = run_cli([f"data.path={blanked_csv}", f"mlflow.tracking_uri={store}"], cwd=tmp_path,
+                    module="segexp.eda")  # fmt: skip
+    assert again.returncode == 2
+    assert "output=eda-customers: the folder exists; set overwrite=true" in again.stderr
 
 
 def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):
@@ -119,7 +136,7 @@ def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):
         assert run.data.metrics[name] == value
     artifacts = all_artifacts(client, run_id)
     assert {f"plots/hist_{c}.png" for c in ("recency", "frequency", "monetary")} <= artifacts
-    assert not any(a.startswith("plots/pie_") for a in artifacts)  # no categorical column
+    assert not any(a.startswith("plots/bar_") for a in artifacts)  # no categorical column
     corr = pd.read_csv(
         client.download_artifacts(run_id, "correlation_spearman.csv", str(tmp_path)),
         index_col=0,
@@ -200,3 +217,49 @@ def test_summary_table_agrees_with_pandas(mall_csv):
     lines = markdown_table(summary.reset_index()).splitlines()
     assert len(lines) == 2 + len(summary)
     assert lines[0].startswith("| column | role |")
+
+
+def test_figures_are_deck_quality_and_written_to_the_local_folder(store, tmp_path, mall_csv):
+    folder = tmp_path / "eda-mall"
+    overrides = [f"data.path={mall_csv}", f"mlflow.tracking_uri={store}", f"output={folder}"]
+    report = eda(eda_config(overrides))
+    assert report.folder == str(folder) and f"  saved in   {folder}/" in report.summary()
+    pngs = sorted((folder / "plots").glob("*.png"))
+    assert {p.name for p in pngs} == {p[len("plots/") :] for p in MALL_ARTIFACTS if "png" in p}
+    for png in pngs:
+        with Image.open(png) as image:
+            assert image.size[0] >= 900, (png.name, image.size)
+            assert round(image.info["dpi"][0]) == 150, png.name
+    # the same files as the run holds
+    client = MlflowClient(tracking_uri=store)
+    assert all_artifacts(client, report.run_id) == {
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()
+    }
+    with pytest.raises(ConfigError, match="the folder exists; set overwrite=true"):
+        eda(eda_config(overrides))
+    assert (
+        len(client.search_runs([client.get_experiment_by_name("segexp-customers").experiment_id]))
+        == 1
+    )
+    (folder / "plots" / "old.png").write_bytes(b"x")
+    eda(eda_config([*overrides, "overwrite=true"]))
+    assert not (folder / "plots" / "old.png").exists()
+
+
+def test_no_missing_cells_is_said_in_words():
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]})
+    fig = missingness_figure(frame)
+    assert not fig.axes  # no solid dark block
+    words = " ".join(text.get_text() for text in fig.texts)
+    assert "No missing cells" in words and "all 4 cells are filled (2 rows x 2 columns)" in words
+
+
+def test_a_categorical_is_a_bar_chart_of_counts_and_shares(mall_csv):
+    frame = load_customers(mall_data_cfg(path=str(mall_csv))).frame
+    ax = bar_figure(frame, "gender").axes[0]
+    widths = {
+        t.get_text(): p.get_width() for t, p in zip(ax.get_yticklabels(), ax.patches, strict=True)
+    }
+    assert widths == frame["gender"].value_counts().to_dict()
+    shares = [t.get_text().strip() for t in ax.texts]
+    assert shares[0] == f"112 ({112 / len(frame):.0%})"

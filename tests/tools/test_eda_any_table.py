@@ -168,7 +168,7 @@ def test_bank_table_gets_every_numeric_column_and_no_split(tmp_path, store):
     found = artifacts(store, run_id)
     assert expected_plots <= found
     assert {"schema.json", "summary.csv", "plots/missingness.png", "plots/boxplots.png"} <= found
-    assert not any(a.startswith("plots/pie_") for a in found)
+    assert not any(a.startswith("plots/bar_") for a in found)
     assert run.data.params["schema.id"] == "CUST_ID"
     shown = run.data.params["schema.numeric"]  # params stop at 250 characters; schema.json not
     assert shown.endswith(",... (17 columns)") and ",".join(BANK_NUMERIC).startswith(shown[:-17])
@@ -199,7 +199,7 @@ def test_wholesale_codes_are_categorical_and_split_by_the_fewest_levels(tmp_path
     assert line_of(summary, "missing") == "  missing    no missing cells"
     found = artifacts(store, run.info.run_id)
     assert {f"plots/hist_{c}.png" for c in SPEND} <= found
-    assert {"plots/pie_Channel.png", "plots/pie_Region.png"} <= found
+    assert {"plots/bar_Channel.png", "plots/bar_Region.png"} <= found
     assert "plots/hist_Region.png" not in found  # a code, not a quantity
     assert run.data.params["hue"] == "Channel"
     assert run.data.params["schema.categorical"] == "Channel,Region"
@@ -239,7 +239,7 @@ def test_marketing_tsv_with_dates_odd_categories_and_constants(tmp_path, store):
     assert "most in Income 3 (2%)" in line_of(summary, "missing")
     run_id = run.info.run_id
     found = artifacts(store, run_id)
-    assert {"plots/pie_Education.png", "plots/pie_Marital_Status.png"} <= found
+    assert {"plots/bar_Education.png", "plots/bar_Marital_Status.png"} <= found
     assert "plots/hist_Income.png" in found and "plots/hist_Z_Revenue.png" not in found
     assert run.data.params["schema.date"] == "Dt_Customer"
     assert run.data.params["schema.excluded"] == "Year_Birth,Z_CostContact,Z_Revenue"
@@ -274,7 +274,7 @@ def test_a_1000_column_table_finishes_quickly_with_capped_figures(tmp_path, stor
     summary = summary_block(stdout)
     assert len(summary) <= 25 and max(map(len, summary)) <= 100
     assert line_of(summary, "roles").startswith("  roles      0 id, 1000 numeric,")
-    assert line_of(summary, "figures") == "  figures    40 histograms, 0 pies"
+    assert line_of(summary, "figures") == "  figures    40 histograms, 0 bar charts"
     assert "960 of 1000 numeric columns left out of figures" in "\n".join(summary)
     assert "most in x0999 6 (2%)" in line_of(summary, "missing")
     found = artifacts(store, run.info.run_id)

@@ -11,13 +11,18 @@ set in the data config), never from the data config's raw keys. It holds:
     schema.json                    every column's role and why (also params schema.<role>)
     correlation_pearson.csv, correlation_spearman.csv
     plots/hist_<column>.png        histogram per numeric column, one colour per split level
-    plots/pie_<column>.png         split of each categorical column (the gender split)
+    plots/bar_<column>.png         customers per level of each categorical column
     plots/scatter_matrix.png       pairwise scatter of the first numeric columns
-    plots/boxplots.png             box per numeric column, outlier count in its title
+    plots/boxplots.png             box per numeric column (the first 12), outliers in its title
     plots/correlation_pearson.png, plots/correlation_spearman.png
-    plots/missingness.png          present/absent matrix of every cell (as missingno draws it)
+    plots/missingness.png          present/absent matrix of every cell (as missingno draws it),
+                                   or "No missing cells" in words
 
-Wide tables: histograms, pies, box plots and correlations cover the first
+The same files go to a local folder (``output``, default ``eda-<data name>/``), which
+the summary names; an existing one is refused before any work unless ``overwrite=true``.
+Figures are 150 dpi and at least 960 px wide (``plots.dpi``), as the run plots.
+
+Wide tables: histograms, bar charts, box plots and correlations cover the first
 ``eda.max_columns`` numeric (categorical) columns in file order, so a
 1000-column table takes seconds; the terminal summary says how many were left
 out. Counts (missing cells, outliers) always cover every column.
@@ -32,10 +37,11 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +65,15 @@ from segexp.data.export import write_table
 from segexp.data.load import CustomerTable, closest
 from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
-from segexp.insight.plots import save
+from segexp.insight.plots import (
+    HEIGHT,
+    LABEL_SIZE,
+    LEGEND_SIZE,
+    TICK_SIZE,
+    TITLE_SIZE,
+    WIDTH,
+    save,
+)
 from segexp.tools.shell import hydra_tool
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
@@ -70,16 +84,8 @@ _COLORS = [
 _MISSING_LEVEL = "(missing)"
 _PREFERRED_HUE = "gender"
 _WIDTH = 100  # terminal columns the summary fits in
+_MAX_BOXES = 12  # box plots in one figure (6 to a row)
 _TOP = 3  # entries per summary line (most missing, most outliers, strongest pairs)
-
-
-def _positive_int(section: Mapping[str, Any], key: str, default: int, least: int = 1) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ConfigError(
-            f"eda.{key}: a whole number >= {least} ({default} is usual); got {value!r}"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -93,25 +99,14 @@ class EdaOptions:
     max_scatter_rows: int = 2000
     max_scatter_columns: int = 6
     max_pie_levels: int = 12
-    dpi: int = 80
+    dpi: int = 150
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> EdaOptions:
+        """The config's values (segexp.jobs.validation checks them before the tool runs)."""
         eda = dict(cfg.get("eda") or {})
-        plots = dict(cfg.get("plots") or {})
-        factor = eda.get("iqr_factor", 1.5)
-        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
-            raise ConfigError(f"eda.iqr_factor: a number >= 0 (1.5 is usual); got {factor!r}")
-        return cls(
-            hue=eda.get("hue", "auto"),
-            max_hue_levels=_positive_int(eda, "max_hue_levels", 8, least=2),
-            max_columns=_positive_int(eda, "max_columns", 40),
-            iqr_factor=float(factor),
-            max_scatter_rows=int(eda.get("max_scatter_rows", 2000)),
-            max_scatter_columns=int(eda.get("max_scatter_columns", 6)),
-            max_pie_levels=int(eda.get("max_pie_levels", 12)),
-            dpi=int(plots.get("dpi", 80)),
-        )
+        given = {f.name: eda[f.name] for f in fields(cls) if f.name in eda}
+        return cls(**given, dpi=int(dict(cfg.get("plots") or {}).get("dpi", cls.dpi)))
 
 
 # --- what the data holds ----------------------------------------------------------------------
@@ -198,14 +193,7 @@ def summary_table(
     rows = []
     for column in frame.columns:
         values = frame[column]
-        if column == table.id_column:
-            role = "id"
-        elif column == table.label_column:
-            role = "label"
-        elif column in numeric or schema_roles.get(str(column)) == "numeric":
-            role = "numeric"
-        else:
-            role = schema_roles.get(str(column), "categorical")
+        role = "numeric" if column in numeric else schema_roles.get(str(column), "categorical")
         row: dict[str, Any] = {
             "column": column,
             "role": role,
@@ -270,56 +258,68 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 # --- figures (matplotlib Figure + Agg canvas: no pyplot state) --------------------------------
+# At least the run plots' 6.4 in wide (960 px at 150 dpi), text 9 pt and up, laid out by
+# matplotlib's constrained layout: titles, labels and colour bars never overlap or fall off.
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
+def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
+    fig = Figure(figsize=(max(width, WIDTH), height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _axes(fig: Figure, *where: int, title: str = "", xlabel: str = "", ylabel: str = ""):
+    ax = fig.add_subplot(*where)
+    ax.set_title(title, fontsize=TITLE_SIZE if len(where) < 3 else LABEL_SIZE)
+    ax.set_xlabel(xlabel, fontsize=LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
+    ax.tick_params(labelsize=TICK_SIZE)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def _levels(values: pd.Series) -> pd.Series:
+    """Each cell as text, a missing cell as its own level."""
+    return values.astype(object).where(values.notna(), _MISSING_LEVEL).astype(str)
 
 
 def _hue_levels(frame: pd.DataFrame, hue: str | None) -> list[tuple[str, np.ndarray]]:
     if hue is None:
         return [("all", np.ones(len(frame), dtype=bool))]
-    values = frame[hue].astype(object).where(frame[hue].notna(), _MISSING_LEVEL).astype(str)
+    values = _levels(frame[hue])
     return [(str(level), (values == level).to_numpy()) for level in sorted(values.unique())]
 
 
 def histogram_figure(frame: pd.DataFrame, column: str, hue: str | None) -> Figure:
     """Histogram of one numeric column, one colour per hue level on shared bins."""
-    fig = _figure(4.2, 3.0)
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
-    ax = fig.add_subplot()
     values = frame[column].astype(float)
+    title = f"{column} ({len(values)} customers, {int(values.isna().sum())} missing)"
+    fig = _figure()
+    ax = _axes(fig, title=title, xlabel=column, ylabel="customers")
     clean = values.dropna().to_numpy()
     bins = np.histogram_bin_edges(clean, bins=min(30, max(5, int(np.sqrt(clean.size)))))
     for i, (level, mask) in enumerate(_hue_levels(frame, hue)):
         part = values[mask].dropna().to_numpy()
-        # matplotlib accepts an array of bin edges; its stubs say Sequence[float]
-        ax.hist(part, bins=bins, alpha=0.55, color=_COLORS[i % len(_COLORS)], label=level)  # type: ignore[arg-type]
+        ax.hist(part, bins=bins, alpha=0.55, color=_COLORS[i % len(_COLORS)], label=level)
     if hue is not None:
-        ax.legend(fontsize=7, frameon=False, title=hue, title_fontsize=7)
-    ax.set_xlabel(column)
-    ax.set_ylabel("customers")
-    ax.set_title(f"{column} ({int(values.isna().sum())} missing)", fontsize=9)
+        ax.legend(fontsize=LEGEND_SIZE, frameon=False, title=hue, title_fontsize=LEGEND_SIZE)
     return fig
 
 
-def pie_figure(frame: pd.DataFrame, column: str) -> Figure:
-    """Share of each level of a categorical column (missing cells as their own slice)."""
-    fig = _figure(3.4, 3.0)
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.88)
-    ax = fig.add_subplot()
-    counts = frame[column].astype(object).where(frame[column].notna(), _MISSING_LEVEL).astype(str)
-    counts = counts.value_counts()
-    ax.pie(
-        counts.to_numpy(),
-        labels=[f"{level} ({n})" for level, n in counts.items()],
-        colors=[_COLORS[i % len(_COLORS)] for i in range(len(counts))],
-        autopct="%1.0f%%",
-        textprops={"fontsize": 8},
-    )
-    ax.set_title(f"{column} split ({len(frame)} customers)", fontsize=9)
+def bar_figure(frame: pd.DataFrame, column: str) -> Figure:
+    """Customers per level of a categorical column, most first (missing cells as a level)."""
+    counts = _levels(frame[column]).value_counts()
+    total = max(int(counts.sum()), 1)
+    fig = _figure(height=max(2.4, 0.42 * len(counts) + 1.4))
+    ax = _axes(fig, title=f"{column} ({total} customers)", xlabel="customers")
+    rows = np.arange(len(counts))
+    ax.barh(rows, counts.to_numpy(), color=_COLORS[0])
+    ax.set_yticks(rows, [_clip(str(level), 30) for level in counts.index], fontsize=LABEL_SIZE)
+    ax.invert_yaxis()
+    for row, n in zip(rows, counts.to_numpy(), strict=True):
+        ax.text(n, row, f" {n} ({n / total:.0%})", va="center", fontsize=TICK_SIZE)
+    ax.set_xlim(0, counts.max() * 1.25)
     return fig
 
 
@@ -348,114 +348,84 @@ def scatter_matrix_figure(
     under the panels): one axes renders in a fraction of the time of n x n.
     """
     n = len(columns)
-    size = max(3.0, min(1.4 * n + 1.0, 9.0))
-    fig = _figure(size, size)
-    ax = fig.add_axes((0.1, 0.1, 0.88, 0.82))
-    shown = frame
-    title = "pairwise scatter"
+    size = min(1.6 * n + 1.5, 11.0)
+    fig = _figure(size, max(size, WIDTH))
+    ax = fig.add_subplot()
+    shown, title = frame, "pairwise scatter"
     if len(frame) > max_rows:
         shown = frame.sample(n=max_rows, random_state=seed)
         title += f" ({max_rows} of {len(frame)} customers, random sample)"
     values = shown[list(columns)].astype(float)
     low, high = values.min(), values.max()
-    span = (high - low).where(high > low, 1.0)
-    unit = (values - low) / span  # every column on 0..1
+    unit = (values - low) / (high - low).where(high > low, 1.0)  # every column on 0..1
     inner = 0.86  # panel size; the rest of each cell is the gap between panels
     for i, row_column in enumerate(columns):
         y0 = n - 1 - i
-        ax.text(-0.06, y0 + inner / 2, row_column, rotation=90, ha="right", va="center", fontsize=7)
-        for j, col_column in enumerate(columns):
+        ax.text(-0.06, y0 + inner / 2, _clip(row_column, 18), rotation=90, ha="right",
+                va="center", fontsize=LABEL_SIZE)  # fmt: skip
+        for j in range(n):
             ax.add_patch(Rectangle((j, y0), inner, inner, fill=False, lw=0.5, color="#999999"))
-            if i == j:
-                counts, edges = np.histogram(unit[col_column].dropna(), bins=15, range=(0, 1))
-                heights = counts / max(counts.max(), 1) * inner
-                ax.bar(
-                    j + edges[:-1] * inner,
-                    heights,
-                    width=inner / 15,
-                    bottom=y0,
-                    align="edge",
-                    color="#888888",
-                )
+        counts, edges = np.histogram(unit[row_column].dropna(), bins=15, range=(0, 1))
+        heights = counts / max(counts.max(), 1) * inner
+        ax.bar(i + edges[:-1] * inner, heights, width=inner / 15, bottom=y0, align="edge",
+               color="#888888")  # fmt: skip
     for k, (level, mask) in enumerate(_hue_levels(shown, hue)):
-        xs, ys = [], []
-        for i, row_column in enumerate(columns):
-            for j, col_column in enumerate(columns):
-                if i != j:
-                    xs.append(j + unit[col_column][mask].to_numpy() * inner)
-                    ys.append(n - 1 - i + unit[row_column][mask].to_numpy() * inner)
-        if xs:
-            ax.scatter(
-                np.concatenate(xs),
-                np.concatenate(ys),
-                s=2,
-                alpha=0.6,
-                color=_COLORS[k % len(_COLORS)],
-                label=level,
-                linewidths=0,
-            )
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        if not pairs:
+            continue
+        xs = [j + unit[columns[j]][mask].to_numpy() * inner for _, j in pairs]
+        ys = [n - 1 - i + unit[columns[i]][mask].to_numpy() * inner for i, _ in pairs]
+        ax.scatter(np.concatenate(xs), np.concatenate(ys), s=4, alpha=0.6, linewidths=0,
+                   color=_COLORS[k % len(_COLORS)], label=level)  # fmt: skip
     for j, column in enumerate(columns):
-        ax.text(j + inner / 2, -0.1, column, ha="center", va="top", fontsize=7)
-        ax.text(j, -0.02, _short(low[column]), ha="left", va="top", fontsize=6, color="#555555")
-        ax.text(
-            j + inner,
-            -0.02,
-            _short(high[column]),
-            ha="right",
-            va="top",
-            fontsize=6,
-            color="#555555",
-        )
+        ax.text(j + inner / 2, -0.12, _clip(column, 18), ha="center", va="top",
+                fontsize=LABEL_SIZE)  # fmt: skip
+        for x, value, align in ((j, low[column], "left"), (j + inner, high[column], "right")):
+            ax.text(x, -0.02, _short(value), ha=align, va="top", fontsize=TICK_SIZE,
+                    color="#555555")  # fmt: skip
     ax.set_xlim(-0.02, n)
     ax.set_ylim(-0.02, n)
     ax.set_axis_off()
     if hue is not None and n > 1:
-        fig.legend(fontsize=7, frameon=False, loc="upper right", ncol=4, markerscale=3)
-    fig.suptitle(title, fontsize=9, x=0.1, ha="left")
+        fig.legend(fontsize=LEGEND_SIZE, frameon=False, loc="outside upper right", ncol=4,
+                   markerscale=2.5, title=hue, title_fontsize=LEGEND_SIZE)  # fmt: skip
+    fig.suptitle(title, fontsize=TITLE_SIZE)
     return fig
 
 
 def boxplot_figure(frame: pd.DataFrame, columns: Sequence[str], iqr_factor: float) -> Figure:
-    """One box per numeric column (own scale each, 8 to a row), its IQR outlier count above."""
+    """One box per numeric column (own scale each, 6 to a row), its IQR outlier count above."""
     n = max(len(columns), 1)
-    per_row = min(n, 8)
+    per_row = min(n, 6)
     rows = math.ceil(n / per_row)
-    height = 2.7 * rows + 0.5
-    fig = _figure(min(1.9 * per_row + 0.6, 14), height)
-    fig.subplots_adjust(
-        left=0.08, right=0.98, bottom=0.35 / height, top=1 - 0.55 / height, wspace=0.5,
-        hspace=0.45,
-    )  # fmt: skip
+    fig = _figure(min(1.8 * per_row + 1.0, 14), 3.4 * rows + 0.6)
     for i, column in enumerate(columns):
-        ax = fig.add_subplot(rows, per_row, i + 1)
+        title = f"{iqr_outliers(frame[column], iqr_factor)} outliers"
+        ax = _axes(fig, rows, per_row, i + 1, title=title)
         values = frame[column].dropna().astype(float).to_numpy()
         ax.boxplot(values, whis=iqr_factor, widths=0.6, flierprops={"markersize": 3})
-        ax.set_xticks([1], [_clip(str(column), 18)], fontsize=7)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"{iqr_outliers(frame[column], iqr_factor)} outliers", fontsize=8)
-    fig.suptitle(f"box plots (whiskers at {iqr_factor:g} x IQR)", fontsize=9)
+        ax.set_xticks([1], [_clip(str(column), 16)], fontsize=TICK_SIZE)
+    fig.suptitle(f"box plots (whiskers at {iqr_factor:g} x IQR)", fontsize=TITLE_SIZE)
     return fig
 
 
 def correlation_figure(correlation: pd.DataFrame, title: str) -> Figure:
     """Correlation matrix as a heatmap on a fixed -1..1 scale, values written in the cells."""
     n = len(correlation)
-    fig = _figure(min(max(3.2, 0.7 * n + 2.0), 13), min(max(2.8, 0.6 * n + 1.6), 12))
-    fig.subplots_adjust(left=0.3, right=0.92, bottom=0.3, top=0.9)
-    ax = fig.add_subplot()
+    side = min(max(WIDTH, 0.6 * n + 3.0), 14)
+    fig = _figure(side, side * 0.85)
+    ax = _axes(fig, title=title)
     image = ax.imshow(correlation.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
     labels = [_clip(str(c), 20) for c in correlation.columns]
-    size = 7 if n <= 20 else 5
+    size = LABEL_SIZE if n <= 12 else TICK_SIZE if n <= 20 else 6
     ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=size)
     ax.set_yticks(range(n), labels, fontsize=size)
-    if n <= 12:
-        for i in range(n):
-            for j in range(n):
-                value = correlation.iat[i, j]
-                text = "" if pd.isna(value) else f"{value:.2f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=6)
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_title(title, fontsize=9)
+    for i, j in np.ndindex(n, n) if n <= 20 else ():  # wider: cells too small for numbers
+        value = correlation.iat[i, j]
+        color = "white" if abs(value) > 0.6 else "black"
+        text = "" if pd.isna(value) else f"{value:.2f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=size, color=color)
+    fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=TICK_SIZE)
     return fig
 
 
@@ -471,26 +441,25 @@ def missingness_matrix(frame: pd.DataFrame, max_rows: int = 2000) -> tuple[np.nd
 
 
 def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000, max_labels: int = 40) -> Figure:
-    """Missing cells as gaps in dark columns, one column per table column (missingno's matrix).
+    """Missing cells as gaps in dark columns, one column per table column (missingno's
+    matrix); a table with none says so in words.
 
     Wider than ``max_labels`` columns, only the columns with gaps are labelled
     (the most missing first) and the figure stops growing: 1000 labels are unreadable.
     """
-    matrix, block = missingness_matrix(frame, max_rows)
-    n = frame.shape[1]
-    width = min(max(3.5, 0.6 * n + 2.0), 16)
-    fig = _figure(width, 3.6)
-    fig.subplots_adjust(left=0.14, right=0.8, bottom=0.08, top=0.7)
-    ax = fig.add_subplot()
-    ax.imshow(
-        matrix,
-        aspect="auto",
-        interpolation="nearest",
-        cmap=ListedColormap(["#ffffff", "#404040"]),
-        vmin=0,
-        vmax=1,
-    )
     counts = frame.isna().sum().to_numpy()
+    rows, n = frame.shape
+    if not counts.sum():
+        fig = _figure(WIDTH, 2.0)
+        words = f"No missing cells\nall {frame.size} cells are filled ({rows} rows x {n} columns)"
+        fig.text(0.5, 0.5, words, ha="center", va="center", fontsize=TITLE_SIZE)
+        return fig
+    matrix, block = missingness_matrix(frame, max_rows)
+    fig = _figure(min(0.6 * n + 2.5, 16), HEIGHT)
+    ylabel = "row" if block == 1 else f"rows, in blocks of {block}"
+    ax = _axes(fig, ylabel=ylabel)
+    ax.imshow(matrix, aspect="auto", interpolation="nearest", vmin=0, vmax=1,
+              cmap=ListedColormap(["#ffffff", "#404040"]))  # fmt: skip
     names = [str(c) for c in frame.columns]
     if n <= max_labels:
         for boundary in range(1, n):
@@ -499,20 +468,13 @@ def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000, max_labels: in
     else:
         gaps = np.flatnonzero(counts)
         labelled = sorted(gaps[np.argsort(-counts[gaps], kind="stable")][:max_labels])
-    ax.set_xticks(
-        labelled,
-        [f"{_clip(names[i], 24)} ({counts[i]})" for i in labelled],
-        rotation=45,
-        ha="left",
-        fontsize=7,
-    )
+    ax.set_xticks(labelled, [f"{_clip(names[i], 24)} ({counts[i]})" for i in labelled],
+                  rotation=45, ha="left", fontsize=TICK_SIZE)  # fmt: skip
     ax.xaxis.tick_top()
-    ax.set_ylabel("row" if block == 1 else f"rows, in blocks of {block}", fontsize=8)
-    ax.tick_params(axis="y", labelsize=7)
     title = f"missing cells: {int(counts.sum())} of {frame.size} (white = absent)"
     if n > max_labels:
         title += f"; {n} columns in file order, labelled where cells are missing"
-    ax.set_title(title, fontsize=9, y=-0.1)
+    ax.set_xlabel(title, fontsize=LABEL_SIZE)
     return fig
 
 
@@ -531,20 +493,20 @@ class EdaPlan:
     categorical: list[str]
     split: Split
     drawn: list[str]  # numeric columns with a histogram, a box and a correlation
-    pies: list[str]  # categorical columns with a pie chart
+    bars: list[str]  # categorical columns with a bar chart
 
     @classmethod
     def of(cls, table: CustomerTable, options: EdaOptions) -> EdaPlan:
         numeric, categorical = column_roles(table)
         split = choose_split(table, categorical, options.hue, options.max_hue_levels)
         frame = table.frame
-        pies = [c for c in categorical if frame[c].nunique(dropna=False) <= options.max_pie_levels]
+        bars = [c for c in categorical if frame[c].nunique(dropna=False) <= options.max_pie_levels]
         return cls(
             numeric=numeric,
             categorical=categorical,
             split=split,
             drawn=numeric[: options.max_columns],
-            pies=pies[: options.max_columns],
+            bars=bars[: options.max_columns],
         )
 
 
@@ -564,7 +526,7 @@ class EdaReport:
     n_numeric: int
     n_drawn: int
     n_categorical: int
-    n_pies: int
+    n_bars: int
     max_columns: int
     iqr_factor: float
     metrics: dict[str, float] = field(default_factory=dict)
@@ -572,6 +534,7 @@ class EdaReport:
     experiment: str = ""
     experiment_id: str = ""
     tracking_uri: str = ""
+    folder: str = ""  # the local copy of the figures and tables
 
     def summary(self) -> str:
         """One screen: at most ~20 lines of at most 100 characters."""
@@ -606,14 +569,16 @@ class EdaReport:
         for i, (left, right, r) in enumerate(self.pairs):
             pair = f"{_clip(left, 32)} ~ {_clip(right, 32)}"
             add("correlated" if i == 0 else "", f"{r:+.2f}  {pair}" + (" (Pearson)" * (i == 0)))
-        add("figures", f"{_plural(self.n_drawn, 'histogram')}, {_plural(self.n_pies, 'pie')}")
+        add("figures", f"{_plural(self.n_drawn, 'histogram')}, {_plural(self.n_bars, 'bar chart')}")
         left_numeric = self.n_numeric - self.n_drawn
         if left_numeric:
             add("", f"{left_numeric} of {self.n_numeric} numeric columns left out of figures")
             add("", f"and correlations (the first {self.max_columns} kept: eda.max_columns)")
-        left_pies = max(self.n_categorical - self.n_pies, 0)
-        if left_pies:
-            add("", f"{left_pies} categorical columns without a pie (too many levels or columns)")
+        left_bars = max(self.n_categorical - self.n_bars, 0)
+        if left_bars:
+            add("", f"{left_bars} categorical columns without a bar chart (too many levels)")
+        if self.folder:
+            add("saved in", f"{self.folder}/ (figures in plots/, tables, schema)")
         if self.run_id:
             add("MLflow run", f"{self.run_id} in experiment '{self.experiment}'")
             for i, text in enumerate(
@@ -690,8 +655,8 @@ def write_eda_artifacts(
     dpi = options.dpi
     for column in plan.drawn:
         save(histogram_figure(frame, column, hue), plots / f"hist_{_safe_name(column)}.png", dpi)
-    for column in plan.pies:
-        save(pie_figure(frame, column), plots / f"pie_{_safe_name(column)}.png", dpi)
+    for column in plan.bars:
+        save(bar_figure(frame, column), plots / f"bar_{_safe_name(column)}.png", dpi)
     pairs: list[tuple[str, str, float]] = []
     if plan.drawn:
         shown = plan.drawn[: options.max_scatter_columns]
@@ -700,7 +665,8 @@ def write_eda_artifacts(
             plots / "scatter_matrix.png",
             dpi,
         )
-        save(boxplot_figure(frame, plan.drawn, options.iqr_factor), plots / "boxplots.png", dpi)
+        boxes = plan.drawn[:_MAX_BOXES]  # more are unreadable; summary.csv has every column's
+        save(boxplot_figure(frame, boxes, options.iqr_factor), plots / "boxplots.png", dpi)
         for method in ("pearson", "spearman"):
             correlation = frame[plan.drawn].astype(float).corr(method=method)
             write_table(correlation, folder / f"correlation_{method}.csv", "csv", index=True)
@@ -745,7 +711,7 @@ def write_eda_artifacts(
         n_numeric=len(numeric),
         n_drawn=len(plan.drawn),
         n_categorical=len(plan.categorical),
-        n_pies=len(plan.pies),
+        n_bars=len(plan.bars),
         max_columns=options.max_columns,
         iqr_factor=options.iqr_factor,
         metrics=metrics,
@@ -759,6 +725,7 @@ def eda(cfg: DictConfig) -> EdaReport:
     writing the artifacts ends the run FAILED with the error in a tag.
     """
     options = EdaOptions.from_config(cfg)
+    folder = output_folder(cfg.get("output"), cfg.get("overwrite", False))
     table = load_customers(cfg.data)
     plan = EdaPlan.of(table, options)
     uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
@@ -787,6 +754,8 @@ def eda(cfg: DictConfig) -> EdaReport:
             if table.schema is not None:
                 params.update(table.schema.params())
             tracker.log(run_id, params=params, metrics=report.metrics, artifact_dir=tmp)
+            if folder is not None:
+                publish_folder(Path(tmp), folder)
     except BaseException as exc:
         tracker.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -797,7 +766,41 @@ def eda(cfg: DictConfig) -> EdaReport:
         experiment=str(cfg.mlflow.experiment),
         experiment_id=str(experiment_id),
         tracking_uri=uri,
+        folder=str(folder or ""),
     )
+
+
+def output_folder(output: Any, overwrite: Any) -> Path | None:
+    """The local folder for the figures and tables (``output``), refused before any work
+    when it exists and ``overwrite`` is not true; None: MLflow only."""
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite: true or false; got {overwrite!r}")
+    if output in (None, ""):
+        return None
+    if not isinstance(output, str):
+        raise ConfigError(f"output: a folder name, or null for MLflow only; got {output!r}")
+    folder = Path(output).expanduser()
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise ConfigError(f"output={output}: exists and is not a folder; choose another output=")
+    if folder.exists() and not overwrite:
+        raise ConfigError(
+            f"output={output}: the folder exists; set overwrite=true to replace it, "
+            "or choose another output=FOLDER (output=null: MLflow only)"
+        )
+    return folder
+
+
+def publish_folder(source: Path, folder: Path) -> None:
+    """Copy ``source`` to ``folder`` whole: staged beside it, then renamed into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        if folder.is_dir():  # overwrite=true, checked before the run
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_eda(cfg: DictConfig) -> str:

@@ -1,53 +1,111 @@
 """``segexp-sample``: write a built-in sample as a file, to try ``data.path`` with a file.
 
-segexp-sample transactions --out transactions.csv    # an invoice-line log
-segexp-sample mall --out customers.parquet           # mall customers
-
-The format is the name's (.csv, .tsv, .parquet, .pq); an existing file is refused unless
-``--overwrite`` (and only a regular file is ever replaced), as for every segexp output.
+Takes ``key=value`` like every segexp tool (``--out FILE`` and ``--overwrite`` stay as
+aliases). The format is the name's (.csv, .tsv, .parquet, .pq); an existing file is
+refused unless ``overwrite=true`` (and only a regular file is ever replaced), as for
+every segexp output.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+HELP = """segexp-sample: write a built-in sample table as a file, to try data.path=FILE.
+Examples:
+  segexp-sample mall out=customers.csv             200 mall customers (CSV)
+  segexp-sample transactions out=log.parquet       an invoice-line log of 300 customers
+  segexp-sample mall out=big.csv customers=100000 overwrite=true
+
+Keys (key=value on the command line; the default shown):
+  kind=null         mall | transactions (also the first word: segexp-sample mall ...)
+  out=null          the file to write: .csv, .tsv, .parquet or .pq (its format); --out FILE too
+  customers=null    number of customers (null: 200 mall, 300 transactions)
+  seed=7            random seed
+  overwrite=false   true: replace an existing regular file (--overwrite too)"""
+KEYS = {"kind": None, "out": None, "customers": None, "seed": "7", "overwrite": "false"}
+KINDS = ("mall", "transactions")
+
+
+def parse_args(args: Sequence[str]) -> dict[str, str | None]:
+    """``key=value`` words (and the aliases) -> values; ConfigError names what is wrong."""
+    from segexp.errors import ConfigError
+
+    values = dict(KEYS)
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if word == "--overwrite":
+            word = "overwrite=true"
+        elif word == "--out" and words:
+            word = f"out={words.pop(0)}"
+        elif word.startswith("--out="):
+            word = word[2:]
+        elif "=" not in word and word in KINDS:
+            word = f"kind={word}"
+        key, equals, value = word.partition("=")
+        if not equals:
+            raise ConfigError(f"{word}: not key=value; write e.g. segexp-sample mall out=FILE")
+        if key not in KEYS:
+            raise ConfigError(f"{key}: no such key; available: {', '.join(KEYS)}")
+        values[key] = value
+    return values
+
+
+def _whole(values: dict[str, str | None], key: str, least: int) -> int | None:
+    from segexp.errors import ConfigError
+
+    text = values[key]
+    if text in (None, "null"):
+        return None
+    try:
+        number = int(str(text))
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise ConfigError(f"{key}: a whole number >= {least}; got {text!r}")
+    return number
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="segexp-sample", description="Write a built-in sample table as a file."
-    )
-    parser.add_argument("kind", choices=["mall", "transactions"], help="which sample")
-    parser.add_argument(
-        "--out", required=True, help="file to write: .csv, .tsv, .parquet or .pq (its format)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    parser.add_argument("--customers", type=int, default=None, help="number of customers")
-    parser.add_argument("--seed", type=int, default=7, help="random seed")
-    args = parser.parse_args(argv)
-    # after argparse: --help answers without importing pandas
-    from segexp.data.export import write_table
-    from segexp.data.samples import generate_mall_sample, generate_transactions
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("--help", "-h", "help") for a in args):
+        print(HELP)
+        return 0
     from segexp.errors import ConfigError
-    from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
 
-    if args.kind == "mall":
-        n = 200 if args.customers is None else args.customers
-        minimum, make, what = 5, generate_mall_sample, "customers"
-    else:
-        n = 300 if args.customers is None else args.customers
-        minimum, make, what = 1, generate_transactions, "transaction lines"
+    # messages name what the user wrote: --out / --overwrite, or out= / overwrite=true
+    out_key, overwrite_key = ("--out", "--overwrite") if "--out" in " ".join(args) else (
+        "out", "overwrite=true"
+    )  # fmt: skip
     try:
-        if n < minimum:
-            raise ConfigError(f"--customers must be at least {minimum}; got {n}")
-        out = check_output(args.out, "--out", args.overwrite, list(TABLE_FORMATS), "--overwrite")
-        table = make(n_customers=n, seed=args.seed)
+        values = parse_args(args)
+        if values["kind"] not in KINDS:
+            got = f"; got {values['kind']!r}" if values["kind"] else " is required"
+            raise ConfigError(f"kind: mall or transactions{got} (segexp-sample mall out=FILE)")
+        if not values["out"]:
+            raise ConfigError("out: the file to write is required, e.g. out=customers.csv")
+        if values["overwrite"] not in ("true", "false"):
+            raise ConfigError(f"overwrite: true or false; got {values['overwrite']!r}")
+        mall = values["kind"] == "mall"
+        n = _whole(values, "customers", 5 if mall else 1) or (200 if mall else 300)
+        seed = _whole(values, "seed", 0) or 0
+        # after the command line is checked: a usage error answers without pandas
+        from segexp.data.export import write_table
+        from segexp.data.samples import generate_mall_sample, generate_transactions
+        from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
+
+        overwrite = values["overwrite"] == "true"
+        out = check_output(
+            str(values["out"]), out_key, overwrite, list(TABLE_FORMATS), overwrite_key
+        )
+        table = (generate_mall_sample if mall else generate_transactions)(n_customers=n, seed=seed)
         with staged(out) as temporary:
-            write_table(table, temporary, table_format(out, "--out"))
+            write_table(table, temporary, table_format(out, out_key))
     except ConfigError as exc:
         print(f"segexp: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    what = "customers" if mall else "transaction lines"
     print(f"wrote {len(table)} {what} of {n} customers to {out}")
     return 0
 

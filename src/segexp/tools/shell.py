@@ -20,10 +20,15 @@ points for every tool (``python -m segexp.tools.shell promote best=silhouette``)
 from __future__ import annotations
 
 import importlib
+import importlib.resources
+import json
 import logging
 import os
+import re
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import hydra
@@ -55,96 +60,164 @@ HELP_FLAGS = ("--help", "-h")
 
 
 def wants_help(args: Sequence[str]) -> bool:
-    """``--help``/``-h`` (the app's help; ``--hydra-help`` stays Hydra's)."""
-    return any(a in HELP_FLAGS for a in args) and "--hydra-help" not in args
+    """``--help``, ``-h`` or the bare word ``help`` (no override is a bare word);
+    ``--hydra-help`` stays Hydra's."""
+    return any(a in HELP_FLAGS or a == "help" for a in args) and "--hydra-help" not in args
 
 
-class _LazyHelp(dict):
-    """The placeholders of Hydra's help template, each computed only if the template has it
-    (Hydra computes every one, listing all of Hydra's own groups: most of a second)."""
-
-    def __init__(self, parts: dict[str, Callable[[], str]]) -> None:
-        super().__init__()
-        self.parts = parts
-
-    def __missing__(self, key: str) -> str:
-        value = self.parts[key]()
-        self[key] = value
-        return value
+WIDTH = 100  # help lines are cut to this many characters
+_KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(.*)$")
 
 
-def _config_groups(loader, predicate: Callable[[str], bool], parent: str = "") -> list[str]:
-    from hydra.core.object_type import ObjectType
-
-    groups = []
-    for group in loader.list_groups(parent):
-        name = f"{parent}/{group}" if parent else group
-        if not predicate(name):
+def yaml_comments(text: str) -> dict[str, str]:
+    """Dotted key -> its comment in a YAML file: the ``#`` lines right above the key, or
+    the one after its value. What Hydra's loader drops, read from the file itself."""
+    comments: dict[str, str] = {}
+    parents: list[tuple[int, str]] = []
+    above: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("#").strip())
             continue
-        if loader.get_group_options(name, ObjectType.CONFIG):
-            groups.append(name)
-        if loader.get_group_options(name, ObjectType.GROUP):
-            groups.extend(_config_groups(loader, predicate, name))
-    return groups
+        match = _KEY_LINE.match(line)
+        if not match:
+            above = []
+            continue
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
+        parents = [(i, k) for i, k in parents if i < indent]
+        path = ".".join([k for _, k in parents] + [key])
+        parents.append((indent, key))
+        inline = rest.partition(" #")[2].strip()
+        if inline or above:
+            comments[path] = inline or " ".join(above)
+        above = []
+    return comments
 
 
-def _format_groups(loader, predicate: Callable[[str], bool]) -> str:
-    from hydra.core.object_type import ObjectType
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): node}
 
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":")).replace('"', "")
+    return str(value)
+
+
+def _cut(line: str, width: int = WIDTH) -> str:
+    """``line`` cut at the last word that fits ``width``, with an ellipsis."""
+    if len(line) <= width:
+        return line
+    return line[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:(") + "\u2026"
+
+
+def _two_columns(rows: list[tuple[str, str]], wrap: bool = False) -> list[str]:
+    """``  left   right`` lines; right cut to the width, or wrapped (option lists)."""
+    pad = min(max((len(left) for left, _ in rows), default=0), 30) + 4
     lines = []
-    for group in sorted(_config_groups(loader, predicate)):
-        options = sorted(loader.get_group_options(group, ObjectType.CONFIG))
-        lines.append(f"{group}: {', '.join(options)}")
-    return "\n".join(lines) + "\n"
+    for left, right in rows:
+        head = f"  {left}".ljust(pad)
+        if wrap:
+            lines += textwrap.wrap(
+                right, WIDTH, initial_indent=head, subsequent_indent=" " * pad
+            ) or [head]
+        elif len(head) > pad:  # a long key=value: its words on the next line
+            lines += [_cut(head), _cut(" " * pad + right)] if right else [_cut(head)]
+        else:
+            lines.append(_cut(head + right))
+    return lines
 
 
-HYDRA_FLAGS = """Hydra's flags:
-  --help, -h              this help
-  --hydra-help            Hydra's own help
-  --cfg, -c {job,hydra,all}  print the composed config instead of running
-  --resolve               with --cfg: resolve interpolations
-  --package, -p PACKAGE   with --cfg: print only this part of the config
-  --info, -i [searchpath|config|defaults|...]  where configs come from, and more
-  --multirun, -m          run a sweep (one job per combination of values)
-  --config-dir, -cd DIR   add DIR behind the packaged configs
-  --shell-completion, -sc install=bash|zsh|fish  shell completion
-"""
+def _config_text(source_path: str, name: str) -> str:
+    """The YAML text of ``name`` in a Hydra config source (``pkg://...`` or ``file://...``)."""
+    scheme, _, where = source_path.partition("://")
+    try:
+        if scheme == "pkg":
+            return (importlib.resources.files(where) / f"{name}.yaml").read_text()
+        if scheme == "file":
+            return (Path(where) / f"{name}.yaml").read_text()
+    except (OSError, ModuleNotFoundError):
+        pass
+    return ""
+
+
+HELP_FOOTER = """Configs: segexp's own (pkg://segexp.conf), behind {user}.
+  A file there adds an option or replaces segexp's (conf/data/mine.yaml: data=mine).
+  --cfg job prints the whole config; --info searchpath says where each file comes from.
+Flags: {sweep}--cfg job|hydra|all, --resolve, --info, --hydra-help;
+  shell completion: eval "$({app} -sc install=bash)" (also zsh, fish)."""
 
 
 def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
-    """Hydra's ``--help`` text for the app (its template, config groups and config),
-    composed once and listing only the groups the template shows."""
-    import copy
-    import string
-
+    """One screen: the config's ``hydra.help.header`` (what the command does, examples),
+    then its own keys with their defaults and the comment above each in its YAML file,
+    the config groups it composes with their options, and where configs come from."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf, open_dict
+    from hydra.core.object_type import ObjectType
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 
     overrides, multirun = command_overrides(args)
     if multirun:  # a sweep's values are not one config: its keys show either way
         overrides = [o for o in overrides if "," not in o]
-
-    def is_hydra(group: str) -> bool:
-        return group == "hydra" or group.startswith("hydra/")
-
     with initialize_config_module(
         CONFIG_PATH[len("pkg://") :], job_name=job_name, version_base="1.3"
     ):
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
-        template = str(cfg.hydra.help.template)
-        shown = copy.deepcopy(cfg)
-        with open_dict(shown):
-            del shown["hydra"]
-
-        parts: dict[str, Callable[[], str]] = {
-            "FLAGS_HELP": lambda: HYDRA_FLAGS,
-            "APP_CONFIG_GROUPS": lambda: _format_groups(loader, lambda g: not is_hydra(g)),
-            "HYDRA_CONFIG_GROUPS": lambda: _format_groups(loader, is_hydra),
-            "CONFIG": lambda: OmegaConf.to_yaml(shown, resolve="--resolve" in args),
+        primary = loader.repository.load_config(config_name)  # type: ignore[attr-defined]
+        header = str(cfg.hydra.help.header).rstrip()
+        choices = {
+            group: str(choice)
+            for group, choice in cfg.hydra.runtime.choices.items()
+            if not group.startswith("hydra")
         }
-        return string.Template(template).substitute(_LazyHelp(parts))
+        options = {g: sorted(loader.get_group_options(g, ObjectType.CONFIG)) for g in choices}
+    own = OmegaConf.to_container(primary.config, resolve=False) if primary else {}
+    assert isinstance(own, dict)
+    own.pop("hydra", None)
+    values = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(values, dict)
+    comments = yaml_comments(_config_text(primary.path, config_name)) if primary else {}
+    composed_values = _flat(values)  # the command line's overrides included
+    keys, described = [], set()
+    for key, default in _flat(own).items():
+        parent = key.rpartition(".")[0]  # a section's comment goes with its first key
+        comment = comments.get(key) or (comments.get(parent, "") * (parent not in described))
+        described.add(parent)
+        keys.append((f"{key}={_shown(composed_values.get(key, default))}", comment))
+    groups = []
+    for group, choice in sorted(choices.items()):
+        names = [n for n in _flat(values.get(group) or {}) if not n.startswith("_")]
+        more = f"; keys: {', '.join(names)}" if 0 < len(names) <= 4 else ""
+        groups.append((f"{group}={choice}", ", ".join(options[group]) + more))
+    folder = user_conf_dir()
+    user = f"your {folder}" if folder else "./conf when it exists (or $SEGEXP_CONF_DIR)"
+    parts = [header, "", "Keys (key=value on the command line; the default shown):"]
+    parts += _two_columns(keys)
+    if groups:
+        parts += ["", "Config groups (group=option; the options):", *_two_columns(groups, True)]
+    parts += [
+        "",
+        HELP_FOOTER.format(
+            user=user,
+            app=job_name,
+            sweep="-m (a sweep over a,b values), " * (config_name == "config"),
+        ),
+    ]
+    return "\n".join(parts)
 
 
 def print_help(config_name: str, args: Sequence[str], job_name: str) -> int:
