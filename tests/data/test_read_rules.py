@@ -160,7 +160,8 @@ def test_decimal_commas_are_detected_when_the_decimal_is_not_set(tmp_path):
     assert frame["annual_income"].tolist() == [26.5, 40.25, 3.75, 100.0]
     assert frame["spending_score"].tolist() == [1.5, 82.0, 7.0, 50.5]
     with pytest.raises(DataError, match="set data.decimal=','"):
-        load(path)  # the shipped "." is what the user asked for
+        load(path, decimal=".")  # a "." the user set is what they asked for
+    assert load(path).frame["annual_income"].tolist()[0] == 26.5  # the shipped null detects
 
 
 def test_decimal_points_stay_points_when_the_decimal_is_not_set(tmp_path):

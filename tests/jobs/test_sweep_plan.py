@@ -5,7 +5,6 @@ and ``compose_jobs`` gives each job the config Hydra's compose API gives it."""
 from __future__ import annotations
 
 import itertools
-import time
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -32,9 +31,8 @@ def test_plan_is_the_product_of_the_swept_values_in_hydra_order():
 
 
 def test_a_huge_range_is_counted_without_building_it():
-    started = time.monotonic()
+    # 10**12 values could not be listed in memory: a count means none was built
     assert count_jobs(["k=range(1,1000000000000)"]) == 999_999_999_999
-    assert time.monotonic() - started < 5
 
 
 JOBS = [

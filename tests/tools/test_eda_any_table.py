@@ -8,7 +8,6 @@ the schema params and the metrics.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -259,7 +258,8 @@ def test_marketing_tsv_with_dates_odd_categories_and_constants(tmp_path, store):
 
 
 @pytest.mark.slow
-def test_a_1000_column_table_finishes_quickly_with_capped_figures(tmp_path, store):
+def test_a_1000_column_table_caps_its_figures(tmp_path, store):
+    """The figures are capped (their time is benchmarks' business, not a test's)."""
     rng = np.random.default_rng(4)
     frame = pd.DataFrame(
         rng.normal(size=(300, 1000)).round(4), columns=[f"x{i:04d}" for i in range(1000)]
@@ -267,10 +267,7 @@ def test_a_1000_column_table_finishes_quickly_with_capped_figures(tmp_path, stor
     frame.iloc[::50, 999] = np.nan  # 6 blanks in the last column: counted though not drawn
     path = tmp_path / "wide.csv"
     frame.to_csv(path, index=False)
-    started = time.monotonic()
     stdout, run = eda_cli(path, store, tmp_path)
-    elapsed = time.monotonic() - started
-    assert elapsed < 30, f"EDA of 1000 columns took {elapsed:.1f} s"
     summary = summary_block(stdout)
     assert len(summary) <= 25 and max(map(len, summary)) <= 100
     assert line_of(summary, "roles").startswith("  roles      0 id, 1000 numeric,")
