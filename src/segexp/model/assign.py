@@ -203,51 +203,39 @@ class SegmentAssigner:
         features = self.canonical(frame)[self.input_columns].copy()
         headers = self._headers_in(frame)
         found: dict[int, list[str]] = {}
-
-        def refuse(mask: np.ndarray, reason) -> None:
-            for i in np.flatnonzero(mask):
-                found.setdefault(int(i), []).append(reason(i))
-
-        imputes = self.impute not in _NO_IMPUTATION
-        non_negative = set(getattr(self, "non_negative", ()) or ())
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)
             blank = values.isna().to_numpy()
             if column in self.numeric_columns:
+                text = None
                 if _is_number_column(values):
                     parsed = values.astype(float)
-                    text = None
                 else:
                     text = values.astype("string").str.strip()
                     parsed = pd.to_numeric(text, errors="coerce").astype(float)
                     blank = (text.isna() | (text == "")).to_numpy()
                 numbers = parsed.to_numpy()
-
-                def shown(i, text=text, numbers=numbers) -> str:
-                    return repr(text.iloc[i]) if text is not None else repr(plain(numbers[i]))
-
-                refuse(
-                    np.isnan(numbers) & ~blank,
-                    lambda i, h=header, s=shown: f"{h}: {s(i)} is not a number",
-                )
                 infinite = np.isinf(numbers)
-                refuse(infinite, lambda i, h=header, s=shown: f"{h}: {s(i)} is not a finite number")
                 with np.errstate(invalid="ignore"):
-                    huge = (np.abs(numbers) >= LARGEST_VALUE) & ~infinite
-                    negative = numbers < 0
-                refuse(
-                    huge,
-                    lambda i, h=header, s=shown: (
-                        f"{h}: {s(i)} is too large to compute with (at least 1e150)"
-                    ),
-                )
-                if column in non_negative:
-                    refuse(negative, lambda i, h=header, s=shown: f"{h}: {s(i)} cannot be negative")
+                    checks = [
+                        (np.isnan(numbers) & ~blank, "is not a number"),
+                        (infinite, "is not a finite number"),
+                        (
+                            (np.abs(numbers) >= LARGEST_VALUE) & ~infinite,
+                            "is too large to compute with (at least 1e150)",
+                        ),
+                        ((numbers < 0) & (column in self.non_negative), "cannot be negative"),
+                    ]
+                for rows, what in checks:
+                    for i in np.flatnonzero(rows):
+                        cell = text.iloc[i] if text is not None else plain(numbers[i])
+                        found.setdefault(int(i), []).append(f"{header}: {cell!r} {what}")
                 features[column] = parsed
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
-            if not imputes:
-                refuse(blank, lambda i, h=header: f"{h} is missing")
+            if self.impute in _NO_IMPUTATION:
+                for i in np.flatnonzero(blank):
+                    found.setdefault(int(i), []).append(f"{header} is missing")
         reasons = np.full(len(features), "", dtype=object)
         for i, parts in found.items():
             reasons[i] = "; ".join(parts)
@@ -295,7 +283,7 @@ class SegmentAssigner:
             "impute": self.impute,
             "assignment": self.method,
             "algorithm": self.algorithm,
-            "non_negative": list(getattr(self, "non_negative", ())),
+            "non_negative": list(self.non_negative),
             "segment_names": {str(k): v for k, v in sorted(self.segment_names.items())},
         }
 
