@@ -170,8 +170,9 @@ def reference_scores(
         silhouette_max_rows=silhouette_max_rows,
         seed=seed,
     )
-    pick = lambda found: {f"ref_{m}": found[m] for m in REFERENCE_METRICS if m in found}  # noqa: E731
-    return pick(scores.values), pick(scores.undefined), notes
+    values = {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
+    undefined = {f"ref_{m}": r for m, r in scores.undefined.items() if m in REFERENCE_METRICS}
+    return values, undefined, notes
 
 
 # ---------------------------------------------------------------------- stability
@@ -255,28 +256,6 @@ def resample_stability(
 # ----------------------------------------------------------------- DBSCAN k-distance
 
 
-def k_distances(points: np.ndarray, min_samples: int, metric: str = "euclidean") -> np.ndarray:
-    """Sorted distance of every point to its ``min_samples``-th neighbour, itself included."""
-    finder = NearestNeighbors(n_neighbors=min(int(min_samples), len(points)), metric=metric)
-    distances, _ = finder.fit(points).kneighbors(points)
-    return np.sort(distances[:, -1])
-
-
-def suggest_eps(sorted_distances: np.ndarray) -> float | None:
-    """The k-distance at the knee of the sorted curve (Kneedle, convex increasing)."""
-    if len(sorted_distances) < 3 or np.ptp(sorted_distances) == 0:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        knee = KneeLocator(
-            np.arange(len(sorted_distances), dtype=float),
-            sorted_distances,
-            curve="convex",
-            direction="increasing",
-        ).knee
-    return None if knee is None else float(sorted_distances[int(knee)])
-
-
 def eps_evidence(
     fitted: FittedSegmentation, title: str = ""
 ) -> tuple[dict[str, float], dict[str, str], dict[str, Any] | None]:
@@ -290,8 +269,16 @@ def eps_evidence(
     if len(fitted.transformed) <= min_samples:
         reason = f"{len(fitted.transformed)} customers; k-distance needs more than {min_samples}"
         return {}, {"suggested_eps": reason}, None
-    distances = k_distances(fitted.transformed, min_samples, metric)
-    suggested = suggest_eps(distances)
+    # the distance of every customer to its min_samples-th neighbour, itself included
+    finder = NearestNeighbors(n_neighbors=min_samples, metric=metric).fit(fitted.transformed)
+    distances = np.sort(finder.kneighbors(fitted.transformed)[0][:, -1])
+    suggested = None
+    if len(distances) >= 3 and np.ptp(distances) > 0:  # the knee of the sorted curve
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            index = np.arange(len(distances), dtype=float)
+            knee = KneeLocator(index, distances, curve="convex", direction="increasing").knee
+        suggested = None if knee is None else float(distances[int(knee)])
     current = params.get("eps")
     inputs = {
         "sorted_distances": distances,

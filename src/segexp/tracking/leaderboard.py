@@ -192,39 +192,28 @@ def larger_is_better(metric: str, direction: str = "auto") -> bool:
     return METRIC_DIRECTIONS[metric]
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name in frame.columns:
-        return frame[name]
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def apply_filters(
-    frame: pd.DataFrame, filters: LeaderboardFilters | None, *, noise_rule: bool = True
-) -> pd.DataFrame:
-    """Rows passing every filter; a run without a filtered metric does not pass.
-
-    The noise and share rules (``filters.max_noise_fraction``, ``min_segment_share``)
-    drop the runs they leave out too, unless ``noise_rule=False``; a run that logged
-    no ``noise_fraction`` or ``min_segment_share`` passes them.
-    """
+def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd.DataFrame:
+    """Rows passing every filter (not the noise and share rules, which ``build_leaderboard``
+    applies); a run without a filtered metric does not pass."""
     if frame.empty or filters is None:
         return frame
+
+    def column(name: str) -> pd.Series:
+        return frame.get(name, pd.Series(None, index=frame.index, dtype=object))
+
     keep = pd.Series(True, index=frame.index)
     if filters.status is not None:
-        keep &= _column(frame, "status") == filters.status
+        keep &= column("status") == filters.status
     for name in ("algo", "features", "scaler"):
-        allowed = getattr(filters, name)
-        if allowed:
-            keep &= _column(frame, name).astype(str).isin(allowed)
-    k = pd.to_numeric(_column(frame, "k"), errors="coerce")
+        if allowed := getattr(filters, name):
+            keep &= column(name).astype(str).isin(allowed)
+    k = pd.to_numeric(column("k"), errors="coerce")
     if filters.k_min is not None:
         keep &= k >= filters.k_min
     if filters.k_max is not None:
         keep &= k <= filters.k_max
     if filters.min_stability is not None:
-        keep &= pd.to_numeric(_column(frame, "stability"), errors="coerce") >= filters.min_stability
-    if noise_rule:
-        keep &= filters.left_out(frame) == ""
+        keep &= pd.to_numeric(column("stability"), errors="coerce") >= filters.min_stability
     return frame[keep.fillna(False).astype(bool)]
 
 
@@ -246,7 +235,7 @@ def build_leaderboard(
     """
     larger = larger_is_better(metric, direction)
     rule = filters if filters is not None else LeaderboardFilters(status=None)
-    kept = apply_filters(frame, filters, noise_rule=False)
+    kept = apply_filters(frame, filters)
     if kept.empty:
         return kept.reset_index(drop=True)
     work = kept.copy()
