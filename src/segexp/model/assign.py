@@ -1,33 +1,17 @@
 """The promoted segmentation as an MLflow pyfunc model that assigns new customers.
 
-A run stores its fitted pipeline (``prepare`` -> ``scale`` -> ``cluster``).
-``SegmentAssigner`` wraps it so that new customers can be scored with the raw
-columns of the user's file: header variants are mapped through the run's
-``data.aliases`` (``Annual Income (k$)`` -> ``annual_income``), extra columns
-are ignored, missing ones are an error naming them, and each row with a
-value the pipeline cannot use, or that training refuses (not a number, not finite,
-1e150 or more in size, negative in a column training required non-negative), is
-named with its reason.
+``SegmentAssigner`` wraps a run's fitted pipeline so that new customers are scored from
+the raw columns of the user's file: headers mapped through the run's ``data.aliases``,
+extra columns ignored, a missing one an error naming it, and each row that training
+would refuse (not a number, not finite, 1e150 or more, negative in a non-negative
+column, blank without imputation) named with its reason.
 
-Inductive extension. Clusterers with a ``predict`` method (k-means, gmm,
-Birch, ...) assign new customers themselves. The others only label the
-customers they were fitted on, so the model carries an extension fitted in
-the run's feature space (after imputation, encoding and scaling):
-
-- DBSCAN (``nearest_core``): a customer takes the segment of its nearest core
-  sample when that core sample is within ``eps`` (DBSCAN's own metric and
-  radius); otherwise it is noise (-1). Core samples and noise of the training
-  customers are reproduced exactly; a border customer within ``eps`` of cores
-  of two segments takes the nearest core's segment, where DBSCAN took the
-  first segment that reached it.
-- Any other clusterer without ``predict`` (Agglomerative, Spectral, ...)
-  (``nearest_neighbours``): a distance-weighted 5-nearest-neighbour vote among
-  the training customers. A customer identical to a training customer gets
-  that customer's segment, so the training assignments are reproduced; noise
-  (-1), when the clusterer has it, is one of the voted classes.
-
-Segment ids are the run's labels, stored with the model, so they are stable
-across reloads; names come from the run's ``segments.json`` when it has one.
+Clusterers with ``predict`` assign new customers themselves. For the others the model
+carries an extension in the run's feature space: DBSCAN (``nearest_core``) gives the
+segment of the nearest core sample within ``eps``, else noise, which reproduces its core
+and noise customers exactly; any other (``nearest_neighbours``) a distance-weighted
+5-nearest-neighbour vote among the training customers, which reproduces their segments.
+Segment ids are the run's labels; names come from its ``segments.json``.
 """
 
 from __future__ import annotations

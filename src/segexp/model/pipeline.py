@@ -1,25 +1,18 @@
 """Preprocessing + clusterer as one scikit-learn Pipeline, fitted on a customer table.
 
-The pipeline takes the raw customer columns (extra columns are ignored) so the
-same object later assigns new customers: every cleaning step is a fitted step
-of it, never done beforehand, so a new customer is imputed, clipped and encoded
-with the training data's medians, bounds and categories.
+The pipeline takes the raw customer columns, so the same object later assigns new
+customers with the training data's medians, bounds and categories:
 
     prepare  ColumnTransformer
-               numeric:     log1p (preprocess.log1p) -> outliers (clip | winsorize)
-                            -> impute (median | mean | most_frequent | knn)
-               categorical: impute (most frequent) -> one-hot (one 0/1 column if binary)
+               numeric:     log1p -> outliers (clip | winsorize) -> impute
+               categorical: as text -> impute (most frequent) -> one-hot (0/1 if binary)
     scale    the configured scaler
-    cluster  the configured algorithm, built by ``hydra.utils.instantiate``
+    cluster  the configured algorithm (``hydra.utils.instantiate``)
 
-One rule for clusterers that compare categories as categories (k-prototypes,
-``segexp.model.mixed``): a clusterer class with ``takes_categories = True`` gets one
-integer code per categorical column instead of one-hot columns, the scaler scales the
-numeric columns only (the codes pass through it), and the clusterer's ``categorical``
-parameter is set to the codes' positions (after the numeric columns).
-
-``preprocess.impute: drop`` removes incomplete rows before fitting (counted in
-``FittedSegmentation.dropped_rows``); ``none`` refuses missing values.
+A clusterer class with ``takes_categories = True`` (k-prototypes) gets one integer code
+per categorical column instead, placed after the numeric columns, which alone are scaled;
+its ``categorical`` parameter is set to the codes' positions. ``preprocess.impute: drop``
+removes incomplete rows before fitting; ``none`` refuses missing values.
 """
 
 from __future__ import annotations
