@@ -34,6 +34,9 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEnc
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from segexp.contract import IMPUTE_CHOICES, NOISE_LABEL
+from segexp.data import load_customers
+from segexp.data.features import resolve_features
+from segexp.data.messages import closest
 from segexp.data.read import as_text
 from segexp.errors import ConfigError, DataError
 
@@ -325,12 +328,9 @@ def check_preprocess_config(
         logged = tuple(c for c in columns if pd.api.types.is_numeric_dtype(frame[c]))
     for column in logged:
         if column not in frame.columns:
-            import difflib
-
-            near = difflib.get_close_matches(column, available, n=1, cutoff=0.5)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(
-                f"preprocess.log1p: '{column}' is not a column of the data{hint}; "
+                f"preprocess.log1p: '{column}' is not a column of the data"
+                f"{closest(column, available)}; "
                 f"columns: {', '.join(available)}"
             )
         if column in columns:
@@ -498,9 +498,6 @@ def _mode_warnings(clusterer: Any) -> list[str]:
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:
     """Fit the segmentation a composed job config describes (features, preprocess, scaler,
     algo) on a customer table (``table``: its loaded CustomerTable, for the column roles)."""
-    from segexp.data import load_customers
-    from segexp.data.features import resolve_features
-
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns
     listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
