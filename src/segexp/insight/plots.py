@@ -137,22 +137,11 @@ def _run_parts(text: str) -> list[str] | None:
     tokens = text.split("-")
     if len(tokens) < 3 or " " in text or tokens[-2] not in SCALER_NAMES:
         return None
-    middle: list[str] = []
-    for token in tokens[1:-2]:  # a negative value was split off its name: 'n_jobs-1'
-        if middle and re.fullmatch(r"\d[\w.]*", token):
-            middle[-1] += "-" + token
-        else:
-            middle.append(token)
     settings = []
-    for token in middle:
-        k = _K_PART.match(token)
-        param = _PARAM_PART.match(token)
-        if k:
-            settings.append(f"k={k.group(1)}")
-        elif param:
-            settings.append(f"{param.group(1)}={param.group(2)}")
-        else:
-            settings.append(token)
+    # '-' before a digit is a negative value's sign: 'n_jobs-1'
+    for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
+        k, param = _K_PART.match(token), _PARAM_PART.match(token)
+        settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
     algo = ALGORITHM_NAMES.get(tokens[0], tokens[0])
     return [algo, ", ".join(settings), *_scaler_features(tokens[-2:])]
 
