@@ -114,11 +114,8 @@ EUCLIDEAN = "euclidean"
 class LeaderboardFilters:
     """Which runs a leaderboard keeps; empty/None means no restriction.
 
-    ``max_noise_fraction`` is the noise rule, on by default: runs leaving more than
-    this share of customers unassigned are left out of the ranking (see
-    ``build_leaderboard``); 1.0 or None allows any noise. ``min_segment_share`` is the
-    share rule, on by default too: runs whose smallest segment holds less than this
-    share of the customers are left out the same way; 0 or None allows any.
+    The noise rule (``max_noise_fraction``; 1.0 or None: any) and the share rule
+    (``min_segment_share``; 0 or None: any), on by default, leave runs out of the ranking.
     """
 
     algo: tuple[str, ...] = ()
@@ -225,13 +222,10 @@ def build_leaderboard(
 ) -> pd.DataFrame:
     """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last.
 
-    The noise and share rules do not drop runs here: runs above
-    ``filters.max_noise_fraction`` (default 10 %) or whose smallest segment is under
-    ``filters.min_segment_share`` (default 2 %; no filters: the default rules) follow
-    every other run, without a rank, and their ``left_out`` column says why ('' for
-    the ranked runs). So a table of every job (the sweep's leaderboard.csv) keeps
-    them, and rank 1 is never a run that left customers out or isolated a few
-    outliers. ``candidates`` splits the table.
+    Runs the noise or share rule (or a silhouette on other distances) leaves out stay,
+    after the others and without a rank, their ``left_out`` column saying why: the
+    sweep's leaderboard.csv lists every job, and rank 1 never left customers out or
+    isolated a few outliers. ``candidates`` splits the table.
     """
     larger = larger_is_better(metric, direction)
     rule = filters if filters is not None else LeaderboardFilters(status=None)
@@ -266,14 +260,14 @@ def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd
     squared Euclidean one among scikit-learn's Euclidean ones): (mask, reason per run).
     The ranked space is the Euclidean one when any eligible run has it, else the most
     common one; with a single space nothing is left out."""
-    none = pd.Series(False, index=work.index)
+    none = (pd.Series(False, index=work.index), pd.Series("", index=work.index))
     if SILHOUETTE_SPACE_COLUMN not in work.columns or "silhouette" not in work.columns:
-        return none, pd.Series("", index=work.index)
+        return none
     space = work[SILHOUETTE_SPACE_COLUMN].fillna("").astype(str).replace("", EUCLIDEAN)
     scored = eligible & work["silhouette"].notna()
     spaces = space[scored]
     if spaces.nunique() < 2:
-        return none, pd.Series("", index=work.index)
+        return none
     ranked_space = EUCLIDEAN if (spaces == EUCLIDEAN).any() else str(spaces.mode().iloc[0])
     other = scored & (space != ranked_space)
     reason = (
