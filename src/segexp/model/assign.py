@@ -153,7 +153,8 @@ class SegmentAssigner:
 
     def canonical(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input with canonical feature names; DataError naming any missing column."""
-        renamed = canonicalize_columns(frame, self._feature_aliases(), source="customer input")
+        aliases = {c: self.aliases.get(c, []) for c in self.input_columns}
+        renamed = canonicalize_columns(frame, aliases, source="customer input")
         missing = [c for c in self.input_columns if c not in renamed.columns]
         if missing:
             expected = "; ".join(
@@ -169,14 +170,6 @@ class SegmentAssigner:
             )
         return renamed
 
-    def _feature_aliases(self) -> dict[str, list[str]]:
-        return {c: self.aliases.get(c, []) for c in self.input_columns}
-
-    def _headers_in(self, frame: pd.DataFrame) -> dict[str, str]:
-        """canonical feature name -> the header the user's table uses for it."""
-        renamed = canonicalize_columns(frame, self._feature_aliases(), "customer input").columns
-        return {str(new): str(old) for old, new in zip(frame.columns, renamed, strict=True)}
-
     def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         """(features with numeric columns parsed, reason per row: '' where the row is usable).
 
@@ -184,8 +177,12 @@ class SegmentAssigner:
         ``LARGEST_VALUE`` in size, and not negative in a ``non_negative`` column; a blank
         cell is refused unless the pipeline imputes. Reasons are built only for bad rows.
         """
-        features = self.canonical(frame)[self.input_columns].copy()
-        headers = self._headers_in(frame)
+        renamed = self.canonical(frame)
+        # canonical feature name -> the header the user's table uses for it
+        headers = {
+            str(new): str(old) for old, new in zip(frame.columns, renamed.columns, strict=True)
+        }
+        features = renamed[self.input_columns].copy()
         found: dict[int, list[str]] = {}
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)
