@@ -167,10 +167,9 @@ class SweepProgress:
         """Seconds left: the mean time per job since the first one ended (the first also
         paid for starting up) times the jobs left, less the time the current one took so
         far. None until two jobs ended."""
-        if self.total is None or self._first_done is None or self._last_done is None:
+        if self.total is None or self.done < 2 or self._first_done is None:
             return None
-        if self.done < 2:
-            return None
+        assert self._last_done is not None  # set with _first_done
         per_job = (self._last_done - self._first_done) / (self.done - 1)
         remaining = max(0, self.total - self.done)
         return max(0.0, per_job * remaining - (time.monotonic() - self._last_done))
@@ -200,7 +199,8 @@ class SweepProgress:
         line = job_line(outcome, self.metric)
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False)
-            self._progress.update(self._task, completed=self.done, failed=self._failed_text())
+            failed = f"{self.failed} failed" if self.failed else ""
+            self._progress.update(self._task, completed=self.done, failed=failed)
             return
         print(f"{self.counter()} {line} ({self.timing()})", file=self.stream, flush=True)
 
@@ -215,9 +215,6 @@ class SweepProgress:
             progress.stop()
 
     # -- the live bar
-
-    def _failed_text(self) -> str:
-        return f"{self.failed} failed" if self.failed else ""
 
     def _start_live(self) -> None:
         from rich.console import Console
