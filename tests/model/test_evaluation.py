@@ -352,19 +352,3 @@ def test_bad_evaluation_settings_name_the_key(make_config, override, fragments):
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message
-
-
-@pytest.mark.parametrize("seed", range(25))
-def test_adjusted_rand_equals_scikit_learn(seed):
-    from sklearn.metrics import adjusted_rand_score
-
-    from segexp.model.evaluation import adjusted_rand
-
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 300))
-    first = rng.integers(0, int(rng.integers(1, 8)), n)
-    second = first.copy() if seed % 3 == 0 else rng.integers(0, int(rng.integers(1, 8)), n)
-    second[rng.random(n) < 0.2] = 0
-    assert adjusted_rand(first, second) == pytest.approx(
-        adjusted_rand_score(first, second), abs=1e-12
-    )

@@ -1,12 +1,10 @@
 """Figures of a segmentation and of a sweep. Figures only: nothing here talks to MLflow.
 
-Built on ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state), so
-they are safe in parallel jobs and closed by garbage collection.
-
-Every figure is laid out in inches with fixed margins (no layout engine: it would
-double the cost of each small plot): 6.4 x 4.8 in at ``DEFAULT_DPI`` (960 x 720 px),
-wider where a legend sits to the right of the axes. Text is 9 pt or more at the saved
-size. Titles read as words (``human_title``: 'K-Means, k=5 · standard scaling ·
+Built on ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state), so they are
+safe in parallel jobs. Constrained layout fits ticks, labels and legends under a title
+band of fixed height: 6.4 x 4.8 in at ``DEFAULT_DPI`` (960 x 720 px), wider where a
+legend sits right of the axes, taller where k marks and notes sit below. Text is 9 pt
+or more. Titles read as words (``human_title``: 'K-Means, k=5 · standard scaling ·
 income & spending'), legends carry the segments' names and sit off the data.
 """
 
@@ -139,22 +137,11 @@ def _run_parts(text: str) -> list[str] | None:
     tokens = text.split("-")
     if len(tokens) < 3 or " " in text or tokens[-2] not in SCALER_NAMES:
         return None
-    middle: list[str] = []
-    for token in tokens[1:-2]:  # a negative value was split off its name: 'n_jobs-1'
-        if middle and re.fullmatch(r"\d[\w.]*", token):
-            middle[-1] += "-" + token
-        else:
-            middle.append(token)
     settings = []
-    for token in middle:
-        k = _K_PART.match(token)
-        param = _PARAM_PART.match(token)
-        if k:
-            settings.append(f"k={k.group(1)}")
-        elif param:
-            settings.append(f"{param.group(1)}={param.group(2)}")
-        else:
-            settings.append(token)
+    # '-' before a digit is a negative value's sign: 'n_jobs-1'
+    for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
+        k, param = _K_PART.match(token), _PARAM_PART.match(token)
+        settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
     algo = ALGORITHM_NAMES.get(tokens[0], tokens[0])
     return [algo, ", ".join(settings), *_scaler_features(tokens[-2:])]
 
@@ -239,20 +226,26 @@ def inch_margins(
     )
 
 
-_MARGINS = inch_margins(WIDTH, HEIGHT, 0.9, 0.3, 0.7, TOP_IN)
-
-
 def figure(
-    kind: str, width: float = WIDTH, height: float = HEIGHT, margins: tuple = _MARGINS
+    kind: str,
+    width: float = WIDTH,
+    height: float = HEIGHT,
+    margins: tuple | None = None,
+    bottom: float = 0.0,
 ) -> tuple[Figure, Any]:
     """A new figure on the Agg canvas with one axes, for a plot of ``kind``.
 
-    Fixed margins and few ticks: a layout engine and dense ticks would double the
-    rendering cost of every small plot.
+    Constrained layout fits the ticks, labels and legends between the title band at the
+    top (``TOP_IN``, where ``put_title`` writes) and ``bottom`` inches kept for notes;
+    ``margins`` (``inch_margins``) place the axes by hand instead.
     """
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
-    fig.subplots_adjust(**dict(margins))
+    if margins is not None:
+        fig.subplots_adjust(**dict(margins))
+    else:
+        rect = (0.0, bottom / height, 1.0, 1 - (bottom + TOP_IN - 0.05) / height)  # l, b, w, h
+        fig.set_layout_engine("constrained", rect=rect, w_pad=0.1, h_pad=0.1)
     ax = fig.add_subplot()
     ax.set_gid(kind)
     for axis in (ax.xaxis, ax.yaxis):
@@ -286,11 +279,8 @@ def _fit_line(text: str, size: float, room: float, smallest: float) -> tuple[str
 
 
 def put_title(ax, text: str, fontsize: float = TITLE_SIZE, subtitle: str = "") -> None:
-    """Title (and a grey subtitle) at a fixed place at the top of the figure, shrunk or
-    broken in two lines to fit its width.
-
-    Axes.set_title would re-measure every tick label to dodge them.
-    """
+    """Title (and a grey subtitle) in the band at the top of the figure, shrunk or broken
+    in two lines to fit its width."""
     fig = ax.figure
     height, room = fig.get_figheight(), fig.get_figwidth() - 0.6
     text, size = _fit_line(text, fontsize, room, min(fontsize, 10.0))
@@ -323,34 +313,24 @@ def save(fig: Figure, path: Path, dpi: int = DEFAULT_DPI) -> Path:
     return path
 
 
-def _legend_width(labels: Sequence[str], title: str = "") -> float:
-    """Inches a one-column legend of ``labels`` takes (handle, text and padding)."""
-    widest = max((text_width(t, LEGEND_SIZE) for t in labels), default=0.0)
-    return max(widest + 0.45, text_width(title, LEGEND_SIZE) + 0.1)
+def _segment_figure(kind: str, labels: Sequence[str]) -> tuple[Figure, Any]:
+    """A figure wide enough for a one-column legend of ``labels`` right of 4.3 in of axes."""
+    widest = max((text_width(t, LEGEND_SIZE) for t in labels), default=-0.45)
+    return figure(kind, max(WIDTH, 6.0 + widest))
 
 
-def _segment_figure(kind: str, labels: Sequence[str], legend_title: str) -> tuple[Figure, Any]:
-    """A figure whose axes keep 4.8 in and whose legend sits to their right."""
-    legend = _legend_width(labels, legend_title) if labels else 0.0
-    left, axes_width, gap = 0.9, 4.3, 0.2
-    width = max(WIDTH, left + axes_width + gap + legend + 0.15)
-    margins = inch_margins(width, HEIGHT, left, width - left - axes_width, 0.7, TOP_IN)
-    return figure(kind, width, HEIGHT, margins)
-
-
-def _legend_right(ax, title: str, **kwargs: Any):
-    legend = ax.legend(
+def _legend_right(ax, **kwargs: Any) -> None:
+    ax.legend(
         loc="upper left",
         bbox_to_anchor=(1.03, 1.0),
         borderaxespad=0.0,
         frameon=False,
         fontsize=LEGEND_SIZE,
-        title=title,
+        title="Segment",
         title_fontsize=LEGEND_SIZE,
         alignment="left",
         **kwargs,
     )
-    return legend
 
 
 # --- a run's figures -----------------------------------------------------------------------
@@ -392,7 +372,7 @@ def segments_scatter(
     order = [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
     texts = [segment_label(s, names) for s in order]
     with_legend = len(order) <= _MAX_LEGEND_ENTRIES
-    fig, ax = _segment_figure("segments_scatter", texts if with_legend else [], "Segment")
+    fig, ax = _segment_figure("segments_scatter", texts if with_legend else [])
     centres = []
     for label, text in zip(order, texts, strict=True):
         mask = labels == label
@@ -428,7 +408,7 @@ def segments_scatter(
     if not ylabel:
         ax.set_yticks([])
     if with_legend:
-        _legend_right(ax, "Segment", markerscale=1.8, handletextpad=0.4)
+        _legend_right(ax, markerscale=1.8, handletextpad=0.4)
     else:
         ax.text(1.03, 1.0, f"{len(order)} segments", transform=ax.transAxes, va="top")
     shown = f"{len(labels):,}" if total is None else f"a random {len(labels):,} of {total:,}"
@@ -462,7 +442,7 @@ def silhouette_diagram(
     segments = [int(s) for s in np.unique(labels)]
     texts = [segment_label(s, names) for s in segments]
     with_legend = len(segments) <= _MAX_LEGEND_ENTRIES
-    fig, ax = _segment_figure("silhouette_diagram", texts if with_legend else [], "Segment")
+    fig, ax = _segment_figure("silhouette_diagram", texts if with_legend else [])
     y = 0
     gap = max(2, len(per_customer) // 60)
     for label, text in zip(segments, texts, strict=True):  # first segment on top, as listed
@@ -493,7 +473,7 @@ def silhouette_diagram(
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("silhouette (-1 misplaced · 0 on a border · 1 well inside its segment)")
     if with_legend:
-        _legend_right(ax, "Segment")
+        _legend_right(ax)
     subtitle = f"Silhouette of each of {len(per_customer):,} customers, sorted within segments"
     put_title(ax, human_title(title), subtitle=subtitle)
     return fig
@@ -574,15 +554,13 @@ def _note_lines(undefined: Mapping[str, str], width_in: float) -> list[str]:
 
 def _below_axes(
     kind: str, n_legend_rows: int, notes: Mapping[str, str], axes_height: float = 2.9
-) -> tuple[Figure, Any, list[str], float]:
-    """A figure with room under the axes for a legend and notes: (fig, ax, note lines,
-    inches from the figure's bottom to the top of the legend)."""
+) -> tuple[Figure, Any, float]:
+    """A figure with a band under the axes for a legend of ``n_legend_rows`` and the notes:
+    (fig, ax, inches from the figure's bottom to the top of the band)."""
     lines = _note_lines(notes, WIDTH - 0.5)
-    legend_in = 0.24 * n_legend_rows + (0.12 if n_legend_rows else 0.0)
-    notes_in = 0.19 * len(lines) + (0.1 if lines else 0.0)
-    bottom = 0.62 + legend_in + notes_in + 0.08
-    height = max(HEIGHT, TOP_IN + axes_height + bottom)
-    fig, ax = figure(kind, WIDTH, height, inch_margins(WIDTH, height, 0.9, 0.3, bottom, TOP_IN))
+    band = 0.24 * n_legend_rows + 0.19 * len(lines) + (0.1 if lines else 0.0)
+    height = max(HEIGHT, TOP_IN + axes_height + 0.7 + band)
+    fig, ax = figure(kind, WIDTH, height, bottom=band)
     for i, line in enumerate(lines):
         fig.text(
             0.25 / WIDTH,
@@ -594,13 +572,14 @@ def _below_axes(
             ha="left",
             gid="no_k_note" if not line.startswith(" ") else "no_k_note_more",
         )
-    return fig, ax, lines, bottom - 0.62
+    return fig, ax, band
 
 
-def _legend_below(fig: Figure, top_in: float, **kwargs: Any):
-    return fig.legend(
+def _legend_below(fig: Figure, top_in: float, **kwargs: Any) -> None:
+    anchor = (0.25 / WIDTH, top_in / fig.get_figheight())
+    fig.legend(
         loc="upper left",
-        bbox_to_anchor=(0.25 / WIDTH, top_in / fig.get_figheight()),
+        bbox_to_anchor=anchor,
         frameon=False,
         fontsize=LEGEND_SIZE,
         borderaxespad=0.0,
@@ -625,7 +604,7 @@ def metric_vs_k(
     """
     found, reasons = _marks_and_undefined(marks, undefined)
     grouped = criteria_by_k(found)
-    fig, ax, _, legend_top = _below_axes("metric_vs_k", len(grouped), reasons)
+    fig, ax, legend_top = _below_axes("metric_vs_k", len(grouped), reasons)
     per_k = (
         table[["k", metric]]
         .assign(k=pd.to_numeric(table["k"], errors="coerce"))
@@ -675,7 +654,7 @@ def k_distance_figure(
 ) -> Figure:
     """Sorted k-distance curve with the suggested and the configured eps as lines."""
     lines = int(suggested is not None) + int(current is not None)
-    fig, ax, _, legend_top = _below_axes("k_distance", lines, {})
+    fig, ax, legend_top = _below_axes("k_distance", lines, {})
     ax.plot(np.arange(len(sorted_distances)), sorted_distances, color=_CURVE_COLOR, lw=1.8)
     if suggested is not None:
         ax.axhline(

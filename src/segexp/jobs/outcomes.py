@@ -1,9 +1,6 @@
 """How jobs ended, as plain data and as terminal lines: what a sweep's progress, summary
-and exit code are made of.
-
-``SweepProgress`` is the one
-progress display of a sweep: a live bar (rich) on a terminal, one plain line
-per finished job anywhere else (CI, pipes, tests).
+and exit code are made of. ``SweepProgress`` is a sweep's one progress display: a live
+bar (rich) on a terminal, one plain line per finished job anywhere else (CI, pipes, tests).
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from hydra_plugins.segexp_sweep.user_conf import VERBOSE_ENV, log_level
@@ -60,9 +57,6 @@ class JobOutcome:
     job_num: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     store_error: bool = False  # failed because the store refused its run: the sweep stops
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -111,10 +105,6 @@ def clock(seconds: float, up: bool = False) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _value(value: float) -> str:
-    return f"{value:.3g}"
-
-
 def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
     """'#3 kmeans-k5-standard-income_spending FINISHED silhouette=0.672 n_clusters=5'."""
     name = outcome.run_name
@@ -122,7 +112,7 @@ def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
         name = f"#{outcome.job_num} {name}"
     if outcome.status == "finished":
         shown = [m for m in (metric, "n_clusters") if m in outcome.metrics]
-        values = " ".join(f"{m}={_value(outcome.metrics[m])}" for m in dict.fromkeys(shown))
+        values = " ".join(f"{m}={outcome.metrics[m]:.3g}" for m in dict.fromkeys(shown))
         return f"{name} FINISHED {values}".rstrip()
     message = outcome.message.splitlines()[0] if outcome.message else ""
     return f"{name} {outcome.status.upper()}: {message}"
@@ -177,15 +167,12 @@ class SweepProgress:
         """Seconds left: the mean time per job since the first one ended (the first also
         paid for starting up) times the jobs left, less the time the current one took so
         far. None until two jobs ended."""
-        if self.total is None or self.done < 2:  # the first job also paid for starting up
+        if self.total is None or self.done < 2 or self._first_done is None:
             return None
-        remaining = self.total - self.done
-        if remaining <= 0:
-            return 0.0
-        now = time.monotonic()
-        assert self._first_done is not None and self._last_done is not None
+        assert self._last_done is not None  # set with _first_done
         per_job = (self._last_done - self._first_done) / (self.done - 1)
-        return max(0.0, per_job * remaining - (now - self._last_done))
+        remaining = max(0, self.total - self.done)
+        return max(0.0, per_job * remaining - (time.monotonic() - self._last_done))
 
     def counter(self) -> str:
         """'[3/12]', '[4/12, 1 failed]'."""
@@ -212,7 +199,8 @@ class SweepProgress:
         line = job_line(outcome, self.metric)
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False)
-            self._progress.update(self._task, completed=self.done, failed=self._failed_text())
+            failed = f"{self.failed} failed" if self.failed else ""
+            self._progress.update(self._task, completed=self.done, failed=failed)
             return
         print(f"{self.counter()} {line} ({self.timing()})", file=self.stream, flush=True)
 
@@ -227,9 +215,6 @@ class SweepProgress:
             progress.stop()
 
     # -- the live bar
-
-    def _failed_text(self) -> str:
-        return f"{self.failed} failed" if self.failed else ""
 
     def _start_live(self) -> None:
         from rich.console import Console

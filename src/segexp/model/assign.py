@@ -1,33 +1,17 @@
 """The promoted segmentation as an MLflow pyfunc model that assigns new customers.
 
-A run stores its fitted pipeline (``prepare`` -> ``scale`` -> ``cluster``).
-``SegmentAssigner`` wraps it so that new customers can be scored with the raw
-columns of the user's file: header variants are mapped through the run's
-``data.aliases`` (``Annual Income (k$)`` -> ``annual_income``), extra columns
-are ignored, missing ones are an error naming them, and each row with a
-value the pipeline cannot use, or that training refuses (not a number, not finite,
-1e150 or more in size, negative in a column training required non-negative), is
-named with its reason.
+``SegmentAssigner`` wraps a run's fitted pipeline so that new customers are scored from
+the raw columns of the user's file: headers mapped through the run's ``data.aliases``,
+extra columns ignored, a missing one an error naming it, and each row that training
+would refuse (not a number, not finite, 1e150 or more, negative in a non-negative
+column, blank without imputation) named with its reason.
 
-Inductive extension. Clusterers with a ``predict`` method (k-means, gmm,
-Birch, ...) assign new customers themselves. The others only label the
-customers they were fitted on, so the model carries an extension fitted in
-the run's feature space (after imputation, encoding and scaling):
-
-- DBSCAN (``nearest_core``): a customer takes the segment of its nearest core
-  sample when that core sample is within ``eps`` (DBSCAN's own metric and
-  radius); otherwise it is noise (-1). Core samples and noise of the training
-  customers are reproduced exactly; a border customer within ``eps`` of cores
-  of two segments takes the nearest core's segment, where DBSCAN took the
-  first segment that reached it.
-- Any other clusterer without ``predict`` (Agglomerative, Spectral, ...)
-  (``nearest_neighbours``): a distance-weighted 5-nearest-neighbour vote among
-  the training customers. A customer identical to a training customer gets
-  that customer's segment, so the training assignments are reproduced; noise
-  (-1), when the clusterer has it, is one of the voted classes.
-
-Segment ids are the run's labels, stored with the model, so they are stable
-across reloads; names come from the run's ``segments.json`` when it has one.
+Clusterers with ``predict`` assign new customers themselves. For the others the model
+carries an extension in the run's feature space: DBSCAN (``nearest_core``) gives the
+segment of the nearest core sample within ``eps``, else noise, which reproduces its core
+and noise customers exactly; any other (``nearest_neighbours``) a distance-weighted
+5-nearest-neighbour vote among the training customers, which reproduces their segments.
+Segment ids are the run's labels; names come from its ``segments.json``.
 """
 
 from __future__ import annotations
@@ -169,7 +153,8 @@ class SegmentAssigner:
 
     def canonical(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input with canonical feature names; DataError naming any missing column."""
-        renamed = canonicalize_columns(frame, self._feature_aliases(), source="customer input")
+        aliases = {c: self.aliases.get(c, []) for c in self.input_columns}
+        renamed = canonicalize_columns(frame, aliases, source="customer input")
         missing = [c for c in self.input_columns if c not in renamed.columns]
         if missing:
             expected = "; ".join(
@@ -185,14 +170,6 @@ class SegmentAssigner:
             )
         return renamed
 
-    def _feature_aliases(self) -> dict[str, list[str]]:
-        return {c: self.aliases.get(c, []) for c in self.input_columns}
-
-    def _headers_in(self, frame: pd.DataFrame) -> dict[str, str]:
-        """canonical feature name -> the header the user's table uses for it."""
-        renamed = canonicalize_columns(frame, self._feature_aliases(), "customer input").columns
-        return {str(new): str(old) for old, new in zip(frame.columns, renamed, strict=True)}
-
     def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         """(features with numeric columns parsed, reason per row: '' where the row is usable).
 
@@ -200,54 +177,46 @@ class SegmentAssigner:
         ``LARGEST_VALUE`` in size, and not negative in a ``non_negative`` column; a blank
         cell is refused unless the pipeline imputes. Reasons are built only for bad rows.
         """
-        features = self.canonical(frame)[self.input_columns].copy()
-        headers = self._headers_in(frame)
+        renamed = self.canonical(frame)
+        # canonical feature name -> the header the user's table uses for it
+        headers = {
+            str(new): str(old) for old, new in zip(frame.columns, renamed.columns, strict=True)
+        }
+        features = renamed[self.input_columns].copy()
         found: dict[int, list[str]] = {}
-
-        def refuse(mask: np.ndarray, reason) -> None:
-            for i in np.flatnonzero(mask):
-                found.setdefault(int(i), []).append(reason(i))
-
-        imputes = self.impute not in _NO_IMPUTATION
-        non_negative = set(getattr(self, "non_negative", ()) or ())
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)
             blank = values.isna().to_numpy()
             if column in self.numeric_columns:
+                text = None
                 if _is_number_column(values):
                     parsed = values.astype(float)
-                    text = None
                 else:
                     text = values.astype("string").str.strip()
                     parsed = pd.to_numeric(text, errors="coerce").astype(float)
                     blank = (text.isna() | (text == "")).to_numpy()
                 numbers = parsed.to_numpy()
-
-                def shown(i, text=text, numbers=numbers) -> str:
-                    return repr(text.iloc[i]) if text is not None else repr(plain(numbers[i]))
-
-                refuse(
-                    np.isnan(numbers) & ~blank,
-                    lambda i, h=header, s=shown: f"{h}: {s(i)} is not a number",
-                )
                 infinite = np.isinf(numbers)
-                refuse(infinite, lambda i, h=header, s=shown: f"{h}: {s(i)} is not a finite number")
                 with np.errstate(invalid="ignore"):
-                    huge = (np.abs(numbers) >= LARGEST_VALUE) & ~infinite
-                    negative = numbers < 0
-                refuse(
-                    huge,
-                    lambda i, h=header, s=shown: (
-                        f"{h}: {s(i)} is too large to compute with (at least 1e150)"
-                    ),
-                )
-                if column in non_negative:
-                    refuse(negative, lambda i, h=header, s=shown: f"{h}: {s(i)} cannot be negative")
+                    checks = [
+                        (np.isnan(numbers) & ~blank, "is not a number"),
+                        (infinite, "is not a finite number"),
+                        (
+                            (np.abs(numbers) >= LARGEST_VALUE) & ~infinite,
+                            "is too large to compute with (at least 1e150)",
+                        ),
+                        ((numbers < 0) & (column in self.non_negative), "cannot be negative"),
+                    ]
+                for rows, what in checks:
+                    for i in np.flatnonzero(rows):
+                        cell = text.iloc[i] if text is not None else plain(numbers[i])
+                        found.setdefault(int(i), []).append(f"{header}: {cell!r} {what}")
                 features[column] = parsed
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
-            if not imputes:
-                refuse(blank, lambda i, h=header: f"{h} is missing")
+            if self.impute in _NO_IMPUTATION:
+                for i in np.flatnonzero(blank):
+                    found.setdefault(int(i), []).append(f"{header} is missing")
         reasons = np.full(len(features), "", dtype=object)
         for i, parts in found.items():
             reasons[i] = "; ".join(parts)
@@ -295,7 +264,7 @@ class SegmentAssigner:
             "impute": self.impute,
             "assignment": self.method,
             "algorithm": self.algorithm,
-            "non_negative": list(getattr(self, "non_negative", ())),
+            "non_negative": list(self.non_negative),
             "segment_names": {str(k): v for k, v in sorted(self.segment_names.items())},
         }
 

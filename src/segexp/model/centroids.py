@@ -1,21 +1,12 @@
-"""Segmentations fitted elsewhere (``engine=spark``), as scikit-learn steps that need no Spark.
+"""Segmentations fitted by Spark (``engine=spark``) as scikit-learn steps that need no Spark.
 
-A Spark run's model is stored like any other run's: a scikit-learn ``Pipeline``
-(``prepare`` -> ``scale`` -> ``cluster``) in ``model/pipeline.skops``, so promote
-and predict use it unchanged. Its last two steps are these classes, built from
-the fitted ``pyspark.ml`` models' numbers, and they predict as Spark does:
-
-- ``SparkStandardScaler``: Spark's ``StandardScalerModel`` (withMean, withStd):
-  ``(x - mean) * (1 / std)``, with Spark's sample standard deviation (n - 1), and
-  0 for a column whose deviation is 0;
-- ``NearestCentres``: ``KMeansModel.predict``, the nearest centre (Euclidean; a tie
-  goes to the first);
-- ``BisectingTree``: ``BisectingKMeansModel.predict``, which walks its tree of
-  splits from the root, to the nearer child at each split, down to a leaf (the
-  nearest final centre is not always that leaf);
-- ``GaussianComponents``: ``GaussianMixtureModel.predict``, the component with the
-  largest ``EPSILON + weight * pdf(x)`` (Spark's own formula, its pseudo-inverse of
-  each covariance included).
+A Spark run stores the same ``Pipeline`` (prepare -> scale -> cluster) as any run, so
+promote and predict use it unchanged; its last steps are these classes, built from the
+fitted ``pyspark.ml`` models' numbers, and they predict exactly as Spark does:
+``SparkStandardScaler`` (sample std, 0 where it is 0), ``NearestCentres`` (KMeans: a
+tie goes to the first), ``BisectingTree`` (BisectingKMeans walks its tree of splits,
+which is not always the nearest leaf) and ``GaussianComponents`` (argmax of
+``EPSILON + weight * pdf(x)``, Spark's pseudo-inverse of each covariance included).
 """
 
 from __future__ import annotations
@@ -51,9 +42,10 @@ class SparkStandardScaler(TransformerMixin, _Fitted):
     ) -> SparkStandardScaler:
         scaler = cls(with_mean=with_mean, with_std=True)
         scaler.mean_ = np.asarray(mean, dtype=float)
-        std_ = np.asarray(std, dtype=float)
-        scaler.std_ = std_
-        scaler.factor_ = np.where(std_ != 0, 1.0 / np.where(std_ != 0, std_, 1.0), 0.0)
+        scaler.std_ = np.asarray(std, dtype=float)
+        scaler.factor_ = np.divide(
+            1.0, scaler.std_, out=np.zeros_like(scaler.std_), where=scaler.std_ != 0
+        )
         scaler.n_features_in_ = len(scaler.mean_)
         return scaler
 
@@ -84,12 +76,8 @@ class NearestCentres(ClusterMixin, _Fitted):
     def predict(self, X):
         check_is_fitted(self, "cluster_centers_")
         X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
-        return _nearest(X, self.cluster_centers_)
-
-
-def _nearest(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    distances = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return np.argmin(distances, axis=1).astype(int)
+        distances = ((X[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        return np.argmin(distances, axis=1).astype(int)
 
 
 class BisectingTree(ClusterMixin, _Fitted):

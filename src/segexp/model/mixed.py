@@ -25,8 +25,11 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from kmodes.kmodes import KModes
+from kmodes.kprototypes import KPrototypes
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.cluster import KMeans
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 INIT_CHOICES = ("Huang", "Cao", "random")
 MODE_KPROTOTYPES = "kprototypes"
@@ -106,16 +109,13 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         positions = self._check_params()
-        X = check_array(X, dtype=float)
+        X = validate_data(self, X, dtype=float)
         if positions and max(positions) >= X.shape[1]:
             raise ValueError(
                 f"categorical column position {max(positions)} is outside X's {X.shape[1]} columns"
             )
-        self.n_features_in_ = X.shape[1]
         self.categorical_ = positions
         if not positions:
-            from sklearn.cluster import KMeans
-
             model: Any = KMeans(
                 n_clusters=self.n_clusters,
                 n_init=self.n_init,
@@ -125,8 +125,6 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
             self.mode_, self.cost_, self.gamma_ = MODE_KMEANS, float(model.inertia_), None
             self.cluster_centroids_ = np.asarray(model.cluster_centers_, dtype=float)
         elif len(positions) == X.shape[1]:
-            from kmodes.kmodes import KModes
-
             model = KModes(
                 n_clusters=self.n_clusters,
                 init=self.init,
@@ -137,8 +135,6 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
             self.mode_, self.cost_, self.gamma_ = MODE_KMODES, float(model.cost_), None
             self.cluster_centroids_ = np.asarray(model.cluster_centroids_, dtype=float)
         else:
-            from kmodes.kprototypes import KPrototypes
-
             model = KPrototypes(
                 n_clusters=self.n_clusters,
                 init=self.init,
@@ -161,12 +157,7 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
     def predict(self, X):
         """The segment of each row: the nearest centre by the algorithm's own cost."""
         check_is_fitted(self, "model_")
-        X = check_array(X, dtype=float)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
+        X = validate_data(self, X, reset=False, dtype=float)
         if self.mode_ == MODE_KPROTOTYPES:
             labels = self.model_.predict(X, categorical=self.categorical_)
         else:

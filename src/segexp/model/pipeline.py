@@ -1,25 +1,18 @@
 """Preprocessing + clusterer as one scikit-learn Pipeline, fitted on a customer table.
 
-The pipeline takes the raw customer columns (extra columns are ignored) so the
-same object later assigns new customers: every cleaning step is a fitted step
-of it, never done beforehand, so a new customer is imputed, clipped and encoded
-with the training data's medians, bounds and categories.
+The pipeline takes the raw customer columns, so the same object later assigns new
+customers with the training data's medians, bounds and categories:
 
     prepare  ColumnTransformer
-               numeric:     log1p (preprocess.log1p) -> outliers (clip | winsorize)
-                            -> impute (median | mean | most_frequent | knn)
-               categorical: impute (most frequent) -> one-hot (one 0/1 column if binary)
+               numeric:     log1p -> outliers (clip | winsorize) -> impute
+               categorical: as text -> impute (most frequent) -> one-hot (0/1 if binary)
     scale    the configured scaler
-    cluster  the configured algorithm, built by ``hydra.utils.instantiate``
+    cluster  the configured algorithm (``hydra.utils.instantiate``)
 
-One rule for clusterers that compare categories as categories (k-prototypes,
-``segexp.model.mixed``): a clusterer class with ``takes_categories = True`` gets one
-integer code per categorical column instead of one-hot columns, the scaler scales the
-numeric columns only (the codes pass through it), and the clusterer's ``categorical``
-parameter is set to the codes' positions (after the numeric columns).
-
-``preprocess.impute: drop`` removes incomplete rows before fitting (counted in
-``FittedSegmentation.dropped_rows``); ``none`` refuses missing values.
+A clusterer class with ``takes_categories = True`` (k-prototypes) gets one integer code
+per categorical column instead, placed after the numeric columns, which alone are scaled;
+its ``categorical`` parameter is set to the codes' positions. ``preprocess.impute: drop``
+removes incomplete rows before fitting; ``none`` refuses missing values.
 """
 
 from __future__ import annotations
@@ -40,12 +33,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from segexp import contract
+from segexp.contract import IMPUTE_CHOICES, NOISE_LABEL
+from segexp.data import load_customers
+from segexp.data.features import resolve_features
+from segexp.data.messages import closest
+from segexp.data.read import as_text
 from segexp.errors import ConfigError, DataError
 
-IMPUTE_CHOICES = ("none", "drop", "median", "mean", "most_frequent", "knn")
 OUTLIER_CHOICES = ("none", "clip", "winsorize")
-NOISE_LABEL = contract.NOISE_LABEL  # re-exported: DBSCAN-style noise
 # A 0/1 column is flagged when every segment is at least this pure in it ...
 DOMINANCE_PURITY = 0.95
 # ... unless one of its values already covers this share of customers (purity is then trivial).
@@ -91,36 +86,38 @@ class PreprocessOptions:
             else dict(cfg or {})
         )
         assert isinstance(values, dict)  # a DictConfig's container is a dict
-        impute = str(values.get("impute", "none"))
-        if impute not in IMPUTE_CHOICES:
-            raise ConfigError(
-                f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
-            )
-        outliers = str(values.get("outliers", "none"))
-        if outliers not in OUTLIER_CHOICES:
-            raise ConfigError(
-                f"preprocess.outliers: allowed values are {', '.join(OUTLIER_CHOICES)}; "
-                f"got '{outliers}'"
-            )
+        impute, outliers = str(values.get("impute", "none")), str(values.get("outliers", "none"))
         factor = values.get("iqr_factor", 1.5)
-        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 0:
-            raise ConfigError(
-                f"preprocess.iqr_factor: a number >= 0 (1.5 is usual); got {factor!r}"
-            )
         limits = values.get("winsor_limits", (0.05, 0.95))
-        if (
-            not isinstance(limits, list | tuple)
-            or len(limits) != 2
-            or not all(isinstance(v, int | float) for v in limits)
-            or not 0 <= limits[0] < limits[1] <= 1
-        ):
-            raise ConfigError(
-                "preprocess.winsor_limits: two quantiles [low, high] with 0 <= low < high <= 1 "
-                f"(e.g. [0.05, 0.95]); got {limits!r}"
-            )
         neighbors = values.get("knn_neighbors", 5)
-        if not isinstance(neighbors, int) or isinstance(neighbors, bool) or neighbors < 1:
-            raise ConfigError(f"preprocess.knn_neighbors: an integer >= 1; got {neighbors!r}")
+        number = (int, float)
+        rules = {
+            "impute": (impute in IMPUTE_CHOICES, f"allowed values are {', '.join(IMPUTE_CHOICES)}"),
+            "outliers": (
+                outliers in OUTLIER_CHOICES,
+                f"allowed values are {', '.join(OUTLIER_CHOICES)}",
+            ),
+            "iqr_factor": (
+                isinstance(factor, number) and not isinstance(factor, bool) and factor >= 0,
+                "a number >= 0 (1.5 is usual)",
+            ),
+            "winsor_limits": (
+                isinstance(limits, list | tuple)
+                and len(limits) == 2
+                and all(isinstance(v, number) for v in limits)
+                and 0 <= limits[0] < limits[1] <= 1,
+                "two quantiles [low, high] with 0 <= low < high <= 1 (e.g. [0.05, 0.95])",
+            ),
+            "knn_neighbors": (
+                isinstance(neighbors, int) and not isinstance(neighbors, bool) and neighbors >= 1,
+                "an integer >= 1",
+            ),
+        }
+        got = {"impute": f"'{impute}'", "outliers": f"'{outliers}'"}
+        for key, (ok, rule) in rules.items():
+            if not ok:
+                shown = got.get(key) or repr(values.get(key))
+                raise ConfigError(f"preprocess.{key}: {rule}; got {shown}")
         log_columns = values.get("log1p") or []
         log_all = log_columns is True
         if log_all:
@@ -267,8 +264,6 @@ def _numeric_steps(numeric: Sequence[str], options: PreprocessOptions):
 def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Category cells as text (missing: NaN): a code typed as a number in training (1)
     and read as text from a new customers file ('1') is one category."""
-    from segexp.data.read import as_text
-
     frame = pd.DataFrame(frame)
     out = pd.DataFrame({c: as_text(frame[c]).astype(object) for c in frame.columns})
     return out.where(out.notna(), np.nan)
@@ -295,15 +290,13 @@ def build_scaler(scaler_cfg: Any) -> Any:
 def build_prepare_step(
     numeric: Sequence[str],
     categorical: Sequence[str],
-    options: PreprocessOptions | str,
+    options: PreprocessOptions,
     *,
     as_codes: bool = False,
 ) -> ColumnTransformer:
     """Column selection, log transform, outlier clipping, imputation and one-hot encoding
     (``as_codes``: one integer code per categorical column; a category training never
     saw is -1)."""
-    if isinstance(options, str):
-        options = PreprocessOptions.from_config({"impute": options})
     transformers = []
     if numeric:
         transformers.append(("num", _numeric_steps(numeric, options), list(numeric)))
@@ -335,12 +328,9 @@ def check_preprocess_config(
         logged = tuple(c for c in columns if pd.api.types.is_numeric_dtype(frame[c]))
     for column in logged:
         if column not in frame.columns:
-            import difflib
-
-            near = difflib.get_close_matches(column, available, n=1, cutoff=0.5)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
             raise ConfigError(
-                f"preprocess.log1p: '{column}' is not a column of the data{hint}; "
+                f"preprocess.log1p: '{column}' is not a column of the data"
+                f"{closest(column, available)}; "
                 f"columns: {', '.join(available)}"
             )
         if column in columns:
@@ -399,7 +389,7 @@ def dominance_warnings(
         return []
     equal = 1.0 / transformed.shape[1]
     clustered = labels != NOISE_LABEL
-    segments = np.unique(labels[clustered])
+    several = len(np.unique(labels[clustered])) >= 2
     warnings = []
     for position, name, feature in _encoded_sources(prepare, n_numeric):
         values = encoded[:, position]
@@ -407,18 +397,15 @@ def dominance_warnings(
         if share_one in (0.0, 1.0):
             continue
         share = float(variances[position]) / total
-        purity = None
-        if len(segments) >= 2:
-            ones = np.array([values[clustered][labels[clustered] == s].sum() for s in segments])
-            sizes = np.array([(labels[clustered] == s).sum() for s in segments])
-            purity = float(np.maximum(ones, sizes - ones).sum() / sizes.sum())
-        baseline = max(share_one, 1 - share_one)
-        pure = (
-            purity is not None and purity >= DOMINANCE_PURITY and baseline < DOMINANCE_MAX_BASELINE
-        )
+        purity_text, pure = "", False
+        if several:  # the share of customers in their segment's majority value
+            majority = pd.crosstab(labels[clustered], values[clustered]).max(axis=1)
+            purity = float(majority.sum() / clustered.sum())
+            purity_text = f" and the segments are {purity:.0%} pure in it"
+            baseline = max(share_one, 1 - share_one)
+            pure = purity >= DOMINANCE_PURITY and baseline < DOMINANCE_MAX_BASELINE
         if share < equal - 1e-9 and not pure:
             continue
-        purity_text = f" and the segments are {purity:.0%} pure in it" if purity is not None else ""
         warnings.append(
             f"encoded binary column '{name}' (from '{feature}') dominates distances after "
             f"scaling: it carries {share:.0%} of the variance the clusterer sees (equal share "
@@ -511,9 +498,6 @@ def _mode_warnings(clusterer: Any) -> list[str]:
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:
     """Fit the segmentation a composed job config describes (features, preprocess, scaler,
     algo) on a customer table (``table``: its loaded CustomerTable, for the column roles)."""
-    from segexp.data import load_customers
-    from segexp.data.features import resolve_features
-
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns
     listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed

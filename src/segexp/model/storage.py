@@ -1,37 +1,22 @@
 """Fitted models as files that load without running code: skops, with segexp's list of types.
 
-A pickle (``joblib.dump``) runs whatever its author put in it when it is
-loaded, so anyone who can write a tracking store could run code on the machine
-of whoever promotes or scores from it. segexp writes its fitted pipelines (per
-run: ``model/pipeline.skops``) and the promoted assigner (in the registered
-model: ``assigner.skops``) with ``skops.io``, which stores the objects as data
-and rebuilds only types it is told to trust. Loading checks the file first:
+A pickle runs whatever its author put in it when loaded, so anyone who can write a
+tracking store could run code on the machine of whoever promotes or scores from it.
+segexp writes its pipelines (``model/pipeline.skops``) and promoted assigners
+(``assigner.skops``) with ``skops.io`` and loads only types it trusts: scikit-learn's
+(skops trusts those itself), ``TRUSTED_TYPES`` (checked by ``tests/tools/test_trust.py``)
+and the ``_target_`` classes of the user's own ``algo``/``scaler`` configs (their code).
+Any other type is refused with a ``TrackingError`` naming it, and nothing is built.
+Older segexp's pickles load only with ``SEGEXP_TRUST_PICKLE=1`` (README, "Trust model").
 
-- skops trusts scikit-learn's estimators itself (the ones segexp builds from
-  ``conf/algo`` and ``conf/scaler``);
-- ``TRUSTED_TYPES`` adds the few other types segexp's own pipelines and
-  assigners hold, found with ``skops.io.get_untrusted_types`` on what segexp
-  writes (``tests/tools/test_trust.py`` checks every shipped algorithm,
-  scaler and preprocessing against it);
-- the classes named by ``_target_`` in the ``algo`` and ``scaler`` configs of
-  the user's own folder (``$SEGEXP_CONF_DIR`` or ``./conf``) are trusted too:
-  that folder's code is the user's, and runs of its algorithms store them.
-
-A file that holds any other type is refused with a ``TrackingError`` naming the
-types; nothing in it is built. Older segexp stored pickles (``pipeline.joblib``,
-``assigner.joblib``): ``refuse_pickle`` says how to go on without loading them,
-and ``SEGEXP_TRUST_PICKLE=1`` (dangerous, documented in the README's "Trust
-model") loads them anyway.
-
-Birch is the one shipped algorithm skops cannot store (its CF tree): the stored
-pipeline holds ``FittedBirch``, which predicts exactly as the fitted Birch did
-(nearest subcluster centre, its label).
+Birch's CF tree cannot be stored: the stored pipeline holds ``FittedBirch``, which
+predicts as the fitted Birch did.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +122,6 @@ def save(obj: Any, path: str | Path) -> Path:
     if isinstance(obj, Pipeline):
         obj = storable(obj)
     elif isinstance(getattr(obj, "pipeline", None), Pipeline):  # a SegmentAssigner
-        from dataclasses import replace
-
         obj = replace(obj, pipeline=storable(obj.pipeline))
     import skops.io as sio  # here: importing skops walks every scikit-learn module (~0.5 s)
 
@@ -181,9 +164,9 @@ def user_targets(folder: Path | None = None) -> set[str]:
     return found
 
 
-def trusted_types(extra: Iterable[str] = ()) -> list[str]:
+def trusted_types() -> list[str]:
     """The explicit list ``skops.io.load`` is given: segexp's types + the user's targets."""
-    return sorted({*TRUSTED_TYPES, *user_targets(), *extra})
+    return sorted({*TRUSTED_TYPES, *user_targets()})
 
 
 def load(path: str | Path, what: str | None = None) -> Any:

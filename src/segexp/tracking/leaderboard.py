@@ -114,11 +114,8 @@ EUCLIDEAN = "euclidean"
 class LeaderboardFilters:
     """Which runs a leaderboard keeps; empty/None means no restriction.
 
-    ``max_noise_fraction`` is the noise rule, on by default: runs leaving more than
-    this share of customers unassigned are left out of the ranking (see
-    ``build_leaderboard``); 1.0 or None allows any noise. ``min_segment_share`` is the
-    share rule, on by default too: runs whose smallest segment holds less than this
-    share of the customers are left out the same way; 0 or None allows any.
+    The noise rule (``max_noise_fraction``; 1.0 or None: any) and the share rule
+    (``min_segment_share``; 0 or None: any), on by default, leave runs out of the ranking.
     """
 
     algo: tuple[str, ...] = ()
@@ -192,39 +189,28 @@ def larger_is_better(metric: str, direction: str = "auto") -> bool:
     return METRIC_DIRECTIONS[metric]
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    if name in frame.columns:
-        return frame[name]
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def apply_filters(
-    frame: pd.DataFrame, filters: LeaderboardFilters | None, *, noise_rule: bool = True
-) -> pd.DataFrame:
-    """Rows passing every filter; a run without a filtered metric does not pass.
-
-    The noise and share rules (``filters.max_noise_fraction``, ``min_segment_share``)
-    drop the runs they leave out too, unless ``noise_rule=False``; a run that logged
-    no ``noise_fraction`` or ``min_segment_share`` passes them.
-    """
+def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd.DataFrame:
+    """Rows passing every filter (not the noise and share rules, which ``build_leaderboard``
+    applies); a run without a filtered metric does not pass."""
     if frame.empty or filters is None:
         return frame
+
+    def column(name: str) -> pd.Series:
+        return frame.get(name, pd.Series(None, index=frame.index, dtype=object))
+
     keep = pd.Series(True, index=frame.index)
     if filters.status is not None:
-        keep &= _column(frame, "status") == filters.status
+        keep &= column("status") == filters.status
     for name in ("algo", "features", "scaler"):
-        allowed = getattr(filters, name)
-        if allowed:
-            keep &= _column(frame, name).astype(str).isin(allowed)
-    k = pd.to_numeric(_column(frame, "k"), errors="coerce")
+        if allowed := getattr(filters, name):
+            keep &= column(name).astype(str).isin(allowed)
+    k = pd.to_numeric(column("k"), errors="coerce")
     if filters.k_min is not None:
         keep &= k >= filters.k_min
     if filters.k_max is not None:
         keep &= k <= filters.k_max
     if filters.min_stability is not None:
-        keep &= pd.to_numeric(_column(frame, "stability"), errors="coerce") >= filters.min_stability
-    if noise_rule:
-        keep &= filters.left_out(frame) == ""
+        keep &= pd.to_numeric(column("stability"), errors="coerce") >= filters.min_stability
     return frame[keep.fillna(False).astype(bool)]
 
 
@@ -236,17 +222,14 @@ def build_leaderboard(
 ) -> pd.DataFrame:
     """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last.
 
-    The noise and share rules do not drop runs here: runs above
-    ``filters.max_noise_fraction`` (default 10 %) or whose smallest segment is under
-    ``filters.min_segment_share`` (default 2 %; no filters: the default rules) follow
-    every other run, without a rank, and their ``left_out`` column says why ('' for
-    the ranked runs). So a table of every job (the sweep's leaderboard.csv) keeps
-    them, and rank 1 is never a run that left customers out or isolated a few
-    outliers. ``candidates`` splits the table.
+    Runs the noise or share rule (or a silhouette on other distances) leaves out stay,
+    after the others and without a rank, their ``left_out`` column saying why: the
+    sweep's leaderboard.csv lists every job, and rank 1 never left customers out or
+    isolated a few outliers. ``candidates`` splits the table.
     """
     larger = larger_is_better(metric, direction)
     rule = filters if filters is not None else LeaderboardFilters(status=None)
-    kept = apply_filters(frame, filters, noise_rule=False)
+    kept = apply_filters(frame, filters)
     if kept.empty:
         return kept.reset_index(drop=True)
     work = kept.copy()
@@ -277,14 +260,14 @@ def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd
     squared Euclidean one among scikit-learn's Euclidean ones): (mask, reason per run).
     The ranked space is the Euclidean one when any eligible run has it, else the most
     common one; with a single space nothing is left out."""
-    none = pd.Series(False, index=work.index)
+    none = (pd.Series(False, index=work.index), pd.Series("", index=work.index))
     if SILHOUETTE_SPACE_COLUMN not in work.columns or "silhouette" not in work.columns:
-        return none, pd.Series("", index=work.index)
+        return none
     space = work[SILHOUETTE_SPACE_COLUMN].fillna("").astype(str).replace("", EUCLIDEAN)
     scored = eligible & work["silhouette"].notna()
     spaces = space[scored]
     if spaces.nunique() < 2:
-        return none, pd.Series("", index=work.index)
+        return none
     ranked_space = EUCLIDEAN if (spaces == EUCLIDEAN).any() else str(spaces.mode().iloc[0])
     other = scored & (space != ranked_space)
     reason = (
