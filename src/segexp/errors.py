@@ -241,7 +241,7 @@ def allowed_words(schema: Any, name: str) -> str:
         words = " ".join(filter(None, ["an integer" if kind is int else "a number", _bounds(meta)]))
     elif dataclasses.is_dataclass(kind):
         keys = ", ".join(f.name for f in dataclasses.fields(kind))
-        words = f"a section with the keys {keys} (set one as {name}.KEY=VALUE)"
+        words = f"a section with the keys {keys}"
     elif origin is list:
         words = "a list like [a,b]"
     elif origin is dict:
@@ -279,29 +279,35 @@ def unknown_key_line(key: str, schema: Any) -> str:
     return f"{key}: no such config key{hint}; available{under}: {listed(names)}"
 
 
-def omegaconf_line(error: OmegaConfBaseException) -> str:
+def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> str:
     """``<key>: <what is allowed>; got <value>``, or ``<key>: no such config key (did you
-    mean ...?); available: ...``, for OmegaConf's refusal of a value or a key."""
+    mean ...?); available: ...``, for OmegaConf's refusal of a value or a key; ``typed``:
+    the value as the command line gave it, where OmegaConf's message does not say it."""
     key = str(error.full_key)
-    where, _, leaf = key.rpartition(".")
+    leaf = key.rpartition(".")[2]
     schema = error.object_type
     message = first_line(Exception(getattr(error, "msg", "") or str(error)))
     if isinstance(error, ConfigKeyError | ConfigAttributeError) and " not in " in message:
         return unknown_key_line(key, schema)
     received = _RECEIVED.search(message)
-    if received is None:
-        got = "null" if "None" in message or "not Optional" in message else None
-    elif received["assigned"] is not None:
+    if "None" in message or "not Optional" in message:
+        got = "null"
+    elif received is not None and received["assigned"] is not None:
         got = received["assigned"].strip()
+    elif received is not None:
+        quoted = "str" in (received["type"], received["bool"])
+        got = repr(received["value"]) if quoted else received["value"]
+    elif typed is not None:
+        got = typed if re.fullmatch(r"-?[\d.]+|true|false|null|[\[{].*", typed) else repr(typed)
     else:
-        got = (
-            repr(received["value"])
-            if "str" in (received["type"], received["bool"])
-            else received["value"]
-        )
-    if got is None or not dataclasses.is_dataclass(schema):
         return f"{key}: {message}"
-    return f"{key}: {allowed_words(schema, leaf)}; got {got}"
+    if dataclasses.is_dataclass(schema):
+        allowed = allowed_words(schema, leaf)
+    elif "List" in message:
+        allowed = "a list like [a,b]"
+    else:
+        allowed = "a mapping like {key: value}" if "Dict" in message else "a valid value"
+    return f"{key}: {allowed}; got {got}"
 
 
 def usage_error_line(
@@ -346,7 +352,8 @@ def usage_error_line(
         return f"segexp: error: {key}: no such config key"
     error = _omegaconf_error(exc)
     if error is not None:
-        return f"segexp: error: {omegaconf_line(error)}"
+        typed = re.match(r"Error merging override [^=]+=(.*)", message, re.S)
+        return f"segexp: error: {omegaconf_line(error, typed and typed.group(1).strip())}"
     cause = exc.__cause__
     detail = _one_line(message)
     if cause is not None and str(cause) and str(cause) not in message:

@@ -80,10 +80,18 @@ def composition_refusal(make, overrides) -> str:
         (
             ["limits=3"],
             "limits: a section with the keys max_rows_quadratic, threads, "
-            "single_thread_below_rows, max_jobs, max_neighbour_memory_mb "
-            "(set one as limits.KEY=VALUE); got 3",
+            "single_thread_below_rows, max_jobs, max_neighbour_memory_mb; got 3",
         ),
         (["seed=null"], "seed: an integer from 0 to 4294967295; got null"),
+        (
+            ["data.aliases=abc"],
+            "data.aliases: column names with the file headers they go by, such as "
+            "{income: [Annual Income]}; got 'abc'",
+        ),
+        (
+            ["preprocess.winsor_limits=abc"],
+            "preprocess.winsor_limits: a list like [a,b]; got 'abc'",
+        ),
     ],
 )
 def test_wrong_type_is_refused_by_omegaconf_in_one_line(make, overrides, message):
@@ -148,6 +156,7 @@ def _compose_bank() -> BaseException:
             "max_neighbour_memory_mb",
         ),
         (["k=1"], "k: an integer >= 2; got 1"),
+        (["data.decimal=x"], "data.decimal: one of '.', ',' or null; got 'x'"),
         (
             ["objective.direction=up"],
             "objective.direction: one of 'maximize', 'minimize'; got 'up'",

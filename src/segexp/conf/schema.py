@@ -85,7 +85,9 @@ class DataConf:
     dates: Any = "auto"
     label_column: Any = "auto"
     default_features: str | None = None
-    aliases: dict[str, list[str]] = value({})
+    aliases: dict[str, list[str]] = value(
+        {}, text="column names with the file headers they go by, such as {income: [Annual Income]}"
+    )
     delimiter: str | None = value(
         None,
         pattern=r".|\\t|tab",
