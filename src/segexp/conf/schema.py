@@ -38,12 +38,14 @@ def value(
     choices: tuple[Any, ...] = (),
     text: str | None = None,
     pattern: str | None = None,
+    mapping: bool = False,
 ) -> Any:
     """A field with what its type cannot say: bounds (``above``: strictly greater),
     a choice, a non-empty ``text`` (the words for what it names), a ``pattern`` the
-    text must match in full (its words in ``text``)."""
+    text must match in full (its words in ``text``), a ``mapping`` (or null) in an
+    open field."""
     rules = {"low": low, "high": high, "above": above, "choices": choices, "text": text}
-    rules["pattern"] = pattern
+    rules.update(pattern=pattern, mapping=mapping or None)
     meta = {k: v for k, v in rules.items() if v not in (None, ())}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -71,6 +73,13 @@ class RfmConf:
 
 
 @dataclass
+class DeriveConf:
+    days_since: bool = True
+    age: bool = True
+    reference_date: str | None = value(None, text="a date such as 2024-12-31")
+
+
+@dataclass
 class DataConf:
     """``conf/data/*.yaml``: the table, how it is read and its columns' roles."""
 
@@ -85,6 +94,14 @@ class DataConf:
     dates: Any = "auto"
     label_column: Any = "auto"
     default_features: str | None = None
+    derive: DeriveConf = field(default_factory=DeriveConf)
+    # Any: OmegaConf 2.3 cannot merge a mapping into an Optional[Dict] that is null
+    value_labels: Any = value(
+        None,
+        mapping=True,
+        text="column names with their codes' labels, such as {Channel: {1: Horeca, 2: Retail}}, "
+        "or null",
+    )
     aliases: dict[str, list[str]] = value(
         {}, text="column names with the file headers they go by, such as {income: [Annual Income]}"
     )
@@ -101,7 +118,7 @@ class DataConf:
     non_negative: Any = "auto"
     date_format: str | None = value(None, text="a strptime format such as '%d/%m/%Y'")
     dayfirst: bool = False
-    rfm: RfmConf | None = None
+    rfm: RfmConf = field(default_factory=RfmConf)  # a table found to be a transaction log
 
 
 @dataclass
@@ -125,7 +142,6 @@ class PreprocessConf:
 class MlflowConf:
     tracking_uri: str | None = None
     experiment: str = "segexp-${data.name}"
-    log_model: bool = False
 
 
 @dataclass
@@ -166,12 +182,16 @@ class NamingConf:
     qualifier_format: str = "{name} ({qualifier})"
     relative_words: Any = None
     relative_min_gap: float = 0.25
-    number_format: str = "{name} #{n}"
+    size_format: str = "{n} customers"
     gender: Any = None
     noise: Any = None
     roles: Any = None
     generic_action: str | None = None
     default_actions: Any = None
+    action_format: str = "{action} ({trigger})"
+    max_actions: int = 4
+    meanings: Any = None
+    words: Any = None
     archetypes: Any = None
 
 
@@ -362,6 +382,8 @@ class EdaConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     eda: EdaSectionConf = field(default_factory=EdaSectionConf)
     plots: EdaPlotsConf = field(default_factory=EdaPlotsConf)
+    output: str = value(text="a folder for the figures")
+    overwrite: bool = MISSING
 
 
 @dataclass

@@ -95,6 +95,8 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
 def _refused(value: Any, meta: Mapping[str, Any]) -> bool:
     """A value its field's metadata refuses. A text field takes no bare true/false, which
     OmegaConf turns into the texts 'True' and 'False'."""
+    if "mapping" in meta:
+        return True  # a mapping was checked as a section; anything else is refused
     if "choices" in meta:
         return value not in meta["choices"]
     if isinstance(value, str):
