@@ -98,31 +98,65 @@ def test_wrong_type_is_refused_by_omegaconf_in_one_line(make, overrides, message
     assert composition_refusal(make, overrides) == message
 
 
-def test_user_option_file_gets_the_group_schema(tmp_path, monkeypatch):
-    """A user's own conf/data file is typed by the data group's schema while composing."""
-    (tmp_path / "conf" / "data").mkdir(parents=True)
-    (tmp_path / "conf" / "data" / "bank.yaml").write_text("name: bank\nid_colum: cust\n")
-    monkeypatch.setenv("SEGEXP_CONF_DIR", str(tmp_path / "conf"))
-    held = GlobalHydra.instance().hydra  # the module's fixture's: put back after
+def _with_user_conf(conf: Path, build):
+    """``build()`` inside a Hydra initialised with ``conf`` as the user's folder (the
+    module's fixture holds Hydra: put back after)."""
+    held = GlobalHydra.instance().hydra
     GlobalHydra.instance().clear()
+    previous = os.environ.get("SEGEXP_CONF_DIR")
+    os.environ["SEGEXP_CONF_DIR"] = str(conf)
     try:
-        raised = _compose_bank()
+        with initialize_config_module("segexp.conf", version_base="1.3"):
+            return build()
     finally:
+        if previous is None:
+            os.environ.pop("SEGEXP_CONF_DIR")
+        else:
+            os.environ["SEGEXP_CONF_DIR"] = previous
         GlobalHydra.instance().clear()
         GlobalHydra.instance().initialize(held)
-    line = usage_error_line(raised, "config", ["data=bank"])
+
+
+def test_user_option_file_gets_the_group_schema(tmp_path):
+    """A user's own conf/data file is typed by the data group's schema while composing."""
+    bank = tmp_path / "conf" / "data" / "bank.yaml"
+    bank.parent.mkdir(parents=True)
+
+    def compose_bank():
+        bank.write_text("name: bank\nid_colum: cust\n")
+        with pytest.raises(Exception) as raised:
+            compose("config", overrides=["data=bank"])
+        bank.write_text("name: bank\nid_column: cust\n")
+        assert compose("config", overrides=["data=bank"]).data.id_column == "cust"
+        return raised.value
+
+    line = usage_error_line(_with_user_conf(tmp_path / "conf", compose_bank), "config")
     assert line.startswith("segexp: error: data.id_colum: no such config key (did you mean ")
     assert "data.id_column?); available under data: name, path" in line
 
 
-def _compose_bank() -> BaseException:
-    with initialize_config_module("segexp.conf", version_base="1.3"):
-        with pytest.raises(Exception) as raised:
-            compose("config", overrides=["data=bank"])
-        bank = Path(os.environ["SEGEXP_CONF_DIR"]) / "data" / "bank.yaml"
-        bank.write_text("name: bank\nid_column: cust\n")
-        assert compose("config", overrides=["data=bank"]).data.id_column == "cust"
-    return raised.value
+def test_user_primary_config_without_the_schema_is_checked_against_it(tmp_path):
+    """A user's own conf/config.yaml that does not list config_schema: its values are
+    merged onto the schema when checked, so the same refusals come."""
+    packaged = Path(validation.__file__).parents[1] / "conf" / "config.yaml"
+    text = "\n".join(line for line in packaged.read_text().splitlines() if "_schema" not in line)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(text)
+
+    def messages():
+        found = []
+        for overrides in (["seed=abc"], ["+foo=1"], ["plots.dpi=0"]):
+            cfg = compose("config", overrides=overrides)
+            with pytest.raises(ConfigError) as raised:
+                validation.check_job_config(cfg)
+            found.append(str(raised.value))
+        validation.check_job_config(compose("config"))
+        return found
+
+    seed, foo, dpi = _with_user_conf(tmp_path / "conf", messages)
+    assert seed == "seed: an integer from 0 to 4294967295; got 'abc'"
+    assert foo.startswith("foo: no such config key; available: data, features")
+    assert dpi == "plots.dpi: an integer from 20 to 1200; got 0"
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,9 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from segexp.errors import (
     ConfigError,
@@ -48,6 +50,7 @@ from segexp.errors import (
     default_config,
     first_line,
     listed,
+    omegaconf_line,
     shown,
     unknown_key_line,
 )
@@ -56,11 +59,22 @@ from segexp.jobs.ranges import range_size
 # ------------------------------------------------------------------ the schema
 
 
-def check_schema(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
+def check_schema(cfg: DictConfig, config_name: str, skip: tuple[str, ...] = ()) -> None:
     """The config against its structured config (``segexp.conf.schema``): the keys that
     Hydra's ``+key=`` added or ``~key`` removed (Hydra adds and removes keys past
-    OmegaConf's struct checks), then each field's bounds and choices. A config of the
-    user's own without a schema is left to the tools."""
+    OmegaConf's struct checks), then each field's bounds and choices. A user's own
+    ``conf/<config_name>.yaml`` without the schema in its defaults is merged onto it
+    here, so OmegaConf refuses its wrong types and unknown keys the same way."""
+    if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):
+        try:  # registered when Hydra read segexp's packaged configs
+            schema = ConfigStore.instance().load(f"{config_name}_schema.yaml").node
+        except Exception:
+            return
+        own = {k: v for k, v in cfg.items() if k != "hydra"}
+        try:
+            cfg = OmegaConf.merge(schema, own)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(omegaconf_line(exc)) from None
     _check_node(cfg, "", skip)
 
 
@@ -301,7 +315,7 @@ def check_job_config(cfg: DictConfig) -> None:
     if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
         raise ConfigError("algo: an algorithm option (algo=kmeans, algo=dbscan, ...); got none")
     takes_k = _refers_to(cfg.algo, "k")
-    check_schema(cfg, skip=() if takes_k else ("k",))
+    check_schema(cfg, "config", skip=() if takes_k else ("k",))
     k = cfg.get("k")
     if not takes_k and (not isinstance(k, int) or k < 1):  # DBSCAN: k only names the job
         raise ConfigError(f"k: an integer >= 1; got {shown(k)}")
@@ -398,7 +412,7 @@ def check_engine(cfg: DictConfig) -> None:
 
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:
     """A tool's config (``conf/<config_name>.yaml``) against its schema; ConfigError."""
-    check_schema(cfg)
+    check_schema(cfg, config_name)
 
 
 # ------------------------------------------------------------------ sweep limits
