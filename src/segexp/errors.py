@@ -21,17 +21,21 @@ reported as such.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
+import types
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 EXIT_USER_ERROR = 2
 CONFIG_PATH = "pkg://segexp.conf"
@@ -152,14 +156,15 @@ def _one_line(text: str) -> str:
     return "; ".join(parts)
 
 
-def _listed(names: Sequence[str]) -> str:
+def listed(names: Sequence[str]) -> str:
     names = list(names)
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
 
 
-def _default_config(config_name: str, overrides: Sequence[str], multirun: bool):
-    """The command's config composed without the refused override (None if it cannot be)."""
+def default_config(config_name: str, overrides: Sequence[str], multirun: bool):
+    """The command's config composed with Hydra's compose API (the user's ``conf/``
+    included), without the refused overrides; None if it cannot be."""
     if GlobalHydra.instance().is_initialized():
         return None
     # Sweeps (-m k=3,4) cannot be composed as one config: their keys exist either way.
@@ -188,10 +193,128 @@ def _available_keys(cfg, key: str) -> tuple[str, list[str]]:
     return where, keys
 
 
+def shown(value: Any) -> str:
+    """A value as the user typed it: null, true, 3, 0.5, 'abc', [1, 2]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # -5, not -5.0: OmegaConf made the user's -5 a float
+    return str(value)
+
+
+def _bounds(meta: typing.Mapping[str, Any]) -> str:
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    if low is not None and high is not None:
+        return f"from {low} to {high}"
+    if above is not None:
+        return f"> {above}" + (f" and <= {high}" if high is not None else "")
+    if low is not None:
+        return f">= {low}"
+    return f"<= {high}" if high is not None else ""
+
+
+def allowed_words(schema: Any, name: str) -> str:
+    """What the field ``name`` of a structured config (``segexp.conf.schema``) allows,
+    in words: its type and its metadata (bounds, choices, what a text names)."""
+    found = (
+        {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
+    )
+    if name not in found:
+        return "a valid value"
+    meta = found[name].metadata
+    hint = typing.get_type_hints(schema).get(name, Any)
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    kind = next(a for a in args if a is not type(None)) if optional else hint
+    origin = typing.get_origin(kind) or kind
+    if "choices" in meta:
+        words = "one of " + ", ".join(shown(c) for c in meta["choices"])
+    elif "text" in meta:
+        words = meta["text"]
+    elif kind is bool:
+        words = "true or false"
+    elif kind in (int, float):
+        words = " ".join(filter(None, ["an integer" if kind is int else "a number", _bounds(meta)]))
+    elif dataclasses.is_dataclass(kind):
+        keys = ", ".join(f.name for f in dataclasses.fields(kind))
+        words = f"a section with the keys {keys}"
+    elif origin is list:
+        words = "a list like [a,b]"
+    elif origin is dict:
+        words = "a mapping like {key: value}"
+    else:
+        words = "a text" if kind is str else "a value"
+    return words + (" or null" if optional else "")
+
+
+_RECEIVED = re.compile(
+    r"Value '(?P<value>.*?)'"
+    r"(?: of type '(?P<type>\w+)'| is not a valid bool \(type (?P<bool>\w+)\))"
+    r"|value: (?P<assigned>.*)$",
+    re.S,
+)
+
+
+def _omegaconf_error(exc: BaseException | None) -> OmegaConfBaseException | None:
+    """The OmegaConf error behind Hydra's (its cause, or the error it was raised from)."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OmegaConfBaseException) and getattr(exc, "full_key", None):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def unknown_key_line(key: str, schema: Any) -> str:
+    """``<key>: no such config key (did you mean ...?); available: <the schema's keys>``."""
+    where, _, leaf = key.rpartition(".")
+    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+    near = difflib.get_close_matches(leaf, names, n=1)
+    hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
+    under = f" under {where}" if where else ""
+    return f"{key}: no such config key{hint}; available{under}: {listed(names)}"
+
+
+def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> str:
+    """``<key>: <what is allowed>; got <value>``, or ``<key>: no such config key (did you
+    mean ...?); available: ...``, for OmegaConf's refusal of a value or a key; ``typed``:
+    the value as the command line gave it, where OmegaConf's message does not say it."""
+    key = str(error.full_key)
+    leaf = key.rpartition(".")[2]
+    schema = error.object_type
+    message = first_line(Exception(getattr(error, "msg", "") or str(error)))
+    if isinstance(error, ConfigKeyError | ConfigAttributeError) and " not in " in message:
+        return unknown_key_line(key, schema)
+    received = _RECEIVED.search(message)
+    if "None" in message or "not Optional" in message:
+        got = "null"
+    elif received is not None and received["assigned"] is not None:
+        got = received["assigned"].strip()
+    elif received is not None:
+        quoted = "str" in (received["type"], received["bool"])
+        got = repr(received["value"]) if quoted else received["value"]
+    elif typed is not None:
+        got = typed if re.fullmatch(r"-?[\d.]+|true|false|null|[\[{].*", typed) else repr(typed)
+    else:
+        return f"{key}: {message}"
+    if dataclasses.is_dataclass(schema):
+        allowed = allowed_words(schema, leaf)
+    elif "List" in message:
+        allowed = "a list like [a,b]"
+    else:
+        allowed = "a mapping like {key: value}" if "Dict" in message else "a valid value"
+    return f"{key}: {allowed}; got {got}"
+
+
 def usage_error_line(
     exc: BaseException, config_name: str, overrides: Sequence[str] = (), multirun: bool = False
 ) -> str:
-    """One ``segexp: error:`` line for Hydra's refusal of the command line."""
+    """One ``segexp: error:`` line for Hydra's or OmegaConf's refusal of the command line
+    or of a config file (a wrong type, an unknown key: see ``segexp.conf.schema``)."""
     message = str(exc)
     if isinstance(exc, OverrideParseException):
         detail = _one_line(exc.message).replace(f"Error parsing override '{exc.override}'", "")
@@ -209,14 +332,14 @@ def usage_error_line(
             hint = f" (did you mean {group}={near[0]}?)" if near else ""
             return (
                 f"segexp: error: {group}={option}: no such option{hint}; "
-                f"available: {_listed(options)}"
+                f"available: {listed(options)}"
             )
         return f"segexp: error: {_one_line(message)}"
     unknown = re.match(r"Could not override '([^']+)'", message)
     if unknown:
         key = unknown.group(1)
         refused = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
-        cfg = _default_config(config_name, refused, multirun)
+        cfg = default_config(config_name, refused, multirun)
         if cfg is not None:
             where, keys = _available_keys(cfg, key)
             leaf = key[len(where) + 1 :] if where else key
@@ -224,9 +347,13 @@ def usage_error_line(
             hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
             under = f" under {where}" if where else ""
             return (
-                f"segexp: error: {key}: no such config key{hint}; available{under}: {_listed(keys)}"
+                f"segexp: error: {key}: no such config key{hint}; available{under}: {listed(keys)}"
             )
         return f"segexp: error: {key}: no such config key"
+    error = _omegaconf_error(exc)
+    if error is not None:
+        typed = re.match(r"Error merging override [^=]+=(.*)", message, re.S)
+        return f"segexp: error: {omegaconf_line(error, typed and typed.group(1).strip())}"
     cause = exc.__cause__
     detail = _one_line(message)
     if cause is not None and str(cause) and str(cause) not in message:

@@ -1,16 +1,19 @@
-"""segexp.jobs.validation: every key's rule, scikit-learn's own hyperparameter checks,
-the sweep limit and the neighbour-memory estimate (no MLflow, no subprocess)."""
+"""segexp.jobs.validation and the schema (segexp.conf.schema): OmegaConf's refusals as one
+line, the bounds a type cannot say, scikit-learn's own hyperparameter checks, the sweep
+limit and the neighbour-memory estimate (no MLflow, no subprocess)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
 
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, usage_error_line
 from segexp.jobs import validation
 from segexp.jobs.ranges import expand_argv
 
@@ -57,6 +60,105 @@ def test_every_packaged_algorithm_passes(make, algo):
     validation.check_job_config(make([f"algo={algo}"]))
 
 
+def composition_refusal(make, overrides) -> str:
+    """The one line for a config OmegaConf refuses while Hydra composes it (a wrong type)."""
+    with pytest.raises(Exception) as raised:
+        make(overrides)
+    line = usage_error_line(raised.value, "config", overrides)
+    assert "\n" not in line
+    return line.removeprefix("segexp: error: ")
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["seed=abc"], "seed: an integer from 0 to 4294967295; got 'abc'"),
+        (["seed=1.5"], "seed: an integer from 0 to 4294967295; got 1.5"),
+        (["limits.threads=abc"], "limits.threads: an integer >= 1 or null; got 'abc'"),
+        (["plots.enabled=maybe"], "plots.enabled: true or false; got 'maybe'"),
+        (["k=abc"], "k: an integer >= 2; got 'abc'"),
+        (
+            ["limits=3"],
+            "limits: a section with the keys max_rows_quadratic, threads, "
+            "single_thread_below_rows, max_jobs, max_neighbour_memory_mb; got 3",
+        ),
+        (["seed=null"], "seed: an integer from 0 to 4294967295; got null"),
+        (
+            ["data.aliases=abc"],
+            "data.aliases: column names with the file headers they go by, such as "
+            "{income: [Annual Income]}; got 'abc'",
+        ),
+        (
+            ["preprocess.winsor_limits=abc"],
+            "preprocess.winsor_limits: a list like [a,b]; got 'abc'",
+        ),
+    ],
+)
+def test_wrong_type_is_refused_by_omegaconf_in_one_line(make, overrides, message):
+    assert composition_refusal(make, overrides) == message
+
+
+def _with_user_conf(conf: Path, build):
+    """``build()`` inside a Hydra initialised with ``conf`` as the user's folder (the
+    module's fixture holds Hydra: put back after)."""
+    held = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    previous = os.environ.get("SEGEXP_CONF_DIR")
+    os.environ["SEGEXP_CONF_DIR"] = str(conf)
+    try:
+        with initialize_config_module("segexp.conf", version_base="1.3"):
+            return build()
+    finally:
+        if previous is None:
+            os.environ.pop("SEGEXP_CONF_DIR")
+        else:
+            os.environ["SEGEXP_CONF_DIR"] = previous
+        GlobalHydra.instance().clear()
+        GlobalHydra.instance().initialize(held)
+
+
+def test_user_option_file_gets_the_group_schema(tmp_path):
+    """A user's own conf/data file is typed by the data group's schema while composing."""
+    bank = tmp_path / "conf" / "data" / "bank.yaml"
+    bank.parent.mkdir(parents=True)
+
+    def compose_bank():
+        bank.write_text("name: bank\nid_colum: cust\n")
+        with pytest.raises(Exception) as raised:
+            compose("config", overrides=["data=bank"])
+        bank.write_text("name: bank\nid_column: cust\n")
+        assert compose("config", overrides=["data=bank"]).data.id_column == "cust"
+        return raised.value
+
+    line = usage_error_line(_with_user_conf(tmp_path / "conf", compose_bank), "config")
+    assert line.startswith("segexp: error: data.id_colum: no such config key (did you mean ")
+    assert "data.id_column?); available under data: name, path" in line
+
+
+def test_user_primary_config_without_the_schema_is_checked_against_it(tmp_path):
+    """A user's own conf/config.yaml that does not list config_schema: its values are
+    merged onto the schema when checked, so the same refusals come."""
+    packaged = Path(validation.__file__).parents[1] / "conf" / "config.yaml"
+    text = "\n".join(line for line in packaged.read_text().splitlines() if "_schema" not in line)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(text)
+
+    def messages():
+        found = []
+        for overrides in (["seed=abc"], ["+foo=1"], ["plots.dpi=0"]):
+            cfg = compose("config", overrides=overrides)
+            with pytest.raises(ConfigError) as raised:
+                validation.check_job_config(cfg)
+            found.append(str(raised.value))
+        validation.check_job_config(compose("config"))
+        return found
+
+    seed, foo, dpi = _with_user_conf(tmp_path / "conf", messages)
+    assert seed == "seed: an integer from 0 to 4294967295; got 'abc'"
+    assert foo.startswith("foo: no such config key; available: data, features")
+    assert dpi == "plots.dpi: an integer from 20 to 1200; got 0"
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
@@ -68,12 +170,27 @@ def test_every_packaged_algorithm_passes(make, algo):
             ["algo=dbscan", "algo.min_samples=0"],
             "algo.min_samples: must be an int in the range [1, inf); got 0 (scikit-learn's DBSCAN)",
         ),
-        (["seed=abc"], "seed: an integer from 0 to 4294967295; got 'abc'"),
+        (["seed=-1"], "seed: an integer from 0 to 4294967295; got -1"),
         (["plots.dpi=0"], "plots.dpi: an integer from 20 to 1200; got 0"),
-        (["limits.threads=abc"], "limits.threads: an integer >= 1 or null; got 'abc'"),
+        (["limits.threads=0"], "limits.threads: an integer >= 1 or null; got 0"),
         (["metrics.silhouette_max_rows=0"], "metrics.silhouette_max_rows: an integer >= 2; got 0"),
-        (["~k"], "k: an integer >= 2; got nothing (the key was removed, e.g. by ~k)"),
+        (
+            ["~k"],
+            "k: an integer >= 2; got nothing (the key was removed, e.g. by ~k, "
+            "or its file does not set it)",
+        ),
+        (
+            ["limits.max_neighbour_memory_mb=-5"],
+            "limits.max_neighbour_memory_mb: a number > 0; got -5",
+        ),
+        (
+            ["+limits.foo=1"],
+            "limits.foo: no such config key; available under limits: "
+            "max_rows_quadratic, threads, single_thread_below_rows, max_jobs, "
+            "max_neighbour_memory_mb",
+        ),
         (["k=1"], "k: an integer >= 2; got 1"),
+        (["data.decimal=x"], "data.decimal: one of '.', ',' or null; got 'x'"),
         (
             ["objective.direction=up"],
             "objective.direction: one of 'maximize', 'minimize'; got 'up'",

@@ -1,16 +1,19 @@
-"""Configuration checked before any run or store is touched: one rule per key.
+"""Configuration checked before any run or store is touched.
 
-``check_job_config(cfg)`` checks a composed job config (``conf/config.yaml``):
-the main config's own keys (``k``, ``seed``, ``metrics.*``, ``limits.*``,
-``plots.*``, ``objective.*``, ``verbose``, ``data.sample.*``), the
-``preprocess`` and ``evaluation`` groups, and the algorithm's hyperparameters.
-``check_tool_config(name, cfg)`` checks a tool's config (``conf/compare.yaml``,
-``predict.yaml``, ...). Both raise ``ConfigError`` with one line::
+The keys and types of segexp's configs are declared once, as structured configs
+(``segexp.conf.schema``): OmegaConf refuses a wrong type or an unknown key while
+Hydra composes the config. What is left is checked here, each refusal one line
+(``segexp.errors.omegaconf_line`` words OmegaConf's own)::
 
     <key>: <what is allowed>; got <value received>
 
-An unknown key (``+foo=1``, ``+limits.foo=1``) is refused with the keys that
-exist; a required key that was removed (``~k``) says so.
+``check_job_config(cfg)`` checks a composed job config (``conf/config.yaml``) and
+``check_tool_config(name, cfg)`` a tool's (``conf/compare.yaml``, ...): the keys that
+Hydra's ``+key=`` added or ``~key`` removed (Hydra adds and removes keys past the
+schema; the config is merged onto its schema again, so OmegaConf says so), the bounds
+and choices a type cannot say (the schema's field metadata), and the cross-field
+checks: ``k`` against the algorithm, the engine's keys, the preprocess and evaluation
+values (``segexp.model``).
 
 Hyperparameters are checked by scikit-learn itself: the configured estimator is
 instantiated (as ``segexp.model.pipeline`` does) and fitted on an empty array.
@@ -19,8 +22,7 @@ scikit-learn checks every parameter against its constraints at the start of
 ``ValueError``) naming the parameter, what it allows and what it got; only that
 error is turned into the one-line message (``algo.eps: must be a float in the
 range (0.0, inf); got -1 (scikit-learn's DBSCAN)``). The empty array's own
-refusal means the parameters passed. Each distinct algorithm config is checked
-once per process (well under a millisecond after the first).
+refusal means the parameters passed.
 
 ``neighbour_memory_mb`` estimates what a density algorithm's neighbourhood lists
 (DBSCAN) hold, for ``limits.max_neighbour_memory_mb`` (see ``segexp.jobs.job``).
@@ -28,496 +30,102 @@ once per process (well under a millisecond after the first).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import functools
 import importlib
 import inspect
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import yaml
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from segexp.errors import ConfigError, first_line
+from segexp.errors import (
+    ConfigError,
+    allowed_words,
+    default_config,
+    first_line,
+    listed,
+    omegaconf_line,
+    shown,
+    unknown_key_line,
+)
 from segexp.jobs.ranges import range_size
 
-_MAX_LISTED = 24
-_MISSING = object()
+# ------------------------------------------------------------------ the schema
 
 
-def shown(value: Any) -> str:
-    """A value as the user typed it: null, true, 3, 0.5, 'abc', [1, 2]."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One key: the words saying what it allows, and the test a value must pass."""
-
-    key: str
-    allowed: str
-    test: Callable[[Any], bool]
-
-    def check(self, cfg: DictConfig, prefix: str = "") -> None:
-        value = _select(cfg, self.key)
-        name = prefix + self.key
-        if value is _MISSING:
-            raise ConfigError(
-                f"{name}: {self.allowed}; got nothing (the key was removed, e.g. by ~{name})"
-            )
-        if not self.test(value):
-            raise ConfigError(f"{name}: {self.allowed}; got {shown(value)}")
-
-
-def _bounds(low: float | None, high: float | None, low_open: bool = False) -> str:
-    if low is not None and high is not None:
-        return f"from {low} to {high}" if not low_open else f"> {low} and <= {high}"
-    if low is not None:
-        return f"{'>' if low_open else '>='} {low}"
-    if high is not None:
-        return f"<= {high}"
-    return ""
-
-
-def integer(
-    key: str, low: int | None = None, high: int | None = None, *, null: bool = False
-) -> Rule:
-    words = " ".join(filter(None, ["an integer", _bounds(low, high)]))
-    return Rule(
-        key,
-        words + (" or null" if null else ""),
-        lambda v: (
-            (null and v is None)
-            or (_is_int(v) and (low is None or v >= low) and (high is None or v <= high))
-        ),
-    )
-
-
-def number(
-    key: str,
-    low: float | None = None,
-    high: float | None = None,
-    *,
-    low_open: bool = False,
-    null: bool = False,
-) -> Rule:
-    words = " ".join(filter(None, ["a number", _bounds(low, high, low_open)]))
-
-    def test(v: Any) -> bool:
-        if null and v is None:
-            return True
-        if not _is_number(v):
-            return False
-        if low is not None and (v <= low if low_open else v < low):
-            return False
-        return high is None or v <= high
-
-    return Rule(key, words + (" or null" if null else ""), test)
-
-
-def flag(key: str) -> Rule:
-    return Rule(key, "true or false", lambda v: isinstance(v, bool))
-
-
-_SWITCH_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
-
-
-def switch(key: str) -> Rule:
-    """true/false, also as the words the environment variables take (yes, on, 1 ...)."""
-    return Rule(
-        key,
-        "true or false",
-        lambda v: (
-            isinstance(v, bool)
-            or (_is_int(v) and v in (0, 1))
-            or (isinstance(v, str) and v.strip().lower() in _SWITCH_WORDS)
-        ),
-    )
-
-
-def choice(key: str, *values: Any, null: bool = False) -> Rule:
-    words = "one of " + ", ".join(shown(v) if v is not None else "null" for v in values)
-    return Rule(
-        key,
-        words + (" or null" if null else ""),
-        lambda v: (null and v is None) or (not isinstance(v, bool) and v in values),
-    )
-
-
-def text(key: str, *, null: bool = False, what: str = "a non-empty text") -> Rule:
-    """A name or path: any non-empty scalar but true/false (Hydra reads 123 as a number)."""
-    return Rule(
-        key,
-        what + (" or null" if null else ""),
-        lambda v: (
-            (null and v is None)
-            or (isinstance(v, str) and bool(v.strip()))
-            or _is_int(v)
-            or (isinstance(v, float) and math.isfinite(v))
-        ),
-    )
-
-
-def names(key: str) -> Rule:
-    """One name, a list of names, or null (compare's filter.algo and the like)."""
-
-    def test(v: Any) -> bool:
-        if v is None or (isinstance(v, str) and v.strip()):
-            return True
-        return isinstance(v, list) and all(isinstance(x, str | int) for x in v)
-
-    return Rule(key, "a name, a list of names like [a,b], or null", test)
-
-
-def text_list(key: str) -> Rule:
-    return Rule(
-        key,
-        "a list of names like [a,b]",
-        lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-    )
-
-
-# ----------------------------------------------------------------- the rules
-
-DPI = integer("plots.dpi", 20, 1200)
-RUN_STATUSES = ("FINISHED", "FAILED", "RUNNING", "KILLED", "SCHEDULED")
-
-_DATA = [integer("data.sample.n_customers", 2, null=True), integer("data.sample.seed", 0)]
-
-
-def _aliases(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(v, list) and all(isinstance(h, str | int) for h in v) for v in value.values()
-    )
-
-
-# How a table is read (segexp.data.read): checked where a data option has the key, since a
-# user's own conf/data file may leave some out.
-DATA_READING_RULES: list[Rule] = [
-    Rule(
-        "data.delimiter",
-        "one character such as ',', ';' or '|', tab, or null (found from the file)",
-        lambda v: v is None or (isinstance(v, str) and (len(v) == 1 or v in ("\\t", "tab"))),
-    ),
-    Rule(
-        "data.quotechar",
-        "one character such as '\"' or \"'\"",
-        lambda v: isinstance(v, str) and len(v) == 1,
-    ),
-    choice("data.decimal", ".", ",", null=True),
-    Rule(
-        "data.missing_values",
-        "a list of texts that mean missing, such as [NA, n/a, '-'], or null (segexp's list)",
-        lambda v: (
-            v is None
-            or isinstance(v, str)
-            or (isinstance(v, list) and all(isinstance(x, str | int | float) for x in v))
-        ),
-    ),
-    Rule(
-        "data.aliases",
-        "column names with the file headers they go by, such as {income: [Annual Income]}",
-        _aliases,
-    ),
-    flag("data.dayfirst"),
-    text("data.date_format", null=True, what="a strptime format such as '%d/%m/%Y'"),
-    flag("data.derive.days_since"),
-    flag("data.derive.age"),
-    text("data.derive.reference_date", null=True, what="a date such as 2024-12-31"),
-    Rule(
-        "data.value_labels",
-        "column names with their codes' labels, such as {Channel: {1: Horeca, 2: Retail}}, or null",
-        lambda v: (
-            v is None or (isinstance(v, dict) and all(isinstance(m, dict) for m in v.values()))
-        ),
-    ),
-]
-
-
-def check_data_reading(cfg: DictConfig) -> None:
-    """The reading keys that the data option has (see ``DATA_READING_RULES``)."""
-    for rule in DATA_READING_RULES:
-        if _select(cfg, rule.key) is not _MISSING:
-            rule.check(cfg)
-
-
-MAIN_RULES: list[Rule] = [
-    integer("seed", 0, 2**32 - 1),
-    integer("metrics.silhouette_max_rows", 2),
-    integer("limits.max_rows_quadratic", 1),
-    integer("limits.threads", 1, null=True),
-    integer("limits.single_thread_below_rows", 0),
-    integer("limits.max_jobs", 1),
-    number("limits.max_neighbour_memory_mb", 0, low_open=True),
-    flag("plots.enabled"),
-    DPI,
-    integer("plots.max_points", 100),
-    integer("artifacts.assignments_parquet_above_rows", 0),
-    text("objective.metric", what="a metric name (silhouette, davies_bouldin, ...)"),
-    choice("objective.direction", "maximize", "minimize"),
-    switch("verbose"),
-    *_DATA,
-]
-# engine=spark (segexp.engines): its keys, checked when the job names that engine
-# (the master URLs Spark itself takes: yarn, or local / spark:// / k8s:// forms)
-SPARK_MASTER = re.compile(
-    r"local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
-    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn"
-)
-ENGINE_NAME = choice("engine.name", "sklearn", "spark")
-SPARK_RULES: list[Rule] = [
-    Rule(
-        "engine.master",
-        "a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
-        "k8s://https://host:443 or yarn",
-        lambda v: isinstance(v, str) and SPARK_MASTER.fullmatch(v.strip()) is not None,
-    ),
-    Rule(
-        "engine.driver_memory",
-        "a JVM memory size such as 2g or 512m",
-        lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kmgt]?", v.strip().lower()) is not None,
-    ),
-    integer("engine.sample_rows", 2),
-    integer("engine.shuffle_partitions", 1),
-]
-K_USED = integer("k", 2)  # the number of segments, for algorithms that take ${k}
-K_UNUSED = integer("k", 1)  # DBSCAN finds its own: k only names the job
-
-_FILTER = [
-    names("filter.algo"),
-    names("filter.features"),
-    names("filter.scaler"),
-    number("filter.min_segment_share", 0, 1, null=True),
-    number("filter.min_stability", -1, 1, null=True),
-    integer("filter.k_min", 1, null=True),
-    integer("filter.k_max", 1, null=True),
-    choice("filter.status", *RUN_STATUSES, null=True),
-    number("filter.max_noise_fraction", 0, 1, null=True),
-]
-_REGISTRY = [text("registry.name"), text("registry.alias")]
-_RUN_ID = text("run_id", null=True, what="a run id")
-_SWEEP_ID = text("sweep_id", null=True, what="a sweep id or its parent run id")
-_PATH = "a file path"
-
-TOOL_RULES: dict[str, list[Rule]] = {
-    "compare": [
-        choice("scope", "sweep", "experiment"),
-        _SWEEP_ID,
-        text("metric", what="a metric name (silhouette, davies_bouldin, ...)"),
-        choice("direction", "auto", "max", "min"),
-        *_FILTER,
-        integer("top", 1, null=True),
-        text_list("columns"),
-        choice("format", "table", "csv", "markdown", null=True),
-        integer("width", 20, null=True),
-        flag("wide"),
-        text("output", null=True, what=_PATH),
-        *_DATA,
-    ],
-    "promote": [
-        _RUN_ID,
-        text("best", null=True, what="a metric name"),
-        choice("scope", "sweep", "experiment"),
-        _SWEEP_ID,
-        choice("direction", "auto", "max", "min"),
-        *_FILTER,
-        *_REGISTRY,
-        number("validation.min_agreement", 0, 1),
-        flag("report.enabled"),
-        text("report.output", null=True, what=_PATH),
-        flag("dry_run"),
-        *_DATA,
-    ],
-    "predict": [
-        text("input", null=True, what=_PATH),
-        text("output", null=True, what=_PATH),
-        text("model", null=True, what="an MLflow model URI"),
-        *_REGISTRY,
-        text("rejects", null=True, what=_PATH),
-        text("delimiter", null=True, what="a delimiter such as , ; or |"),
-        text("encoding", null=True, what="an encoding such as utf-8"),
-    ],
-    "report": [
-        _RUN_ID,
-        *_REGISTRY,
-        text("metric", what="a metric name (silhouette, davies_bouldin, ...)"),
-        number("filter.max_noise_fraction", 0, 1, null=True),
-        text("output", null=True, what=_PATH),
-        flag("log_to_mlflow"),
-    ],
-    "eda": [
-        integer("eda.max_hue_levels", 2),
-        integer("eda.max_columns", 1),
-        number("eda.iqr_factor", 0),
-        integer("eda.max_scatter_rows", 2),
-        integer("eda.max_scatter_columns", 2),
-        integer("eda.max_pie_levels", 1),
-        integer("plots.dpi", 20, 1200),
-        *_DATA,
-    ],
-    "rerun": [_RUN_ID],
-}
-
-# Config groups: their options are files of their own (conf/<group>/<option>.yaml).
-_GROUPS = ("data", "features", "preprocess", "scaler", "algo", "mlflow", "evaluation", "naming")
-# Sections of the main and tool configs whose keys are fixed: anything else is a typo.
-_CLOSED: tuple[str, ...] = ("metrics", "limits", "plots", "artifacts", "objective", "filter")
-_CLOSED += ("registry", "validation", "report", "eda")
-# Groups whose options all take keys from one set: the keys of segexp's own option files
-# (a user's conf/data/bank.yaml takes the same ones); the hyperparameter groups (algo,
-# scaler) are checked against their class instead, and engine by segexp.engines.
-_KEYED_GROUPS = ("data", "features", "preprocess", "mlflow", "evaluation", "naming")
-# keys a group takes that no shipped option file sets
-_EXTRA_GROUP_KEYS: dict[str, tuple[str, ...]] = {"data": ("source_name",)}
-# sections inside a group whose own keys are fixed too (the others, such as data.aliases
-# or naming.columns, are keyed by the user's column names)
-_FIXED_GROUP_SECTIONS = {
-    "data": ("sample", "rfm"),
-    "evaluation": ("stability",),
-    "naming": ("levels",),
-}
-
-
-def _select(cfg: Any, key: str) -> Any:
-    """The key's value as plain Python (lists and dicts too); _MISSING when absent."""
-    node = cfg
-    for part in key.split("."):
-        if not OmegaConf.is_dict(node) or part not in node:
-            return _MISSING
+def check_schema(cfg: DictConfig, config_name: str, skip: tuple[str, ...] = ()) -> None:
+    """The config against its structured config (``segexp.conf.schema``): the keys that
+    Hydra's ``+key=`` added or ``~key`` removed (Hydra adds and removes keys past
+    OmegaConf's struct checks), then each field's bounds and choices. A user's own
+    ``conf/<config_name>.yaml`` without the schema in its defaults is merged onto it
+    here, so OmegaConf refuses its wrong types and unknown keys the same way."""
+    if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):
+        try:  # registered when Hydra read segexp's packaged configs
+            schema = ConfigStore.instance().load(f"{config_name}_schema.yaml").node
+        except Exception:
+            return
+        own = {k: v for k, v in cfg.items() if k != "hydra"}
         try:
-            node = node[part]
+            cfg = OmegaConf.merge(schema, own)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(omegaconf_line(exc)) from None
+    _check_node(cfg, "", skip)
+
+
+def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return
+    specs = dataclasses.fields(schema)
+    for key in node:
+        if not any(spec.name == key for spec in specs) and f"{where}{key}" != "hydra":
+            raise ConfigError(unknown_key_line(f"{where}{key}", schema))
+    for spec in specs:
+        key = f"{where}{spec.name}"
+        if spec.name not in node:  # removed, or MISSING in the schema and never set
+            raise ConfigError(
+                f"{key}: {allowed_words(schema, spec.name)}; got nothing "
+                f"(the key was removed, e.g. by ~{key}, or its file does not set it)"
+            )
+        if key in skip or (not spec.metadata and OmegaConf.is_interpolation(node, spec.name)):
+            continue  # mlflow.experiment: segexp-${data.name}, resolved where it is used
+        try:
+            value = node[spec.name]
         except Exception as exc:  # an interpolation that cannot be resolved
             raise ConfigError(f"{key}: cannot be resolved ({first_line(exc)})") from None
-    if OmegaConf.is_config(node):
-        try:
-            return OmegaConf.to_container(node, resolve=True)
-        except Exception as exc:
-            raise ConfigError(f"{key}: cannot be resolved ({first_line(exc)})") from None
-    return node
+        if OmegaConf.is_dict(value):
+            _check_node(value, key + ".", skip)
+        elif spec.metadata and value is not None and _refused(value, spec.metadata):
+            got = value.lower() if value in ("True", "False") else shown(value)
+            raise ConfigError(f"{key}: {allowed_words(schema, spec.name)}; got {got}")
 
 
-def _listed(items: Iterable[str]) -> str:
-    items = list(items)
-    text = ", ".join(items[:_MAX_LISTED])
-    return text + (f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
-
-
-# ------------------------------------------------------------------- unknown keys
-
-
-def _config_file(config_name: str) -> Path:
-    """The primary config file as Hydra finds it: the user's conf/ first, then segexp's."""
-    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-
-    user = user_conf_dir()
-    if user is not None and (user / f"{config_name}.yaml").is_file():
-        return user / f"{config_name}.yaml"
-    return Path(__file__).resolve().parents[1] / "conf" / f"{config_name}.yaml"
-
-
-def declared_keys(config_name: str) -> dict:
-    """The keys the primary config file declares (its groups included), as a tree."""
-    return _declared_in(_config_file(config_name))
-
-
-@functools.cache
-def _declared_in(path: Path) -> dict:
-    tree = yaml.safe_load(path.read_text()) or {}
-    groups: dict[str, Any] = {}
-    for item in tree.pop("defaults", None) or []:
-        if isinstance(item, dict):
-            groups.update({str(k): None for k in item if not str(k).startswith("override")})
-        elif isinstance(item, str) and item != "_self_":
-            groups[item] = None
-    tree.pop("hydra", None)
-    return {**groups, **tree}
-
-
-def check_known_keys(cfg: DictConfig, config_name: str) -> None:
-    """Refuse keys the config does not declare: at the top and in the fixed sections."""
-    declared = declared_keys(config_name)
-    top = [str(k) for k in cfg if k != "hydra"]
-    for key in top:
-        if key not in declared and key not in _GROUPS:
-            _unknown(key, "", list(declared))
-    for section in _CLOSED:
-        known = declared.get(section)
-        if not isinstance(known, Mapping) or not OmegaConf.is_dict(cfg.get(section)):
-            continue
-        for key in cfg[section]:
-            if str(key) not in known:
-                _unknown(f"{section}.{key}", section, [str(k) for k in known])
-            inner = known[str(key)]
-            if isinstance(inner, Mapping) and OmegaConf.is_dict(cfg[section][key]):
-                for sub in cfg[section][key]:
-                    if str(sub) not in inner:
-                        where = f"{section}.{key}"
-                        _unknown(f"{where}.{sub}", where, [str(k) for k in inner])
-
-
-@functools.cache
-def group_keys(group: str) -> dict[str, list[str]]:
-    """The keys segexp's own ``conf/<group>/*.yaml`` files declare: ``{"": top-level keys,
-    section: its keys}`` for the sections in ``_FIXED_GROUP_SECTIONS``."""
-    top: dict[str, None] = {}
-    sections: dict[str, dict[str, None]] = {}
-    for path in sorted((Path(__file__).resolve().parents[1] / "conf" / group).glob("*.yaml")):
-        tree = yaml.safe_load(path.read_text()) or {}
-        tree.pop("defaults", None)
-        top.update(dict.fromkeys(map(str, tree)))
-        for section in _FIXED_GROUP_SECTIONS.get(group, ()):
-            if isinstance(tree.get(section), dict):
-                sections.setdefault(section, {}).update(dict.fromkeys(map(str, tree[section])))
-    top.update(dict.fromkeys(_EXTRA_GROUP_KEYS.get(group, ())))
-    return {"": list(top), **{k: list(v) for k, v in sections.items()}}
-
-
-def check_group_keys(cfg: DictConfig) -> None:
-    """Refuse keys that no option of a group takes (``+data.foo=1``, a typo in a user's
-    own ``conf/data/bank.yaml``), with the keys the group has."""
-    for group in _KEYED_GROUPS:
-        node = cfg.get(group)
-        if not OmegaConf.is_dict(node):
-            continue
-        known = group_keys(group)
-        for key in node:
-            if str(key) not in known[""]:
-                _unknown(f"{group}.{key}", group, known[""])
-        for section in _FIXED_GROUP_SECTIONS.get(group, ()):
-            inner = node.get(section)
-            if section not in known or not OmegaConf.is_dict(inner):
-                continue
-            for key in inner:
-                if str(key) not in known[section]:
-                    where = f"{group}.{section}"
-                    _unknown(f"{where}.{key}", where, known[section])
-
-
-def _unknown(key: str, where: str, available: Sequence[str]) -> None:
-    leaf = key[len(where) + 1 :] if where else key
-    near = difflib.get_close_matches(leaf, list(available), n=1)
-    hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
-    under = f" under {where}" if where else ""
-    raise ConfigError(f"{key}: no such config key{hint}; available{under}: {_listed(available)}")
+def _refused(value: Any, meta: Mapping[str, Any]) -> bool:
+    """A value its field's metadata refuses. A text field takes no bare true/false, which
+    OmegaConf turns into the texts 'True' and 'False'."""
+    if "mapping" in meta:
+        return True  # a mapping was checked as a section; anything else is refused
+    if "choices" in meta:
+        return value not in meta["choices"]
+    if isinstance(value, str):
+        if "text" in meta and (not value.strip() or value in ("True", "False")):
+            return True
+        return "pattern" in meta and re.fullmatch(meta["pattern"], value) is None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
+    return (
+        not math.isfinite(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    )
 
 
 # --------------------------------------------------------------- hyperparameters
@@ -676,7 +284,7 @@ def _unknown_param(key: str, owner: str, available: Sequence[str]) -> None:
     leaf = key.rpartition(".")[2]
     near = difflib.get_close_matches(leaf, list(available), n=1)
     hint = f" (did you mean {key.rpartition('.')[0]}.{near[0]}?)" if near else ""
-    raise ConfigError(f"{key}: not a parameter of {owner}{hint}; available: {_listed(available)}")
+    raise ConfigError(f"{key}: not a parameter of {owner}{hint}; available: {listed(available)}")
 
 
 def _parameter_message(message: str, raw: Mapping[str, Any], where: str, owner: str) -> str:
@@ -701,17 +309,16 @@ def _refers_to(node: DictConfig, key: str) -> bool:
 def check_job_config(cfg: DictConfig) -> None:
     """Every check of a job's config that needs no data; ConfigError on the first problem.
 
-    The main config's own keys are checked before scikit-learn is imported, so most
-    mistakes answer at once; the groups and the algorithm's hyperparameters after.
+    The schema's checks come before scikit-learn is imported, so most mistakes answer
+    at once; the groups and the algorithm's hyperparameters after.
     """
-    check_known_keys(cfg, "config")
-    check_group_keys(cfg)
     if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
         raise ConfigError("algo: an algorithm option (algo=kmeans, algo=dbscan, ...); got none")
-    (K_USED if _refers_to(cfg.algo, "k") else K_UNUSED).check(cfg)
-    for rule in MAIN_RULES:
-        rule.check(cfg)
-    check_data_reading(cfg)
+    takes_k = _refers_to(cfg.algo, "k")
+    check_schema(cfg, "config", skip=() if takes_k else ("k",))
+    k = cfg.get("k")
+    if not takes_k and (not isinstance(k, int) or k < 1):  # DBSCAN: k only names the job
+        raise ConfigError(f"k: an integer >= 1; got {shown(k)}")
     from segexp.model.evaluation import evaluation_settings
     from segexp.model.pipeline import PreprocessOptions
 
@@ -736,8 +343,30 @@ def _option(cfg: DictConfig, group: str) -> str:
     return str(chosen)
 
 
+# Spark's master URLs: yarn, or the local / spark:// / k8s:// forms
+SPARK_MASTER = re.compile(
+    r"local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
+    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn"
+)
+# engine=spark's keys a type cannot say: (what is allowed, the test)
+_SPARK_VALUES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "master": (
+        "a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
+        "k8s://https://host:443 or yarn",
+        lambda v: isinstance(v, str) and SPARK_MASTER.fullmatch(v.strip()) is not None,
+    ),
+    "driver_memory": (
+        "a JVM memory size such as 2g or 512m",
+        lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kmgt]?", v.strip().lower()) is not None,
+    ),
+    "sample_rows": ("an integer >= 2", lambda v: type(v) is int and v >= 2),
+    "shuffle_partitions": ("an integer >= 1", lambda v: type(v) is int and v >= 1),
+}
+
+
 def check_engine(cfg: DictConfig) -> None:
-    """``engine.*`` keys, and with engine=spark an algorithm and scaler Spark has."""
+    """``engine.*``: each engine takes its own keys (``segexp.engines.catalog``), so the
+    group stays open in the schema; with engine=spark, an algorithm and scaler Spark has."""
     from segexp.engines.catalog import (
         ENGINE_KEYS,
         SPARK,
@@ -747,17 +376,26 @@ def check_engine(cfg: DictConfig) -> None:
         SPARK_SCALERS,
     )
 
-    if "engine" not in cfg:
+    if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
         return  # a config of its own without the group: engine=sklearn
-    ENGINE_NAME.check(cfg)
-    name = str(cfg.engine.name)
+    name = cfg.engine.get("name")
+    if name not in ENGINE_KEYS:
+        raise ConfigError(
+            f"engine.name: one of {', '.join(map(repr, ENGINE_KEYS))}; got {shown(name)}"
+        )
     for key in cfg.engine:
         if str(key) not in ENGINE_KEYS[name]:
-            _unknown(f"engine.{key}", "engine", list(ENGINE_KEYS[name]))
+            near = difflib.get_close_matches(str(key), ENGINE_KEYS[name], n=1)
+            hint = f" (did you mean engine.{near[0]}?)" if near else ""
+            raise ConfigError(
+                f"engine.{key}: no such config key{hint}; available under engine: "
+                f"{listed(ENGINE_KEYS[name])}"
+            )
     if name != SPARK:
         return
-    for rule in SPARK_RULES:
-        rule.check(cfg)
+    for key, (allowed, test) in _SPARK_VALUES.items():
+        if not test(cfg.engine.get(key)):
+            raise ConfigError(f"engine.{key}: {allowed}; got {shown(cfg.engine.get(key))}")
     if str(cfg.algo.get("_target_")) not in SPARK_ALGORITHMS:
         algo = _option(cfg, "algo")
         raise ConfigError(
@@ -773,23 +411,25 @@ def check_engine(cfg: DictConfig) -> None:
 
 
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:
-    """The keys of a tool's config (``conf/<config_name>.yaml``); ConfigError on the first."""
-    check_known_keys(cfg, config_name)
-    for rule in TOOL_RULES.get(config_name, []):
-        rule.check(cfg)
-    if config_name == "eda":
-        check_data_reading(cfg)
+    """A tool's config (``conf/<config_name>.yaml``) against its schema; ConfigError."""
+    check_schema(cfg, config_name)
 
 
 # ------------------------------------------------------------------ sweep limits
 
 
 def max_jobs(cfg: DictConfig | None, default: int = 1000) -> int:
-    rule = integer("limits.max_jobs", 1)
-    if cfg is None or _select(cfg, "limits.max_jobs") is _MISSING:
+    limit = OmegaConf.select(cfg, "limits.max_jobs") if cfg is not None else None
+    if limit is None:
         return default
-    rule.check(cfg)
-    return int(_select(cfg, "limits.max_jobs"))
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(f"limits.max_jobs: an integer >= 1; got {shown(limit)}")
+    return limit
+
+
+# Hydra's parser lists a sweep of this many values quickly; above it, the count is
+# checked against the config's limits.max_jobs before Hydra (the user's conf/ included)
+QUICK_SWEEP_JOBS = 1000
 
 
 def check_sweep_size(count: int, limit: int) -> None:
@@ -809,8 +449,9 @@ def check_sweep_before_hydra(args: Sequence[str], config_name: str = "config") -
     if any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args):
         return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
     count = count_sweep_values(args)
-    limits = declared_keys(config_name).get("limits") or {}
-    limit = limits.get("max_jobs", 1000) if isinstance(limits, dict) else 1000
+    limit = count
+    if count > QUICK_SWEEP_JOBS:  # the sweeper counts again; this spares Hydra's parser
+        limit = max_jobs(default_config(config_name, [], multirun=True), QUICK_SWEEP_JOBS)
     for arg in args:
         key, _, value = arg.lstrip("+").partition("=")
         if key == "limits.max_jobs":
