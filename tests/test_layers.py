@@ -4,7 +4,7 @@ Built from the source with ``ast`` (no module is imported): every ``import`` and
 ``from ... import`` of a segexp module, function-local ones included. Layers, top
 first: the package itself and its command shims; tools; jobs (the run/sweep layer);
 engines; tracking; model and insight (side by side, no circle between them); data;
-errors, contract and the Hydra plugin.
+errors, contract, the configs' schema and the Hydra plugin.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS = {
     "segexp.errors": 0,
     "segexp.contract": 0,
+    "segexp.conf": 0,  # the configs' schema (structured configs)
     "hydra_plugins": 0,
     "segexp.data": 1,
     "segexp.model": 2,

@@ -24,6 +24,8 @@ from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 from omegaconf import OmegaConf
 
+from segexp.conf.schema import register as register_schemas
+
 ENV_VAR = "SEGEXP_CONF_DIR"
 PACKAGED = "pkg://segexp.conf"
 
@@ -75,6 +77,8 @@ def log_level(verbose: object = False) -> str:
     return "INFO" if on else "WARNING"
 
 
-# Registered where Hydra loads its plugins, before any segexp config is composed.
+# Registered where Hydra loads its plugins, before any segexp config is composed (from the
+# package or from its folder: initialize_config_dir imports no segexp.conf).
 if not OmegaConf.has_resolver(LOG_LEVEL_RESOLVER):
     OmegaConf.register_new_resolver(LOG_LEVEL_RESOLVER, log_level)
+register_schemas()
