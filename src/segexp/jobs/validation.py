@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from segexp.errors import ConfigError, first_line
 from segexp.jobs.ranges import range_size
@@ -431,7 +432,8 @@ def declared_keys(config_name: str) -> dict:
 
 @functools.cache
 def _declared_in(path: Path) -> dict:
-    tree = yaml.safe_load(path.read_text()) or {}
+    with path.open(encoding="utf-8") as file:  # a YAML error names the file
+        tree = yaml.safe_load(file) or {}
     groups: dict[str, Any] = {}
     for item in tree.pop("defaults", None) or []:
         if isinstance(item, dict):
@@ -670,12 +672,72 @@ def _refers_to(node: DictConfig, key: str) -> bool:
     return any(isinstance(v, str) and "${" + key + "}" in v for v in raw.values())
 
 
+def check_config_complete(cfg: DictConfig) -> None:
+    """The config groups segexp needs are there and every value resolves."""
+    check_groups_present(cfg)
+    check_resolvable(cfg)
+
+
+def check_groups_present(cfg: DictConfig) -> None:
+    """Every config group segexp needs is there (``~mlflow`` removes one); ConfigError
+    with its options. (A removed key of the main config is its rule's to say.)"""
+    for group in _GROUPS:
+        if group not in cfg:
+            folders = _group_folders(group)
+            options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+            raise ConfigError(
+                f"{group}: segexp needs this config group, and the command removed it "
+                f"(~{group}); keep it or choose an option: {_listed(options)}"
+            )
+
+
+def check_resolvable(cfg: DictConfig) -> None:
+    """Every value resolves: ``${oc.env:VAR}`` of an unset variable, ``${key}`` of a key
+    that is not there; ConfigError naming the key, what it holds and what to do."""
+    shown = [str(k) for k in cfg if k != "hydra"]
+    try:
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, shown), resolve=True)
+    except OmegaConfBaseException as exc:
+        key = str(exc.full_key or "?")
+        parent, _, leaf = key.rpartition(".")
+        try:
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            text = OmegaConf.to_container(node, resolve=False).get(leaf, "")  # type: ignore[union-attr]
+        except Exception:  # a parent that is itself an interpolation
+            text = ""
+        why = first_line(exc).split("resolving interpolation: ")[-1].strip("\"'")
+        env = re.search(r"\$\{oc\.env:([^,}]+)\}", str(text))
+        removed = re.fullmatch(r"Interpolation key '(\w+)' not found", why)
+        if removed and removed.group(1) in declared_keys("config"):
+            name = removed.group(1)
+            raise ConfigError(
+                f"{name}: the command removed it (~{name}), and {key} refers to it "
+                f"({text}); keep {name}"
+            ) from None
+        hint = (
+            f"set {env.group(1)}, give a default (${{oc.env:{env.group(1)},<default>}}) or "
+            f"set {key}=<value>"
+            if env
+            else f"refer to a key that exists, or set {key}=<value>"
+        )
+        raise ConfigError(f"{key}: {text} cannot be resolved ({why}); {hint}") from None
+
+
+def _group_folders(group: str) -> list[Path]:
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    user = user_conf_dir()
+    packaged = Path(__file__).resolve().parents[1] / "conf" / group
+    return [packaged] + ([user / group] if user is not None else [])
+
+
 def check_job_config(cfg: DictConfig) -> None:
     """Every check of a job's config that needs no data; ConfigError on the first problem.
 
     The main config's own keys are checked before scikit-learn is imported, so most
     mistakes answer at once; the groups and the algorithm's hyperparameters after.
     """
+    check_groups_present(cfg)
     check_known_keys(cfg, "config")
     check_group_keys(cfg)
     if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
@@ -693,6 +755,7 @@ def check_job_config(cfg: DictConfig) -> None:
     if OmegaConf.is_dict(cfg.get("scaler")) and "_target_" in cfg.scaler:
         check_scaler(cfg.scaler)
     check_engine(cfg)
+    check_resolvable(cfg)
 
 
 def _option(cfg: DictConfig, group: str) -> str:
