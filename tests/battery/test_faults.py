@@ -71,6 +71,20 @@ CASES = [
     ),
     case("sweep-env-unset", ["-m", "k=3,4", "data.path=${oc.env:" + NO_VAR + "}"], NO_VAR),
     case("store-env-unset", ["mlflow.tracking_uri=${oc.env:" + NO_VAR + "}"], NO_VAR),
+    case(
+        "compare-env-unset",
+        ["mlflow.tracking_uri=${oc.env:" + NO_VAR + "}"],
+        "mlflow.tracking_uri",
+        NO_VAR,
+        module="segexp.compare",
+    ),
+    case(
+        "eda-env-unset",
+        ["data.path=${oc.env:" + NO_VAR + "}"],
+        "data.path",
+        NO_VAR,
+        module="segexp.eda",
+    ),
     case("key-missing", ["data.path=${no_such_key}"], "data.path", "no_such_key", "not found"),
     # a tag that would run code in the user's own conf/: refused, never run
     case(

@@ -809,6 +809,8 @@ def check_engine(cfg: DictConfig) -> None:
 
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:
     """The keys of a tool's config (``conf/<config_name>.yaml``); ConfigError on the first."""
+    if "data" in cfg:  # predict, report, rerun compose no data: their run names the data
+        check_resolvable(cfg)  # (and mlflow.experiment, segexp-${data.name}, is not used)
     check_known_keys(cfg, config_name)
     for rule in TOOL_RULES.get(config_name, []):
         rule.check(cfg)
