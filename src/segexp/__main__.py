@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import yaml
+
 from segexp.errors import (
     EXIT_USER_ERROR,
     SegexpError,
@@ -21,6 +23,7 @@ from segexp.errors import (
     is_usage_error,
     raising_composition_errors,
     usage_error_line,
+    yaml_problem,
 )
 from segexp.jobs.app import CONFIG_NAME, stop_signals, task
 from segexp.jobs.ranges import expand_argv
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = expand_argv(args)
     except SegexpError as exc:
         return _refuse(str(exc), exc.exit_code)
+    except yaml.YAMLError as exc:  # the user's conf/config.yaml
+        return _refuse(yaml_problem(exc), EXIT_USER_ERROR)
     if wants_help(args):
         return print_help(CONFIG_NAME, args, "segexp")
     saved_argv = sys.argv
@@ -57,10 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
-        if not ours or not is_usage_error(exc):
+        if not ours or not (is_usage_error(exc) or isinstance(exc, OSError) and exc.filename):
             raise
-        overrides, multirun = command_overrides(args)
-        line = usage_error_line(exc, CONFIG_NAME, overrides, multirun)
+        if is_usage_error(exc):
+            overrides, multirun = command_overrides(args)
+            line = usage_error_line(exc, CONFIG_NAME, overrides, multirun)
+        else:  # before the task: Hydra making its output folder (or reading a config file)
+            line = (
+                f"{exc.filename}: {exc.strerror}; Hydra's output folder must be writable and its "
+                "config files readable: choose a writable hydra.run.dir=PATH (hydra.sweep.dir="
+                "PATH with -m), or fix the file's permissions"
+            )
         code = _refuse(line.removeprefix("segexp: error: "), EXIT_USER_ERROR)
     finally:
         sys.argv = saved_argv

@@ -21,6 +21,7 @@ reported as such.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -29,8 +30,10 @@ import types
 import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
@@ -147,8 +150,31 @@ def composed() -> None:
 
 
 def is_usage_error(exc: BaseException) -> bool:
-    """Hydra's or OmegaConf's refusal of the command line or config (not a bug in a tool)."""
-    return isinstance(exc, HydraException | OmegaConfBaseException)
+    """Hydra's or OmegaConf's refusal of the command line or config, or a config file
+    that is not plain YAML (not a bug in a tool)."""
+    return isinstance(exc, HydraException | OmegaConfBaseException | yaml.YAMLError)
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a config file YAML refuses: where, and a tag that would run code
+    (``!!python/object``) named as such; nothing of it was run (YAML's safe loader)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = "a config file"
+    if mark is not None:
+        path = Path(mark.name)
+        with contextlib.suppress(ValueError):
+            path = path.resolve().relative_to(Path.cwd())
+        where = f"{path} line {mark.line + 1}"
+    problem = str(getattr(exc, "problem", None) or first_line(exc))
+    tag = re.search(r"tag '([^']+)'", problem)
+    if tag:
+        name = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+        return (
+            f"{where}: the tag {name} is not allowed; configs are plain YAML (numbers, text, "
+            "lists, mappings) and segexp runs no code from them (nothing was run); remove "
+            "the tag, or name a class with _target_: package.Class"
+        )
+    return f"{where}: not valid YAML ({_one_line(problem)}); fix the file"
 
 
 def _one_line(text: str) -> str:
@@ -316,6 +342,8 @@ def usage_error_line(
     """One ``segexp: error:`` line for Hydra's or OmegaConf's refusal of the command line
     or of a config file (a wrong type, an unknown key: see ``segexp.conf.schema``)."""
     message = str(exc)
+    if isinstance(exc, yaml.YAMLError):
+        return f"segexp: error: {yaml_problem(exc)}"
     if isinstance(exc, OverrideParseException):
         detail = _one_line(exc.message).replace(f"Error parsing override '{exc.override}'", "")
         detail = detail.strip("; ")

@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Override, RangeSweep
+from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.core.utils import JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -85,7 +85,9 @@ from segexp.tracking.store import (
     TAG_JOBS_PLANNED,
     absolute_tracking_uri,
     check_experiment_name,
+    folder_problem,
     resolve_tracking_uri,
+    sqlite_path,
     sweep_runs_url,
     tracker_for,
     ui_command,
@@ -171,13 +173,20 @@ def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
 
 
 def _sweep_length(override: Override) -> int:
-    value = override.value()
-    if isinstance(value, RangeSweep) and value.start is not None and value.stop is not None:
-        step = value.step or 1
-        return max(0, math.ceil((value.stop - value.start) / step))
-    if isinstance(value, ChoiceSweep):
-        return len(value.list)
-    return sum(1 for _ in override.sweep_string_iterator())  # glob(): Hydra lists it
+    """Values of one sweep: a range's counted from its bounds (``range(1,10**12)`` is
+    never listed), a list's one by one."""
+    sweep = override.value()
+    if not isinstance(sweep, RangeSweep):
+        return sum(1 for _ in override.sweep_string_iterator())
+    if not sweep.step:
+        raise ConfigError(
+            f"{override.input_line}: a range's step must not be 0; e.g. "
+            f"{override.get_key_element()}=range(3,9) or range(2,11,2)"
+        )
+    values = sweep.range()
+    if isinstance(values, range):
+        return len(values)
+    return max(0, math.ceil((values.stop - values.start) / values.step))  # FloatRange
 
 
 def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:
@@ -423,6 +432,7 @@ class SweepCallback(Callback):
         self.started = time.monotonic()
         set_verbose(verbose_requested(config.get("verbose", False)))
         try:
+            validation.check_config_complete(config)
             tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
             check_experiment_name(config.mlflow.experiment)
             check_store_reaches_workers(config.hydra.launcher, tracking_uri)
@@ -430,8 +440,14 @@ class SweepCallback(Callback):
             total = check_jobs(config) if checked else sweep_size(config)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
-            composed()  # from here on Hydra reports errors as for a running sweep
             self.sweep_dir = str(config.hydra.sweep.dir)
+            problem = folder_problem(Path(self.sweep_dir).absolute())
+            if problem is not None:  # Hydra would stop with a traceback after the parent run
+                raise ConfigError(
+                    f"hydra.sweep.dir={self.sweep_dir}: {problem}; choose a writable folder"
+                    " (hydra.sweep.dir=PATH)"
+                )
+            composed()  # from here on Hydra reports errors as for a running sweep
             command = " ".join(sys.argv[1:])
             self.sweep = start_sweep(
                 config, table, total, self.sweep_dir, command, configs_checked=checked
@@ -451,6 +467,16 @@ class SweepCallback(Callback):
                 os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
             return
         self.progress = SweepProgress(total, str(config.objective.metric), started=self.started)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A single run's config is whole and resolves, and its experiment name is one
+        MLflow takes, before the task reads them (a multirun's in ``_start``)."""
+        if config.hydra.mode != RunMode.MULTIRUN:
+            try:
+                validation.check_config_complete(config)
+                check_experiment_name(config.mlflow.experiment)
+            except SegexpError as exc:
+                _stop(str(exc))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if job_return.status != JobStatus.COMPLETED or config.hydra.mode != RunMode.MULTIRUN:
@@ -482,6 +508,14 @@ class SweepCallback(Callback):
             )
             ended = f"parent run {sweep.parent_run_id} ended FAILED"
         self._remove_folders()
+        db = sqlite_path(sweep.tracking_uri)
+        if db is not None and not db.exists():  # deleted under the sweep: its runs with it
+            _stop(
+                f"the store stopped taking runs at job #{outcome.job_num}: its file {db} was "
+                f"deleted during the sweep, with the parent run and the {stored} job runs of "
+                f"sweep {sweep.sweep_id} it held; run the sweep again (a new store is created)",
+                1,
+            )
         _stop(
             f"the store stopped taking runs at job #{outcome.job_num} ({outcome.message}); "
             f"{stored} job runs of sweep {sweep.sweep_id} are FINISHED in {sweep.tracking_uri}, "

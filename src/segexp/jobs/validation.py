@@ -38,12 +38,14 @@ import math
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from segexp.conf.schema import SCHEMAS
 from segexp.errors import (
     ConfigError,
     allowed_words,
@@ -306,12 +308,81 @@ def _refers_to(node: DictConfig, key: str) -> bool:
     return any(isinstance(v, str) and "${" + key + "}" in v for v in raw.values())
 
 
+# the main config's groups segexp needs (``~mlflow`` removes one: refused with its options)
+_GROUPS = ("data", "features", "preprocess", "scaler", "algo", "mlflow", "evaluation", "naming")
+
+
+def main_config_keys() -> set[str]:
+    """The main config's own keys and groups, as its schema declares them."""
+    return {f.name for f in dataclasses.fields(SCHEMAS["config"])}
+
+
+def check_config_complete(cfg: DictConfig) -> None:
+    """The config groups segexp needs are there and every value resolves."""
+    check_groups_present(cfg)
+    check_resolvable(cfg)
+
+
+def check_groups_present(cfg: DictConfig) -> None:
+    """Every config group segexp needs is there (``~mlflow`` removes one); ConfigError
+    with its options. (A removed key of the main config is its rule's to say.)"""
+    for group in _GROUPS:
+        if group not in cfg:
+            folders = _group_folders(group)
+            options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
+            raise ConfigError(
+                f"{group}: segexp needs this config group, and the command removed it "
+                f"(~{group}); keep it or choose an option: {listed(options)}"
+            )
+
+
+def check_resolvable(cfg: DictConfig) -> None:
+    """Every value resolves: ``${oc.env:VAR}`` of an unset variable, ``${key}`` of a key
+    that is not there; ConfigError naming the key, what it holds and what to do."""
+    shown = [str(k) for k in cfg if k != "hydra"]
+    try:
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, shown), resolve=True)
+    except OmegaConfBaseException as exc:
+        key = str(exc.full_key or "?")
+        parent, _, leaf = key.rpartition(".")
+        try:
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            text = OmegaConf.to_container(node, resolve=False).get(leaf, "")  # type: ignore[union-attr]
+        except Exception:  # a parent that is itself an interpolation
+            text = ""
+        why = first_line(exc).split("resolving interpolation: ")[-1].strip("\"'")
+        env = re.search(r"\$\{oc\.env:([^,}]+)\}", str(text))
+        removed = re.fullmatch(r"Interpolation key '(\w+)' not found", why)
+        if removed and removed.group(1) in main_config_keys():
+            name = removed.group(1)
+            raise ConfigError(
+                f"{name}: the command removed it (~{name}), and {key} refers to it "
+                f"({text}); keep {name}"
+            ) from None
+        hint = (
+            f"set {env.group(1)}, give a default (${{oc.env:{env.group(1)},<default>}}) or "
+            f"set {key}=<value>"
+            if env
+            else f"refer to a key that exists, or set {key}=<value>"
+        )
+        raise ConfigError(f"{key}: {text} cannot be resolved ({why}); {hint}") from None
+
+
+def _group_folders(group: str) -> list[Path]:
+    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+
+    user = user_conf_dir()
+    packaged = Path(__file__).resolve().parents[1] / "conf" / group
+    return [packaged] + ([user / group] if user is not None else [])
+
+
 def check_job_config(cfg: DictConfig) -> None:
     """Every check of a job's config that needs no data; ConfigError on the first problem.
 
     The schema's checks come before scikit-learn is imported, so most mistakes answer
     at once; the groups and the algorithm's hyperparameters after.
     """
+    check_groups_present(cfg)
     if "algo" not in cfg or not OmegaConf.is_dict(cfg.algo):
         raise ConfigError("algo: an algorithm option (algo=kmeans, algo=dbscan, ...); got none")
     takes_k = _refers_to(cfg.algo, "k")
@@ -328,6 +399,7 @@ def check_job_config(cfg: DictConfig) -> None:
     if OmegaConf.is_dict(cfg.get("scaler")) and "_target_" in cfg.scaler:
         check_scaler(cfg.scaler)
     check_engine(cfg)
+    check_resolvable(cfg)
 
 
 def _option(cfg: DictConfig, group: str) -> str:
@@ -413,6 +485,8 @@ def check_engine(cfg: DictConfig) -> None:
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:
     """A tool's config (``conf/<config_name>.yaml``) against its schema; ConfigError."""
     check_schema(cfg, config_name)
+    if "data" in cfg:  # predict, report, rerun compose no data: their run names the data
+        check_resolvable(cfg)  # (and mlflow.experiment, segexp-${data.name}, is not used)
 
 
 # ------------------------------------------------------------------ sweep limits

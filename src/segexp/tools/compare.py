@@ -30,6 +30,7 @@ line on standard error.
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
 import sys
 import textwrap
@@ -216,6 +217,9 @@ def open_experiment(cfg: DictConfig) -> tuple[Tracker, str, str]:
     return tracker, tracker.experiment_id(str(cfg.mlflow.experiment), create=False), uri
 
 
+SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # 20261207-052208-9d8500, or a run id
+
+
 def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
     """Parent run of the named sweep (sweep id or run id), else of the latest; None if none."""
     if sweep_id is None:
@@ -226,6 +230,19 @@ def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
             max_results=1,
         )
         return runs[0] if runs else None
+    if not SWEEP_ID.fullmatch(sweep_id):  # it goes into an MLflow filter, which has no escapes
+        recent = tracker.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_KIND}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=3,
+        )
+        ids = [r.data.tags.get(TAG_SWEEP_ID, r.info.run_id) for r in recent]
+        raise ConfigError(
+            f"sweep_id={sweep_id}: not a sweep id; allowed: a sweep id such as "
+            "20261207-052208-9d8500 or its parent run's id (letters, digits, '-', '_', '.')"
+            + (f"; latest sweeps here: {', '.join(ids)}" if ids else "; this experiment has none")
+        )
     runs = tracker.client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_ID}` = '{sweep_id}'",

@@ -19,9 +19,12 @@ import contextlib
 import functools
 import os
 import re
+import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,10 @@ HTTP_BOUNDS = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
-LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating or migrating a store
+# Seconds to wait for another process creating or migrating a store (said at once, with
+# its pid); SEGEXP_STORE_LOCK_TIMEOUT sets another bound. A new store takes 3-4 s to create.
+LOCK_TIMEOUT = 30.0
+LOCK_TIMEOUT_ENV = "SEGEXP_STORE_LOCK_TIMEOUT"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation)
 _DB_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy stores, with or without +driver
@@ -92,6 +98,8 @@ def absolute_tracking_uri(configured: str | None, base_dir: str | Path | None = 
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if not uri:
         return f"sqlite:///{base / DEFAULT_DB_NAME}"
+    if uri in _OTHER_SCHEMES:  # MLflow's names for a Databricks workspace, not a folder
+        return uri
     if uri.startswith("sqlite:///"):
         db_path = uri[len("sqlite:///") :]
         if db_path != ":memory:" and db_path and not os.path.isabs(db_path):
@@ -144,6 +152,9 @@ def check_tracking_uri(uri: str, where: str | None = None) -> None:
     not answer. Opens nothing (a local store is created only when a run is logged)."""
     where = where or f"mlflow.tracking_uri={uri}"
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if uri.startswith("databricks") and scheme in ("", "databricks"):
+        _check_databricks(where)
+        return
     if uri.startswith("sqlite:"):
         if not uri.startswith("sqlite:///") or sqlite_path(uri) is None:
             raise TrackingError(
@@ -170,12 +181,46 @@ def check_tracking_uri(uri: str, where: str | None = None) -> None:
     raise TrackingError(f"{where}: unknown scheme '{scheme}://'; allowed: {ALLOWED_URIS}")
 
 
+def _check_databricks(where: str) -> None:
+    """``databricks`` (or ``databricks://PROFILE``) needs a workspace and its credentials:
+    DATABRICKS_HOST (with a token or other auth) or a Databricks config file."""
+    import socket
+    from urllib.parse import urlsplit
+
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg").expanduser()
+    host = os.environ.get("DATABRICKS_HOST", "")
+    if host:  # Databricks' own client waits minutes for a workspace that does not answer
+        parts = urlsplit(host if "://" in host else f"https://{host}")
+        try:
+            address = (parts.hostname or host, parts.port or 443)
+            socket.create_connection(address, timeout=SERVER_CHECK_TIMEOUT).close()
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise TrackingError(
+                f"{where}: the Databricks workspace DATABRICKS_HOST={host} does not answer "
+                f"({why}); check DATABRICKS_HOST, or use a local store: leave "
+                "mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+            ) from None
+        return  # MLflow authenticates; a refusal is then one line from open_store
+    if config.is_file():
+        return
+    raise TrackingError(
+        f"{where}: no Databricks workspace is configured here (DATABRICKS_HOST unset, no "
+        f"{config}); set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks configure`, "
+        "or use a local store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/"
+        "mlflow.db)"
+    )
+
+
 def _check_sqlite(path: Path, where: str) -> None:
     if path.is_dir():
         raise TrackingError(
             f"{where}: {path} is a folder, not a database file; name a file in it, "
             f"e.g. sqlite:///{path / DEFAULT_DB_NAME}"
         )
+    if Path(f"{path}.lock").is_file():  # another command may be creating it: said at once
+        with store_lock(path, where):
+            pass
     if path.exists():
         if not path.is_file():
             raise TrackingError(f"{where}: {path} is not a regular file")
@@ -195,64 +240,97 @@ def _check_sqlite(path: Path, where: str) -> None:
                 "another file for the store"
             )
         return
-    folder = path.parent
+    problem = folder_problem(path.parent)
+    if problem is not None:
+        raise TrackingError(f"{where}: cannot create the store: {problem}; choose a writable path")
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written in; None when it can. Tried, not
+    asked: os.access says yes to root in read-only places."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise TrackingError(
-            f"{where}: cannot create the store: {existing} is a file, not a folder, so "
-            f"{folder} cannot be created; choose another path"
-        )
-    import tempfile
-
-    try:  # os.access says yes to root on read-only places: try it
+        return f"{existing} is a file, not a folder, so {folder} cannot be created"
+    try:
         os.rmdir(tempfile.mkdtemp(prefix=".segexp-probe-", dir=existing))
     except OSError as exc:
         what = (
-            f"{path.name} cannot be written in it"
+            "nothing can be written in it"
             if existing == folder
-            else (f"{folder} cannot be created in it")
+            else f"{folder} cannot be created in it"
         )
-        raise TrackingError(
-            f"{where}: cannot create the store: folder {existing} is not writable "
-            f"({exc.strerror}), so {what}; choose a writable path"
-        ) from None
+        return f"folder {existing} is not writable ({exc.strerror}), so {what}"
+    return None
 
 
 def _check_server(uri: str, where: str) -> None:
-    """One request to the server's /health, bounded by SERVER_CHECK_TIMEOUT: any HTTP
-    answer will do (MLflow then says what else is wrong); no answer is the error."""
-    import socket
+    """The server's /health, then its API, each bounded by SERVER_CHECK_TIMEOUT: any HTTP
+    answer will do (MLflow then says what else is wrong); no answer is the error, and so
+    is a redirect to another server unless ALLOW_REDIRECTS_ENV allows it (the runs and
+    the customers' data would go there)."""
     import ssl
-    import urllib.error
-    import urllib.request
     from urllib.parse import urlsplit
 
-    parts = urlsplit(uri)
     context = None
-    if parts.scheme == "https":
+    if urlsplit(uri).scheme == "https":
         if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
             context = ssl._create_unverified_context()
         else:
             context = ssl.create_default_context(
                 cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
             )
+    opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
+    for path in ("/health", _API_PROBE):
+        _ask_server(opener, uri, path, where)
+
+
+_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
+ALLOW_REDIRECTS_ENV = "SEGEXP_ALLOW_REDIRECTS"  # true: follow a server's redirect elsewhere
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: the 3xx answer is raised as HTTPError, with its Location."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _ask_server(opener: Any, uri: str, path: str, where: str) -> None:
+    """One bounded request to ``uri`` + ``path``; TrackingError when nothing answers or
+    the answer redirects to another server."""
+    import socket
+    import ssl
+    import urllib.error
+    from urllib.parse import urljoin, urlsplit
+
+    url = uri.rstrip("/") + path
     try:
-        request = urllib.request.Request(uri.rstrip("/") + "/health", method="GET")
-        with urllib.request.urlopen(request, timeout=SERVER_CHECK_TIMEOUT, context=context):
+        with opener.open(url, timeout=SERVER_CHECK_TIMEOUT):
             return
-    except urllib.error.HTTPError:  # it answered (401, 404 ...): a server is there
+    except urllib.error.HTTPError as answer:  # it answered (401, 404 ...): a server is there
+        location = answer.headers.get("Location") if 300 <= answer.code < 400 else None
+        if location:
+            _check_redirect(uri, urljoin(url, location), answer.code, where)
         return
     except urllib.error.URLError as exc:
         reason: Any = exc.reason
     except (OSError, ValueError) as exc:
         reason = exc
+    parts = urlsplit(uri)
     if isinstance(reason, ssl.SSLCertVerificationError):
         raise TrackingError(
             f"{where}: the server's TLS certificate is not trusted ({reason.verify_message}); "
             "set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or "
             "MLFLOW_TRACKING_INSECURE_TLS=true"
+        )
+    if isinstance(reason, TimeoutError | socket.timeout) and path != "/health":
+        raise TrackingError(
+            f"{where}: the server answers /health but its API ({path.split('?')[0]}) gave no "
+            f"answer within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it "
+            "overloaded or stuck (see its log)? or use a local store: leave "
+            "mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
         )
     if isinstance(reason, ssl.SSLError):
         why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
@@ -274,6 +352,27 @@ def _check_server(uri: str, where: str) -> None:
         f"{where}: no MLflow server answers ({why}); start one with `mlflow server --host "
         f"{host} --port {port} --backend-store-uri sqlite:///mlflow.db`, or use a local "
         "store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+    )
+
+
+def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
+    """A redirect within the server (or to https on the same host) is followed by MLflow;
+    one to another server is refused unless the user allows it."""
+    from urllib.parse import urlsplit
+
+    here, there = urlsplit(uri), urlsplit(target)
+    same_host = (here.hostname or "").lower() == (there.hostname or "").lower()
+    upgraded = there.scheme == "https" and there.port in (None, 443)
+    if same_host and (here.port == there.port or upgraded):
+        return
+    if os.environ.get(ALLOW_REDIRECTS_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
+    elsewhere = f"{there.scheme}://{there.netloc}"
+    raise TrackingError(
+        f"{where}: the server answers {code}, a redirect to another server ({target}); "
+        "segexp sends no runs or customer data on to another server without your say: "
+        f"use that server directly (mlflow.tracking_uri={elsewhere}) or allow redirects "
+        f"with {ALLOW_REDIRECTS_ENV}=true"
     )
 
 
@@ -539,26 +638,73 @@ def open_store(tracking_uri: str) -> Any:
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             client.search_experiments(max_results=1)
             return client
-        from filelock import FileLock, Timeout
-
         db.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{db}.lock", timeout=LOCK_TIMEOUT)
-        try:
-            with lock:
-                client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-                client.search_experiments(max_results=1)  # tracking tables
-                client.search_registered_models(max_results=1)  # registry tables
-        except Timeout:
-            raise TrackingError(
-                f"{tracking_uri}: another process has held {db}.lock for {LOCK_TIMEOUT:g} s "
-                "while creating or migrating the store; wait for it or remove the lock file "
-                "if no segexp or mlflow command is running"
-            ) from None
+        with store_lock(db, tracking_uri):
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            client.search_experiments(max_results=1)  # tracking tables
+            client.search_registered_models(max_results=1)  # registry tables
         return client
     except TrackingError:
         raise
     except Exception as exc:
         raise TrackingError(store_problem(tracking_uri, exc)) from exc
+
+
+@contextlib.contextmanager
+def store_lock(db: Path, where: str) -> Iterator[None]:
+    """Hold ``<db>.lock`` (the store is created or migrated under it). When another
+    process holds it, say so at once on stderr with its pid and wait at most
+    ``lock_timeout()`` seconds; TrackingError (one line) after that."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(f"{db}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        bound, holder = lock_timeout(), _lock_holder(Path(f"{db}.lock"))
+        print(
+            f"segexp: the store {db} is locked by {holder} (creating or migrating it); "
+            f"waiting up to {bound:g} s ({LOCK_TIMEOUT_ENV})",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            lock.acquire(timeout=bound)
+        except Timeout:
+            raise TrackingError(
+                f"{where}: {db}.lock is still held by {holder} after {bound:g} s; let that "
+                f"command finish (or stop it), or wait longer with {LOCK_TIMEOUT_ENV}=<seconds>; "
+                "remove the lock file only if no segexp or mlflow command is running"
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for a store's lock: ``$SEGEXP_STORE_LOCK_TIMEOUT``, else LOCK_TIMEOUT."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    try:
+        return float(raw) if raw else LOCK_TIMEOUT
+    except ValueError:
+        raise TrackingError(
+            f"{LOCK_TIMEOUT_ENV}: seconds to wait for a locked store, e.g. 60; got {raw!r}"
+        ) from None
+
+
+def _lock_holder(lock_file: Path) -> str:
+    """'pid N' of the process holding ``lock_file`` (Linux's /proc/locks), else a phrase."""
+    try:
+        st = lock_file.stat()
+        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" not in fields and len(fields) > 5 and fields[5] == key:
+                return f"pid {fields[4]}"
+    except OSError:
+        pass
+    return "another process"
 
 
 def store_problem(tracking_uri: str, exc: BaseException) -> str:
