@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not ours or not (is_usage_error(exc) or isinstance(exc, OSError) and exc.filename):
             raise
-        if is_usage_error(exc):
+        if is_usage_error(exc) or not isinstance(exc, OSError):
             overrides, multirun = command_overrides(args)
             line = usage_error_line(exc, CONFIG_NAME, overrides, multirun)
         else:  # before the task: Hydra making its output folder (or reading a config file)

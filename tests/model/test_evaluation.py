@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from segexp.data import load_customers
 from segexp.data.load import CustomerTable, fingerprint_frame
-from segexp.errors import ConfigError, DataError
+from segexp.errors import ConfigError, DataError, usage_error_line
 from segexp.insight.plots import save_k_distance_plot
 from segexp.model.evaluation import (
     K_DISTANCE_FIGURE,
@@ -345,10 +345,14 @@ def test_figures_false_defers_drawing(make_config):
     ],
 )
 def test_bad_evaluation_settings_name_the_key(make_config, override, fragments):
-    cfg = make_config([override])
-    with pytest.raises(ConfigError) as caught:
-        evaluation_settings(cfg)
-    message = str(caught.value)
+    try:  # a wrong type is refused by the schema when Hydra composes the config
+        cfg = make_config([override])
+    except Exception as exc:
+        message = usage_error_line(exc, "config", [override])
+    else:
+        with pytest.raises(ConfigError) as caught:
+            evaluation_settings(cfg)
+        message = str(caught.value)
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message

@@ -68,4 +68,4 @@ def engine_for(cfg: Any) -> Engine | None:
         return None
     from segexp.engines import spark  # pyspark: loaded only for engine=spark
 
-    return spark  # type: ignore[return-value]  # the module implements Engine
+    return spark  # the module implements Engine

@@ -224,7 +224,7 @@ def named_profile_table(
         for value in shares.columns:
             columns[f"{column}_{value}_share"] = shares[value].to_numpy()
     has_rates = rates is not None and rate_levels is not None and rate_diffs is not None
-    if has_rates:
+    if rates is not None and rate_levels is not None and rate_diffs is not None:
         for column in rates.columns:
             columns[f"{column}_rate"] = rates[column].to_numpy()
             columns[f"{column}_level"] = rate_levels[column].to_numpy()
@@ -258,7 +258,7 @@ def named_profile_table(
     }
     table = pd.DataFrame({**head, **columns, **tail}, index=pd.Index(order, name="segment"))
     if NOISE_LABEL in table.index:  # not a segment: no level words
-        level_columns = [*numeric, *(rates.columns if has_rates else [])]
+        level_columns = [*numeric, *(rates.columns if rates is not None and has_rates else [])]
         table.loc[NOISE_LABEL, [f"{c}_level" for c in level_columns]] = ""
     return table, names
 

@@ -134,6 +134,8 @@ def _compose(overrides: Sequence[str], where: str) -> DictConfig:
 
 
 def _refused(where: str, exc: SegexpError) -> RunFailed:
+    if isinstance(exc, RunFailed):  # said already, with its exit code
+        return exc
     return RunFailed(f"{where}: exit code {exc.exit_code}: {exc}", exc.exit_code)
 
 

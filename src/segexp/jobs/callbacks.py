@@ -186,7 +186,8 @@ def _sweep_length(override: Override) -> int:
     values = sweep.range()
     if isinstance(values, range):
         return len(values)
-    return max(0, math.ceil((values.stop - values.start) / values.step))  # FloatRange
+    start, stop, step = float(values.start), float(values.stop), float(values.step)
+    return max(0, math.ceil((stop - start) / step))  # FloatRange
 
 
 def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:

@@ -74,9 +74,11 @@ def check_schema(cfg: DictConfig, config_name: str, skip: tuple[str, ...] = ()) 
             return
         own = {k: v for k, v in cfg.items() if k != "hydra"}
         try:
-            cfg = OmegaConf.merge(schema, own)
+            merged = OmegaConf.merge(schema, own)
         except OmegaConfBaseException as exc:
             raise ConfigError(omegaconf_line(exc)) from None
+        assert isinstance(merged, DictConfig)  # the schema is a mapping
+        cfg = merged
     _check_node(cfg, "", skip)
 
 
@@ -85,7 +87,7 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
     if not dataclasses.is_dataclass(schema):
         return
     specs = dataclasses.fields(schema)
-    for key in node:
+    for key in map(str, node):
         if not any(spec.name == key for spec in specs) and f"{where}{key}" != "hydra":
             raise ConfigError(unknown_key_line(f"{where}{key}", schema))
     for spec in specs:

@@ -218,8 +218,8 @@ class SegmentAssigner:
                 for i in np.flatnonzero(blank):
                     found.setdefault(int(i), []).append(f"{header} is missing")
         reasons = np.full(len(features), "", dtype=object)
-        for i, parts in found.items():
-            reasons[i] = "; ".join(parts)
+        for row, parts in found.items():
+            reasons[row] = "; ".join(parts)
         return features, pd.Series(reasons, index=frame.index, dtype=str)
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
