@@ -84,12 +84,13 @@ def test_k_selection_leaves_outlier_splits_out(sweep, tmp_path):
     parent = sweep["parent"]
     path = sweep["client"].download_artifacts(parent.info.run_id, "k_selection.csv", str(tmp_path))
     table = pd.read_csv(path)
-    # Run names do not yet tell the two preprocess groups apart, so the sweep has one
-    # (kmeans, standard, all_numeric) group of 8 runs: its k comes from the 2 fair runs.
-    (row,) = table.to_dict("records")
-    assert (
-        row["silhouette"] == sweep["metrics"][parent.data.tags["segexp.best_run_id"]]["n_clusters"]
-    )
+    # one k-selection group per preprocessing: the raw runs all isolate the customer (no
+    # k), the clipped group's k comes from its 2 fair runs
+    rows = {row["preprocess"]: row for row in table.to_dict("records")}
+    assert set(rows) == {"none", "clip"}
+    best = sweep["metrics"][parent.data.tags["segexp.best_run_id"]]["n_clusters"]
+    assert rows["clip"]["silhouette"] == best
+    assert pd.isna(rows["none"]["silhouette"]) and "under 2%" in rows["none"]["undefined"]
 
 
 def test_compare_shows_why_runs_are_left_out(sweep):

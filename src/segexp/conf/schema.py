@@ -382,7 +382,7 @@ class EdaConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     eda: EdaSectionConf = field(default_factory=EdaSectionConf)
     plots: EdaPlotsConf = field(default_factory=EdaPlotsConf)
-    output: str = value(text="a folder for the figures")
+    output: str | None = _optional(_PATH)  # a folder for the figures; null: MLflow only
     overwrite: bool = MISSING
 
 

@@ -14,7 +14,6 @@ INFO lines out of the output unless ``SEGEXP_VERBOSE`` is set.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,14 @@ from segexp.jobs.outcomes import (
     SweepContext,
     quiet_store_logs,
 )
-from segexp.model.selection import GROUP_KEYS, k_selection_table, recommended_k_metrics, select_k
+from segexp.model.selection import (
+    GROUP_KEYS,
+    group_label,
+    group_parts,
+    k_selection_table,
+    recommended_k_metrics,
+    select_k,
+)
 from segexp.tracking import staging
 from segexp.tracking.leaderboard import (
     LeaderboardFilters,
@@ -74,7 +80,7 @@ def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFr
 
 
 def _group_slug(values: tuple) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, values)))
+    return group_label(values)
 
 
 def k_groups(frame: pd.DataFrame):
@@ -121,7 +127,7 @@ def write_summary(
         write_table(k_selection_table(selections), folder / "k_selection.csv", "csv")
     for key, rows in groups.items():
         slug = _group_slug(key)
-        label = " / ".join(map(str, key))
+        label = " / ".join(group_parts(key))
         marks = selections[key]  # its undefined criteria get a note on the plots
         if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
             fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)

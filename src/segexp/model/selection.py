@@ -337,8 +337,15 @@ def gap_statistic(
 
 
 def group_label(group: Sequence[object]) -> str:
-    """A metric-name-safe label of a sweep group: 'kmeans-standard-income_spending'."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(part) for part in group))
+    """A metric-name-safe label of a sweep group: 'kmeans-standard-income_spending',
+    'kmeans-standard-log-income_spending' (no preprocessing is not named)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(group_parts(group)))
+
+
+def group_parts(group: Sequence[object]) -> list[str]:
+    """A group's parts as run names say them: its preprocessing only when there is one."""
+    where = GROUP_KEYS.index("preprocess")
+    return [str(p) for i, p in enumerate(group) if not (i == where and str(p) == "none")]
 
 
 def recommended_k_metrics(
