@@ -326,10 +326,12 @@ def check_config_complete(cfg: DictConfig) -> None:
 
 
 def check_groups_present(cfg: DictConfig) -> None:
-    """Every config group segexp needs is there (``~mlflow`` removes one); ConfigError
-    with its options. (A removed key of the main config is its rule's to say.)"""
+    """Every config group segexp needs was composed (``~mlflow`` removes one); ConfigError
+    with its options. (A removed key of the main config is the schema's to say.)"""
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
     for group in _GROUPS:
-        if group not in cfg:
+        # the schema fills a removed group with its defaults: Hydra's choices say it
+        if group not in cfg or (choices is not None and choices.get(group) is None):
             folders = _group_folders(group)
             options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
             raise ConfigError(
