@@ -186,8 +186,8 @@ CASES = [
         setup=writes("c.csv", with_row(5, "0006,Female,twenty,17,76")),
     ),
     case(
-        "decimal-comma",
-        D + " features.columns=[Rate,Age]",
+        "decimal-comma",  # the shipped data.decimal=null detects it; a '.' the user set does not
+        D + " data.decimal=. features.columns=[Rate,Age]",
         "column 'Rate' must be numeric",
         "data.decimal=','",
         setup=writes(
