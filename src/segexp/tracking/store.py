@@ -66,6 +66,7 @@ SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may
 # Seconds to wait for another process creating or migrating a store (said at once, with
 # its pid); SEGEXP_STORE_LOCK_TIMEOUT sets another bound. A new store takes 3-4 s to create.
 LOCK_TIMEOUT = 30.0
+LOCK_GRACE = 5.0  # seconds waited for the lock before saying who holds it
 LOCK_TIMEOUT_ENV = "SEGEXP_STORE_LOCK_TIMEOUT"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation)
@@ -653,13 +654,14 @@ def open_store(tracking_uri: str) -> Any:
 @contextlib.contextmanager
 def store_lock(db: Path, where: str) -> Iterator[None]:
     """Hold ``<db>.lock`` (the store is created or migrated under it). When another
-    process holds it, say so at once on stderr with its pid and wait at most
-    ``lock_timeout()`` seconds; TrackingError (one line) after that."""
+    process still holds it after ``LOCK_GRACE`` seconds (a store's creation takes 3-4 s;
+    joblib's workers open one store at once), say so on stderr with its pid and wait at
+    most ``lock_timeout()`` seconds more; TrackingError (one line) after that."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(f"{db}.lock")
-    try:
-        lock.acquire(timeout=0)
+    try:  # another segexp process creating the store (3-4 s) is waited for in silence
+        lock.acquire(timeout=LOCK_GRACE)
     except Timeout:
         bound, holder = lock_timeout(), _lock_holder(Path(f"{db}.lock"))
         print(
