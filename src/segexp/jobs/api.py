@@ -39,10 +39,8 @@ from segexp.errors import (
 from segexp.insight.profiles import PROFILE_CSV
 from segexp.jobs.callbacks import (
     CONFIG_NAME,
-    compose_jobs,
-    count_jobs,
+    checked_jobs,
     end_sweep,
-    plan_jobs,
     record_outcome,
     start_sweep,
 )
@@ -52,8 +50,6 @@ from segexp.jobs.summary import end_interrupted_sweep, sweep_runs
 from segexp.jobs.validation import (
     check_job_config,
     check_sweep_before_hydra,
-    check_sweep_size,
-    max_jobs,
 )
 from segexp.tracking import staging
 from segexp.tracking.assignments import download_assignments
@@ -219,19 +215,10 @@ def sweep(
             check_sweep_before_hydra(["-m", *given])
             given = [*expand_argv(["-m", *given])[1:], *data_args]
             base = _compose([o for o in given if "," not in o], where)
-            total = count_jobs(given)
-            check_sweep_size(total, max_jobs(base))
-            jobs = plan_jobs(given)
             groups = {str(g) for g in base.hydra.runtime.choices}
             with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
-                configs = compose_jobs(CONFIG_NAME, jobs, groups)
-            for num, cfg in enumerate(configs):
-                try:
-                    check_job_config(cfg)
-                except ConfigError as exc:
-                    shown = " ".join(jobs[num])
-                    message = f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
-                    raise ConfigError(message) from None
+                jobs, configs = checked_jobs(given, {}, base, groups)
+            total = len(jobs)
             table = load_customers(base.data)
             command = f"segexp.sweep {' '.join(given)}"
             context = start_sweep(base, table, total, "", command, configs_checked=True)

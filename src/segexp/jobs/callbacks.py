@@ -218,18 +218,25 @@ def _plain_key(override: str) -> str:
 
 
 def check_jobs(config: DictConfig) -> int:
-    """Every job of a basic sweep, checked before any runs (its count against
-    ``limits.max_jobs``, its config as ``validation.check_job_config`` checks a single
-    run); the number of jobs. ``ConfigError`` names the first refused job."""
+    """Every job of the command's basic sweep, checked before any runs; the job count."""
     overrides = [str(o) for o in config.hydra.overrides.task]
-    params = _sweeper_params(config)
+    groups = {str(g) for g in config.hydra.runtime.choices}
+    jobs, _ = checked_jobs(overrides, _sweeper_params(config), config, groups)
+    return len(jobs)
+
+
+def checked_jobs(
+    overrides: list[str], params: dict, config: DictConfig, groups: set[str]
+) -> tuple[list[list[str]], list[DictConfig]]:
+    """Each job's overrides and composed config, checked before any runs: the count
+    against ``limits.max_jobs`` (from the bounds), every config as
+    ``validation.check_job_config`` checks a single run. ``ConfigError`` names the first
+    refused job. Needs Hydra initialised (a running app, or initialize_config_module)."""
     total = count_jobs(overrides, params)
     validation.check_sweep_size(total, validation.max_jobs(config))
     jobs = plan_jobs(overrides, params)
-    groups = {str(g) for g in config.hydra.runtime.choices}
-    for num, (job, cfg) in enumerate(
-        zip(jobs, compose_jobs(CONFIG_NAME, jobs, groups), strict=True)
-    ):
+    configs = compose_jobs(CONFIG_NAME, jobs, groups)
+    for num, (job, cfg) in enumerate(zip(jobs, configs, strict=True)):
         try:
             validation.check_job_config(cfg)
         except ConfigError as exc:
@@ -237,7 +244,7 @@ def check_jobs(config: DictConfig) -> int:
             raise ConfigError(
                 f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
             ) from None
-    return total
+    return jobs, configs
 
 
 def sweep_size(config: DictConfig) -> int | None:
