@@ -20,7 +20,6 @@ class Engine(Protocol):
         self, cfg: DictConfig, choices: dict[str, str] | None, *, show: bool = True
     ) -> tuple[JobSpec, Any]:
         """The job's spec and its table as the engine reads it; SegexpError when unusable."""
-        ...
 
     def build_request(
         self,
@@ -33,7 +32,6 @@ class Engine(Protocol):
         parent_run_id: str | None = None,
     ) -> PublishRequest:
         """Fit, score and stage the run; a failure becomes a FAILED run, not a raise."""
-        ...
 
 
 def engine_for(cfg: DictConfig) -> Engine | None:

@@ -19,17 +19,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 from segexp import contract
 from segexp.data.features import resolve_features
 from segexp.data.load import check_feature_columns
-from segexp.engines import spark_fit
+from segexp.engines import spark_data, spark_fit
 from segexp.engines.catalog import SPARK_ALGORITHMS, SPARK_SCALERS
-from segexp.engines.spark_data import (
-    FINGERPRINT_METHOD,
-    SparkTable,
-    col,
-    numeric_features,
-    read_table,
-    to_pandas,
-)
-from segexp.engines.spark_fit import FEATURES_COLUMN, SEGMENT_COLUMN
+from segexp.engines.spark_data import SparkTable, col, to_pandas
 from segexp.engines.spark_profile import spark_profile
 from segexp.engines.spark_session import get_session
 from segexp.errors import ConfigError, DataError
@@ -68,7 +60,7 @@ def validate_inputs(
     session = get_session(
         str(engine.master), str(engine.driver_memory), int(engine.get("shuffle_partitions", 8))
     )
-    data = read_table(session, cfg.data)
+    data = spark_data.read_table(session, cfg.data)
     listed = cfg.features.columns
     listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
     spec.features, spec.columns = resolve_features(
@@ -92,7 +84,7 @@ def validate_inputs(
             f"log1p={'true' if options.log1p_all else list(options.log1p)}; use engine=sklearn "
             "for that preprocessing"
         )
-    data = numeric_features(data, spec.columns, cfg.data, options.impute)
+    data = spark_data.numeric_features(data, spec.columns, cfg.data, options.impute)
     n_rows = data.n_rows - data.dropped_rows
     if spec.k > n_rows:
         raise DataError(
@@ -119,7 +111,7 @@ def build_request(
     params.update({"engine": "spark", "engine.master": str(cfg.engine.master)})
     tags = {**tags, contract.TAG_PREFIX + "engine": "spark"}
     if job.path is not None:
-        tags[contract.TAG_PREFIX + "data_fingerprint_method"] = FINGERPRINT_METHOD
+        tags[contract.TAG_PREFIX + "data_fingerprint_method"] = spark_data.FINGERPRINT_METHOD
     dataset = dataset_of(job.head)
     width = len(job.frame.columns)
     dataset["profile"] = json.dumps({"num_rows": job.n_rows, "num_elements": job.n_rows * width})
@@ -201,12 +193,12 @@ def _ground_truth(assigned: DataFrame, label_column: str) -> dict[str, float]:
     """ARI and NMI against the label column, from Spark's contingency counts."""
     label = col(label_column)
     pairs = assigned.where(label.isNotNull()).groupBy(
-        label.cast("string").alias("t"), SEGMENT_COLUMN
+        label.cast("string").alias("t"), spark_fit.SEGMENT_COLUMN
     )
     counts = to_pandas(pairs.count())
     repeats = counts["count"].to_numpy(dtype=int)
     truth = np.repeat(counts["t"].to_numpy(dtype=str), repeats)
-    predicted = np.repeat(counts[SEGMENT_COLUMN].to_numpy(dtype=int), repeats)
+    predicted = np.repeat(counts[spark_fit.SEGMENT_COLUMN].to_numpy(dtype=int), repeats)
     return {
         "ari": float(adjusted_rand_score(truth, predicted)),
         "nmi": float(normalized_mutual_info_score(truth, predicted)),
@@ -216,7 +208,7 @@ def _ground_truth(assigned: DataFrame, label_column: str) -> dict[str, float]:
 def _write_assignments(assigned: DataFrame, keep: list[str], parquet: Path) -> None:
     """Spark's Parquet folder of id, features and segment, without Spark's _SUCCESS and .crc
     side files; promote, rerun and the Python API read it (segexp.tracking.assignments)."""
-    rows = assigned.select(*[col(c) for c in keep], F.col(SEGMENT_COLUMN).cast("long"))
+    rows = assigned.select(*[col(c) for c in keep], F.col(spark_fit.SEGMENT_COLUMN).cast("long"))
     rows.write.mode("overwrite").parquet(str(parquet))
     for path in parquet.rglob("*"):
         if path.is_file() and (path.name == "_SUCCESS" or path.name.endswith(".crc")):
@@ -240,8 +232,8 @@ def _figures(
         assigned.sample(False, fraction, seed=spec.seed)
         .select(
             *[col(c) for c in spec.columns],
-            vector_to_array(F.col(FEATURES_COLUMN)).alias("segexp_x"),
-            F.col(SEGMENT_COLUMN).cast("long").alias("segexp_segment"),
+            vector_to_array(F.col(spark_fit.FEATURES_COLUMN)).alias("segexp_x"),
+            F.col(spark_fit.SEGMENT_COLUMN).cast("long").alias("segexp_segment"),
         )
         .limit(limit)
     )
