@@ -1,52 +1,25 @@
-"""Where a job's segmentation is computed: ``engine=sklearn`` (default) or ``engine=spark``.
-
-``engine=sklearn`` is segexp's own path (``segexp.jobs.job``: pandas reads the
-table, scikit-learn fits it in the segexp process). ``engine=spark`` hands the
-reading, fitting and scoring to a Spark session (``segexp.engines.spark``) and
-logs the same run contract; its modules:
-
-    spark_session   pyspark and Java present, one SparkSession per process
-    spark_data      the table read by Spark, its columns named as segexp names them
-    spark_fit       assemble, scale, fit with pyspark.ml; the model as scikit-learn steps
-    spark_scores    silhouette, inertia and the other scores from Spark aggregations
-    spark_profile   segment profiles from Spark aggregations
-    spark           the job: validate, fit, score, stage the run's files
-
-Nothing here imports pyspark at import time: ``engine=sklearn`` never loads it.
-The job layer reaches an engine through ``engine_for`` and the ``Engine`` protocol
-only; engines import the layers below (tracking, model, insight, data), never jobs.
-"""
+"""Where a job's segmentation is computed: engine=sklearn in ``segexp.jobs.job`` itself, or
+engine=spark by ``segexp.engines.spark``, which imports pyspark and is loaded only then."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from segexp.engines.catalog import (  # noqa: F401  (the engine names, re-exported)
-    ENGINE_KEYS,
-    ENGINES,
-    SKLEARN,
-    SPARK,
-    SPARK_ALGO_NAMES,
-    SPARK_ALGORITHMS,
-    SPARK_SCALER_NAMES,
-    SPARK_SCALERS,
-    engine_name,
-    uses_spark,
-)
+from segexp.engines.catalog import SPARK
+from segexp.engines.spark_session import check_available
 from segexp.model.spec import JobSpec
 from segexp.tracking.publish import PublishRequest
 
 
 class Engine(Protocol):
-    """What computes a job's run other than segexp's own scikit-learn path."""
+    """What computes a job's run in place of segexp's own scikit-learn path."""
 
     def validate_inputs(
         self, cfg: DictConfig, choices: dict[str, str] | None, *, show: bool = True
     ) -> tuple[JobSpec, Any]:
         """The job's spec and its table as the engine reads it; SegexpError when unusable."""
-        ...
 
     def build_request(
         self,
@@ -59,13 +32,13 @@ class Engine(Protocol):
         parent_run_id: str | None = None,
     ) -> PublishRequest:
         """Fit, score and stage the run; a failure becomes a FAILED run, not a raise."""
-        ...
 
 
-def engine_for(cfg: Any) -> Engine | None:
-    """The engine ``engine.name`` names; None for engine=sklearn (``segexp.jobs.job``)."""
-    if not uses_spark(cfg):
+def engine_for(cfg: DictConfig) -> Engine | None:
+    """The engine ``engine.name`` names; None for engine=sklearn (or no engine group)."""
+    if OmegaConf.select(cfg, "engine.name", default=None) != SPARK:
         return None
-    from segexp.engines import spark  # pyspark: loaded only for engine=spark
+    check_available()  # one line, exit 2, when pyspark or Java is missing
+    from segexp.engines import spark  # imports pyspark: loaded only for engine=spark
 
     return spark  # the module implements Engine

@@ -1,58 +1,45 @@
-"""The customer table as Spark reads it, with its columns named as segexp names them.
-
-Spark reads the file itself (``spark.read.csv(header, inferSchema)`` or
-``spark.read.parquet``); segexp's own rules name and place the columns from the
-table's first ``HEAD_ROWS`` rows: header variants mapped to the canonical names
-(``data.aliases``, the same rule as the pandas reader), column roles (id, numeric,
-categorical, label) from ``segexp.data.schema``, and the features of
-``features.columns`` resolved as in every run (``default``, ``all_numeric`` or a
-list). The whole table is then checked by Spark: each feature column must hold
-numbers (cells listed in ``data.missing_values`` are missing), missing cells are
-refused unless ``preprocess.impute=drop``, and negative values in the
-``data.non_negative`` columns are refused, each with one line.
-
-Without ``data.path`` the built-in sample is generated as in every run and handed
-to Spark. A file's fingerprint is the SHA-256 of its bytes (every part file of a
-Parquet folder, in name order), so a Spark run of a file never needs the table
-in pandas; it is not the pandas reader's fingerprint of the same file.
-"""
+"""The customer table as Spark reads it: names and column roles from its first rows by
+segexp's own rules, the feature columns of every row checked by Spark (docs/scale.md)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import NumericType, StringType, StructField, StructType
 
-from segexp.data.load import (
-    CustomerTable,
-    _canonical_settings,
-    _non_negative,
-    canonical_headers,
-    load_customer_table,
-)
+from segexp.data import load_customers, looks_like_transactions
+from segexp.data.load import CustomerTable, canonical_headers, load_customer_table
+from segexp.data.read import detect_delimiter, file_format
 from segexp.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+from segexp.model.assign import training_non_negative
 
 HEAD_ROWS = 5000
-PARQUET_SUFFIXES = (".parquet", ".pq")
 FINGERPRINT_METHOD = "sha256 of the file's bytes"
 
 
 @dataclass
 class SparkTable:
-    """The Spark DataFrame of every row and the segexp table of its first rows (roles)."""
+    """Every row as a Spark DataFrame, and segexp's table of its first rows (the roles)."""
 
     frame: DataFrame
-    head: CustomerTable  # the first HEAD_ROWS rows: schema, id column, default features
+    head: CustomerTable
     n_rows: int
     fingerprint: str
     path: Path | None
+    source: str
+    dropped_rows: int = 0  # rows with a missing feature, left out (preprocess.impute=drop)
+
+
+def col(name: str) -> Column:
+    """``F.col`` of a column whatever its name holds (dots, spaces, backticks)."""
+    return F.col("`" + str(name).replace("`", "``") + "`")
 
 
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
@@ -60,12 +47,8 @@ def to_pandas(frame: DataFrame) -> pd.DataFrame:
     return cast("pd.DataFrame", frame.toPandas())
 
 
-def quoted(column: str) -> str:
-    """A column name for ``F.col`` whatever it holds (dots, spaces, backticks)."""
-    return "`" + str(column).replace("`", "``") + "`"
-
-
 def file_fingerprint(path: Path) -> str:
+    """SHA-256 of the file's bytes; of a Parquet folder's part files, in name order."""
     digest = hashlib.sha256()
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
@@ -79,11 +62,7 @@ def file_fingerprint(path: Path) -> str:
 
 def _format(path: Path, data_cfg: Mapping[str, Any]) -> str:
     configured = data_cfg.get("format")
-    if configured:
-        return str(configured).lower()
-    if path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES:
-        return "parquet"
-    return "tsv" if path.suffix.lower() == ".tsv" else "csv"
+    return "parquet" if path.is_dir() and not configured else file_format(path, configured)
 
 
 def _read_file(
@@ -92,12 +71,8 @@ def _read_file(
     fmt = _format(path, data_cfg)
     if fmt == "parquet":
         return spark.read.parquet(str(path))
-    if fmt not in ("csv", "tsv"):
-        raise ConfigError(f"data.format: csv, tsv or parquet with engine=spark; got {fmt!r}")
     delimiter = data_cfg.get("delimiter")
     if not delimiter:
-        from segexp.data.read import detect_delimiter
-
         with path.open("rb") as handle:
             start = handle.read(1 << 16).decode(str(data_cfg.get("encoding") or "utf-8"), "replace")
         delimiter = "\t" if fmt == "tsv" else detect_delimiter(start.lstrip("\ufeff"))
@@ -115,20 +90,17 @@ def _read_file(
 
 def read_table(spark: SparkSession, data_cfg: Mapping[str, Any]) -> SparkTable:
     """Read the configured data with Spark; roles and names from its first rows."""
-    from segexp.data import load_customers, looks_like_transactions
-
     kind = str(data_cfg.get("kind") or "auto")
     if kind == "transactions":
         raise ConfigError(
             "data.kind=transactions: engine=spark reads customer tables (one row per "
             "customer); use engine=sklearn for a transaction log"
         )
-    path_value = data_cfg.get("path")
-    if path_value in (None, ""):
+    if data_cfg.get("path") in (None, ""):
         table = load_customers(data_cfg)  # the built-in sample, generated in code
         frame = spark.createDataFrame(table.frame)
-        return SparkTable(frame, table, len(table.frame), table.fingerprint, None)
-    path = Path(str(path_value)).expanduser()
+        return SparkTable(frame, table, len(table.frame), table.fingerprint, None, table.source)
+    path = Path(str(data_cfg["path"])).expanduser()
     source = str(data_cfg.get("source_name") or path)
     if not path.exists():
         raise DataError(f"data.path: {path} does not exist; set data.path to a CSV or Parquet file")
@@ -143,8 +115,7 @@ def read_table(spark: SparkSession, data_cfg: Mapping[str, Any]) -> SparkTable:
     renames = canonical_headers(columns, aliases, source)
     if 2 * len(renames) < len(aliases):
         renames = {}  # not a table of this vocabulary: its own headers are the names
-    if renames:
-        frame = frame.withColumnsRenamed(renames)
+    frame = frame.withColumnsRenamed(renames)
     head = to_pandas(frame.limit(HEAD_ROWS))
     if head.empty:
         raise DataError(
@@ -154,73 +125,49 @@ def read_table(spark: SparkSession, data_cfg: Mapping[str, Any]) -> SparkTable:
     headers = {canonical: header for header, canonical in renames.items()}
     # no derived columns (tenure, age): Spark's frame is the file's own columns
     table = load_customer_table(head, data_cfg, source, None, headers, derive=False)
-    frame = _id_as_text(spark, path, data_cfg, frame, table.id_column, renames)
-    return SparkTable(frame, table, frame.count(), file_fingerprint(path), path)
-
-
-def _id_as_text(spark, path: Path, data_cfg, frame, id_column: str | None, renames):
-    """Ids are text (zero padding is part of an id): a CSV whose id column Spark typed as
-    numbers is read again with that column as a string (the other types as inferred)."""
-    from pyspark.sql.types import StringType, StructField, StructType
-
-    if not id_column or _format(path, data_cfg) == "parquet":
-        return frame
-    if isinstance(frame.schema[id_column].dataType, StringType):
-        return frame
-    header = {canonical: original for original, canonical in renames.items()}
-    fields = [
-        StructField(header.get(f.name, f.name), StringType() if f.name == id_column else f.dataType)
-        for f in frame.schema.fields
-    ]
-    again = _read_file(spark, path, data_cfg, schema=StructType(fields))
-    return again.withColumnsRenamed(renames) if renames else again
+    ids = table.id_column
+    if ids and _format(path, data_cfg) != "parquet" and frame.schema[ids].dataType != StringType():
+        # ids are text (zero padding is part of an id): read again, that column a string
+        fields = [
+            StructField(headers.get(f.name, f.name), StringType() if f.name == ids else f.dataType)
+            for f in frame.schema.fields
+        ]
+        frame = _read_file(spark, path, data_cfg, StructType(fields)).withColumnsRenamed(renames)
+    return SparkTable(frame, table, frame.count(), file_fingerprint(path), path, source)
 
 
 def numeric_features(
-    data: SparkTable,
-    columns: Sequence[str],
-    data_cfg: Mapping[str, Any],
-    impute: str,
-) -> tuple[DataFrame, int]:
-    """(the frame with every feature column as double, rows dropped for impute=drop);
-    DataError naming the column for text that is no number, missing cells, negatives."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import NumericType
-
-    frame, source = data.frame, data.head.source
+    data: SparkTable, columns: Sequence[str], data_cfg: Mapping[str, Any], impute: str
+) -> SparkTable:
+    """The table with every feature column as double (rows with a missing one dropped for
+    impute=drop); DataError naming the column for text, missing cells and negatives."""
+    frame, source = data.frame, data.source
     missing_words = [str(v).strip() for v in data_cfg.get("missing_values") or ()]
-    types = {f.name: f.dataType for f in frame.schema.fields}
+    numeric = {f.name for f in frame.schema.fields if isinstance(f.dataType, NumericType)}
     checks, converted = [], {}
     for column in columns:
-        raw = F.col(quoted(column))
-        if isinstance(types[column], NumericType):
-            converted[column] = raw.cast("double")
+        if column in numeric:
+            converted[column] = col(column).cast("double")
             continue
-        text = F.trim(raw.cast("string"))
+        text = F.trim(col(column).cast("string"))
         blank = text.isNull() | (text == "") | text.isin(missing_words)
-        number = text.try_cast("double") if hasattr(text, "try_cast") else text.cast("double")
-        converted[column] = F.when(blank, F.lit(None)).otherwise(number)
-        checks.append(
-            F.sum(F.when(~blank & number.isNull(), 1).otherwise(0)).alias(f"bad::{column}")
-        )
-        checks.append(F.first(F.when(~blank & number.isNull(), raw), True).alias(f"ex::{column}"))
+        number = text.try_cast("double")
+        bad = ~blank & number.isNull()
+        converted[column] = F.when(~blank, number)
+        checks += [
+            F.count_if(bad).alias(f"bad::{column}"),
+            F.first(F.when(bad, col(column)), True).alias(f"ex::{column}"),
+        ]
     frame = frame.withColumns(converted)
-    settings = _canonical_settings(data_cfg, data.head.headers)
-    non_negative = [c for c in _non_negative(settings, data.head.numeric) if c in columns]
-    for column in columns:
-        value = F.col(quoted(column))
-        checks.append(
-            F.sum(F.when(value.isNull() | F.isnan(value), 1).otherwise(0)).alias(f"na::{column}")
-        )
-    for column in non_negative:
-        checks.append(F.min(F.col(quoted(column))).alias(f"min::{column}"))
-    found = frame.agg(*checks).first() if checks else None
+    non_negative = [c for c in training_non_negative(data_cfg, data.head) if c in columns]
+    checks += [F.count_if(col(c).isNull() | F.isnan(col(c))).alias(f"na::{c}") for c in columns]
+    checks += [F.min(col(c)).alias(f"min::{c}") for c in non_negative]
+    found = frame.agg(*checks).first()
     counts = found.asDict() if found is not None else {}
     for column in columns:
-        bad = int(counts.get(f"bad::{column}") or 0)
-        if bad:
+        if n_bad := counts.get(f"bad::{column}"):
             raise DataError(
-                f"{source}: column '{column}' has {bad} cells that are not numbers (e.g. "
+                f"{source}: column '{column}' has {n_bad} cells that are not numbers (e.g. "
                 f"{counts.get(f'ex::{column}')!r}); fix them, list them in data.missing_values, "
                 "or leave the column out of features.columns"
             )
@@ -231,17 +178,15 @@ def numeric_features(
                 f"{source}: column '{column}' has negative values (min {low:g}); it cannot be "
                 "negative (data.non_negative): fix those cells or set data.non_negative"
             )
-    missing = {c: int(counts.get(f"na::{c}") or 0) for c in columns}
-    incomplete = sum(missing.values())
-    if incomplete and impute != "drop":
+    missing = {c: int(counts[f"na::{c}"]) for c in columns}
+    if any(missing.values()) and impute != "drop":
         shown = ", ".join(f"{c} ({n})" for c, n in missing.items() if n)
         raise DataError(
             f"{source}: feature columns have missing values: {shown}; engine=spark takes "
             "preprocess.impute=drop (rows with a missing feature are left out), or use "
             "engine=sklearn to impute them"
         )
-    if incomplete:
-        before = data.n_rows
+    if any(missing.values()):
         frame = frame.na.drop(subset=list(columns))
-        return frame, before - frame.count()
-    return frame, 0
+        return replace(data, frame=frame, dropped_rows=data.n_rows - frame.count())
+    return replace(data, frame=frame)

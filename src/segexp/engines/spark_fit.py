@@ -1,53 +1,43 @@
-"""Fit a segmentation with pyspark.ml and turn it into scikit-learn steps that need no Spark.
-
-The Spark pipeline: ``VectorAssembler`` of the feature columns (in the job's
-order) -> ``StandardScaler(withMean=True, withStd=True)`` (``scaler=standard``;
-``scaler=none`` skips it) -> ``KMeans``, ``BisectingKMeans`` or
-``GaussianMixture``, with k, seed, and ``max_iter`` and ``tol`` when the algo
-config sets them (else Spark's defaults, see ``spark_settings``). Spark has no
-``n_init``: one initialisation (k-means||) per fit. Bisecting K-Means gets its
-features scaled but not centred (``withMean=False``): Spark seeds each split at
-1e-4 x the norm of the parent's centre, 0 for centred data, where every customer
-stays in one segment; a shift changes no distance.
-
-The fitted model is stored as a scikit-learn ``Pipeline`` of segexp's
-``segexp.model.centroids`` steps built from the Spark model's numbers (see there
-for why each predicts as Spark does); the bisecting tree is read from the files
-Spark's own ``save`` writes (its nodes, children and centres), which the Python
-API does not expose otherwise.
-"""
+"""Fit with pyspark.ml, score from Spark aggregations, and keep the model as scikit-learn
+steps (``segexp.model.centroids``) that predict as Spark does without Spark."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pyspark.ml import Pipeline as SparkPipeline
+from pyspark.ml import PipelineModel, clustering
+from pyspark.ml.clustering import BisectingKMeansModel, GaussianMixtureModel, KMeansModel
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.feature import StandardScaler, StandardScalerModel, VectorAssembler
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.stat import Summarizer
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from segexp.engines.catalog import SPARK_ALGORITHMS
 from segexp.engines.spark_data import to_pandas
-from segexp.errors import ConfigError
 from segexp.model.centroids import (
     BisectingTree,
     GaussianComponents,
     NearestCentres,
     SparkStandardScaler,
 )
-
-if TYPE_CHECKING:
-    from pyspark.ml import PipelineModel
-    from pyspark.sql import DataFrame
+from segexp.model.metrics import Scores
 
 RAW_COLUMN = "segexp_raw"
 FEATURES_COLUMN = "segexp_features"
 SEGMENT_COLUMN = "segment"
+BISECTING = "sklearn.cluster.BisectingKMeans"
 
 
 @dataclass
@@ -57,33 +47,19 @@ class SparkFit:
     assigned: DataFrame  # the input rows with FEATURES_COLUMN (scaled) and SEGMENT_COLUMN
     spark_model: PipelineModel
     pipeline: Pipeline  # scikit-learn steps predicting as the Spark model does
-    algorithm: str  # the pyspark.ml class
     fit_seconds: float
-    settings: dict[str, Any] = field(default_factory=dict)  # what Spark was given
     log_likelihood: float | None = None  # Gaussian mixtures
 
 
 def spark_settings(target: str, params: Mapping[str, Any], k: int, seed: int) -> dict[str, Any]:
-    """The pyspark.ml parameters for an algo config: k, seed, and ``maxIter``/``tol`` when
-    the config sets ``max_iter``/``tol`` (else Spark's defaults: 20 iterations for the
-    k-means, 100 for a mixture; bisecting K-Means has no tolerance and always runs them)."""
+    """k and seed, and maxIter/tol when the algo config sets max_iter/tol (else Spark's
+    defaults); bisecting K-Means has no tolerance."""
     settings: dict[str, Any] = {"k": int(k), "seed": int(seed)}
     if params.get("max_iter") is not None:
         settings["maxIter"] = int(params["max_iter"])
-    if params.get("tol") is not None and target != "sklearn.cluster.BisectingKMeans":
+    if params.get("tol") is not None and target != BISECTING:
         settings["tol"] = float(params["tol"])
     return settings
-
-
-def _clusterer(target: str, settings: Mapping[str, Any], features: str):
-    from pyspark.ml import clustering
-
-    name = SPARK_ALGORITHMS.get(target)
-    if name is None:
-        raise ConfigError(f"algo._target_: engine=spark has no {target}")
-    cls = getattr(clustering, name.rpartition(".")[2])
-    extra: dict[str, Any] = {"probabilityCol": "segexp_probability"} if "Gaussian" in name else {}
-    return cls(featuresCol=features, predictionCol=SEGMENT_COLUMN, **settings, **extra)
 
 
 def fit(
@@ -96,55 +72,42 @@ def fit(
     model_dir: Path,
 ) -> SparkFit:
     """Fit on every row of ``frame``; the Spark model is saved to ``model_dir``."""
-    from pyspark.ml import Pipeline as SparkPipeline
-    from pyspark.ml.feature import StandardScaler, VectorAssembler
-
     stages: list[Any] = [
         VectorAssembler(inputCols=list(columns), outputCol=RAW_COLUMN, handleInvalid="error")
     ]
     features = RAW_COLUMN
     if scaler == "standard":
-        # bisecting K-Means seeds each split at 1e-4 x the norm of the parent's centre,
-        # which is 0 for centred data (every customer then stays in one segment): it gets
-        # the features scaled but not centred, the same distances shifted
-        centre = target != "sklearn.cluster.BisectingKMeans"
+        # bisecting K-Means seeds each split at 1e-4 x the norm of the parent's centre, 0 for
+        # centred data (one segment then): scaled but not centred, the same distances
+        centre = target != BISECTING
         stages.append(
-            StandardScaler(
-                inputCol=RAW_COLUMN, outputCol=FEATURES_COLUMN, withMean=centre, withStd=True
-            )
+            StandardScaler(inputCol=RAW_COLUMN, outputCol=FEATURES_COLUMN, withMean=centre)
         )
         features = FEATURES_COLUMN
-    stages.append(_clusterer(target, settings, features))
+    name = SPARK_ALGORITHMS[target].rpartition(".")[2]
+    extra = {"probabilityCol": "segexp_probability"} if name == "GaussianMixture" else {}
+    stages.append(
+        getattr(clustering, name)(
+            featuresCol=features, predictionCol=SEGMENT_COLUMN, **settings, **extra
+        )
+    )
     started = time.perf_counter()
     model = SparkPipeline(stages=stages).fit(frame)
     fit_seconds = time.perf_counter() - started
-    assigned = model.transform(frame)
-    if features != FEATURES_COLUMN:
-        assigned = assigned.withColumn(FEATURES_COLUMN, assigned[RAW_COLUMN])
+    assigned = model.transform(frame).withColumn(FEATURES_COLUMN, F.col(features))
     model.write().overwrite().save(str(model_dir))
     fitted: Any = model.stages[-1]
     log_likelihood = None
     if fitted.hasSummary and hasattr(fitted.summary, "logLikelihood"):
         log_likelihood = float(fitted.summary.logLikelihood)
-    return SparkFit(
-        assigned=assigned,
-        spark_model=model,
-        pipeline=as_sklearn(model, columns, head, model_dir),
-        algorithm=SPARK_ALGORITHMS[target],
-        fit_seconds=fit_seconds,
-        settings=dict(settings),
-        log_likelihood=log_likelihood,
-    )
+    pipeline = as_sklearn(model, columns, head, model_dir)
+    return SparkFit(assigned, model, pipeline, fit_seconds, log_likelihood)
 
 
 def as_sklearn(
     model: PipelineModel, columns: Sequence[str], head: pd.DataFrame, saved: Path
 ) -> Pipeline:
-    """``prepare`` (the feature columns, as numbers) -> ``scale`` -> ``cluster``, predicting
-    as the Spark pipeline does, for promote and predict."""
-    from pyspark.ml.clustering import BisectingKMeansModel, GaussianMixtureModel, KMeansModel
-    from pyspark.ml.feature import StandardScalerModel
-
+    """prepare (the feature columns as numbers) -> scale -> cluster, predicting as Spark."""
     prepare = ColumnTransformer(
         [("num", "passthrough", list(columns))], remainder="drop", verbose_feature_names_out=False
     ).fit(head[list(columns)].astype(float))
@@ -159,45 +122,111 @@ def as_sklearn(
     if isinstance(fitted, KMeansModel):
         cluster = NearestCentres.from_centres(np.asarray(fitted.clusterCenters()))
     elif isinstance(fitted, BisectingKMeansModel):
-        cluster = bisecting_tree(saved, len(model.stages) - 1)
-    elif isinstance(fitted, GaussianMixtureModel):
+        cluster = bisecting_tree(model, saved)
+    else:
+        assert isinstance(fitted, GaussianMixtureModel)
         components = to_pandas(fitted.gaussiansDF)
         cluster = GaussianComponents.from_components(
             np.asarray(fitted.weights),
-            np.stack([np.asarray(m.toArray()) for m in components["mean"]]),
-            np.stack([np.asarray(c.toArray()) for c in components["cov"]]),
+            np.stack([m.toArray() for m in components["mean"]]),
+            np.stack([c.toArray() for c in components["cov"]]),
         )
-    else:  # pragma: no cover - _clusterer builds only the three above
-        raise TypeError(type(fitted).__name__)
     return Pipeline([("prepare", prepare), ("scale", scale), ("cluster", cluster)])
 
 
-def bisecting_tree(saved: Path, stage: int) -> BisectingTree:
-    """The tree of a saved BisectingKMeansModel (Spark's ``data/data`` Parquet: one row per
-    node with its index, centre and children; leaves have the indices 0..k-1)."""
-    (folder,) = sorted(saved.glob(f"stages/{stage}_*"))
-    nodes = pd.read_parquet(folder / "data" / "data")
-    nodes = nodes.sort_values("index", kind="stable").reset_index(drop=True)
-    position = {int(index): i for i, index in enumerate(nodes["index"])}
+def bisecting_tree(model: PipelineModel, saved: Path) -> BisectingTree:
+    """The tree of a bisecting K-Means model, which the Python API does not expose: its
+    saved data, one row per node (index, centre, children; the leaves are 0..k-1)."""
+    (folder,) = sorted(saved.glob(f"stages/{len(model.stages) - 1}_*"))
+    nodes = to_pandas(SparkSession.active().read.parquet(str(folder / "data" / "data")))
+    nodes = nodes.sort_values("index")
+    index = nodes["index"].to_numpy(dtype=int)
+    position = {int(node): i for i, node in enumerate(index)}
     children = np.full((len(nodes), 2), -1, dtype=int)
     for i, kids in enumerate(nodes["children"]):
-        kids = [int(c) for c in (kids if kids is not None else [])]
-        if kids:
+        if kids is not None and len(kids):
             # Spark's predict goes to the nearer child; a node with one child passes to it
-            children[i] = [position[kids[0]], position[kids[-1]]]
-    named = {int(c) for pair in nodes["children"] if pair is not None for c in pair}
-    (root,) = [i for i, index in enumerate(nodes["index"]) if int(index) not in named]
-    centres = np.stack([_vector(v) for v in nodes["center"]])
-    leaf_ids = np.where(children[:, 0] < 0, nodes["index"].to_numpy(dtype=int), -1)
-    return BisectingTree.from_nodes(centres, children, leaf_ids, root)
+            children[i] = [position[int(kids[0])], position[int(kids[-1])]]
+    named = {int(c) for kids in nodes["children"] if kids is not None for c in kids}
+    (root,) = [i for i, node in enumerate(index) if node not in named]
+    centres = np.stack([v.toArray() for v in nodes["center"]])
+    return BisectingTree.from_nodes(
+        centres, children, np.where(children[:, 0] < 0, index, -1), root
+    )
 
 
-def _vector(value: Any) -> np.ndarray:
-    """A vector column of a Parquet file Spark wrote, read by pandas (its struct as a dict)."""
-    if isinstance(value, dict):
-        if value.get("type") == 1 or value.get("indices") is None:
-            return np.asarray(value["values"], dtype=float)
-        dense = np.zeros(int(value["size"]))
-        dense[np.asarray(value["indices"], dtype=int)] = value["values"]
-        return dense
-    return np.asarray(value, dtype=float)
+def score(assigned: DataFrame) -> Scores:
+    """The run's scores in the clusterer's space, from Spark aggregations over every row;
+    silhouette is Spark's, on squared Euclidean distances (docs/scale.md)."""
+    summary = Summarizer.metrics("mean", "count").summary(F.col(FEATURES_COLUMN)).alias("m")
+    moments = assigned.groupBy(SEGMENT_COLUMN).agg(summary).select(SEGMENT_COLUMN, "m.*")
+    found = to_pandas(moments).sort_values(SEGMENT_COLUMN)
+    sizes = found["count"].to_numpy(dtype=float)
+    means = np.stack([v.toArray() for v in found["mean"]])
+    # each customer's squared distance to its segment's mean
+    centres = moments.select(SEGMENT_COLUMN, vector_to_array(F.col("mean")).alias("c"))
+    points = assigned.select(SEGMENT_COLUMN, vector_to_array(F.col(FEATURES_COLUMN)).alias("x"))
+    differences = F.zip_with("x", "c", lambda x, c: (x - c) * (x - c))
+    squared = F.aggregate(differences, F.lit(0.0), lambda total, d: total + d)
+    spread = to_pandas(
+        points.join(F.broadcast(centres), SEGMENT_COLUMN)
+        .groupBy(SEGMENT_COLUMN)
+        .agg(F.sum(squared).alias("ss"), F.avg(F.sqrt(squared)).alias("dist"))
+    )
+    spread = spread.set_index(SEGMENT_COLUMN).reindex(found[SEGMENT_COLUMN])
+    n_total, n_clusters = float(sizes.sum()), len(sizes)
+    squares, distances = spread["ss"].to_numpy(float), spread["dist"].to_numpy(float)
+    scores = Scores(notes={"silhouette_space": "squared_euclidean"})
+    scores.values.update(
+        n_clusters=float(n_clusters),
+        n_customers=n_total,
+        noise_fraction=0.0,  # these algorithms leave no noise
+        inertia=float(squares.sum()),
+        min_segment_share=float(sizes.min() / n_total),
+        max_segment_share=float(sizes.max() / n_total),
+    )
+    if n_clusters < 2 or n_clusters >= n_total:
+        what = (
+            "only one segment was found"
+            if n_clusters < 2
+            else f"every customer is its own segment ({n_clusters} segments)"
+        )
+        for name in ("silhouette", "calinski_harabasz", "davies_bouldin"):
+            scores.undefined[name] = (
+                f"{what}; {name} needs 2 or more segments, fewer than customers"
+            )
+        return scores
+    evaluator = ClusteringEvaluator(
+        featuresCol=FEATURES_COLUMN,
+        predictionCol=SEGMENT_COLUMN,
+        metricName="silhouette",
+        distanceMeasure="squaredEuclidean",
+    )
+    scores.values["silhouette"] = float(evaluator.evaluate(assigned))
+    scores.notes["silhouette_mode"] = "exact (Spark, every customer)"
+    # scikit-learn's formulas of Calinski-Harabasz and Davies-Bouldin, from the moments
+    centre = (means * sizes[:, None]).sum(axis=0) / n_total
+    between = float((sizes * ((means - centre) ** 2).sum(axis=1)).sum())
+    within = float(squares.sum())
+    scores.values["calinski_harabasz"] = (
+        1.0 if within == 0 else between * (n_total - n_clusters) / (within * (n_clusters - 1))
+    )
+    gaps = np.sqrt(((means[:, None, :] - means[None, :, :]) ** 2).sum(axis=2))
+    if np.allclose(distances, 0) or np.allclose(gaps, 0):
+        scores.values["davies_bouldin"] = 0.0
+    else:
+        gaps[gaps == 0] = np.inf
+        combined = distances[:, None] + distances[None, :]
+        scores.values["davies_bouldin"] = float(np.mean(np.max(combined / gaps, axis=1)))
+    return scores
+
+
+def gmm_criteria(log_likelihood: float | None, k: int, d: int, n: float) -> dict[str, float]:
+    """BIC and AIC of a full-covariance Gaussian mixture (scikit-learn's parameter count)."""
+    if log_likelihood is None:
+        return {}
+    parameters = k * d * (d + 1) / 2 + k * d + k - 1
+    return {
+        "bic": float(-2 * log_likelihood + parameters * np.log(n)),
+        "aic": float(-2 * log_likelihood + 2 * parameters),
+    }

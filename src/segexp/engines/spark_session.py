@@ -1,9 +1,6 @@
-"""One SparkSession per process for ``engine=spark``, after checking pyspark and Java.
+"""One SparkSession per process for engine=spark; pyspark or Java missing is one line.
 
-pyspark is an optional extra (``pip install "segexp[spark]"``) and needs a Java
-runtime; either missing is one ``segexp: error:`` line (exit 2) before any run
-is created. The session is made once per process (a sweep's jobs share it; a
-new ``engine.master`` or ``engine.driver_memory`` replaces it) and stopped at exit.
+Importable without pyspark: ``engine_for`` checks here before the Spark engine loads.
 """
 
 from __future__ import annotations
@@ -13,6 +10,7 @@ import functools
 import importlib.util
 import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +19,6 @@ from segexp.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-INSTALL_HINT = 'pip install "segexp[spark]"'
-JAVA_HINT = (
-    "install a Java runtime 17 or newer (Debian/Ubuntu: apt-get install default-jre-headless) "
-    "or set JAVA_HOME"
-)
 
 
 def java_executable() -> str | None:
@@ -42,19 +34,16 @@ def check_available() -> None:
     """ConfigError (one line) when pyspark or Java is missing."""
     if importlib.util.find_spec("pyspark") is None:
         raise ConfigError(
-            f"engine=spark: pyspark is not installed; {INSTALL_HINT} (or use engine=sklearn)"
+            'engine=spark: pyspark is not installed; pip install "segexp[spark]" (or use '
+            "engine=sklearn)"
         )
     if java_executable() is None:
         where = "JAVA_HOME/bin/java" if os.environ.get("JAVA_HOME") else "java on PATH"
         raise ConfigError(
-            f"engine=spark: Spark needs a Java runtime and there is no {where}; {JAVA_HINT} "
-            "(or use engine=sklearn)"
+            f"engine=spark: Spark needs a Java runtime and there is no {where}; install a Java "
+            "runtime 17 or newer (Debian/Ubuntu: apt-get install default-jre-headless) or set "
+            "JAVA_HOME (or use engine=sklearn)"
         )
-
-
-def quiet_pyspark() -> None:
-    """pyspark's warning about pandas 3 (its conversions segexp uses work) stays out."""
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 def check_master_answers(master: str, seconds: float = 5.0) -> None:
@@ -62,8 +51,6 @@ def check_master_answers(master: str, seconds: float = 5.0) -> None:
     (Spark itself retries for about 70 s before it gives up)."""
     if not master.startswith("spark://"):
         return
-    import socket
-
     reasons = []
     for address in master.removeprefix("spark://").split(","):
         host, _, port = address.partition(":")
@@ -79,32 +66,28 @@ def check_master_answers(master: str, seconds: float = 5.0) -> None:
 
 
 def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) -> SparkSession:
-    """The process's SparkSession for ``master`` (``local[2]``, ``spark://...``); asking
-    for other settings stops the session of the previous ones (one per process)."""
-    check_available()
+    """The process's session for these settings; other settings stop the previous one."""
     check_master_answers(str(master))
-    quiet_pyspark()
+    # pyspark warns about pandas 3; the conversions segexp uses work
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     return _session_for(str(master), str(driver_memory), str(int(shuffle_partitions)))
 
 
 @functools.lru_cache(maxsize=1)
 def _session_for(master: str, driver_memory: str, shuffle_partitions: str) -> SparkSession:
+    stop_session()  # the session of other settings, evicted from this cache
     from pyspark.sql import SparkSession  # optional dependency: engine=spark only
 
-    active = SparkSession.getActiveSession()
-    if active is not None:  # the session of other settings (evicted from this cache)
-        active.stop()
     builder: Any = SparkSession.builder.appName("segexp")
+    settings = {
+        "spark.driver.memory": driver_memory,
+        "spark.sql.shuffle.partitions": shuffle_partitions,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+    }
     try:
-        session = (
-            builder.master(master)
-            .config("spark.driver.memory", driver_memory)
-            .config("spark.sql.shuffle.partitions", shuffle_partitions)
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .getOrCreate()
-        )
+        session = builder.master(master).config(map=settings).getOrCreate()
     except Exception as exc:  # the JVM refused the master or the memory, or could not start
         raise ConfigError(
             f"engine.master={master} engine.driver_memory={driver_memory}: Spark did not start "
@@ -117,14 +100,12 @@ def _session_for(master: str, driver_memory: str, shuffle_partitions: str) -> Sp
 def stop_session() -> None:
     """Stop the process's session, if it started one."""
     if _session_for.cache_info().currsize:
-        try:
-            from pyspark.sql import SparkSession  # optional dependency: engine=spark only
+        _session_for.cache_clear()
+        from pyspark.sql import SparkSession  # optional dependency: engine=spark only
 
-            active = SparkSession.getActiveSession()
-            if active is not None:
-                active.stop()
-        finally:
-            _session_for.cache_clear()
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
 
 
 atexit.register(stop_session)
