@@ -1,22 +1,8 @@
-"""Every error segexp reports to its users, in one place.
+"""Every error segexp reports to its users, and the one formatter of Hydra's and OmegaConf's.
 
-A ``SegexpError`` is printed by the command-line tools as one line,
-``segexp: error: <message>``, and the tool exits with the error's code, never
-with a traceback. Anything else is a bug or an algorithm failure and is
-reported as such.
-
-    SegexpError                exit 2, one line: what, where, allowed, received
-     +-- ConfigError           a config key or command-line value is wrong
-     |    +-- RangeSyntaxError     a malformed ``key=A..B`` range
-     +-- DataError             the input data cannot be used as it is
-     +-- TrackingError         the MLflow store/run/model a command needs is not there
-     |    +-- EmptyLeaderboardError  nothing to rank (exit 1: not the user's mistake)
-     |    +-- StoreWriteError  the store stopped taking a run's writes (exit 1: the command stops)
-     +-- ValidationFailed      promote: the new version does not reproduce its run (exit 3)
-     +-- RerunFailed           rerun: the re-run failed or assigned other segments (exit 1)
-     +-- DataChanged           rerun: the data's fingerprint differs (exit 3)
-     +-- RunFailed             segexp.run / segexp.sweep: the command did not succeed
-                               (carries the command's exit code)
+A ``SegexpError`` is printed by the tools as one line, ``segexp: error: <message>``, and
+the tool exits with the error's ``exit_code`` (2 unless the class says otherwise), never
+with a traceback; anything else is a bug or an algorithm failure.
 """
 
 from __future__ import annotations
@@ -79,8 +65,7 @@ class EmptyLeaderboardError(TrackingError):
 
 
 class StoreWriteError(TrackingError):
-    """The store refused a run's writes (a full disk, a read-only folder, a server gone):
-    the command stops at once rather than report runs the store does not hold. Exit 1."""
+    """The store refused a run's writes: the command stops rather than report unstored runs."""
 
     exit_code = 1
 
@@ -104,8 +89,7 @@ class DataChanged(SegexpError):
 
 
 class RunFailed(SegexpError):
-    """``segexp.run``/``segexp.sweep``: the command ended with a non-zero exit code; its
-    one-line message was printed above and is this error's message."""
+    """``segexp.run``/``segexp.sweep`` did not succeed; carries the command's exit code."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -125,13 +109,9 @@ def first_line(exc: BaseException) -> str:
 
 @contextmanager
 def raising_composition_errors() -> Iterator[bool]:
-    """Let Hydra's errors before the task (composing the config, ``--help``, ``--cfg``)
-    raise out of ``hydra.main`` instead of Hydra printing several lines and exiting 1.
-
-    Hydra re-raises when ``HYDRA_FULL_ERROR`` is set: it is set here until ``composed()``
-    (the task started) or the block ends. Yields whether segexp set it: a user who set
-    it keeps Hydra's own full errors.
-    """
+    """Make Hydra raise its errors before the task (it re-raises when HYDRA_FULL_ERROR is
+    set) instead of printing several lines; yields whether segexp set it (a user's own
+    HYDRA_FULL_ERROR keeps Hydra's full errors)."""
     if os.environ.get(_FULL_ERROR):
         yield False
         return
@@ -150,14 +130,12 @@ def composed() -> None:
 
 
 def is_usage_error(exc: BaseException) -> bool:
-    """Hydra's or OmegaConf's refusal of the command line or config, or a config file
-    that is not plain YAML (not a bug in a tool)."""
+    """Hydra's or OmegaConf's refusal, or a config file that is not plain YAML."""
     return isinstance(exc, HydraException | OmegaConfBaseException | yaml.YAMLError)
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line for a config file YAML refuses: where, and a tag that would run code
-    (``!!python/object``) named as such; nothing of it was run (YAML's safe loader)."""
+    """One line for a config file YAML refuses; a tag that would run code is named as such."""
     mark = getattr(exc, "problem_mark", None)
     where = "a config file"
     if mark is not None:
@@ -189,8 +167,7 @@ def listed(names: Sequence[str]) -> str:
 
 
 def default_config(config_name: str, overrides: Sequence[str], multirun: bool):
-    """The command's config composed with Hydra's compose API (the user's ``conf/``
-    included), without the refused overrides; None if it cannot be."""
+    """The command's config without the refused overrides (for the keys a hint names)."""
     if GlobalHydra.instance().is_initialized():
         return None
     # Sweeps (-m k=3,4) cannot be composed as one config: their keys exist either way.
@@ -244,8 +221,7 @@ def _bounds(meta: typing.Mapping[str, Any]) -> str:
 
 
 def allowed_words(schema: Any, name: str) -> str:
-    """What the field ``name`` of a structured config (``segexp.conf.schema``) allows,
-    in words: its type and its metadata (bounds, choices, what a text names)."""
+    """What the field ``name`` of a structured config allows, in words (type and metadata)."""
     found = (
         {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
     )
@@ -306,9 +282,8 @@ def unknown_key_line(key: str, schema: Any) -> str:
 
 
 def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> str:
-    """``<key>: <what is allowed>; got <value>``, or ``<key>: no such config key (did you
-    mean ...?); available: ...``, for OmegaConf's refusal of a value or a key; ``typed``:
-    the value as the command line gave it, where OmegaConf's message does not say it."""
+    """``<key>: <what is allowed>; got <value>`` (or the unknown-key line) for OmegaConf's
+    refusal; ``typed``: the value as typed, where OmegaConf's message does not say it."""
     key = str(error.full_key)
     leaf = key.rpartition(".")[2]
     schema = error.object_type
@@ -339,8 +314,7 @@ def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> s
 def usage_error_line(
     exc: BaseException, config_name: str, overrides: Sequence[str] = (), multirun: bool = False
 ) -> str:
-    """One ``segexp: error:`` line for Hydra's or OmegaConf's refusal of the command line
-    or of a config file (a wrong type, an unknown key: see ``segexp.conf.schema``)."""
+    """One ``segexp: error:`` line for Hydra's or OmegaConf's refusal of a command or config."""
     message = str(exc)
     if isinstance(exc, yaml.YAMLError):
         return f"segexp: error: {yaml_problem(exc)}"
