@@ -2,7 +2,7 @@
 
 The model ships a copy of segexp (MLflow "models from code"), so ``mlflow models serve`` loads
 it without segexp installed. segexp itself loads its models as data (the skops assigner,
-checked types) and runs no code from the store: README, "Trust model".
+checked types) and runs no code from the store (docs/trust.md).
 """
 
 from __future__ import annotations
