@@ -1,9 +1,7 @@
-"""A run's assignments table (each customer's id, features and segment): one format to
-write it and one to read it back, whichever the run holds.
+"""A run's assignments table (each customer's id, features and segment), written and read.
 
-Up to ``artifacts.assignments_parquet_above_rows`` customers it is ``assignments.csv``
-(what people open); above that ``assignments.parquet``: at 10M customers a CSV takes
-about 30 s to write and 250 MB, the Parquet file a second and a quarter of that.
+``assignments.csv`` up to ``artifacts.assignments_parquet_above_rows`` customers, Parquet above
+(at 10M customers a CSV takes about 30 s and 250 MB, Parquet a second and a quarter of that).
 """
 
 from __future__ import annotations
@@ -25,14 +23,6 @@ def write_assignments(frame: pd.DataFrame, folder: Path, parquet_above_rows: int
     return ASSIGNMENTS_FILE
 
 
-def assignments_name(artifact_names: set[str]) -> str | None:
-    """Which assignments file a run holds (its root artifact names); None: neither."""
-    for name in (ASSIGNMENTS_PARQUET, ASSIGNMENTS_FILE):
-        if name in artifact_names:
-            return name
-    return None
-
-
 def download_assignments(
     client: Any, run_id: str, folder: Path, *, id_column: str | None = None, as_text: bool = False
 ) -> pd.DataFrame:
@@ -41,7 +31,8 @@ def download_assignments(
     ``as_text``: every column as text, missing cells empty."""
     folder.mkdir(parents=True, exist_ok=True)
     names = {a.path for a in client.list_artifacts(run_id)}
-    name = assignments_name(names) or ASSIGNMENTS_FILE  # a missing file: MLflow's error
+    # neither file: MLflow's error names the CSV
+    name = ASSIGNMENTS_PARQUET if ASSIGNMENTS_PARQUET in names else ASSIGNMENTS_FILE
     local = Path(client.download_artifacts(run_id, name, str(folder)))
     if name == ASSIGNMENTS_PARQUET:
         frame = pd.read_parquet(local)

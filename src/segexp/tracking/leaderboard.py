@@ -1,8 +1,5 @@
-"""Runs as a table, and the direction each metric is ranked in.
-
-Shared by the sweep callback (the leaderboard artifact of every parent run)
-and ``segexp.compare``.
-"""
+"""Runs as a table, ranked: the sweep's leaderboard.csv, ``segexp.compare`` and the ``best``
+rule promotion uses."""
 
 from __future__ import annotations
 
@@ -74,10 +71,6 @@ def runs_to_frame(runs: Iterable) -> pd.DataFrame:
     return frame[front + [c for c in frame.columns if c not in front]]
 
 
-# ------------------------------------------------------------------ leaderboards
-# Filtering, ranking with tie-breaks, the ``best`` rule promotion uses, and the
-# table/CSV/Markdown renderings ``segexp.compare`` prints.
-
 # Shown after the ranked metric when present; other metrics only when asked for.
 DISPLAY_METRICS = (
     "silhouette",
@@ -101,22 +94,17 @@ TIE_BREAKS: tuple[tuple[str, bool], ...] = (
     ("run_id", True),
 )
 FINISHED = "FINISHED"
-# Column of a leaderboard naming why a run is not a candidate ('' for the candidates).
-LEFT_OUT_COLUMN = "left_out"
-# The distances a run's silhouette was computed on (tag segexp.silhouette_space): absent or
-# empty for scikit-learn's Euclidean silhouette; gower (k-prototypes), squared_euclidean
-# (engine=spark). Silhouettes of different spaces are not ranked against each other.
+LEFT_OUT_COLUMN = "left_out"  # why a run is not ranked ('' for the ranked ones)
+# The distances of a run's silhouette (tag segexp.silhouette_space; empty: Euclidean), e.g.
+# gower (k-prototypes): silhouettes of different spaces are not ranked against each other.
 SILHOUETTE_SPACE_COLUMN = "silhouette_space"
 EUCLIDEAN = "euclidean"
 
 
 @dataclass(frozen=True)
 class LeaderboardFilters:
-    """Which runs a leaderboard keeps; empty/None means no restriction.
-
-    The noise rule (``max_noise_fraction``; 1.0 or None: any) and the share rule
-    (``min_segment_share``; 0 or None: any), on by default, leave runs out of the ranking.
-    """
+    """Which runs a leaderboard keeps (empty/None: any), and the noise and share rules that
+    leave runs out of the ranking (on by default; None: off)."""
 
     algo: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
@@ -129,11 +117,8 @@ class LeaderboardFilters:
     max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION
 
     def describe(self, prefix: str = "") -> str:
-        """The active filters as ``key=value`` words (keys after ``prefix``), for messages.
-
-        The noise rule is named only when it is not the default; runs it leaves out
-        are reported on their own (``left_out_summary``).
-        """
+        """The active filters as ``key=value`` words (keys after ``prefix``), for messages; the
+        rules only when not the default (``left_out_summary`` reports what they leave out)."""
         parts = [
             f"{prefix}{name}={','.join(getattr(self, name))}"
             for name in ("algo", "features", "scaler")
@@ -175,10 +160,8 @@ class LeaderboardFilters:
 
 def larger_is_better(metric: str, direction: str = "auto") -> bool:
     """Ranking direction: 'max'/'min' as given, 'auto' from METRIC_DIRECTIONS."""
-    if direction == "max":
-        return True
-    if direction == "min":
-        return False
+    if direction in ("max", "min"):
+        return direction == "max"
     if direction != "auto":
         raise ConfigError(f"direction: allowed values are auto, max, min; got {direction!r}")
     if metric not in METRIC_DIRECTIONS:
@@ -190,8 +173,7 @@ def larger_is_better(metric: str, direction: str = "auto") -> bool:
 
 
 def apply_filters(frame: pd.DataFrame, filters: LeaderboardFilters | None) -> pd.DataFrame:
-    """Rows passing every filter (not the noise and share rules, which ``build_leaderboard``
-    applies); a run without a filtered metric does not pass."""
+    """Rows passing every filter (not the rules); a run without a filtered metric does not."""
     if frame.empty or filters is None:
         return frame
 
@@ -220,12 +202,10 @@ def build_leaderboard(
     filters: LeaderboardFilters | None = None,
     direction: str = "auto",
 ) -> pd.DataFrame:
-    """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS); runs without it last.
+    """Filtered runs ranked best first by ``metric`` (ties: TIE_BREAKS; without it: last).
 
-    Runs the noise or share rule (or a silhouette on other distances) leaves out stay,
-    after the others and without a rank, their ``left_out`` column saying why: the
-    sweep's leaderboard.csv lists every job, and rank 1 never left customers out or
-    isolated a few outliers. ``candidates`` splits the table.
+    Runs a rule leaves out (or whose silhouette is on other distances) follow, unranked, their
+    ``left_out`` column saying why: leaderboard.csv lists every job. ``candidates`` splits them.
     """
     larger = larger_is_better(metric, direction)
     rule = filters if filters is not None else LeaderboardFilters(status=None)
@@ -250,16 +230,14 @@ def build_leaderboard(
     ranked = work.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
     ranked = ranked.drop(columns="_left_out").reset_index(drop=True)
     n_ranked = int((~over).sum())
-    rank = pd.array(list(range(1, n_ranked + 1)) + [pd.NA] * (len(ranked) - n_ranked), "Int64")
+    rank = pd.array([*range(1, n_ranked + 1)] + [pd.NA] * (len(ranked) - n_ranked), "Int64")
     ranked.insert(0, "rank", rank)
     return ranked
 
 
 def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Runs whose silhouette is on other distances than the ranked runs' (a Spark run's
-    squared Euclidean one among scikit-learn's Euclidean ones): (mask, reason per run).
-    The ranked space is the Euclidean one when any eligible run has it, else the most
-    common one; with a single space nothing is left out."""
+    """(mask, reason) of runs whose silhouette is on other distances than the ranked space's:
+    the Euclidean one when an eligible run has it, else the most common one."""
     none = (pd.Series(False, index=work.index), pd.Series("", index=work.index))
     if SILHOUETTE_SPACE_COLUMN not in work.columns or "silhouette" not in work.columns:
         return none
@@ -293,12 +271,8 @@ def left_out_summary(
     noise_hint: str = "",
     share_hint: str = "",
 ) -> str:
-    """'2 runs left out: more than 10% of customers not assigned (max_noise_fraction=0.1)'.
-
-    One such clause per reason (the noise rule, the share rule, a silhouette on other
-    distances), the rules' followed by ``noise_hint`` and ``share_hint``; '' when no run
-    of ``ranked`` (a ``build_leaderboard`` table) was left out.
-    """
+    """'2 runs left out: more than 10% of customers not assigned (max_noise_fraction=0.1)',
+    one clause per reason (the rules' followed by their hint); '' when none was left out."""
     _, out = candidates(ranked)
     if out.empty:
         return ""
@@ -322,13 +296,8 @@ def select_best(
     *,
     prefix: str = "",
 ) -> pd.Series:
-    """The ``best`` rule promotion uses: rank 1 of the leaderboard among runs that have ``metric``.
-
-    Default filters keep FINISHED runs only, the noise rule (at most 10 % of the
-    customers not assigned) and the share rule (no segment under 2 %). Raises
-    EmptyLeaderboardError when no run qualifies; its message names the filter keys
-    after ``prefix`` ('filter.' for the tools).
-    """
+    """The ``best`` rule promotion uses: rank 1 among runs that have ``metric`` (default filters:
+    FINISHED runs, both rules); EmptyLeaderboardError naming the keys after ``prefix``."""
     filters = filters if filters is not None else LeaderboardFilters()
     ranked, out = candidates(build_leaderboard(frame, metric, filters, direction))
     if not ranked.empty and metric in ranked.columns:
@@ -390,11 +359,8 @@ def _cell(value) -> str:
 
 
 def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
-    """Aligned plain-text table (numbers right-aligned, 4 significant digits, blanks for absent).
-
-    ``max_width``: when lines are wider, the widest text columns (run names) are cut
-    with an ellipsis, down to 10 characters each; numbers are never cut.
-    """
+    """Aligned plain-text table; wider than ``max_width``, the widest text columns are cut with
+    an ellipsis (to 10 characters at least), numbers never."""
     ellipsis, shortest = "\u2026", 10
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
@@ -428,14 +394,10 @@ def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
 def format_markdown(frame: pd.DataFrame) -> str:
     """GitHub-flavoured Markdown table (numbers right-aligned, '|' escaped)."""
 
-    def escape(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+    def line(cells: Iterable[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
-    lines = [
-        "| " + " | ".join(escape(str(c)) for c in frame.columns) + " |",
-        "|" + "|".join("---:" if num else "---" for num in numeric) + "|",
-    ]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(escape(_cell(v)) for v in row) + " |")
-    return "\n".join(lines)
+    rule = "|" + "|".join("---:" if num else "---" for num in numeric) + "|"
+    rows = [line(map(_cell, row)) for row in frame.itertuples(index=False)]
+    return "\n".join([line(map(str, frame.columns)), rule, *rows])

@@ -1,21 +1,13 @@
 """Is the process that opened a run still alive? Host, pid and start time of a process.
 
-A sweep's parent run (and every run segexp creates) is tagged with the host, the
-process id and the process's start time of the command that created it. A run
-left RUNNING by a process that was killed (SIGKILL, a crash, a lost machine) is
-found by the next segexp command on the store: when the run's host is this host
-and that process is gone, the run is ended KILLED (``segexp.tracking.store.reap_lost_runs``).
-
-"Gone" is decided only for runs of this host (``socket.gethostname()``): a run
-from another machine is never touched. A pid alone is not enough (pids are
-reused), so the start time is compared too (Linux: ``/proc/<pid>/stat``, in clock
-ticks since boot; elsewhere only ``os.kill(pid, 0)`` is asked). A zombie (killed,
-not yet waited for by its parent) counts as gone.
+Only runs of this host are judged, and a pid counts with its start time (pids are reused;
+Linux: ``/proc/<pid>/stat``, elsewhere ``os.kill(pid, 0)`` only). A zombie counts as gone.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from functools import cache
 
 from segexp.contract import TAG_PREFIX
@@ -29,8 +21,6 @@ TAG_PID_START = TAG_INTERNAL_PREFIX + "pid_start"
 
 @cache
 def hostname() -> str:
-    import socket
-
     return socket.gethostname()
 
 
@@ -64,11 +54,9 @@ def is_alive(pid: int, start: str = "") -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:  # it exists, owned by someone else
         pass
-    except OSError:
+    except OSError:  # no such process
         return False
     fields = _stat_fields(pid)
     if fields is None:  # no /proc: os.kill is all there is

@@ -1,28 +1,18 @@
-"""The promoted segmentation as an MLflow pyfunc model, and loading any model URI from one store.
+"""The promoted segmentation as an MLflow pyfunc model, and loading a model URI from one store.
 
-``save_segment_model`` writes a :class:`segexp.model.assign.SegmentAssigner`
-as an MLflow "models from code" folder: the model class is imported from a
-copy of the segexp package shipped inside the model, so the model loads where
-segexp is not installed (``mlflow models serve``). The assigner itself is a
-skops file (``assigner.skops``, see ``segexp.model.storage``), never a pickle.
-
-``load_model`` resolves ``models:/``, ``runs:/`` and folder URIs through one
-explicit store. A segexp model is loaded as data: its skops file is checked
-against segexp's trusted types and wrapped in the installed segexp's
-``SegmentModel``; no code from the model folder (its model-code file, its
-shipped segexp copy) is imported or run, so whoever can write the registry
-cannot run code through ``segexp-predict`` or ``segexp-promote``. Any other
-MLflow model (one segexp did not write, or a segexp model of an older version,
-whose assigner is a pickle) is loaded by MLflow's own loader, which runs its
-code, only when ``SEGEXP_TRUST_PICKLE=1``; otherwise it is a one-line error.
+The model ships a copy of segexp (MLflow "models from code"), so ``mlflow models serve`` loads
+it without segexp installed. segexp itself loads its models as data (the skops assigner,
+checked types) and runs no code from the store (docs/trust.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -44,7 +34,6 @@ from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssi
 from segexp.tracking.store import resolve_tracking_uri
 
 ASSIGNER_FILE = "assigner.skops"
-LEGACY_ASSIGNER_FILE = "assigner.joblib"  # older segexp: a pickle
 ASSIGNER_ARTIFACT = "assigner"
 DESCRIPTION_FILE = "segexp_model.json"
 MODEL_CODE_FILE = "segment_model_code.py"
@@ -57,13 +46,8 @@ mlflow.models.set_model(SegmentModel())
 
 
 def model_signature(assigner: SegmentAssigner) -> ModelSignature:
-    """Every accepted header as an optional column of any type.
-
-    MLflow drops input columns its signature does not name, so header variants
-    are listed; they are optional and untyped because ``prepare`` checks the
-    required columns and each cell itself, naming the rows (MLflow would refuse
-    int64 for double, or a numeric text cell, with no row number).
-    """
+    """Every accepted header as an optional column of any type: MLflow drops columns its
+    signature does not name, and ``prepare`` checks the cells itself, naming the rows."""
     headers = dict.fromkeys(h for c in assigner.input_columns for h in assigner.accepted_headers(c))
     inputs: list[ColSpec | TensorSpec] = [
         ColSpec(AnyType(), header, required=False) for header in headers
@@ -85,22 +69,13 @@ class SegmentModel(PythonModel):
         return self.assigner.assign(pd.DataFrame(model_input))
 
 
-def skops_version() -> str:
-    from importlib.metadata import version
-
-    return version("skops")
-
-
 def load_assigner(path: Path, what: str | None = None) -> SegmentAssigner:
     """The assigner of a segexp model: skops with segexp's trusted types; a pickle (older
     segexp) only with ``SEGEXP_TRUST_PICKLE=1``."""
     what = what or f"model file {path.name}"
     if path.suffix in storage.PICKLE_SUFFIXES:
-        assigner = storage.load_pickle(
-            path,
-            what,
-            "promote its source run again with this segexp (segexp-promote run_id=<run id>)",
-        )
+        again = "promote its source run again with this segexp (segexp-promote run_id=<run id>)"
+        assigner = storage.load_pickle(path, what, again)
     else:
         assigner = storage.load(path, what)
     if not isinstance(assigner, SegmentAssigner):
@@ -115,18 +90,10 @@ def pip_requirements() -> list[str]:
         f"scikit-learn=={sklearn.__version__}",
         f"pandas=={pd.__version__}",
         f"numpy=={np.__version__}",
-        f"skops=={skops_version()}",
+        f"skops=={version('skops')}",
         f"hydra-core=={hydra.__version__}",
         f"omegaconf=={omegaconf.__version__}",
     ]
-
-
-def _package_copy(folder: Path) -> Path:
-    """The segexp package without caches, shipped in the model so it loads without segexp."""
-    source = Path(__file__).resolve().parents[1]
-    target = folder / "segexp"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return target
 
 
 def save_segment_model(
@@ -138,15 +105,18 @@ def save_segment_model(
     """Write the assigner as an MLflow pyfunc model folder (signature, example, requirements)."""
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="segexp-model-") as tmp:
-        assigner_file = Path(tmp) / ASSIGNER_FILE
+        assigner_file, model_code, package = (
+            Path(tmp) / name for name in (ASSIGNER_FILE, MODEL_CODE_FILE, "segexp")
+        )
         storage.save(assigner, assigner_file)
-        model_code = Path(tmp) / MODEL_CODE_FILE
         model_code.write_text(_MODEL_CODE)
+        source = Path(__file__).resolve().parents[1]
+        shutil.copytree(source, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         mlflow.pyfunc.save_model(
             path,
             python_model=str(model_code),
             artifacts={ASSIGNER_ARTIFACT: str(assigner_file)},
-            code_paths=[str(_package_copy(Path(tmp)))],
+            code_paths=[str(package)],
             signature=model_signature(assigner),
             input_example=input_example[assigner.input_columns].head(5),
             pip_requirements=pip_requirements(),
@@ -157,11 +127,8 @@ def save_segment_model(
 
 
 def model_location(model_uri: str, client: MlflowClient) -> str:
-    """Where a models:/ or runs:/ URI's files are, resolved through ``client``.
-
-    MLflow resolves these URIs with its global tracking URI in places (registry
-    store internals); resolving them here keeps every call on the configured store.
-    """
+    """Where a models:/ or runs:/ URI's files are, resolved through ``client`` (MLflow would
+    use its global tracking URI in places)."""
     if model_uri.startswith("runs:/"):
         run_id, _, path = model_uri[len("runs:/") :].partition("/")
         return client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + path
@@ -170,17 +137,17 @@ def model_location(model_uri: str, client: MlflowClient) -> str:
     ref = model_uri[len("models:/") :].strip("/")
     if "@" in ref:
         name, alias = ref.rsplit("@", 1)
-        version = client.get_model_version_by_alias(name, alias).version
+        number = client.get_model_version_by_alias(name, alias).version
     elif "/" in ref:
-        name, version = ref.rsplit("/", 1)
-        if version.lower() == "latest":
+        name, number = ref.rsplit("/", 1)
+        if number.lower() == "latest":
             versions = client.search_model_versions(f"name='{name}'")
             if not versions:
                 raise MlflowException(f"registered model '{name}' has no versions")
-            version = max(versions, key=lambda v: int(v.version)).version
+            number = max(versions, key=lambda v: int(v.version)).version
     else:
         return client.get_logged_model(ref).artifact_location
-    return client.get_model_version_download_uri(name, str(version))
+    return client.get_model_version_download_uri(name, str(number))
 
 
 class _SegmentModelImpl:
@@ -202,10 +169,10 @@ def _not_segexp(uri: str, why: str) -> TrackingError:
     )
 
 
-def _assigner_path(meta: Model, uri: str) -> str | None:
+def _assigner_path(folder: Path, uri: str) -> str | None:
     """Where a segexp model keeps its assigner (checked to stay inside the model); None when
     the model is not segexp's."""
-    conf = meta.flavors.get("python_function") or {}
+    conf = Model.load(str(folder / "MLmodel")).flavors.get("python_function") or {}
     entry = (conf.get("artifacts") or {}).get(ASSIGNER_ARTIFACT)
     relative = entry.get("path") if isinstance(entry, dict) else None
     if not isinstance(relative, str):
@@ -216,34 +183,25 @@ def _assigner_path(meta: Model, uri: str) -> str | None:
     return relative
 
 
-def _other_model(folder: Path, uri: str) -> PyFuncModel:
-    if not storage.pickle_trusted():
-        raise _not_segexp(uri, f"was not written by segexp (no '{ASSIGNER_ARTIFACT}' artifact)")
-    return mlflow.pyfunc.load_model(str(folder))
-
-
 def load_model_folder(folder: Path, uri: str) -> PyFuncModel:
-    """A model folder as a pyfunc model; a segexp model is loaded as data only (its MLmodel
-    file and its assigner are all that is read)."""
-    meta = Model.load(str(folder / "MLmodel"))
-    relative = _assigner_path(meta, uri)
+    """A model folder as a pyfunc model; a segexp model as data only (its MLmodel file and its
+    assigner are all that is read), another only with ``SEGEXP_TRUST_PICKLE=1``."""
+    relative = _assigner_path(folder, uri)
     if relative is None:
-        return _other_model(folder, uri)
-    file = folder / relative
-    if not file.is_file():
+        if not storage.pickle_trusted():
+            raise _not_segexp(uri, f"was not written by segexp (no '{ASSIGNER_ARTIFACT}' artifact)")
+        return mlflow.pyfunc.load_model(str(folder))
+    if not (folder / relative).is_file():
         raise _not_segexp(uri, f"has no file {relative}")
     model = SegmentModel()
-    model.assigner = load_assigner(file, f"model {uri}: {relative}")
+    model.assigner = load_assigner(folder / relative, f"model {uri}: {relative}")
+    meta = Model.load(str(folder / "MLmodel"))
     return PyFuncModel(model_meta=meta, model_impl=_SegmentModelImpl(model))
 
 
 def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
-    """Load any MLflow model URI from the given store (no global tracking URI is used).
-
-    A segexp model loads as data (see the module docstring): only its MLmodel file and its
-    assigner are downloaded. Another model only with ``SEGEXP_TRUST_PICKLE=1``.
-    TrackingError (one line) when it cannot be loaded.
-    """
+    """Any MLflow model URI from the given store (no global tracking URI is used), as
+    ``load_model_folder`` loads it; TrackingError (one line) when it cannot be loaded."""
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         if Path(model_uri).exists():
@@ -259,18 +217,17 @@ def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
                     tracking_uri=tracking_uri,
                 )
 
-            fetch("MLmodel")
-            relative = _assigner_path(Model.load(str(folder / "MLmodel")), model_uri)
-            if relative is None:
-                if not storage.pickle_trusted():
-                    return _other_model(folder, model_uri)  # the one-line refusal
-                local = mlflow.artifacts.download_artifacts(
+            fetch("MLmodel")  # a segexp model: that and the assigner file only
+            relative = _assigner_path(folder, model_uri)
+            if relative is not None:
+                fetch(relative)
+            elif storage.pickle_trusted():  # another model: all its files, its own loader
+                everything = mlflow.artifacts.download_artifacts(
                     artifact_uri=location,
                     dst_path=str(Path(tmp) / "all"),
                     tracking_uri=tracking_uri,
                 )
-                return mlflow.pyfunc.load_model(local)
-            fetch(relative)
+                return mlflow.pyfunc.load_model(everything)
             return load_model_folder(folder, model_uri)
     except MlflowException as exc:
         hint = (
@@ -284,37 +241,26 @@ def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
         ) from exc
 
 
-DEFAULT_REGISTRY_NAME = "customer-segments"
-DEFAULT_ALIAS = "champion"
-
-
-def champion_hint(name: str, alias: str, instead: str) -> str:
-    """'no champion yet: run segexp-promote best=silhouette (or pass run_id=...)'."""
+def champion_version(tracking_uri: str | None, name: str, alias: str, instead: str):
+    """The model version ``models:/<name>@<alias>`` points at (what report and predict use
+    without a run id or model); TrackingError saying how to make one when there is none."""
+    uri = resolve_tracking_uri(tracking_uri)
+    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    missing = db is not None and not db.exists()
+    if not missing:
+        with contextlib.suppress(MlflowException):
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            return client.get_model_version_by_alias(name, alias)
     keys = "".join(
         f" registry.{key}={value}"
         for key, value, default in (
-            ("name", name, DEFAULT_REGISTRY_NAME),
-            ("alias", alias, DEFAULT_ALIAS),
+            ("name", name, "customer-segments"),
+            ("alias", alias, "champion"),
         )
         if value != default
     )
-    return f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead})"
-
-
-def champion_version(tracking_uri: str | None, name: str, alias: str, instead: str):
-    """The model version ``models:/<name>@<alias>`` points at (what report and predict use
-    without a run id or model); TrackingError with ``champion_hint`` when there is none."""
-    uri = resolve_tracking_uri(tracking_uri)
-    where = uri
-    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-    if db is not None and not db.exists():
-        where = f"{uri} (no MLflow store there)"
-    else:
-        try:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            return client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            pass
+    where = f"{uri} (no MLflow store there)" if missing else uri
     raise TrackingError(
-        f"{champion_hint(name, alias, instead)}; models:/{name}@{alias} is not in {where}"
+        f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead}); "
+        f"models:/{name}@{alias} is not in {where}"
     )

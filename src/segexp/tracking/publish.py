@@ -1,10 +1,6 @@
-"""Publishing a job's run: draw its figures, then log it through ``tracking.store.log_run``.
+"""Publishing a job's run: draw its figures, log it (``store.log_run``), remove its folder.
 
-A job computes its run (params, metrics, tags, the table and model files) into a
-``PublishRequest``; ``publish`` draws the figures into the run's folder, logs it
-and removes the folder, in the job's own process. The outcome a command prints
-comes from what ``publish`` returns, so a run is never reported before the store
-holds it. A store that stops taking writes raises ``StoreWriteError``.
+A command prints a run's outcome from what ``publish`` returns: never before it is stored.
 """
 
 from __future__ import annotations

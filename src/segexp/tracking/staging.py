@@ -1,16 +1,8 @@
 """Where segexp stages files (customer tables, run artifacts) before they reach MLflow.
 
-Every staged folder lives under one root per user, ``<temp dir>/segexp-<uid>/``
-(mode 0700), inside a folder of the process that made it:
-``<root>/<pid>-<start time>/``, which holds a marker file (``.segexp-staging``)
-written when segexp creates it. A process removes its own folder when it ends
-normally (and each staged folder as soon as its run is logged); a process that
-is killed (SIGKILL, a crash) leaves its folder behind, and the next segexp
-command removes every marked folder whose process is gone (``sweep``). So a
-crash never leaves customer data in the temp folder for longer than until the
-next command, and a folder segexp did not make (``SEGEXP_STAGING_DIR`` may be a
-folder of the user's, holding ``2023-sales/``) is never removed: no marker, no
-removal, whatever its name.
+One folder per process, ``<root>/<pid>-<start time>/`` marked ``.segexp-staging``, removed at
+exit; the next command removes the marked folders of processes that are gone, and never a
+folder it did not mark (docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -43,50 +35,24 @@ def root() -> Path:
     return base
 
 
-def _name(pid: int) -> str:
-    return f"{pid}-{process_start(pid) or 0}"
-
-
 def process_dir() -> Path:
-    """This process's staging folder (created on first use, removed at exit)."""
+    """This process's staging folder (created and marked on first use, removed at exit)."""
     folder = _registered_folder(os.getpid())
     if not folder.is_dir():
         folder.mkdir(mode=0o700, exist_ok=True)
-        _mark(folder)
+        if any(folder.iterdir()):
+            raise OSError(f"{folder}: exists and is not a segexp staging folder; move it away")
+        note = f"segexp staging folder of process {folder.name}; removed when it ends\n"
+        (folder / MARKER).write_text(note)
     return folder
 
 
 @functools.cache
 def _registered_folder(pid: int) -> Path:
     """The folder of process ``pid`` (a forked child has its own), removed at its exit."""
-    folder = root() / _name(pid)
+    folder = root() / f"{pid}-{process_start(pid) or 0}"
     atexit.register(_remove, folder, pid)
     return folder
-
-
-def mkdtemp(prefix: str) -> Path:
-    """A new folder for one staged thing (a run's files, a DataFrame), in this process's folder."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=process_dir()))
-
-
-def _mark(folder: Path) -> None:
-    """Write the marker that makes ``folder`` segexp's; refuse a folder of someone else's."""
-    marker = folder / MARKER
-    if not marker.is_file():
-        if any(folder.iterdir()):
-            raise OSError(f"{folder}: exists and is not a segexp staging folder; move it away")
-        marker.write_text(f"segexp staging folder of process {folder.name}; removed when it ends\n")
-
-
-def _is_segexp_folder(entry: Path) -> bool:
-    """A folder (not a link) named <pid>-<start> that holds segexp's marker file."""
-    return (
-        _PROCESS_FOLDER.fullmatch(entry.name) is not None
-        and not entry.is_symlink()
-        and entry.is_dir()
-        and (entry / MARKER).is_file()
-        and not (entry / MARKER).is_symlink()
-    )
 
 
 def _remove(folder: Path, pid: int) -> None:
@@ -94,20 +60,27 @@ def _remove(folder: Path, pid: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def mkdtemp(prefix: str) -> Path:
+    """A new folder for one staged thing (a run's files, a DataFrame), in this process's folder."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=process_dir()))
+
+
+def _left_behind(entry: Path) -> bool:
+    """A folder (not a link) named <pid>-<start>, marked as segexp's, whose process is gone."""
+    match = _PROCESS_FOLDER.fullmatch(entry.name)
+    marker = entry / MARKER
+    if not match or entry.is_symlink() or not entry.is_dir() or marker.is_symlink():
+        return False
+    pid, start = match.groups()
+    return marker.is_file() and not is_alive(int(pid), "" if start == "0" else start)
+
+
 def sweep() -> list[Path]:
-    """Remove segexp's folders (marked) of processes that are gone; any other folder under
-    the root is left alone."""
-    removed: list[Path] = []
+    """Remove the marked folders of processes that are gone; nothing else under the root."""
     try:
-        entries = list(root().iterdir())
+        gone = [entry for entry in root().iterdir() if _left_behind(entry)]
     except OSError:
-        return removed
-    for entry in entries:
-        if not _is_segexp_folder(entry):
-            continue
-        pid_text, _, start = entry.name.partition("-")
-        if is_alive(int(pid_text), "" if start == "0" else start):
-            continue
+        return []
+    for entry in gone:
         shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
+    return gone

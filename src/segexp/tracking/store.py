@@ -1,16 +1,7 @@
-"""The one way a run reaches MLflow: store location, experiments, runs, logging.
+"""The one way a run reaches MLflow: checking and opening a store, experiments, ``log_run``.
 
-A job computes everything its run holds into a ``RunRecord`` (params, metrics,
-tags, and a folder of artifact files); ``log_run`` turns it into one MLflow
-run: create, one ``log_batch``, one artifact upload, end. Every launcher and
-the Python API go through it. MLflow is imported on first use, not at import
-time: it is the slowest import of the stack and ``--help`` needs none of it.
-
-Uses ``MlflowClient`` with explicit run ids (never the fluent API's global
-active run), so parallel jobs, the sweep callback and the tools cannot pick up
-each other's runs, and ``MLFLOW_RUN_ID`` in the environment cannot hijack a
-parent (mlflow#15713). Each job logs its params, metrics and tags in one batch
-and its artifacts in one call.
+Only ``MlflowClient`` with explicit run ids is used, never the fluent API's active run, so
+parallel jobs and ``MLFLOW_RUN_ID`` in the environment (mlflow#15713) cannot mix runs up.
 """
 
 from __future__ import annotations
@@ -19,15 +10,21 @@ import contextlib
 import functools
 import os
 import re
+import socket
+import ssl
 import sys
 import tempfile
 import time
 import traceback
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+from filelock import FileLock, Timeout
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.errors import StoreWriteError, TrackingError
@@ -35,7 +32,6 @@ from segexp.tracking import staging
 from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
-ARTIFACT_DIR_NAME = "mlruns"
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"
@@ -45,56 +41,41 @@ EXPERIMENT_KIND = "custom_model_development"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 _MAX_TAG_LENGTH = 5000
 _MAX_PARAM_LENGTH = 6000
+_MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation)
+_DATASET_FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
 
-
-# MLflow retries an unanswered HTTP request 7 times with a growing backoff (about four
-# minutes) and waits 120 s for each answer. segexp's processes use shorter bounds unless
-# the user set these variables: an unreachable server is a one-line error in seconds.
+# MLflow retries an unanswered HTTP request for about four minutes; segexp's processes use
+# shorter bounds unless the user set these: an unreachable server is an error in seconds.
 HTTP_BOUNDS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-    # MLflow draws a progress bar on stderr for every artifact download (predict, report):
-    # noise beside segexp's own lines, whether or not stderr is a terminal.
+    # no progress bars and "View run at" lines beside segexp's own lines
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    # ... and two "View run/experiment at" lines per run ended on a tracking server; segexp
-    # prints each run's line and the sweep's links itself.
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
+os.environ.update({k: v for k, v in HTTP_BOUNDS.items() if k not in os.environ})
+
 SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
-# Seconds to wait for another process creating or migrating a store (said at once, with
-# its pid); SEGEXP_STORE_LOCK_TIMEOUT sets another bound. A new store takes 3-4 s to create.
-LOCK_TIMEOUT = 30.0
-LOCK_GRACE = 5.0  # seconds waited for the lock before saying who holds it
+_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
+ALLOW_REDIRECTS_ENV = "SEGEXP_ALLOW_REDIRECTS"  # true: follow a server's redirect elsewhere
+LOCK_TIMEOUT = 30.0  # seconds to wait for another process creating or migrating a store
+LOCK_GRACE = 5.0  # waited in silence: a new store takes 3-4 s to create
 LOCK_TIMEOUT_ENV = "SEGEXP_STORE_LOCK_TIMEOUT"
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_MAX_EXPERIMENT_NAME = 500  # MLflow's limit (mlflow.utils.validation)
 _DB_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy stores, with or without +driver
 _OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
 ALLOWED_URIS = (
     "sqlite:///PATH (a local file, created when missing), http://HOST:PORT or "
     "https://HOST:PORT (an mlflow server), postgresql://, mysql://, mssql://, databricks"
 )
-
-
-def bound_http_retries() -> None:
-    """Bounded retries and timeouts for MLflow's HTTP requests in this process (and the
-    processes it starts), and no download progress bars, where the user has not set them."""
-    for name, value in HTTP_BOUNDS.items():
-        os.environ.setdefault(name, value)
-
-
-bound_http_retries()
+_LOCAL = "use a local store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
 
 
 def absolute_tracking_uri(configured: str | None, base_dir: str | Path | None = None) -> str:
-    """Absolute tracking URI: the configured one, else MLFLOW_TRACKING_URI, else a local SQLite.
-
-    Relative SQLite and file paths are made absolute against ``base_dir`` (the
-    folder the command was started in) so Hydra's output folders never receive runs.
-    Nothing is checked or opened.
-    """
+    """The configured URI, else MLFLOW_TRACKING_URI, else ``<base_dir>/mlflow.db``; relative
+    paths made absolute against ``base_dir`` so Hydra's output folders never receive runs."""
     base = Path(base_dir or os.getcwd()).resolve()
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if not uri:
@@ -116,27 +97,17 @@ def absolute_tracking_uri(configured: str | None, base_dir: str | Path | None = 
 def resolve_tracking_uri(
     configured: str | None, base_dir: str | Path | None = None, *, check: bool = True
 ) -> str:
-    """``absolute_tracking_uri``, checked once per process (``check``): a known scheme, a
-    usable SQLite path, a server that answers. TrackingError (one line) otherwise."""
+    """``absolute_tracking_uri``, checked once per process when ``check``."""
     uri = absolute_tracking_uri(configured, base_dir)
     if check:
-        _check_once(uri, _where(configured, uri))
+        if configured:
+            where = f"mlflow.tracking_uri={configured}"
+        elif os.environ.get("MLFLOW_TRACKING_URI"):
+            where = f"MLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}"
+        else:
+            where = f"the default store {uri} (mlflow.tracking_uri unset)"
+        check_tracking_uri(uri, where)
     return uri
-
-
-@functools.cache
-def _check_once(uri: str, where: str) -> None:
-    """``check_tracking_uri``, remembered once it passed (a refusal raises, and is not kept)."""
-    check_tracking_uri(uri, where)
-
-
-def _where(configured: str | None, uri: str) -> str:
-    """How the user set the store, for messages: the key (or variable) and its value."""
-    if configured:
-        return f"mlflow.tracking_uri={configured}"
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return f"MLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}"
-    return f"the default store {uri} (mlflow.tracking_uri unset)"
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -147,70 +118,58 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     return None
 
 
-def check_tracking_uri(uri: str, where: str | None = None) -> None:
-    """TrackingError (one line naming ``where``) when the store cannot be used:
-    an unknown scheme, a SQLite path that cannot hold a database, a server that does
-    not answer. Opens nothing (a local store is created only when a run is logged)."""
-    where = where or f"mlflow.tracking_uri={uri}"
+@functools.cache  # a refusal raises and is not kept
+def check_tracking_uri(uri: str, where: str) -> None:
+    """TrackingError (one line naming ``where``) for an unknown scheme, a SQLite path that
+    cannot hold a database or a server that does not answer. Creates nothing."""
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    db = sqlite_path(uri)
     if uri.startswith("databricks") and scheme in ("", "databricks"):
         _check_databricks(where)
-        return
-    if uri.startswith("sqlite:"):
-        if not uri.startswith("sqlite:///") or sqlite_path(uri) is None:
+    elif uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///") or db is None:
             raise TrackingError(
                 f"{where}: not a SQLite file; write sqlite:///PATH (relative to the current "
                 "folder) or sqlite:////ABSOLUTE/PATH, e.g. sqlite:///mlflow.db; an in-memory "
                 "store would lose every run when the command ends"
             )
-        _check_sqlite(sqlite_path(uri), where)  # type: ignore[arg-type]
-        return
-    if scheme in ("http", "https"):
+        _check_sqlite(db, where)
+    elif scheme in ("http", "https"):
         _check_server(uri, where)
-        return
-    if scheme.split("+", 1)[0] in _DB_SCHEMES or scheme in _OTHER_SCHEMES:
-        return
-    if not scheme or scheme == "file":  # MLflow's file store: maintenance mode in MLflow 3
-        folder = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+    elif not scheme or scheme == "file":  # MLflow's file store: maintenance mode in MLflow 3
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
             return
+        folder = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
         db = folder if folder.suffix in (".db", ".sqlite", ".sqlite3") else folder / "mlflow.db"
         raise TrackingError(
             f"{where}: a plain path is MLflow's file store, which MLflow 3 keeps in "
             f"maintenance mode; use a SQLite store, e.g. mlflow.tracking_uri=sqlite:///{db}"
         )
-    raise TrackingError(f"{where}: unknown scheme '{scheme}://'; allowed: {ALLOWED_URIS}")
+    elif scheme.split("+", 1)[0] not in _DB_SCHEMES and scheme not in _OTHER_SCHEMES:
+        raise TrackingError(f"{where}: unknown scheme '{scheme}://'; allowed: {ALLOWED_URIS}")
 
 
 def _check_databricks(where: str) -> None:
-    """``databricks`` (or ``databricks://PROFILE``) needs a workspace and its credentials:
-    DATABRICKS_HOST (with a token or other auth) or a Databricks config file."""
-    import socket
-    from urllib.parse import urlsplit
-
-    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg").expanduser()
+    """A workspace needs DATABRICKS_HOST (which must answer) or a Databricks config file."""
     host = os.environ.get("DATABRICKS_HOST", "")
     if host:  # Databricks' own client waits minutes for a workspace that does not answer
         parts = urlsplit(host if "://" in host else f"https://{host}")
+        address = (parts.hostname or host, parts.port or 443)
         try:
-            address = (parts.hostname or host, parts.port or 443)
             socket.create_connection(address, timeout=SERVER_CHECK_TIMEOUT).close()
         except OSError as exc:
-            why = exc.strerror or type(exc).__name__
             raise TrackingError(
                 f"{where}: the Databricks workspace DATABRICKS_HOST={host} does not answer "
-                f"({why}); check DATABRICKS_HOST, or use a local store: leave "
-                "mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+                f"({exc.strerror or type(exc).__name__}); check DATABRICKS_HOST, or {_LOCAL}"
             ) from None
         return  # MLflow authenticates; a refusal is then one line from open_store
-    if config.is_file():
-        return
-    raise TrackingError(
-        f"{where}: no Databricks workspace is configured here (DATABRICKS_HOST unset, no "
-        f"{config}); set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks configure`, "
-        "or use a local store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/"
-        "mlflow.db)"
-    )
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg").expanduser()
+    if not config.is_file():
+        raise TrackingError(
+            f"{where}: no Databricks workspace is configured here (DATABRICKS_HOST unset, no "
+            f"{config}); set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks "
+            f"configure`, or {_LOCAL}"
+        )
 
 
 def _check_sqlite(path: Path, where: str) -> None:
@@ -222,33 +181,35 @@ def _check_sqlite(path: Path, where: str) -> None:
     if Path(f"{path}.lock").is_file():  # another command may be creating it: said at once
         with store_lock(path, where):
             pass
-    if path.exists():
-        if not path.is_file():
-            raise TrackingError(f"{where}: {path} is not a regular file")
-        try:
-            with open(path, "rb") as f:
-                head = f.read(len(_SQLITE_HEADER))
-        except OSError as exc:
-            raise TrackingError(f"{where}: cannot read {path} ({exc.strerror})") from None
-        if head and head != _SQLITE_HEADER:
+    if not path.exists():
+        problem = folder_problem(path.parent)
+        if problem is not None:
             raise TrackingError(
-                f"{where}: {path} is not an SQLite database (its first bytes are not SQLite's); "
-                "move it away or choose another file for the store"
-            )
-        if not os.access(path, os.W_OK):
-            raise TrackingError(
-                f"{where}: {path} is read-only; make it writable (chmod u+w) or choose "
-                "another file for the store"
+                f"{where}: cannot create the store: {problem}; choose a writable path"
             )
         return
-    problem = folder_problem(path.parent)
-    if problem is not None:
-        raise TrackingError(f"{where}: cannot create the store: {problem}; choose a writable path")
+    if not path.is_file():
+        raise TrackingError(f"{where}: {path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise TrackingError(f"{where}: cannot read {path} ({exc.strerror})") from None
+    if head and head != _SQLITE_HEADER:
+        raise TrackingError(
+            f"{where}: {path} is not an SQLite database (its first bytes are not SQLite's); "
+            "move it away or choose another file for the store"
+        )
+    if not os.access(path, os.W_OK):
+        raise TrackingError(
+            f"{where}: {path} is read-only; make it writable (chmod u+w) or choose "
+            "another file for the store"
+        )
 
 
 def folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot be created or written in; None when it can. Tried, not
-    asked: os.access says yes to root in read-only places."""
+    """Why ``folder`` cannot be created or written in; None when it can. Tried, not asked:
+    os.access says yes to root in read-only places."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -266,101 +227,73 @@ def folder_problem(folder: Path) -> str | None:
     return None
 
 
-def _check_server(uri: str, where: str) -> None:
-    """The server's /health, then its API, each bounded by SERVER_CHECK_TIMEOUT: any HTTP
-    answer will do (MLflow then says what else is wrong); no answer is the error, and so
-    is a redirect to another server unless ALLOW_REDIRECTS_ENV allows it (the runs and
-    the customers' data would go there)."""
-    import ssl
-    from urllib.parse import urlsplit
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the 3xx answer is raised as HTTPError, with its Location
 
+
+def _check_server(uri: str, where: str) -> None:
+    """/health, then the API, each within SERVER_CHECK_TIMEOUT: any HTTP answer will do (MLflow
+    says what else is wrong); no answer is the error, and so is a redirect to another server
+    unless ALLOW_REDIRECTS_ENV allows it (the runs and the customers' data would go there)."""
     context = None
     if urlsplit(uri).scheme == "https":
         if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
             context = ssl._create_unverified_context()
         else:
-            context = ssl.create_default_context(
-                cafile=os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
-            )
+            cafile = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
+            context = ssl.create_default_context(cafile=cafile)
     opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
     for path in ("/health", _API_PROBE):
-        _ask_server(opener, uri, path, where)
+        url = uri.rstrip("/") + path
+        try:
+            opener.open(url, timeout=SERVER_CHECK_TIMEOUT).close()
+        except urllib.error.HTTPError as answer:  # it answered (401, 404 ...): a server is there
+            location = answer.headers.get("Location") if 300 <= answer.code < 400 else None
+            if location:
+                _check_redirect(uri, urljoin(url, location), answer.code, where)
+        except (OSError, ValueError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise _no_answer(reason, uri, path, where) from None
 
 
-_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
-ALLOW_REDIRECTS_ENV = "SEGEXP_ALLOW_REDIRECTS"  # true: follow a server's redirect elsewhere
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Follows no redirect: the 3xx answer is raised as HTTPError, with its Location."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _ask_server(opener: Any, uri: str, path: str, where: str) -> None:
-    """One bounded request to ``uri`` + ``path``; TrackingError when nothing answers or
-    the answer redirects to another server."""
-    import socket
-    import ssl
-    import urllib.error
-    from urllib.parse import urljoin, urlsplit
-
-    url = uri.rstrip("/") + path
-    try:
-        with opener.open(url, timeout=SERVER_CHECK_TIMEOUT):
-            return
-    except urllib.error.HTTPError as answer:  # it answered (401, 404 ...): a server is there
-        location = answer.headers.get("Location") if 300 <= answer.code < 400 else None
-        if location:
-            _check_redirect(uri, urljoin(url, location), answer.code, where)
-        return
-    except urllib.error.URLError as exc:
-        reason: Any = exc.reason
-    except (OSError, ValueError) as exc:
-        reason = exc
+def _no_answer(reason: Any, uri: str, path: str, where: str) -> TrackingError:
     parts = urlsplit(uri)
     if isinstance(reason, ssl.SSLCertVerificationError):
-        raise TrackingError(
+        return TrackingError(
             f"{where}: the server's TLS certificate is not trusted ({reason.verify_message}); "
             "set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or "
             "MLFLOW_TRACKING_INSECURE_TLS=true"
         )
-    if isinstance(reason, TimeoutError | socket.timeout) and path != "/health":
-        raise TrackingError(
+    if isinstance(reason, TimeoutError) and path != "/health":
+        return TrackingError(
             f"{where}: the server answers /health but its API ({path.split('?')[0]}) gave no "
             f"answer within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it "
-            "overloaded or stuck (see its log)? or use a local store: leave "
-            "mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+            f"overloaded or stuck (see its log)? or {_LOCAL}"
+        )
+    if isinstance(reason, socket.gaierror):
+        return TrackingError(
+            f"{where}: no MLflow server answers (unknown host {parts.hostname}); check the host "
+            f"name, or {_LOCAL}"
         )
     if isinstance(reason, ssl.SSLError):
         why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
     elif isinstance(reason, ConnectionRefusedError):
         why = "connection refused"
-    elif isinstance(reason, socket.gaierror):
-        why = f"unknown host {parts.hostname}"
-    elif isinstance(reason, TimeoutError | socket.timeout):
+    elif isinstance(reason, TimeoutError):
         why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
     else:
         why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
-    host, port = parts.hostname or "127.0.0.1", parts.port or 5000
-    if isinstance(reason, socket.gaierror):
-        raise TrackingError(
-            f"{where}: no MLflow server answers ({why}); check the host name, or use a local "
-            "store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
-        )
-    raise TrackingError(
+    return TrackingError(
         f"{where}: no MLflow server answers ({why}); start one with `mlflow server --host "
-        f"{host} --port {port} --backend-store-uri sqlite:///mlflow.db`, or use a local "
-        "store: leave mlflow.tracking_uri unset (sqlite:///<current folder>/mlflow.db)"
+        f"{parts.hostname or '127.0.0.1'} --port {parts.port or 5000} --backend-store-uri "
+        f"sqlite:///mlflow.db`, or {_LOCAL}"
     )
 
 
 def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
-    """A redirect within the server (or to https on the same host) is followed by MLflow;
-    one to another server is refused unless the user allows it."""
-    from urllib.parse import urlsplit
-
+    """MLflow follows a redirect within the server (or to https on its host); one to another
+    server is refused unless the user allows it."""
     here, there = urlsplit(uri), urlsplit(target)
     same_host = (here.hostname or "").lower() == (there.hostname or "").lower()
     upgraded = there.scheme == "https" and there.port in (None, 443)
@@ -368,18 +301,17 @@ def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
         return
     if os.environ.get(ALLOW_REDIRECTS_ENV, "").strip().lower() in ("1", "true", "yes"):
         return
-    elsewhere = f"{there.scheme}://{there.netloc}"
     raise TrackingError(
         f"{where}: the server answers {code}, a redirect to another server ({target}); "
         "segexp sends no runs or customer data on to another server without your say: "
-        f"use that server directly (mlflow.tracking_uri={elsewhere}) or allow redirects "
-        f"with {ALLOW_REDIRECTS_ENV}=true"
+        f"use that server directly (mlflow.tracking_uri={there.scheme}://{there.netloc}) or "
+        f"allow redirects with {ALLOW_REDIRECTS_ENV}=true"
     )
 
 
 def check_experiment_name(name: Any, key: str = "mlflow.experiment") -> str:
-    """The experiment name, or TrackingError when MLflow (or a one-line message) cannot
-    take it: empty, null, longer than MLflow allows, or holding control characters."""
+    """The experiment name, or TrackingError when it is empty, null, too long for MLflow or
+    holds control characters."""
     if name is None:
         raise TrackingError(f"{key}: expected an experiment name; got null")
     text = str(name)
@@ -401,25 +333,13 @@ def check_experiment_name(name: Any, key: str = "mlflow.experiment") -> str:
     return text
 
 
-def local_artifact_root(tracking_uri: str) -> Path | None:
-    """A local SQLite store keeps artifacts beside it in ``mlruns/``; a server decides its own."""
-    if tracking_uri.startswith("sqlite:///"):
-        db_path = Path(tracking_uri[len("sqlite:///") :])
-        return db_path.parent / ARTIFACT_DIR_NAME
-    return None
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "experiment"
-
-
 def _clip(value: Any, limit: int) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Tracker:
-    """MLflow access for one tracking URI, with batched logging per run."""
+    """MLflow access for one store; opening it ends lost runs and removes stale staging."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
@@ -442,23 +362,21 @@ class Tracker:
                     experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
                 )
             return experiment.experiment_id
-        from mlflow.exceptions import MlflowException
-
         if not create:
             raise TrackingError(
                 f"no experiment named '{name}' in {self.tracking_uri}; run a sweep first "
                 "or set mlflow.experiment"
             )
-        root = local_artifact_root(self.tracking_uri)
         location = None
-        if root is not None:
-            location = (root / f"{_slug(name)}-{int(time.time() * 1000)}").as_uri()
+        db = sqlite_path(self.tracking_uri)
+        if db is not None:  # artifacts beside a local store, in mlruns/; a server decides
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+            location = (db.parent / "mlruns" / f"{slug}-{int(time.time() * 1000)}").as_uri()
         try:
             return self.client.create_experiment(
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
-        except MlflowException:
-            # another process created it between our lookup and create (mlflow#10334)
+        except Exception:  # another process created it since our lookup (mlflow#10334)
             experiment = self.client.get_experiment_by_name(name)
             if experiment is None:
                 raise
@@ -475,8 +393,7 @@ class Tracker:
         all_tags[MLFLOW_RUN_NAME] = run_name
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        run = self.client.create_run(experiment_id, run_name=run_name, tags=all_tags)
-        return run.info.run_id
+        return self.client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
 
     def log(
         self,
@@ -485,9 +402,11 @@ class Tracker:
         metrics: Mapping[str, float] | None = None,
         tags: Mapping[str, Any] | None = None,
         artifact_dir: str | Path | None = None,
+        datasets: list[dict[str, str]] | None = None,
     ) -> None:
-        """One batch of params, metrics and tags, then one upload of a folder of artifacts."""
-        from mlflow.entities import Metric, Param, RunTag
+        """One batch of params, metrics and tags, the input tables (the UI's Dataset column),
+        then one upload of a folder of artifacts."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
         now = int(time.time() * 1000)
         self.client.log_batch(
@@ -496,30 +415,17 @@ class Tracker:
             params=[Param(k, _clip(v, _MAX_PARAM_LENGTH)) for k, v in (params or {}).items()],
             tags=[RunTag(k, _clip(v, _MAX_TAG_LENGTH)) for k, v in (tags or {}).items()],
         )
+        if datasets:
+            inputs = [
+                DatasetInput(
+                    Dataset(**{key: d[key] for key in _DATASET_FIELDS if key in d}),
+                    tags=[InputTag("mlflow.data.context", d.get("context", "training"))],
+                )
+                for d in datasets
+            ]
+            self.client.log_inputs(run_id, datasets=inputs)
         if artifact_dir is not None:
             self.client.log_artifacts(run_id, str(artifact_dir))
-
-    def log_datasets(self, run_id: str, datasets: list[dict[str, str]]) -> None:
-        """The run's input tables, as MLflow datasets (the UI's Dataset column)."""
-        if not datasets:
-            return
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-
-        inputs = [
-            DatasetInput(
-                Dataset(
-                    name=d["name"],
-                    digest=d["digest"],
-                    source_type=d["source_type"],
-                    source=d["source"],
-                    schema=d.get("schema"),
-                    profile=d.get("profile"),
-                ),
-                tags=[InputTag("mlflow.data.context", d.get("context", "training"))],
-            )
-            for d in datasets
-        ]
-        self.client.log_inputs(run_id, datasets=inputs)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.log(run_id, tags=tags)
@@ -549,12 +455,10 @@ class RunRecord:
 def log_run(
     tracker: Tracker, experiment_id: str, record: RunRecord, parent_run_id: str | None = None
 ) -> tuple[str, str | None]:
-    """Create the run, log everything in one batch and one upload, end it.
+    """Create the run, log it in one batch and one upload, end it; (run id, the job's error).
 
-    Returns (run id, error): error is None for a FINISHED run, else the job's own error
-    (the run ended FAILED). A store that refuses any of it (a full disk, a read-only
-    folder, a server gone) raises ``StoreWriteError``; the run is ended FAILED first
-    where the store still answers, so nothing it half holds stays RUNNING.
+    A store that refuses any of it raises ``StoreWriteError``, after ending the run FAILED
+    where the store still answers: a run is never reported FINISHED before it is stored.
     """
     tags = {**record.tags, **process_tags()}  # who logs it: a run left RUNNING is found
     try:
@@ -562,13 +466,16 @@ def log_run(
     except Exception as exc:
         raise StoreWriteError(f"creating run {record.run_name}: {_error_text(exc)}") from exc
     try:
-        tracker.log_datasets(run_id, record.datasets)
         if record.error is not None:
-            tracker.log(run_id, params=record.params)
+            tracker.log(run_id, params=record.params, datasets=record.datasets)
             tracker.fail_run(run_id, record.error)
             return run_id, record.error.splitlines()[0]
         tracker.log(
-            run_id, params=record.params, metrics=record.metrics, artifact_dir=record.artifact_dir
+            run_id,
+            params=record.params,
+            metrics=record.metrics,
+            artifact_dir=record.artifact_dir,
+            datasets=record.datasets,
         )
         tracker.end_run(run_id, "FINISHED")
         return run_id, None
@@ -580,14 +487,11 @@ def log_run(
 
 
 def _error_text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:300]}"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def runs_url(tracking_uri: str, experiment_id: str, ui: str = LOCAL_UI) -> str:
-    """The UI page that lists the experiment's runs (the runs table, not the GenAI views).
-
-    A tracking server is its own UI; a local store's UI is ``mlflow ui`` at ``ui``."""
+    """The experiment's runs table in the UI: a server's own, else ``mlflow ui`` at ``ui``."""
     base = tracking_uri if tracking_uri.startswith(("http://", "https://")) else ui
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
@@ -601,17 +505,12 @@ def sweep_runs_url(
     ui: str = LOCAL_UI,
 ) -> str:
     """The runs table filtered to one sweep's job runs, best first by ``metric``."""
-    from urllib.parse import quote, urlencode
-
-    query = urlencode(
-        {
-            "searchFilter": f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-            "orderByKey": f"metrics.`{metric}`",
-            "orderByAsc": "false" if descending else "true",
-        },
-        quote_via=quote,
-    )
-    return f"{runs_url(tracking_uri, experiment_id, ui)}?{query}"
+    query = {
+        "searchFilter": f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": "false" if descending else "true",
+    }
+    return f"{runs_url(tracking_uri, experiment_id, ui)}?{urlencode(query, quote_via=quote)}"
 
 
 def ui_command(tracking_uri: str) -> str | None:
@@ -621,29 +520,20 @@ def ui_command(tracking_uri: str) -> str | None:
     return f"mlflow ui --backend-store-uri {tracking_uri}"
 
 
-# ------------------------------------------------------------- opening a store
-
-
 def open_store(tracking_uri: str) -> Any:
-    """An ``MlflowClient`` on the store, opened (created and migrated when new) now.
-
-    A local SQLite store is opened under a file lock (``<db>.lock`` beside it): two
-    commands creating the same new store at once would both run MLflow's schema
-    migrations and leave it half-migrated. Any failure to open is one TrackingError line.
-    """
-    from mlflow.tracking import MlflowClient
+    """An ``MlflowClient`` on the store, opened (created and migrated when new) now; a SQLite
+    store under ``<db>.lock``, as two processes migrating one new store would break it."""
+    from mlflow.tracking import MlflowClient  # the slowest import: `--help` needs none of it
 
     db = sqlite_path(tracking_uri)
     try:
-        if db is None:
-            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-            client.search_experiments(max_results=1)
-            return client
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with store_lock(db, tracking_uri):
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        with store_lock(db, tracking_uri) if db is not None else contextlib.nullcontext():
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
             client.search_experiments(max_results=1)  # tracking tables
-            client.search_registered_models(max_results=1)  # registry tables
+            if db is not None:
+                client.search_registered_models(max_results=1)  # registry tables
         return client
     except TrackingError:
         raise
@@ -653,14 +543,10 @@ def open_store(tracking_uri: str) -> Any:
 
 @contextlib.contextmanager
 def store_lock(db: Path, where: str) -> Iterator[None]:
-    """Hold ``<db>.lock`` (the store is created or migrated under it). When another
-    process still holds it after ``LOCK_GRACE`` seconds (a store's creation takes 3-4 s;
-    joblib's workers open one store at once), say so on stderr with its pid and wait at
-    most ``lock_timeout()`` seconds more; TrackingError (one line) after that."""
-    from filelock import FileLock, Timeout
-
+    """Hold ``<db>.lock``; when another process still holds it after LOCK_GRACE seconds, say
+    so with its pid and wait ``lock_timeout()`` seconds more, then TrackingError."""
     lock = FileLock(f"{db}.lock")
-    try:  # another segexp process creating the store (3-4 s) is waited for in silence
+    try:
         lock.acquire(timeout=LOCK_GRACE)
     except Timeout:
         bound, holder = lock_timeout(), _lock_holder(Path(f"{db}.lock"))
@@ -697,15 +583,12 @@ def lock_timeout() -> float:
 
 def _lock_holder(lock_file: Path) -> str:
     """'pid N' of the process holding ``lock_file`` (Linux's /proc/locks), else a phrase."""
-    try:
+    with contextlib.suppress(OSError):
         st = lock_file.stat()
         key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        for line in Path("/proc/locks").read_text().splitlines():
-            fields = line.split()
+        for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines()):
             if "->" not in fields and len(fields) > 5 and fields[5] == key:
                 return f"pid {fields[4]}"
-    except OSError:
-        pass
     return "another process"
 
 
@@ -721,8 +604,6 @@ def store_problem(tracking_uri: str, exc: BaseException) -> str:
         )
     return f"{tracking_uri}: the store cannot be opened ({type(exc).__name__}: {text})"
 
-
-# ------------------------------------------------------------- lost and killed runs
 
 TAG_ENDED_BY = TAG_PREFIX + "ended_by"  # SIGINT | SIGTERM | process_gone
 TAG_END_REASON = TAG_PREFIX + "end_reason"  # the sentence behind it
@@ -753,44 +634,34 @@ def kill_open_job_runs(
 
 
 def reap_lost_runs(tracker: Tracker) -> list[str]:
-    """End KILLED every RUNNING run of this host whose process is gone (a SIGKILL, a
-    crash), and the RUNNING job runs of a sweep whose parent is ended so; their ids.
-
-    Runs of other hosts are never touched. A store that cannot be searched is left as it is.
-    """
+    """End KILLED the RUNNING runs of this host whose process is gone (and the RUNNING job
+    runs of such a sweep); their ids. Runs of other hosts are never touched."""
     host = hostname()
     try:
-        experiments = tracker.client.search_experiments(max_results=50000)
-        ids = [e.experiment_id for e in experiments]
-        if not ids:
-            return []
-        runs = tracker.client.search_runs(
-            ids,
-            filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'",
-            max_results=50000,
+        ids = [e.experiment_id for e in tracker.client.search_experiments(max_results=50000)]
+        running = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
+        runs = (
+            tracker.client.search_runs(ids, filter_string=running, max_results=50000) if ids else []
         )
     except Exception:  # a store that refuses searches says so where it is used
         return []
     ended: list[str] = []
-    me = os.getpid()
     for run in runs:
         tags = run.data.tags
         if not is_gone(tags):
             continue
+        pid = tags.get(TAG_PID)
         reason = (
-            f"process {tags.get(TAG_PID)} on {host} ended without ending this run "
-            f"(killed or crashed); found by process {me}"
+            f"process {pid} on {host} ended without ending this run (killed or crashed); "
+            f"found by process {os.getpid()}"
         )
         with contextlib.suppress(Exception):
             end_killed(tracker, run.info.run_id, "process_gone", reason)
             ended.append(run.info.run_id)
             if tags.get(TAG_KIND) == "sweep" and tags.get(TAG_SWEEP_ID):
+                why = f"its sweep's process ({pid} on {host}) ended without ending it"
                 kill_open_job_runs(
-                    tracker,
-                    run.info.experiment_id,
-                    tags[TAG_SWEEP_ID],
-                    "process_gone",
-                    f"its sweep's process ({tags.get(TAG_PID)} on {host}) ended without ending it",
+                    tracker, run.info.experiment_id, tags[TAG_SWEEP_ID], "process_gone", why
                 )
     return ended
 
