@@ -1,19 +1,7 @@
-"""Evidence about one fitted segmentation beyond its own-space scores.
+"""Evidence about one fitted segmentation beyond its own-space scores (docs/sweeps.md).
 
-``evaluate_run`` adds, per run (keys under ``evaluation.*`` in the config):
-
-- ``ref_silhouette``, ``ref_calinski_harabasz``, ``ref_davies_bouldin``: the segments
-  scored in ONE space per dataset, so runs with different scalers or feature subsets
-  compare: every eligible column of the data's ``numeric`` list (present, numeric, not
-  constant; id and label excluded), z-scored over the whole table. Noise and customers
-  with a missing reference value are left out.
-- ``stability``: the mean adjusted Rand index of every pair of refits of the run's
-  clusterer on seeded resamples (subsample or bootstrap), on the customers both hold.
-- ``ari``/``nmi`` against the data's label column when it has one.
-- For algorithms with ``eps`` (DBSCAN, OPTICS): the sorted distance of every customer
-  to its ``min_samples``-th neighbour (itself counted, as DBSCAN counts it) as a figure,
-  and its knee (kneed) as ``suggested_eps``.
-
+Reference-space scores (one z-scored space per dataset, so runs with different scalers or
+features compare), resample stability, ground truth, and DBSCAN's k-distance evidence.
 Undefined values are absent and ``undefined`` says why; never 0 or NaN.
 """
 
@@ -75,23 +63,17 @@ class EvaluationSettings:
     k_distance: bool = True
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_FIELDS = set(EvaluationSettings.__dataclass_fields__)
-
-
 def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
-    """Read and check ``cfg.evaluation``; ConfigError naming the key on a bad value."""
+    """Read and check ``cfg.evaluation`` (types: the schema's); ConfigError naming the key."""
     given = OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create(), resolve=True)
     assert isinstance(given, dict)  # a DictConfig's container is a dict
     values = {**given, **(given.pop("stability", None) or {})}
-    settings = EvaluationSettings(**{k: v for k, v in values.items() if k in _FIELDS})
-    n, fraction = settings.n_resamples, settings.fraction
+    fields = EvaluationSettings.__dataclass_fields__
+    settings = EvaluationSettings(**{k: v for k, v in values.items() if k in fields})
+    n, fraction, rows = settings.n_resamples, settings.fraction, settings.max_rows
     rules = {
         "stability.n_resamples": (
-            _is_int(n) and (n == 0 or n >= 2),
+            isinstance(n, int) and not isinstance(n, bool) and (n == 0 or n >= 2),
             "must be 0 (stability off) or an integer >= 2 (pairs of fits are compared)",
         ),
         "stability.method": (
@@ -105,7 +87,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
             "the share of customers per subsample must be a number in (0, 1]",
         ),
         "stability.max_rows": (
-            _is_int(settings.max_rows) and settings.max_rows >= 10,
+            isinstance(rows, int) and not isinstance(rows, bool) and rows >= 10,
             "must be an integer >= 10",
         ),
     }
@@ -116,9 +98,6 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
             got = getattr(settings, key.rsplit(".", 1)[-1])
             raise ConfigError(f"evaluation.{key}: {rule}; got {got!r}")
     return settings
-
-
-# ---------------------------------------------------------------- reference space
 
 
 def reference_columns(table: CustomerTable, numeric: Sequence[str]) -> list[str]:
@@ -175,9 +154,6 @@ def reference_scores(
     return values, undefined, notes
 
 
-# ---------------------------------------------------------------------- stability
-
-
 def resample_positions(
     n_rows: int, n_resamples: int, method: str, fraction: float, seed: int
 ) -> list[np.ndarray]:
@@ -201,10 +177,8 @@ def resample_stability(
 ) -> tuple[float | None, str, dict[str, str]]:
     """Mean pairwise ARI of refits on resamples: (value, '', notes) or (None, reason, notes).
 
-    Each resample refits a clone of the clusterer in the run's feature space (the fitted
-    preprocessing is a fixed map of each customer; refitting it would only add noise).
-    Tables above ``max_rows`` are first cut to a seeded subset. ``limit(n_rows)``: the
-    thread limit of each refit.
+    Refits the clusterer alone, in the run's feature space: the fitted preprocessing is a
+    fixed map of each customer, and refitting it would only add noise.
     """
     rng = np.random.default_rng(seed)
     n_rows = len(fitted.features)
@@ -253,9 +227,6 @@ def resample_stability(
     return float(np.mean(scores)), "", notes
 
 
-# ----------------------------------------------------------------- DBSCAN k-distance
-
-
 def eps_evidence(
     fitted: FittedSegmentation, title: str = ""
 ) -> tuple[dict[str, float], dict[str, str], dict[str, Any] | None]:
@@ -292,9 +263,6 @@ def eps_evidence(
     return {"suggested_eps": suggested}, {}, inputs
 
 
-# ------------------------------------------------------------------------- entry
-
-
 def evaluate_run(
     table: CustomerTable,
     fitted: FittedSegmentation,
@@ -304,11 +272,8 @@ def evaluate_run(
     figures: bool = True,
     limit: ThreadLimit | None = None,
 ) -> EvaluationResult:
-    """Reference-space scores, stability, ground truth and eps evidence of one fitted run.
-
-    ``figures=False`` builds no Figure; ``plot_inputs`` still holds what
-    ``save_k_distance_plot`` needs to draw it later.
-    """
+    """Reference-space scores, stability, ground truth and eps evidence of one fitted run
+    (``figures=False``: no Figure, ``plot_inputs`` holds what draws it later)."""
     settings = evaluation_settings(cfg)
     seed = int(cfg.get("seed", 0))
     result = EvaluationResult()
