@@ -247,12 +247,9 @@ def build_scaler(scaler_cfg: Any) -> Any:
     """The configured scaler, list values as tuples (Hydra hands lists; scikit-learn's ranges
     are tuples: ``MinMaxScaler(feature_range=(0, 10))``)."""
     scaler = instantiate(scaler_cfg, _convert_="all")
-    if hasattr(scaler, "get_params") and hasattr(scaler, "set_params"):
-        params = scaler.get_params(deep=False)
-        lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
-        if lists:
-            scaler.set_params(**lists)
-    return scaler
+    params = scaler.get_params(deep=False) if hasattr(scaler, "get_params") else {}
+    lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
+    return scaler.set_params(**lists) if lists else scaler
 
 
 def build_prepare_step(
@@ -273,11 +270,10 @@ def build_prepare_step(
             if as_codes
             else OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)
         )
-        steps: list[tuple[str, Any]] = [("encode", encoder)]
-        if options.impute not in ("none", "drop"):
-            steps.insert(0, ("impute", SimpleImputer(strategy="most_frequent")))
         as_text = FunctionTransformer(categories_as_text, feature_names_out="one-to-one")
-        steps.insert(0, ("text", as_text))
+        imputes = options.impute not in ("none", "drop")
+        impute = [("impute", SimpleImputer(strategy="most_frequent"))] if imputes else []
+        steps = [("text", as_text), *impute, ("encode", encoder)]
         transformers.append(("cat", Pipeline(steps), list(categorical)))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
@@ -306,16 +302,16 @@ def check_preprocess_config(
                 raise ConfigError(
                     f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
                 )
-            negative = values < 0
-            if negative.any():
+            negative = int((values < 0).sum())
+            if negative:
+                remedy = (
+                    "list the columns to log instead of true (preprocess.log1p=[...])"
+                    if options.log1p_all
+                    else f"remove '{column}' from preprocess.log1p"
+                )
                 raise DataError(
-                    f"preprocess.log1p: column '{column}' has {int(negative.sum())} negative "
-                    f"values (min {values.min()}); log(1 + x) needs values >= 0: "
-                    + (
-                        "list the columns to log instead of true (preprocess.log1p=[...])"
-                        if options.log1p_all
-                        else f"remove '{column}' from preprocess.log1p"
-                    )
+                    f"preprocess.log1p: column '{column}' has {negative} negative values "
+                    f"(min {values.min()}); log(1 + x) needs values >= 0: {remedy}"
                 )
     return options
 
@@ -326,14 +322,11 @@ def _encoded_sources(prepare: ColumnTransformer, n_numeric: int) -> list[tuple[i
         return []
     features = next(columns for name, _, columns in prepare.transformers_ if name == "cat")
     encoder = prepare.named_transformers_["cat"][-1]
-    names = list(prepare.get_feature_names_out())
-    out, position = [], n_numeric
-    for i, feature in enumerate(features):
-        dropped = encoder.drop_idx_ is not None and encoder.drop_idx_[i] is not None
-        for _ in range(len(encoder.categories_[i]) - int(dropped)):
-            out.append((position, names[position], str(feature)))
-            position += 1
-    return out
+    dropped = encoder.drop_idx_ if encoder.drop_idx_ is not None else [None] * len(features)
+    counts = [len(c) - (d is not None) for c, d in zip(encoder.categories_, dropped, strict=True)]
+    sources = np.repeat(np.asarray(features, dtype=str), counts)
+    names = prepare.get_feature_names_out()[n_numeric:]
+    return [(n_numeric + i, str(names[i]), str(f)) for i, f in enumerate(sources)]
 
 
 def dominance_warnings(
@@ -388,8 +381,7 @@ def fit_segmentation(
     """Fit preprocessing and clusterer on the feature columns; return labels and spaces."""
     options = check_preprocess_config(preprocess_cfg, frame, columns)
     features = frame[list(columns)]
-    kept = np.arange(len(frame))
-    dropped = 0
+    kept, dropped = np.arange(len(frame)), 0
     present = features.notna().all(axis=1).to_numpy()
     if options.impute == "drop":
         kept, dropped = kept[present], int((~present).sum())
@@ -416,18 +408,16 @@ def fit_segmentation(
     transformed = np.asarray(scaler.fit_transform(encoded), dtype=float)
     labels = np.asarray(clusterer.fit_predict(transformed)).astype(int)
     fit_seconds = time.perf_counter() - started
-    pipeline = Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)])
     notes: dict[str, float] = {}
     if options.outliers != "none" and numeric:
-        notes["outlier_cells_clipped"] = float(
-            prepare.named_transformers_["num"].named_steps["outliers"].n_clipped_
-        )
+        clipper = prepare.named_transformers_["num"].named_steps["outliers"]
+        notes["outlier_cells_clipped"] = float(clipper.n_clipped_)
     return FittedSegmentation(
-        pipeline=pipeline,
-        features=features,
-        transformed=transformed,
-        labels=labels,
-        fit_seconds=fit_seconds,
+        Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)]),
+        features,
+        transformed,
+        labels,
+        fit_seconds,
         kept_rows=kept,
         dropped_rows=dropped,
         warnings=(
@@ -442,19 +432,14 @@ def fit_segmentation(
 
 def _mode_warnings(clusterer: Any) -> list[str]:
     """What a categories-taking clusterer fell back to (k-prototypes without categories)."""
-    mode = getattr(clusterer, "mode_", None)
-    if mode == "kmeans":
-        return [
-            "no categorical feature among features.columns: k-prototypes without categories "
-            "is k-means, so k-means ran on the numeric columns; list a categorical column "
-            "(e.g. features.columns=[gender,age,annual_income]) to cluster mixed data"
-        ]
-    if mode == "kmodes":
-        return [
-            "no numeric feature among features.columns: k-prototypes without numbers is "
-            "k-modes, so k-modes ran on the categorical columns"
-        ]
-    return []
+    said = {
+        "kmeans": "no categorical feature among features.columns: k-prototypes without "
+        "categories is k-means, so k-means ran on the numeric columns; list a categorical "
+        "column (e.g. features.columns=[gender,age,annual_income]) to cluster mixed data",
+        "kmodes": "no numeric feature among features.columns: k-prototypes without numbers is "
+        "k-modes, so k-modes ran on the categorical columns",
+    }.get(getattr(clusterer, "mode_", None) or "")
+    return [said] if said else []
 
 
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:
@@ -462,7 +447,6 @@ def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSe
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns
     listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
-    _, columns = resolve_features(
-        listed if isinstance(listed, list) else str(listed), "custom", table
-    )
+    wanted = listed if isinstance(listed, list) else str(listed)
+    _, columns = resolve_features(wanted, "custom", table)
     return fit_segmentation(frame, columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo)
