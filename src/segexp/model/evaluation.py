@@ -121,37 +121,37 @@ def reference_space(table: CustomerTable, numeric: Sequence[str]) -> tuple[np.nd
     return (values - np.nanmean(values, axis=0)) / np.nanstd(values, axis=0), columns
 
 
-def reference_scores(
+def _reference_scores(
     table: CustomerTable,
     fitted: FittedSegmentation,
-    *,
-    silhouette_max_rows: int = 10000,
-    seed: int = 0,
-) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin: values, undefined, notes."""
+    result: EvaluationResult,
+    max_rows: int,
+    seed: int,
+) -> None:
+    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin, or why not, into ``result``."""
     space, columns = reference_space(table, table.numeric)
     if not columns:
-        reason = (
-            "no clustering-eligible numeric column (the table's numeric columns: none that is "
-            "present, numeric and not constant)"
-        )
-        return {}, {f"ref_{m}": reason for m in REFERENCE_METRICS}, {}
+        reason = "no clustering-eligible numeric column (the table's numeric columns: none that "
+        reason += "is present, numeric and not constant)"
+        result.undefined.update({f"ref_{m}": reason for m in REFERENCE_METRICS})
+        return
     points = space[fitted.kept_rows]
     complete = ~np.isnan(points).any(axis=1)
-    notes = {"reference_columns": ",".join(columns)}
+    result.notes["reference_columns"] = ",".join(columns)
     if not complete.all():
-        notes["reference_rows_skipped"] = (
-            f"{int((~complete).sum())} customers with a missing value in a reference column"
+        skipped = int((~complete).sum())
+        result.notes["reference_rows_skipped"] = (
+            f"{skipped} customers with a missing value in a reference column"
         )
     scores = score_segmentation(
-        points[complete],
-        fitted.labels[complete],
-        silhouette_max_rows=silhouette_max_rows,
-        seed=seed,
+        points[complete], fitted.labels[complete], silhouette_max_rows=max_rows, seed=seed
     )
-    values = {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
-    undefined = {f"ref_{m}": r for m, r in scores.undefined.items() if m in REFERENCE_METRICS}
-    return values, undefined, notes
+    result.values.update(
+        {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
+    )
+    result.undefined.update(
+        {f"ref_{m}": why for m, why in scores.undefined.items() if m in REFERENCE_METRICS}
+    )
 
 
 def resample_positions(
@@ -227,19 +227,19 @@ def resample_stability(
     return float(np.mean(scores)), "", notes
 
 
-def eps_evidence(
-    fitted: FittedSegmentation, title: str = ""
-) -> tuple[dict[str, float], dict[str, str], dict[str, Any] | None]:
+def _eps_evidence(fitted: FittedSegmentation, result: EvaluationResult, title: str) -> None:
     """suggested_eps (or why not) and the k-distance plot inputs, for an ``eps`` clusterer."""
     params = fitted.pipeline[-1].get_params()
     min_samples = int(params.get("min_samples") or 5)
     metric = params.get("metric", "euclidean")
     if not isinstance(metric, str) or metric == "precomputed":
         reason = f"k-distance needs a named distance metric; the algorithm uses {metric!r}"
-        return {}, {"suggested_eps": reason}, None
+        result.undefined["suggested_eps"] = reason
+        return
     if len(fitted.transformed) <= min_samples:
         reason = f"{len(fitted.transformed)} customers; k-distance needs more than {min_samples}"
-        return {}, {"suggested_eps": reason}, None
+        result.undefined["suggested_eps"] = reason
+        return
     # the distance of every customer to its min_samples-th neighbour, itself included
     finder = NearestNeighbors(n_neighbors=min_samples, metric=metric).fit(fitted.transformed)
     distances = np.sort(finder.kneighbors(fitted.transformed)[0][:, -1])
@@ -250,17 +250,18 @@ def eps_evidence(
             index = np.arange(len(distances), dtype=float)
             knee = KneeLocator(index, distances, curve="convex", direction="increasing").knee
         suggested = None if knee is None else float(distances[int(knee)])
+    if suggested is None:
+        result.undefined["suggested_eps"] = "Kneedle found no knee in the sorted k-distances"
+    else:
+        result.values["suggested_eps"] = suggested
     current = params.get("eps")
-    inputs = {
+    result.plot_inputs[K_DISTANCE_FIGURE] = {
         "sorted_distances": distances,
         "min_samples": min_samples,
         "suggested": suggested,
         "current": float(current) if isinstance(current, int | float) else None,
         "title": title,
     }
-    if suggested is None:
-        return {}, {"suggested_eps": "Kneedle found no knee in the sorted k-distances"}, inputs
-    return {"suggested_eps": suggested}, {}, inputs
 
 
 def evaluate_run(
@@ -279,12 +280,7 @@ def evaluate_run(
     result = EvaluationResult()
     if settings.reference_space:
         max_rows = int(OmegaConf.select(cfg, "metrics.silhouette_max_rows", default=10000))
-        values, undefined, notes = reference_scores(
-            table, fitted, silhouette_max_rows=max_rows, seed=seed
-        )
-        result.values.update(values)
-        result.undefined.update(undefined)
-        result.notes.update(notes)
+        _reference_scores(table, fitted, result, max_rows, seed)
     if settings.n_resamples:
         value, reason, notes = resample_stability(
             fitted,
@@ -307,13 +303,10 @@ def evaluate_run(
         result.values["ari"] = float(adjusted_rand_score(truth_values, predicted))
         result.values["nmi"] = float(normalized_mutual_info_score(truth_values, predicted))
     if settings.k_distance and "eps" in fitted.pipeline[-1].get_params():
-        values, undefined, inputs = eps_evidence(fitted, title)
-        result.values.update(values)
-        result.undefined.update(undefined)
-        if inputs is not None:
-            result.plot_inputs[K_DISTANCE_FIGURE] = inputs
-            if figures:
-                from segexp.insight.plots import k_distance_figure  # matplotlib: only here
+        _eps_evidence(fitted, result, title)
+        if figures and K_DISTANCE_FIGURE in result.plot_inputs:
+            from segexp.insight.plots import k_distance_figure  # matplotlib: only here
 
-                result.figures[K_DISTANCE_FIGURE] = k_distance_figure(**inputs)
+            inputs = result.plot_inputs[K_DISTANCE_FIGURE]
+            result.figures[K_DISTANCE_FIGURE] = k_distance_figure(**inputs)
     return result
