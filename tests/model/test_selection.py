@@ -23,7 +23,6 @@ from segexp.model.selection import (
     gap_k,
     gap_statistic,
     k_selection_table,
-    kneedle_elbow,
     per_k_table,
     recommend_k,
     recommended_k_metrics,
@@ -241,13 +240,14 @@ def _random_convex_decreasing(rng, n):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_kneedle_elbow_equals_kneed(seed):
+def test_the_elbow_is_kneeds_knee(seed):
+    """The elbow criterion is kneed's KneeLocator (convex, decreasing, its defaults)."""
     rng = np.random.default_rng(seed)
     x, y = _random_convex_decreasing(rng, int(rng.integers(3, 12)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = KneeLocator(x, y, curve="convex", direction="decreasing").knee
-    got = kneedle_elbow(x, y)
+    got = recommend_k(pd.DataFrame({"k": x.astype(int), "inertia": y})).get("elbow")
     assert (got is None and expected is None) or got == pytest.approx(float(expected))
 
 

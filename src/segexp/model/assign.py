@@ -1,17 +1,9 @@
-"""The promoted segmentation as an MLflow pyfunc model that assigns new customers.
+"""The promoted segmentation as an MLflow pyfunc model that assigns new customers from the
+raw columns of a user's file, refusing (and naming) each row training would have refused.
 
-``SegmentAssigner`` wraps a run's fitted pipeline so that new customers are scored from
-the raw columns of the user's file: headers mapped through the run's ``data.aliases``,
-extra columns ignored, a missing one an error naming it, and each row that training
-would refuse (not a number, not finite, 1e150 or more, negative in a non-negative
-column, blank without imputation) named with its reason.
-
-Clusterers with ``predict`` assign new customers themselves. For the others the model
-carries an extension in the run's feature space: DBSCAN (``nearest_core``) gives the
-segment of the nearest core sample within ``eps``, else noise, which reproduces its core
-and noise customers exactly; any other (``nearest_neighbours``) a distance-weighted
-5-nearest-neighbour vote among the training customers, which reproduces their segments.
-Segment ids are the run's labels; names come from its ``segments.json``.
+Clusterers without ``predict`` get an extension in the run's feature space: DBSCAN the
+nearest core sample within eps (else noise), which reproduces its training labels; any
+other a distance-weighted 5-nearest-neighbour vote among the training customers.
 """
 
 from __future__ import annotations
@@ -22,10 +14,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
 from segexp.contract import NOISE_LABEL
-from segexp.data.load import LARGEST_VALUE, canonicalize_columns
+from segexp.data.load import (
+    LARGEST_VALUE,
+    _canonical_settings,
+    _non_negative,
+    canonicalize_columns,
+)
 from segexp.data.messages import plain
 from segexp.errors import ConfigError, DataError
 
@@ -38,10 +36,6 @@ ASSIGN_BY_NEAREST_NEIGHBOURS = "nearest_neighbours"
 NEIGHBOURS = 5
 _NO_IMPUTATION = ("none", "drop")
 _ROWS_SHOWN = 5
-
-
-def _is_number_column(values: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
 class NearestCoreAssigner:
@@ -88,10 +82,7 @@ def build_extension(clusterer: Any, transformed: np.ndarray, labels: np.ndarray)
 
 
 def segment_names_from(document: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None):
-    """{segment id: name} from a run's ``segments.json``: {"segments": [{id, name, ...}]}.
-
-    A bare list of {id, name, ...} is accepted too.
-    """
+    """{segment id: name} from a run's ``segments.json`` ({"segments": [...]} or a bare list)."""
     entries = document.get("segments", []) if isinstance(document, Mapping) else document
     return {int(e["id"]): str(e["name"]) for e in entries or () if e.get("name") is not None}
 
@@ -110,8 +101,7 @@ class SegmentAssigner:
     extension: Any = None
     segment_names: dict[int, str] = field(default_factory=dict)
     algorithm: str = ""
-    # numeric columns training required to be non-negative (data.non_negative); a class
-    # default, so assigners stored before this field existed load and check nothing more
+    # data.non_negative's columns; a class default, so older stored assigners still load
     non_negative: tuple[str, ...] = ()
 
     @classmethod
@@ -157,11 +147,9 @@ class SegmentAssigner:
         renamed = canonicalize_columns(frame, aliases, source="customer input")
         missing = [c for c in self.input_columns if c not in renamed.columns]
         if missing:
+            also = {c: ", ".join(map(repr, self.accepted_headers(c)[1:])) for c in missing}
             expected = "; ".join(
-                f"'{c}' (also accepted: {', '.join(repr(v) for v in self.accepted_headers(c)[1:])})"
-                if self.accepted_headers(c)[1:]
-                else f"'{c}'"
-                for c in missing
+                f"'{c}' (also accepted: {also[c]})" if also[c] else f"'{c}'" for c in missing
             )
             received = ", ".join(repr(str(c)) for c in frame.columns) or "no columns"
             raise DataError(
@@ -171,12 +159,8 @@ class SegmentAssigner:
         return renamed
 
     def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """(features with numeric columns parsed, reason per row: '' where the row is usable).
-
-        The checks of training, per cell: a numeric cell is a number, finite and below
-        ``LARGEST_VALUE`` in size, and not negative in a ``non_negative`` column; a blank
-        cell is refused unless the pipeline imputes. Reasons are built only for bad rows.
-        """
+        """(features with numeric columns parsed, reason per row: '' where the row is usable),
+        by training's checks of each cell."""
         renamed = self.canonical(frame)
         # canonical feature name -> the header the user's table uses for it
         headers = {
@@ -189,7 +173,7 @@ class SegmentAssigner:
             blank = values.isna().to_numpy()
             if column in self.numeric_columns:
                 text = None
-                if _is_number_column(values):
+                if is_numeric_dtype(values) and not is_bool_dtype(values):
                     parsed = values.astype(float)
                 else:
                     text = values.astype("string").str.strip()
@@ -217,9 +201,7 @@ class SegmentAssigner:
             if self.impute in _NO_IMPUTATION:
                 for i in np.flatnonzero(blank):
                     found.setdefault(int(i), []).append(f"{header} is missing")
-        reasons = np.full(len(features), "", dtype=object)
-        for row, parts in found.items():
-            reasons[row] = "; ".join(parts)
+        reasons = ["; ".join(found.get(row, ())) for row in range(len(features))]
         return features, pd.Series(reasons, index=frame.index, dtype=str)
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -270,9 +252,6 @@ class SegmentAssigner:
 
 
 def training_non_negative(data_cfg: Mapping[str, Any], table: Any) -> list[str]:
-    """The numeric columns the loader required non-negative for ``table`` (data.non_negative;
-    auto: the numeric columns segexp knows by name), stored with the model for predict."""
-    from segexp.data.load import _canonical_settings, _non_negative
-
+    """The numeric columns the loader required non-negative for ``table``, stored for predict."""
     settings = _canonical_settings(data_cfg, getattr(table, "headers", {}) or {})
     return [str(c) for c in _non_negative(settings, table.numeric)]

@@ -1,12 +1,6 @@
-"""Segmentations fitted by Spark (``engine=spark``) as scikit-learn steps that need no Spark.
-
-A Spark run stores the same ``Pipeline`` (prepare -> scale -> cluster) as any run, so
-promote and predict use it unchanged; its last steps are these classes, built from the
-fitted ``pyspark.ml`` models' numbers, and they predict exactly as Spark does:
-``SparkStandardScaler`` (sample std, 0 where it is 0), ``NearestCentres`` (KMeans: a
-tie goes to the first), ``BisectingTree`` (BisectingKMeans walks its tree of splits,
-which is not always the nearest leaf) and ``GaussianComponents`` (argmax of
-``EPSILON + weight * pdf(x)``, Spark's pseudo-inverse of each covariance included).
+"""Segmentations fitted by Spark (``engine=spark``) as scikit-learn steps that need no Spark,
+built from the fitted ``pyspark.ml`` models' numbers, so promote and predict use a Spark
+run's pipeline unchanged; each predicts exactly as Spark does.
 """
 
 from __future__ import annotations
@@ -81,12 +75,9 @@ class NearestCentres(ClusterMixin, _Fitted):
 
 
 class BisectingTree(ClusterMixin, _Fitted):
-    """BisectingKMeansModel.predict: from the root, go to the nearer child until a leaf.
-
-    ``node_centres`` holds every node's centre; ``children[i]`` the two child node
-    positions of node ``i`` (``-1, -1`` for a leaf); ``leaf_ids[i]`` the segment of a
-    leaf (``-1`` for an inner node); ``root`` the root's position.
-    """
+    """BisectingKMeansModel.predict: from the root, go to the nearer child until a leaf (not
+    always the nearest leaf). ``children[i]``: node i's two children (-1, -1: a leaf);
+    ``leaf_ids[i]``: a leaf's segment (-1: an inner node)."""
 
     def __init__(self, n_clusters: int = 2):
         self.n_clusters = n_clusters
@@ -129,9 +120,8 @@ class BisectingTree(ClusterMixin, _Fitted):
 
 
 class GaussianComponents(ClusterMixin, _Fitted):
-    """GaussianMixtureModel.predict: argmax of EPSILON + weight * pdf(x), as Spark computes
-    it (each covariance's pseudo-determinant and pseudo-inverse from its eigenvalues
-    above Spark's tolerance)."""
+    """GaussianMixtureModel.predict: argmax of EPSILON + weight * pdf(x), with Spark's
+    pseudo-determinant and pseudo-inverse of each covariance (eigenvalues above its tolerance)."""
 
     def __init__(self, n_components: int = 2):
         self.n_components = n_components

@@ -1,19 +1,7 @@
-"""Evidence about one fitted segmentation beyond its own-space scores.
+"""Evidence about one fitted segmentation beyond its own-space scores (docs/sweeps.md).
 
-``evaluate_run`` adds, per run (keys under ``evaluation.*`` in the config):
-
-- ``ref_silhouette``, ``ref_calinski_harabasz``, ``ref_davies_bouldin``: the segments
-  scored in ONE space per dataset, so runs with different scalers or feature subsets
-  compare: every eligible column of the data's ``numeric`` list (present, numeric, not
-  constant; id and label excluded), z-scored over the whole table. Noise and customers
-  with a missing reference value are left out.
-- ``stability``: the mean adjusted Rand index of every pair of refits of the run's
-  clusterer on seeded resamples (subsample or bootstrap), on the customers both hold.
-- ``ari``/``nmi`` against the data's label column when it has one.
-- For algorithms with ``eps`` (DBSCAN, OPTICS): the sorted distance of every customer
-  to its ``min_samples``-th neighbour (itself counted, as DBSCAN counts it) as a figure,
-  and its knee (kneed) as ``suggested_eps``.
-
+Reference-space scores (one z-scored space per dataset, so runs with different scalers or
+features compare), resample stability, ground truth, and DBSCAN's k-distance evidence.
 Undefined values are absent and ``undefined`` says why; never 0 or NaN.
 """
 
@@ -75,23 +63,17 @@ class EvaluationSettings:
     k_distance: bool = True
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-_FIELDS = set(EvaluationSettings.__dataclass_fields__)
-
-
 def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
-    """Read and check ``cfg.evaluation``; ConfigError naming the key on a bad value."""
+    """Read and check ``cfg.evaluation`` (types: the schema's); ConfigError naming the key."""
     given = OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create(), resolve=True)
     assert isinstance(given, dict)  # a DictConfig's container is a dict
     values = {**given, **(given.pop("stability", None) or {})}
-    settings = EvaluationSettings(**{k: v for k, v in values.items() if k in _FIELDS})
-    n, fraction = settings.n_resamples, settings.fraction
+    fields = EvaluationSettings.__dataclass_fields__
+    settings = EvaluationSettings(**{k: v for k, v in values.items() if k in fields})
+    n, fraction, rows = settings.n_resamples, settings.fraction, settings.max_rows
     rules = {
         "stability.n_resamples": (
-            _is_int(n) and (n == 0 or n >= 2),
+            isinstance(n, int) and not isinstance(n, bool) and (n == 0 or n >= 2),
             "must be 0 (stability off) or an integer >= 2 (pairs of fits are compared)",
         ),
         "stability.method": (
@@ -105,7 +87,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
             "the share of customers per subsample must be a number in (0, 1]",
         ),
         "stability.max_rows": (
-            _is_int(settings.max_rows) and settings.max_rows >= 10,
+            isinstance(rows, int) and not isinstance(rows, bool) and rows >= 10,
             "must be an integer >= 10",
         ),
     }
@@ -116,9 +98,6 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
             got = getattr(settings, key.rsplit(".", 1)[-1])
             raise ConfigError(f"evaluation.{key}: {rule}; got {got!r}")
     return settings
-
-
-# ---------------------------------------------------------------- reference space
 
 
 def reference_columns(table: CustomerTable, numeric: Sequence[str]) -> list[str]:
@@ -142,40 +121,37 @@ def reference_space(table: CustomerTable, numeric: Sequence[str]) -> tuple[np.nd
     return (values - np.nanmean(values, axis=0)) / np.nanstd(values, axis=0), columns
 
 
-def reference_scores(
+def _reference_scores(
     table: CustomerTable,
     fitted: FittedSegmentation,
-    *,
-    silhouette_max_rows: int = 10000,
-    seed: int = 0,
-) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin: values, undefined, notes."""
+    result: EvaluationResult,
+    max_rows: int,
+    seed: int,
+) -> None:
+    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin, or why not, into ``result``."""
     space, columns = reference_space(table, table.numeric)
     if not columns:
-        reason = (
-            "no clustering-eligible numeric column (the table's numeric columns: none that is "
-            "present, numeric and not constant)"
-        )
-        return {}, {f"ref_{m}": reason for m in REFERENCE_METRICS}, {}
+        reason = "no clustering-eligible numeric column (the table's numeric columns: none that "
+        reason += "is present, numeric and not constant)"
+        result.undefined.update({f"ref_{m}": reason for m in REFERENCE_METRICS})
+        return
     points = space[fitted.kept_rows]
     complete = ~np.isnan(points).any(axis=1)
-    notes = {"reference_columns": ",".join(columns)}
+    result.notes["reference_columns"] = ",".join(columns)
     if not complete.all():
-        notes["reference_rows_skipped"] = (
-            f"{int((~complete).sum())} customers with a missing value in a reference column"
+        skipped = int((~complete).sum())
+        result.notes["reference_rows_skipped"] = (
+            f"{skipped} customers with a missing value in a reference column"
         )
     scores = score_segmentation(
-        points[complete],
-        fitted.labels[complete],
-        silhouette_max_rows=silhouette_max_rows,
-        seed=seed,
+        points[complete], fitted.labels[complete], silhouette_max_rows=max_rows, seed=seed
     )
-    values = {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
-    undefined = {f"ref_{m}": r for m, r in scores.undefined.items() if m in REFERENCE_METRICS}
-    return values, undefined, notes
-
-
-# ---------------------------------------------------------------------- stability
+    result.values.update(
+        {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
+    )
+    result.undefined.update(
+        {f"ref_{m}": why for m, why in scores.undefined.items() if m in REFERENCE_METRICS}
+    )
 
 
 def resample_positions(
@@ -201,10 +177,8 @@ def resample_stability(
 ) -> tuple[float | None, str, dict[str, str]]:
     """Mean pairwise ARI of refits on resamples: (value, '', notes) or (None, reason, notes).
 
-    Each resample refits a clone of the clusterer in the run's feature space (the fitted
-    preprocessing is a fixed map of each customer; refitting it would only add noise).
-    Tables above ``max_rows`` are first cut to a seeded subset. ``limit(n_rows)``: the
-    thread limit of each refit.
+    Refits the clusterer alone, in the run's feature space: the fitted preprocessing is a
+    fixed map of each customer, and refitting it would only add noise.
     """
     rng = np.random.default_rng(seed)
     n_rows = len(fitted.features)
@@ -253,22 +227,19 @@ def resample_stability(
     return float(np.mean(scores)), "", notes
 
 
-# ----------------------------------------------------------------- DBSCAN k-distance
-
-
-def eps_evidence(
-    fitted: FittedSegmentation, title: str = ""
-) -> tuple[dict[str, float], dict[str, str], dict[str, Any] | None]:
+def _eps_evidence(fitted: FittedSegmentation, result: EvaluationResult, title: str) -> None:
     """suggested_eps (or why not) and the k-distance plot inputs, for an ``eps`` clusterer."""
     params = fitted.pipeline[-1].get_params()
     min_samples = int(params.get("min_samples") or 5)
     metric = params.get("metric", "euclidean")
     if not isinstance(metric, str) or metric == "precomputed":
         reason = f"k-distance needs a named distance metric; the algorithm uses {metric!r}"
-        return {}, {"suggested_eps": reason}, None
+        result.undefined["suggested_eps"] = reason
+        return
     if len(fitted.transformed) <= min_samples:
         reason = f"{len(fitted.transformed)} customers; k-distance needs more than {min_samples}"
-        return {}, {"suggested_eps": reason}, None
+        result.undefined["suggested_eps"] = reason
+        return
     # the distance of every customer to its min_samples-th neighbour, itself included
     finder = NearestNeighbors(n_neighbors=min_samples, metric=metric).fit(fitted.transformed)
     distances = np.sort(finder.kneighbors(fitted.transformed)[0][:, -1])
@@ -279,20 +250,18 @@ def eps_evidence(
             index = np.arange(len(distances), dtype=float)
             knee = KneeLocator(index, distances, curve="convex", direction="increasing").knee
         suggested = None if knee is None else float(distances[int(knee)])
+    if suggested is None:
+        result.undefined["suggested_eps"] = "Kneedle found no knee in the sorted k-distances"
+    else:
+        result.values["suggested_eps"] = suggested
     current = params.get("eps")
-    inputs = {
+    result.plot_inputs[K_DISTANCE_FIGURE] = {
         "sorted_distances": distances,
         "min_samples": min_samples,
         "suggested": suggested,
         "current": float(current) if isinstance(current, int | float) else None,
         "title": title,
     }
-    if suggested is None:
-        return {}, {"suggested_eps": "Kneedle found no knee in the sorted k-distances"}, inputs
-    return {"suggested_eps": suggested}, {}, inputs
-
-
-# ------------------------------------------------------------------------- entry
 
 
 def evaluate_run(
@@ -304,22 +273,14 @@ def evaluate_run(
     figures: bool = True,
     limit: ThreadLimit | None = None,
 ) -> EvaluationResult:
-    """Reference-space scores, stability, ground truth and eps evidence of one fitted run.
-
-    ``figures=False`` builds no Figure; ``plot_inputs`` still holds what
-    ``save_k_distance_plot`` needs to draw it later.
-    """
+    """Reference-space scores, stability, ground truth and eps evidence of one fitted run
+    (``figures=False``: no Figure, ``plot_inputs`` holds what draws it later)."""
     settings = evaluation_settings(cfg)
     seed = int(cfg.get("seed", 0))
     result = EvaluationResult()
     if settings.reference_space:
         max_rows = int(OmegaConf.select(cfg, "metrics.silhouette_max_rows", default=10000))
-        values, undefined, notes = reference_scores(
-            table, fitted, silhouette_max_rows=max_rows, seed=seed
-        )
-        result.values.update(values)
-        result.undefined.update(undefined)
-        result.notes.update(notes)
+        _reference_scores(table, fitted, result, max_rows, seed)
     if settings.n_resamples:
         value, reason, notes = resample_stability(
             fitted,
@@ -342,13 +303,10 @@ def evaluate_run(
         result.values["ari"] = float(adjusted_rand_score(truth_values, predicted))
         result.values["nmi"] = float(normalized_mutual_info_score(truth_values, predicted))
     if settings.k_distance and "eps" in fitted.pipeline[-1].get_params():
-        values, undefined, inputs = eps_evidence(fitted, title)
-        result.values.update(values)
-        result.undefined.update(undefined)
-        if inputs is not None:
-            result.plot_inputs[K_DISTANCE_FIGURE] = inputs
-            if figures:
-                from segexp.insight.plots import k_distance_figure  # matplotlib: only here
+        _eps_evidence(fitted, result, title)
+        if figures and K_DISTANCE_FIGURE in result.plot_inputs:
+            from segexp.insight.plots import k_distance_figure  # matplotlib: only here
 
-                result.figures[K_DISTANCE_FIGURE] = k_distance_figure(**inputs)
+            inputs = result.plot_inputs[K_DISTANCE_FIGURE]
+            result.figures[K_DISTANCE_FIGURE] = k_distance_figure(**inputs)
     return result

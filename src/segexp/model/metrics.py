@@ -1,21 +1,9 @@
-"""Clustering scores of one segmentation, in the space the clusterer saw.
+"""Clustering scores of one segmentation in the space the clusterer saw (docs/tracking.md).
 
-Undefined is not zero: a score that does not exist for a result (one cluster,
-all noise) is left out of ``values`` and its reason goes to ``undefined``,
-which the tracker logs as ``segexp.undefined.<metric>`` tags. DBSCAN noise
-(label -1) is excluded from the scores and reported as ``noise_fraction``.
-
-Mixed data (a clusterer that took category codes, k-prototypes):
-
-- ``silhouette`` is on Gower distances (tag ``segexp.silhouette_space=gower``): the mean
-  over the columns of |a - b| / range (numeric; range over the scored customers) and of
-  0/1 for same/different category. That is a Manhattan distance on numeric columns
-  divided by their range and halved one-hot categories, over the column count; the
-  silhouette ignores a common factor, so scikit-learn scores that space with
-  ``metric="manhattan"`` (exact, or its seeded ``sample_size`` sample);
-- ``inertia`` is the clusterer's own objective ``cost_``;
-- ``calinski_harabasz`` and ``davies_bouldin`` are undefined (means of category codes
-  mean nothing).
+A score that does not exist (one cluster, all noise) is left out of ``values`` and its
+reason goes to ``undefined``; DBSCAN noise (-1) is left out and counted as
+``noise_fraction``. Mixed data (category codes, k-prototypes): silhouette on Gower
+distances, inertia = the clusterer's ``cost_``, no Calinski-Harabasz / Davies-Bouldin.
 """
 
 from __future__ import annotations
@@ -53,15 +41,15 @@ class Scores:
 
 def within_cluster_sum_of_squares(points: np.ndarray, labels: np.ndarray) -> float:
     """Inertia for any algorithm: squared distances to each segment's mean, summed."""
-    total = 0.0
-    for label in np.unique(labels):
-        members = points[labels == label]
-        total += float(((members - members.mean(axis=0)) ** 2).sum())
-    return total
+    return sum(
+        float(((points[labels == label] - points[labels == label].mean(axis=0)) ** 2).sum())
+        for label in np.unique(labels)
+    )
 
 
 def gower_space(points: np.ndarray, categorical: Sequence[int]) -> np.ndarray:
-    """Points whose Manhattan distances are the Gower distances times the column count."""
+    """Points whose Manhattan distances are the Gower distances times the column count (the
+    silhouette ignores a common factor): numeric columns over their range, halved one-hots."""
     cats = sorted(int(c) for c in categorical)
     numeric = np.delete(points, cats, axis=1).astype(float)
     ranges = np.ptp(numeric, axis=0)
@@ -94,11 +82,8 @@ def score_segmentation(
     categorical: Sequence[int] = (),
     cost: float | None = None,
 ) -> Scores:
-    """Silhouette, inertia, Calinski-Harabasz, Davies-Bouldin and segment shares.
-
-    ``categorical``: positions of category-code columns (mixed data, see the module
-    docstring); ``cost``: the clusterer's own objective, logged as inertia then.
-    """
+    """Silhouette, inertia, Calinski-Harabasz, Davies-Bouldin and segment shares
+    (``categorical``: the category-code columns; ``cost``: their clusterer's objective)."""
     mixed = bool(len(categorical))
     scores = Scores()
     clustered = labels != NOISE_LABEL

@@ -1,67 +1,48 @@
-"""k-prototypes for numeric + categorical customer features, as a scikit-learn clusterer.
+"""k-prototypes (Huang 1997, ``kmodes``) for numeric + categorical features (docs/data.md).
 
-``KPrototypesClusterer`` (``algo=kprototypes``) wraps ``kmodes.kprototypes.KPrototypes``
-(Huang 1997): a segment's centre is the mean of its numeric columns and the mode of
-its categorical ones; a customer's cost to a centre is the squared Euclidean distance
-on the numeric columns plus ``gamma`` times the number of categorical mismatches.
-
-It takes the prepared frame as the pipeline builds it for clusterers that declare
-``takes_categories = True`` (see ``segexp.model.pipeline``): the scaled numeric
-columns first, then one integer code per categorical column (not one-hot), whose
-positions the pipeline sets as the ``categorical`` parameter. So categories are
-compared as categories, never as 0/1 columns whose weight depends on the scaler.
-
-Without a categorical feature (``features.columns`` all numeric) k-prototypes is
-k-means: the clusterer then fits ``sklearn.cluster.KMeans`` with the same ``n_clusters``,
-``n_init``, ``max_iter`` and ``random_state`` (``mode_ == "kmeans"``); with only
-categorical features it is k-modes (``kmodes.kmodes.KModes``, ``mode_ == "kmodes"``).
-Either way ``labels_``, ``cost_`` (the algorithm's own objective: k-prototypes' cost,
-k-means' inertia, k-modes' mismatches), ``cluster_centroids_`` and ``predict`` exist.
+The pipeline gives it the scaled numeric columns, then one integer code per categorical
+column (``takes_categories``), so categories are compared as categories, never as 0/1
+columns whose weight depends on the scaler. All numeric: k-means; all categorical: k-modes.
 """
 
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from kmodes.kmodes import KModes
 from kmodes.kprototypes import KPrototypes
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-INIT_CHOICES = ("Huang", "Cao", "random")
 MODE_KPROTOTYPES = "kprototypes"
 MODE_KMEANS = "kmeans"
 MODE_KMODES = "kmodes"
-
-
-class InvalidParameterError(ValueError, TypeError):
-    """A hyperparameter out of its range, worded as scikit-learn words it (segexp's config
-    check recognises the class by name and names the config key in its message)."""
-
-
-def _check_int(owner: str, name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise InvalidParameterError(
-            f"The '{name}' parameter of {owner} must be an int in the range [{low}, inf). "
-            f"Got {value!r} instead."
-        )
+_AT_LEAST_ONE = Interval(Integral, 1, None, closed="left")
 
 
 class KPrototypesClusterer(ClusterMixin, BaseEstimator):
     """k-prototypes on a prepared frame whose ``categorical`` columns hold category codes.
 
-    Parameters are ``KPrototypes``' own (``n_clusters``, ``init``, ``n_init``,
-    ``max_iter``, ``gamma``: the weight of one categorical mismatch against squared
-    numeric distance, None: kmodes' default, half the mean standard deviation of the
-    numeric columns; ``random_state``), plus ``categorical``: the positions of the
-    categorical columns in X, set by segexp's pipeline.
+    Parameters are ``KPrototypes``' own (``gamma``: the weight of one mismatch against
+    squared numeric distance; None: kmodes' default), plus ``categorical``, the codes'
+    positions in X, which segexp's pipeline sets.
     """
 
     # The pipeline's rule: clusterers with this flag get category codes, not one-hot.
     takes_categories = True
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "n_clusters": [_AT_LEAST_ONE],
+        "init": [StrOptions({"Huang", "Cao", "random"})],
+        "n_init": [_AT_LEAST_ONE],
+        "max_iter": [_AT_LEAST_ONE],
+        "gamma": [Interval(Real, 0, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "categorical": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -81,74 +62,43 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
         self.random_state = random_state
         self.categorical = categorical
 
-    def _check_params(self) -> list[int]:
-        owner = type(self).__name__
-        _check_int(owner, "n_clusters", self.n_clusters, 1)
-        _check_int(owner, "n_init", self.n_init, 1)
-        _check_int(owner, "max_iter", self.max_iter, 1)
-        if self.init not in INIT_CHOICES:
-            raise InvalidParameterError(
-                f"The 'init' parameter of {owner} must be a str among "
-                f"{{{', '.join(repr(c) for c in INIT_CHOICES)}}}. Got {self.init!r} instead."
-            )
-        gamma = self.gamma
-        if gamma is not None and (
-            isinstance(gamma, bool) or not isinstance(gamma, Real) or not gamma >= 0
-        ):
-            raise InvalidParameterError(
-                f"The 'gamma' parameter of {owner} must be a float in the range [0, inf) "
-                f"or None. Got {gamma!r} instead."
-            )
-        positions = [int(p) for p in (self.categorical or ())]
+    def fit(self, X, y=None):
+        self._validate_params()  # scikit-learn's checks and words: segexp names the config key
+        positions = sorted(int(p) for p in self.categorical or ())
         if len(set(positions)) != len(positions) or any(p < 0 for p in positions):
             raise InvalidParameterError(
-                f"The 'categorical' parameter of {owner} must be distinct column positions "
-                f">= 0. Got {self.categorical!r} instead."
+                f"The 'categorical' parameter of {type(self).__name__} must be distinct column "
+                f"positions >= 0. Got {self.categorical!r} instead."
             )
-        return sorted(positions)
-
-    def fit(self, X, y=None):
-        positions = self._check_params()
         X = validate_data(self, X, dtype=float)
         if positions and max(positions) >= X.shape[1]:
             raise ValueError(
                 f"categorical column position {max(positions)} is outside X's {X.shape[1]} columns"
             )
         self.categorical_ = positions
+        common: dict[str, Any] = {"n_clusters": self.n_clusters, "n_init": self.n_init}
+        common.update(max_iter=self.max_iter, random_state=self.random_state)
+        model: Any
+        self.gamma_: float | None = None
         if not positions:
-            model: Any = KMeans(
-                n_clusters=self.n_clusters,
-                n_init=self.n_init,
-                max_iter=self.max_iter,
-                random_state=self.random_state,
-            ).fit(X)
-            self.mode_, self.cost_, self.gamma_ = MODE_KMEANS, float(model.inertia_), None
+            model = KMeans(**common).fit(X)
+            self.mode_, self.cost_ = MODE_KMEANS, float(model.inertia_)
             self.cluster_centroids_ = np.asarray(model.cluster_centers_, dtype=float)
         elif len(positions) == X.shape[1]:
-            model = KModes(
-                n_clusters=self.n_clusters,
-                init=self.init,
-                n_init=self.n_init,
-                max_iter=self.max_iter,
-                random_state=self.random_state,
-            ).fit(X)
-            self.mode_, self.cost_, self.gamma_ = MODE_KMODES, float(model.cost_), None
+            model = KModes(init=self.init, **common).fit(X)
+            self.mode_, self.cost_ = MODE_KMODES, float(model.cost_)
             self.cluster_centroids_ = np.asarray(model.cluster_centroids_, dtype=float)
         else:
-            model = KPrototypes(
-                n_clusters=self.n_clusters,
-                init=self.init,
-                n_init=self.n_init,
-                max_iter=self.max_iter,
-                gamma=self.gamma,
-                random_state=self.random_state,
-            ).fit(X, categorical=positions)
-            self.mode_, self.cost_ = MODE_KPROTOTYPES, float(model.cost_)
-            self.gamma_ = float(model.gamma)
-            # kmodes returns numeric and decoded categorical centroids side by side, the
-            # numeric first; put them back in X's column order
-            centroids = np.asarray(model.cluster_centroids_, dtype=float)
+            model = KPrototypes(init=self.init, gamma=self.gamma, **common)
+            model.fit(X, categorical=positions)
+            self.mode_, self.cost_, self.gamma_ = (
+                MODE_KPROTOTYPES,
+                float(model.cost_),
+                float(model.gamma),
+            )
+            # kmodes puts the numeric centroids first; back in X's column order
             numeric = [i for i in range(X.shape[1]) if i not in set(positions)]
+            centroids = np.asarray(model.cluster_centroids_, dtype=float)
             self.cluster_centroids_ = centroids[:, np.argsort(numeric + positions)]
         self.model_ = model
         self.labels_ = np.asarray(model.labels_, dtype=np.int64)
@@ -159,7 +109,5 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=float)
         if self.mode_ == MODE_KPROTOTYPES:
-            labels = self.model_.predict(X, categorical=self.categorical_)
-        else:
-            labels = self.model_.predict(X)
-        return np.asarray(labels, dtype=np.int64)
+            return np.asarray(self.model_.predict(X, categorical=self.categorical_), dtype=np.int64)
+        return np.asarray(self.model_.predict(X), dtype=np.int64)

@@ -1,18 +1,7 @@
-"""Preprocessing + clusterer as one scikit-learn Pipeline, fitted on a customer table.
-
-The pipeline takes the raw customer columns, so the same object later assigns new
-customers with the training data's medians, bounds and categories:
-
-    prepare  ColumnTransformer
-               numeric:     log1p -> outliers (clip | winsorize) -> impute
-               categorical: as text -> impute (most frequent) -> one-hot (0/1 if binary)
-    scale    the configured scaler
-    cluster  the configured algorithm (``hydra.utils.instantiate``)
-
-A clusterer class with ``takes_categories = True`` (k-prototypes) gets one integer code
-per categorical column instead, placed after the numeric columns, which alone are scaled;
-its ``categorical`` parameter is set to the codes' positions. ``preprocess.impute: drop``
-removes incomplete rows before fitting; ``none`` refuses missing values.
+"""Preprocessing + clusterer as one scikit-learn Pipeline fitted on the raw customer columns,
+so the same object assigns new customers with the training data's medians, bounds and
+categories. A clusterer with ``takes_categories = True`` (k-prototypes) gets one integer
+code per categorical column, after the numeric columns, which alone are scaled.
 """
 
 from __future__ import annotations
@@ -80,31 +69,23 @@ class PreprocessOptions:
     @classmethod
     def from_config(cls, cfg: DictConfig | Mapping[str, Any] | None) -> PreprocessOptions:
         """Options from ``cfg.preprocess``; a bad value is a ConfigError naming its key."""
-        values = (
-            OmegaConf.to_container(cfg, resolve=True)
-            if isinstance(cfg, DictConfig)
-            else dict(cfg or {})
-        )
-        assert isinstance(values, dict)  # a DictConfig's container is a dict
+        given = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+        values = dict(cast("Mapping[str, Any]", given or {}))
         impute, outliers = str(values.get("impute", "none")), str(values.get("outliers", "none"))
         factor = values.get("iqr_factor", 1.5)
         limits = values.get("winsor_limits", (0.05, 0.95))
         neighbors = values.get("knn_neighbors", 5)
-        number = (int, float)
         rules = {
             "impute": (impute in IMPUTE_CHOICES, f"allowed values are {', '.join(IMPUTE_CHOICES)}"),
             "outliers": (
                 outliers in OUTLIER_CHOICES,
                 f"allowed values are {', '.join(OUTLIER_CHOICES)}",
             ),
-            "iqr_factor": (
-                isinstance(factor, number) and not isinstance(factor, bool) and factor >= 0,
-                "a number >= 0 (1.5 is usual)",
-            ),
+            "iqr_factor": (_is_number(factor) and factor >= 0, "a number >= 0 (1.5 is usual)"),
             "winsor_limits": (
                 isinstance(limits, list | tuple)
                 and len(limits) == 2
-                and all(isinstance(v, number) for v in limits)
+                and all(_is_number(v) for v in limits)
                 and 0 <= limits[0] < limits[1] <= 1,
                 "two quantiles [low, high] with 0 <= low < high <= 1 (e.g. [0.05, 0.95])",
             ),
@@ -116,26 +97,27 @@ class PreprocessOptions:
         got = {"impute": f"'{impute}'", "outliers": f"'{outliers}'"}
         for key, (ok, rule) in rules.items():
             if not ok:
-                shown = got.get(key) or repr(values.get(key))
-                raise ConfigError(f"preprocess.{key}: {rule}; got {shown}")
+                raise ConfigError(
+                    f"preprocess.{key}: {rule}; got {got.get(key) or repr(values.get(key))}"
+                )
         log_columns = values.get("log1p") or []
-        log_all = log_columns is True
-        if log_all:
-            log_columns = []
-        elif isinstance(log_columns, str):
-            log_columns = [log_columns]
         return cls(
             impute=impute,
             outliers=outliers,
             iqr_factor=float(factor),
             winsor_limits=(float(limits[0]), float(limits[1])),
-            log1p=tuple(str(c) for c in log_columns),
-            log1p_all=log_all,
+            log1p=() if log_columns is True else tuple(map(str, _as_list(log_columns))),
+            log1p_all=log_columns is True,
             knn_neighbors=neighbors,
         )
 
 
-# --- transformers (module level so fitted pipelines pickle and clone) -------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _as_list(value: Any) -> list:
+    return [value] if isinstance(value, str) else list(value)
 
 
 class Log1pColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -159,11 +141,8 @@ class Log1pColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 class OutlierClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Clip each column to bounds learnt at fit time; missing values pass through.
-
-    ``clip``: [Q1 - f*IQR, Q3 + f*IQR] (Tukey's fences); ``winsorize``: the
-    ``limits`` quantiles. New customers are clipped to the training bounds.
-    """
+    """Clip each column to bounds learnt at fit (``clip``: Tukey's fences, ``winsorize``:
+    the ``limits`` quantiles), so new customers are clipped to the training bounds."""
 
     def __init__(self, method: str = "clip", iqr_factor: float = 1.5, limits: tuple = (0.05, 0.95)):
         self.method = method
@@ -189,12 +168,8 @@ class OutlierClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """KNN imputation with neighbours found on standardized columns.
-
-    Plain ``KNNImputer`` measures distance in raw units, so income in dollars
-    would decide every neighbourhood; here each column counts equally. The
-    imputed value is the mean of the neighbours' raw values.
-    """
+    """KNN imputation with neighbours found on standardized columns (in raw units, income
+    in dollars would decide every neighbourhood); the value is the neighbours' raw mean."""
 
     def __init__(self, n_neighbors: int = 5):
         self.n_neighbors = n_neighbors
@@ -214,16 +189,14 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self.imputer_.transform((X - self.mean_) / self.scale_) * self.scale_ + self.mean_
 
 
-# --- building and fitting ---------------------------------------------------------------------
-
-
 def algorithm_params(algo_cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Resolved hyperparameters of an algo config, without Hydra's ``_target_`` keys."""
-    if isinstance(algo_cfg, DictConfig):
-        # OmegaConf types a container's keys as any DictKeyType; an algo config's are names
-        container = cast("dict[str, Any]", OmegaConf.to_container(algo_cfg, resolve=True))
-    else:
-        container = dict(algo_cfg)
+    container = cast(
+        "dict[str, Any]",
+        OmegaConf.to_container(algo_cfg, resolve=True)
+        if isinstance(algo_cfg, DictConfig)
+        else algo_cfg,
+    )
     return {k: v for k, v in container.items() if not (k.startswith("_") and k.endswith("_"))}
 
 
@@ -238,11 +211,8 @@ def split_feature_kinds(
     columns: Sequence[str], categorical: Sequence[str], frame: pd.DataFrame
 ) -> tuple[list[str], list[str]]:
     """Numeric and categorical feature columns (declared categorical or non-numeric dtype)."""
-    cats = [
-        c
-        for c in columns
-        if c in set(categorical) or not pd.api.types.is_numeric_dtype(frame[c].dtype)
-    ]
+    numeric = pd.api.types.is_numeric_dtype
+    cats = [c for c in columns if c in set(categorical) or not numeric(frame[c].dtype)]
     return [c for c in columns if c not in cats], cats
 
 
@@ -262,8 +232,7 @@ def _numeric_steps(numeric: Sequence[str], options: PreprocessOptions):
 
 
 def categories_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Category cells as text (missing: NaN): a code typed as a number in training (1)
-    and read as text from a new customers file ('1') is one category."""
+    """Category cells as text (missing: NaN): 1 in training and '1' in a new file are one."""
     frame = pd.DataFrame(frame)
     out = pd.DataFrame({c: as_text(frame[c]).astype(object) for c in frame.columns})
     return out.where(out.notna(), np.nan)
@@ -275,16 +244,12 @@ def takes_categories(clusterer: Any) -> bool:
 
 
 def build_scaler(scaler_cfg: Any) -> Any:
-    """The configured scaler. Hydra hands lists over, and scikit-learn's scalers take
-    their ranges as tuples (``MinMaxScaler(feature_range=(0, 10))``,
-    ``RobustScaler(quantile_range=(10, 90))``): list values become tuples."""
+    """The configured scaler, list values as tuples (Hydra hands lists; scikit-learn's ranges
+    are tuples: ``MinMaxScaler(feature_range=(0, 10))``)."""
     scaler = instantiate(scaler_cfg, _convert_="all")
-    if hasattr(scaler, "get_params") and hasattr(scaler, "set_params"):
-        params = scaler.get_params(deep=False)
-        lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
-        if lists:
-            scaler.set_params(**lists)
-    return scaler
+    params = scaler.get_params(deep=False) if hasattr(scaler, "get_params") else {}
+    lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
+    return scaler.set_params(**lists) if lists else scaler
 
 
 def build_prepare_step(
@@ -294,9 +259,8 @@ def build_prepare_step(
     *,
     as_codes: bool = False,
 ) -> ColumnTransformer:
-    """Column selection, log transform, outlier clipping, imputation and one-hot encoding
-    (``as_codes``: one integer code per categorical column; a category training never
-    saw is -1)."""
+    """Column selection, log1p, outliers, imputation and one-hot encoding (``as_codes``: one
+    integer code per categorical column; a category training never saw is -1)."""
     transformers = []
     if numeric:
         transformers.append(("num", _numeric_steps(numeric, options), list(numeric)))
@@ -306,11 +270,10 @@ def build_prepare_step(
             if as_codes
             else OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False)
         )
-        steps: list[tuple[str, Any]] = [("encode", encoder)]
-        if options.impute not in ("none", "drop"):
-            steps.insert(0, ("impute", SimpleImputer(strategy="most_frequent")))
         as_text = FunctionTransformer(categories_as_text, feature_names_out="one-to-one")
-        steps.insert(0, ("text", as_text))
+        imputes = options.impute not in ("none", "drop")
+        impute = [("impute", SimpleImputer(strategy="most_frequent"))] if imputes else []
+        steps = [("text", as_text), *impute, ("encode", encoder)]
         transformers.append(("cat", Pipeline(steps), list(categorical)))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
@@ -339,16 +302,16 @@ def check_preprocess_config(
                 raise ConfigError(
                     f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
                 )
-            negative = values < 0
-            if negative.any():
+            negative = int((values < 0).sum())
+            if negative:
+                remedy = (
+                    "list the columns to log instead of true (preprocess.log1p=[...])"
+                    if options.log1p_all
+                    else f"remove '{column}' from preprocess.log1p"
+                )
                 raise DataError(
-                    f"preprocess.log1p: column '{column}' has {int(negative.sum())} negative "
-                    f"values (min {values.min()}); log(1 + x) needs values >= 0: "
-                    + (
-                        "list the columns to log instead of true (preprocess.log1p=[...])"
-                        if options.log1p_all
-                        else f"remove '{column}' from preprocess.log1p"
-                    )
+                    f"preprocess.log1p: column '{column}' has {negative} negative values "
+                    f"(min {values.min()}); log(1 + x) needs values >= 0: {remedy}"
                 )
     return options
 
@@ -359,14 +322,11 @@ def _encoded_sources(prepare: ColumnTransformer, n_numeric: int) -> list[tuple[i
         return []
     features = next(columns for name, _, columns in prepare.transformers_ if name == "cat")
     encoder = prepare.named_transformers_["cat"][-1]
-    names = list(prepare.get_feature_names_out())
-    out, position = [], n_numeric
-    for i, feature in enumerate(features):
-        dropped = encoder.drop_idx_ is not None and encoder.drop_idx_[i] is not None
-        for _ in range(len(encoder.categories_[i]) - int(dropped)):
-            out.append((position, names[position], str(feature)))
-            position += 1
-    return out
+    dropped = encoder.drop_idx_ if encoder.drop_idx_ is not None else [None] * len(features)
+    counts = [len(c) - (d is not None) for c, d in zip(encoder.categories_, dropped, strict=True)]
+    sources = np.repeat(np.asarray(features, dtype=str), counts)
+    names = prepare.get_feature_names_out()[n_numeric:]
+    return [(n_numeric + i, str(names[i]), str(f)) for i, f in enumerate(sources)]
 
 
 def dominance_warnings(
@@ -376,13 +336,8 @@ def dominance_warnings(
     labels: np.ndarray,
     n_numeric: int,
 ) -> list[str]:
-    """Warn when an encoded 0/1 column dominates distances after scaling.
-
-    Flagged when the column carries at least an equal share of the variance the
-    clusterer sees (standardized dummies always do), or when every segment is
-    almost pure in it: a standardized gender dummy alone splits the Mall
-    customers into women's and men's segments.
-    """
+    """Warn when an encoded 0/1 column carries at least an equal share of the variance, or
+    every segment is almost pure in it (a standardized gender dummy splits the Mall by gender)."""
     variances = transformed.var(axis=0)
     total = float(variances.sum())
     if total <= 0 or transformed.shape[1] < 2:
@@ -426,8 +381,7 @@ def fit_segmentation(
     """Fit preprocessing and clusterer on the feature columns; return labels and spaces."""
     options = check_preprocess_config(preprocess_cfg, frame, columns)
     features = frame[list(columns)]
-    kept = np.arange(len(frame))
-    dropped = 0
+    kept, dropped = np.arange(len(frame)), 0
     present = features.notna().all(axis=1).to_numpy()
     if options.impute == "drop":
         kept, dropped = kept[present], int((~present).sum())
@@ -454,18 +408,16 @@ def fit_segmentation(
     transformed = np.asarray(scaler.fit_transform(encoded), dtype=float)
     labels = np.asarray(clusterer.fit_predict(transformed)).astype(int)
     fit_seconds = time.perf_counter() - started
-    pipeline = Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)])
     notes: dict[str, float] = {}
     if options.outliers != "none" and numeric:
-        notes["outlier_cells_clipped"] = float(
-            prepare.named_transformers_["num"].named_steps["outliers"].n_clipped_
-        )
+        clipper = prepare.named_transformers_["num"].named_steps["outliers"]
+        notes["outlier_cells_clipped"] = float(clipper.n_clipped_)
     return FittedSegmentation(
-        pipeline=pipeline,
-        features=features,
-        transformed=transformed,
-        labels=labels,
-        fit_seconds=fit_seconds,
+        Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)]),
+        features,
+        transformed,
+        labels,
+        fit_seconds,
         kept_rows=kept,
         dropped_rows=dropped,
         warnings=(
@@ -480,28 +432,21 @@ def fit_segmentation(
 
 def _mode_warnings(clusterer: Any) -> list[str]:
     """What a categories-taking clusterer fell back to (k-prototypes without categories)."""
-    mode = getattr(clusterer, "mode_", None)
-    if mode == "kmeans":
-        return [
-            "no categorical feature among features.columns: k-prototypes without categories "
-            "is k-means, so k-means ran on the numeric columns; list a categorical column "
-            "(e.g. features.columns=[gender,age,annual_income]) to cluster mixed data"
-        ]
-    if mode == "kmodes":
-        return [
-            "no numeric feature among features.columns: k-prototypes without numbers is "
-            "k-modes, so k-modes ran on the categorical columns"
-        ]
-    return []
+    said = {
+        "kmeans": "no categorical feature among features.columns: k-prototypes without "
+        "categories is k-means, so k-means ran on the numeric columns; list a categorical "
+        "column (e.g. features.columns=[gender,age,annual_income]) to cluster mixed data",
+        "kmodes": "no numeric feature among features.columns: k-prototypes without numbers is "
+        "k-modes, so k-modes ran on the categorical columns",
+    }.get(getattr(clusterer, "mode_", None) or "")
+    return [said] if said else []
 
 
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:
-    """Fit the segmentation a composed job config describes (features, preprocess, scaler,
-    algo) on a customer table (``table``: its loaded CustomerTable, for the column roles)."""
+    """Fit the segmentation a composed job config describes (``table``: the loaded table)."""
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns
     listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
-    _, columns = resolve_features(
-        listed if isinstance(listed, list) else str(listed), "custom", table
-    )
+    wanted = listed if isinstance(listed, list) else str(listed)
+    _, columns = resolve_features(wanted, "custom", table)
     return fit_segmentation(frame, columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo)

@@ -1,9 +1,5 @@
-"""What a job config asks for, named the way params, run names and config keys show it.
-
-Shared by every engine (scikit-learn in ``segexp.jobs.job``, Spark in
-``segexp.engines.spark``): the job's parts as the command line names them, its
-params and run name, the hash that tells two configurations apart, and the
-files every run holds about its input (the resolved config, the MLflow dataset).
+"""What a job config asks for, named as params, run names and config keys show it: shared
+by every engine, with the files every run holds about its input (config, MLflow dataset).
 """
 
 from __future__ import annotations
@@ -15,10 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.object_type import ObjectType
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 from segexp.contract import TAG_PREFIX
 from segexp.data import SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, CustomerTable
 from segexp.data.features import ALL_NUMERIC, DEFAULT
@@ -27,7 +24,6 @@ from segexp.model.pipeline import algorithm_params, algorithm_uses
 
 log = logging.getLogger("segexp")
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 TAG_CONFIG_KEY = TAG_PREFIX + "config_key"
 SCHEMA_FILE = "schema.json"  # every column's role, as the run saw the table
 
@@ -119,27 +115,42 @@ def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
     composed = OmegaConf.select(cfg, "hydra.runtime.choices")  # compose(return_hydra_config)
     if composed:
         return {str(k): str(v) for k, v in composed.items()}
-    # a config without its hydra node (compose() in a notebook): the options it matches
-    return {group: _matching_option(cfg, group) for group in NAMED_GROUPS}
+    if GlobalHydra.instance().is_initialized():
+        return _matching_options(cfg)
+    with initialize_config_module("segexp.conf", version_base="1.3"):
+        return _matching_options(cfg)
 
 
-def _matching_option(cfg: DictConfig, group: str) -> str:
-    """The packaged (or the user's) option of ``group`` whose content the config holds:
-    the same ``_target_`` for algo and scaler, the same columns for features; else custom."""
-    key = "columns" if group == "features" else "_target_"
-    node = OmegaConf.to_container(cfg[group], resolve=False)
-    assert isinstance(node, dict)  # algo, scaler and features are config groups
-    wanted = node.get(key)
-    folders = [PACKAGE_DIR / "conf" / group]
-    user = user_conf_dir()
-    if user is not None:
-        folders.insert(0, user / group)
-    for folder in folders:
-        for path in sorted(folder.glob("*.yaml")):
-            option = yaml.safe_load(path.read_text()) or {}
-            if isinstance(option, dict) and option.get(key) == wanted:
-                return path.stem
-    return "custom"
+def _matching_options(cfg: DictConfig) -> dict[str, str]:
+    """For a config without its hydra node (compose() in a notebook): per group, the first
+    option in Hydra's config sources (the user's, then segexp's) with the same ``_target_``
+    (algo, scaler) or columns (features); else 'custom'."""
+    sources = GlobalHydra.instance().config_loader().get_sources()
+    named = {}
+    for group in NAMED_GROUPS:
+        key = "columns" if group == "features" else "_target_"
+        wanted = OmegaConf.to_container(cfg[group], resolve=False)
+        assert isinstance(wanted, dict)  # algo, scaler and features are config groups
+        options = (
+            (source, name)
+            for source in sources
+            if source.is_group(group)
+            for name in sorted(source.list(group, ObjectType.CONFIG))
+        )
+        named[group] = next(
+            (
+                name
+                for source, name in options
+                if _raw(source.load_config(f"{group}/{name}").config).get(key) == wanted.get(key)
+            ),
+            "custom",
+        )
+    return named
+
+
+def _raw(node: Any) -> dict:
+    raw = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    return raw if isinstance(raw, dict) else {}
 
 
 def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:

@@ -1,16 +1,5 @@
-"""Fitted models as files that load without running code: skops, with segexp's list of types.
-
-A pickle runs whatever its author put in it when loaded, so anyone who can write a
-tracking store could run code on the machine of whoever promotes or scores from it.
-segexp writes its pipelines (``model/pipeline.skops``) and promoted assigners
-(``assigner.skops``) with ``skops.io`` and loads only types it trusts: scikit-learn's
-(skops trusts those itself), ``TRUSTED_TYPES`` (checked by ``tests/tools/test_trust.py``)
-and the ``_target_`` classes of the user's own ``algo``/``scaler`` configs (their code).
-Any other type is refused with a ``TrackingError`` naming it, and nothing is built.
-Older segexp's pickles load only with ``SEGEXP_TRUST_PICKLE=1`` (README, "Trust model").
-
-Birch's CF tree cannot be stored: the stored pipeline holds ``FittedBirch``, which
-predicts as the fitted Birch did.
+"""Fitted models as skops files that load only types segexp trusts (docs/trust.md): a pickle
+runs whatever its author put in it, so anyone who can write a store could run code here.
 """
 
 from __future__ import annotations
@@ -20,7 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
+import yaml
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import Birch
 from sklearn.metrics import pairwise_distances_argmin
@@ -72,10 +63,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 
 
 class FittedBirch(ClusterMixin, BaseEstimator):
-    """A fitted Birch's prediction without its CF tree (which skops cannot store).
-
-    ``predict`` is Birch's own: the label of the nearest subcluster centre.
-    """
+    """A fitted Birch's prediction (the nearest subcluster's label) without its CF tree,
+    which skops cannot store."""
 
     def __init__(self, threshold: float = 0.5, branching_factor: int = 50, n_clusters=3):
         self.threshold = threshold
@@ -116,6 +105,12 @@ def storable(pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
+def _skops() -> Any:
+    import skops.io  # here: importing skops walks every scikit-learn module (~0.5 s)
+
+    return skops.io
+
+
 def save(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` (a fitted pipeline or an assigner) as a skops file."""
     path = Path(path)
@@ -123,42 +118,32 @@ def save(obj: Any, path: str | Path) -> Path:
         obj = storable(obj)
     elif isinstance(getattr(obj, "pipeline", None), Pipeline):  # a SegmentAssigner
         obj = replace(obj, pipeline=storable(obj.pipeline))
-    import skops.io as sio  # here: importing skops walks every scikit-learn module (~0.5 s)
-
-    sio.dump(obj, path)
+    _skops().dump(obj, path)
     return path
 
 
-USER_TARGET_GROUPS = ("algo", "scaler")
+def _targets(node: Any) -> set[str]:
+    """Every ``_target_`` text in a YAML document."""
+    if isinstance(node, dict):
+        return set().union(
+            *(
+                {v} if k == "_target_" and isinstance(v, str) else _targets(v)
+                for k, v in node.items()
+            )
+        )
+    return set().union(*map(_targets, node)) if isinstance(node, list) else set()
 
 
 def user_targets(folder: Path | None = None) -> set[str]:
-    """Every ``_target_`` named in the ``algo`` and ``scaler`` configs of the user's own
-    folder (``$SEGEXP_CONF_DIR`` or ``./conf``): the user's code, so runs of it store them."""
+    """Every ``_target_`` in the ``algo`` and ``scaler`` configs of the user's own folder
+    (``$SEGEXP_CONF_DIR`` or ``./conf``): the user's code, so runs of it store them."""
     if folder is None:  # as hydra_plugins.segexp_sweep.user_conf finds it (not shipped in models)
         configured = os.environ.get("SEGEXP_CONF_DIR")
         folder = Path(configured).expanduser() if configured else Path.cwd() / "conf"
-    if not folder.is_dir():
-        return set()
-    import yaml
-
     found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "_target_" and isinstance(value, str):
-                    found.add(value)
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    files = [f for group in USER_TARGET_GROUPS for f in sorted((folder / group).glob("*.yaml"))]
-    for file in files:
+    for file in sorted([*folder.glob("algo/*.yaml"), *folder.glob("scaler/*.yaml")]):
         try:
-            walk(yaml.safe_load(file.read_text()))
+            found |= _targets(yaml.safe_load(file.read_text()))
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             continue  # Hydra reports a broken file of the user's when it is composed
     return found
@@ -170,16 +155,12 @@ def trusted_types() -> list[str]:
 
 
 def load(path: str | Path, what: str | None = None) -> Any:
-    """Load a skops file segexp wrote; TrackingError naming any type outside the list.
-
-    ``what`` names the file for the message, e.g. ``run 1a2b...: model/pipeline.skops``.
-    """
-    import skops.io as sio
-
-    path = Path(path)
+    """Load a skops file segexp wrote; TrackingError naming any type outside the list
+    (``what`` names the file: ``run 1a2b...: model/pipeline.skops``)."""
+    sio = _skops()
     what = what or str(path)
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        untrusted = sio.get_untrusted_types(file=Path(path))
     except Exception as exc:  # not a skops file at all (truncated, a zip of something else)
         raise TrackingError(
             f"{what} is not a readable skops file ({type(exc).__name__}: "
@@ -194,7 +175,7 @@ def load(path: str | Path, what: str | None = None) -> Any:
             "and its own types; re-create the run with segexp-rerun run_id=<id>, or add the "
             "class to an algo config in your own conf folder if it is yours"
         )
-    return sio.load(path, trusted=allowed)
+    return sio.load(Path(path), trusted=allowed)
 
 
 def pickle_trusted() -> bool:
@@ -210,6 +191,4 @@ def load_pickle(path: str | Path, what: str, remedy: str) -> Any:
             f"code its author put in it, so segexp does not load it: {remedy}; or, "
             f"only if you trust everyone who can write this store, set {TRUST_PICKLE_ENV}=1"
         )
-    import joblib
-
     return joblib.load(path)
