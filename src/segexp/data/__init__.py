@@ -39,10 +39,13 @@ def transaction_defaults() -> dict[str, Any]:
     return config_option("data", "transactions_sample") or {}
 
 
-def looks_like_transactions(columns: list[str], source: str) -> bool:
+def looks_like_transactions(
+    columns: list[str], source: str, log_cfg: Mapping[str, Any] | None = None
+) -> bool:
     """A log has a customer id, an invoice id, a date, and quantity + unit price or an
-    amount (headers per the transaction option's aliases)."""
-    found = set(canonical_headers(columns, transaction_defaults()["aliases"], source).values())
+    amount (headers per the aliases of ``log_cfg``, default the transaction option)."""
+    aliases = (log_cfg or transaction_defaults())["aliases"]
+    found = set(canonical_headers(columns, aliases, source).values())
     needed = {"customer_id", "invoice_id", "invoice_date"}
     return needed <= found and ({"quantity", "unit_price"} <= found or "amount" in found)
 
@@ -74,9 +77,9 @@ def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
                 f"no {what} rows; add rows below the header"
             )
     columns = [str(c) for c in frame.columns]
-    if kind == "auto" and path and looks_like_transactions(columns, source):
+    log_cfg = transaction_defaults() if kind == "auto" and path else {}
+    if log_cfg and looks_like_transactions(columns, source, log_cfg):
         kind = "transactions"
-        log_cfg = transaction_defaults()
         log_cfg.update(
             {k: data_cfg[k] for k in _READING_KEYS.split() if data_cfg.get(k) is not None}
         )
