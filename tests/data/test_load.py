@@ -10,7 +10,7 @@ import pytest
 from conftest import mall_data_cfg
 
 from segexp.data import load_customers
-from segexp.data.load import detect_delimiter
+from segexp.data.read import detect_delimiter
 from segexp.data.samples import generate_mall_sample
 
 CANONICAL = ["customer_id", "gender", "age", "annual_income", "spending_score"]

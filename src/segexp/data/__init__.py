@@ -1,25 +1,16 @@
 """Tables in: read a customer table or a transaction log, check it, name its columns.
 
-``load_customers(cfg.data)`` is the one entry: it picks the reader by the
-data's ``kind`` (``customers``: :mod:`segexp.data.load`; ``transactions``: the
-log is read by the same reader and turned into one row per customer by
-:mod:`segexp.data.rfm`), or generates a built-in sample (:mod:`segexp.data.samples`)
-when no ``path`` is set.
+``load_customers(cfg.data)`` is the one entry: a file (a transaction log becomes one row
+per customer, :mod:`segexp.data.rfm`) or, without ``path``, a built-in sample.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from omegaconf import OmegaConf
-
+from segexp.data.features import config_option
 from segexp.data.load import (
     CustomerTable,
     canonical_headers,
@@ -39,128 +30,59 @@ KINDS = ("auto", "customers", "transactions")
 TRANSACTIONS_CONFIG = (
     Path(__file__).resolve().parents[1] / "conf" / "data" / "transactions_sample.yaml"
 )
-# what a transaction log's data config takes from the config it was read with: how the
-# file is read, and the RFM rules (every data option has them, so hints name keys that exist)
-_READING_KEYS = (
-    "rfm",
-    "path",
-    "source_name",
-    "delimiter",
-    "encoding",
-    "quotechar",
-    "format",
-    "decimal",
-    "missing_values",
-)
-
-
-def read_source(
-    data_cfg: Mapping[str, Any], kind: str
-) -> tuple[pd.DataFrame, str, np.ndarray | None]:
-    """The raw table (file or built-in sample), its source name and its file row numbers."""
-    path = data_cfg.get("path")
-    if path in (None, ""):
-        sample_cfg = dict(data_cfg.get("sample") or {})
-        if kind == "transactions":
-            frame = generate_transactions(
-                n_customers=int(sample_cfg.get("n_customers", 300)),
-                seed=int(sample_cfg.get("seed", 7)),
-            )
-            return frame, TRANSACTIONS_SAMPLE_SOURCE, None
-        frame = generate_mall_sample(
-            n_customers=int(sample_cfg.get("n_customers", 200)),
-            seed=int(sample_cfg.get("seed", 7)),
-        )
-        return frame, SAMPLE_SOURCE, None
-    # source_name: what runs call the data instead of its path (segexp.run/sweep on a DataFrame)
-    source = str(data_cfg.get("source_name") or Path(str(path)).expanduser())
-    frame, file_rows = read_table(path, data_cfg)
-    what = "transaction" if kind == "transactions" else "customer"
-    if frame.empty:
-        raise DataError(
-            f"{source}: the file has a header ({', '.join(map(str, frame.columns))}) but no "
-            f"{what} rows; add rows below the header"
-        )
-    return frame, source, file_rows
-
-
-_LOADED: dict[str, CustomerTable] = {}  # jobs of one sweep in one process share the table
-_LOADED_MAX = 4
-
-
-def _load_key(data_cfg: Mapping[str, Any]) -> str | None:
-    """The data config plus the file's identity and modification time; None: do not cache."""
-    try:
-        container = (
-            OmegaConf.to_container(data_cfg, resolve=True)
-            if OmegaConf.is_config(data_cfg)
-            else dict(data_cfg)
-        )
-        key = json.dumps(container, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        return None
-    assert isinstance(container, dict)  # data_cfg is a mapping, so is its container
-    path = container.get("path")
-    if path:
-        try:
-            stat = Path(str(path)).expanduser().stat()
-        except OSError:
-            return None  # reading it will raise the user-facing error
-        key += f"|{Path(str(path)).expanduser().resolve()}|{stat.st_mtime_ns}|{stat.st_size}"
-    return key
-
-
-def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
-    """Load the configured data as one row per customer, checked, with canonical names.
-
-    ``kind: customers`` (default) reads a customer table; ``kind: transactions``
-    reads a transaction log and builds recency/frequency/monetary features
-    (see :mod:`segexp.data.rfm`), whose rule counts land in ``CustomerTable.notes``.
-    The table is kept for the next job of a sweep with the same data config and an
-    unchanged file; callers copy rows before changing them.
-    """
-    key = _load_key(data_cfg)
-    if key is not None and key in _LOADED:
-        return _LOADED[key]
-    table = _load_uncached(data_cfg)
-    if key is not None:
-        if len(_LOADED) >= _LOADED_MAX:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = table
-    return table
+# what a log found by kind=auto keeps of its data config: how the file is read, the RFM rules
+_READING_KEYS = "rfm path source_name delimiter encoding quotechar format decimal missing_values"
 
 
 def transaction_defaults() -> dict[str, Any]:
-    """The packaged transaction-log data config (aliases, RFM rules, default features)."""
-    return copy.deepcopy(_packaged_transaction_config())
+    """The transaction-log data option (aliases, RFM rules, default features), through Hydra."""
+    return config_option("data", "transactions_sample") or {}
 
 
-@lru_cache(maxsize=1)
-def _packaged_transaction_config() -> dict[str, Any]:
-    loaded = OmegaConf.to_container(OmegaConf.load(TRANSACTIONS_CONFIG), resolve=True)
-    assert isinstance(loaded, dict)  # the packaged file is a mapping
-    return {str(k): v for k, v in loaded.items()}
-
-
-def looks_like_transactions(columns: list[str], source: str) -> bool:
-    """A customer id that repeats is no customer table: a log has a customer id, an invoice
-    id, a date, and quantity + unit price or an amount (headers per the packaged aliases)."""
-    aliases = transaction_defaults()["aliases"]
+def looks_like_transactions(
+    columns: list[str], source: str, log_cfg: Mapping[str, Any] | None = None
+) -> bool:
+    """A log has a customer id, an invoice id, a date, and quantity + unit price or an
+    amount (headers per the aliases of ``log_cfg``, default the transaction option)."""
+    aliases = (log_cfg or transaction_defaults())["aliases"]
     found = set(canonical_headers(columns, aliases, source).values())
     needed = {"customer_id", "invoice_id", "invoice_date"}
     return needed <= found and ({"quantity", "unit_price"} <= found or "amount" in found)
 
 
-def _load_uncached(data_cfg: Mapping[str, Any]) -> CustomerTable:
+def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
+    """The configured data as one row per customer, checked, with canonical names
+    (a transaction log's RFM rule counts in ``CustomerTable.notes``)."""
     kind = str(data_cfg.get("kind") or "customers")
     if kind not in KINDS:
         raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")
-    frame, source, file_rows = read_source(data_cfg, "customers" if kind == "auto" else kind)
+    path = data_cfg.get("path")
+    if path in (None, ""):
+        sample = dict(data_cfg.get("sample") or {})
+        seed, file_rows = int(sample.get("seed", 7)), None
+        if kind == "transactions":
+            frame = generate_transactions(int(sample.get("n_customers", 300)), seed)
+            source = TRANSACTIONS_SAMPLE_SOURCE
+        else:
+            frame = generate_mall_sample(int(sample.get("n_customers", 200)), seed)
+            source = SAMPLE_SOURCE
+    else:
+        # source_name: what runs call the data instead of its path (segexp.run on a DataFrame)
+        source = str(data_cfg.get("source_name") or Path(str(path)).expanduser())
+        frame, file_rows = read_table(path, data_cfg)
+        if frame.empty:
+            what = "transaction" if kind == "transactions" else "customer"
+            raise DataError(
+                f"{source}: the file has a header ({', '.join(map(str, frame.columns))}) but "
+                f"no {what} rows; add rows below the header"
+            )
     columns = [str(c) for c in frame.columns]
-    if kind == "auto" and data_cfg.get("path") and looks_like_transactions(columns, source):
+    log_cfg = transaction_defaults() if kind == "auto" and path else {}
+    if log_cfg and looks_like_transactions(columns, source, log_cfg):
         kind = "transactions"
-        log_cfg = transaction_defaults()
-        log_cfg.update({k: data_cfg[k] for k in _READING_KEYS if data_cfg.get(k) is not None})
+        log_cfg.update(
+            {k: data_cfg[k] for k in _READING_KEYS.split() if data_cfg.get(k) is not None}
+        )
         data_cfg = log_cfg
     aliases = dict(data_cfg.get("aliases") or {})
     renames = canonical_headers(columns, aliases, source)

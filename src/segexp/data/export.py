@@ -1,15 +1,7 @@
 """The one way segexp writes CSV: text cells a spreadsheet may run as formulas are escaped.
 
-OWASP "CSV injection": a cell whose first character is ``=``, ``+``, ``-``, ``@``, a tab
-or a carriage return may run as a formula when the file is opened in a spreadsheet.
-Every CSV segexp writes (the tools' outputs, the sweep's leaderboard, EDA and profile
-tables) goes through ``write_table`` or ``csv_text``, which prefix such cells (header
-and index included) with a single quote, as OWASP recommends. A plain number
-(``-3.5``, ``+12``, ``-1e5``) is a number, not a formula, and is left alone.
-``segexp-predict`` alone keeps the input's cells unchanged unless
-``escape_formulas=true`` (it counts them in a warning instead).
-
-Here, below the tools and the tracking layer, so that every writer can use it.
+A cell starting with ``= + - @``, a tab or a carriage return gets a leading ``'`` (OWASP "CSV
+injection"), header and index included; plain numbers (``-3.5``, ``+12``) are left alone.
 """
 
 from __future__ import annotations
@@ -50,10 +42,6 @@ def _formula_mask(values: pd.Series) -> pd.Series | None:
     return None
 
 
-def _escape_labels(labels: pd.Index) -> pd.Index:
-    return labels.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v)
-
-
 def formula_counts(frame: pd.DataFrame) -> dict[str, int]:
     """{column: formula-looking cells} of the columns that have any (header cells last)."""
     counts: dict[str, int] = {}
@@ -76,8 +64,8 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         if mask is not None:
             text = column.astype(object)
             escaped.isetitem(i, text.where(~mask, FORMULA_PREFIX + text.astype(str)))
-    escaped.columns = _escape_labels(frame.columns)
-    escaped.index = _escape_labels(frame.index)
+    escaped.columns = frame.columns.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v)
+    escaped.index = frame.index.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v)
     return escaped
 
 
@@ -94,9 +82,8 @@ def write_table(
     escape: bool = True,
     index: bool = False,
 ) -> None:
-    """``frame`` into ``path`` as ``fmt`` (csv, tsv, parquet: pass the user's format when
-    ``path`` is a temporary name); CSV/TSV cells formula-escaped unless ``escape=False``.
-    An Arrow table keeps its column types in Parquet."""
+    """``frame`` into ``path`` as ``fmt`` (csv, tsv, parquet: ``path`` may be a temporary
+    name); CSV/TSV cells formula-escaped unless ``escape=False``."""
     if fmt == "parquet":
         if isinstance(frame, pa.Table):
             pq.write_table(frame, path)

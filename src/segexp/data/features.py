@@ -1,105 +1,86 @@
-"""Which columns a job clusters on: a list of the file's columns, every numeric one, or the
-data's default option.
-
-``features.columns`` is a list of column names (the file's own headers or the
-canonical names the data config maps them to), ``all_numeric`` (every numeric
-column of the table's schema) or ``default``: the features option the data
-config names in ``data.default_features`` when the table has its columns
-(``income_spending`` for the Mall table, ``rfm`` for a transaction log), else
-``all_numeric``.
-"""
+"""Which columns a job clusters on: a list, every numeric column (``all_numeric``), or the
+data's default option (``default``: the features option ``data.default_features`` names when
+the table has its columns, else ``all_numeric``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-import yaml
+from hydra import initialize_config_module
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from segexp.data.load import CustomerTable
-from segexp.errors import ConfigError, DataError
+from segexp.errors import CONFIG_PATH, ConfigError, DataError
 
 ALL_NUMERIC = "all_numeric"
 DEFAULT = "default"
-PACKAGE_FEATURES = Path(__file__).resolve().parents[1] / "conf" / "features"
-
-
-def _option_folders() -> list[Path]:
-    """Where features options are, in Hydra's order: the user's conf/features, segexp's."""
-    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-
-    user = user_conf_dir()
-    return ([user / "features"] if user is not None else []) + [PACKAGE_FEATURES]
-
-
-def _option_file(option: str) -> Path | None:
-    folders = _option_folders()
-    return next((f / f"{option}.yaml" for f in folders if (f / f"{option}.yaml").is_file()), None)
-
-
-def _options() -> list[str]:
-    """The features options there are: segexp's and the user's own conf/features files."""
-    return sorted({f.stem for folder in _option_folders() for f in folder.glob("*.yaml")})
-
-
-def option_columns(option: str) -> list[str] | str | None:
-    """The ``columns`` of a features option file (a list, or all_numeric); None if absent."""
-    path = _option_file(option)
-    if path is None:
-        return None
-    listed = (yaml.safe_load(path.read_text()) or {}).get("columns")
-    if isinstance(listed, list):
-        return [str(c) for c in listed]
-    return str(listed) if isinstance(listed, str) else None
-
-
 _LISTED = 12  # columns a message lists
+
+
+@contextmanager
+def _config_loader() -> Iterator[ConfigLoader]:
+    """Hydra's config loader: the running app's, else one on segexp's configs."""
+    if GlobalHydra.instance().is_initialized():
+        yield GlobalHydra.instance().config_loader()
+        return
+    with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+
+
+def config_option(group: str, name: str) -> dict[str, Any] | None:
+    """An option file of a config group, found on Hydra's search path (the user's conf/
+    first, then segexp's); None if there is none."""
+    with _config_loader() as loader:
+        for source in loader.get_sources():
+            if source.is_config(f"{group}/{name}"):
+                loaded = OmegaConf.to_container(source.load_config(f"{group}/{name}").config)
+                assert isinstance(loaded, dict)  # an option file is a mapping
+                return {str(k): v for k, v in loaded.items() if k != "defaults"}
+    return None
 
 
 def _available(table: CustomerTable) -> str:
     """The table's other columns with the role the schema gave each (and why)."""
-    skip = {table.id_column, table.label_column}
-    others = [str(c) for c in table.frame.columns if c not in skip]
+    others = [str(c) for c in table.frame.columns if c not in {table.id_column, table.label_column}]
     if not others:
         kept = ", ".join(f"{c!r}" for c in (table.id_column, table.label_column) if c)
         return f"the table has no column besides {kept or 'its ids'}"
     more = f", ... ({len(others) - _LISTED} more)" if len(others) > _LISTED else ""
-    others = others[:_LISTED]
-    if table.schema is None:
-        return "columns: " + ", ".join(others) + more
-    roles = (table.schema.role(c) for c in others)
-    return (
-        "columns: "
-        + ", ".join(
-            f"{r.column} ({r.role}: {r.reason})" if r is not None else c
-            for c, r in zip(others, roles, strict=True)
-        )
-        + more
-    )
+    roles = [table.schema.role(c) if table.schema else None for c in others[:_LISTED]]
+    pairs = zip(others[:_LISTED], roles, strict=True)
+    shown = [f"{r.column} ({r.role}: {r.reason})" if r else c for c, r in pairs]
+    return "columns: " + ", ".join(shown) + more
 
 
 def _all_numeric(table: CustomerTable) -> list[str]:
-    columns = table.numeric
-    if not columns:
+    if not table.numeric:
         raise DataError(
             f"{table.source}: features=all_numeric found no numeric column; "
             f"{_available(table)}; set data.numeric=[...] or features.columns=[...]"
         )
-    return columns
+    return table.numeric
 
 
 def resolve_features(listed: Any, choice: str, table: CustomerTable) -> tuple[str, list[str]]:
-    """(the name runs use for the features, the table columns they are)."""
+    """(the name runs use for the features, the table columns they are); ``listed`` is the
+    composed ``features.columns``, ``choice`` the features option the job was composed with."""
     if listed == DEFAULT:
         option = table.default_features
-        if option and _option_file(option) is None:
+        found = config_option("features", option) if option else None
+        if option and found is None:
+            with _config_loader() as loader:
+                options = ", ".join(loader.get_group_options("features"))
             raise ConfigError(
-                f"data.default_features: a features option ({', '.join(_options())}); "
+                f"data.default_features: a features option ({options}); "
                 f"got {option!r}, which no conf/features file defines"
             )
-        columns = option_columns(option) if option else None
+        columns = (found or {}).get("columns")
         if isinstance(columns, list) and all(c in table.frame.columns for c in columns):
-            return str(option), columns
+            return str(option), [str(c) for c in columns]
         return ALL_NUMERIC, _all_numeric(table)
     if listed == ALL_NUMERIC:
         return (ALL_NUMERIC if choice in (DEFAULT, "features") else choice), _all_numeric(table)
@@ -112,14 +93,11 @@ def resolve_features(listed: Any, choice: str, table: CustomerTable) -> tuple[st
         raise ConfigError("features.columns: list at least one column; got an empty list")
     columns = [table.column_named(str(c)) for c in listed]
     missing = [c for c in columns if c not in table.frame.columns]
-    named_option = choice not in (DEFAULT, "features", "custom") and option_columns(choice) == [
-        str(c) for c in listed
-    ]
-    if missing and named_option:
-        numeric = ", ".join(table.numeric) or "none"
+    if missing and choice not in (DEFAULT, "features", "custom"):  # a named option's columns
         raise DataError(
             f"{table.source}: features={choice} needs column(s) {', '.join(missing)}, which "
             f"the table does not have; use features=all_numeric (its numeric columns: "
-            f"{numeric}) or features.columns=[...] ({_available(table)})"
+            f"{', '.join(table.numeric) or 'none'}) or features.columns=[...] "
+            f"({_available(table)})"
         )
     return ("custom" if choice == DEFAULT else choice), columns

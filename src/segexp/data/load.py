@@ -1,18 +1,7 @@
-"""Loading customer tables: files or built-in samples, canonical names, checks with clear errors.
+"""Customer tables: canonical column names, checks with one-line errors, a fingerprint.
 
-The data config (``conf/data/*.yaml``) declares what the file is (``kind``:
-a customer table, or a transaction log turned into one row per customer by
-:mod:`segexp.rfm`), where it is, how to read it (delimiter, encoding, quoting;
-detected when not set) and what its columns mean: the canonical id, numeric,
-categorical and date columns, and header aliases. Loading maps whatever header
-variant the file uses (``Genre``/``Gender``, ``Annual Income (k$)``,
-snake_case ...) onto the canonical names, keeps ids as text (zero padding is
-part of an id), refuses data it cannot use with a one-line ``DataError``
-(file, column, first rows, fix) and fingerprints the resulting table so every
-run records exactly which data it saw.
-
-Row numbers in messages are file rows with the header as row 1 (text files);
-Parquet rows count from 1.
+Header variants (``Genre``, ``Annual Income (k$)``) map onto canonical names (``data.aliases``);
+ids stay text (zero padding is part of an id); the fingerprint records which data a run saw.
 """
 
 from __future__ import annotations
@@ -37,40 +26,22 @@ from segexp.data.messages import (
     plain,
     row_numbers,
 )
-from segexp.data.read import (
-    DEFAULT_MISSING_VALUES,
-    as_text,
-    detect_delimiter,
-    read_table_file,
-)
-from segexp.data.schema import (
-    AUTO,
-    UNIQUE_IN_EVERY_ROW,
-    Schema,
-    derive_columns,
-    infer_schema,
-)
+from segexp.data.read import as_text
+from segexp.data.schema import AUTO, UNIQUE_IN_EVERY_ROW, Schema, derive_columns, infer_schema
 from segexp.errors import ConfigError, DataError
 
-__all__ = [
-    "DEFAULT_MISSING_VALUES",
-    "CustomerTable",
-    "as_text",
-    "closest",
-    "detect_delimiter",
-    "normalize_header",
-    "read_table_file",
-    "row_numbers",
-]
+__all__ = ["CustomerTable", "closest"]
+
+# Numbers a distance can be computed with: beyond this, squares overflow float64.
+LARGEST_VALUE = 1e150
 
 
 @dataclass(frozen=True)
 class CustomerTable:
     """A loaded customer table with canonical column names and its provenance.
 
-    ``file_rows`` maps each frame row to its row in the file (for messages);
-    ``notes`` are counts a run logs as metrics (e.g. rows removed by the RFM
-    rules), ``tags`` are text a run logs as tags (e.g. the RFM reference date).
+    ``file_rows``: each row's row in the file (for messages); ``notes``: counts a run logs as
+    metrics (rows the RFM rules removed); ``tags``: text a run logs as tags.
     """
 
     frame: pd.DataFrame
@@ -90,35 +61,29 @@ class CustomerTable:
         """The table's numeric columns (the schema's, else every numeric-typed one)."""
         if self.schema is not None:
             return self.schema.numeric
-        skip = {self.id_column, self.label_column}
+        frame, skip = self.frame, {self.id_column, self.label_column}
         return [
             str(c)
-            for c in self.frame.columns
+            for c in frame.columns
             if c not in skip
-            and pd.api.types.is_numeric_dtype(self.frame[c])
-            and not pd.api.types.is_bool_dtype(self.frame[c])
+            and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c])
         ]
 
     @property
     def categorical(self) -> list[str]:
-        """The table's categorical columns (codes included), per its schema."""
         return self.schema.categorical if self.schema is not None else []
 
     def column_named(self, name: str) -> str:
-        """The table's column for a name given as the file's own header or the canonical name."""
+        """The column a name means: the canonical name, or the file's own header."""
         if name in self.frame.columns:
             return name
-        by_header = {header: canonical for canonical, header in self.headers.items()}
-        return by_header.get(name, name)
-
-
-# --- small helpers shared by the checks -------------------------------------------------------
+        return {header: canonical for canonical, header in self.headers.items()}.get(name, name)
 
 
 def _column_parts(values: pd.Series) -> list[Any]:
-    """A column's values as buffers that depend only on the values and their kind: numbers
-    by their float64/int64 bits, dates as nanoseconds, text by its UTF-8 bytes and lengths
-    (buffers, not copies: hashing a million rows must not double the table's memory)."""
+    """A column's values as buffers that depend only on the values and their kind (numbers by
+    their bits, dates as nanoseconds, text as UTF-8 bytes and lengths), without copies."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return [b"date", values.astype("datetime64[ns]").to_numpy().view(np.int64)]
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
@@ -131,33 +96,23 @@ def _column_parts(values: pd.Series) -> list[Any]:
         text = text.combine_chunks()
     if text.null_count:
         text = pc.fill_null(text, "\x00")
-    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[
-        text.offset : text.offset + len(text) + 1
-    ]
-    data = text.buffers()[2]
+    buffers = text.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int64)[text.offset : text.offset + len(text) + 1]
     first, last = int(offsets[0]), int(offsets[-1])
-    body = memoryview(data)[first:last] if data is not None else b""
+    body = memoryview(buffers[2])[first:last] if buffers[2] is not None else b""
     return [b"text", offsets - first if first else offsets, body]
 
 
 def fingerprint_frame(frame: pd.DataFrame) -> str:
-    """Stable short hash of a table's columns and values (order-sensitive).
-
-    It depends on values, not on how they were stored: a CSV and a Parquet copy of a
-    table agree (dates hash at one resolution, text whatever its pandas dtype).
-    """
-    digest = hashlib.sha256()
-    digest.update("\x1f".join(map(str, frame.columns)).encode())
+    """Short hash of a table's columns and values (order-sensitive): a CSV and a Parquet copy
+    of a table agree."""
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
     for column in frame.columns:
         for part in _column_parts(frame[column]):
             view = memoryview(part).cast("B")
             digest.update(len(view).to_bytes(8, "little"))
             digest.update(view)
     return digest.hexdigest()[:16]
-
-
-def _cfg_list(data_cfg: Mapping[str, Any], key: str) -> list[str]:
-    return names_of(data_cfg.get(key))
 
 
 def canonical_headers(
@@ -171,15 +126,14 @@ def canonical_headers(
     renames: dict[str, str] = {}
     for column in columns:
         canonical = lookup.get(normalize_header(column))
-        if canonical is None:
-            continue
         if canonical in renames.values():
             first = next(k for k, v in renames.items() if v == canonical)
             raise DataError(
                 f"{source}: columns '{first}' and '{column}' both name '{canonical}' "
                 "(see data.aliases); remove one of them or rename it in the file"
             )
-        renames[str(column)] = canonical
+        if canonical is not None:
+            renames[str(column)] = canonical
     return renames
 
 
@@ -188,9 +142,6 @@ def canonicalize_columns(
 ) -> pd.DataFrame:
     """Rename header variants to canonical names; unknown columns are kept as they are."""
     return frame.rename(columns=canonical_headers(list(frame.columns), aliases, source))
-
-
-# --- checks on the loaded table ---------------------------------------------------------------
 
 
 def require_columns(
@@ -225,28 +176,26 @@ def to_numeric_columns(
 ) -> pd.DataFrame:
     """Numeric columns from text; a non-number cell is an error naming the column and rows."""
     for column in columns:
-        if pd.api.types.is_bool_dtype(frame[column]):
-            frame[column] = frame[column].astype(float)
-        if pd.api.types.is_numeric_dtype(frame[column]):
-            if pd.api.types.is_extension_array_dtype(frame[column]):
-                frame[column] = _plain_numeric(frame[column])
+        values = frame[column]
+        if pd.api.types.is_bool_dtype(values):
+            frame[column] = values.astype(float)
             continue
-        text = frame[column].astype("string").str.strip()
-        cleaned = text.str.replace(decimal, ".", regex=False) if decimal != "." else text
-        values = pd.to_numeric(cleaned, errors="coerce")
-        bad = values.isna() & text.notna()
+        if pd.api.types.is_numeric_dtype(values):
+            if pd.api.types.is_extension_array_dtype(values):
+                frame[column] = _plain_numeric(values)
+            continue
+        text = values.astype("string").str.strip()
+        numbers = pd.to_numeric(text.str.replace(decimal, ".", regex=False), errors="coerce")
+        bad = numbers.isna() & text.notna()
         if bad.any():
-            hint = (
-                "; the file uses decimal commas? set data.decimal=','"
-                if decimal == "." and text[bad].str.contains(r"^-?\d+,\d+$", regex=True).any()
-                else ""
-            )
+            commas = text[bad].str.contains(r"^-?\d+,\d+$", regex=True).any()
+            hint = "; the file uses decimal commas? set data.decimal=','" if commas else ""
             raise DataError(
                 f"{source}: column {column_label(column, headers)} must be numeric but has text in "
                 f"{row_numbers(bad, file_rows)} ({examples(text[bad])}); fix or blank those "
-                f"cells{hint}"
+                f"cells{hint if decimal == '.' else ''}"
             )
-        frame[column] = _plain_numeric(values)
+        frame[column] = _plain_numeric(numbers)
     return frame
 
 
@@ -261,10 +210,11 @@ def parse_dates(
     headers: dict[str, str] | None = None,
 ) -> pd.Series:
     """Dates from text: the configured format, else ISO 8601, else the format pandas infers."""
+    label = column_label(column, headers)
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         raise DataError(  # pandas would read 20 as 1970-01-01 00:00:00.000000020
-            f"{source}: column {column_label(column, headers)} is listed as dates but holds "
-            f"numbers ({examples(values.dropna())}); dates are text such as 2024-03-01: "
+            f"{source}: column {label} is listed as dates but holds numbers "
+            f"({examples(values.dropna())}); dates are text such as 2024-03-01: "
             "remove the column from data.dates"
         )
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -286,16 +236,14 @@ def parse_dates(
     blank = values.isna().to_numpy()
     if blank.any():
         raise DataError(
-            f"{source}: column {column_label(column, headers)} is empty in "
-            f"{row_numbers(blank, file_rows)}; every row needs a date: fill those cells or "
-            "remove the rows"
+            f"{source}: column {label} is empty in {row_numbers(blank, file_rows)}; every row "
+            "needs a date: fill those cells or remove the rows"
         )
     bad = parsed.isna().to_numpy()
     if bad.any():
-        shown = values[bad]
         raise DataError(
-            f"{source}: column {column_label(column, headers)} has values that do not parse "
-            f"as dates in {row_numbers(bad, file_rows)} ({examples(shown)}); use ISO dates "
+            f"{source}: column {label} has values that do not parse as dates in "
+            f"{row_numbers(bad, file_rows)} ({examples(values[bad])}); use ISO dates "
             f"(2024-03-01 12:30) or set {config_key} (e.g. '%d/%m/%Y %H:%M', or 'mixed')"
         )
     return parsed
@@ -307,47 +255,54 @@ def check_ids(
     source: str,
     file_rows: np.ndarray | None,
     headers: dict[str, str] | None = None,
-):
+) -> None:
     """Every customer has exactly one row and an id."""
-    ids = frame[id_column]
-    if ids.is_unique and not ids.hasnans:
-        return
+    ids, label = frame[id_column], column_label(id_column, headers)
     blank = ids.isna().to_numpy()
     if blank.any():
         raise DataError(
-            f"{source}: id column {column_label(id_column, headers)} is empty in "
-            f"{row_numbers(blank, file_rows)}; "
-            "every customer needs an id: fill them, or set data.id_column=null to use row numbers"
+            f"{source}: id column {label} is empty in {row_numbers(blank, file_rows)}; every "
+            "customer needs an id: fill them, or set data.id_column=null to use row numbers"
         )
     repeated = ids.duplicated(keep=False).to_numpy()
-    if repeated.any():
-        groups = []
-        for value, positions in list(
-            pd.Series(np.arange(len(ids)))[repeated].groupby(ids[repeated].to_numpy(), sort=False)
-        )[:3]:
-            rows = ", ".join(
-                str(int(file_rows[p] if file_rows is not None else p + 2)) for p in positions[:3]
-            )
-            groups.append(f"'{value}' in rows {rows}")
-        n_ids = int(ids[repeated].nunique())
-        more = f" (+{n_ids - len(groups)} more repeated ids)" if n_ids > len(groups) else ""
-        raise DataError(
-            f"{source}: duplicate customer ids in column {column_label(id_column, headers)}: "
-            f"{'; '.join(groups)}{more}; "
-            "each customer must appear once: remove the repeated rows, or set data.id_column "
-            "to a unique column (for a transaction log use data.kind=transactions)"
-        )
+    if not repeated.any():
+        return
+    rows = file_rows if file_rows is not None else np.arange(2, len(ids) + 2)
+    by_id = pd.Series(rows[repeated]).groupby(ids[repeated].to_numpy(), sort=False)
+    groups = [
+        f"'{value}' in rows {', '.join(str(int(r)) for r in found.iloc[:3])}"
+        for value, found in list(by_id)[:3]
+    ]
+    n_ids = int(ids[repeated].nunique())
+    more = f" (+{n_ids - len(groups)} more repeated ids)" if n_ids > len(groups) else ""
+    raise DataError(
+        f"{source}: duplicate customer ids in column {label}: {'; '.join(groups)}{more}; "
+        "each customer must appear once: remove the repeated rows, or set data.id_column "
+        "to a unique column (for a transaction log use data.kind=transactions)"
+    )
 
 
-def check_non_negative(
+def _check_numbers(
     frame: pd.DataFrame,
-    columns: Sequence[str],
+    numeric: Sequence[str],
+    non_negative: Sequence[str],
     source: str,
     file_rows: np.ndarray | None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str],
 ) -> None:
-    """Columns that cannot be negative (age, income, ...) have no negative values."""
-    for column in columns:
+    """Numbers a scaler and a distance can square (|x| < 1e150); no negative value in the
+    columns that cannot be negative (age, income, ...)."""
+    for column in numeric:
+        values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+        huge = np.abs(np.nan_to_num(values, nan=0.0)) >= LARGEST_VALUE
+        if huge.any():
+            raise DataError(
+                f"{source}: column {column_label(column, headers)} has values too large to "
+                f"compute with (at least 1e150) in {row_numbers(huge, file_rows)} "
+                f"({examples(pd.Series(values[huge][:3]))}); fix those cells, or blank them to "
+                "treat them as missing"
+            )
+    for column in non_negative:
         negative = (frame[column] < 0).fillna(False).to_numpy()
         if negative.any():
             raise DataError(
@@ -358,70 +313,30 @@ def check_non_negative(
             )
 
 
-# --- loading ----------------------------------------------------------------------------------
-
-
-# Numbers a distance can be computed with: beyond this, squares overflow float64.
-LARGEST_VALUE = 1e150
-
-
-def check_magnitude(
-    frame: pd.DataFrame,
-    columns: Sequence[str],
-    source: str,
-    file_rows: np.ndarray | None,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """Numeric columns hold numbers a scaler and a distance can square (|x| < 1e150)."""
-    for column in columns:
-        if not pd.api.types.is_float_dtype(frame[column]):
-            continue  # whole numbers (int64) are far below the limit
-        values = frame[column].to_numpy(dtype=float, na_value=np.nan)
-        huge = np.abs(np.nan_to_num(values, nan=0.0)) >= LARGEST_VALUE
-        if huge.any():
-            shown = pd.Series(values[huge][:3])
-            raise DataError(
-                f"{source}: column {column_label(column, headers)} has values too large to "
-                f"compute with (at least 1e150) in {row_numbers(huge, file_rows)} "
-                f"({examples(shown)}); fix those cells, or blank them to treat them as missing"
-            )
+_NAME_KEYS = ("id_column", "label_column")
+_LIST_KEYS = ("numeric", "categorical", "dates", "non_negative")
 
 
 def _canonical_settings(data_cfg: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
     """The data config with column names given as file headers mapped to canonical names."""
     by_header = {header: canonical for canonical, header in headers.items()}
-
-    def name(value: Any) -> Any:
-        return by_header.get(value, value) if isinstance(value, str) else value
-
     settings = dict(data_cfg)
-    for key in ("id_column", "label_column"):
-        settings[key] = name(settings.get(key, AUTO))
-    for key in ("numeric", "categorical", "dates", "non_negative"):
+    for key in _NAME_KEYS:
+        value = settings.get(key, AUTO)
+        settings[key] = by_header.get(value, value) if isinstance(value, str) else value
+    for key in _LIST_KEYS:
         value = settings.get(key, AUTO)
         if value is not None and not isinstance(value, str):
-            settings[key] = [name(str(v)) for v in value]
+            settings[key] = [by_header.get(str(v), str(v)) for v in value]
     return settings
-
-
-def _require_explicit(frame: pd.DataFrame, settings: Mapping[str, Any], source: str) -> None:
-    for key in ("id_column", "label_column"):
-        value = settings.get(key)
-        if value and value != AUTO:
-            require_columns(frame, [str(value)], f"data.{key}", source)
-    for key in ("numeric", "categorical", "dates", "non_negative"):
-        value = settings.get(key)
-        if value != AUTO:
-            require_columns(frame, _cfg_list(settings, key), f"data.{key}", source)
 
 
 def _non_negative(settings: Mapping[str, Any], numeric: Sequence[str]) -> list[str]:
     """data.non_negative; auto: the numeric columns segexp knows by name (data.aliases)."""
-    value = settings.get("non_negative", AUTO)
-    if value == AUTO:
+    if settings.get("non_negative", AUTO) == AUTO:
         known = set((settings.get("aliases") or {}).keys())
         return [c for c in numeric if c in known]
-    return _cfg_list(settings, "non_negative")
+    return names_of(settings.get("non_negative"))
 
 
 def load_customer_table(
@@ -432,11 +347,15 @@ def load_customer_table(
     headers: Mapping[str, str] | None = None,
     derive: bool = True,
 ) -> CustomerTable:
-    """Roles from the schema, then every check on the columns that have them; then the
-    numbers dates and birth years give (``data.derive``; ``derive=False``: none)."""
+    """Roles from the schema, every check on the columns that have them, then the numbers
+    dates and birth years give (``data.derive``; ``derive=False``: none)."""
     headers = dict(headers or {})
     settings = _canonical_settings(data_cfg, headers)
-    _require_explicit(frame, settings, source)
+    for key in (*_NAME_KEYS, *_LIST_KEYS):
+        value = settings.get(key)
+        if value and value != AUTO:
+            names = [str(value)] if key in _NAME_KEYS else names_of(value)
+            require_columns(frame, names, f"data.{key}", source)
     schema = infer_schema(frame, settings)
     id_column = schema.id_column
     if id_column:
@@ -447,27 +366,20 @@ def load_customer_table(
     numeric = schema.numeric
     decimal = str(settings.get("decimal") or frame.attrs.get("decimal", "."))
     frame = to_numeric_columns(frame, numeric, source, file_rows, decimal, headers)
-    check_magnitude(frame, numeric, source, file_rows, headers)
     non_negative = _non_negative(settings, numeric)
-    check_non_negative(frame, non_negative, source, file_rows, headers)
+    _check_numbers(frame, numeric, non_negative, source, file_rows, headers)
     for column in schema.dates:
         role = schema.role(column)
+        date_format = (role.date_format if role else None) or settings.get("date_format")
+        dayfirst = bool(settings.get("dayfirst", False))
+        key = "data.date_format"
         frame[column] = parse_dates(
-            frame[column],
-            column,
-            source,
-            file_rows,
-            (role.date_format if role and role.date_format else None)
-            or settings.get("date_format"),
-            bool(settings.get("dayfirst", False)),
-            "data.date_format",
-            headers,
+            frame[column], column, source, file_rows, date_format, dayfirst, key, headers
         )
-    frame, schema, reference = (
-        derive_columns(frame, schema, settings.get("derive"), _explicit_list(settings, "numeric"))
-        if derive
-        else (frame, schema, None)
-    )
+    reference = None
+    if derive:
+        listed = settings.get("numeric", AUTO) not in (None, AUTO)
+        frame, schema, reference = derive_columns(frame, schema, settings.get("derive"), listed)
     default_features = settings.get("default_features")
     return CustomerTable(
         frame=frame,
@@ -483,86 +395,64 @@ def load_customer_table(
     )
 
 
-def _explicit_list(settings: Mapping[str, Any], key: str) -> bool:
-    value = settings.get(key, AUTO)
-    return value is not None and value != AUTO
-
-
-# --- checks of the feature columns a run uses -------------------------------------------------
-
-
 def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_key: str) -> None:
     """Every requested feature column exists and can be a feature."""
-    frame = table.frame
-    available = [c for c in frame.columns if c not in {table.id_column, table.label_column}]
+    frame, source = table.frame, table.source
+    available = [str(c) for c in frame.columns if c not in {table.id_column, table.label_column}]
     for column in columns:
         if column not in frame.columns:
             raise DataError(
-                f"{table.source}: feature '{column}' (from {config_key}) is not a column"
-                f"{closest(column, available)}; available: {', '.join(map(str, available))}"
+                f"{source}: feature '{column}' (from {config_key}) is not a column"
+                f"{closest(column, available)}; available: {', '.join(available)}"
             )
         if column in (table.id_column, table.label_column):
             role = "id" if column == table.id_column else "known-segment label"
             raise DataError(
-                f"{table.source}: feature '{column}' (from {config_key}) is the {role} column; "
-                f"choose features among: {', '.join(map(str, available))}"
+                f"{source}: feature '{column}' (from {config_key}) is the {role} column; "
+                f"choose features among: {', '.join(available)}"
             )
         if pd.api.types.is_datetime64_any_dtype(frame[column]):
             raise DataError(
-                f"{table.source}: feature '{column}' (from {config_key}) holds dates; derive a "
+                f"{source}: feature '{column}' (from {config_key}) holds dates; derive a "
                 "number from it first (e.g. days since signup) or use data.kind=transactions"
             )
 
 
-def check_empty_and_constant(table: CustomerTable, columns: Sequence[str], config_key: str):
-    """A feature that is blank everywhere or has one value cannot separate customers."""
+def validate_feature_table(
+    table: CustomerTable, columns: Sequence[str], *, impute: str, config_key: str
+) -> None:
+    """All checks of the feature columns a run needs, before any run is created: they exist,
+    are not empty or constant, and (``impute=none``) have no blank cell."""
+    check_feature_columns(table, columns, config_key)
+    source = table.source
     for column in columns:
         values = table.frame[column].dropna()
         if values.empty:
             raise DataError(
-                f"{table.source}: feature '{column}' is empty in every row; fill the column or "
+                f"{source}: feature '{column}' is empty in every row; fill the column or "
                 f"remove '{column}' from {config_key}"
             )
         if values.nunique() == 1 and len(table.frame) > 1:
             raise DataError(
-                f"{table.source}: feature '{column}' is constant ({plain(values.iloc[0])!r} "
+                f"{source}: feature '{column}' is constant ({plain(values.iloc[0])!r} "
                 f"in every filled row), so it cannot separate customers; remove it from "
                 f"{config_key}"
             )
-
-
-def check_missing(
-    frame: pd.DataFrame,
-    columns: Sequence[str],
-    source: str,
-    impute: str,
-    file_rows: np.ndarray | None = None,
-) -> None:
-    """With ``impute=none`` a blank feature cell is an error naming columns, counts and rows."""
     if impute not in IMPUTE_CHOICES:
         raise ConfigError(
             f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
         )
     if impute != "none":
         return
-    missing = frame[list(columns)].isna()
+    missing = table.frame[list(columns)].isna()
     counts = missing.sum()
     counts = counts[counts > 0]
     if len(counts):
         where = "; ".join(
-            f"'{c}' ({n} missing, {row_numbers(missing[c], file_rows, limit=3)})"
+            f"'{c}' ({n} missing, {row_numbers(missing[c], table.file_rows, limit=3)})"
             for c, n in counts.items()
         )
         raise DataError(
             f"{source}: missing values in feature columns: {where}; fill the cells or set "
             "preprocess.impute to drop, median, mean, most_frequent or knn"
         )
-
-
-def validate_feature_table(
-    table: CustomerTable, columns: Sequence[str], *, impute: str, config_key: str
-) -> None:
-    """All checks of the feature columns a run needs, before any run is created."""
-    check_feature_columns(table, columns, config_key)
-    check_empty_and_constant(table, columns, config_key)
-    check_missing(table.frame, columns, table.source, impute, table.file_rows)

@@ -23,10 +23,8 @@ def row_numbers(
     file_rows: np.ndarray | None = None,
     limit: int = FIRST_ROWS_SHOWN,
 ) -> str:
-    """The first flagged rows, for messages: 'row 7' or 'rows 3, 7, 9 (+4 more)'.
-
-    Without ``file_rows`` the rows are counted as in a file whose header is row 1.
-    """
+    """The first flagged rows: 'row 7' or 'rows 3, 7, 9 (+4 more)' (without ``file_rows``,
+    counted as in a file whose header is row 1)."""
     positions = np.asarray(mask, dtype=bool).nonzero()[0]
     shown = positions[:limit]
     numbers = file_rows[shown] if file_rows is not None else shown + 2
@@ -62,8 +60,8 @@ def names_of(value: Any) -> list[str]:
 
 
 def column_label(column: str, headers: dict[str, str] | None = None) -> str:
-    """A column for messages, quoted, with the file's own header when segexp renamed it to
-    something that reads differently: ``'annual_income' (file header 'Annual Income (k$)')``."""
+    """``'annual_income' (file header 'Annual Income (k$)')``: the file's own header when it
+    reads differently."""
     header = (headers or {}).get(column)
     if not header or normalize_header(header) == normalize_header(column):
         return f"'{column}'"

@@ -1,21 +1,9 @@
 """Reading table files exactly: CSV/TSV (any common delimiter and encoding) or Parquet.
 
-Text files are parsed by pyarrow's multi-threaded CSV reader. Every column that
-could be numbers (pyarrow types it as numbers or blanks in the head of the file)
-is read as text and typed here, in Arrow, on the whole column, by one rule: a
-column whose every filled cell is a whole number becomes int64 (float64 when it
-has blanks), one whose every filled cell is a number becomes float64, anything
-else stays text (stripped, declared missing markers blank). Digits zero-padded
-anywhere in the column (``0001``) keep it text: the padding is part of an id; so
-do whole numbers beyond int64 (20-digit ids). A number beyond float64 (``inf``,
-``-inf``, ``1e309``) is an error naming the column and rows, never a value.
-Delimiter, encoding and decimal mark are detected from a bounded head of the
-file, so a file of any size and fields of any length are read the same way; a
-byte later in the file that the encoding cannot read is an error naming its
-offset and line. Only regular files are read (a named pipe would block).
-
-The frame's index holds file rows: the header is row 1 (text files); Parquet
-rows count from 1.
+Number-like columns are read as text by pyarrow and typed here on the whole column, so a
+zero-padded id (``0001``) or a 20-digit id anywhere keeps its column text; ``inf`` and
+``1e309`` are errors, never values. Dialect and encoding come from a bounded head of the
+file. The frame's rows are file rows: the header is row 1 (text files); Parquet counts from 1.
 """
 
 from __future__ import annotations
@@ -24,10 +12,11 @@ import codecs
 import csv
 import gzip
 import io
+import mmap
 import re
 import stat
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -38,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from segexp.data.messages import closest, examples, row_numbers
 from segexp.errors import ConfigError, DataError
@@ -47,10 +37,7 @@ DEFAULT_MISSING_VALUES = (
     *("", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A"),
     *("(blank)", "-", "?"),
 )
-_CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _FALLBACK_ENCODINGS = ("utf-8", "cp1252", "latin-1")
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
-_TAB_SUFFIXES = {".tsv", ".tab"}
 HEAD_BYTES = 1 << 20  # what detection reads of a file, whatever its size
 _BLOCK_BYTES = 1 << 20  # pyarrow's parse block; a longer row retries with one block
 _ZERO_PADDED = r"^[+-]?0[0-9]"
@@ -58,6 +45,7 @@ _WHOLE_NUMBER = r"^[+-]?[0-9]+$"
 _DECIMAL_COMMA = re.compile(r"^[+-]?[0-9]+,[0-9]+$")
 _DECIMAL_POINT = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
 _DECIMAL_ROWS = 2000  # rows of the head that decide the decimal mark
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
 
 
 def file_format(path: Path, configured: str | None) -> str:
@@ -67,25 +55,21 @@ def file_format(path: Path, configured: str | None) -> str:
         if fmt not in ("csv", "tsv", "parquet"):
             raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
         return fmt
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes = suffixes[:-1]
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     last = suffixes[-1] if suffixes else ""
-    if last in _PARQUET_SUFFIXES:
+    if last in (".parquet", ".pq"):
         return "parquet"
-    return "tsv" if last in _TAB_SUFFIXES else "csv"
+    return "tsv" if last in (".tsv", ".tab") else "csv"
 
 
-# --- detection from the head of a file --------------------------------------------------------
-
-
-@contextmanager
-def _any_field_size():
-    """The csv module refuses fields over 128 KiB; detection must not."""
-    previous = csv.field_size_limit()
-    csv.field_size_limit(2**31 - 1)
+def _rows(lines: Any, delimiter: str, quotechar: str, limit: int) -> list[list[str]]:
+    """The first rows of delimited text, fields of any size ([] when it does not parse)."""
+    previous = csv.field_size_limit(2**31 - 1)  # the csv module refuses fields over 128 KiB
     try:
-        yield
+        reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar)
+        return list(islice(reader, limit))
+    except csv.Error:
+        return []
     finally:
         csv.field_size_limit(previous)
 
@@ -94,15 +78,9 @@ def detect_delimiter(text: str, quotechar: str = '"') -> str:
     """The candidate delimiter that splits the first lines into the most consistent columns."""
     lines = [line for line in text.splitlines()[:50] if line.strip()]
     best, best_score = ",", (0.0, 0)
-    with _any_field_size():
-        for delimiter in _CANDIDATE_DELIMITERS:
-            try:
-                rows = csv.reader(lines, delimiter=delimiter, quotechar=quotechar)
-                widths = [len(row) for row in rows]
-            except csv.Error:
-                continue
-            if not widths or widths[0] < 2:
-                continue
+    for delimiter in (",", ";", "\t", "|"):
+        widths = [len(row) for row in _rows(lines, delimiter, quotechar, len(lines))]
+        if widths and widths[0] >= 2:
             score = (sum(w == widths[0] for w in widths) / len(widths), widths[0])
             if score > best_score:
                 best, best_score = delimiter, score
@@ -111,34 +89,25 @@ def detect_delimiter(text: str, quotechar: str = '"') -> str:
 
 def _looks_binary(text: str) -> bool:
     sample = text[:65536]
-    if "\x00" in sample:
-        return True
     control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
-    return control > 0.05 * max(len(sample), 1)
-
-
-def _complete_lines(head: bytes, whole: bool) -> bytes:
-    """The head cut after its last line break (a cut may split a character or a row)."""
-    if whole:
-        return head
-    cut = head.rfind(b"\n")
-    return head[: cut + 1] if cut > 0 else head
+    return "\x00" in sample or control > 0.05 * max(len(sample), 1)
 
 
 def detect_encoding(
     head: bytes, path: Path, encoding: str | None, whole: bool, key: str = "data.encoding"
 ) -> tuple[str, str]:
-    """(encoding, decoded head): the configured one, else the BOM's, else utf-8, cp1252, latin-1.
-    ``key`` is the config key that sets the encoding (named in messages)."""
+    """(encoding, decoded head): the configured one, else the BOM's, else utf-8, cp1252, latin-1
+    (``key``: the config key that sets it, for messages)."""
     if head[:4] == b"PK\x03\x04":
         raise DataError(
             f"{path}: unreadable as text: this is a zip archive (an Excel .xlsx workbook?); "
             "save it as CSV (UTF-8) or Parquet and set data.path to that file"
         )
-    sample = _complete_lines(head, whole)
+    cut = head.rfind(b"\n")  # a cut head may split a character: decode whole lines only
+    sample = head if whole or cut <= 0 else head[: cut + 1]
     if encoding:
         try:
-            text = sample.decode(encoding)
+            chosen, text = encoding, sample.decode(encoding)
         except LookupError as exc:
             raise ConfigError(
                 f"{key}: unknown encoding '{encoding}'; use e.g. utf-8, cp1252, latin-1, utf-16"
@@ -149,39 +118,37 @@ def detect_encoding(
                 f"({exc.reason}); set {key} to the file's encoding (e.g. cp1252, "
                 "latin-1, utf-16) or re-save the file as UTF-8"
             ) from exc
-        chosen = encoding
     elif head.startswith(b"\xef\xbb\xbf"):
         chosen, text = "utf-8", sample[3:].decode("utf-8", errors="replace")
     elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         chosen, text = "utf-16", head.decode("utf-16", errors="replace")
     else:
-        chosen, text = "latin-1", sample.decode("latin-1")
-        for candidate in _FALLBACK_ENCODINGS:
-            try:
-                text = sample.decode(candidate)
-                chosen = candidate
-                break
-            except UnicodeDecodeError:
-                continue
+        chosen = next(e for e in _FALLBACK_ENCODINGS if _decodes(sample, e))
+        text = sample.decode(chosen)
     text = text.lstrip("\ufeff")
     if _looks_binary(text):
-        tried = encoding or "utf-8, cp1252, latin-1"
         raise DataError(
-            f"{path}: unreadable encoding: the content is not text in {tried} (binary "
-            f"bytes found); set {key} to the file's encoding (e.g. utf-16) or export "
-            "the data as CSV (UTF-8) or Parquet"
+            f"{path}: unreadable encoding: the content is not text in "
+            f"{encoding or 'utf-8, cp1252, latin-1'} (binary bytes found); set {key} to the "
+            "file's encoding (e.g. utf-16) or export the data as CSV (UTF-8) or Parquet"
         )
     return chosen, text
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_head(path: Path) -> tuple[bytes, bool, bool]:
     """(first HEAD_BYTES of the content, whether that is all of it, whether it is gzip)."""
     try:
         with path.open("rb") as handle:
-            magic = handle.read(2)
-        gzipped = magic == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as handle:
             head = handle.read(HEAD_BYTES + 1)
     except (OSError, EOFError) as exc:
         raise DataError(
@@ -190,47 +157,35 @@ def _read_head(path: Path) -> tuple[bytes, bool, bool]:
     return head[:HEAD_BYTES], len(head) <= HEAD_BYTES, gzipped
 
 
-# --- parsing and typing -----------------------------------------------------------------------
-
-
-def _header(text: str, delimiter: str, quotechar: str) -> list[str]:
-    with _any_field_size():
-        try:
-            return next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar))
-        except (StopIteration, csv.Error):
-            return []
-
-
 def detect_decimal(text: str, delimiter: str, quotechar: str) -> str:
-    """',' when the delimiter is not a comma and the head's number cells are written with
-    decimal commas (``1,5``) and none with a decimal point (``1.5``); else '.'."""
+    """',' when the delimiter is not a comma and the head's numbers are written 1,5 and
+    none 1.5; else '.'."""
     if delimiter == ",":
         return "."
-    with _any_field_size():
-        try:
-            reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar)
-            cells = [c.strip() for row in islice(reader, _DECIMAL_ROWS) for c in row]
-        except csv.Error:
-            return "."
+    rows = _rows(io.StringIO(text), delimiter, quotechar, _DECIMAL_ROWS)
+    cells = [c.strip() for row in rows for c in row]
     comma = any(_DECIMAL_COMMA.match(c) for c in cells)
     return "," if comma and not any(_DECIMAL_POINT.match(c) for c in cells) else "."
 
 
+def _parse_options(options: dict[str, Any], handler: Any, keep_empty: bool):
+    return pa_csv.ParseOptions(
+        delimiter=options["delimiter"],
+        quote_char=options["quotechar"],
+        newlines_in_values=options["quoted"],
+        ignore_empty_lines=not keep_empty,
+        invalid_row_handler=handler,
+    )
+
+
 def _number_columns(text: str, names: list[str], options: dict[str, Any]) -> list[str]:
-    """Columns that pyarrow types as numbers (or blanks) in the head of the file: they are
-    read as text and typed here on the whole column (see ``_numbers``), so a zero-padded id
-    or one beyond int64 anywhere in the column keeps it text. All columns when the head
-    does not parse on its own (a quoted field cut at its end)."""
+    """Columns pyarrow types as numbers (or blanks) in the head: read as text and typed on
+    the whole column (``_numbers``). All columns when the head does not parse on its own."""
     try:
         head = pa_csv.read_csv(
             io.BytesIO(text.encode("utf-8")),
             read_options=pa_csv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=options["delimiter"],
-                quote_char=options["quotechar"],
-                newlines_in_values=options["quoted"],
-                invalid_row_handler=lambda _: "skip",
-            ),
+            parse_options=_parse_options(options, lambda _: "skip", keep_empty=False),
             convert_options=pa_csv.ConvertOptions(
                 null_values=options["missing"],
                 strings_can_be_null=True,
@@ -249,8 +204,7 @@ def _number_columns(text: str, names: list[str], options: dict[str, Any]) -> lis
 def _parse(
     path: Path, gzipped: bool, names: list[str], options: dict[str, Any], handler=None
 ) -> pa.Table:
-    """The file as an Arrow table: numbers and ISO dates typed by pyarrow, the rest text
-    (blank lines kept as empty rows, so row numbers stay file rows)."""
+    """The file as an Arrow table (blank lines kept as empty rows: row numbers stay file rows)."""
     block = options.pop("block_size", _BLOCK_BYTES)
     stream = pa.input_stream(str(path), compression="gzip" if gzipped else None)
     try:
@@ -259,13 +213,7 @@ def _parse(
             read_options=pa_csv.ReadOptions(
                 block_size=block, encoding=options["encoding"], use_threads=handler is None
             ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=options["delimiter"],
-                quote_char=options["quotechar"],
-                newlines_in_values=options["quoted"],
-                ignore_empty_lines=False,
-                invalid_row_handler=handler,
-            ),
+            parse_options=_parse_options(options, handler, keep_empty=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in options["text_columns"]},
                 strings_can_be_null=True,
@@ -296,15 +244,12 @@ def _ragged_row(path: Path, gzipped: bool, names: list[str], options: dict[str, 
 
 
 def _contains(path: Path, character: str) -> bool:
-    """Whether the file holds the character at all (a fast byte scan): without quotes no
-    field can hold a line break, and pyarrow parses faster when told so."""
-    import mmap
-
-    needle = character.encode()
+    """Whether the file holds the character at all: without quotes no field holds a line
+    break, and pyarrow parses faster when told so."""
     if path.stat().st_size == 0:
         return False
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return data.find(needle) >= 0
+        return data.find(character.encode()) >= 0
 
 
 def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
@@ -319,11 +264,8 @@ def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
 def _text(
     column: pa.ChunkedArray, missing: pa.Array, markers_parsed: bool = True
 ) -> pa.ChunkedArray:
-    """Stripped text with declared missing markers and blank cells as nulls.
-
-    When the parser already read exact markers as nulls (``markers_parsed``), only cells
-    that stripping changed can newly be one, so the (costly, hash-per-cell) marker
-    lookup runs only then."""
+    """Stripped text, declared missing markers and blanks as nulls. When the parser already
+    read exact markers as nulls, the costly marker lookup runs only if stripping changed a cell."""
     stripped = pc.utf8_trim_whitespace(column)
     unchanged = pc.all(pc.equal(stripped, column)).as_py() is not False
     if markers_parsed and unchanged and not pc.any(pc.equal(stripped, "")).as_py():
@@ -332,56 +274,32 @@ def _text(
     return pc.if_else(blank, pa.scalar(None, pa.string()), stripped)
 
 
-def _zero_padded(text: pa.ChunkedArray) -> bool:
-    """Digits with a leading zero (0001, -007) in any cell; the regex runs only when a cell
-    starts with a zero after its sign (prefix tests cost a fraction of a regex)."""
-    for prefix in ("0", "-0", "+0"):
-        if pc.any(pc.starts_with(text, prefix)).as_py():
-            return bool(pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py())
-    return False
-
-
 def _numbers(text: pa.ChunkedArray, decimal: str = ".") -> pa.ChunkedArray | None:
-    """The column as int64 or float64 when every filled cell is a number, else None: text
-    columns, digits zero-padded anywhere in the column, whole numbers beyond int64."""
+    """int64 or float64 when every filled cell is a number, else None (text, zero-padded
+    digits anywhere in the column, whole numbers beyond int64: ids)."""
     if decimal != ".":
         text = pc.replace_substring(text, decimal, ".")
-    head = text.slice(0, 10_000).drop_null()
     try:
-        pc.cast(head, pa.float64())  # cheap refusal of text columns
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pc.cast(text.slice(0, 10_000).drop_null(), pa.float64())  # cheap refusal of text
+    except _CAST_ERRORS:
         return None
     if text.null_count == len(text):
         return None
-    if _zero_padded(text):
-        return None  # 0001: an id or a code, its padding is part of it
+    # prefix tests first: they cost a fraction of the regex
+    if any(pc.any(pc.starts_with(text, p)).as_py() for p in ("0", "-0", "+0")) and bool(
+        pc.any(pc.match_substring_regex(text, _ZERO_PADDED)).as_py()
+    ):
+        return None
     try:
         return pc.cast(text, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except _CAST_ERRORS:
         longest = pc.max(pc.utf8_length(text)).as_py() or 0
         if longest > 18 and pc.all(pc.match_substring_regex(text, _WHOLE_NUMBER)).as_py():
-            return None  # whole numbers beyond int64: ids (a float would merge them)
+            return None
     try:
         return pc.cast(text, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except _CAST_ERRORS:
         return None
-
-
-def _check_finite(
-    name: str, values: np.ndarray, raw: pa.ChunkedArray | None, file_rows: np.ndarray, source: str
-) -> None:
-    """inf, -inf and numbers beyond float64 are refused, never computed with."""
-    infinite = np.isinf(values)
-    if infinite.any():
-        first = np.flatnonzero(infinite)[:3]
-        shown = pd.Series(
-            raw.take(pa.array(first)).to_pylist() if raw is not None else values[first].tolist()
-        )
-        raise DataError(
-            f"{source}: column '{name}' has values beyond the float64 range in "
-            f"{row_numbers(infinite, file_rows)} ({examples(shown)}); fix those cells, or list "
-            "their text in data.missing_values to read them as missing"
-        )
 
 
 def _to_pandas(
@@ -391,33 +309,39 @@ def _to_pandas(
     file_rows: np.ndarray,
     source: str,
     typed: bool,
-    decimal: str = ".",
-    markers_parsed: bool = True,
+    decimal: str,
+    markers_parsed: bool,
 ) -> pd.Series:
-    """One column: numbers typed (int64, float64 with NaN), text as object with NaN."""
+    """One column: numbers typed (int64, float64 with NaN), text as text with NaN; inf and
+    numbers beyond float64 are refused."""
+    raw = None
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        text = column
-        numbers = _numbers(text, decimal) if typed else None  # clean numbers need no strip
+        numbers = _numbers(column, decimal) if typed else None  # clean numbers need no strip
         if numbers is None:
-            text = _text(column, missing, markers_parsed)
-            numbers = _numbers(text, decimal) if typed else None
+            column = _text(column, missing, markers_parsed)
+            numbers = _numbers(column, decimal) if typed else None
         if numbers is None:
-            return text.to_pandas()  # pandas' own text dtype, missing cells NaN
-        raw: pa.ChunkedArray | None = text
-        column = numbers
-    else:
-        raw = None
-    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
-        if column.null_count or pa.types.is_floating(column.type):
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            if column.null_count:
-                values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
-            _check_finite(name, values, raw, file_rows, source)
-            return pd.Series(values)
-        return pd.Series(column.to_numpy(zero_copy_only=False))
+            return column.to_pandas()
+        raw, column = column, numbers
     if pa.types.is_date(column.type):
-        column = column.cast(pa.timestamp("ns"))
-    return column.to_pandas()
+        return column.cast(pa.timestamp("ns")).to_pandas()
+    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+        return column.to_pandas()
+    if not column.null_count and pa.types.is_integer(column.type):
+        return pd.Series(column.to_numpy(zero_copy_only=False))
+    values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if column.null_count:
+        values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = np.flatnonzero(infinite)[:3]
+        shown = raw.take(pa.array(first)).to_pylist() if raw is not None else values[first]
+        raise DataError(
+            f"{source}: column '{name}' has values beyond the float64 range in "
+            f"{row_numbers(infinite, file_rows)} ({examples(pd.Series(shown))}); fix those "
+            "cells, or list their text in data.missing_values to read them as missing"
+        )
+    return pd.Series(values)
 
 
 def _frame(
@@ -429,17 +353,18 @@ def _frame(
     decimal: str = ".",
     markers_parsed: bool = True,
 ) -> pd.DataFrame:
-    """The Arrow table as a pandas frame (``decimal``: the mark of the text's numbers;
-    ``markers_parsed``: whether the CSV parser already read exact missing markers as nulls)."""
+    """The Arrow table as a pandas frame (``markers_parsed``: the CSV parser already read
+    exact missing markers as nulls)."""
     missing = pa.array(sorted(set(_missing_values(data_cfg)) | {""}), pa.string())
+    names = [str(c).lstrip("\ufeff") for c in table.column_names]
     columns = {
         name: _to_pandas(
             name, table.column(i), missing, file_rows, source, typed, decimal, markers_parsed
         )
-        for i, name in enumerate(table.column_names)
+        for i, name in enumerate(names)
     }
     frame = pd.DataFrame(columns, copy=False)
-    frame.columns = [str(c) for c in table.column_names]
+    frame.columns = names
     return frame
 
 
@@ -464,8 +389,7 @@ def _filled_rows(table: pa.Table) -> pa.Array | None:
 
 
 def _undecodable(path: Path, gzipped: bool, encoding: str, where: str, key: str) -> DataError:
-    """The one-line error for the first byte the encoding cannot read, found by decoding
-    the file in blocks: its offset, its line and the key that sets the encoding."""
+    """The error for the first byte the encoding cannot read: its offset, line and key."""
     decoder = codecs.getincrementaldecoder(encoding)()
     offset, lines, found = 0, 1, "a byte"
     with (gzip.open if gzipped else open)(path, "rb") as handle:
@@ -495,9 +419,8 @@ def _parse_all(
     where: str = "",
     key: str = "data.encoding",
 ) -> pa.Table:
-    """Parse, retrying with one block for rows longer than a block. Bytes the encoding
-    cannot read after a head it could read are an error (``where``: the file in messages,
-    ``key``: the config key that sets the encoding), never text guessed in another one."""
+    """Parse, retrying with one block for rows longer than a block. Bytes the encoding cannot
+    read after a head it could are an error (``where``: the file, ``key``: the encoding's key)."""
     cause: Exception | None = None
     try:
         try:
@@ -539,36 +462,29 @@ def text_layout(
     rows: str = "record",
     keys: str = "data.",
 ) -> TextLayout:
-    """The file's encoding, delimiter and header (``settings``: ``encoding``, ``delimiter``,
-    ``quotechar``), or the one-line error of an empty or headless file. ``where`` names the
-    file in messages (default: its path); ``rows`` is what one row of it is; ``keys`` the
-    prefix of the config keys that set the encoding and the delimiter."""
+    """The file's encoding, delimiter and header, or the error of an empty or headless file
+    (``where``: the file in messages; ``rows``: what a row is; ``keys``: the config prefix)."""
     where = where or str(path)
-    delimiter_key = f"{keys}delimiter"
     empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
     if not head.strip():
         raise DataError(empty)
-    encoding, text = detect_encoding(
-        head, path, settings.get("encoding"), whole, key=f"{keys}encoding"
-    )
+    encoding, text = detect_encoding(head, path, settings.get("encoding"), whole, f"{keys}encoding")
     if not text.strip():
         raise DataError(empty)
     quotechar = str(settings.get("quotechar") or '"')
-    delimiter = settings.get("delimiter")
-    if delimiter in ("\\t", "tab"):
-        delimiter = "\t"
-    if not delimiter:
-        delimiter = "\t" if fmt == "tsv" else detect_delimiter(text, quotechar)
-    delimiter = str(delimiter)
-    names = _header(text, delimiter, quotechar)
-    if settings.get("delimiter") and len(names) == 1 and fmt != "tsv":
+    configured = settings.get("delimiter")
+    delimiter = "\t" if configured in ("\\t", "tab") or (fmt == "tsv" and not configured) else None
+    delimiter = str(delimiter or configured or detect_delimiter(text, quotechar))
+    header = _rows(io.StringIO(text), delimiter, quotechar, 1)
+    names = header[0] if header else []
+    if configured and len(names) == 1 and fmt != "tsv":
         found = detect_delimiter(text, quotechar)  # the configured one split nothing
         if found != delimiter and found in names[0]:
             raise DataError(
-                f"{where}: with {delimiter_key}={delimiter!r} the file is one column "
+                f"{where}: with {keys}delimiter={delimiter!r} the file is one column "
                 f"({names[0][:60]!r}); its lines are split by {found!r}: set "
-                f"{delimiter_key}={found!r}, or leave it unset (found from the file)"
+                f"{keys}delimiter={found!r}, or leave it unset (found from the file)"
             )
     if not [n for n in names if n.strip()]:
         raise DataError(f"{where}: the file has no header row; expected column names")
@@ -585,19 +501,20 @@ def _read_text(
     path: Path, fmt: str, data_cfg: Mapping[str, Any], typed: bool
 ) -> tuple[pd.DataFrame, np.ndarray]:
     layout = text_layout(path, fmt, data_cfg)
-    gzipped, encoding, text = layout.gzipped, layout.encoding, layout.text
-    delimiter, quotechar, names = layout.delimiter, layout.quotechar, layout.names
-    decimal = str(data_cfg.get("decimal") or detect_decimal(text, delimiter, quotechar))
+    gzipped, delimiter, names = layout.gzipped, layout.delimiter, layout.names
+    decimal = str(
+        data_cfg.get("decimal") or detect_decimal(layout.text, delimiter, layout.quotechar)
+    )
     options: dict[str, Any] = {
-        "quoted": gzipped or _contains(path, quotechar),
-        "encoding": encoding,
+        "quoted": gzipped or _contains(path, layout.quotechar),
+        "encoding": layout.encoding,
         "delimiter": delimiter,
-        "quotechar": quotechar,
+        "quotechar": layout.quotechar,
         "missing": _missing_values(data_cfg),
         "decimal": decimal,
     }
     # every column as text (tools that check cells themselves), else those of numbers
-    options["text_columns"] = _number_columns(text, names, options) if typed else names
+    options["text_columns"] = _number_columns(layout.text, names, options) if typed else names
     try:
         table = _parse_all(path, gzipped, names, options)
     except pa.ArrowInvalid as exc:
@@ -610,46 +527,39 @@ def _read_text(
             f"{path}: cannot read the file ({' '.join(str(exc).split())}); check the file "
             "(a truncated or corrupt .gz?) and its access rights"
         ) from exc
-    if table.num_rows and table.column_names and table.column_names[0].startswith("\ufeff"):
-        table = table.rename_columns([table.column_names[0][1:], *table.column_names[1:]])
-    file_rows = np.arange(2, table.num_rows + 2)  # file rows; the header is row 1
+    file_rows = np.arange(2, table.num_rows + 2)
     filled = _filled_rows(table)
     if filled is not None:  # blank and delimiter-only lines are not records
         table, file_rows = table.filter(filled), file_rows[filled.to_numpy(zero_copy_only=False)]
     frame = _frame(table, data_cfg, file_rows, str(path), typed, decimal)
-    frame.columns = [c.lstrip("\ufeff") for c in frame.columns]
     frame.attrs["decimal"] = decimal  # for the checks of text cells in numbers
     return frame, file_rows
 
 
 def _read_parquet(path: Path, data_cfg: Mapping[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
-    import pyarrow.parquet as pq
-
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a Parquet table")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several unrelated types
-        detail = " ".join(str(exc).split())
         raise DataError(
-            f"{path}: cannot read as Parquet ({detail}); check the file or set data.format=csv"
+            f"{path}: cannot read as Parquet ({' '.join(str(exc).split())}); check the file "
+            "or set data.format=csv"
         ) from exc
-    table = table.select([n for n in table.column_names if not n.startswith("__index_level_")])
+    columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
+        if name.startswith("__index_level_"):
+            continue
         if pa.types.is_nested(column.type):
             raise DataError(
                 f"{path}: column {name!r} holds {column.type} values, not one value per "
                 "customer; write its parts as columns of their own, or leave it out of the file"
             )
-    table = pa.table(
-        {
-            name: (col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
-            for name, col in zip(table.column_names, table.columns, strict=True)
-        }
-    )
+        is_dictionary = pa.types.is_dictionary(column.type)
+        columns[name] = column.cast(column.type.value_type) if is_dictionary else column
     file_rows = np.arange(1, table.num_rows + 1)
     # Parquet columns carry their types: text stays text, whatever it looks like
-    frame = _frame(table, data_cfg, file_rows, str(path), typed=False, markers_parsed=False)
+    frame = _frame(pa.table(columns), data_cfg, file_rows, str(path), False, markers_parsed=False)
     return frame, file_rows
 
 
@@ -670,11 +580,8 @@ def not_a_file(path: Path) -> str:
 def read_table_file(
     path: str | Path, data_cfg: Mapping[str, Any] | None = None, *, typed: bool = True
 ) -> pd.DataFrame:
-    """Read CSV/TSV or Parquet; the index holds file rows.
-
-    ``typed=False`` keeps every text cell as text (stripped), for tools that
-    must check and write back cells themselves.
-    """
+    """Read CSV/TSV or Parquet, the index holding file rows (``typed=False``: every text cell
+    stays text, for tools that check and write back cells themselves)."""
     frame, file_rows = read_table(path, data_cfg, typed=typed)
     frame.index = file_rows
     return frame
@@ -687,11 +594,8 @@ def read_table(
     data_cfg = dict(data_cfg or {})
     path = Path(path).expanduser()
     if not path.exists():
-        near = (
-            closest(path.name, [p.name for p in path.parent.glob("*")])
-            if path.parent.is_dir()
-            else ""
-        )
+        folder = path.parent
+        near = closest(path.name, [p.name for p in folder.glob("*")]) if folder.is_dir() else ""
         raise DataError(
             f"{path}: file not found{near}; set data.path to an existing CSV, TSV or Parquet file"
         )
@@ -705,10 +609,7 @@ def read_table(
 
 
 def as_text(values: pd.Series, missing_values: Sequence[str] = ("",)) -> pd.Series:
-    """Stripped text with NaN for missing cells, in pandas' own text dtype.
-
-    Whole numbers held as floats (a numeric column with blanks) read as their digits: 12346.
-    """
+    """Stripped text, NaN for missing cells; whole numbers held as floats read 12346."""
     if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
         values = values.astype("Int64")
     text = values.astype("str").str.strip()  # pandas' text dtype: missing cells are NaN

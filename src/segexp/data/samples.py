@@ -1,20 +1,9 @@
-"""Built-in samples, generated in code so a fresh install runs with no download.
+"""Built-in samples, generated in code so a fresh install runs with no download; both draws
+are deterministic for a given ``(n_customers, seed)`` (the docs' data page).
 
-``generate_mall_sample``: 200 mall customers with the same columns and value
-ranges as the Kaggle "Mall Customers" table (canonical names), drawn from five
-documented generating segments on the income x spending plane, the structure
-that table is known for. ``true_segment`` keeps each customer's generating
-segment so runs can be scored against ground truth.
-
-``generate_transactions``: an invoice-line log in the shape of the UCI "Online
-Retail" export (``InvoiceNo, StockCode, Quantity, InvoiceDate, UnitPrice,
-CustomerID``): cancellations are invoices ``C<number>`` with negative
-quantities, guest purchases have no ``CustomerID``, a few lines are exported
-twice. Customers are drawn from five behaviour archetypes (champions, loyal,
-new, at risk, occasional), so recency, frequency and monetary value have real
-structure to segment.
-
-Both draws are deterministic for a given ``(n_customers, seed)``.
+``generate_mall_sample``: the Kaggle "Mall Customers" columns and ranges, from five generating
+segments (``true_segment``); ``generate_transactions``: a UCI "Online Retail"-shaped invoice log
+(cancellations ``C<number>``, guest lines, lines exported twice) from five behaviour archetypes.
 """
 
 from __future__ import annotations
@@ -132,16 +121,13 @@ def generate_transactions(
 
     customer_of_order: list[int] = []
     order_time: list[float] = []
-    kind_of_order: list[int] = []
     for customer, kind in enumerate(kinds):
-        archetype = ARCHETYPES[kind]
-        n_orders = 1 + rng.poisson(archetype.mean_orders - 1)
-        low, high = archetype.active
+        n_orders = 1 + rng.poisson(ARCHETYPES[kind].mean_orders - 1)
         customer_of_order.extend([customer] * n_orders)
+        low, high = ARCHETYPES[kind].active
         order_time.extend(rng.uniform(low, high, n_orders) * days)
-        kind_of_order.extend([kind] * n_orders)
-    order_customer = np.array(customer_of_order)
-    order_kind = np.array(kind_of_order)
+    order_customer = np.array(customer_of_order, dtype=np.int64)
+    order_kind = kinds[order_customer]
     # whole minutes between 08:00 and 18:00 of the drawn day
     day = np.floor(np.array(order_time)).clip(0, days - 1)
     minute = rng.integers(8 * 60, 18 * 60, len(day))

@@ -1,31 +1,7 @@
 """What each column of a customer table is for: id, numeric, categorical, date, label, left out.
 
-With only ``data.path`` set, segexp works out each column's role from its
-values and header; whatever the data config sets explicitly wins (a list for
-``data.numeric``/``data.categorical``/``data.dates`` replaces that role's
-inference, a name for ``data.id_column``/``data.label_column`` picks that
-column, ``null`` means none). ``auto`` (the default) means "infer".
-
-The rules, in order, for a column the config does not place:
-
-* label: the canonical ``true_segment`` column (a known segment), when present;
-* id: a column filled and unique in every row, text or whole numbers, whose
-  header reads like an id (``CustomerID``, ``cust_no``, ``ID_Cliente``); else
-  the first unique short text column (``C10001``) or increasing whole-number
-  column (a row number);
-* date: a date/time column, or text whose cells all parse as dates in one
-  format (ISO ``2024-03-01``, US ``12/1/2010 8:26``, day-first ``01/12/2010``);
-* categorical: text with few distinct values (at most 50, and at most half the
-  rows), true/false, or whole-number codes: two distinct values (0/1, 1/2), or
-  at most 12 under a header that names a code (region, channel, type, ...);
-* numeric: every other number column, and text columns whose cells are numbers but
-  for a few (more than half: the check then names the cells that are not);
-* left out: empty or constant columns, free or near-unique text, and text with
-  too many distinct values to be a category.
-
-Then numbers from dates and birth years join the numeric columns (``derive_columns``,
-``data.derive``): a date's days to the reference date (tenure, or recency for a
-last-activity date), a birth date's or birth year's age.
+Whatever the data config sets wins; ``auto`` columns are inferred from values and headers (the
+rules: the docs' data page). Then dates and birth years give numbers (``derive_columns``).
 """
 
 from __future__ import annotations
@@ -61,20 +37,13 @@ _CODE_WORDS = re.compile(
 )
 _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
 DATE_FORMATS = (
-    "ISO8601",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y",
-    "%d-%m-%Y",
-    "%m-%d-%Y",
-    "%d.%m.%Y",
-    "%Y/%m/%d",
-    "%m/%d/%y",
-    "%d/%m/%y",
+    *("ISO8601", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y", "%d/%m/%Y %H:%M"),
+    *("%d/%m/%Y %H:%M:%S", "%d/%m/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d"),
+    *("%m/%d/%y", "%d/%m/%y"),
 )
+DERIVED = "derived:"  # how a derived column's reason starts
+_BIRTH_WORDS = {"birth", "born", "dob", "yob", "birthday", "birthdate"}
+_RECENT_WORDS = {"last", "latest", "recent", "previous"}
 
 
 @dataclass(frozen=True)
@@ -103,13 +72,11 @@ class Schema:
 
     @property
     def id_column(self) -> str | None:
-        ids = self.of("id")
-        return ids[0] if ids else None
+        return next(iter(self.of("id")), None)
 
     @property
     def label_column(self) -> str | None:
-        labels = self.of("label")
-        return labels[0] if labels else None
+        return next(iter(self.of("label")), None)
 
     @property
     def numeric(self) -> list[str]:
@@ -130,14 +97,9 @@ class Schema:
     def records(self) -> list[dict[str, Any]]:
         """One plain dict per column (the run's schema artifact)."""
         return [
-            {
-                "column": c.column,
-                "role": c.role,
-                "dtype": c.dtype,
-                "reason": c.reason,
-                "set_by": c.by,
-                **({"date_format": c.date_format} if c.date_format else {}),
-            }
+            {"column": c.column, "role": c.role, "dtype": c.dtype, "reason": c.reason}
+            | {"set_by": c.by}
+            | ({"date_format": c.date_format} if c.date_format else {})
             for c in self.columns
         ]
 
@@ -148,8 +110,7 @@ class Schema:
             names = self.of(role)
             text = ",".join(names) if names else "-"
             if len(text) > limit:
-                shown = text[:limit].rsplit(",", 1)[0]
-                text = f"{shown},... ({len(names)} columns)"
+                text = f"{text[:limit].rsplit(',', 1)[0]},... ({len(names)} columns)"
             out[f"schema.{role}"] = text
         return out
 
@@ -191,18 +152,17 @@ def _kind(values: pd.Series) -> str:
     return "text"
 
 
-def is_id_like(header: str) -> bool:
-    """Headers that read like an identifier: CustomerID, cust_no, ID_Cliente, account_key
-    (not amount_paid: the words count, not the letters)."""
-    words = header_words(header)
-    return bool(set(words) & _ID_WORDS) or (len(words) == 1 and words[0] in _ID_OWNERS)
-
-
 def header_words(header: str) -> list[str]:
     """A header's words, lower-case: 'CustomerID' -> customer, id; 'ID_Cliente' -> id, cliente."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(header))
     spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
     return [w for w in re.split(r"[^0-9a-z]+", spaced.lower()) if w]
+
+
+def is_id_like(header: str) -> bool:
+    """CustomerID, cust_no, ID_Cliente, account_key (not amount_paid: words count, not letters)."""
+    words = header_words(header)
+    return bool(set(words) & _ID_WORDS) or (len(words) == 1 and words[0] in _ID_OWNERS)
 
 
 def date_format_of(values: pd.Series, dayfirst: bool = False) -> str | None:
@@ -211,41 +171,29 @@ def date_format_of(values: pd.Series, dayfirst: bool = False) -> str | None:
     if sample.empty or not sample.str.match(_DATE_LIKE).all():
         return None
     filled = values.dropna().astype(str).str.strip()
-    formats = list(DATE_FORMATS)
-    if dayfirst:  # ambiguous 01/02/2010: the configured reading first
-        formats.sort(key=lambda f: 0 if f.startswith("%d") else 1)
+    # ambiguous 01/02/2010: the configured reading first (a stable sort)
+    formats = sorted(DATE_FORMATS, key=lambda f: dayfirst and not f.startswith("%d"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for fmt in formats:
-            parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
-            if parsed.notna().all():
-                if len(filled) > len(sample):
-                    whole = pd.to_datetime(filled, format=fmt, errors="coerce")
-                    if not whole.notna().all():
-                        continue
+            if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all() and (
+                len(filled) == len(sample)
+                or pd.to_datetime(filled, format=fmt, errors="coerce").notna().all()
+            ):
                 return fmt
     return None
 
 
-def _mostly_numbers(filled: pd.Series) -> bool:
-    """Text cells that are numbers but for a few (typos such as 'twenty' or '31?', or decimal
-    commas): a number column with bad cells, whose check then names them."""
-    sample = filled.head(_DATE_SAMPLE).astype(str).str.strip()
-    numbers = pd.to_numeric(sample.str.replace(",", ".", regex=False), errors="coerce")
-    return bool(numbers.notna().mean() > NUMBER_SHARE)
-
-
 def strictly_increasing(values: pd.Series) -> bool:
-    """Each cell greater than the one before: then every value is distinct, found in one
-    pass (ids exported in key order) instead of hashing a million strings."""
+    """Each cell greater than the one before: every value distinct, found in one pass (ids in
+    key order) instead of hashing a million strings."""
     if len(values) < 2 or _kind(values) not in ("int", "text"):
         return False
     cells = pa.array(values, from_pandas=True)
     if not isinstance(cells, pa.ChunkedArray):
         cells = pa.chunked_array([cells])
-    later, earlier = cells.slice(1), cells.slice(0, len(cells) - 1)
     try:
-        return pc.all(pc.greater(later, earlier)).as_py() is True
+        return pc.all(pc.greater(cells.slice(1), cells.slice(0, len(cells) - 1))).as_py() is True
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
 
@@ -254,18 +202,8 @@ def _explicit(value: Any) -> bool:
     return not (isinstance(value, str) and value == AUTO)
 
 
-def _names(value: Any) -> list[str] | None:
-    """A role list from the config: None for auto (infer), else the names."""
-    return names_of(value) if _explicit(value) else None
-
-
 def _infer_one(
-    column: str,
-    values: pd.Series,
-    n_rows: int,
-    dayfirst: bool,
-    taken_id: bool,
-    allow_id: bool,
+    column: str, values: pd.Series, n_rows: int, dayfirst: bool, may_be_id: bool
 ) -> ColumnRole:
     kind = _kind(values)
     n_filled = int(values.count())
@@ -276,12 +214,11 @@ def _infer_one(
     if n_distinct == 1 and n_rows > 1:
         first = values.loc[values.first_valid_index()]
         return ColumnRole(column, "excluded", kind, f"constant ({plain(first)!r})")
-    unique_and_full = n_filled == n_rows and n_distinct == n_rows
-    id_candidate = allow_id and not taken_id and kind in ("int", "text") and is_id_like(column)
-    if id_candidate and unique_and_full:
-        return ColumnRole(column, "id", kind, UNIQUE_IN_EVERY_ROW)
-    if id_candidate and n_distinct > NEAR_UNIQUE * n_filled:  # the id check names repeats
-        return ColumnRole(column, "id", kind, "named like an id, mostly unique")
+    if may_be_id and kind in ("int", "text") and is_id_like(column):
+        if full and n_distinct == n_rows:
+            return ColumnRole(column, "id", kind, UNIQUE_IN_EVERY_ROW)
+        if n_distinct > NEAR_UNIQUE * n_filled:  # the id check names the repeats
+            return ColumnRole(column, "id", kind, "named like an id, mostly unique")
     if kind == "date":
         return ColumnRole(column, "date", kind, "dates")
     if kind == "bool":
@@ -289,12 +226,17 @@ def _infer_one(
     if kind in ("int", "float"):
         if kind == "int" and n_distinct == 2:
             return ColumnRole(column, "categorical", kind, "two codes")
-        code_name = _CODE_WORDS.search(normalize_header(column))
-        if kind == "int" and n_distinct <= MAX_CODES and code_name:
+        if (
+            kind == "int"
+            and n_distinct <= MAX_CODES
+            and _CODE_WORDS.search(normalize_header(column))
+        ):
             return ColumnRole(column, "categorical", kind, f"{n_distinct} codes, named like a code")
         return ColumnRole(column, "numeric", kind, "numbers")
     sample = values.head(4 * _DATE_SAMPLE).dropna()
-    if _mostly_numbers(sample):
+    text = sample.head(_DATE_SAMPLE).astype(str).str.strip()
+    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+    if numbers.notna().mean() > NUMBER_SHARE:  # typos ('twenty', '31?'): the check names them
         return ColumnRole(column, "numeric", kind, "numbers, with some text cells")
     fmt = date_format_of(values, dayfirst)
     if fmt is not None:
@@ -313,10 +255,10 @@ def _fallback_id(frame: pd.DataFrame, roles: list[ColumnRole]) -> list[ColumnRol
     """No id-named column: the first unique short text column, or an increasing count."""
     n_rows = len(frame)
     for position, role in enumerate(roles):
-        if role.by != "inferred" or role.role not in ("excluded", "numeric"):
+        if role.by != "inferred" or role.role not in ("excluded", "numeric") or n_rows < 2:
             continue
         values = frame[role.column]
-        if values.isna().any() or values.nunique() != n_rows or n_rows < 2:
+        if values.isna().any() or values.nunique() != n_rows:
             continue
         if role.dtype == "text":
             text = values.astype(str)
@@ -334,68 +276,45 @@ def infer_schema(frame: pd.DataFrame, data_cfg: Mapping[str, Any]) -> Schema:
     explicit: dict[str, tuple[str, str]] = {}  # column -> (role, config key)
     id_setting = data_cfg.get("id_column", AUTO)
     label_setting = data_cfg.get("label_column", AUTO)
-    if _explicit(id_setting) and id_setting:
-        explicit[str(id_setting)] = ("id", "data.id_column")
-    if _explicit(label_setting) and label_setting:
-        explicit[str(label_setting)] = ("label", "data.label_column")
-    lists = {
-        "numeric": _names(data_cfg.get("numeric", AUTO)),
-        "categorical": _names(data_cfg.get("categorical", AUTO)),
-        "date": _names(data_cfg.get("dates", AUTO)),
-    }
+    for role, setting, key in (
+        ("id", id_setting, "id_column"),
+        ("label", label_setting, "label_column"),
+    ):
+        if _explicit(setting) and setting:
+            explicit[str(setting)] = (role, f"data.{key}")
+    keys = {"numeric": "data.numeric", "categorical": "data.categorical", "date": "data.dates"}
+    lists = {role: data_cfg.get(key.removeprefix("data."), AUTO) for role, key in keys.items()}
+    lists = {role: names_of(v) if _explicit(v) else None for role, v in lists.items()}
     for role, names in lists.items():
         for name in names or []:
-            key = "data.dates" if role == "date" else f"data.{role}"
-            explicit.setdefault(name, (role, key))
+            explicit.setdefault(name, (role, keys[role]))
     dayfirst = bool(data_cfg.get("dayfirst", False))
     allow_id = not _explicit(id_setting)
-    roles: list[ColumnRole] = []
     taken_id = any(role == "id" for role, _ in explicit.values())
+    roles: list[ColumnRole] = []
     for column in map(str, frame.columns):
         values = frame[column]
         if column in explicit:
             role, key = explicit[column]
             roles.append(ColumnRole(column, role, _kind(values), "", by=key))
-            continue
-        if not _explicit(label_setting) and column == LABEL_CANONICAL:
+        elif not _explicit(label_setting) and column == LABEL_CANONICAL:
             roles.append(ColumnRole(column, "label", _kind(values), "known segment"))
-            continue
-        inferred = _infer_one(column, values, len(frame), dayfirst, taken_id, allow_id)
-        taken_id = taken_id or inferred.role == "id"
-        if lists.get(inferred.role) is not None:  # the config lists this role itself
-            key = "data.dates" if inferred.role == "date" else f"data.{inferred.role}"
-            inferred = replace(inferred, role="excluded", reason=f"not in {key}")
-        roles.append(inferred)
+        else:
+            inferred = _infer_one(column, values, len(frame), dayfirst, allow_id and not taken_id)
+            taken_id = taken_id or inferred.role == "id"
+            if lists.get(inferred.role) is not None:  # the config lists this role itself
+                inferred = replace(
+                    inferred, role="excluded", reason=f"not in {keys[inferred.role]}"
+                )
+            roles.append(inferred)
     if allow_id and not taken_id:
         roles = _fallback_id(frame, roles)
     return Schema(tuple(roles))
 
 
-# --- numbers from dates and birth years (data.derive) ----------------------------------------
-
-DERIVED = "derived:"  # how a derived column's reason starts
-_BIRTH_WORDS = {"birth", "born", "dob", "yob", "birthday", "birthdate"}
-_RECENT_WORDS = {"last", "latest", "recent", "previous"}
-_DAYS_PER_YEAR = 365.25
-_YEAR_SHARE = 0.95  # share of a birth-year column's cells that must be plausible years
-
-
-def _derived_name(preferred: str, source: str, taken: set[str]) -> str | None:
-    for name in (preferred, f"{preferred}_from_{source}"):
-        if name not in taken:
-            return name
-    return None
-
-
-def _birth_years(values: pd.Series, reference_year: int) -> bool:
-    filled = pd.to_numeric(values, errors="coerce").dropna()
-    plausible = filled.between(1850, reference_year) & (filled % 1 == 0)
-    return len(filled) > 0 and bool(plausible.mean() >= _YEAR_SHARE)
-
-
 def reference_date(frame: pd.DataFrame, schema: Schema, setting: Any) -> pd.Timestamp:
-    """The day derived ages and day counts are measured to: ``data.derive.reference_date``,
-    else the latest date in the table's date columns, else today."""
+    """The day derived numbers are measured to: ``data.derive.reference_date``, else the
+    latest date in the table's date columns, else today."""
     if setting not in (None, ""):
         try:
             return pd.Timestamp(str(setting)).normalize()
@@ -404,27 +323,18 @@ def reference_date(frame: pd.DataFrame, schema: Schema, setting: Any) -> pd.Time
                 f"data.derive.reference_date: a date such as 2024-12-31, or null (the latest "
                 f"date in the table); got {setting!r}"
             ) from None
-    latest = [
-        frame[c].max() for c in schema.dates if pd.api.types.is_datetime64_any_dtype(frame[c])
-    ]
-    latest = [d for d in latest if pd.notna(d)]
+    dated = [c for c in schema.dates if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    latest = [d for d in (frame[c].max() for c in dated) if pd.notna(d)]
     return max(latest).normalize() if latest else pd.Timestamp.today().normalize()
 
 
 def derive_columns(
     frame: pd.DataFrame, schema: Schema, derive: Mapping[str, Any] | None, numeric_listed: bool
 ) -> tuple[pd.DataFrame, Schema, str | None]:
-    """Numbers from dates and birth years, as columns of the table and the schema.
-
-    A date column yields a day count to the reference date: ``recency`` when its header
-    says last/latest/recent, an age in years for a birth date, else ``tenure`` (a
-    customer-since date). A numeric column named like a birth year (``Year_Birth``) whose
-    cells are years yields ``age``, and is left out itself (the same information twice would
-    weigh double). ``data.derive.days_since`` / ``data.derive.age`` (true by default) switch
-    each off. The derived columns are numeric, so ``features=all_numeric`` uses them, unless
-    ``data.numeric`` lists the columns itself. Returns the frame, the schema and the
-    reference date (None when nothing was derived).
-    """
+    """Numbers from dates and birth years, as numeric columns (excluded when ``data.numeric``
+    lists its own): a date's days to the reference date (``recency`` for a last-activity date,
+    else ``tenure``), a birth date's or birth year's ``age`` (the birth year is then left out).
+    Returns the frame, the schema and the reference date (None when nothing was derived)."""
     settings = dict(derive or {})
     days_on, age_on = bool(settings.get("days_since", True)), bool(settings.get("age", True))
     if not (days_on or age_on):
@@ -437,35 +347,40 @@ def derive_columns(
     for role in schema.columns:
         column, words = role.column, set(header_words(role.column))
         derived: tuple[str, pd.Series, str] | None = None
+        birth = bool(words & _BIRTH_WORDS)
         if role.role == "date" and pd.api.types.is_datetime64_any_dtype(frame[column]):
             days = (reference - frame[column]).dt.days
-            if words & _BIRTH_WORDS and age_on:
-                age = np.floor(days / _DAYS_PER_YEAR)
-                derived = ("age", age, f"years from {column} to {day}")
-            elif days_on and not words & _BIRTH_WORDS:
+            if birth and age_on:
+                derived = ("age", np.floor(days / 365.25), f"years from {column} to {day}")
+            elif days_on and not birth:
                 kind = "recency" if words & _RECENT_WORDS else "tenure"
                 derived = (kind, days, f"days from {column} to {day}")
-        elif (
-            role.role == "numeric"
-            and age_on
-            and words & _BIRTH_WORDS
-            and _birth_years(frame[column], reference.year)
-        ):
-            age = reference.year - pd.to_numeric(frame[column], errors="coerce")
-            derived = ("age", age, f"years from {column} to {reference.year}")
-            if not numeric_listed:
-                role = replace(role, role="excluded", reason="birth year: age derived from it")
+        elif role.role == "numeric" and age_on and birth:
+            years = pd.to_numeric(frame[column], errors="coerce")
+            filled = years.dropna()
+            plausible = filled.between(1850, reference.year) & (filled % 1 == 0)
+            if len(filled) and plausible.mean() >= 0.95:  # a birth year column
+                derived = (
+                    "age",
+                    reference.year - years,
+                    f"years from {column} to {reference.year}",
+                )
+                if not numeric_listed:
+                    role = replace(role, role="excluded", reason="birth year: age derived from it")
         roles.append(role)
-        name = _derived_name(derived[0], column, taken) if derived else None
-        if derived is None or name is None:
+        if derived is None:
+            continue
+        name = next(
+            (n for n in (derived[0], f"{derived[0]}_from_{column}") if n not in taken), None
+        )
+        if name is None:
             continue
         taken.add(name)
         values = derived[1]
         new_columns[name] = values.astype("int64") if not values.hasnans else values.astype(float)
-        kept = "numeric" if not numeric_listed else "excluded"
-        reason = f"{DERIVED} {derived[2]}" + ("" if kept == "numeric" else "; not in data.numeric")
+        kept = "excluded" if numeric_listed else "numeric"
+        reason = f"{DERIVED} {derived[2]}" + ("; not in data.numeric" if numeric_listed else "")
         roles.append(ColumnRole(name, kept, _kind(new_columns[name]), reason))
     if not new_columns:
         return frame, schema, None
-    frame = frame.assign(**new_columns)
-    return frame, Schema(tuple(roles)), day
+    return frame.assign(**new_columns), Schema(tuple(roles)), day
