@@ -152,23 +152,17 @@ class NamingConfig:
                 return meaning
         return None
 
+    def _worded(self, column: str, kind: str, key: str, default: str) -> str:
+        words = self.spec(column).get(kind) or {}
+        return str(words[key]) if key in words else f"{default} {self.label(column)}"
+
     def part(self, column: str, level: str) -> str:
         """How a column at a level reads in a name: 'High income', 'Young'."""
-        words = self.spec(column).get("words") or {}
-        return (
-            str(words[level])
-            if level in words
-            else f"{self.default_words[level]} {self.label(column)}"
-        )
+        return self._worded(column, "words", level, self.default_words[level])
 
     def relative(self, column: str, side: str) -> str:
         """How 'lower'/'higher' on a column reads: 'higher income', 'older'."""
-        words = self.spec(column).get("relative") or {}
-        return (
-            str(words[side])
-            if side in words
-            else f"{self.relative_words[side]} {self.label(column)}"
-        )
+        return self._worded(column, "relative", side, self.relative_words[side])
 
     def supports(self, requirement: str, columns: Sequence[str]) -> bool:
         """Whether the table has the column an action needs, or a column whose header words
@@ -452,20 +446,6 @@ def level_words(
     return pd.DataFrame(words, index=rank_diff.index, columns=rank_diff.columns, dtype=object)
 
 
-def level_table(
-    frame: pd.DataFrame, labels: np.ndarray, columns: Sequence[str], config: NamingConfig
-) -> pd.DataFrame:
-    """low/mid/high per segment (rows) and column, by the rule of the module docstring."""
-    values = frame[list(columns)].astype(float)
-    grouped = values.groupby(np.asarray(labels))
-    return level_words(
-        rank_differences(values, labels),
-        grouped.mean() - values.mean(),
-        grouped.median() - values.median(),
-        config.min_difference,
-    )
-
-
 # --- names -----------------------------------------------------------------------------------
 
 
@@ -694,49 +674,35 @@ def name_segments(
     ``std_diffs`` pick the columns that set a segment apart and tell alike segments apart;
     ``available_columns`` (default: the level table's) decide which actions the data supports.
     """
-    segment_levels = {int(s): {str(c): str(v) for c, v in r.items()} for s, r in levels.iterrows()}
-    diffs: dict[int, dict[str, float]] = {}
-    if std_diffs is not None:
-        diffs = {int(s): {str(c): float(v) for c, v in r.items()} for s, r in std_diffs.iterrows()}
-    available = [
-        str(c) for c in (levels.columns if available_columns is None else available_columns)
-    ]
+    columns = [str(c) for c in levels.columns]
+    by_segment = {
+        int(s): dict(zip(columns, map(str, r), strict=True)) for s, r in levels.iterrows()
+    }
+    diffs = {} if std_diffs is None else {int(s): r.to_dict() for s, r in std_diffs.iterrows()}
+    available = columns if available_columns is None else [str(c) for c in available_columns]
     total = sum(sizes.values()) or 1
-    segments = [s for s in segment_levels if s != NOISE_LABEL]
-    bulk = {  # most customers, like all customers: never a target
-        s
-        for s in segments
-        if sizes.get(s, 0) / total >= config.bulk_share
-        and all(v == "mid" for v in segment_levels[s].values())
-    }
-    chosen = {
-        s: distinguishing_columns(segment_levels[s], name_columns, config, diffs.get(s))
-        for s in segments
-    }
-    descriptions = {
-        s: describe_levels(segment_levels[s], name_columns, config, diffs.get(s)) for s in segments
-    }
+    segments = [s for s in by_segment if s != NOISE_LABEL]
+    names, descriptions, chosen, bulk = {}, {}, {}, set()
     archetypes: dict[int, Archetype | None] = {}
-    names: dict[int, str] = {}
     used: dict[int, set[str]] = {}
     for s in segments:
-        match = (
-            None
-            if s in bulk
-            else next((a for a in config.archetypes if a.matches(segment_levels[s])), None)
-        )
-        archetypes[s] = match
-        if s in bulk:
-            share = sizes.get(s, 0) / total
-            descriptions[s] = (
-                f"The bulk of customers ({share:.0%}): no column sets them apart from all customers"
-            )
+        lv = by_segment[s]
+        chosen[s] = distinguishing_columns(lv, name_columns, config, diffs.get(s))
+        descriptions[s] = describe_levels(lv, name_columns, config, diffs.get(s))
+        share = sizes.get(s, 0) / total
+        match = next((a for a in config.archetypes if a.matches(lv)), None)
+        if share >= config.bulk_share and all(v == "mid" for v in lv.values()):
+            bulk.add(s)  # most customers, like all customers: never a target
+            match = None
+            description = "no column sets them apart from all customers"
+            descriptions[s] = f"The bulk of customers ({share:.0%}): {description}"
             names[s], used[s] = config.bulk_name, set()
         elif match:
             keys = {column_key(c) for c in match.when}
-            names[s], used[s] = match.name, {c for c in segment_levels[s] if column_key(c) in keys}
+            names[s], used[s] = match.name, {c for c in lv if column_key(c) in keys}
         else:
             names[s], used[s] = descriptions[s], set(chosen[s])
+        archetypes[s] = match
 
     gender_major: dict[int, str | None] = {}
     for s in segments:
@@ -744,32 +710,24 @@ def name_segments(
         value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
         major = value is not None and share >= config.gender_majority_share
         gender_major[s] = config.gender_words.get(str(value), f"mostly {value}") if major else None
-    columns = [str(c) for c in levels.columns]
     vocab_order = [c for k in config.columns for c in columns if column_key(c) == column_key(k)]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *columns]))
-    qualifiers = _Qualifiers(segment_levels, diffs, used, config)
+    qualifiers = _Qualifiers(by_segment, diffs, used, config)
     names = _unique_names(names, qualifiers, candidates, gender_major, sizes)
-
     actions = {
-        s: [config.bulk_action]
-        if s in bulk
-        else _segment_actions(
-            segment_levels[s], archetypes[s], chosen[s], diffs.get(s, {}), available, config
+        s: _segment_actions(
+            by_segment[s], archetypes[s], chosen[s], diffs.get(s, {}), available, config
         )
+        if s not in bulk
+        else [config.bulk_action]
         for s in segments
     }
-    _distinct_actions(actions, segment_levels, candidates, config)
-    noise = SegmentName(NOISE_LABEL, config.noise_name, None, "", {}, ())  # a label and a count
-    return {
-        s: noise
-        if s == NOISE_LABEL
-        else SegmentName(
-            s,
-            names[s],
-            getattr(archetypes[s], "key", None),
-            descriptions[s],
-            segment_levels[s],
-            tuple(actions[s]),
-        )
-        for s in segment_levels
-    }
+    _distinct_actions(actions, by_segment, candidates, config)
+    result = {}
+    for s, lv in by_segment.items():
+        if s == NOISE_LABEL:  # not a segment: a label and a count, no levels or actions
+            result[s] = SegmentName(s, config.noise_name, None, "", {}, ())
+        else:
+            key = getattr(archetypes[s], "key", None)
+            result[s] = SegmentName(s, names[s], key, descriptions[s], lv, tuple(actions[s]))
+    return result

@@ -243,12 +243,9 @@ def segment_color(label: int) -> str:
 
 
 def save(fig: Figure, path: Path, dpi: int = DEFAULT_DPI) -> Path:
+    """Write a PNG (zlib level 1: a third of the default's encoding time, files ~20% larger)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # zlib level 1: a third of the encoding time of the default 6, files ~20% larger
-    options: dict[str, Any] = (
-        {"pil_kwargs": {"compress_level": 1}} if path.suffix.lower() == ".png" else {}
-    )
-    fig.savefig(path, dpi=dpi, **options)
+    fig.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
     return path
 
 

@@ -194,15 +194,11 @@ def named_profile_table(
         std_diffs=diffs,
         available_columns=list(available_columns),
     )
-    words = {
-        "name": [names[s].name for s in order],
-        "archetype": [names[s].archetype or "" for s in order],
-    }
-    columns |= {
-        "description": [names[s].description for s in order],
-        "actions": ["; ".join(names[s].actions) for s in order],
-    }
-    table = pd.DataFrame(words | columns, index=pd.Index(order, name="segment"))
+    table = pd.DataFrame(columns, index=pd.Index(order, name="segment"))
+    table.insert(0, "name", [names[s].name for s in order])
+    table.insert(1, "archetype", [names[s].archetype or "" for s in order])
+    table["description"] = [names[s].description for s in order]
+    table["actions"] = ["; ".join(names[s].actions) for s in order]
     if NOISE_LABEL in table.index:  # not a segment: no level words
         table.loc[NOISE_LABEL, [f"{c}_level" for c in [*numeric, *flags]]] = ""
     return table, names
