@@ -194,9 +194,6 @@ class SegmentName:
     actions: tuple[str, ...] = ()
 
 
-# --- reading and checking the config ---------------------------------------------------------
-
-
 def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     """The raw mapping and where it came from (the file, or 'naming' for a composed config)."""
     if isinstance(source, DictConfig):
@@ -232,6 +229,12 @@ def _known(mapping: Mapping, allowed: Sequence[str], key: str, hint: str) -> Non
     unknown = sorted(set(mapping) - set(allowed))
     if unknown:
         raise ConfigError(f"{key}.{unknown[0]}: no such key; {hint}")
+
+
+def _needs(mapping: Mapping, keys: Sequence[str], key: str, what: str) -> None:
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        raise ConfigError(f"{key}: needs {what}; missing {', '.join(missing)}")
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -343,12 +346,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     if min_difference <= 0:
         raise ConfigError(f"{p}levels.min_difference: expected a number > 0; got {min_difference}")
     default_words = mapping("default_words")
-    missing = [lv for lv in LEVELS if lv not in default_words]
-    if missing:
-        raise ConfigError(
-            f"{p}default_words: needs a word for each level low, mid, high; "
-            f"missing {', '.join(missing)}"
-        )
+    _needs(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high")
     columns = mapping("columns")
     for column, spec in columns.items():
         _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
@@ -360,9 +358,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
                 )
     relative_words = raw.get("relative_words") or {"lower": "lower", "higher": "higher"}
     _require(relative_words, f"{p}relative_words", dict, "a mapping with lower and higher")
-    missing = [side for side in _SIDES if side not in relative_words]
-    if missing:
-        raise ConfigError(f"{p}relative_words: needs lower and higher; missing {missing[0]}")
+    _needs(relative_words, _SIDES, f"{p}relative_words", "lower and higher")
     name_from = raw.get("name_from", "features")
     if name_from not in NAME_FROM:
         raise ConfigError(
@@ -420,9 +416,6 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     )
 
 
-# --- levels ----------------------------------------------------------------------------------
-
-
 def rank_differences(values: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """Segments x columns: (mean percentile rank of the segment's customers - that of all
     customers) / standard deviation of all customers' percentile ranks (NaN: constant)."""
@@ -444,9 +437,6 @@ def level_words(
     low = (rank <= -min_difference) & (mean < 0) & (median < 0)
     words = np.where(high, "high", np.where(low, "low", "mid"))
     return pd.DataFrame(words, index=rank_diff.index, columns=rank_diff.columns, dtype=object)
-
-
-# --- names -----------------------------------------------------------------------------------
 
 
 def _lower_first(text: str) -> str:

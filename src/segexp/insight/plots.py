@@ -281,9 +281,6 @@ def _legend_below(ax, **options: Any) -> None:
     )
 
 
-# --- a run's figures -----------------------------------------------------------------------
-
-
 def _projection(
     features: pd.DataFrame, transformed: np.ndarray
 ) -> tuple[np.ndarray, str, str, str]:
@@ -426,16 +423,11 @@ def run_plots(
     save(diagram, folder / "plots" / "silhouette.png", dpi)
 
 
-# --- a sweep's figures ---------------------------------------------------------------------
-
-
 def criteria_by_k(marks: Mapping[str, int]) -> dict[int, list[str]]:
     """k -> the criteria that recommend it (in the order given, consensus last), by k."""
     grouped: dict[int, list[str]] = {}
-    for criterion, k in marks.items():
+    for criterion, k in sorted(marks.items(), key=lambda item: item[0] == "consensus"):
         grouped.setdefault(int(k), []).append(criterion)
-    for criteria in grouped.values():
-        criteria.sort(key=lambda c: c == "consensus")
     return dict(sorted(grouped.items()))
 
 

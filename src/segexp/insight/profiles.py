@@ -289,9 +289,6 @@ def compute_profile(
     )
 
 
-# --- text outputs -------------------------------------------------------------------------
-
-
 def _fmt(value: Any, digits: int = 1) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
 
@@ -575,9 +572,6 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     _footnote(fig, profile, shown, all_diffs.shape[1])
     plots.put_title(ax, title or "Snake plot: each segment against all customers")
     return fig
-
-
-# --- a run's files --------------------------------------------------------------------
 
 
 def _finite_or_none(value: Any) -> Any:

@@ -67,10 +67,8 @@ class ReportData:
     left_out: str = ""  # '2 runs left out: more than 10% of customers not assigned (...)'
 
 
-# --- plain text of values that may be numbers (or, in a tampered store, anything) ----------
-
-
 def _float(value: Any) -> float | None:
+    """The number in a value that may be anything in a tampered store; None if there is none."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -108,9 +106,6 @@ def _png(png: bytes | None) -> str | None:
 
 def _facts(rows: list[tuple[str, Any]]) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in rows if value not in (None, "")]
-
-
-# --- the page's parts ------------------------------------------------------------------------
 
 
 def _noise_line(data: ReportData) -> str:
