@@ -181,8 +181,6 @@ def segment_names_in(folder: Path) -> dict[int, str]:
         return {}
 
 
-# --- layout --------------------------------------------------------------------------------
-
 _TEXT_PATH = TextToPath()
 
 
@@ -255,28 +253,17 @@ def _segment_figure(kind: str, labels: Sequence[str]) -> tuple[Figure, Any]:
     return figure(kind, max(WIDTH, 6.0 + widest))
 
 
-def legend_right(ax, **options: Any) -> None:
+def legend(ax, below: bool = False, **options: Any) -> None:
+    """A legend off the data: right of the axes, or under the x-axis label (inches down)."""
+    under = ax.transAxes + ScaledTranslation(-0.55, -0.5, ax.figure.dpi_scale_trans)
     ax.legend(
         loc="upper left",
-        bbox_to_anchor=(1.03, 1.0),
-        borderaxespad=0.0,
+        bbox_to_anchor=(0, 0) if below else (1.03, 1.0),
+        bbox_transform=under if below else ax.transAxes,
         frameon=False,
         fontsize=LEGEND_SIZE,
+        borderaxespad=0.0,
         alignment="left",
-        **options,
-    )
-
-
-def _legend_below(ax, **options: Any) -> None:
-    """A legend under the x-axis label (an offset in inches, whatever the axes' size)."""
-    below = ax.transAxes + ScaledTranslation(-0.55, -0.5, ax.figure.dpi_scale_trans)
-    ax.legend(
-        loc="upper left",
-        bbox_to_anchor=(0, 0),
-        bbox_transform=below,
-        frameon=False,
-        fontsize=LEGEND_SIZE,
-        borderaxespad=0.0,
         **options,
     )
 
@@ -346,7 +333,7 @@ def segments_scatter(
     if not ylabel:
         ax.set_yticks([])
     if with_legend:
-        legend_right(ax, markerscale=1.8, handletextpad=0.4, title="Segment")
+        legend(ax, markerscale=1.8, handletextpad=0.4, title="Segment")
     else:
         ax.text(1.03, 1.0, f"{len(order)} segments", transform=ax.transAxes, va="top")
     shown = f"{len(labels):,}" if total is None else f"a random {len(labels):,} of {total:,}"
@@ -390,7 +377,7 @@ def silhouette_diagram(
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("silhouette (-1 misplaced · 0 on a border · 1 well inside its segment)")
     if with_legend:
-        legend_right(ax, title="Segment")
+        legend(ax, title="Segment")
     subtitle = f"Silhouette of each of {len(per_customer):,} customers, sorted within segments"
     put_title(ax, human_title(title), subtitle, pad=16.0)
     return fig
@@ -485,7 +472,7 @@ def metric_vs_k(
             gid="k_mark",
         )
     if grouped:
-        _legend_below(ax, markerscale=0.75)
+        legend(ax, below=True, markerscale=0.75)
     ax.set_xlabel("k (number of segments)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
     ax.set_xticks(sorted({int(k) for k in ks} | set(grouped)))
@@ -515,7 +502,7 @@ def k_distance_figure(
         label = f"configured eps = {current:.3g}"
         ax.axhline(current, color="#2ca02c", linestyle=":", linewidth=1.6, label=label)
     if lines:
-        _legend_below(ax)
+        legend(ax, below=True)
     ax.set_xlabel("customers, sorted by k-distance")
     ax.set_ylabel(f"distance to neighbour #{min_samples} (self included)")
     subtitle = f"Choosing DBSCAN's eps: distance of each customer to neighbour #{min_samples}"

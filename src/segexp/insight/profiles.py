@@ -453,8 +453,6 @@ def load_segment_names(path: str | Path) -> dict[int, str]:
     return {int(s["id"]): str(s["name"]) for s in document["segments"]}
 
 
-# --- figures ------------------------------------------------------------------------------
-
 _MAX_PLOTTED_COLUMNS = 20  # a wider table shows its columns that differ most
 _MAX_SNAKE_COLUMNS = 12  # the snake plot keeps its 6.4 x 3.4 in
 _UPRIGHT_COLUMNS = 6  # more heatmap columns than this: labels rotated
@@ -568,7 +566,7 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     _column_ticks(ax, profile, shown, rotate=len(shown) > 3, cut=18)
     ax.set_xlim(-0.3, len(shown) - 0.7)
     ax.set_ylabel("vs all customers (sd)")
-    plots.legend_right(ax, handlelength=1.6)
+    plots.legend(ax, handlelength=1.6)
     _footnote(fig, profile, shown, all_diffs.shape[1])
     plots.put_title(ax, title or "Snake plot: each segment against all customers")
     return fig
