@@ -12,7 +12,6 @@ from segexp.data.samples import generate_mall_sample
 from segexp.errors import ConfigError
 from segexp.insight.naming import (
     DEFAULT_NAMING_FILE,
-    level_table,
     load_naming_config,
     name_segments,
 )
@@ -77,8 +76,6 @@ def test_levels_need_ranks_mean_and_median_on_the_same_side():
     x = np.r_[np.arange(1.0, 31.0), [1000.0, 2.0, 2.5, 3.0]]
     labels = np.r_[np.repeat([0, 1, 2], 10), [3, 3, 3, 3]]
     frame = pd.DataFrame({"x": x})
-    config = load_naming_config(None)
-    levels = level_table(frame, labels, ["x"], config)
     ranks = frame["x"].rank(pct=True)
     rank_diff = (ranks.groupby(labels).mean() - ranks.mean()) / ranks.std(ddof=0)
     means, medians = frame["x"].groupby(labels).mean(), frame["x"].groupby(labels).median()
@@ -86,9 +83,10 @@ def test_levels_need_ranks_mean_and_median_on_the_same_side():
     # Segment 2 (21..30) ranks high, but the extreme customer lifts the mean of all
     # customers (43.3) above its mean (25.5): the words would disagree with the numbers.
     assert means[2] < x.mean() and rank_diff[2] > 1
-    assert levels["x"].tolist() == ["low", "mid", "mid", "mid"]
-    without = level_table(frame[labels < 3], labels[labels < 3], ["x"], config)
-    assert without["x"].tolist() == ["low", "mid", "high"]
+    levels = compute_profile(frame, labels, ["x"]).table["x_level"]
+    assert levels.tolist() == ["low", "mid", "mid", "mid"]
+    without = compute_profile(frame[labels < 3], labels[labels < 3], ["x"]).table["x_level"]
+    assert without.tolist() == ["low", "mid", "high"]
 
 
 @pytest.mark.parametrize("segment", sorted(EXPECTED))

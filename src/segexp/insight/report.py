@@ -1,14 +1,6 @@
-"""The HTML report of one segmentation: one self-contained page for marketing.
-
-``render_html(ReportData)`` fills ``templates/report.html.j2``: the segments first
-(one card each: name, size, share, what sets it apart, actions), then the
-pictures, then how the segmentation was chosen (each score in one line, the
-sweep's leaderboard and k plots), then the data and each segment in numbers,
-then where the report comes from. This module only turns the run into plain
-lists and dicts of text; Jinja2 autoescapes every one of them, so nothing read
-from the store or the data reaches the page as markup. Images are data URIs,
-so the file opens anywhere without a network. Gathering the data from MLflow is
-:mod:`segexp.tools.report`'s job.
+"""The HTML report of one segmentation, for marketing: this module turns a run into plain
+texts for ``templates/report.html.j2``, which Jinja2 autoescapes (nothing read from the store
+or the data reaches the page as markup); images are data URIs, so the page needs no network.
 """
 
 from __future__ import annotations
@@ -75,10 +67,8 @@ class ReportData:
     left_out: str = ""  # '2 runs left out: more than 10% of customers not assigned (...)'
 
 
-# --- plain text of values that may be numbers (or, in a tampered store, anything) ----------
-
-
 def _float(value: Any) -> float | None:
+    """The number in a value that may be anything in a tampered store; None if there is none."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -118,21 +108,13 @@ def _facts(rows: list[tuple[str, Any]]) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in rows if value not in (None, "")]
 
 
-# --- the page's parts ------------------------------------------------------------------------
-
-
-def _is_noise(entry: dict[str, Any]) -> bool:
-    return str(entry.get("id")) == NOISE_ID
-
-
 def _noise_line(data: ReportData) -> str:
     """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
-    entry: dict[str, Any] = next((s for s in data.document.get("segments", []) if _is_noise(s)), {})
-    if not entry:
+    noise = [s for s in data.document.get("segments", []) if str(s.get("id")) == NOISE_ID]
+    if not noise:
         return ""
-    size = entry.get("size")
-    plural = "" if _float(size) == 1 else "s"
-    return f"Not assigned: {_count(size)} customer{plural} ({_share(entry.get('share'))})"
+    size, share = noise[0].get("size"), _share(noise[0].get("share"))
+    return f"Not assigned: {_count(size)} customer{'' if _float(size) == 1 else 's'} ({share})"
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -152,20 +134,14 @@ def _apart(data: ReportData, row: pd.Series) -> list[str]:
 
 
 def _split_shares(data: ReportData, row: pd.Series, column: str) -> str:
-    """'Female 56%, Male 44%': a split column's shares in one segment's row of profile.csv.
-
-    The values come from the base shares in segments.json, so ``Channel`` and
-    ``Channel_type`` never mix; older documents without them fall back to the
-    column-name prefix.
-    """
-    values = list(data.document.get("base", {}).get("shares", {}).get(column, {}))
+    """'Female 56%, Male 44%': by the base's values in segments.json, so ``Channel`` and
+    ``Channel_type`` never mix (older documents: by the column-name prefix)."""
     prefix = f"{column}_"
-    if not values:
-        values = [
-            name[len(prefix) : -len("_share")]
-            for name in data.table.columns
-            if name.startswith(prefix) and name.endswith("_share")
-        ]
+    values = list(data.document.get("base", {}).get("shares", {}).get(column, {})) or [
+        name[len(prefix) : -len("_share")]
+        for name in data.table.columns
+        if name.startswith(prefix) and name.endswith("_share")
+    ]
     shares = [(v, row[f"{prefix}{v}_share"]) for v in values if f"{prefix}{v}_share" in row]
     return ", ".join(f"{v} {_share(share, 0)}" for v, share in shares)
 
@@ -175,17 +151,17 @@ def _numbers(data: ReportData, row: pd.Series) -> list[list[str]]:
     base = data.document.get("base", {}).get("columns", {})
     table = []
     for column in data.document.get("profiled_columns", []):
-        diff, ratio = _float(row.get(f"{column}_std_diff")), row.get(f"{column}_ratio")
-        times = _float(ratio)
+        stat = {s: row.get(f"{column}_{s}") for s in ("mean", "median", "q1", "q3", "ratio")}
+        diff, times = _float(row.get(f"{column}_std_diff")), _float(stat["ratio"])
         table.append(
             [
                 _column_heading(data, column),
-                _num(row.get(f"{column}_mean"), 1),
-                _num(row.get(f"{column}_median"), 1),
-                f"{_num(row.get(f'{column}_q1'), 1)} – {_num(row.get(f'{column}_q3'), 1)}",
+                _num(stat["mean"], 1),
+                _num(stat["median"], 1),
+                f"{_num(stat['q1'], 1)} – {_num(stat['q3'], 1)}",
                 _num(base.get(column, {}).get("mean"), 1),
                 "n/a" if diff is None else f"{diff:+.2f}",
-                _num(ratio) if times is None else f"{times:.2f}×",
+                _num(stat["ratio"]) if times is None else f"{times:.2f}×",
                 str(row.get(f"{column}_level", "")),
             ]
         )
@@ -197,9 +173,10 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
     rows = {str(segment): row for segment, row in data.table.iterrows()}
     segments = []
     for seg in data.document.get("segments", []):
-        row = rows.get(str(seg.get("id")), pd.Series(dtype=object))
-        if _is_noise(seg):
+        if str(seg.get("id")) == NOISE_ID:
             continue
+        row = rows.get(str(seg.get("id")), pd.Series(dtype=object))
+        splits = data.document.get("split_columns", []) if not row.empty else []
         segments.append(
             {
                 "id": str(seg.get("id")),
@@ -212,33 +189,28 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
                 "apart": _apart(data, row),
                 "actions": [str(a) for a in seg.get("actions", [])],
                 "table": _numbers(data, row) if not row.empty else [],
-                "splits": [
-                    f"{column}: {_split_shares(data, row, column)}"
-                    for column in data.document.get("split_columns", [])
-                    if not row.empty
-                ],
+                "splits": [f"{c}: {_split_shares(data, row, c)}" for c in splits],
             }
         )
     return segments
 
 
 def _overview(data: ReportData) -> dict[str, Any]:
-    base = data.document.get("base", {})
+    base, params = data.document.get("base", {}), data.params
     columns = data.document.get("profiled_columns", [])
     features = data.document.get("feature_columns", [])
+    facts = [
+        ("Customers segmented", base.get("size")),
+        ("Data source", data.tags.get(TAG_DATA_SOURCE)),
+        ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT)),
+        ("Clustering features", ", ".join(map(str, features))),
+        ("Algorithm", params.get("algo")),
+        ("Scaler", params.get("scaler")),
+        ("Missing values", params.get("impute")),
+    ]
     stats = ("mean", "std", "min", "q1", "median", "q3", "max")
     return {
-        "facts": _facts(
-            [
-                ("Customers segmented", base.get("size")),
-                ("Data source", data.tags.get(TAG_DATA_SOURCE)),
-                ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT)),
-                ("Clustering features", ", ".join(map(str, features))),
-                ("Algorithm", data.params.get("algo")),
-                ("Scaler", data.params.get("scaler")),
-                ("Missing values", data.params.get("impute")),
-            ]
-        ),
+        "facts": _facts(facts),
         "columns": [
             [_column_heading(data, c)]
             + [_num(base.get("columns", {}).get(c, {}).get(s), 1) for s in stats]
@@ -254,12 +226,8 @@ def _overview(data: ReportData) -> dict[str, Any]:
 
 def _cell(board: pd.DataFrame, column: str, value: Any) -> dict[str, Any]:
     numeric = column in _COUNTS or pd.api.types.is_numeric_dtype(board[column])
-    if pd.isna(value):
-        text = ""
-    elif numeric:
-        text = _num(value, 0 if column in _COUNTS else 1 if "calinski" in column else 3)
-    else:
-        text = str(value)
+    digits = 0 if column in _COUNTS else 1 if "calinski" in column else 3
+    text = "" if pd.isna(value) else _num(value, digits) if numeric else str(value)
     return {"text": text, "numeric": numeric, "name": column == "run_name"}
 
 
@@ -280,8 +248,7 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     rows = []
     for index, row in shown.iterrows():
         chosen = is_this is not None and bool(is_this.loc[index])
-        reason = row.get("left_out")
-        reason = "" if pd.isna(reason) else str(reason)
+        reason = "" if pd.isna(row.get("left_out")) else str(row.get("left_out"))
         rows.append(
             {
                 "css": "chosen" if chosen else "left-out" if reason else "",
@@ -292,12 +259,11 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
             }
         )
     direction = "higher" if data.ranked_larger else "lower"
+    ranked_by = f"{data.ranked_by} ({direction} is better)" if data.ranked_by in board else "rank"
     others = set(board["algo"].dropna().astype(str)) if "algo" in board.columns else set()
     return {
         "sweep_id": data.tags.get(TAG_SWEEP_ID, ""),
-        "ranked_by": (
-            f"{data.ranked_by} ({direction} is better)" if data.ranked_by in board else "rank"
-        ),
+        "ranked_by": ranked_by,
         "more": len(board) - len(shown),
         "shared": "; ".join(f"{c} {board[c].iloc[0]}" for c in constant),
         "columns": [_HEADINGS.get(c, c) for c in key],
@@ -323,10 +289,11 @@ def _comparison(data: ReportData) -> dict[str, Any]:
 
 
 def _provenance(data: ReportData) -> list[tuple[str, str]]:
+    def minute(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+
     started = (
-        datetime.fromtimestamp(data.start_time / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-        if data.start_time
-        else ""
+        minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC)) if data.start_time else ""
     )
     return _facts(
         [
@@ -339,7 +306,7 @@ def _provenance(data: ReportData) -> list[tuple[str, str]]:
             ("Sweep parent run id", data.parent_run_id),
             ("Code version", data.tags.get(TAG_CODE_VERSION)),
             ("Run started", started),
-            ("Report made", datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            ("Report made", minute(datetime.now(tz=UTC))),
             ("Report tool", f"segexp {VERSION}"),
         ]
     )
@@ -349,7 +316,7 @@ def render_html(data: ReportData) -> str:
     """The whole report as one HTML document (no external resources)."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("segexp.insight", "templates"),
-        autoescape=True,
+        autoescape=True,  # every value is plain text: the template holds all of the markup
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
