@@ -15,7 +15,14 @@ from conftest import compose_config, mlflow_server, run_cli
 from mlflow.tracking import MlflowClient
 
 from segexp.jobs.job import run_job
-from segexp.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_url, sweep_runs_url
+from segexp.tracking.store import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    VIEW_TAG_PREFIX,
+    runs_url,
+    save_sweep_view,
+    sweep_runs_url,
+)
 
 
 def test_a_run_logs_its_table_as_a_dataset_whose_digest_is_the_fingerprint(tmp_path, store):
@@ -39,11 +46,31 @@ def test_a_run_logs_its_table_as_a_dataset_whose_digest_is_the_fingerprint(tmp_p
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
 
 
-def test_the_sweep_url_filters_its_job_runs_best_first():
+def test_the_sweep_url_filters_its_job_runs_best_first_on_the_model_training_pages():
     url = sweep_runs_url("sqlite:///x.db", "7", "20261201-1200-abc", "silhouette")
-    assert url.startswith("http://127.0.0.1:5000/#/experiments/7/runs?searchFilter=")
+    assert url.startswith(
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
     assert "20261201-1200-abc" in url and "orderByKey=metrics.%60silhouette%60" in url
     assert runs_url("http://127.0.0.1:8080/", "3") == "http://127.0.0.1:8080/#/experiments/3/runs"
+    # A saved view replaces the filter: MLflow's UI ignores a view when the URL has one.
+    viewed = sweep_runs_url("sqlite:///x.db", "7", "S", view="segexp-S")
+    assert viewed.endswith("runs?workflowType=machine_learning&viewStateShareKey=segexp-S")
+
+
+def test_the_sweep_view_is_saved_on_the_experiment_with_the_columns_that_choose(tmp_path, store):
+    client = MlflowClient(store)
+    experiment = client.create_experiment("views")
+    key = save_sweep_view(client, experiment, "S1", "davies_bouldin", False)
+    state = json.loads(client.get_experiment(experiment).tags[VIEW_TAG_PREFIX + key])
+    assert state["searchFilter"] == "tags.`segexp.sweep_id` = 'S1' and tags.`segexp.kind` = 'job'"
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`davies_bouldin`", True)
+    assert state["selectedColumns"] == [
+        "metrics.`davies_bouldin`",
+        *(f"metrics.`{m}`" for m in ("noise_fraction", "min_segment_share", "stability")),
+        "metrics.`n_clusters`",
+        *(f"params.`{p}`" for p in ("algo", "k", "scaler", "features", "preprocess")),
+    ]
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -76,11 +103,18 @@ def test_the_printed_url_opens_the_sweeps_runs_in_a_real_browser(tmp_path):
         assert len(jobs) == 4
         dom = subprocess.run(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-             "--virtual-time-budget=20000", "--dump-dom", printed[-1]],
+             "--window-size=2400,1000", "--virtual-time-budget=20000", "--dump-dom", printed[-1]],
             capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
         )  # fmt: skip
         assert dom.returncode == 0, dom.stderr[-2000:]
         for run in jobs:
             assert run.info.run_name in dom.stdout
-        assert "Training runs" in dom.stdout  # the runs table, not the GenAI traces view
-        assert "Traces 0" not in dom.stdout
+        assert "viewing a shared view" in dom.stdout  # the sweep's saved view, not an error
+        # the columns that choose a segmentation, without adding them by hand
+        for column in ("silhouette", "noise_fraction", "min_segment_share", "stability"):
+            assert f">{column}<" in dom.stdout, column
+        for column in ("n_clusters", "algo", "scaler", "features", "preprocess"):
+            assert f">{column}<" in dom.stdout, column
+        # the model-training pages: no GenAI side bar (evaluation runs, judges, traces)
+        assert "Model registry" in dom.stdout
+        assert "Evaluation runs" not in dom.stdout and "Judges" not in dom.stdout

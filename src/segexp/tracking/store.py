@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import socket
@@ -496,6 +497,33 @@ def runs_url(tracking_uri: str, experiment_id: str, ui: str = LOCAL_UI) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
 
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # MLflow UI views, opened by ?viewStateShareKey=
+VIEW_METRICS = ("noise_fraction", "min_segment_share", "stability", "n_clusters")
+VIEW_PARAMS = ("algo", "k", "scaler", "features", "preprocess")
+
+
+def _sweep_filter(sweep_id: str) -> str:
+    return f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'"
+
+
+def save_sweep_view(
+    client: Any, experiment_id: str, sweep_id: str, metric: str, descending: bool
+) -> str:
+    """Save a sweep's runs table as an MLflow UI view (its runs best first, with the columns
+    that choose a segmentation) on the experiment; returns the view's key for the URL."""
+    metrics = [metric, *(m for m in VIEW_METRICS if m != metric)]
+    state = {
+        "searchFilter": _sweep_filter(sweep_id),
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": not descending,
+        "selectedColumns": [f"metrics.`{m}`" for m in metrics]
+        + [f"params.`{p}`" for p in VIEW_PARAMS],
+    }
+    key = f"segexp-{sweep_id}"
+    client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + key, json.dumps(state))
+    return key
+
+
 def sweep_runs_url(
     tracking_uri: str,
     experiment_id: str,
@@ -503,13 +531,17 @@ def sweep_runs_url(
     metric: str = "silhouette",
     descending: bool = True,
     ui: str = LOCAL_UI,
+    view: str | None = None,
 ) -> str:
-    """The runs table filtered to one sweep's job runs, best first by ``metric``."""
-    query = {
-        "searchFilter": f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-        "orderByKey": f"metrics.`{metric}`",
-        "orderByAsc": "false" if descending else "true",
-    }
+    """The runs table (model-training pages) of one sweep's job runs, best first by ``metric``:
+    the saved ``view`` with its columns, or the filter and order alone."""
+    query: dict[str, str] = {"workflowType": "machine_learning"}
+    if view is not None:  # the UI ignores a view when the URL also carries a filter
+        query["viewStateShareKey"] = view
+    else:
+        query["searchFilter"] = _sweep_filter(sweep_id)
+        query["orderByKey"] = f"metrics.`{metric}`"
+        query["orderByAsc"] = "false" if descending else "true"
     return f"{runs_url(tracking_uri, experiment_id, ui)}?{urlencode(query, quote_via=quote)}"
 
 
