@@ -40,11 +40,11 @@ SHAPES = {
 }
 
 
-def chosen_run(tree: Path, data: Path, folder: Path) -> str:
+def chosen_run(tree: Path, data: Path, folder: Path, extra: list[str] | None = None) -> str:
     """'<run name>: sizes <n1/n2/...>; names <a | b | ...>' or the sweep's error line."""
     store = f"sqlite:///{folder / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "HYDRA_FULL_ERROR": ""}
-    args = [sys.executable, "-m", "segexp", *SWEEP, f"data.path={data}"]
+    args = [sys.executable, "-m", "segexp", *SWEEP, *(extra or []), f"data.path={data}"]
     args += [f"mlflow.tracking_uri={store}", "plots.enabled=false"]
     done = subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True)
     client = MlflowClient(tracking_uri=store)
@@ -71,15 +71,18 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=Path("/tmp/before"))
     parser.add_argument("--after", type=Path, default=ROOT)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), help="which tables")
+    parser.add_argument("--extra", nargs="*", default=[], help="more overrides for the sweep")
     options = parser.parse_args()
     rows = ["| table | before | after |", "| --- | --- | --- |"]
-    for shape, build in SHAPES.items():
+    for shape in options.shapes:
+        build = SHAPES[shape]
         cells = []
         for tree in (options.before, options.after):
             with tempfile.TemporaryDirectory(prefix="segexp-tables-") as name:
                 folder = Path(name)
                 data = build(folder)
-                cells.append(chosen_run(tree.resolve(), data, folder))
+                cells.append(chosen_run(tree.resolve(), data, folder, options.extra))
         rows.append(f"| {shape} | {cells[0]} | {cells[1]} |")
         print(rows[-1], flush=True)
     if options.out:
