@@ -53,6 +53,17 @@ def nested_parquet(folder: Path) -> None:
     pq.write_table(table, folder / "c.parquet")
 
 
+def column_as_text(position: int, written) -> str:
+    """The table with one column's numbers written as text (``written(number)``)."""
+    rows = [row.split(",") for row in ROWS]
+    for row in rows:
+        row[position] = written(int(row[position]))
+    return table(*(",".join(row) for row in rows))
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
 def gz_of(text: str) -> bytes:
     return gzip.compress(text.encode())
 
@@ -290,6 +301,29 @@ CASES = [
         "age",
         "row",
         setup=writes("c.csv", with_row(5, "0006,Female,twenty,17,76")),
+    ),
+    # numbers written as text leave the Mall feature group: never one-hot encoded
+    case(
+        "income-as-dollars",
+        D,
+        "feature 'annual_income'",
+        "not a number or a category",
+        "features=all_numeric",
+        setup=writes("c.csv", column_as_text(3, lambda n: f'"${n * 1000:,}"')),
+    ),
+    case(
+        "score-as-percent",
+        D,
+        "feature 'spending_score'",
+        "not a number or a category",
+        setup=writes("c.csv", column_as_text(4, lambda n: f"{n}%")),
+    ),
+    case(
+        "income-full-width-digits",
+        D,
+        "feature 'annual_income'",
+        "not a number or a category",
+        setup=writes("c.csv", column_as_text(3, lambda n: str(n).translate(FULL_WIDTH))),
     ),
     case("eda-missing-file", "data.path={dir}/nope.csv", "nope.csv", module="segexp.eda"),
     case("eda-empty-file", D, "empty", module="segexp.eda", setup=writes("c.csv", "")),
