@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from conftest import compose_config
+from mlflow.tracking import MlflowClient
 
 from segexp.data.export import csv_text, formula_counts, write_table
+from segexp.jobs.job import run_job
+from segexp.tracking.assignments import download_assignments
 
 PAYLOADS = ['=HYPERLINK("http://x")', "+33 1 23", "-cmd", "@SUM(A1)", "\tx", "=\nx"]
 NUMBERS = ["-3.5", "+12", "-1e5", ".5"]
@@ -48,3 +53,25 @@ def test_format_is_the_one_asked_not_the_file_name(tmp_path):
     assert pq.read_table(staged).to_pylist() == table.to_pylist()  # Parquet keeps cells
     write_table(table, tmp_path / "x.tmp", "tsv", escape=False)
     assert (tmp_path / "x.tmp").read_text().splitlines() == ["id\tsegment", "0001\t1", "=x\t2"]
+
+
+def test_a_runs_assignments_csv_escapes_formula_ids_and_reads_them_back(tmp_path, store):
+    ids = [f'=HYPERLINK("x{i}")' if i % 10 == 0 else f"C{i:04d}" for i in range(60)]
+    frame = pd.DataFrame(
+        {"customer_id": ids, "spend": [float(i % 7 + i // 20 * 30) for i in range(60)]}
+    )
+    frame["visits"] = [i % 5 + i // 20 * 10 for i in range(60)]
+    path = tmp_path / "c.csv"
+    frame.to_csv(path, index=False)
+    outcome = run_job(
+        compose_config(
+            [f"mlflow.tracking_uri={store}", f"data.path={path}", "k=3", "plots.enabled=false"]
+        )
+    )
+    assert outcome.status == "finished", outcome.message
+    client = MlflowClient(store)
+    local = client.download_artifacts(outcome.run_id, "assignments.csv", str(tmp_path / "raw"))
+    written = {row[0] for row in _cells(Path(local).read_text(encoding="utf-8"))[1:]}
+    assert '\'=HYPERLINK("x0")' in written and '=HYPERLINK("x0")' not in written
+    back = download_assignments(client, outcome.run_id, tmp_path / "back", id_column="first")
+    assert sorted(back["customer_id"]) == sorted(ids)  # segexp reads its own escaping back

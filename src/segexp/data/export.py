@@ -69,6 +69,17 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return escaped
 
 
+def unescape_formulas(values: pd.Series) -> pd.Series:
+    """A text column as it was before ``escape_formulas`` (segexp reading its own CSV back)."""
+    if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):
+        return values
+    text = values.astype(object)
+    escaped = text.map(
+        lambda v: isinstance(v, str) and v[:1] == FORMULA_PREFIX and is_formula(v[1:])
+    )
+    return text.where(~escaped.astype(bool), text.str[1:]) if escaped.any() else values
+
+
 def csv_text(frame: pd.DataFrame, *, sep: str = ",", index: bool = False) -> str:
     """The frame as CSV text, formula-looking cells escaped."""
     return escape_formulas(frame).to_csv(index=index, sep=sep)

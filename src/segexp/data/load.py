@@ -411,11 +411,11 @@ def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_k
                 f"{source}: feature '{column}' (from {config_key}) is the {role} column; "
                 f"choose features among: {', '.join(available)}"
             )
-        role = table.schema.role(column) if table.schema is not None else None
-        if role is not None and role.role == "excluded":
+        inferred = table.schema.role(column) if table.schema is not None else None
+        if inferred is not None and inferred.role == "excluded":
             raise DataError(
                 f"{source}: feature '{column}' (from {config_key}) is not a number or a "
-                f"category: the table's schema left it out ({role.reason}); write its numbers "
+                f"category: the table's schema left it out ({inferred.reason}); write its numbers "
                 "plainly (15000, not $15,000 or 15k) or choose other features "
                 "(features=all_numeric or features.columns=[...])"
             )

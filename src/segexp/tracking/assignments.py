@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from segexp.contract import ASSIGNMENTS_FILE, ASSIGNMENTS_PARQUET
+from segexp.data.export import unescape_formulas, write_table
 
 
 def write_assignments(frame: pd.DataFrame, folder: Path, parquet_above_rows: int) -> str:
@@ -19,7 +20,7 @@ def write_assignments(frame: pd.DataFrame, folder: Path, parquet_above_rows: int
     if len(frame) > parquet_above_rows:
         frame.to_parquet(folder / ASSIGNMENTS_PARQUET, index=False)
         return ASSIGNMENTS_PARQUET
-    frame.to_csv(folder / ASSIGNMENTS_FILE, index=False)
+    write_table(frame, folder / ASSIGNMENTS_FILE, "csv")  # ids may start with =, +, -, @
     return ASSIGNMENTS_FILE
 
 
@@ -39,7 +40,7 @@ def download_assignments(
         if as_text:
             return frame.astype(str).where(frame.notna(), "")
     elif as_text:
-        return pd.read_csv(local, dtype=str, keep_default_na=False)
+        return pd.read_csv(local, dtype=str, keep_default_na=False).apply(unescape_formulas)
     else:
         if id_column == "first":
             header = pd.read_csv(local, nrows=0).columns
@@ -49,7 +50,7 @@ def download_assignments(
             dtype={id_column: str} if id_column else None,
             keep_default_na=False,
             na_values=[""],
-        )
+        ).apply(unescape_formulas)
     if id_column == "first":
         id_column = str(frame.columns[0]) if len(frame.columns) else None
     if id_column and id_column != "segment" and id_column in frame.columns:
