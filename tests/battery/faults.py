@@ -83,13 +83,15 @@ time.sleep(float(sys.argv[2]))
 
 
 @contextmanager
-def lock_held(lock_file: Path, seconds: float = 120) -> Iterator[int]:
-    """Another process holds ``lock_file`` (filelock, as a store being created does) for
-    ``seconds`` or until the block ends; yields its pid."""
+def lock_held(lock_file: Path, seconds: float = 120, same_command: bool = False) -> Iterator[int]:
+    """Another command holds ``lock_file`` (filelock, as a store being created does) for
+    ``seconds`` or until the block ends; yields its pid. ``same_command``: the holder stays in
+    the test's process group, as a sibling worker of one command would."""
     holder = subprocess.Popen(
         [sys.executable, "-c", _HOLD_LOCK, str(lock_file), str(seconds)],
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=not same_command,  # a command of its own, as from another terminal
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

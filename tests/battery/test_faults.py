@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from segexp.errors import TrackingError
+from segexp.tracking.store import LOCK_GRACE, store_lock
 from tests.battery import faults
 from tests.battery.harness import case, clean_env
 
@@ -371,6 +373,24 @@ def test_held_store_lock_default_bound_is_said(tmp_path):
         lines, _, _ = _watch(["-m", "k=3,4"], tmp_path, {}, until="is locked by pid")
     assert f"is locked by pid {pid}" in lines[-1][1]
     assert "waiting up to 30 s (SEGEXP_STORE_LOCK_TIMEOUT)" in lines[-1][1]
+
+
+@pytest.mark.parametrize("same_command", [False, True], ids=["another-command", "sibling-worker"])
+def test_a_lock_of_another_command_is_said_at_once_a_siblings_after_the_grace(
+    tmp_path, capsys, monkeypatch, same_command
+):
+    """Held by another command: said at once and refused after the bound alone; held by a
+    worker of this command (its process group: joblib's workers), first LOCK_GRACE in silence."""
+    monkeypatch.setenv("SEGEXP_STORE_LOCK_TIMEOUT", "1")
+    db = tmp_path / "mlflow.db"
+    with faults.lock_held(Path(f"{db}.lock"), same_command=same_command) as pid:
+        started = time.monotonic()
+        refused = pytest.raises(TrackingError, match=f"held by pid {pid} after 1 s")
+        with refused, store_lock(db, "sqlite:///mlflow.db"):
+            pass
+        waited = time.monotonic() - started
+    assert f"is locked by pid {pid}" in capsys.readouterr().err
+    assert (waited >= LOCK_GRACE) is same_command, waited
 
 
 def test_store_deleted_mid_sweep_ends_in_one_line(tmp_path):

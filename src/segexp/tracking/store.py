@@ -575,27 +575,33 @@ def open_store(tracking_uri: str) -> Any:
 
 @contextlib.contextmanager
 def store_lock(db: Path, where: str) -> Iterator[None]:
-    """Hold ``<db>.lock``; when another process still holds it after LOCK_GRACE seconds, say
-    so with its pid and wait ``lock_timeout()`` seconds more, then TrackingError."""
-    lock = FileLock(f"{db}.lock")
+    """Hold ``<db>.lock``. Held by another command: said at once with its pid, then waited for
+    ``lock_timeout()`` seconds (TrackingError after); held by a worker of this same command
+    (joblib's share its process group): first waited for LOCK_GRACE seconds in silence."""
+    lock, lock_file = FileLock(f"{db}.lock"), Path(f"{db}.lock")
     try:
-        lock.acquire(timeout=LOCK_GRACE)
+        lock.acquire(timeout=0)
     except Timeout:
-        bound, holder = lock_timeout(), _lock_holder(Path(f"{db}.lock"))
-        print(
-            f"segexp: the store {db} is locked by {holder} (creating or migrating it); "
-            f"waiting up to {bound:g} s ({LOCK_TIMEOUT_ENV})",
-            file=sys.stderr,
-            flush=True,
-        )
+        pid = _lock_holder(lock_file)
         try:
-            lock.acquire(timeout=bound)
+            lock.acquire(timeout=LOCK_GRACE if _same_command(pid) else 0)
         except Timeout:
-            raise TrackingError(
-                f"{where}: {db}.lock is still held by {holder} after {bound:g} s; let that "
-                f"command finish (or stop it), or wait longer with {LOCK_TIMEOUT_ENV}=<seconds>; "
-                "remove the lock file only if no segexp or mlflow command is running"
-            ) from None
+            bound = lock_timeout()
+            holder = f"pid {pid}" if pid is not None else "another process"
+            print(
+                f"segexp: the store {db} is locked by {holder} (creating or migrating it); "
+                f"waiting up to {bound:g} s ({LOCK_TIMEOUT_ENV})",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                lock.acquire(timeout=bound)
+            except Timeout:
+                raise TrackingError(
+                    f"{where}: {db}.lock is still held by {holder} after {bound:g} s; let that "
+                    f"command finish (or stop it), or wait longer with {LOCK_TIMEOUT_ENV}="
+                    "<seconds>; remove the lock file only if no segexp or mlflow command is running"
+                ) from None
     try:
         yield
     finally:
@@ -613,15 +619,22 @@ def lock_timeout() -> float:
         ) from None
 
 
-def _lock_holder(lock_file: Path) -> str:
-    """'pid N' of the process holding ``lock_file`` (Linux's /proc/locks), else a phrase."""
-    with contextlib.suppress(OSError):
+def _lock_holder(lock_file: Path) -> int | None:
+    """The pid of the process holding ``lock_file`` (Linux's /proc/locks), None if unknown."""
+    with contextlib.suppress(OSError, ValueError):
         st = lock_file.stat()
         key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
         for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines()):
             if "->" not in fields and len(fields) > 5 and fields[5] == key:
-                return f"pid {fields[4]}"
-    return "another process"
+                return int(fields[4])
+    return None
+
+
+def _same_command(pid: int | None) -> bool:
+    """Whether ``pid`` is a worker of this command (the same process group)."""
+    with contextlib.suppress(OSError):
+        return pid is not None and os.getpgid(pid) == os.getpgrp()
+    return False
 
 
 def store_problem(tracking_uri: str, exc: BaseException) -> str:
