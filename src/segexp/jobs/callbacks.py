@@ -87,6 +87,7 @@ from segexp.tracking.store import (
     check_experiment_name,
     folder_problem,
     resolve_tracking_uri,
+    save_sweep_view,
     sqlite_path,
     sweep_runs_url,
     tracker_for,
@@ -697,8 +698,14 @@ def next_commands(
         (shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)"),
         (shlex.join(["segexp-promote", *promote]), "register the best run"),
     ]
+    descending = direction == "max"
+    try:  # the runs table with the columns that choose, as an MLflow UI view
+        client = tracker_for(sweep.tracking_uri).client
+        view = save_sweep_view(client, sweep.experiment_id, sweep.sweep_id, metric, descending)
+    except Exception:  # the sweep is stored; without a view the link filters and sorts alone
+        view = None
     url = sweep_runs_url(
-        sweep.tracking_uri, sweep.experiment_id, sweep.sweep_id, metric, direction == "max"
+        sweep.tracking_uri, sweep.experiment_id, sweep.sweep_id, metric, descending, view=view
     )
     serve = ui_command(sweep.tracking_uri)
     if serve is not None:
