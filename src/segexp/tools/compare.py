@@ -33,7 +33,7 @@ from segexp.model.selection import (
     DEFAULT_MIN_SEGMENT_SHARE,
     check_max_noise_fraction,
 )
-from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
+from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
     LeaderboardFilters,
@@ -48,8 +48,6 @@ from segexp.tracking.leaderboard import (
 )
 from segexp.tracking.store import TAG_ENDED_BY, TAG_JOBS_PLANNED, Tracker, resolve_tracking_uri
 
-SCOPES = ("sweep", "experiment")
-FORMATS = ("table", "csv", "markdown")
 SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
 OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
@@ -76,25 +74,10 @@ def _names(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     raise ConfigError(f"{where}: expected a name or a list of names like [a,b]; got {value!r}")
 
 
-def _number(section: Mapping[str, Any], key: str, where: str) -> float | None:
-    value = section.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise ConfigError(f"{where}: expected a number or null; got {value!r}")
-    return value
-
-
-def _integer(section: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = section.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{where}: expected an integer or null; got {value!r}")
-    return value
-
-
 def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
-    """``filter.*`` of ``conf/compare.yaml`` as LeaderboardFilters; ConfigError on bad values."""
+    """``filter.*`` as LeaderboardFilters (types and ranges: the schema's, checked first)."""
     section = cfg.get("filter") or {}
-    k_min = _integer(section, "k_min", "filter.k_min")
-    k_max = _integer(section, "k_max", "filter.k_max")
+    k_min, k_max = section.get("k_min"), section.get("k_max")
     if k_min is not None and k_max is not None and k_min > k_max:
         raise ConfigError(
             f"filter.k_min={k_min} is larger than filter.k_max={k_max}; no k can pass"
@@ -105,7 +88,7 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
         features=_names(section, "features", "filter.features"),
         scaler=_names(section, "scaler", "filter.scaler"),
         min_segment_share=min_segment_share_from(section),
-        min_stability=_number(section, "min_stability", "filter.min_stability"),
+        min_stability=section.get("min_stability"),
         k_min=k_min,
         k_max=k_max,
         status=None if status is None else str(status).upper(),
@@ -143,8 +126,6 @@ def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") ->
 def output_format(cfg: DictConfig) -> str:
     """``format``, else the output file's suffix, else 'table'; the two must agree."""
     fmt = cfg.get("format")
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"format: allowed values are {', '.join(FORMATS)}; got {fmt!r}")
     output = cfg.get("output")
     if not output:
         return str(fmt or "table")
@@ -223,8 +204,6 @@ def load_runs(
     An incomplete sweep carries why in ``frame.attrs["incomplete"]``; as the latest sweep
     it is refused unless ``allow_incomplete=true`` (or the caller decides: False)."""
     scope = cfg.get("scope", "sweep")
-    if scope not in SCOPES:
-        raise ConfigError(f"scope: allowed values are {', '.join(SCOPES)}; got {scope!r}")
     tracker, experiment_id, uri = open_experiment(cfg)
     experiment = f"experiment '{cfg.mlflow.experiment}'"
     if scope == "experiment":
@@ -348,11 +327,8 @@ def table_width(cfg: DictConfig, out: TextIO) -> int | None:
     (``wide=true`` or no terminal)."""
     if cfg.get("wide", False):
         return None
-    configured = _integer(cfg, "width", "width")
-    if configured is not None:
-        if configured < 20:
-            raise ConfigError(f"width: expected an integer >= 20 or null; got {configured}")
-        return configured
+    if cfg.get("width") is not None:
+        return int(cfg.width)
     if out is not sys.stdout:
         return None
     columns = shutil.get_terminal_size(fallback=(0, 0)).columns
@@ -401,15 +377,15 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
     err = err or sys.stderr
     try:
         if cfg.get("output"):  # an existing file is refused before any work
-            check_output(str(cfg.output), "output", flag(cfg, "overwrite"), list(SUFFIX_FORMATS))
+            check_output(
+                str(cfg.output), "output", bool(cfg.get("overwrite")), list(SUFFIX_FORMATS)
+            )
         width = table_width(cfg, out)
         metric = str(cfg.metric)
         larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
         filters = filters_from_config(cfg)
         fmt = output_format(cfg)
-        top = _integer(cfg, "top", "top")
-        if top is not None and top < 1:
-            raise ConfigError(f"top: expected an integer >= 1 or null; got {top}")
+        top = cfg.get("top")
         frame, where = load_runs(cfg)
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")

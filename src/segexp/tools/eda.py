@@ -613,7 +613,7 @@ def write_eda_artifacts(
 def eda(cfg: DictConfig) -> EdaReport:
     """Load, describe and log the data as one MLflow run (bad data or config: no run)."""
     options = EdaOptions.from_config(cfg)
-    folder = output_folder(cfg.get("output"), cfg.get("overwrite", False))
+    folder = output_folder(cfg.get("output"), bool(cfg.get("overwrite")))
     table = load_customers(cfg.data)
     plan = EdaPlan.of(table, options)
     uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
@@ -656,15 +656,11 @@ def eda(cfg: DictConfig) -> EdaReport:
     )
 
 
-def output_folder(output: Any, overwrite: Any) -> Path | None:
+def output_folder(output: str | None, overwrite: bool) -> Path | None:
     """The local folder (``output``; None: MLflow only), refused when it exists without
-    ``overwrite=true``."""
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite: true or false; got {overwrite!r}")
-    if output in (None, ""):
+    ``overwrite=true`` (their types: the schema's, checked first)."""
+    if not output:
         return None
-    if not isinstance(output, str):
-        raise ConfigError(f"output: a folder name, or null for MLflow only; got {output!r}")
     folder = Path(output).expanduser()
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise ConfigError(f"output={output}: exists and is not a folder; choose another output=")

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from segexp.errors import ConfigError
 
@@ -27,18 +26,6 @@ _KINDS = [
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
     (stat.S_ISSOCK, "a socket"),
 ]
-
-
-def flag(cfg: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    """A true/false option; ConfigError naming the key for anything else."""
-    value = cfg.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ConfigError(f"{key}: allowed values are true or false; got {value!r}")
 
 
 def not_a_regular_file(path: Path) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from segexp.data.read import (
 )
 from segexp.errors import ConfigError, DataError
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN
-from segexp.tools.outputs import TABLE_FORMATS, check_output, flag, staged, table_format
+from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
 from segexp.tracking.models import SegmentModel, champion_version, load_model
 from segexp.tracking.store import resolve_tracking_uri
 
@@ -64,12 +65,11 @@ class PredictionResult:
     formulas: dict[str, int] = field(default_factory=dict)  # formula-looking cells per column
 
     def summary(self) -> str:
-        text = (
-            f"{self.scored} of {self.rows} customers scored with {self.model_uri} -> {self.output}"
+        where = f" -> {self.rejects}" if self.rejects is not None else ""
+        return (
+            f"{self.scored} of {self.rows} customers scored with {self.model_uri} -> "
+            f"{self.output}; {self.rejected} rejected{where}"
         )
-        if self.rejects is not None:
-            return text + f"; {self.rejected} rejected -> {self.rejects}"
-        return text + f"; {self.rejected} rejected"
 
 
 @dataclass
@@ -314,10 +314,7 @@ def model_uri_from(cfg: DictConfig) -> str:
     TrackingError with the way to choose one when no version has that alias."""
     if cfg.get("model"):
         return str(cfg.model)
-
-    registry = cfg.get("registry") or {}
-    name = str(registry.get("name") or "customer-segments")
-    alias = str(registry.get("alias") or "champion")
+    name, alias = str(cfg.registry.name), str(cfg.registry.alias)
     champion_version(cfg.mlflow.tracking_uri, name, alias, "model=<model URI>")
     return f"models:/{name}@{alias}"
 
@@ -328,8 +325,8 @@ def predict(cfg: DictConfig) -> PredictionResult:
         raise ConfigError("input: set input=<customers.csv> (CSV, TSV or Parquet); got nothing")
     if not cfg.get("output"):
         raise ConfigError("output: set output=<segments.csv> (where the scored rows go)")
-    overwrite = flag(cfg, "overwrite")
-    escape = flag(cfg, "escape_formulas")
+    overwrite = bool(cfg.get("overwrite"))
+    escape = bool(cfg.get("escape_formulas"))
     source = Path(str(cfg.input)).expanduser()
     output = Path(str(cfg.output)).expanduser()
     rejects = Path(str(cfg.rejects)).expanduser() if cfg.get("rejects") else None
@@ -370,13 +367,12 @@ def predict(cfg: DictConfig) -> PredictionResult:
         refused = refused.append_column(REASON_COLUMN, pa.array(reasons[bad].tolist(), pa.string()))
         tables[rejects] = refused
     written: dict[Path, tuple[str, pa.Table | pd.DataFrame]] = {}
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for path, table in tables.items():
         fmt = table_format(path, "output" if path == output else "rejects")
         if fmt != "parquet":  # the spreadsheet guard concerns text files only
             table = table.to_pandas()
-            for name, n in formula_counts(table).items():
-                counts[name] = counts.get(name, 0) + n
+            counts.update(formula_counts(table))
         written[path] = (fmt, table)
     with ExitStack() as stack:  # both files are replaced only once both are written
         for path, (fmt, table) in written.items():
@@ -385,7 +381,7 @@ def predict(cfg: DictConfig) -> PredictionResult:
     if line:
         print(line, file=sys.stderr)
     return PredictionResult(
-        output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, counts
+        output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, dict(counts)
     )
 
 

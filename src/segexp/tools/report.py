@@ -23,7 +23,7 @@ from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
 from segexp.tools.compare import max_noise_fraction_from, sweep_jobs
-from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
+from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
     METRIC_DIRECTIONS,
@@ -322,16 +322,14 @@ def build_report(
 
 def report_from_config(cfg: DictConfig) -> ReportWritten:
     """The command line's report: ``run_id``, else the champion's run."""
-    overwrite = flag(cfg, "overwrite")
+    overwrite = bool(cfg.get("overwrite"))
     if cfg.get("output"):  # before any work; the default name is known once the run is
         check_output(str(cfg.output), "output", overwrite, REPORT_SUFFIXES)
     given = None if OmegaConf.is_missing(cfg, "run_id") else cfg.get("run_id")
     run_id = str(given or "").strip()
     selection = None
     if not run_id:
-        registry = cfg.get("registry") or {}
-        name = str(registry.get("name") or "customer-segments")
-        alias = str(registry.get("alias") or "champion")
+        name, alias = str(cfg.registry.name), str(cfg.registry.alias)
         version = champion_version(cfg.mlflow.tracking_uri, name, alias, "run_id=...")
         run_id = str(version.run_id or version.tags.get("segexp.source_run_id", ""))
         selection = f"This run is the {alias}: models:/{name}@{alias} (version {version.version})."
