@@ -21,6 +21,7 @@ from segexp.contract import TAG_KIND, TAG_SWEEP_ID, TAG_UNDEFINED_PREFIX
 from segexp.errors import ConfigError, usage_error_line
 from segexp.jobs.job import run_job, validate_inputs
 from segexp.jobs.outcomes import SweepContext
+from segexp.jobs.validation import check_tool_config
 from segexp.model.evaluation import evaluate_run
 from segexp.model.pipeline import fit_segmentation
 from segexp.tools.compare import run_compare
@@ -116,6 +117,10 @@ def compare(uri: str, *overrides: str) -> tuple[int, str, str]:
             cfg = compose("compare", overrides=given)
     except Exception as exc:  # a wrong type: the schema refuses it while composing, as the
         return 2, "", usage_error_line(exc, "compare", given) + "\n"  # command says it
+    try:  # bounds and choices: checked before the tool runs, as segexp-compare does
+        check_tool_config("compare", cfg)
+    except ConfigError as exc:
+        return 2, "", f"segexp: error: {exc}\n"
     out, err = io.StringIO(), io.StringIO()
     code = run_compare(cfg, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
@@ -254,10 +259,10 @@ def test_missing_store_experiment_and_sweep_are_reported(sweeps, tmp_path, store
     ("override", "fragments"),
     [
         ("filter.k_min=three", ["filter.k_min: an integer >= 1 or null", "'three'"]),
-        ("format=html", ["format: allowed values are table, csv, markdown", "'html'"]),
-        ("scope=all", ["scope: allowed values are sweep, experiment", "'all'"]),
-        ("direction=up", ["direction: allowed values are auto, max, min", "'up'"]),
-        ("top=0", ["top: expected an integer >= 1 or null; got 0"]),
+        ("format=html", ["format: one of 'table', 'csv', 'markdown' or null", "'html'"]),
+        ("scope=all", ["scope: one of 'sweep', 'experiment'", "'all'"]),
+        ("direction=up", ["direction: one of 'auto', 'max', 'min'", "'up'"]),
+        ("top=0", ["top: an integer >= 1 or null; got 0"]),
     ],
 )
 def test_bad_values_are_one_line_errors(sweeps, override, fragments):

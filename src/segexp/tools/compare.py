@@ -1,30 +1,7 @@
-"""``python -m segexp.compare``: a ranked leaderboard of one sweep or of a whole experiment.
+"""``segexp-compare``: a ranked leaderboard of one sweep or of a whole experiment.
 
-    python -m segexp.compare                                  # latest sweep, by silhouette
-    python -m segexp.compare metric=ref_silhouette scope=experiment
-    python -m segexp.compare filter.algo=[kmeans,gmm] filter.k_min=3 filter.min_stability=0.8 \\
-        format=markdown
-    python -m segexp.compare output=leaderboard.csv mlflow.tracking_uri=sqlite:///abs/mlflow.db
-    python -m segexp.compare filter.max_noise_fraction=1.0    # rank runs with any noise too
-
-A Hydra app on ``conf/compare.yaml``, which composes the same ``mlflow`` and
-``data`` groups as the sweep, so the store and experiment are set once. Ranking,
-filters and the ``best`` rule live in ``segexp.tracking.leaderboard``. The noise
-rule is on by default (``filter.max_noise_fraction=0.1``): runs leaving more than
-10 % of the customers unassigned are left out; so is the share rule
-(``filter.min_segment_share=0.02``): runs with a segment under 2 % of the customers
-(an outlier split) are left out; the heading (or, for CSV and Markdown on standard
-output, a note on standard error) says how many and why.
-
-An incomplete sweep (its parent KILLED, RUNNING or FAILED, or fewer job runs than
-the ``segexp.jobs_planned`` it recorded) is refused when it is the latest sweep, and
-shown under an ``INCOMPLETE`` heading with a note when named by ``sweep_id`` or with
-``allow_incomplete=true``.
-
-Exit codes: 0 leaderboard shown, 1 nothing to rank (no sweep, no runs, or no run
-passes the filters), 2 bad input or configuration (unknown metric, bad filter
-value, missing store or experiment, an incomplete latest sweep). Messages are one
-line on standard error.
+Ranking, filters and the ``best`` rule live in ``segexp.tracking.leaderboard``. Exit codes:
+0 shown, 1 nothing to rank, 2 bad input or configuration (an incomplete latest sweep too).
 """
 
 from __future__ import annotations
@@ -36,8 +13,10 @@ import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO, overload
+from typing import Any, TextIO
 
+import pandas as pd
+from mlflow.entities import Run
 from omegaconf import DictConfig, ListConfig
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_OUTCOME_PREFIX, TAG_SWEEP_ID
@@ -49,49 +28,39 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
-from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
-from segexp.tools.shell import hydra_tool
-from segexp.tracking.store import Tracker, resolve_tracking_uri
+from segexp.model.selection import (
+    DEFAULT_MAX_NOISE_FRACTION,
+    DEFAULT_MIN_SEGMENT_SHARE,
+    check_max_noise_fraction,
+)
+from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
+from segexp.tracking.leaderboard import (
+    LEFT_OUT_COLUMN,
+    LeaderboardFilters,
+    build_leaderboard,
+    candidates,
+    display_columns,
+    format_markdown,
+    format_table,
+    larger_is_better,
+    left_out_summary,
+    runs_to_frame,
+)
+from segexp.tracking.store import TAG_ENDED_BY, TAG_JOBS_PLANNED, Tracker, resolve_tracking_uri
 
-# pandas and the leaderboard (numpy, pandas) are imported where they are used, so that
-# `segexp-compare --help` and a usage error answer without loading them.
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from segexp.tracking.leaderboard import LeaderboardFilters
-
-SCOPES = ("sweep", "experiment")
-FORMATS = ("table", "csv", "markdown")
 SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
 OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
 _MAX_RESULTS = 50000
-# Fitting a table to the terminal: columns hidden first to last (the run name already says
-# algo, k, scaler and features); never the rank, the run name, the ranked metric, the
-# columns asked for or the run id (shortened to 8 characters; wide=true shows it whole).
+# Fitting a table to the terminal: columns hidden first to last ("algo." stands for every
+# hyperparameter); never the rank, run name, ranked metric, asked-for columns or run id.
 HIDE_FIRST_TO_LAST = (
-    "suggested_eps",
-    "bic",
-    "calinski_harabasz",
-    "davies_bouldin",
-    "noise_fraction",
-    "min_segment_share",
-    "nmi",
-    "ari",
-    "features",
-    "scaler",
-    "algo.",
-    "algo",
-    "k",
-    "status",
-    "ref_silhouette",
-    "stability",
-    "n_clusters",
-)
+    "suggested_eps", "bic", "calinski_harabasz", "davies_bouldin", "noise_fraction",
+    "min_segment_share", "nmi", "ari", "features", "scaler", "algo.", "algo", "k", "status",
+    "ref_silhouette", "stability", "n_clusters",
+)  # fmt: skip
 SHORT_RUN_ID = 8
-
-
-# ------------------------------------------------------------------ config values
+SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # 20261207-052208-9d8500, or a run id
 
 
 def _names(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -105,34 +74,10 @@ def _names(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     raise ConfigError(f"{where}: expected a name or a list of names like [a,b]; got {value!r}")
 
 
-@overload
-def _number(
-    section: Mapping[str, Any], key: str, where: str, *, integer: Literal[True]
-) -> int | None: ...
-@overload
-def _number(
-    section: Mapping[str, Any], key: str, where: str, *, integer: bool = False
-) -> float | int | None: ...
-def _number(
-    section: Mapping[str, Any], key: str, where: str, *, integer: bool = False
-) -> float | int | None:
-    value = section.get(key)
-    if value is None:
-        return None
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        wanted = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}: expected {wanted} or null; got {value!r}")
-    return value
-
-
 def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
-    """``filter.*`` of ``conf/compare.yaml`` as LeaderboardFilters; ConfigError on bad values."""
-    from segexp.tracking.leaderboard import LeaderboardFilters
-
+    """``filter.*`` as LeaderboardFilters (types and ranges: the schema's, checked first)."""
     section = cfg.get("filter") or {}
-    k_min = _number(section, "k_min", "filter.k_min", integer=True)
-    k_max = _number(section, "k_max", "filter.k_max", integer=True)
+    k_min, k_max = section.get("k_min"), section.get("k_max")
     if k_min is not None and k_max is not None and k_min > k_max:
         raise ConfigError(
             f"filter.k_min={k_min} is larger than filter.k_max={k_max}; no k can pass"
@@ -143,7 +88,7 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
         features=_names(section, "features", "filter.features"),
         scaler=_names(section, "scaler", "filter.scaler"),
         min_segment_share=min_segment_share_from(section),
-        min_stability=_number(section, "min_stability", "filter.min_stability"),
+        min_stability=section.get("min_stability"),
         k_min=k_min,
         k_max=k_max,
         status=None if status is None else str(status).upper(),
@@ -153,8 +98,6 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
 
 def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
     """``filter.max_noise_fraction``: the default rule when the key is absent, null = no limit."""
-    from segexp.model.selection import DEFAULT_MAX_NOISE_FRACTION, check_max_noise_fraction
-
     if "max_noise_fraction" not in section:
         return DEFAULT_MAX_NOISE_FRACTION
     try:
@@ -167,8 +110,6 @@ def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -
 
 def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
     """``filter.min_segment_share``: the default rule when the key is absent, null or 0 = off."""
-    from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
-
     if "min_segment_share" not in section:
         return DEFAULT_MIN_SEGMENT_SHARE
     value = section.get("min_segment_share")
@@ -183,11 +124,8 @@ def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") ->
 
 
 def output_format(cfg: DictConfig) -> str:
-    """The configured format, else the output file's suffix, else 'table'. An output's
-    suffix must be one of SUFFIX_FORMATS and agree with ``format`` when both are given."""
+    """``format``, else the output file's suffix, else 'table'; the two must agree."""
     fmt = cfg.get("format")
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"format: allowed values are {', '.join(FORMATS)}; got {fmt!r}")
     output = cfg.get("output")
     if not output:
         return str(fmt or "table")
@@ -202,9 +140,6 @@ def output_format(cfg: DictConfig) -> str:
     return implied
 
 
-# ----------------------------------------------------------------------- the runs
-
-
 def open_experiment(cfg: DictConfig) -> tuple[Tracker, str, str]:
     """Tracker, experiment id and URI; TrackingError when the store or experiment is missing."""
     uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
@@ -217,37 +152,40 @@ def open_experiment(cfg: DictConfig) -> tuple[Tracker, str, str]:
     return tracker, tracker.experiment_id(str(cfg.mlflow.experiment), create=False), uri
 
 
-SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # 20261207-052208-9d8500, or a run id
+def _sweeps(tracker: Tracker, experiment_id: str, where: str = "", most: int = 1) -> list[Run]:
+    """The experiment's sweep parent runs (``where``: more of the filter), latest first."""
+    return tracker.client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'sweep'{where}",
+        order_by=["attributes.start_time DESC"],
+        max_results=most,
+    )
 
 
-def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
+def sweep_jobs(client: Any, experiment_id: str, sweep_id: str) -> list[Run]:
+    """The job runs of one sweep."""
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        max_results=_MAX_RESULTS,
+    )
+
+
+def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None) -> Run | None:
     """Parent run of the named sweep (sweep id or run id), else of the latest; None if none."""
     if sweep_id is None:
-        runs = tracker.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{TAG_KIND}` = 'sweep'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        return runs[0] if runs else None
+        return next(iter(_sweeps(tracker, experiment_id)), None)
     if not SWEEP_ID.fullmatch(sweep_id):  # it goes into an MLflow filter, which has no escapes
-        recent = tracker.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{TAG_KIND}` = 'sweep'",
-            order_by=["attributes.start_time DESC"],
-            max_results=3,
-        )
-        ids = [r.data.tags.get(TAG_SWEEP_ID, r.info.run_id) for r in recent]
+        ids = [
+            r.data.tags.get(TAG_SWEEP_ID, r.info.run_id)
+            for r in _sweeps(tracker, experiment_id, most=3)
+        ]
         raise ConfigError(
             f"sweep_id={sweep_id}: not a sweep id; allowed: a sweep id such as "
             "20261207-052208-9d8500 or its parent run's id (letters, digits, '-', '_', '.')"
             + (f"; latest sweeps here: {', '.join(ids)}" if ids else "; this experiment has none")
         )
-    runs = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_ID}` = '{sweep_id}'",
-        max_results=1,
-    )
+    runs = _sweeps(tracker, experiment_id, f" and tags.`{TAG_SWEEP_ID}` = '{sweep_id}'")
     if runs:
         return runs[0]
     try:
@@ -261,16 +199,11 @@ def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None):
 def load_runs(
     cfg: DictConfig, *, refuse_latest_incomplete: bool = True
 ) -> tuple[pd.DataFrame, str]:
-    """The job runs the leaderboard ranks, and a phrase naming where they come from.
+    """The job runs to rank, and a phrase naming where they come from.
 
-    A sweep that did not run to its end carries why in ``frame.attrs["incomplete"]``;
-    the latest sweep (no ``sweep_id``) is refused so unless ``allow_incomplete=true``
-    (``refuse_latest_incomplete=False``: the caller decides)."""
-    from segexp.tracking.leaderboard import runs_to_frame
-
+    An incomplete sweep carries why in ``frame.attrs["incomplete"]``; as the latest sweep
+    it is refused unless ``allow_incomplete=true`` (or the caller decides: False)."""
     scope = cfg.get("scope", "sweep")
-    if scope not in SCOPES:
-        raise ConfigError(f"scope: allowed values are {', '.join(SCOPES)}; got {scope!r}")
     tracker, experiment_id, uri = open_experiment(cfg)
     experiment = f"experiment '{cfg.mlflow.experiment}'"
     if scope == "experiment":
@@ -291,11 +224,7 @@ def load_runs(
             "or rank every run with scope=experiment"
         )
     found = parent.data.tags.get(TAG_SWEEP_ID, "")
-    runs = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{found}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=_MAX_RESULTS,
-    )
+    runs = sweep_jobs(tracker.client, experiment_id, found)
     frame = runs_to_frame(runs)
     where = f"sweep {found} (parent run {parent.info.run_id})"
     reason = incomplete_reason(parent, len(runs))
@@ -322,14 +251,9 @@ def allows_incomplete(cfg: DictConfig) -> bool:
     return bool(value)
 
 
-def incomplete_reason(parent, job_runs: int) -> str | None:
-    """Why a sweep's parent run says the sweep did not run to its end (None: it did).
-
-    KILLED (a signal, or its process gone: ``segexp.ended_by``), still RUNNING, FAILED,
-    or fewer jobs with a run (or an outcome tag) than the sweep planned (``segexp.jobs_planned``).
-    """
-    from segexp.tracking.store import TAG_ENDED_BY, TAG_JOBS_PLANNED
-
+def incomplete_reason(parent: Run, job_runs: int) -> str | None:
+    """Why a sweep's parent run says the sweep did not run to its end (None: it did):
+    KILLED, still RUNNING, FAILED, or fewer jobs ran than ``segexp.jobs_planned``."""
     tags = parent.data.tags
     status = parent.info.status
     parts = []
@@ -351,40 +275,21 @@ def incomplete_reason(parent, job_runs: int) -> str | None:
 
 def _latest_complete(tracker: Tracker, experiment_id: str) -> str | None:
     """The sweep id of the experiment's latest FINISHED sweep (its parent), if any."""
-    runs = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_KIND}` = 'sweep' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=20,
-    )
-    for run in runs:
-        if incomplete_reason(run, _job_count(tracker, experiment_id, run)) is None:
+    for run in _sweeps(tracker, experiment_id, " and attributes.status = 'FINISHED'", 20):
+        jobs = sweep_jobs(tracker.client, experiment_id, run.data.tags.get(TAG_SWEEP_ID, ""))
+        if incomplete_reason(run, len(jobs)) is None:
             return run.data.tags.get(TAG_SWEEP_ID)
     return None
 
 
-def _job_count(tracker: Tracker, experiment_id: str, parent) -> int:
-    sweep = parent.data.tags.get(TAG_SWEEP_ID, "")
-    runs = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=_MAX_RESULTS,
-    )
-    return len(runs)
-
-
 def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
     """ConfigError when no run logged ``metric``, listing the metrics that exist."""
-    import pandas as pd
-
     if metric in frame.columns and frame[metric].notna().any():
         return
     logged = sorted(
         c
         for c in frame.columns
-        if pd.api.types.is_float_dtype(frame[c].dtype)
-        and c not in ("k",)
-        and frame[c].notna().any()
+        if pd.api.types.is_float_dtype(frame[c].dtype) and c != "k" and frame[c].notna().any()
     )
     match = difflib.get_close_matches(metric, logged, n=1)
     hint = f" (did you mean '{match[0]}'?)" if match else ""
@@ -407,13 +312,8 @@ def check_columns(frame: pd.DataFrame, wanted: Sequence[str]) -> None:
             )
 
 
-# ------------------------------------------------------------------------- output
-
-
 def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
     """The leaderboard as text: aligned table, CSV (all columns, shown ones first) or Markdown."""
-    from segexp.tracking.leaderboard import format_markdown, format_table
-
     if fmt == "csv":
         rest = [c for c in ranked.columns if c not in columns]
         return csv_text(ranked[list(columns) + rest])  # run names may start with =
@@ -423,47 +323,37 @@ def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
 
 
 def table_width(cfg: DictConfig, out: TextIO) -> int | None:
-    """Columns the table may use: ``width``, else the terminal's (``COLUMNS`` first) when
-    printing to standard output; None (no limit) with ``wide=true`` or no terminal."""
+    """``width``, else the terminal's (``COLUMNS`` first) on standard output; None: no limit
+    (``wide=true`` or no terminal)."""
     if cfg.get("wide", False):
         return None
-    configured = _number(cfg, "width", "width", integer=True)
-    if configured is not None:
-        if configured < 20:
-            raise ConfigError(f"width: expected an integer >= 20 or null; got {configured}")
-        return configured
+    if cfg.get("width") is not None:
+        return int(cfg.width)
     if out is not sys.stdout:
         return None
     columns = shutil.get_terminal_size(fallback=(0, 0)).columns
     return columns if columns > 0 else None
 
 
-def _widest_line(text: str) -> int:
-    return max((len(line) for line in text.splitlines()), default=0)
-
-
 def fit_table(
     ranked: pd.DataFrame, columns: Sequence[str], width: int | None, keep: Sequence[str] = ()
 ) -> tuple[str, list[str]]:
-    """The aligned table within ``width`` columns, and the columns hidden to fit it.
-
-    Run ids shortened, then columns hidden in HIDE_FIRST_TO_LAST order, then the run
-    names shortened with an ellipsis. ``width`` None: every column, full values.
-    """
-    from segexp.tracking.leaderboard import format_table
-
+    """The aligned table within ``width`` columns, and the columns hidden to fit it: run
+    ids shortened, columns hidden in HIDE_FIRST_TO_LAST order, then run names cut."""
     table = ranked[list(columns)].copy()
     if width is None:
         return format_table(table), []
     if "run_id" in table.columns:
         table["run_id"] = table["run_id"].astype(str).str[:SHORT_RUN_ID]
     kept = {"rank", "run_name", "run_id", *keep}
-    order = [c for c in table.columns if c not in kept and not _known(c)]
+    order = [
+        c for c in table.columns if c not in kept and not any(_is(c, n) for n in HIDE_FIRST_TO_LAST)
+    ]
     for name in HIDE_FIRST_TO_LAST:
         order += [c for c in table.columns if c not in kept and c not in order and _is(c, name)]
     hidden: list[str] = []
     for name in order:
-        if _widest_line(format_table(table)) <= width:
+        if max(map(len, format_table(table).splitlines()), default=0) <= width:
             break
         table = table.drop(columns=name)
         hidden.append(name)
@@ -475,10 +365,6 @@ def _is(column: str, name: str) -> bool:
     return column.startswith(name) if name.endswith(".") else column == name
 
 
-def _known(column: str) -> bool:
-    return any(_is(column, name) for name in HIDE_FIRST_TO_LAST)
-
-
 def _wrap(text: str, width: int | None) -> str:
     if width is None:
         return text
@@ -487,27 +373,19 @@ def _wrap(text: str, width: int | None) -> str:
 
 def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print (or write) the leaderboard the config asks for; return the exit code."""
-    from segexp.tracking.leaderboard import (
-        LEFT_OUT_COLUMN,
-        build_leaderboard,
-        candidates,
-        display_columns,
-        larger_is_better,
-    )
-
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         if cfg.get("output"):  # an existing file is refused before any work
-            check_output(str(cfg.output), "output", flag(cfg, "overwrite"), list(SUFFIX_FORMATS))
+            check_output(
+                str(cfg.output), "output", bool(cfg.get("overwrite")), list(SUFFIX_FORMATS)
+            )
         width = table_width(cfg, out)
         metric = str(cfg.metric)
         larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
         filters = filters_from_config(cfg)
         fmt = output_format(cfg)
-        top = _number(cfg, "top", "top", integer=True)
-        if top is not None and top < 1:
-            raise ConfigError(f"top: expected an integer >= 1 or null; got {top}")
+        top = cfg.get("top")
         frame, where = load_runs(cfg)
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
@@ -520,16 +398,11 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
                 f"none of the {len(frame)} runs of {where} passes the filters "
                 f"({filters.describe('filter.')})" + (f"; {left_out}" if left_out else "")
             )
+        extra = [str(c) for c in (cfg.get("columns") or [])]
+        check_columns(ranked, extra)
     except EmptyLeaderboardError as exc:
         print(f"segexp: nothing to rank: {exc}", file=err)
         return exc.exit_code
-    except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=err)
-        return exc.exit_code
-
-    extra = [str(c) for c in (cfg.get("columns") or [])]
-    try:
-        check_columns(ranked, extra)
     except SegexpError as exc:
         print(f"segexp: error: {exc}", file=err)
         return exc.exit_code
@@ -546,19 +419,15 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
             "segments in one reference space: the table's numeric columns, standardized)"
         )
         print(_wrap(note, width), file=err)
-    hidden: list[str] = []
     if fmt == "table" and not cfg.get("output"):
         text, hidden = fit_table(shown, columns, width, keep=[metric, *extra])
         text += "\n"
         if hidden:
-            text += (
-                _wrap(
-                    f"({len(hidden)} columns hidden to fit {width} columns: {', '.join(hidden)}; "
-                    "wide=true shows every column and full run ids)",
-                    width,
-                )
-                + "\n"
+            why = (
+                f"({len(hidden)} columns hidden to fit {width} columns: {', '.join(hidden)}; "
+                "wide=true shows every column and full run ids)"
             )
+            text += _wrap(why, width) + "\n"
     else:
         text = render(shown, columns, fmt)
     heading = (
@@ -595,10 +464,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
 
 
 def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
-    """How many runs were left out of the ranking and why: the noise or share rule (with the
-    key that keeps them) or a silhouette on other distances ('' if none)."""
-    from segexp.tracking.leaderboard import left_out_summary
-
+    """How many runs the ranking left out and why, with the key that keeps them ('' if none)."""
     return left_out_summary(
         board,
         filters,
@@ -606,10 +472,3 @@ def noise_note(board: pd.DataFrame, filters: LeaderboardFilters) -> str:
         noise_hint="; filter.max_noise_fraction=1.0 ranks them too",
         share_hint="; filter.min_segment_share=0 ranks them too",
     )
-
-
-main = hydra_tool("compare", run_compare)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

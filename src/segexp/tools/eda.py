@@ -1,35 +1,8 @@
-"""``python -m segexp.eda``: look at any customer table before segmenting it, as one MLflow run.
+"""``segexp-eda``: look at any customer table before segmenting it, as one MLflow run.
 
-Composes ``conf/eda.yaml`` (the same ``data`` and ``mlflow`` config groups as a
-sweep, so ``data=... data.path=...`` and the tracking settings are written once)
-and logs one run tagged ``segexp.kind=eda`` and ``segexp.data_fingerprint`` in
-the sweep's experiment. Column roles come from the table's schema (inferred, or
-set in the data config), never from the data config's raw keys. It holds:
-
-    summary.csv, summary.md        one row per column: role, type, count, missing, unique,
-                                   mean, std, min, quartiles, max, IQR outliers, top value
-    schema.json                    every column's role and why (also params schema.<role>)
-    correlation_pearson.csv, correlation_spearman.csv
-    plots/hist_<column>.png        histogram per numeric column, one colour per split level
-    plots/bar_<column>.png         customers per level of each categorical column
-    plots/scatter_matrix.png       pairwise scatter of the first numeric columns
-    plots/boxplots.png             box per numeric column (the first 12), outliers in its title
-    plots/correlation_pearson.png, plots/correlation_spearman.png
-    plots/missingness.png          present/absent matrix of every cell (as missingno draws it),
-                                   or "No missing cells" in words
-
-The same files go to a local folder (``output``, default ``eda-<data name>/``), which
-the summary names; an existing one is refused before any work unless ``overwrite=true``.
-Figures are 150 dpi and at least 960 px wide (``plots.dpi``), as the run plots.
-
-Wide tables: histograms, bar charts, box plots and correlations cover the first
-``eda.max_columns`` numeric (categorical) columns in file order, so a
-1000-column table takes seconds; the terminal summary says how many were left
-out. Counts (missing cells, outliers) always cover every column.
-
-Metrics: ``n_customers``, ``n_columns``, ``missing_cells``, ``missing.<column>``,
-``outliers.<column>`` and, for a transaction log, the RFM rule counts. Bad data
-or config stop before any run is created (``segexp: error: ...``, exit code 2).
+The run (``segexp.kind=eda``) and a local folder (``output``) hold summary tables, the
+column roles, correlations and figures; docs/data.md lists them. Wide tables draw the
+first ``eda.max_columns`` columns; counts always cover every column.
 """
 
 from __future__ import annotations
@@ -38,7 +11,6 @@ import json
 import math
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -65,16 +37,8 @@ from segexp.data.export import write_table
 from segexp.data.load import CustomerTable, closest
 from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
-from segexp.insight.plots import (
-    HEIGHT,
-    LABEL_SIZE,
-    LEGEND_SIZE,
-    TICK_SIZE,
-    TITLE_SIZE,
-    WIDTH,
-    save,
-)
-from segexp.tools.shell import hydra_tool
+from segexp.insight.plots import HEIGHT, LABEL_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE, WIDTH, save
+from segexp.jobs.job import code_version
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
 _COLORS = [
@@ -109,15 +73,8 @@ class EdaOptions:
         return cls(**given, dpi=int(dict(cfg.get("plots") or {}).get("dpi", cls.dpi)))
 
 
-# --- what the data holds ----------------------------------------------------------------------
-
-
 def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
-    """Numeric and categorical columns, as the table's schema has them.
-
-    Not the data config: its role keys default to ``auto`` and the schema
-    holds what they resolved to (codes such as Region 1/2/3 are categorical).
-    """
+    """Numeric and categorical columns as the schema resolved them (not the config's auto)."""
     frame = table.frame
     numeric = [c for c in table.numeric if c in frame.columns]
     categorical = [c for c in table.categorical if c in frame.columns]
@@ -128,16 +85,12 @@ def roles_by_column(table: CustomerTable) -> dict[str, str]:
     """Every column's role: the schema's, else id/label/numeric and categorical for the rest."""
     if table.schema is not None:
         return {c.column: c.role for c in table.schema.columns}
+    special = {table.id_column: "id", table.label_column: "label"}
     numeric = set(table.numeric)
-    roles = {}
-    for column in map(str, table.frame.columns):
-        if column == table.id_column:
-            roles[column] = "id"
-        elif column == table.label_column:
-            roles[column] = "label"
-        else:
-            roles[column] = "numeric" if column in numeric else "categorical"
-    return roles
+    return {
+        c: special.get(c) or ("numeric" if c in numeric else "categorical")
+        for c in map(str, table.frame.columns)
+    }
 
 
 @dataclass(frozen=True)
@@ -204,17 +157,9 @@ def summary_table(
             "unique": int(values.nunique()),
         }
         if role == "numeric":
-            described = values.astype(float).describe()
-            row.update(
-                mean=described["mean"],
-                std=described["std"],
-                min=described["min"],
-                q25=described["25%"],
-                median=described["50%"],
-                q75=described["75%"],
-                max=described["max"],
-                outliers_iqr=iqr_outliers(values, iqr_factor),
-            )
+            described = values.astype(float).describe().drop("count")
+            row.update(described.rename({"25%": "q25", "50%": "median", "75%": "q75"}))
+            row["outliers_iqr"] = iqr_outliers(values, iqr_factor)
         if role == "date":
             row.update(min=str(values.min()), max=str(values.max()))
         if role in ("categorical", "label", "excluded", "date"):
@@ -231,14 +176,9 @@ def summary_table(
 
 def strongest_pairs(correlation: pd.DataFrame, top: int = _TOP) -> list[tuple[str, str, float]]:
     """The ``top`` column pairs with the largest |r| (each pair once, NaN skipped)."""
-    values = correlation.to_numpy(dtype=float)
-    rows, cols = np.triu_indices(len(values), k=1)
-    r = values[rows, cols]
-    keep = ~np.isnan(r)
-    rows, cols, r = rows[keep], cols[keep], r[keep]
-    order = np.argsort(-np.abs(r), kind="stable")[:top]
-    names = [str(c) for c in correlation.columns]
-    return [(names[rows[i]], names[cols[i]], float(r[i])) for i in order]
+    upper = correlation.where(np.triu(np.ones(correlation.shape, dtype=bool), k=1))
+    pairs = upper.stack().dropna().sort_values(key=abs, ascending=False, kind="stable")
+    return [(str(a), str(b), float(r)) for (a, b), r in pairs[:top].items()]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -257,12 +197,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-# --- figures (matplotlib Figure + Agg canvas: no pyplot state) --------------------------------
-# At least the run plots' 6.4 in wide (960 px at 150 dpi), text 9 pt and up, laid out by
-# matplotlib's constrained layout: titles, labels and colour bars never overlap or fall off.
-
-
 def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
+    """At least the run plots' width, on the Agg canvas (no pyplot state), constrained layout."""
     fig = Figure(figsize=(max(width, WIDTH), height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -323,10 +259,6 @@ def bar_figure(frame: pd.DataFrame, column: str) -> Figure:
     return fig
 
 
-def _short(value: float) -> str:
-    return f"{value:.3g}"
-
-
 def _clip(text: str, width: int) -> str:
     """Long names cut in the middle: 'prefix_...1' and 'prefix_...2' stay apart."""
     if len(text) <= width:
@@ -342,11 +274,8 @@ def _plural(n: int, word: str) -> str:
 def scatter_matrix_figure(
     frame: pd.DataFrame, columns: Sequence[str], hue: str | None, max_rows: int, seed: int = 0
 ) -> Figure:
-    """Every pair of numeric columns as a scatter panel, histograms on the diagonal.
-
-    Drawn as panels of one axes (each column scaled to its own min..max, printed
-    under the panels): one axes renders in a fraction of the time of n x n.
-    """
+    """Every pair of numeric columns as a scatter panel, histograms on the diagonal: panels
+    of one axes (each column on its own min..max), far faster to draw than n x n axes."""
     n = len(columns)
     size = min(1.6 * n + 1.5, 11.0)
     fig = _figure(size, max(size, WIDTH))
@@ -381,7 +310,7 @@ def scatter_matrix_figure(
         ax.text(j + inner / 2, -0.12, _clip(column, 18), ha="center", va="top",
                 fontsize=LABEL_SIZE)  # fmt: skip
         for x, value, align in ((j, low[column], "left"), (j + inner, high[column], "right")):
-            ax.text(x, -0.02, _short(value), ha=align, va="top", fontsize=TICK_SIZE,
+            ax.text(x, -0.02, f"{value:.3g}", ha=align, va="top", fontsize=TICK_SIZE,
                     color="#555555")  # fmt: skip
     ax.set_xlim(-0.02, n)
     ax.set_ylim(-0.02, n)
@@ -441,12 +370,8 @@ def missingness_matrix(frame: pd.DataFrame, max_rows: int = 2000) -> tuple[np.nd
 
 
 def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000, max_labels: int = 40) -> Figure:
-    """Missing cells as gaps in dark columns, one column per table column (missingno's
-    matrix); a table with none says so in words.
-
-    Wider than ``max_labels`` columns, only the columns with gaps are labelled
-    (the most missing first) and the figure stops growing: 1000 labels are unreadable.
-    """
+    """Missing cells as gaps in dark columns (missingno's matrix), or words when there are
+    none; past ``max_labels`` columns only the most missing ones are labelled."""
     counts = frame.isna().sum().to_numpy()
     rows, n = frame.shape
     if not counts.sum():
@@ -476,9 +401,6 @@ def missingness_figure(frame: pd.DataFrame, max_rows: int = 2000, max_labels: in
         title += f"; {n} columns in file order, labelled where cells are missing"
     ax.set_xlabel(title, fontsize=LABEL_SIZE)
     return fig
-
-
-# --- the run ----------------------------------------------------------------------------------
 
 
 def _safe_name(text: str) -> str:
@@ -514,21 +436,13 @@ class EdaPlan:
 class EdaReport:
     """What one EDA found and where it is logged; ``summary()`` is the terminal screen."""
 
-    source: str
-    n_rows: int
-    n_columns: int
+    table: CustomerTable
+    plan: EdaPlan
+    options: EdaOptions
     roles: dict[str, int]
-    excluded: list[tuple[str, str]]  # (column, why)
-    split: Split
     missing: list[tuple[str, int]]  # most missing cells first
     outliers: list[tuple[str, int]]  # most IQR outliers first
     pairs: list[tuple[str, str, float]]  # strongest Pearson correlations first
-    n_numeric: int
-    n_drawn: int
-    n_categorical: int
-    n_bars: int
-    max_columns: int
-    iqr_factor: float
     metrics: dict[str, float] = field(default_factory=dict)
     run_id: str = ""
     experiment: str = ""
@@ -538,43 +452,56 @@ class EdaReport:
 
     def summary(self) -> str:
         """One screen: at most ~20 lines of at most 100 characters."""
-        total_missing = int(self.metrics.get("missing_cells", sum(n for _, n in self.missing)))
-        source = self.source if len(self.source) <= 60 else "..." + self.source[-57:]
-        lines = [f"EDA of {source}: {self.n_rows} rows x {self.n_columns} columns"]
+        rows, columns = self.table.frame.shape
+        plan, split, factor = self.plan, self.plan.split, self.options.iqr_factor
+        source = self.table.source
+        source = source if len(source) <= 60 else "..." + source[-57:]
+        lines = [f"EDA of {source}: {rows} rows x {columns} columns"]
 
         def add(key: str, text: str) -> None:
             lines.append(_fit(f"  {key:<11}{text}"))
 
         add("roles", ", ".join(f"{self.roles.get(role, 0)} {role}" for role in ROLES))
-        excluded = [f"{c} ({_plain_reason(why)})" for c, why in self.excluded]
+        schema = self.table.schema
+        excluded = [
+            f"{c.column} ({_plain_reason(c.reason)})"
+            for c in (schema.columns if schema is not None else [])
+            if c.role == "excluded"
+        ]
         add("excluded", _listing(excluded, "; ") or "none")
-        if self.split.column is None and self.split.why.startswith("eda.hue"):
-            add("split by", f"none ({self.split.why})")
-        elif self.split.column is None:
-            add("split by", f"none: {self.split.why} (choose one with eda.hue=<column>)")
+        if split.column is None and split.why.startswith("eda.hue"):
+            add("split by", f"none ({split.why})")
+        elif split.column is None:
+            add("split by", f"none: {split.why} (choose one with eda.hue=<column>)")
         else:
-            add("split by", f"{self.split.column} ({self.split.why})")
+            add("split by", f"{split.column} ({split.why})")
         if self.missing:
-            share = [f"{_name(c)} {n} ({n / max(self.n_rows, 1):.0%})" for c, n in self.missing]
-            add("missing", _listing(share, ", ", f"{_plural(total_missing, 'cell')}; most in "))
+            cells = _plural(int(self.metrics["missing_cells"]), "cell")
+            share = [f"{_name(c)} {n} ({n / max(rows, 1):.0%})" for c, n in self.missing]
+            add("missing", _listing(share, ", ", f"{cells}; most in "))
         else:
             add("missing", "no missing cells")
         if self.outliers:
             counts = [f"{_name(c)} {n}" for c, n in self.outliers]
-            add("outliers", _listing(counts, ", ", f"beyond {self.iqr_factor:g} x IQR: "))
+            add("outliers", _listing(counts, ", ", f"beyond {factor:g} x IQR: "))
         else:
-            add("outliers", f"none beyond {self.iqr_factor:g} x IQR")
+            add("outliers", f"none beyond {factor:g} x IQR")
         if not self.pairs:
             add("correlated", "fewer than 2 numeric columns")
         for i, (left, right, r) in enumerate(self.pairs):
             pair = f"{_clip(left, 32)} ~ {_clip(right, 32)}"
             add("correlated" if i == 0 else "", f"{r:+.2f}  {pair}" + (" (Pearson)" * (i == 0)))
-        add("figures", f"{_plural(self.n_drawn, 'histogram')}, {_plural(self.n_bars, 'bar chart')}")
-        left_numeric = self.n_numeric - self.n_drawn
+        add(
+            "figures",
+            f"{_plural(len(plan.drawn), 'histogram')}, {_plural(len(plan.bars), 'bar chart')}",
+        )
+        left_numeric = len(plan.numeric) - len(plan.drawn)
         if left_numeric:
-            add("", f"{left_numeric} of {self.n_numeric} numeric columns left out of figures")
-            add("", f"and correlations (the first {self.max_columns} kept: eda.max_columns)")
-        left_bars = max(self.n_categorical - self.n_bars, 0)
+            add("", f"{left_numeric} of {len(plan.numeric)} numeric columns left out of figures")
+            add(
+                "", f"and correlations (the first {self.options.max_columns} kept: eda.max_columns)"
+            )
+        left_bars = len(plan.categorical) - len(plan.bars)
         if left_bars:
             add("", f"{left_bars} categorical columns without a bar chart (too many levels)")
         if self.folder:
@@ -619,14 +546,10 @@ def _open_hint(uri: str, experiment_id: str, run_id: str) -> list[str]:
     page = f"#/experiments/{experiment_id}/runs/{run_id}"
     if uri.startswith(("http://", "https://")):
         return [f"{uri.rstrip('/')}/{page}"]
-    shown = uri
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///") :])
-        try:
-            shown = f"sqlite:///{path.relative_to(Path.cwd())}"
-        except ValueError:
-            shown = uri
-    return [f"mlflow ui --backend-store-uri {shown}", f"then http://127.0.0.1:5000/{page}"]
+    path = Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("sqlite:///") and path.is_relative_to(Path.cwd()):
+        uri = f"sqlite:///{path.relative_to(Path.cwd())}"
+    return [f"mlflow ui --backend-store-uri {uri}", f"then http://127.0.0.1:5000/{page}"]
 
 
 def _top(counts: Mapping[str, float], top: int = _TOP) -> list[tuple[str, int]]:
@@ -660,21 +583,15 @@ def write_eda_artifacts(
     pairs: list[tuple[str, str, float]] = []
     if plan.drawn:
         shown = plan.drawn[: options.max_scatter_columns]
-        save(
-            scatter_matrix_figure(frame, shown, hue, options.max_scatter_rows),
-            plots / "scatter_matrix.png",
-            dpi,
-        )
+        scatter = scatter_matrix_figure(frame, shown, hue, options.max_scatter_rows)
+        save(scatter, plots / "scatter_matrix.png", dpi)
         boxes = plan.drawn[:_MAX_BOXES]  # more are unreadable; summary.csv has every column's
         save(boxplot_figure(frame, boxes, options.iqr_factor), plots / "boxplots.png", dpi)
         for method in ("pearson", "spearman"):
             correlation = frame[plan.drawn].astype(float).corr(method=method)
             write_table(correlation, folder / f"correlation_{method}.csv", "csv", index=True)
-            save(
-                correlation_figure(correlation, f"{method.capitalize()} correlation"),
-                plots / f"correlation_{method}.png",
-                dpi,
-            )
+            figure = correlation_figure(correlation, f"{method.capitalize()} correlation")
+            save(figure, plots / f"correlation_{method}.png", dpi)
             if method == "pearson":
                 pairs = strongest_pairs(correlation)
     save(missingness_figure(frame), plots / "missingness.png", dpi)
@@ -684,55 +601,24 @@ def write_eda_artifacts(
         "n_columns": float(frame.shape[1]),
         "missing_cells": float(frame.isna().sum().sum()),
     }
-    missing: dict[str, float] = {}
-    outliers: dict[str, float] = {}
-    for row in summary.itertuples(index=False):
-        missing[str(row.column)] = float(row.missing)
-        metrics[f"missing.{_safe_name(row.column)}"] = float(row.missing)
-        if row.role == "numeric":
-            outliers[str(row.column)] = float(row.outliers_iqr)
-            metrics[f"outliers.{_safe_name(row.column)}"] = float(row.outliers_iqr)
+    by_column = summary.set_index(summary["column"].astype(str))
+    missing = by_column["missing"].astype(float).to_dict()
+    outliers = by_column.loc[by_column["role"] == "numeric", "outliers_iqr"].astype(float).to_dict()
+    metrics.update({f"missing.{_safe_name(c)}": n for c, n in missing.items()})
+    metrics.update({f"outliers.{_safe_name(c)}": n for c, n in outliers.items()})
     metrics.update(table.notes)
-    excluded = (
-        [(c.column, c.reason) for c in table.schema.columns if c.role == "excluded"]
-        if table.schema is not None
-        else []
-    )
-    return EdaReport(
-        source=table.source,
-        n_rows=len(frame),
-        n_columns=int(frame.shape[1]),
-        roles=roles,
-        excluded=excluded,
-        split=plan.split,
-        missing=_top(missing),
-        outliers=_top(outliers),
-        pairs=pairs,
-        n_numeric=len(numeric),
-        n_drawn=len(plan.drawn),
-        n_categorical=len(plan.categorical),
-        n_bars=len(plan.bars),
-        max_columns=options.max_columns,
-        iqr_factor=options.iqr_factor,
-        metrics=metrics,
-    )
+    return EdaReport(table, plan, options, roles, _top(missing), _top(outliers), pairs, metrics)
 
 
 def eda(cfg: DictConfig) -> EdaReport:
-    """Load, describe and log the data as one MLflow run; returns what it found and the run.
-
-    Data and config errors are raised before the run exists; a failure while
-    writing the artifacts ends the run FAILED with the error in a tag.
-    """
+    """Load, describe and log the data as one MLflow run (bad data or config: no run)."""
     options = EdaOptions.from_config(cfg)
-    folder = output_folder(cfg.get("output"), cfg.get("overwrite", False))
+    folder = output_folder(cfg.get("output"), bool(cfg.get("overwrite")))
     table = load_customers(cfg.data)
     plan = EdaPlan.of(table, options)
     uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
     tracker = Tracker(uri)
     experiment_id = tracker.experiment_id(str(cfg.mlflow.experiment))
-    from segexp.jobs.job import code_version
-
     tags = {
         TAG_KIND: "eda",
         TAG_DATA_FINGERPRINT: table.fingerprint,
@@ -770,15 +656,11 @@ def eda(cfg: DictConfig) -> EdaReport:
     )
 
 
-def output_folder(output: Any, overwrite: Any) -> Path | None:
-    """The local folder for the figures and tables (``output``), refused before any work
-    when it exists and ``overwrite`` is not true; None: MLflow only."""
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite: true or false; got {overwrite!r}")
-    if output in (None, ""):
+def output_folder(output: str | None, overwrite: bool) -> Path | None:
+    """The local folder (``output``; None: MLflow only), refused when it exists without
+    ``overwrite=true`` (their types: the schema's, checked first)."""
+    if not output:
         return None
-    if not isinstance(output, str):
-        raise ConfigError(f"output: a folder name, or null for MLflow only; got {output!r}")
     folder = Path(output).expanduser()
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise ConfigError(f"output={output}: exists and is not a folder; choose another output=")
@@ -806,11 +688,3 @@ def publish_folder(source: Path, folder: Path) -> None:
 def run_eda(cfg: DictConfig) -> str:
     """:func:`eda`, returning only the run id."""
     return eda(cfg).run_id
-
-
-main = hydra_tool("eda", eda)
-"""Exit codes: 0 logged (the summary printed), 2 bad data or configuration (nothing logged)."""
-
-
-if __name__ == "__main__":
-    sys.exit(main())

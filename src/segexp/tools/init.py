@@ -1,15 +1,7 @@
 """``segexp init [FOLDER] [data.path=FILE] [data.name=NAME]``: a starter project.
 
-Writes into FOLDER (default: the current one), never over an existing file:
-
-    conf/data/<name>.yaml   the table's data config: its path and the column roles segexp
-                            infers for it (the schema a run uses), or a commented template
-    conf/algo/my_kmeans.yaml  an algorithm of the project's own, to copy from
-    .gitignore              the local MLflow store (mlflow.db, mlruns/) and Hydra's folders
-    next-steps.md           the commands to run next (also printed)
-
-segexp's configs are searched in ``./conf`` first, so ``segexp data=<name>`` run in
-FOLDER reads the new file.
+Writes conf/data/<name>.yaml (the table's inferred column roles, or a template), an
+algorithm to copy, a .gitignore and next-steps.md into FOLDER, never over an existing file.
 """
 
 from __future__ import annotations
@@ -18,6 +10,8 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from segexp.errors import EXIT_USER_ERROR, ConfigError, SegexpError
 
@@ -70,8 +64,6 @@ label_column: auto          # a column holding a known segment (ARI/NMI), or nul
 
 
 def _yaml_scalar(value: str | None) -> str:
-    from omegaconf import OmegaConf
-
     return OmegaConf.to_yaml({"x": value}).split(":", 1)[1].strip()
 
 
@@ -82,8 +74,7 @@ def _yaml_list(names: Sequence[str]) -> str:
 def data_config(name: str, path: str, shown_path: str) -> str:
     """conf/data/<name>.yaml for the table at ``path``: its inferred column roles, written out
     (a transaction log: its log settings, the RFM features segexp builds from it)."""
-    from omegaconf import OmegaConf
-
+    # measured start-up cost: `segexp --help` imports this module; pandas only loads here
     from segexp.data import TRANSACTIONS_CONFIG, load_customers
 
     base = OmegaConf.to_container(OmegaConf.load(TRANSACTIONS_CONFIG.with_name("mall_sample.yaml")))
@@ -164,11 +155,9 @@ def init(args: Sequence[str]) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name or ""):
         raise ConfigError(f"data.name: letters, digits, _ . - only; got {name!r}")
     if path:
-        absolute = Path(path).expanduser().resolve()
-        try:  # inside the project: relative to it, so the folder can move
-            shown = str(absolute.relative_to(folder.resolve()))
-        except ValueError:
-            shown = str(absolute)
+        absolute, root = Path(path).expanduser().resolve(), folder.resolve()
+        # inside the project: relative to it, so the folder can move
+        shown = str(absolute.relative_to(root) if absolute.is_relative_to(root) else absolute)
         data_text = data_config(name, str(absolute), shown)  # reads the file: errors first
     else:
         data_text = TEMPLATE.format(name=name)
@@ -193,8 +182,7 @@ def init(args: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``segexp init ...``: 0 written, 2 bad input (one ``segexp: error:`` line, nothing
-    written)."""
+    """``segexp init ...``: 0 written, 2 bad input (one error line, nothing written)."""
     args = list(sys.argv[2:] if argv is None else argv)
     if any(a in ("--help", "-h", "help") for a in args):
         print(HELP)

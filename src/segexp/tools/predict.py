@@ -1,50 +1,16 @@
-"""``python -m segexp.predict``: assign segments to new customers with a registered model.
+"""``segexp-predict``: assign segments to new customers with a registered model.
 
-Reads a customer table (CSV/TSV/Parquet; delimiter and encoding detected as for
-runs), scores it with any MLflow model URI (default: the champion,
-``models:/customer-segments@champion``; without one, a one-line error says how
-to promote one) and writes every input row with ``segment`` (and
-``segment_name`` when the model knows the names). A segexp model maps header
-variants (``Annual Income (k$)``), ignores extra columns and names missing ones.
-
-Nothing is lost and nothing is changed: rows in = rows scored + rows rejected.
-The output holds each cell of a text input exactly as the file has it (the text
-between the delimiters, after CSV unquoting: zero-padded ids, ``1.50``, spaces,
-empty cells and missing markers such as ``NA`` come back as they were); only
-the scoring reads the cells typed (stripped, missing markers blank). Rows are
-file rows: the header is row 1 (a cell spanning lines counts as one row).
-
-A row is rejected, with its reason, when it is empty (a blank line or only
-delimiters), has more or fewer fields than the header, or holds a value
-training refuses: a blank cell the model does not impute, text in a numeric
-column, a number that is not finite or is 1e150 or more in size, a negative
-number in a column training required non-negative. Without ``rejects=<file>``
-any rejected row is an error naming the rows; with it, those rows go there
-(``row``, the original cells, ``reason``) and every other row is scored.
-
-An output's format is its name's: ``.csv``, ``.tsv`` (tab-separated), ``.parquet``
-or ``.pq``; another suffix is an error. Outputs are never overwritten unless
-``overwrite=true``, replace only regular files (a folder, link, device or pipe is
-refused; checked before any work) and are written whole (temporary file + rename).
-The input must not already hold the columns predict adds (``segment``,
-``segment_name``; ``row`` and ``reason`` with ``rejects=``): that is an error, so no
-input column is lost or doubled. Text outputs are checked for cells a spreadsheet may
-run as formulas (first character ``=``, ``+``, ``-``, ``@``, tab, CR; plain numbers
-such as ``-3.5`` excluded): a warning on stderr counts them, ``escape_formulas=true``
-prefixes them with ``'`` (off by default: the output keeps the input's cells as they
-are).
-
-Exit codes: 0 every row scored (or, with ``rejects=``, every other row scored
-and the bad ones written to the rejects file), 2 bad input or configuration
-(missing file or column, bad rows without ``rejects=``, unknown model, an
-existing output without ``overwrite=true``, an output that is not a regular file
-or has another suffix, an input holding ``segment``), 1 unexpected failure.
+Every input row comes back, scored or rejected with its reason, each text cell exactly as
+the file has it (only the scoring reads cells typed). docs/promote-predict.md has the rules.
+Exit codes: 0 every row scored (or rejected into ``rejects=``), 2 bad input or config.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
+from collections import Counter
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,22 +20,26 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from omegaconf import DictConfig
 
 from segexp.data import read_table_file
-from segexp.data.export import formula_counts, write_table
+from segexp.data.export import FORMULA_PREFIX, formula_counts, write_table
 from segexp.data.messages import closest
+from segexp.data.read import (
+    DEFAULT_MISSING_VALUES,
+    _contains,
+    _parse,
+    _parse_all,
+    _parse_error,
+    _text,
+    file_format,
+    not_a_file,
+    text_layout,
+)
 from segexp.errors import ConfigError, DataError
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN
-from segexp.tools.outputs import (
-    TABLE_FORMATS,
-    check_output,
-    flag,
-    formula_line,
-    staged,
-    table_format,
-)
-from segexp.tools.shell import hydra_tool
+from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
 from segexp.tracking.models import SegmentModel, champion_version, load_model
 from segexp.tracking.store import resolve_tracking_uri
 
@@ -95,30 +65,21 @@ class PredictionResult:
     formulas: dict[str, int] = field(default_factory=dict)  # formula-looking cells per column
 
     def summary(self) -> str:
-        text = (
-            f"{self.scored} of {self.rows} customers scored with {self.model_uri} -> {self.output}"
+        where = f" -> {self.rejects}" if self.rejects is not None else ""
+        return (
+            f"{self.scored} of {self.rows} customers scored with {self.model_uri} -> "
+            f"{self.output}; {self.rejected} rejected{where}"
         )
-        if self.rejects is not None:
-            return text + f"; {self.rejected} rejected -> {self.rejects}"
-        return text + f"; {self.rejected} rejected"
 
 
 @dataclass
 class InputCells:
-    """A customer file as read for predict.
+    """A customer file's cells as the file has them, with each row's file row."""
 
-    ``cells``: every row's original cells (text input: strings exactly as in the file;
-    Parquet: its typed columns); ``rows``: each row's file row; ``problems``: position ->
-    reason for rows that are not records (empty, wrong number of fields);
-    ``text``: the cells are the text of a delimited file."""
-
-    cells: pa.Table
+    cells: pa.Table  # text input: strings exactly as in the file; Parquet: typed columns
     rows: np.ndarray
-    problems: dict[int, str]
-    text: bool
-
-
-# --- reading ----------------------------------------------------------------------------------
+    problems: dict[int, str]  # position -> why the row is not a record (empty, ragged)
+    text: bool  # the cells are the text of a delimited file
 
 
 def _fields(line: str, delimiter: str, quotechar: str) -> list[str]:
@@ -131,10 +92,8 @@ def _fields(line: str, delimiter: str, quotechar: str) -> list[str]:
 def _with_ragged_rows(
     path: Path, gzipped: bool, names: list[str], options: dict[str, Any]
 ) -> tuple[pa.Table, np.ndarray, dict[int, str]]:
-    """The table with rows of another field count kept (their cells padded or cut, the
-    extra fields in the reason), in file order; (cells, file rows, problems)."""
-    from segexp.data.read import _parse
-
+    """The table with rows of another field count kept (cells padded or cut, the extra
+    fields in the reason), in file order; (cells, file rows, problems)."""
     ragged: list[tuple[int, str, int]] = []
 
     def keep(row: Any) -> str:
@@ -142,40 +101,30 @@ def _with_ragged_rows(
         return "skip"
 
     table = _parse(path, gzipped, names, dict(options), handler=keep)
-    total = table.num_rows + len(ragged)
-    lines = {number for number, _, _ in ragged}
-    valid_rows = np.array([r for r in range(2, total + 2) if r not in lines], dtype=np.int64)
     width = len(names)
-    extra_cells: list[list[str]] = []
-    reasons: list[str] = []
+    odd_rows = np.array([number for number, _, _ in ragged], dtype=np.int64)
+    valid_rows = np.setdiff1d(np.arange(2, table.num_rows + len(ragged) + 2), odd_rows)
+    cells, reasons = [], []
     for _, text, actual in ragged:
         fields = _fields(text, options["delimiter"], options["quotechar"])
-        if not text.strip():
-            reasons.append(EMPTY_ROW)
-        else:
-            reason = f"the row has {actual} fields, the header {width}"
-            if len(fields) > width:
-                reason += f" (extra: {', '.join(repr(f) for f in fields[width:][:3])})"
-            reasons.append(reason)
-        extra_cells.append((fields + [""] * width)[:width])
+        extra = ", ".join(repr(f) for f in fields[width:][:3])
+        reason = f"the row has {actual} fields, the header {width}"
+        reasons.append(
+            EMPTY_ROW if not text.strip() else reason + (f" (extra: {extra})" if extra else "")
+        )
+        cells.append((fields + [""] * width)[:width])
     odd = pa.table(
-        {
-            name: pa.array([row[i] for row in extra_cells], pa.string())
-            for i, name in enumerate(names)
-        }
+        {name: pa.array([c[i] for c in cells], pa.string()) for i, name in enumerate(names)}
     )
-    both = pa.concat_tables([table.rename_columns(names), odd])
-    by_number = {number: reasons[i] for i, (number, _, _) in enumerate(ragged)}
-    order = np.argsort(np.concatenate([valid_rows, [n for n, _, _ in ragged]]), kind="stable")
-    rows = np.concatenate([valid_rows, np.array([n for n, _, _ in ragged], dtype=np.int64)])[order]
-    both = both.take(pa.array(order))
-    problems = {int(i): by_number[int(r)] for i, r in enumerate(rows) if int(r) in by_number}
-    return both, rows, problems
+    rows = np.concatenate([valid_rows, odd_rows])
+    order = np.argsort(rows, kind="stable")
+    both = pa.concat_tables([table.rename_columns(names), odd]).take(pa.array(order))
+    first = len(valid_rows)  # positions from here on are the ragged rows
+    problems = {pos: reasons[i - first] for pos, i in enumerate(order.tolist()) if i >= first}
+    return both, rows[order], problems
 
 
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
-    from segexp.data.read import _contains, _parse_all, _parse_error, text_layout
-
     where = f"input={path}"
     layout = text_layout(path, fmt, reading, where=where, rows="customer", keys="")
     gzipped, encoding, names = layout.gzipped, layout.encoding, layout.names
@@ -224,8 +173,6 @@ def _empty_rows(table: pa.Table) -> np.ndarray:
 
 
 def _read_parquet_cells(path: Path) -> InputCells:
-    import pyarrow.parquet as pq
-
     if path.stat().st_size == 0:
         raise DataError(f"input={path}: the file is empty; expected a Parquet table")
     try:
@@ -240,8 +187,6 @@ def _read_parquet_cells(path: Path) -> InputCells:
 
 def read_cells(path: Path, reading: dict[str, Any]) -> InputCells:
     """The input file's cells as they are, with file rows and the rows that are not records."""
-    from segexp.data.read import file_format, not_a_file
-
     if not path.exists():
         near = (
             closest(path.name, [p.name for p in path.parent.glob("*")])
@@ -269,8 +214,6 @@ def scoring_frame(found: InputCells, path: Path) -> pd.DataFrame:
     exactly as ``read_table_file(typed=False)`` reads them; the index holds file rows."""
     if not found.text:
         return read_table_file(path, {}, typed=False)
-    from segexp.data.read import DEFAULT_MISSING_VALUES, _text
-
     missing = pa.array(sorted(set(DEFAULT_MISSING_VALUES) | {""}), pa.string())
     frame = pd.DataFrame(
         {
@@ -282,9 +225,6 @@ def scoring_frame(found: InputCells, path: Path) -> pd.DataFrame:
     frame.columns = [str(c) for c in found.cells.column_names]
     frame.index = found.rows
     return frame
-
-
-# --- scoring ----------------------------------------------------------------------------------
 
 
 def _segment_assigner(model: PyFuncModel):
@@ -356,9 +296,6 @@ def _as_arrow(values: pd.Series) -> pa.Array:
     return pa.Array.from_pandas(values.astype(object))  # NaN/None -> null
 
 
-# --- writing ----------------------------------------------------------------------------------
-
-
 def check_new_columns(columns: list[str], source: Path, rejects: bool) -> None:
     """DataError when the input already has a column predict adds (``segment``,
     ``segment_name``; ``row``, ``reason`` in the rejects file): it would be lost or doubled."""
@@ -377,10 +314,7 @@ def model_uri_from(cfg: DictConfig) -> str:
     TrackingError with the way to choose one when no version has that alias."""
     if cfg.get("model"):
         return str(cfg.model)
-
-    registry = cfg.get("registry") or {}
-    name = str(registry.get("name") or "customer-segments")
-    alias = str(registry.get("alias") or "champion")
+    name, alias = str(cfg.registry.name), str(cfg.registry.alias)
     champion_version(cfg.mlflow.tracking_uri, name, alias, "model=<model URI>")
     return f"models:/{name}@{alias}"
 
@@ -391,8 +325,8 @@ def predict(cfg: DictConfig) -> PredictionResult:
         raise ConfigError("input: set input=<customers.csv> (CSV, TSV or Parquet); got nothing")
     if not cfg.get("output"):
         raise ConfigError("output: set output=<segments.csv> (where the scored rows go)")
-    overwrite = flag(cfg, "overwrite")
-    escape = flag(cfg, "escape_formulas")
+    overwrite = bool(cfg.get("overwrite"))
+    escape = bool(cfg.get("escape_formulas"))
     source = Path(str(cfg.input)).expanduser()
     output = Path(str(cfg.output)).expanduser()
     rejects = Path(str(cfg.rejects)).expanduser() if cfg.get("rejects") else None
@@ -433,13 +367,12 @@ def predict(cfg: DictConfig) -> PredictionResult:
         refused = refused.append_column(REASON_COLUMN, pa.array(reasons[bad].tolist(), pa.string()))
         tables[rejects] = refused
     written: dict[Path, tuple[str, pa.Table | pd.DataFrame]] = {}
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for path, table in tables.items():
         fmt = table_format(path, "output" if path == output else "rejects")
         if fmt != "parquet":  # the spreadsheet guard concerns text files only
             table = table.to_pandas()
-            for name, n in formula_counts(table).items():
-                counts[name] = counts.get(name, 0) + n
+            counts.update(formula_counts(table))
         written[path] = (fmt, table)
     with ExitStack() as stack:  # both files are replaced only once both are written
         for path, (fmt, table) in written.items():
@@ -448,12 +381,24 @@ def predict(cfg: DictConfig) -> PredictionResult:
     if line:
         print(line, file=sys.stderr)
     return PredictionResult(
-        output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, counts
+        output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, dict(counts)
     )
 
 
-main = hydra_tool("predict", predict)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def formula_line(counts: Mapping[str, int], files: str, escaped: bool) -> str:
+    """The one stderr line about formula-looking cells ('' when there are none)."""
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    columns = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    cells = "cell" if total == 1 else "cells"
+    if escaped:
+        return (
+            f"segexp: note: escaped {total} formula-looking {cells} in {files} with a leading "
+            f"{FORMULA_PREFIX} (columns: {columns})"
+        )
+    return (
+        f"segexp: warning: {total} {cells} in {files} start with =, +, -, @, tab or CR and may "
+        f"run as formulas when opened in a spreadsheet (columns: {columns}); set "
+        "escape_formulas=true to prefix them with '"
+    )

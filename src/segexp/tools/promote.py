@@ -1,40 +1,14 @@
-"""``python -m segexp.promote``: register a run's segmentation and point an alias at it.
+"""``segexp-promote``: register a run's segmentation and point an alias at it.
 
-1. Select the run: ``run_id=<id>``, or ``best=<metric>`` among the FINISHED job
-   runs of the experiment (or of one sweep) that pass the compare filters,
-   the noise rule included (``filter.max_noise_fraction``, default 0.1: a run
-   leaving more than 10 % of the customers unassigned is not chosen;
-   ``filter.max_noise_fraction=1.0`` allows it) and the share rule
-   (``filter.min_segment_share``, default 0.02: a run with a segment under 2 % of the
-   customers is not chosen; a ``run_id=`` of such a run is refused unless
-   ``allow_small_segments=true``).
-2. Build the model from the run's artifacts: the whole fitted pipeline, plus the
-   inductive extension when the clusterer has no ``predict``
-   (see ``segexp.model.assign``).
-3. Register it as a new version of the registered model (default
-   ``customer-segments``), tagged with the source run, data fingerprint,
-   metrics and segment names.
-4. Validate before the alias moves: load the version back through
-   ``models:/<name>/<version>`` and score the run's training customers. It must
-   reproduce all their segments when the algorithm predicts by itself, and at
-   least ``validation.min_agreement`` of them with an extension. Otherwise the
-   alias stays where it was; the version is kept, tagged as failed.
-5. Point the alias (default ``champion``) at the version. Stages are never used.
-6. Keep the promoted run's HTML report with the version (``report.enabled``): one
-   report per promotion, an artifact of the version's logged model
-   (``report/report.html``, its location in the version's ``segexp.report`` tag),
-   written to a local file only where ``report.output=`` names one.
-
-Exit codes: 0 promoted (or dry run printed), 2 bad input or configuration
-(unknown run, no run matches, unknown metric ...), 3 validation failed (the
-alias did not move), 1 unexpected failure.
+The run is ``run_id=`` or compare's rank 1 (``best=<metric>``). The new model version is
+validated through ``models:/<name>/<version>`` before the alias moves; docs/promote-predict.md
+tells the steps. Exit codes: 0 promoted (or dry run), 2 bad input, 3 validation failed.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +50,7 @@ from segexp.model.assign import (
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
 from segexp.tools.compare import allows_incomplete, check_metric, filters_from_config, load_runs
 from segexp.tools.outputs import check_suffix, write_text_atomically
-from segexp.tools.report import (
-    REPORT_ARTIFACT_DIR,
-    REPORT_FILE,
-    REPORT_SUFFIXES,
-    report_document,
-)
-from segexp.tools.shell import hydra_tool
+from segexp.tools.report import REPORT_ARTIFACT_DIR, REPORT_FILE, REPORT_SUFFIXES, report_document
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
     build_leaderboard,
@@ -226,15 +194,11 @@ def require_job_run(run: Run, what: str, advice: str) -> None:
 
 
 def _check_promotable(run: Run, client: MlflowClient) -> None:
-    require_job_run(
-        run,
-        "a segmentation",
-        "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>",
-    )
-    name = run.info.run_name
+    advice = "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>"
+    require_job_run(run, "a segmentation", advice)
     if run.info.status != "FINISHED":
         raise ConfigError(
-            f"run_id: run {name} ({run.info.run_id}) ended {run.info.status}; "
+            f"run_id: run {run.info.run_name} ({run.info.run_id}) ended {run.info.status}; "
             "only FINISHED runs can be promoted"
         )
     pipeline_file(client, run)
@@ -253,11 +217,8 @@ def _check_segment_share(run: Run, limit: float | None) -> None:
 
 
 def pipeline_file(client: MlflowClient, run: Run) -> str:
-    """The run's stored pipeline (``model/pipeline.skops``), checked before anything is read.
-
-    A run of older segexp holds only a pickle (``model/pipeline.joblib``), which runs any
-    code its author put in it when loaded: refused unless ``SEGEXP_TRUST_PICKLE=1``.
-    """
+    """The run's stored pipeline (``model/pipeline.skops``), checked before anything is read;
+    an older run's pickle runs code when loaded: refused unless ``SEGEXP_TRUST_PICKLE=1``."""
     run_id = run.info.run_id
     files = {a.path for a in client.list_artifacts(run_id, MODEL_DIR)}
     needed = f"{MODEL_DIR}/{PIPELINE_FILE}"
@@ -286,12 +247,7 @@ def _as_best_key(exc: SegexpError, metric: str) -> str:
 
 
 def select_best_run(cfg: DictConfig) -> tuple[str, str]:
-    """(run id, how it was chosen): rank 1 of ``python -m segexp.compare`` for the same config.
-
-    The runs (``scope``/``sweep_id``), filters (``filter.*``), direction and the
-    ``best`` rule are compare's own (``compare.load_runs``, ``leaderboard.select_best``),
-    so promote picks the run the leaderboard shows first.
-    """
+    """(run id, how it was chosen): rank 1 of ``segexp-compare`` for the same config."""
     metric = str(cfg.best)
     direction = str(cfg.get("direction", "auto"))
     try:
@@ -325,14 +281,10 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
 
 
 def download_artifact(client: MlflowClient, run_id: str, path: str, folder: Path) -> Path:
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            run_id=run_id,
-            artifact_path=path,
-            dst_path=str(folder),
-            tracking_uri=client.tracking_uri,
-        )
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=path, dst_path=str(folder), tracking_uri=client.tracking_uri
     )
+    return Path(local)
 
 
 def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
@@ -440,7 +392,7 @@ def _description(run: Run, assigner: SegmentAssigner) -> str:
 def register_version(
     client: MlflowClient, run_model: RunModel, name: str, selection: str, folder: Path
 ) -> tuple[str, str]:
-    """Save the model, log it as an MLflow LoggedModel of the run, register a new version;
+    """Log the model as a LoggedModel of the run and register a new version of it;
     (version, logged model id: where the version's files, its report included, are kept)."""
     run, assigner = run_model.run, run_model.assigner
     metadata = {
@@ -483,9 +435,7 @@ def register_version(
     return str(version.version), logged.model_id
 
 
-def validate_version(
-    client: MlflowClient, run_model: RunModel, name: str, version: str, required: float
-) -> float:
+def validate_version(client: MlflowClient, run_model: RunModel, name: str, version: str) -> float:
     """Agreement of ``models:/<name>/<version>`` with the run's training assignments."""
     uri = f"models:/{name}/{version}"
     try:
@@ -493,14 +443,13 @@ def validate_version(
         predicted = model.predict(run_model.training[run_model.assigner.input_columns])
         if not isinstance(predicted, pd.DataFrame):
             raise TypeError(f"the model returned {type(predicted).__name__}, not a table")
-        agreement = agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
+        return agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
     except Exception as exc:  # any failure to load or score is a failed validation
         client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {exc}"[:4000])
         raise ValidationFailed(
             f"{uri} could not score its run's training customers ({type(exc).__name__}: "
             f"{' '.join(str(exc).split())[:300]}); alias not moved"
         ) from exc
-    return agreement
 
 
 def required_agreement(assigner: SegmentAssigner, min_agreement: float) -> float:
@@ -561,7 +510,7 @@ def promote(cfg: DictConfig) -> PromotionResult:
             return result
         version, model_id = register_version(client, run_model, name, selection, folder)
         result.version = version
-        result.agreement = validate_version(client, run_model, name, version, required)
+        result.agreement = validate_version(client, run_model, name, version)
     check = f"{result.agreement:.2%} of {result.n_customers} training customers reproduced"
     if result.agreement < required:
         client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {check}")
@@ -589,10 +538,8 @@ def promote(cfg: DictConfig) -> PromotionResult:
 def keep_report(
     client: MlflowClient, run_id: str, version: tuple[str, str, str], output: Path | None
 ) -> tuple[str, Path | None]:
-    """Render the promoted run's report once; keep it with the model version (``version``:
-    name, version, logged model id), as an artifact of its logged model named by the
-    version's ``segexp.report`` tag, and write it to ``output`` only when the user named
-    one. (where it is kept, the local copy or None)"""
+    """Keep the run's report with the model version (name, version, logged model id), named
+    by its ``segexp.report`` tag, and copy it to ``output`` if given; (where kept, the copy)."""
     name, number, model_id = version
     document = report_document(client.tracking_uri, run_id)
     with tempfile.TemporaryDirectory(prefix="segexp-report-") as tmp:
@@ -606,10 +553,3 @@ def keep_report(
     if output is not None:
         written = write_text_atomically(output, document).resolve()
     return kept, written
-
-
-main = hydra_tool("promote", promote)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,31 +1,14 @@
-"""``python -m segexp.report [run_id=<id>]``: one self-contained HTML report of a segmentation.
+"""``segexp-report [run_id=<id>]``: one self-contained HTML report of a segmentation.
 
-Which run: ``run_id`` of a job run; a sweep's parent run id, for the run the
-default ranking chooses among its jobs (rank 1 by ``metric``, FINISHED runs, at
-most ``filter.max_noise_fraction`` of the customers not assigned: the rule of
-``segexp-compare`` and ``segexp-promote best=``); no run id, for the champion
-(``models:/<registry.name>@<registry.alias>``), or a one-line error (exit 2)
-saying how to promote one.
-
-For marketing: the data overview, the comparison that led to the choice (the
-sweep's leaderboard and elbow / silhouette-vs-k with the chosen k marked), the
-segments (scatter, profile heatmap, snake plot, sizes), each segment's name,
-profile and suggested actions, and the run id and data fingerprint it came
-from. Images are embedded as data URIs, so the file opens anywhere without a
-network, and a print stylesheet keeps it readable on paper. The HTML is
-written to ``output`` and logged to the run as ``report/report.html``.
-
-Everything is read back from MLflow (the run's artifacts and its sweep
-parent's); runs logged before profiles existed are profiled at report time
-from their ``assignments.csv``, and the report says so.
+The run: a job run's id, a sweep parent's id (the run compare ranks first), or none (the
+champion's). Everything is read back from MLflow; runs logged before profiles existed are
+profiled at report time, and the report says so.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import logging
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,17 +18,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from segexp.contract import (
-    ASSIGNMENTS_FILE,
-    LEADERBOARD_FILE,
-    TAG_KIND,
-    TAG_SWEEP_ID,
-)
+from segexp.contract import ASSIGNMENTS_FILE, LEADERBOARD_FILE, TAG_KIND, TAG_SWEEP_ID
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
-from segexp.tools.outputs import check_output, check_suffix, flag, write_text_atomically
-from segexp.tools.shell import hydra_tool
+from segexp.tools.compare import max_noise_fraction_from, sweep_jobs
+from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
     METRIC_DIRECTIONS,
@@ -60,16 +38,11 @@ from segexp.tracking.leaderboard import (
 from segexp.tracking.models import champion_version
 from segexp.tracking.store import Tracker, resolve_tracking_uri
 
-log = logging.getLogger("segexp")
-
 REPORT_ARTIFACT_DIR = "report"
 REPORT_FILE = "report.html"
 REPORT_SUFFIXES = (".html", ".htm")
 SCATTER_PNG = "plots/segments.png"
 PARENT_RUN_TAG = "mlflow.parentRunId"
-
-
-# --- reading the run ----------------------------------------------------------------------
 
 
 def _artifact_names(client, run_id: str, folder: str | None = None) -> set[str]:
@@ -129,19 +102,10 @@ def _profile_from_assignments(
 
 
 def _comparison(
-    client,
-    parent_id: str,
-    folder: Path,
-    params: dict[str, str],
-    data: ReportData,
-    filters: LeaderboardFilters,
-):
-    """The sweep's leaderboard and this run's group over k, re-plotted with the chosen k marked.
-
-    The leaderboard is ranked again by the report's metric with the noise rule, so a
-    sweep logged before the rule existed reads the same: runs above the limit last,
-    unranked, with the reason.
-    """
+    client, parent_id: str, folder: Path, data: ReportData, filters: LeaderboardFilters
+) -> None:
+    """The sweep's leaderboard, ranked again by the report's metric and the noise rule, and
+    this run's group over k re-plotted with the chosen k marked."""
     if LEADERBOARD_FILE not in _artifact_names(client, parent_id):
         data.notes.append(f"The sweep parent run {parent_id} has no {LEADERBOARD_FILE}.")
         return
@@ -152,6 +116,7 @@ def _comparison(
     )
     data.leaderboard = board
     data.left_out = left_out_summary(board, filters, "filter.")
+    params = data.params
     chosen_k = pd.to_numeric(params.get("k"), errors="coerce")
     if "k" not in board.columns or pd.isna(chosen_k):
         return
@@ -179,19 +144,12 @@ def _comparison(
 def choose_from_sweep(
     client, parent, metric: str = "silhouette", filters: LeaderboardFilters | None = None
 ) -> tuple[str, str]:
-    """(run id, how it was chosen): rank 1 of the sweep's job runs by the default ranking,
-    the rule ``segexp-compare sweep_id=<parent>`` and ``segexp-promote best=`` apply
-    (FINISHED runs, the noise rule)."""
+    """(run id, how it was chosen): rank 1 of the sweep's job runs, as compare ranks them."""
     filters = filters if filters is not None else LeaderboardFilters()
     parent_id = parent.info.run_id
     sweep_id = parent.data.tags.get(TAG_SWEEP_ID, "")
     larger = larger_is_better(metric)
-    runs = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=50000,
-    )
-    frame = runs_to_frame(runs)
+    frame = runs_to_frame(sweep_jobs(client, parent.info.experiment_id, sweep_id))
     where = f"run_id={parent_id} is the parent run of sweep {sweep_id or '?'}"
     if frame.empty:
         raise TrackingError(f"{where}, which has no job runs to report; pass a job run's id")
@@ -224,11 +182,8 @@ def collect_report_data(
     filters: LeaderboardFilters | None = None,
     selection: str | None = None,
 ) -> ReportData:
-    """Read the run, its artifacts and its sweep parent's comparison from MLflow.
-
-    A sweep's parent run id reports the run the default ranking chooses among its
-    jobs (``choose_from_sweep``); ``selection`` says how the run was chosen.
-    """
+    """Read the run (a sweep parent's: its chosen run), its artifacts and its sweep's
+    comparison from MLflow; ``selection`` says how the run was chosen."""
     tracker = Tracker(tracking_uri)
     client = tracker.client
     filters = filters if filters is not None else LeaderboardFilters()
@@ -288,11 +243,8 @@ def collect_report_data(
             parent = _get_run(client, parent_id, tracking_uri)
             if parent.data.tags.get(TAG_KIND) == "sweep":
                 data.parent_run_id = parent_id
-                _comparison(client, parent_id, folder, data.params, data, filters)
+                _comparison(client, parent_id, folder, data, filters)
     return data
-
-
-# --- entry points -------------------------------------------------------------------------
 
 
 @dataclass
@@ -320,11 +272,8 @@ def write_report(
     selection: str | None = None,
     overwrite: bool = True,
 ) -> ReportWritten:
-    """Write the report of ``run_id`` (of a sweep's chosen run for its parent run id) to
-    ``output_path`` (None: report-<run id>.html here); log it as report/report.html.
-
-    ``overwrite=False``: an existing file there is a ConfigError (before the page is
-    drawn). The file is written whole (a temporary file renamed) or not at all."""
+    """Write the report of ``run_id`` to ``output_path`` (None: report-<run id>.html), whole
+    or not at all, and log it as report/report.html."""
     if output_path:  # the page is HTML: the name must say so
         check_suffix(Path(output_path), "output", REPORT_SUFFIXES)
     tracking_uri = resolve_tracking_uri(tracking_uri)
@@ -351,8 +300,7 @@ def write_report(
 
 
 def report_document(tracking_uri: str, run_id: str, naming_cfg: Any = None) -> str:
-    """The report of ``run_id`` as HTML text; nothing is written or logged (promote keeps
-    it with the model version, ``segexp.run``'s result returns it)."""
+    """The report of ``run_id`` as HTML text; nothing is written or logged."""
     data = collect_report_data(resolve_tracking_uri(tracking_uri), run_id, naming_cfg)
     return render_html(data)
 
@@ -373,23 +321,15 @@ def build_report(
 
 
 def report_from_config(cfg: DictConfig) -> ReportWritten:
-    """What the command line does with a composed conf/report.yaml.
-
-    Without ``run_id``: the champion's run (``models:/<registry.name>@<registry.alias>``),
-    or a one-line error saying how to choose one. A sweep's parent run id: its chosen run.
-    """
-    from segexp.tools.compare import max_noise_fraction_from
-
-    overwrite = flag(cfg, "overwrite")
+    """The command line's report: ``run_id``, else the champion's run."""
+    overwrite = bool(cfg.get("overwrite"))
     if cfg.get("output"):  # before any work; the default name is known once the run is
         check_output(str(cfg.output), "output", overwrite, REPORT_SUFFIXES)
     given = None if OmegaConf.is_missing(cfg, "run_id") else cfg.get("run_id")
     run_id = str(given or "").strip()
     selection = None
     if not run_id:
-        registry = cfg.get("registry") or {}
-        name = str(registry.get("name") or "customer-segments")
-        alias = str(registry.get("alias") or "champion")
+        name, alias = str(cfg.registry.name), str(cfg.registry.alias)
         version = champion_version(cfg.mlflow.tracking_uri, name, alias, "run_id=...")
         run_id = str(version.run_id or version.tags.get("segexp.source_run_id", ""))
         selection = f"This run is the {alias}: models:/{name}@{alias} (version {version.version})."
@@ -413,10 +353,3 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
         selection=selection,
         overwrite=overwrite,
     )
-
-
-main = hydra_tool("report", report_from_config)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

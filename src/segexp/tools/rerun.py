@@ -1,26 +1,12 @@
-"""``python -m segexp.rerun run_id=<id>``: re-create a logged run and check it reproduces.
+"""``segexp-rerun run_id=<id>``: re-create a logged run from its stored config and check it.
 
-Every run stores its resolved config (``config.yaml``: data, features,
-preprocessing, scaler, algorithm, seed). This tool runs that config again with
-``segexp.jobs.job.run_job``, logs the result as a new top-level run in the same
-experiment, named ``<original name>-rerun`` and tagged ``segexp.rerun_of=<original run
-id>`` (so no search by name or leaderboard mistakes it for the original), and compares
-it with the original:
-
-- the data fingerprint differs: the data changed since the run, so the
-  segments are not comparable; reported, exit 3;
-- the fingerprint matches: ``assignments.csv`` (ids, feature values, segment)
-  must be identical, cell for cell; exit 0 when it is, 1 with the first
-  differing customers when it is not.
-
-Exit codes: 0 reproduced, 1 the re-run failed or assigned different segments,
-2 bad input (unknown run, no stored config, the data cannot be loaded), 3 the
-data changed (fingerprints differ).
+The new run (``<name>-rerun``, tagged ``segexp.rerun_of``) must assign the same segments,
+cell for cell. Exit codes: 0 reproduced, 1 different segments or a failed re-run, 2 bad
+input, 3 the data changed (fingerprints differ).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +20,6 @@ from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT,
 from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
 from segexp.tools.promote import download_artifact, get_run, open_client, require_job_run
-from segexp.tools.shell import hydra_tool
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
 
@@ -78,15 +63,10 @@ def _assignments(client, run_id: str, folder: Path) -> pd.DataFrame:
 
 
 def stored_config(client, run: Run, folder: Path) -> DictConfig:
-    """The run's config.yaml, pointed at the store it was read from.
+    """The run's config.yaml (checked as data before anything is built), pointed at its store.
 
-    Read as data first (``segexp.tracking.stored_config``): every ``_target_`` must be a
-    scikit-learn estimator, segexp's own or named by the user's conf/algo or conf/scaler,
-    and no value may be an interpolation; otherwise ConfigError before anything is built.
-    The stored config is resolved, so ``n_clusters: ${k}`` reads ``n_clusters: 5``;
-    where the run logged a ``k`` param, algo values equal to it are linked to ``${k}``
-    again so the re-run is named and logged like the original.
-    """
+    Algo values equal to the logged ``k`` are linked to ``${k}`` again, so the re-run is
+    named and logged like the original."""
     run_id = run.info.run_id
     path = _download_text(client, run_id, CONFIG_FILE, folder)
     cfg = load_stored_config(path, f"run {run_id}: {CONFIG_FILE}")  # before anything is built
@@ -99,11 +79,6 @@ def stored_config(client, run: Run, folder: Path) -> DictConfig:
                 if not str(key).startswith("_") and str(value) == k and key != "k":
                     cfg.algo[key] = "${k}"
     return cfg
-
-
-def rerun_name(original: str) -> str:
-    """``kmeans-k5-standard-income_spending-rerun``: a name apart from the original's."""
-    return f"{original}{RERUN_SUFFIX}"
 
 
 def compare_assignments(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
@@ -124,7 +99,7 @@ def compare_assignments(before: pd.DataFrame, after: pd.DataFrame) -> list[str]:
 
 
 def rerun(cfg: DictConfig) -> RerunResult:
-    """Re-run ``cfg.run_id`` from its stored config and check it reproduces; see module doc."""
+    """Re-run ``cfg.run_id`` from its stored config and check it reproduces."""
     if not cfg.get("run_id"):
         raise ConfigError("run_id: set run_id=<id of the run to re-create>; got nothing")
     client = open_client(cfg.mlflow.tracking_uri)
@@ -146,7 +121,7 @@ def rerun(cfg: DictConfig) -> RerunResult:
         if outcome.status != "finished" or outcome.run_id is None:
             raise RerunFailed(f"re-run of {source_id} {outcome.status}: {outcome.message}")
         # named and tagged as soon as it exists (run_job names runs by their config)
-        client.update_run(outcome.run_id, name=rerun_name(source.info.run_name))
+        client.update_run(outcome.run_id, name=f"{source.info.run_name}{RERUN_SUFFIX}")
         client.set_tag(outcome.run_id, TAG_RERUN_OF, source_id)
         new_run = client.get_run(outcome.run_id)
         then = source.data.tags.get(TAG_DATA_FINGERPRINT)
@@ -170,10 +145,3 @@ def rerun(cfg: DictConfig) -> RerunResult:
             f"{shown}{more}"
         )
     return RerunResult(source_id, outcome.run_id, str(now), len(before))
-
-
-main = hydra_tool("rerun", rerun)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,15 +1,16 @@
 """``segexp-sample``: write a built-in sample as a file, to try ``data.path`` with a file.
 
-Takes ``key=value`` like every segexp tool (``--out FILE`` and ``--overwrite`` stay as
-aliases). The format is the name's (.csv, .tsv, .parquet, .pq); an existing file is
-refused unless ``overwrite=true`` (and only a regular file is ever replaced), as for
-every segexp output.
+``key=value`` like every segexp tool (``--out FILE`` and ``--overwrite`` stay as aliases);
+the output rules are every segexp output's (segexp.tools.outputs).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+
+from segexp.errors import ConfigError
+from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
 
 HELP = """segexp-sample: write a built-in sample table as a file, to try data.path=FILE.
 Examples:
@@ -29,8 +30,6 @@ KINDS = ("mall", "transactions")
 
 def parse_args(args: Sequence[str]) -> dict[str, str | None]:
     """``key=value`` words (and the aliases) -> values; ConfigError names what is wrong."""
-    from segexp.errors import ConfigError
-
     values = dict(KEYS)
     words = list(args)
     while words:
@@ -53,8 +52,6 @@ def parse_args(args: Sequence[str]) -> dict[str, str | None]:
 
 
 def _whole(values: dict[str, str | None], key: str, least: int) -> int | None:
-    from segexp.errors import ConfigError
-
     text = values[key]
     if text in (None, "null"):
         return None
@@ -72,12 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a in ("--help", "-h", "help") for a in args):
         print(HELP)
         return 0
-    from segexp.errors import ConfigError
-
     # messages name what the user wrote: --out / --overwrite, or out= / overwrite=true
-    out_key, overwrite_key = ("--out", "--overwrite") if "--out" in " ".join(args) else (
-        "out", "overwrite=true"
-    )  # fmt: skip
+    dashed = "--out" in " ".join(args)
+    out_key, overwrite_key = ("--out", "--overwrite") if dashed else ("out", "overwrite=true")
     try:
         values = parse_args(args)
         if values["kind"] not in KINDS:
@@ -90,18 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         mall = values["kind"] == "mall"
         n = _whole(values, "customers", 5 if mall else 1) or (200 if mall else 300)
         seed = _whole(values, "seed", 0) or 0
-        # after the command line is checked: a usage error answers without pandas
-        from segexp.data.export import write_table
-        from segexp.data.samples import generate_mall_sample, generate_transactions
-        from segexp.tools.outputs import TABLE_FORMATS, check_output, staged, table_format
-
         overwrite = values["overwrite"] == "true"
         out = check_output(
             str(values["out"]), out_key, overwrite, list(TABLE_FORMATS), overwrite_key
         )
-        table = (generate_mall_sample if mall else generate_transactions)(n_customers=n, seed=seed)
+        # measured start-up cost: pandas loads only once the command line is checked
+        from segexp.data import export, samples
+
+        generate = samples.generate_mall_sample if mall else samples.generate_transactions
+        table = generate(n_customers=n, seed=seed)
         with staged(out) as temporary:
-            write_table(table, temporary, table_format(out, out_key))
+            export.write_table(table, temporary, table_format(out, out_key))
     except ConfigError as exc:
         print(f"segexp: error: {exc}", file=sys.stderr)
         return exc.exit_code

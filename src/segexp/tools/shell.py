@@ -1,24 +1,12 @@
-"""The command-line shell every segexp tool shares (compare, promote, predict, report, eda, rerun).
+"""The command-line shell every Hydra tool shares: ``main(argv) -> exit code`` and ``--help``.
 
-A tool is one function ``action(cfg)`` over its composed config
-(``pkg://segexp.conf/<config_name>.yaml``, with the user's ``conf/`` in
-front). It returns either an object with ``summary()`` (printed, exit 0) or
-an exit code (the tool printed its own output). ``hydra_tool`` wraps it in a
-``hydra.main`` app and returns ``main(argv) -> exit code``: a ``SegexpError``
-is one ``segexp: error:`` line on stderr and the error's own code (2 bad input
-or config, 3 where a tool documents it); Hydra's failure to compose the config
-(unknown key or option, unparsable override) is one ``segexp: error:`` line and
-exit 2; anything unexpected is 1.
-
-The action may be named instead of passed (``"segexp.tools.promote:promote"``):
-its module (scikit-learn, MLflow, matplotlib ...) is then imported only once
-Hydra has composed the config, so ``--help`` and a usage error answer in well
-under a second. ``promote_main``, ``predict_main`` ... below are such entry
-points for every tool (``python -m segexp.tools.shell promote best=silhouette``).
+A tool's action is named as ``"module:function"`` and imported only once Hydra has
+composed its config, so ``--help`` and a usage error answer without MLflow or pandas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.resources
 import json
@@ -29,11 +17,15 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.object_type import ObjectType
+from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 from segexp.errors import (
     CONFIG_PATH,
     EXIT_USER_ERROR,
@@ -44,93 +36,76 @@ from segexp.errors import (
     raising_composition_errors,
     usage_error_line,
 )
+from segexp.jobs.validation import check_tool_config
 
-Action = Callable[[DictConfig], Any]
-
-
-class ToolMain(Protocol):
-    """A tool's entry point: ``main(argv=None) -> exit code`` (``None``: ``sys.argv[1:]``)."""
-
-    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
-
-
-# ------------------------------------------------------------------------- help
-
-HELP_FLAGS = ("--help", "-h")
+ToolMain = Callable[..., int]  # main(argv=None) -> exit code; None: sys.argv[1:]
+WIDTH = 100  # help lines fit in this many characters
+_KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(.*)$")
+HELP_FOOTER = """Configs: segexp's own (pkg://segexp.conf), behind {user}.
+  A file there adds an option or replaces segexp's (conf/data/mine.yaml: data=mine).
+  --cfg job prints the whole config; --info searchpath says where each file comes from.
+Flags: {sweep}--cfg job|hydra|all, --resolve, --info, --hydra-help;
+  shell completion: eval "$({app} -sc install=bash)" (also zsh, fish)."""
 
 
 def wants_help(args: Sequence[str]) -> bool:
-    """``--help``, ``-h`` or the bare word ``help`` (no override is a bare word);
-    ``--hydra-help`` stays Hydra's."""
-    return any(a in HELP_FLAGS or a == "help" for a in args) and "--hydra-help" not in args
-
-
-WIDTH = 100  # help lines are cut to this many characters
-_KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(.*)$")
+    """``--help``, ``-h`` or the bare word ``help``; ``--hydra-help`` stays Hydra's."""
+    return any(a in ("--help", "-h", "help") for a in args) and "--hydra-help" not in args
 
 
 def yaml_comments(text: str) -> dict[str, str]:
-    """Dotted key -> its comment in a YAML file: the ``#`` lines right above the key, or
-    the one after its value. What Hydra's loader drops, read from the file itself."""
+    """Dotted key -> the comment above it or after its value (Hydra's loader drops them)."""
     comments: dict[str, str] = {}
     parents: list[tuple[int, str]] = []
     above: list[str] = []
     for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            above.append(stripped.lstrip("#").strip())
+        if line.strip().startswith("#"):
+            above.append(line.strip().lstrip("#").strip())
             continue
         match = _KEY_LINE.match(line)
-        if not match:
-            above = []
-            continue
-        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
-        parents = [(i, k) for i, k in parents if i < indent]
-        path = ".".join([k for _, k in parents] + [key])
-        parents.append((indent, key))
-        inline = rest.partition(" #")[2].strip()
-        if inline or above:
-            comments[path] = inline or " ".join(above)
+        if match:
+            indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
+            parents = [(i, k) for i, k in parents if i < indent]
+            path = ".".join([k for _, k in parents] + [key])
+            parents.append((indent, key))
+            inline = rest.partition(" #")[2].strip()
+            if inline or above:
+                comments[path] = inline or " ".join(above)
         above = []
     return comments
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict) and node:
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(_flat(value, f"{prefix}{key}."))
-        return flat
+        return {
+            k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()
+        }
     return {prefix.rstrip("."): node}
 
 
 def _shown(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
+    if value is None or isinstance(value, bool):
+        return str(value).lower().replace("none", "null")
     if isinstance(value, list | dict):
         return json.dumps(value, separators=(",", ":")).replace('"', "")
     return str(value)
 
 
-def _cut(line: str, width: int = WIDTH) -> str:
-    """``line`` cut at the last word that fits ``width``, with an ellipsis."""
-    if len(line) <= width:
+def _cut(line: str) -> str:
+    """``line`` cut at the last word that fits WIDTH, with an ellipsis."""
+    if len(line) <= WIDTH:
         return line
-    return line[: width - 1].rsplit(" ", 1)[0].rstrip(" ,;:(") + "\u2026"
+    return line[: WIDTH - 1].rsplit(" ", 1)[0].rstrip(" ,;:(") + "\u2026"
 
 
 def _two_columns(rows: list[tuple[str, str]], wrap: bool = False) -> list[str]:
-    """``  left   right`` lines; right cut to the width, or wrapped (option lists)."""
+    """``  left   right`` lines; right cut to WIDTH, or wrapped (option lists)."""
     pad = min(max((len(left) for left, _ in rows), default=0), 30) + 4
     lines = []
     for left, right in rows:
         head = f"  {left}".ljust(pad)
         if wrap:
-            lines += textwrap.wrap(
-                right, WIDTH, initial_indent=head, subsequent_indent=" " * pad
-            ) or [head]
+            lines += textwrap.wrap(right, WIDTH, initial_indent=head, subsequent_indent=" " * pad)
         elif len(head) > pad:  # a long key=value: its words on the next line
             lines += [_cut(head), _cut(" " * pad + right)] if right else [_cut(head)]
         else:
@@ -142,33 +117,17 @@ def _config_text(source_path: str, name: str) -> str:
     """The YAML text of ``name`` in a Hydra config source (``pkg://...`` or ``file://...``)."""
     scheme, _, where = source_path.partition("://")
     try:
-        if scheme == "pkg":
-            return (importlib.resources.files(where) / f"{name}.yaml").read_text()
-        if scheme == "file":
-            return (Path(where) / f"{name}.yaml").read_text()
+        if scheme in ("pkg", "file"):
+            folder = importlib.resources.files(where) if scheme == "pkg" else Path(where)
+            return (folder / f"{name}.yaml").read_text()
     except (OSError, ModuleNotFoundError):
         pass
     return ""
 
 
-HELP_FOOTER = """Configs: segexp's own (pkg://segexp.conf), behind {user}.
-  A file there adds an option or replaces segexp's (conf/data/mine.yaml: data=mine).
-  --cfg job prints the whole config; --info searchpath says where each file comes from.
-Flags: {sweep}--cfg job|hydra|all, --resolve, --info, --hydra-help;
-  shell completion: eval "$({app} -sc install=bash)" (also zsh, fish)."""
-
-
 def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
-    """One screen: the config's ``hydra.help.header`` (what the command does, examples),
-    then its own keys with their defaults and the comment above each in its YAML file,
-    the config groups it composes with their options, and where configs come from."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.object_type import ObjectType
-    from omegaconf import OmegaConf
-
-    from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-
+    """One screen: the config's ``hydra.help.header``, its own keys with their defaults and
+    YAML comments, the config groups with their options, and where configs come from."""
     overrides, multirun = command_overrides(args)
     if multirun:  # a sweep's values are not one config: its keys show either way
         overrides = [o for o in overrides if "," not in o]
@@ -178,7 +137,6 @@ def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
         primary = loader.repository.load_config(config_name)  # type: ignore[attr-defined]
-        header = str(cfg.hydra.help.header).rstrip()
         choices = {
             group: str(choice)
             for group, choice in cfg.hydra.runtime.choices.items()
@@ -186,10 +144,9 @@ def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
         }
         options = {g: sorted(loader.get_group_options(g, ObjectType.CONFIG)) for g in choices}
     own = OmegaConf.to_container(primary.config, resolve=False) if primary else {}
-    assert isinstance(own, dict)
-    own.pop("hydra", None)
     values = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(values, dict)
+    assert isinstance(own, dict) and isinstance(values, dict)
+    own.pop("hydra", None)
     comments = yaml_comments(_config_text(primary.path, config_name)) if primary else {}
     composed_values = _flat(values)  # the command line's overrides included
     keys, described = [], set()
@@ -205,18 +162,12 @@ def app_help(config_name: str, args: Sequence[str], job_name: str) -> str:
         groups.append((f"{group}={choice}", ", ".join(options[group]) + more))
     folder = user_conf_dir()
     user = f"your {folder}" if folder else "./conf when it exists (or $SEGEXP_CONF_DIR)"
-    parts = [header, "", "Keys (key=value on the command line; the default shown):"]
-    parts += _two_columns(keys)
+    parts = [str(cfg.hydra.help.header).rstrip(), ""]
+    parts += ["Keys (key=value on the command line; the default shown):", *_two_columns(keys)]
     if groups:
         parts += ["", "Config groups (group=option; the options):", *_two_columns(groups, True)]
-    parts += [
-        "",
-        HELP_FOOTER.format(
-            user=user,
-            app=job_name,
-            sweep="-m (a sweep over a,b values), " * (config_name == "config"),
-        ),
-    ]
+    sweep = "-m (a sweep over a,b values), " * (config_name == "config")
+    parts += ["", HELP_FOOTER.format(user=user, app=job_name, sweep=sweep)]
     return "\n".join(parts)
 
 
@@ -238,49 +189,39 @@ def print_help(config_name: str, args: Sequence[str], job_name: str) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------ tools
+def hydra_tool(config_name: str, action: Callable[[DictConfig], Any] | str) -> ToolMain:
+    """``main(argv)`` running ``action`` (or ``"module:function"``) on ``<config_name>.yaml``.
 
-
-def _load(action: Action | str) -> Action:
-    if not isinstance(action, str):
-        return action
-    module, _, name = action.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def hydra_tool(config_name: str, action: Action | str) -> ToolMain:
-    """``main(argv)`` for a tool that runs ``action`` on ``<config_name>.yaml``.
-
-    ``action``: the function, or ``"module:function"`` to import it only when a
-    config was composed (the tool's heavy imports stay out of ``--help`` and usage errors).
-    """
+    The action returns an object with ``summary()`` (printed, exit 0) or an exit code; a
+    SegexpError is one ``segexp: error:`` line and its code; a config Hydra cannot compose
+    is exit 2; anything unexpected is 1."""
     state: dict[str, int] = {}
+
+    def fail(exc: SegexpError) -> None:
+        print(f"segexp: error: {exc}", file=sys.stderr)
+        state["code"] = exc.exit_code
 
     @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)
     def task(cfg: DictConfig) -> None:
         composed()
-        from segexp.jobs.validation import check_tool_config
-
         try:  # before the tool's modules (MLflow) load and before any store is opened
             check_tool_config(config_name, cfg)
         except SegexpError as exc:
-            print(f"segexp: error: {exc}", file=sys.stderr)
-            state["code"] = exc.exit_code
-            return
+            return fail(exc)
         state["code"] = 1  # the task started: a crash below is a failure, not a config error
-        function = _load(action)
+        if isinstance(action, str):
+            module, _, name = action.partition(":")
+            function = getattr(importlib.import_module(module), name)
+        else:
+            function = action
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # after MLflow set its own
         try:
             result = function(cfg)
         except SegexpError as exc:
-            print(f"segexp: error: {exc}", file=sys.stderr)
-            state["code"] = exc.exit_code
-            return
-        if isinstance(result, int):
-            state["code"] = result
-            return
-        print(result.summary())
-        state["code"] = 0
+            return fail(exc)
+        if not isinstance(result, int):
+            print(result.summary())
+        state["code"] = result if isinstance(result, int) else 0
 
     def main(argv: Sequence[str] | None = None) -> int:
         saved = sys.argv
@@ -288,20 +229,17 @@ def hydra_tool(config_name: str, action: Action | str) -> ToolMain:
         sys.argv = [saved[0] if saved else config_name, *args]
         state.clear()
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        if wants_help(args):
-            try:
-                return print_help(config_name, args, f"segexp-{config_name}")
-            finally:
-                sys.argv = saved
         ours = False
         try:
+            if wants_help(args):
+                return print_help(config_name, args, f"segexp-{config_name}")
             with raising_composition_errors() as ours:
                 task()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
             if "code" not in state:  # Hydra could not compose the config
                 return EXIT_USER_ERROR if code == 1 else code
-        except BrokenPipeError:  # `segexp-compare --help | head`: the reader left
+        except BrokenPipeError:  # `segexp-compare ... | head`: the reader left
             _quiet_broken_pipe()
             return 0
         except Exception as exc:
@@ -319,11 +257,8 @@ def hydra_tool(config_name: str, action: Action | str) -> ToolMain:
 
 def _quiet_broken_pipe() -> None:
     """Point stdout at /dev/null so Python's final flush does not complain again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # Entry points whose tool module is imported only after the config is composed.
@@ -335,20 +270,13 @@ TOOLS: dict[str, tuple[str, str]] = {
     "eda": ("eda", "segexp.tools.eda:eda"),
     "rerun": ("rerun", "segexp.tools.rerun:rerun"),
 }
-compare_main = hydra_tool(*TOOLS["compare"])
-promote_main = hydra_tool(*TOOLS["promote"])
-predict_main = hydra_tool(*TOOLS["predict"])
-report_main = hydra_tool(*TOOLS["report"])
-eda_main = hydra_tool(*TOOLS["eda"])
-rerun_main = hydra_tool(*TOOLS["rerun"])
-_MAINS: dict[str, ToolMain] = {
-    "compare": compare_main,
-    "promote": promote_main,
-    "predict": predict_main,
-    "report": report_main,
-    "eda": eda_main,
-    "rerun": rerun_main,
-}
+_MAINS: dict[str, ToolMain] = {name: hydra_tool(*spec) for name, spec in TOOLS.items()}
+compare_main = _MAINS["compare"]
+promote_main = _MAINS["promote"]
+predict_main = _MAINS["predict"]
+report_main = _MAINS["report"]
+eda_main = _MAINS["eda"]
+rerun_main = _MAINS["rerun"]
 
 
 def dispatch(argv: Sequence[str] | None = None) -> int:
