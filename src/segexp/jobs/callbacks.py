@@ -98,15 +98,6 @@ _MAX_MESSAGE = 2000
 STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name
 
 
-def exit_code(statuses: list[str]) -> int:
-    """1 when a job failed, 2 when one was refused, else 0."""
-    if "failed" in statuses:
-        return 1
-    if "invalid" in statuses:
-        return EXIT_USER_ERROR
-    return 0
-
-
 def _is_basic_sweeper(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
 
@@ -168,13 +159,13 @@ def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> l
     group choices and fixed values, with each job's swept values set on a copy."""
     values_of: dict[str, set[str]] = {}
     for override in itertools.chain(*jobs):
-        values_of.setdefault(_plain_key(override), set()).add(override)
+        values_of.setdefault(override.split("=", 1)[0], set()).add(override)
     swept = {k for k, v in values_of.items() if len(v) > 1 and k.lstrip("+~") not in groups}
     parser = OverridesParser.create()
     composed: dict[tuple[str, ...], DictConfig] = {}
     configs = []
     for job in jobs:
-        values = [o for o in job if _plain_key(o) in swept and o[0] not in "+~"]
+        values = [o for o in job if o.split("=", 1)[0] in swept and o[0] not in "+~"]
         base = tuple(o for o in job if o not in values)
         if base not in composed:
             composed[base] = compose(config_name, list(base), return_hydra_config=True)
@@ -184,10 +175,6 @@ def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> l
                 OmegaConf.update(cfg, item.key_or_group, item.value(), merge=False)
         configs.append(cfg)
     return configs
-
-
-def _plain_key(override: str) -> str:
-    return override.split("=", 1)[0]
 
 
 def checked_jobs(
@@ -272,9 +259,9 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
     )
     if not runs:
         return None
-    parent = runs[0]
-    sweep_id = parent.data.tags[TAG_SWEEP_ID]
-    return SweepContext(sweep_id, tracking_uri, experiment.experiment_id, parent.info.run_id)
+    sweep_id, parent_run_id = runs[0].data.tags[TAG_SWEEP_ID], runs[0].info.run_id
+    experiment_id = experiment.experiment_id
+    return SweepContext(sweep_id, tracking_uri, experiment_id, parent_run_id, sweep_dir=sweep_dir)
 
 
 def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
@@ -494,7 +481,8 @@ class SweepCallback(Callback):
         print_summary(sweep, outcomes, time.monotonic() - self.started)
         print_best(best)
         print_next(config, sweep)
-        sys.exit(exit_code([o.status for o in outcomes]))
+        statuses = {o.status for o in outcomes}  # 1 when a job failed, 2 when one was refused
+        sys.exit(1 if "failed" in statuses else EXIT_USER_ERROR if "invalid" in statuses else 0)
 
     def _close(self) -> None:
         """The sweep is over for this process: its environment, display and empty folders."""

@@ -13,6 +13,7 @@ import subprocess
 import traceback
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -56,7 +57,7 @@ from segexp.jobs.threads import thread_policy
 from segexp.jobs.validation import check_job_config
 from segexp.model import storage
 from segexp.model.assign import training_non_negative
-from segexp.model.evaluation import evaluate_run, evaluation_settings
+from segexp.model.evaluation import evaluate_run
 from segexp.model.metrics import mixture_criteria, score_fitted
 from segexp.model.pipeline import (
     build_prepare_step,
@@ -206,7 +207,6 @@ def validate_inputs(
         show_schema(table)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
-    evaluation_settings(cfg)
     _check_size_limits(cfg, spec, table)
     return spec, table
 
@@ -281,43 +281,23 @@ def _figures(cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile
     """What the run's figures are drawn from; None with plots.enabled=false."""
     if not cfg.plots.enabled:
         return None
-    k_distance = next(iter(evaluation.plot_inputs.values()), None)
-    n_rows = len(fitted.labels)
-    shown = int(cfg.plots.max_points)
+    n_rows, shown = len(fitted.labels), int(cfg.plots.max_points)
+    sample: Any = slice(None)
     if n_rows > shown:  # a seeded sample for the scatter (sent to the pool, drawn there)
-        rows = np.sort(np.random.default_rng(spec.seed).choice(n_rows, shown, replace=False))
-        features, transformed, labels = (
-            fitted.features.iloc[rows],
-            fitted.transformed[rows],
-            fitted.labels[rows],
-        )
-    else:
-        features, transformed, labels = fitted.features, fitted.transformed, fitted.labels
+        sample = np.sort(np.random.default_rng(spec.seed).choice(n_rows, shown, replace=False))
     return RunFigures(
         title=spec.run_name,
         dpi=int(cfg.plots.dpi),
-        features=features,
-        transformed=transformed,
-        labels=labels,
+        features=fitted.features.iloc[sample],
+        transformed=fitted.transformed[sample],
+        labels=fitted.labels[sample],
         total=n_rows if n_rows > shown else None,
         silhouette_per_customer=scores.silhouette_per_customer,
         silhouette_labels=scores.silhouette_labels,
         silhouette_reason=scores.undefined.get("silhouette", ""),
         profile=profile,
-        k_distance=k_distance,
+        k_distance=next(iter(evaluation.plot_inputs.values()), None),
     )
-
-
-def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
-    fitted = fit_segmentation(
-        table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
-    )
-    scores = score_fitted(
-        fitted,
-        silhouette_max_rows=int(cfg.metrics.silhouette_max_rows),
-        seed=spec.seed,
-    )
-    return fitted, scores
 
 
 def _record_metrics_and_tags(record: RunRecord, spec, table, fitted, scores, evaluation) -> None:
@@ -371,7 +351,11 @@ def build_request(
         policy = thread_policy(cfg.limits)
         with policy.limit(len(table.frame)) as threads:
             record.tags[TAG_FIT_THREADS] = str(threads)
-            fitted, scores = _fit_and_score(cfg, spec, table)
+            fitted = fit_segmentation(
+                table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
+            )
+            max_rows = int(cfg.metrics.silhouette_max_rows)
+            scores = score_fitted(fitted, silhouette_max_rows=max_rows, seed=spec.seed)
             evaluation = evaluate_run(
                 table, fitted, cfg, title=spec.run_name, figures=False, limit=policy.limit
             )

@@ -54,6 +54,8 @@ from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, store
 
 STATUSES = ("finished", "failed", "skipped", "invalid")
 BEST_SHOWN = 5
+# the plots of a group swept over k: (metric, title, file name)
+K_PLOTS = (("inertia", "elbow", "elbow"), ("silhouette", "silhouette vs k", "silhouette_vs_k"))
 
 quiet_store_logs()  # this process's MLflow store lines follow SEGEXP_VERBOSE
 
@@ -113,15 +115,11 @@ def write_summary(
     if selections:
         write_table(k_selection_table(selections), folder / "k_selection.csv", "csv")
     for key, rows in groups.items():
-        slug = group_label(key)
         label = " / ".join(group_parts(key))
-        marks = selections[key]  # its undefined criteria get a note on the plots
-        if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
-        if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
+        for metric, title, name in K_PLOTS:  # undefined criteria get a note on the plots
+            if metric in rows.columns and rows[metric].notna().sum() >= 2:
+                fig = plots.metric_vs_k(rows, metric, f"{title}: {label}", marks=selections[key])
+                plots.save(fig, folder / "plots" / f"{name}-{group_label(key)}.png", dpi)
     return metrics, tags
 
 
