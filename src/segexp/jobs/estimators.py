@@ -70,25 +70,6 @@ def _import_hint() -> str:
     )
 
 
-def _resolved(algo: DictConfig, where: str) -> dict[str, Any]:
-    try:
-        params = OmegaConf.to_container(algo, resolve=True)
-    except Exception as exc:  # ${k} after ~k, ${nosuch}
-        raw = OmegaConf.to_container(algo, resolve=False)
-        assert isinstance(raw, dict)
-        for name, value in raw.items():
-            try:
-                OmegaConf.select(algo, str(name), throw_on_missing=True)
-            except Exception:
-                raise ConfigError(
-                    f"{where}.{name!s}: a value or an interpolation of an existing key; got "
-                    f"{shown(value)}, which cannot be resolved ({first_line(exc)})"
-                ) from None
-        raise ConfigError(f"{where}: cannot be resolved ({first_line(exc)})") from None
-    assert isinstance(params, dict)
-    return {str(name): value for name, value in params.items()}
-
-
 def _check_estimator(
     algo: DictConfig,
     where: str,
@@ -99,7 +80,8 @@ def _check_estimator(
     """An estimator config checked by its class and scikit-learn: built with ``build``, then
     fitted on ``rows`` (any refusal is an error) or on an empty array (only a parameter
     error is)."""
-    params = _resolved(algo, where)
+    params = OmegaConf.to_container(algo, resolve=True)  # resolvable: checked before
+    assert isinstance(params, dict)
     target = params.pop("_target_", None)
     if not isinstance(target, str) or not target.strip():
         raise ConfigError(
@@ -129,7 +111,7 @@ def _check_estimator(
     except (TypeError, ValueError):
         accepted = None
     if accepted is not None and all(p.kind != p.VAR_KEYWORD for p in accepted.values()):
-        for name in params:
+        for name in map(str, params):
             if not name.startswith("_") and name not in accepted:
                 near = difflib.get_close_matches(name, list(accepted), n=1)
                 hint = f" (did you mean {where}.{near[0]}?)" if near else ""

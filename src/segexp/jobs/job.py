@@ -38,11 +38,7 @@ from segexp.contract import (
     TAG_UNDEFINED_PREFIX,
     VERSION,
 )
-from segexp.data import (
-    CustomerTable,
-    load_customers,
-    validate_feature_table,
-)
+from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.data.features import resolve_features
 from segexp.engines import engine_for
 from segexp.errors import ConfigError, DataError, SegexpError
