@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -111,6 +112,8 @@ def check_config_complete(cfg: DictConfig) -> None:
 def check_groups_present(cfg: DictConfig) -> None:
     """Every config group segexp needs was composed; ConfigError with its options."""
     choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
+    if choices is None and HydraConfig.initialized():  # a task's config has no hydra node
+        choices = HydraConfig.get().runtime.choices
     for group in _GROUPS:
         # the schema fills a removed group with its defaults: Hydra's choices say it
         if group not in cfg or (choices is not None and choices.get(group) is None):
