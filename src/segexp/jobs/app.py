@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +37,10 @@ def stop_signals() -> Iterator[None]:
     stops = (signal.SIGINT, signal.SIGTERM)
 
     def stop(signum: int, frame: Any) -> None:
+        if frame is not None and frame.f_code.co_filename == weakref.__file__:
+            # Python drops what a weakref callback (a GC pass) raises: deliver it again after
+            threading.Timer(0.05, _thread.interrupt_main, (signum,)).start()
+            return
         for number in stops:
             signal.signal(number, signal.SIG_IGN)
         raise SystemExit(128 + signum)
