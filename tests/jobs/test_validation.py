@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
 from segexp.errors import ConfigError, usage_error_line
-from segexp.jobs import validation
+from segexp.jobs import job, validation
 from segexp.jobs.ranges import expand_argv
 
 
@@ -175,9 +175,8 @@ def test_user_primary_config_without_the_schema_is_checked_against_it(tmp_path):
         (["limits.threads=0"], "limits.threads: an integer >= 1 or null; got 0"),
         (["metrics.silhouette_max_rows=0"], "metrics.silhouette_max_rows: an integer >= 2; got 0"),
         (
-            ["~k"],
-            "k: an integer >= 2; got nothing (the key was removed, e.g. by ~k, "
-            "or its file does not set it)",
+            ["~k"],  # the command line's words (the config is resolved before the schema)
+            "k: the command removed it (~k), and algo.n_clusters refers to it (${k}); keep k",
         ),
         (
             ["limits.max_neighbour_memory_mb=-5"],
@@ -258,11 +257,11 @@ def test_sweep_size_limit_message():
 def test_neighbour_estimate_scales_the_sample_mean():
     rng = np.random.default_rng(0)
     X = rng.uniform(0, 1, size=(20000, 2))
-    mb, mean = validation.neighbour_memory_mb(X, 0.05, seed=1)
+    mb, mean = job.neighbour_memory_mb(X, 0.05, seed=1)
     # uniform on the unit square: about n * pi r^2 neighbours (less near the edges)
     assert 0.85 * 20000 * np.pi * 0.05**2 < mean < 1.02 * 20000 * np.pi * 0.05**2
     expected = (
-        mean * 20000 * validation.BYTES_PER_NEIGHBOUR + 20000 * validation.BYTES_PER_ROW
+        mean * 20000 * job.BYTES_PER_NEIGHBOUR + 20000 * job.BYTES_PER_ROW
     ) / 2**20
     assert mb == pytest.approx(expected)
     exact = np.mean(
@@ -278,8 +277,8 @@ def test_neighbour_estimate_scales_the_sample_mean():
 
 def test_neighbour_estimate_other_metrics():
     X = np.random.default_rng(0).uniform(0, 1, size=(3000, 2))
-    _, manhattan = validation.neighbour_memory_mb(X, 0.05, {"metric": "manhattan"})
-    _, euclidean = validation.neighbour_memory_mb(X, 0.05)
+    _, manhattan = job.neighbour_memory_mb(X, 0.05, {"metric": "manhattan"})
+    _, euclidean = job.neighbour_memory_mb(X, 0.05)
     assert manhattan < euclidean  # a diamond inside the circle
 
 

@@ -1,14 +1,6 @@
-"""The Python API behind ``segexp.run`` and ``segexp.sweep``, for notebooks and scripts.
-
-Both compose the config with Hydra's compose API (the packaged configs with the
-user's ``conf/`` in front, as the command line does) and call the command's own
-functions: ``run_job`` for each job, ``start_sweep``/``end_sweep`` around a
-sweep. Runs logged from a notebook carry exactly the command line's params,
-metrics, tags, run names and artifacts; results come back as return values.
-``data`` is a file path or a pandas DataFrame; a DataFrame is staged as a
-Parquet file for the call (the runs' ``data`` param and source tag say
-``DataFrame``, or ``data_name`` when given). Results are read back from the
-tracking store.
+"""The Python API behind ``segexp.run`` and ``segexp.sweep``: Hydra's compose API (the user's
+``conf/`` in front, as on the command line) and the command's own functions, so a notebook's
+runs are the command's runs. ``data`` is a file path or a DataFrame (staged as Parquet).
 """
 
 from __future__ import annotations
@@ -37,20 +29,11 @@ from segexp.errors import (
     usage_error_line,
 )
 from segexp.insight.profiles import PROFILE_CSV
-from segexp.jobs.callbacks import (
-    CONFIG_NAME,
-    checked_jobs,
-    end_sweep,
-    record_outcome,
-    start_sweep,
-)
+from segexp.jobs.callbacks import CONFIG_NAME, checked_jobs, end_sweep, record_outcome, start_sweep
 from segexp.jobs.job import run_job
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.summary import end_interrupted_sweep, sweep_runs
-from segexp.jobs.validation import (
-    check_job_config,
-    check_sweep_before_hydra,
-)
+from segexp.jobs.validation import check_job_config, check_sweep_before_hydra
 from segexp.tracking import staging
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
@@ -76,13 +59,12 @@ class RunResult:
 
 @contextmanager
 def _data_overrides(data: Any, data_name: str | None) -> Iterator[list[str]]:
-    """Overrides pointing ``data.path`` at ``data`` (a DataFrame is staged as Parquet)."""
+    """Overrides pointing ``data.path`` at ``data`` (a DataFrame is staged as Parquet, where
+    the next command removes it if this process is killed meanwhile)."""
     if data is None:
         yield []
         return
     if isinstance(data, pd.DataFrame):
-        # In this process's staging folder: removed after the call, and by the next
-        # segexp command if this process is killed meanwhile (segexp.tracking.staging).
         staging.sweep()
         with tempfile.TemporaryDirectory(prefix="segexp-frame-", dir=staging.process_dir()) as tmp:
             path = Path(tmp) / "data.parquet"
@@ -100,18 +82,17 @@ def _data_overrides(data: Any, data_name: str | None) -> Iterator[list[str]]:
 
 @contextmanager
 def _conf_dir(conf_dir: str | os.PathLike | None) -> Iterator[None]:
-    if conf_dir is None:
-        yield
-        return
+    """``SEGEXP_CONF_DIR`` set to ``conf_dir`` for the call."""
     saved = os.environ.get(USER_CONF_ENV)
-    os.environ[USER_CONF_ENV] = str(Path(conf_dir).expanduser().resolve())
+    if conf_dir is not None:
+        os.environ[USER_CONF_ENV] = str(Path(conf_dir).expanduser().resolve())
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(USER_CONF_ENV, None)
-        else:
+        if saved is not None:
             os.environ[USER_CONF_ENV] = saved
+        elif conf_dir is not None:
+            os.environ.pop(USER_CONF_ENV, None)
 
 
 def _compose(overrides: Sequence[str], where: str) -> DictConfig:
@@ -130,7 +111,8 @@ def _compose(overrides: Sequence[str], where: str) -> DictConfig:
 
 
 def _refused(where: str, exc: SegexpError) -> RunFailed:
-    if isinstance(exc, RunFailed):  # said already, with its exit code
+    """The command's refusal, with its exit code (a RunFailed was said already)."""
+    if isinstance(exc, RunFailed):
         return exc
     return RunFailed(f"{where}: exit code {exc.exit_code}: {exc}", exc.exit_code)
 
@@ -147,9 +129,7 @@ def run(
     data_name: str | None = None,
 ) -> RunResult:
     """Fit and log one job, as ``segexp <overrides>`` does; return what it logged.
-
-    Raises ``RunFailed`` (exit code and the one-line message) when the job did not finish.
-    """
+    ``RunFailed`` (exit code, the one-line message) when the job did not finish."""
     where = "segexp.run"
     given = [str(o) for o in overrides or []]
     if "-m" in given or "--multirun" in given:
@@ -157,8 +137,8 @@ def run(
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         try:
             cfg = _compose([*expand_argv(given), *data_args], where)
-            tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
             check_job_config(cfg)
+            tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
             outcome = run_job(cfg, choices=_choices(cfg), checked=True)
         except SegexpError as exc:
             raise _refused(where, exc) from None
@@ -200,14 +180,9 @@ def sweep(
     data_name: str | None = None,
     metric: str = "silhouette",
 ) -> pd.DataFrame:
-    """Run a multirun, as ``segexp -m <overrides>`` does; return its leaderboard.
-
-    The leaderboard holds every job of the sweep (any status), best first by
-    ``metric``, one row per run with its params and metrics; ``attrs`` carries the
-    sweep id, parent run id and tracking URI. Raises ``RunFailed`` when the sweep
-    could not start (bad input or configuration) or was stopped; failed jobs are
-    rows with status FAILED.
-    """
+    """Run a multirun, as ``segexp -m <overrides>`` does; return its leaderboard: every job
+    (any status) best first by ``metric``, ``attrs`` holding the sweep id, parent run id and
+    tracking URI. ``RunFailed`` when the sweep could not start or was stopped."""
     where = "segexp.sweep"
     given = [str(o) for o in overrides or [] if o not in ("-m", "--multirun")]
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:

@@ -1,17 +1,13 @@
-"""The Hydra app behind ``segexp`` (``segexp.__main__`` runs it): the task and its signals.
-
-This module stays light (Hydra, OmegaConf): the job's modules load inside the task,
-once Hydra has composed a config, so ``--help`` and a usage error answer without
-pandas, scikit-learn or MLflow. The configs are the package's own
-(``pkg://segexp.conf``), with the user's ``conf/`` folder in front of them (see
-``hydra_plugins.segexp_sweep.user_conf``).
-"""
+"""The Hydra app behind ``segexp``: the task and its signals. Light (Hydra, OmegaConf):
+``--help`` and usage errors answer before pandas, scikit-learn or MLflow load."""
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,9 +20,8 @@ CONFIG_PATH = "pkg://segexp.conf"
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=CONFIG_NAME)
 def task(cfg: DictConfig) -> float:
-    """One job, logged; the objective a sweeper reads (``segexp.jobs.task.run_task``)."""
-    # pandas, scikit-learn and MLflow (about 1.5 s here) load only now that Hydra has
-    # composed a config: --help and usage errors never wait for them.
+    """One job, logged; the objective a sweeper reads."""
+    # pandas, scikit-learn and MLflow (about 1.5 s) load once Hydra has composed a config
     from segexp.jobs.task import run_task
 
     return run_task(cfg)
@@ -42,6 +37,10 @@ def stop_signals() -> Iterator[None]:
     stops = (signal.SIGINT, signal.SIGTERM)
 
     def stop(signum: int, frame: Any) -> None:
+        if frame is not None and frame.f_code.co_filename == weakref.__file__:
+            # Python drops what a weakref callback (a GC pass) raises: deliver it again after
+            threading.Timer(0.05, _thread.interrupt_main, (signum,)).start()
+            return
         for number in stops:
             signal.signal(number, signal.SIG_IGN)
         raise SystemExit(128 + signum)

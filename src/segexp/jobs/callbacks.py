@@ -1,16 +1,9 @@
 """Hydra Callback that makes a multirun one MLflow parent run with the jobs under it.
 
-``on_multirun_start`` checks the data, the store and (with Hydra's basic
-sweeper) every job's config before anything is written: a refusal is one
-``segexp: error:`` line, exit 2. It then opens the parent run and puts the
-sweep in the environment (``SEGEXP_SWEEP``), where every job finds it, in this
-process or in a launcher's worker (joblib, a local Ray). ``on_job_end`` shows
-each job of this process as it ends; ``on_multirun_end`` reads every outcome
-back from the store, logs the parent's leaderboard and k plots, ends it,
-prints the summary and exits with the sweep's code.
-
-The sweep's state lives on the Callback instance. A worker process gets a
-blank copy (``__getstate__``): it only logs its own jobs' lines.
+``on_multirun_start`` checks everything before anything is written, opens the parent run and
+puts the sweep in the environment (``SEGEXP_SWEEP``) for every job, here or in a launcher's
+worker; ``on_multirun_end`` reads the outcomes back, logs the parent's summary, prints it and
+exits with the sweep's code. The sweep's state lives on the instance; a worker gets a blank copy.
 """
 
 from __future__ import annotations
@@ -24,14 +17,17 @@ import os
 import shlex
 import shutil
 import sys
+import textwrap
 import time
 import traceback
 import uuid
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pandas as pd
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
@@ -103,38 +99,6 @@ _MAX_MESSAGE = 2000
 STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name
 
 
-@dataclass
-class SweepReport:
-    """How a sweep ended: its outcomes, for the summary and the exit code."""
-
-    sweep_id: str
-    parent_run_id: str
-    outcomes: list[JobOutcome] = field(default_factory=list)
-    seconds: float | None = None
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    def exit_code(self) -> int:
-        return exit_code([o.status for o in self.outcomes])
-
-
-def exit_code(statuses: list[str]) -> int:
-    """1 when a job failed, 2 when one was refused, else 0."""
-    if "failed" in statuses:
-        return 1
-    if "invalid" in statuses:
-        return EXIT_USER_ERROR
-    return 0
-
-
-def new_sweep_id() -> str:
-    return f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-# ------------------------------------------------------------ the sweep's jobs
-
-
 def _is_basic_sweeper(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
 
@@ -196,13 +160,13 @@ def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> l
     group choices and fixed values, with each job's swept values set on a copy."""
     values_of: dict[str, set[str]] = {}
     for override in itertools.chain(*jobs):
-        values_of.setdefault(_plain_key(override), set()).add(override)
+        values_of.setdefault(override.split("=", 1)[0], set()).add(override)
     swept = {k for k, v in values_of.items() if len(v) > 1 and k.lstrip("+~") not in groups}
     parser = OverridesParser.create()
     composed: dict[tuple[str, ...], DictConfig] = {}
     configs = []
     for job in jobs:
-        values = [o for o in job if _plain_key(o) in swept and o[0] not in "+~"]
+        values = [o for o in job if o.split("=", 1)[0] in swept and o[0] not in "+~"]
         base = tuple(o for o in job if o not in values)
         if base not in composed:
             composed[base] = compose(config_name, list(base), return_hydra_config=True)
@@ -214,25 +178,11 @@ def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> l
     return configs
 
 
-def _plain_key(override: str) -> str:
-    return override.split("=", 1)[0]
-
-
-def check_jobs(config: DictConfig) -> int:
-    """Every job of the command's basic sweep, checked before any runs; the job count."""
-    overrides = [str(o) for o in config.hydra.overrides.task]
-    groups = {str(g) for g in config.hydra.runtime.choices}
-    jobs, _ = checked_jobs(overrides, _sweeper_params(config), config, groups)
-    return len(jobs)
-
-
 def checked_jobs(
     overrides: list[str], params: dict, config: DictConfig, groups: set[str]
 ) -> tuple[list[list[str]], list[DictConfig]]:
-    """Each job's overrides and composed config, checked before any runs: the count
-    against ``limits.max_jobs`` (from the bounds), every config as
-    ``validation.check_job_config`` checks a single run. ``ConfigError`` names the first
-    refused job. Needs Hydra initialised (a running app, or initialize_config_module)."""
+    """Each job's overrides and composed config, checked before any runs (the count from the
+    bounds); ``ConfigError`` names the first refused job. Needs Hydra initialised."""
     total = count_jobs(overrides, params)
     validation.check_sweep_size(total, validation.max_jobs(config))
     jobs = plan_jobs(overrides, params)
@@ -241,9 +191,8 @@ def checked_jobs(
         try:
             validation.check_job_config(cfg)
         except ConfigError as exc:
-            shown = " ".join(job)
             raise ConfigError(
-                f"{exc}; in job #{num} of {total} ({shown}), nothing was run"
+                f"{exc}; in job #{num} of {total} ({' '.join(job)}), nothing was run"
             ) from None
     return jobs, configs
 
@@ -281,17 +230,11 @@ def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None
     )
 
 
-# ------------------------------------------------------------ finding the sweep
-
-
 def sweep_in_environment(sweep_dir: str | None = None) -> SweepContext | None:
     """The sweep this process (or the command that started it) has open, if any."""
     raw = os.environ.get(ENV_VAR)
-    if not raw:
-        return None
-    saved = json.loads(raw)
-    folder = saved.pop("sweep_dir")
-    return SweepContext(**saved) if sweep_dir is None or folder == sweep_dir else None
+    sweep = SweepContext(**json.loads(raw)) if raw else None
+    return sweep if sweep is None or sweep_dir in (None, sweep.sweep_dir) else None
 
 
 def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
@@ -317,10 +260,9 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
     )
     if not runs:
         return None
-    parent = runs[0]
-    return SweepContext(
-        parent.data.tags[TAG_SWEEP_ID], tracking_uri, experiment.experiment_id, parent.info.run_id
-    )
+    sweep_id, parent_run_id = runs[0].data.tags[TAG_SWEEP_ID], runs[0].info.run_id
+    experiment_id = experiment.experiment_id
+    return SweepContext(sweep_id, tracking_uri, experiment_id, parent_run_id, sweep_dir=sweep_dir)
 
 
 def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
@@ -360,7 +302,7 @@ def start_sweep(
     runs go. A store that refuses it raises ``TrackingError``."""
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     experiment = check_experiment_name(config.mlflow.experiment)
-    sweep_id = new_sweep_id()
+    sweep_id = f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     tags = {
         TAG_KIND: "sweep",
         TAG_SWEEP_ID: sweep_id,
@@ -381,7 +323,7 @@ def start_sweep(
         f"segexp: sweep {sweep_id}: {jobs}; runs go to {tracking_uri} (experiment {experiment})",
         flush=True,
     )
-    return SweepContext(sweep_id, tracking_uri, experiment_id, parent, configs_checked)
+    return SweepContext(sweep_id, tracking_uri, experiment_id, parent, configs_checked, sweep_dir)
 
 
 def end_sweep(config: DictConfig, sweep: SweepContext) -> tuple[list[JobOutcome], BestRuns]:
@@ -446,7 +388,11 @@ class SweepCallback(Callback):
             check_experiment_name(config.mlflow.experiment)
             check_store_reaches_workers(config.hydra.launcher, tracking_uri)
             checked = _is_basic_sweeper(config)
-            total = check_jobs(config) if checked else sweep_size(config)
+            total = sweep_size(config)
+            if checked:  # every job's config, composed and checked before the first runs
+                overrides = [str(o) for o in config.hydra.overrides.task]
+                groups = {str(g) for g in config.hydra.runtime.choices}
+                checked_jobs(overrides, _sweeper_params(config), config, groups)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
             self.sweep_dir = str(config.hydra.sweep.dir)
@@ -469,30 +415,20 @@ class SweepCallback(Callback):
             overrides = [str(o) for o in config.hydra.overrides.task]
             line = usage_error_line(exc, CONFIG_NAME, overrides, True)
             _stop(line.removeprefix("segexp: error: "))
-        os.environ[ENV_VAR] = json.dumps({**asdict(self.sweep), "sweep_dir": self.sweep_dir})
-        if not _runs_in_this_process(config):
-            workers = launcher_workers(config.hydra.launcher)
-            if workers is not None:  # how many fit at once here, to size their thread pools
-                os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
+        os.environ[ENV_VAR] = json.dumps(asdict(self.sweep))
+        if _runs_in_this_process(config):
+            self.progress = SweepProgress(total, str(config.objective.metric), self.started)
             return
-        self.progress = SweepProgress(total, str(config.objective.metric), started=self.started)
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """A single run's config is whole and resolves, and its experiment name is one
-        MLflow takes, before the task reads them (a multirun's in ``_start``)."""
-        if config.hydra.mode != RunMode.MULTIRUN:
-            try:
-                validation.check_config_complete(config)
-                check_experiment_name(config.mlflow.experiment)
-            except SegexpError as exc:
-                _stop(str(exc))
+        workers = launcher_workers(config.hydra.launcher)
+        if workers is not None:  # how many fit at once here, to size their thread pools
+            os.environ[PARALLEL_ENV] = str(min(workers, total or workers))
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if job_return.status != JobStatus.COMPLETED or config.hydra.mode != RunMode.MULTIRUN:
-            return  # the task raised (Hydra reports it), or a single run (it printed its line)
         outcome = getattr(job_return.return_value, "outcome", None)
-        if outcome is None:
+        if job_return.status != JobStatus.COMPLETED or outcome is None:
             return  # the task raised (Hydra reports it), or a single run (it printed its line)
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
         self.finished += outcome.status == "finished"
         if self.progress is not None:
             self.progress.job_done(outcome)
@@ -500,68 +436,63 @@ class SweepCallback(Callback):
             line = describe_outcome(outcome)
             (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
         if outcome.store_error and self.sweep is not None:
-            self._stop_on_store_error(outcome)
+            self._stop_on_store_error(self.sweep, outcome)
 
-    def _stop_on_store_error(self, outcome: JobOutcome) -> None:
+    def _stop_on_store_error(self, sweep: SweepContext, outcome: JobOutcome) -> NoReturn:
         """The store refused a run: end the sweep FAILED (where the store still answers),
         say how many runs it holds, exit 1."""
-        assert self.sweep is not None
-        sweep, self.sweep = self.sweep, None
-        os.environ.pop(ENV_VAR, None)
-        self._close_progress()
-        stored = self.finished
+        self._close()
         ended = f"parent run {sweep.parent_run_id} left RUNNING (the next command ends it)"
         with contextlib.suppress(Exception):
             tracker_for(sweep.tracking_uri).fail_run(
                 sweep.parent_run_id, f"the store stopped taking runs: {outcome.message}"
             )
             ended = f"parent run {sweep.parent_run_id} ended FAILED"
-        self._remove_folders()
         db = sqlite_path(sweep.tracking_uri)
         if db is not None and not db.exists():  # deleted under the sweep: its runs with it
             _stop(
                 f"the store stopped taking runs at job #{outcome.job_num}: its file {db} was "
-                f"deleted during the sweep, with the parent run and the {stored} job runs of "
-                f"sweep {sweep.sweep_id} it held; run the sweep again (a new store is created)",
+                f"deleted during the sweep, with the parent run and the {self.finished} job "
+                f"runs of sweep {sweep.sweep_id} it held; run the sweep again (a new store is "
+                "created)",
                 1,
             )
         _stop(
             f"the store stopped taking runs at job #{outcome.job_num} ({outcome.message}); "
-            f"{stored} job runs of sweep {sweep.sweep_id} are FINISHED in {sweep.tracking_uri}, "
-            f"{ended}; free the disk or restart the server and run the sweep again",
+            f"{self.finished} job runs of sweep {sweep.sweep_id} are FINISHED in "
+            f"{sweep.tracking_uri}, {ended}; free the disk or restart the server and run the "
+            "sweep again",
             1,
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep, self.sweep = self.sweep, None
-        os.environ.pop(ENV_VAR, None)
-        os.environ.pop(PARALLEL_ENV, None)
+        os.environ.pop(ENV_VAR, None)  # the sweep is not left open, whatever happens next
         if sweep is None:
-            self._close_progress()
+            self._close()
             return
         if self.progress is not None:
             self.progress.status("logging the sweep's summary")
         try:
             outcomes, best = end_sweep(config, sweep)
         except SegexpError as exc:
-            self._close_progress()
+            self._close()
             _stop(str(exc), exc.exit_code)
-        self._remove_folders()
-        self._close_progress()
-        report = SweepReport(
-            sweep.sweep_id, sweep.parent_run_id, outcomes, time.monotonic() - self.started
-        )
-        print_summary(report)
+        self._close()
+        print_summary(sweep, outcomes, time.monotonic() - self.started)
         print_best(best)
-        print_next(next_commands(config, sweep, *objective_of(config)))
-        sys.exit(report.exit_code())
+        print_next(config, sweep)
+        statuses = {o.status for o in outcomes}  # 1 when a job failed, 2 when one was refused
+        sys.exit(1 if "failed" in statuses else EXIT_USER_ERROR if "invalid" in statuses else 0)
 
-    def _close_progress(self) -> None:
+    def _close(self) -> None:
+        """The sweep is over for this process: its environment, display and empty folders."""
+        self.sweep = None
+        os.environ.pop(ENV_VAR, None)
+        os.environ.pop(PARALLEL_ENV, None)
         progress, self.progress = self.progress, None
         if progress is not None:
             progress.close()
-
-    def _remove_folders(self) -> None:
         if self.sweep_dir is not None:
             remove_empty_sweep_folders(self.sweep_dir)
 
@@ -570,13 +501,11 @@ def end_unfinished_sweep(code: int) -> None:
     """The command stopped before its sweep's end (a signal, a launcher's error): the
     parent run and the open job runs end KILLED (``segexp.ended_by=<signal>``) or the
     parent FAILED, with one line saying so. Nothing when no sweep is open."""
-    raw = os.environ.pop(ENV_VAR, None)
+    sweep = sweep_in_environment()
+    os.environ.pop(ENV_VAR, None)
     os.environ.pop(PARALLEL_ENV, None)
-    if not raw:
+    if sweep is None:
         return
-    saved = json.loads(raw)
-    sweep_dir = saved.pop("sweep_dir")
-    sweep = SweepContext(**saved)
     signame = STOP_SIGNALS.get(code)
     tracker = tracker_for(sweep.tracking_uri)
     with contextlib.suppress(Exception):
@@ -588,21 +517,18 @@ def end_unfinished_sweep(code: int) -> None:
             killed = end_interrupted_sweep(tracker, sweep, signame)
             runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
             done = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
-            parent = tracker.client.get_run(sweep.parent_run_id)
-            planned = parent.data.tags.get(TAG_JOBS_PLANNED, "?")
-            print(stopped_line(signame, sweep, done, planned, killed), file=sys.stderr)
-    remove_empty_sweep_folders(sweep_dir)
-
-
-def stopped_line(signame: str, sweep: SweepContext, done: int, planned: str, killed: int) -> str:
-    code = {v: k for k, v in STOP_SIGNALS.items()}[signame]
-    open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
-    return (
-        f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended KILLED"
-        f" after {done} of {planned} jobs (parent run {sweep.parent_run_id}{open_runs}, tag "
-        f"segexp.ended_by={signame}); segexp-compare and segexp-promote best= take it only "
-        "with allow_incomplete=true"
-    )
+            planned = tracker.client.get_run(sweep.parent_run_id).data.tags.get(
+                TAG_JOBS_PLANNED, "?"
+            )
+            open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
+            print(
+                f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended "
+                f"KILLED after {done} of {planned} jobs (parent run {sweep.parent_run_id}"
+                f"{open_runs}, tag segexp.ended_by={signame}); segexp-compare and "
+                "segexp-promote best= take it only with allow_incomplete=true",
+                file=sys.stderr,
+            )
+    remove_empty_sweep_folders(sweep.sweep_dir)
 
 
 def remove_empty_job_folder(job_dir: str) -> None:
@@ -634,69 +560,62 @@ def remove_empty_sweep_folders(sweep_dir: str) -> None:
 # ------------------------------------------------------------ what the sweep prints
 
 
-def print_summary(report: SweepReport) -> None:
-    counts = {s: report.count(s) for s in ("finished", "skipped", "failed", "invalid")}
-    line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    took = "" if report.seconds is None else f" in {clock(report.seconds)}"
-    print(
-        f"segexp: sweep {report.sweep_id}: {len(report.outcomes)} jobs: {line}{took}; "
-        f"parent run {report.parent_run_id}"
+def print_summary(sweep: SweepContext, outcomes: list[JobOutcome], seconds: float) -> None:
+    counts = Counter(o.status for o in outcomes)
+    line = ", ".join(
+        f"{counts[s]} {s}" for s in ("finished", "skipped", "failed", "invalid") if counts[s]
     )
-    for o in report.outcomes:
+    print(
+        f"segexp: sweep {sweep.sweep_id}: {len(outcomes)} jobs: {line} in {clock(seconds)}; "
+        f"parent run {sweep.parent_run_id}"
+    )
+    for o in outcomes:
         if o.status == "skipped":
             print(f"segexp: #{o.job_num} skipped: {o.message}")
-    problems = [o for o in report.outcomes if o.status in ("failed", "invalid")]
+    problems = [o for o in outcomes if o.status in ("failed", "invalid")]
     if problems:
         print(f"segexp: {len(problems)} failed jobs:", file=sys.stderr)
-        for o in problems:
-            print(f"  #{o.job_num} {o.run_name}: {o.status}: {o.message}", file=sys.stderr)
+    for o in problems:
+        print(f"  #{o.job_num} {o.run_name}: {o.status}: {o.message}", file=sys.stderr)
 
 
 def print_best(best: BestRuns) -> None:
     """The top of the sweep's leaderboard: rank, run name, the metric, n_clusters, run id."""
-    import pandas as pd
-
     runs = "1 finished run" if best.left_out == 1 else f"{best.left_out} finished runs"
     left_out = f"{runs} left out by the ranking rules (segexp-compare says why)"
     if not best.rows:
         why = left_out if best.left_out else f"no finished run has {best.metric}"
         print(f"\nNothing to rank by {best.metric}: {why}.")
         return
-    frame = pd.DataFrame(best.rows)
-    frame["n_clusters"] = frame["n_clusters"].astype("Int64")
+    frame = pd.DataFrame(best.rows).astype({"n_clusters": "Int64"})
     frame["run_id"] = frame["run_id"].str[:8]
     better = "larger" if best.larger_is_better else "smaller"
     print(f"\nBest {len(best.rows)} of {best.ranked} runs by {best.metric} ({better} is better):")
-    for line in format_table(frame).splitlines():
-        print(f"  {line}")
+    print(textwrap.indent(format_table(frame), "  "))
     if best.left_out:
         print(f"  ({left_out})")
 
 
-def _context_args(config: DictConfig, sweep: SweepContext) -> list[str]:
-    """The overrides a later command needs to find this sweep's store and experiment."""
-    args = []
+def print_next(config: DictConfig, sweep: SweepContext) -> None:
+    """The steps after a sweep (compare, promote, the MLflow UI), one per line, ready to
+    copy, each with a short comment where it fits."""
+    metric, direction = objective_of(config)
+    context = [f"sweep_id={sweep.sweep_id}"]
     if sweep.tracking_uri != absolute_tracking_uri(None):
-        args.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
+        context.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
     keys = [str(o).lstrip("+~").split("=", 1)[0] for o in config.hydra.overrides.task]
     if any(k == "data" or k.startswith(("data.", "mlflow.experiment")) for k in keys):
-        args.append(f"mlflow.experiment={config.mlflow.experiment}")
-    return args
-
-
-def next_commands(
-    config: DictConfig, sweep: SweepContext, metric: str, direction: str
-) -> list[tuple[str, str]]:
-    """(line, comment) for the steps after a sweep: compare, promote, the MLflow UI."""
-    context = [f"sweep_id={sweep.sweep_id}", *_context_args(config, sweep)]
+        context.append(f"mlflow.experiment={config.mlflow.experiment}")
     ranking = (
         [] if METRIC_DIRECTIONS.get(metric) == (direction == "max") else [f"direction={direction}"]
     )
     compare = ([] if metric == "silhouette" else [f"metric={metric}"]) + ranking + context
-    promote = [f"best={metric}", *ranking, *context]
     steps = [
         (shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)"),
-        (shlex.join(["segexp-promote", *promote]), "register the best run"),
+        (
+            shlex.join(["segexp-promote", f"best={metric}", *ranking, *context]),
+            "register the best run",
+        ),
     ]
     descending = direction == "max"
     try:  # the runs table with the columns that choose, as an MLflow UI view
@@ -709,18 +628,12 @@ def next_commands(
     )
     serve = ui_command(sweep.tracking_uri)
     if serve is not None:
-        steps.append((serve, "the MLflow UI, then:"))
-        steps.append((f"open {url}", ""))
+        steps += [(serve, "the MLflow UI, then:"), (f"open {url}", "")]
     else:
         steps.append((f"open {url}", "the sweep's runs in the MLflow UI"))
-    return steps
-
-
-def print_next(steps: list[tuple[str, str]]) -> None:
-    """Commands one per line, ready to copy, each with a short comment where it fits."""
     columns = shutil.get_terminal_size((120, 24)).columns
     print("\nNext:")
-    width = max((len(command) for command, comment in steps if comment), default=0)
+    width = max(len(command) for command, comment in steps if comment)
     for command, comment in steps:
         line = f"  {command.ljust(width)}  # {comment}" if comment else f"  {command}"
         print(line if len(line) <= columns or not comment else f"  {command}")

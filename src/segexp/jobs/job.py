@@ -1,14 +1,8 @@
 """One job: load data, fit one segmentation, score it, log it as one MLflow run.
 
-``run_job(cfg)`` is a plain function: the Hydra app calls it for every job
-(whatever the launcher), ``segexp.run``/``segexp.sweep`` and tests call it
-with a composed config. It never raises for a job's own failure: input
-mistakes come back as ``invalid`` (no run is created), algorithm failures as
-``failed`` (the run ends FAILED with the error in a tag), so a sweep goes on
-and reports failures at its end. The run reaches MLflow through
-``segexp.tracking.store.log_run`` and nothing else, before ``run_job`` returns:
-an outcome says FINISHED only for a run the store holds. A store that stops
-taking writes raises ``StoreWriteError``: the caller stops the command.
+``run_job`` never raises for the job's own failure (``invalid``: no run; ``failed``: the run
+ends FAILED), so a sweep goes on; the run reaches MLflow only through
+``segexp.tracking.store.log_run``, and a store that refuses it raises ``StoreWriteError``.
 """
 
 from __future__ import annotations
@@ -19,11 +13,13 @@ import subprocess
 import traceback
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sklearn
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from sklearn.neighbors import KDTree, NearestNeighbors
 
 from segexp.contract import (
     CONFIG_FILE,
@@ -42,11 +38,7 @@ from segexp.contract import (
     TAG_UNDEFINED_PREFIX,
     VERSION,
 )
-from segexp.data import (
-    CustomerTable,
-    load_customers,
-    validate_feature_table,
-)
+from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.data.features import resolve_features
 from segexp.engines import engine_for
 from segexp.errors import ConfigError, DataError, SegexpError
@@ -58,16 +50,14 @@ from segexp.insight.profiles import (
 )
 from segexp.jobs.outcomes import JobOutcome, SweepContext
 from segexp.jobs.threads import thread_policy
-from segexp.jobs.validation import (
-    BYTES_PER_NEIGHBOUR,
-    DENSITY_RADIUS,
-    check_job_config,
-    neighbour_memory_mb,
-)
+from segexp.jobs.validation import check_job_config
 from segexp.model import storage
-from segexp.model.evaluation import evaluate_run, evaluation_settings
+from segexp.model.assign import training_non_negative
+from segexp.model.evaluation import evaluate_run
 from segexp.model.metrics import mixture_criteria, score_fitted
 from segexp.model.pipeline import (
+    build_prepare_step,
+    build_scaler,
     check_preprocess_config,
     fit_segmentation,
     split_feature_kinds,
@@ -90,6 +80,39 @@ log = logging.getLogger("segexp")
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
+# Density algorithms that hold every customer's neighbours within a radius: the radius key.
+DENSITY_RADIUS = {"sklearn.cluster.DBSCAN": "eps"}
+# DBSCAN's bytes per neighbour entry (an 8-byte index plus the tree query's buffers: 13.2-13.9
+# measured by benchmarks/dbscan_memory.py at 10k-40k customers) and per customer.
+BYTES_PER_NEIGHBOUR = 13.0
+BYTES_PER_ROW = 200.0
+SAMPLE_ROWS = 2000
+
+
+def neighbour_memory_mb(
+    X, radius: float, params: dict | None = None, seed: int = 0
+) -> tuple[float, float]:
+    """(estimated MB of the neighbourhood lists, mean neighbours per customer): neighbours
+    counted for a seeded sample of at most ``SAMPLE_ROWS`` customers, scaled to all."""
+    params = params or {}
+    X = np.asarray(X, dtype=float)
+    n = len(X)
+    if n == 0:
+        return 0.0, 0.0
+    sample = X[np.random.default_rng(seed).choice(n, size=min(SAMPLE_ROWS, n), replace=False)]
+    metric, p = params.get("metric", "euclidean"), params.get("p")
+    if metric in ("euclidean", "l2", "minkowski") and (metric != "minkowski" or p in (None, 2)):
+        counts = KDTree(X).query_radius(sample, r=radius, count_only=True)
+    else:
+        model = NearestNeighbors(
+            radius=radius,
+            metric=metric,
+            p=2 if p is None else p,
+            metric_params=params.get("metric_params"),
+        ).fit(X)
+        counts = np.diff(model.radius_neighbors_graph(sample, mode="connectivity").indptr)
+    mean = float(np.mean(counts))
+    return (mean * n * BYTES_PER_NEIGHBOUR + n * BYTES_PER_ROW) / 2**20, mean
 
 
 def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
@@ -116,8 +139,6 @@ def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> 
 
 def _fitted_space(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> np.ndarray:
     """The rows as the clusterer will see them (preprocessing and scaler fitted here)."""
-    from segexp.model.pipeline import build_prepare_step, build_scaler
-
     options = check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
     features = table.frame[list(spec.columns)]
     if options.impute == "drop":
@@ -182,7 +203,6 @@ def validate_inputs(
         show_schema(table)
     validate_feature_table(table, spec.columns, impute=spec.impute, config_key="features.columns")
     check_preprocess_config(cfg.preprocess, table.frame, spec.columns)
-    evaluation_settings(cfg)
     _check_size_limits(cfg, spec, table)
     return spec, table
 
@@ -222,8 +242,6 @@ def _stage_artifacts(
     model_dir.mkdir()
     storage.save(fitted.pipeline, model_dir / PIPELINE_FILE)  # skops: loads without running code
     numeric, categorical = split_feature_kinds(spec.columns, table.categorical, rows)
-    from segexp.model.assign import training_non_negative
-
     meta = {
         "input_columns": spec.columns,
         "numeric_columns": numeric,
@@ -259,43 +277,23 @@ def _figures(cfg: DictConfig, spec: JobSpec, fitted, scores, evaluation, profile
     """What the run's figures are drawn from; None with plots.enabled=false."""
     if not cfg.plots.enabled:
         return None
-    k_distance = next(iter(evaluation.plot_inputs.values()), None)
-    n_rows = len(fitted.labels)
-    shown = int(cfg.plots.max_points)
+    n_rows, shown = len(fitted.labels), int(cfg.plots.max_points)
+    sample: Any = slice(None)
     if n_rows > shown:  # a seeded sample for the scatter (sent to the pool, drawn there)
-        rows = np.sort(np.random.default_rng(spec.seed).choice(n_rows, shown, replace=False))
-        features, transformed, labels = (
-            fitted.features.iloc[rows],
-            fitted.transformed[rows],
-            fitted.labels[rows],
-        )
-    else:
-        features, transformed, labels = fitted.features, fitted.transformed, fitted.labels
+        sample = np.sort(np.random.default_rng(spec.seed).choice(n_rows, shown, replace=False))
     return RunFigures(
         title=spec.run_name,
         dpi=int(cfg.plots.dpi),
-        features=features,
-        transformed=transformed,
-        labels=labels,
+        features=fitted.features.iloc[sample],
+        transformed=fitted.transformed[sample],
+        labels=fitted.labels[sample],
         total=n_rows if n_rows > shown else None,
         silhouette_per_customer=scores.silhouette_per_customer,
         silhouette_labels=scores.silhouette_labels,
         silhouette_reason=scores.undefined.get("silhouette", ""),
         profile=profile,
-        k_distance=k_distance,
+        k_distance=next(iter(evaluation.plot_inputs.values()), None),
     )
-
-
-def _fit_and_score(cfg: DictConfig, spec: JobSpec, table: CustomerTable):
-    fitted = fit_segmentation(
-        table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
-    )
-    scores = score_fitted(
-        fitted,
-        silhouette_max_rows=int(cfg.metrics.silhouette_max_rows),
-        seed=spec.seed,
-    )
-    return fitted, scores
 
 
 def _record_metrics_and_tags(record: RunRecord, spec, table, fitted, scores, evaluation) -> None:
@@ -329,14 +327,8 @@ def build_request(
     experiment_id: str = "",
     parent_run_id: str | None = None,
 ) -> PublishRequest:
-    """Fit, score and write the run's files; what is left to publish.
-
-    An exception while fitting becomes a record that ends its run FAILED and says
-    why, not a raise. (A sweep's job fills in the experiment and parent run ids
-    afterwards: they may still be on their way from the store.) Every fit runs with the
-    BLAS/OpenMP threads ``segexp.jobs.threads`` chooses for its size; the job's count is
-    tagged ``segexp.fit_threads``.
-    """
+    """Fit, score and write the run's files; what is left to publish. A failed fit is a
+    record that ends its run FAILED and says why, not a raise."""
     engine = engine_for(cfg)
     if engine is not None:  # engine=spark: fitted, scored and staged by segexp.engines.spark
         return engine.build_request(
@@ -355,7 +347,11 @@ def build_request(
         policy = thread_policy(cfg.limits)
         with policy.limit(len(table.frame)) as threads:
             record.tags[TAG_FIT_THREADS] = str(threads)
-            fitted, scores = _fit_and_score(cfg, spec, table)
+            fitted = fit_segmentation(
+                table.frame, spec.columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo
+            )
+            max_rows = int(cfg.metrics.silhouette_max_rows)
+            scores = score_fitted(fitted, silhouette_max_rows=max_rows, seed=spec.seed)
             evaluation = evaluate_run(
                 table, fitted, cfg, title=spec.run_name, figures=False, limit=policy.limit
             )

@@ -1,7 +1,5 @@
-"""How jobs ended, as plain data and as terminal lines: what a sweep's progress, summary
-and exit code are made of. ``SweepProgress`` is a sweep's one progress display: a live
-bar (rich) on a terminal, one plain line per finished job anywhere else (CI, pipes, tests).
-"""
+"""How jobs ended, as plain data and as terminal lines: a sweep's progress, summary and
+exit code are made of them."""
 
 from __future__ import annotations
 
@@ -11,13 +9,24 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+)
+from rich.text import Text
 
 from hydra_plugins.segexp_sweep.user_conf import VERBOSE_ENV, log_level
 
 SUMMARY_METRICS = ("n_clusters", "silhouette", "inertia")
-# MLflow's INFO lines when it creates or migrates a store ("Creating initial MLflow
-# database tables...", "Updating database tables"): shown only when verbose.
+# MLflow's INFO lines when it creates or migrates a store: shown only when verbose.
 STORE_LOGGERS = ("mlflow.store.db.utils",)
 
 
@@ -27,20 +36,15 @@ def verbose_requested(configured: Any = False) -> bool:
 
 
 def set_verbose(verbose: bool) -> None:
-    """Show MLflow's store-migration lines only when verbose, in this process and in the
-    processes it starts from now on (they read ``SEGEXP_VERBOSE``)."""
+    """Verbose in this process and in those it starts from now on (``SEGEXP_VERBOSE``)."""
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
     quiet_store_logs(verbose)
 
 
 def quiet_store_logs(verbose: bool | None = None) -> None:
-    """Levels of MLflow's store loggers: INFO when verbose (default: ``SEGEXP_VERBOSE``),
-    else nothing below CRITICAL: a store error (with its traceback, "SQLAlchemy database
-    error") reaches the user as segexp's own one line.
-
-    MLflow (3.x) configures only its top logger, so a level set here on a child
-    logger holds whether MLflow is imported before or after."""
+    """MLflow's store loggers at INFO when verbose, else CRITICAL: a store error reaches the
+    user as segexp's own line. (MLflow configures only its top logger, so this holds.)"""
     verbose = verbose_requested() if verbose is None else verbose
     for name in STORE_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
@@ -68,6 +72,7 @@ class SweepContext:
     experiment_id: str
     parent_run_id: str
     configs_checked: bool = False  # every job's config was checked before the first ran
+    sweep_dir: str = ""  # Hydra's sweep folder: a worker elsewhere finds its sweep by it
 
 
 @dataclass
@@ -94,9 +99,6 @@ def describe_outcome(outcome: JobOutcome) -> str:
     return f"{head} {outcome.status.upper()}: {outcome.message}"
 
 
-# ------------------------------------------------------------------- progress
-
-
 def clock(seconds: float, up: bool = False) -> str:
     """0:04, 12:30, 1:02:03 (``up``: whole seconds rounded up, for time left)."""
     total = max(0, math.ceil(seconds) if up else int(round(seconds)))
@@ -111,142 +113,95 @@ def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
     if outcome.job_num is not None and name != f"job #{outcome.job_num}":
         name = f"#{outcome.job_num} {name}"
     if outcome.status == "finished":
-        shown = [m for m in (metric, "n_clusters") if m in outcome.metrics]
-        values = " ".join(f"{m}={outcome.metrics[m]:.3g}" for m in dict.fromkeys(shown))
+        shown = dict.fromkeys(m for m in (metric, "n_clusters") if m in outcome.metrics)
+        values = " ".join(f"{m}={outcome.metrics[m]:.3g}" for m in shown)
         return f"{name} FINISHED {values}".rstrip()
     message = outcome.message.splitlines()[0] if outcome.message else ""
     return f"{name} {outcome.status.upper()}: {message}"
 
 
-def _is_live_terminal(stream: IO[str]) -> bool:
+def _is_terminal() -> bool:
     try:
-        if not stream.isatty():
-            return False
-    except (AttributeError, ValueError):
+        return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):  # replaced, or closed
         return False
-    return os.environ.get("TERM", "") != "dumb"
+
+
+class _Timing(ProgressColumn):
+    """'0:04 elapsed, ~0:08 left' on the live bar, as the plain lines say it."""
+
+    def __init__(self, progress: SweepProgress) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def render(self, task: Task) -> Text:
+        return Text(self.progress.timing(), style="cyan")
 
 
 class SweepProgress:
-    """Jobs done out of the sweep's total, failures, time elapsed and time left.
+    """Jobs done of the sweep's total (None: the sweeper decides as it goes), failures, time
+    elapsed and left: a live bar (rich) on a terminal, gone at the end; elsewhere one line per
+    job, ``[3/12] #2 kmeans-k5-... FINISHED silhouette=0.672 (0:04 elapsed, ~0:08 left)``."""
 
-    On a terminal: a live bar (rich) under the job lines, gone when the sweep ends.
-    Elsewhere: one line per finished job, e.g.
-    ``[3/12] #2 kmeans-k5-standard-income_spending FINISHED silhouette=0.672 n_clusters=5
-    (0:04 elapsed, ~0:08 left)``. ``total`` None: the sweeper decides as it goes (no
-    time left is shown).
-    """
-
-    def __init__(
-        self,
-        total: int | None,
-        metric: str = "silhouette",
-        stream: IO[str] | None = None,
-        live: bool | None = None,
-        started: float | None = None,
-    ) -> None:
+    def __init__(self, total: int | None, metric: str, started: float) -> None:
         self.total = total
         self.metric = metric
-        self.stream = stream if stream is not None else sys.stdout
+        self.started = started  # time.monotonic()
         self.done = 0
         self.failed = 0
-        self.started = time.monotonic() if started is None else started  # monotonic clock
-        self._first_done: float | None = None
-        self._last_done: float | None = None
-        self._progress: Any = None
-        self._task: Any = None
-        if live if live is not None else _is_live_terminal(self.stream):
-            self._start_live()
-
-    # -- estimates
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        self.ends: list[float] = []  # when each job ended
+        self.bar: Progress | None = None
+        if _is_terminal():
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("[red]{task.fields[failed]}"),
+                _Timing(self),
+                console=Console(file=sys.stdout),
+                transient=True,
+                redirect_stdout=True,
+                redirect_stderr=True,
+            )
+            self.task = self.bar.add_task("sweep", total=total, failed="")
+            self.bar.start()
 
     def left(self) -> float | None:
-        """Seconds left: the mean time per job since the first one ended (the first also
-        paid for starting up) times the jobs left, less the time the current one took so
-        far. None until two jobs ended."""
-        if self.total is None or self.done < 2 or self._first_done is None:
+        """Seconds left: the mean time per job since the first ended (the first also paid for
+        starting up) times the jobs left, less the current one's time so far."""
+        if self.total is None or self.done < 2:
             return None
-        assert self._last_done is not None  # set with _first_done
-        per_job = (self._last_done - self._first_done) / (self.done - 1)
-        remaining = max(0, self.total - self.done)
-        return max(0.0, per_job * remaining - (time.monotonic() - self._last_done))
-
-    def counter(self) -> str:
-        """'[3/12]', '[4/12, 1 failed]'."""
-        total = "?" if self.total is None else str(self.total)
-        failed = f", {self.failed} failed" if self.failed else ""
-        return f"[{self.done}/{total}{failed}]"
+        per_job = (self.ends[-1] - self.ends[0]) / (self.done - 1)
+        left = per_job * max(0, self.total - self.done) - (time.monotonic() - self.ends[-1])
+        return max(0.0, left)
 
     def timing(self) -> str:
         """'0:04 elapsed, ~0:08 left'."""
         left = self.left()
         rest = "" if left is None or self.done == self.total else f", ~{clock(left, up=True)} left"
-        return f"{clock(self.elapsed())} elapsed{rest}"
-
-    # -- events
+        return f"{clock(time.monotonic() - self.started)} elapsed{rest}"
 
     def job_done(self, outcome: JobOutcome) -> None:
-        now = time.monotonic()
         self.done += 1
-        if outcome.status in ("failed", "invalid"):
-            self.failed += 1
-        if self._first_done is None:
-            self._first_done = now
-        self._last_done = now
+        self.failed += outcome.status in ("failed", "invalid")
+        self.ends.append(time.monotonic())
         line = job_line(outcome, self.metric)
-        if self._progress is not None:
-            self._progress.console.print(line, markup=False, highlight=False)
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False)
             failed = f"{self.failed} failed" if self.failed else ""
-            self._progress.update(self._task, completed=self.done, failed=failed)
+            self.bar.update(self.task, completed=self.done, failed=failed)
             return
-        print(f"{self.counter()} {line} ({self.timing()})", file=self.stream, flush=True)
+        total = "?" if self.total is None else str(self.total)
+        failed = f", {self.failed} failed" if self.failed else ""
+        print(f"[{self.done}/{total}{failed}] {line} ({self.timing()})", flush=True)
 
     def status(self, text: str) -> None:
         """What the sweep does now (the bar's label; nothing printed without a terminal)."""
-        if self._progress is not None:
-            self._progress.update(self._task, description=text)
+        if self.bar is not None:
+            self.bar.update(self.task, description=text)
 
     def close(self) -> None:
-        if self._progress is not None:
-            progress, self._progress = self._progress, None
-            progress.stop()
-
-    # -- the live bar
-
-    def _start_live(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            SpinnerColumn,
-            TextColumn,
-        )
-        from rich.text import Text
-
-        owner = self
-
-        class TimeColumn(ProgressColumn):
-            """'0:04 elapsed, ~0:08 left', as the plain lines say it."""
-
-            def render(self, task: Any) -> Text:
-                return Text(owner.timing(), style="cyan")
-
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]}"),
-            TimeColumn(),
-            console=Console(file=self.stream),
-            transient=True,
-            redirect_stdout=True,
-            redirect_stderr=True,
-        )
-        self._task = self._progress.add_task("sweep", total=self.total, failed="")
-        self._progress.start()
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            bar.stop()

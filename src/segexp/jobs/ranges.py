@@ -1,9 +1,6 @@
-"""Range shorthand: ``key=A..B`` and ``key=A..B:STEP`` become Hydra sweeps.
-
-Hydra reads ``k=3..8`` as the string ``'3..8'``. segexp expands inclusive
-integer ranges into Hydra's list sweep (``k=3,4,5,6,7,8``) before Hydra parses
-the command line; every other argument passes through untouched so all Hydra
-syntax (``k=range(3,9)``, ``k=3,5,7``, ``hydra/launcher=joblib``) still works.
+"""Range shorthand: ``key=A..B`` and ``key=A..B:STEP`` become Hydra list sweeps
+(``k=3..8`` is ``k=3,4,5,6,7,8``) before Hydra reads the command line, which would take
+``3..8`` as a string; every other argument, Hydra's own grammar included, passes untouched.
 """
 
 from __future__ import annotations
@@ -19,9 +16,11 @@ _RANGE = re.compile(r"^\s*(?P<start>[+-]?\d+)\.\.(?P<stop>[+-]?\d+)(?::(?P<step>
 
 def _looks_like_range(item: str) -> bool:
     """A value element that holds ``..`` and no path separator is meant as a range."""
-    if ".." not in item or "/" in item or "\\" in item:
-        return False
-    return item.strip() != ".."
+    return ".." in item and "/" not in item and "\\" not in item and item.strip() != ".."
+
+
+def _bounds(match: re.Match[str]) -> tuple[int, int, int]:
+    return int(match["start"]), int(match["stop"]), int(match["step"] or 1)
 
 
 def _expand_item(key: str, item: str) -> list[str]:
@@ -32,8 +31,7 @@ def _expand_item(key: str, item: str) -> list[str]:
             f"A..B:STEP (e.g. {key}=3..8 or {key}=2..10:2); for other values use Hydra "
             f"syntax ({key}=0.3,0.4 or {key}='range(0,10)')"
         )
-    start, stop = int(match["start"]), int(match["stop"])
-    step = int(match["step"]) if match["step"] is not None else 1
+    start, stop, step = _bounds(match)
     if step < 1:
         raise RangeSyntaxError(
             f"bad range for '{key}': '{item}'; STEP must be a positive integer, got {step}"
@@ -51,19 +49,16 @@ def range_size(item: str) -> int:
     match = _RANGE.match(item)
     if match is None or not _looks_like_range(item):
         return 1
-    start, stop = int(match["start"]), int(match["stop"])
-    step = int(match["step"]) if match["step"] is not None else 1
+    start, stop, step = _bounds(match)
     return max(1, (stop - start) // max(step, 1) + 1)
 
 
 def expand_override(arg: str) -> str:
     """Expand every range element of one ``key=value`` argument; leave others alone."""
     match = _OVERRIDE.match(arg)
-    if match is None or arg.startswith("-"):
+    if match is None or arg.startswith("-") or not _looks_like_range(match["value"]):
         return arg
     key, value = match["key"], match["value"]
-    if not _looks_like_range(value):
-        return arg
     if any(ch in value for ch in "()[]{}'\""):
         return arg  # Hydra grammar (functions, lists, quoted strings): not ours to touch
     items: list[str] = []
@@ -73,10 +68,8 @@ def expand_override(arg: str) -> str:
 
 
 def expand_argv(argv: Sequence[str]) -> list[str]:
-    """Return ``argv`` with range shorthand expanded into Hydra sweep syntax.
-
-    A range without ``-m`` is refused here: Hydra would see several values for a run
-    that takes one and answer with its own grammar's words."""
+    """``argv`` with range shorthand expanded; a range without ``-m`` is refused here (Hydra
+    would answer in its own grammar's words)."""
     multirun = any(arg in ("-m", "--multirun") for arg in argv)
     expanded = []
     for arg in argv:

@@ -1,14 +1,6 @@
-"""What the parent run of a sweep holds when the sweep ends.
-
-The leaderboard of its jobs (CSV, best first; runs the noise or share rule leaves
-out last, unranked, with the reason) and, per (algo, scaler, features) group swept
-over k, an elbow plot (inertia vs k) and a silhouette-vs-k plot. The best run and
-the recommended k never come from a run those rules leave out. ``finish_sweep``
-also returns the top of the leaderboard by the sweep's objective, for the lines
-the command prints at the end.
-
-Importing this module (the publishing workers do) keeps MLflow's store-migration
-INFO lines out of the output unless ``SEGEXP_VERBOSE`` is set.
+"""What a sweep's parent run holds when it ends: the leaderboard of its jobs (CSV and
+Markdown, best first; runs a ranking rule leaves out last, unranked) and, per (algo, scaler,
+features) group swept over k, the elbow and silhouette-vs-k plots and the recommended k.
 """
 
 from __future__ import annotations
@@ -32,6 +24,7 @@ from segexp.contract import (
 )
 from segexp.data.export import write_table
 from segexp.errors import SegexpError, TrackingError
+from segexp.insight import plots
 from segexp.jobs.outcomes import (
     SUMMARY_METRICS,
     BestRuns,
@@ -61,6 +54,8 @@ from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, store
 
 STATUSES = ("finished", "failed", "skipped", "invalid")
 BEST_SHOWN = 5
+# the plots of a group swept over k: (metric, title, file name)
+K_PLOTS = (("inertia", "elbow", "elbow"), ("silhouette", "silhouette vs k", "silhouette_vs_k"))
 
 quiet_store_logs()  # this process's MLflow store lines follow SEGEXP_VERBOSE
 
@@ -77,10 +72,6 @@ def sweep_job_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> list:
 def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
     """Every job run of the sweep as a frame (any status)."""
     return runs_to_frame(sweep_job_runs(tracker, experiment_id, sweep_id))
-
-
-def _group_slug(values: tuple) -> str:
-    return group_label(values)
 
 
 def k_groups(frame: pd.DataFrame):
@@ -117,8 +108,6 @@ def write_summary(
         metrics["best_silhouette"] = float(top["silhouette"])
         tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
         tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
-    from segexp.insight import plots  # matplotlib: loaded where the summary is drawn
-
     dpi = int(options.get("dpi", 80))
     groups = dict(k_groups(frame))
     selections = {key: select_k(rows) for key, rows in groups.items()}
@@ -126,24 +115,19 @@ def write_summary(
     if selections:
         write_table(k_selection_table(selections), folder / "k_selection.csv", "csv")
     for key, rows in groups.items():
-        slug = _group_slug(key)
         label = " / ".join(group_parts(key))
-        marks = selections[key]  # its undefined criteria get a note on the plots
-        if "inertia" in rows.columns and rows["inertia"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "inertia", f"elbow: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"elbow-{slug}.png", dpi)
-        if "silhouette" in rows.columns and rows["silhouette"].notna().sum() >= 2:
-            fig = plots.metric_vs_k(rows, "silhouette", f"silhouette vs k: {label}", marks=marks)
-            plots.save(fig, folder / "plots" / f"silhouette_vs_k-{slug}.png", dpi)
+        for metric, title, name in K_PLOTS:  # undefined criteria get a note on the plots
+            if metric in rows.columns and rows[metric].notna().sum() >= 2:
+                fig = plots.metric_vs_k(rows, metric, f"{title}: {label}", marks=selections[key])
+                plots.save(fig, folder / "plots" / f"{name}-{group_label(key)}.png", dpi)
     return metrics, tags
 
 
 def open_sweep(
     tracker: Tracker, experiment: str, parent_name: str, parent_tags: dict[str, str]
 ) -> tuple[str, str]:
-    """The sweep's experiment (created when missing) and its new parent run: their ids.
-
-    A store that refuses them (read-only, a server error) is one TrackingError line."""
+    """The sweep's experiment (created when missing) and its new parent run: their ids; a
+    store that refuses them (read-only, a server error) is one TrackingError line."""
     try:
         experiment_id = tracker.experiment_id(experiment)
         return experiment_id, tracker.start_run(experiment_id, parent_name, parent_tags)
@@ -163,12 +147,9 @@ def end_interrupted_sweep(tracker: Tracker, sweep: SweepContext, signame: str) -
 
 
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
-    """Every job's outcome, read back from the store: its run, or its tag on the parent.
-
-    A job whose publishing was cut off (its worker died after creating the run) and
-    that was then logged again has two runs: the FINISHED one counts, and the other,
-    still RUNNING, is ended FAILED saying which run replaced it.
-    """
+    """Every job's outcome, read back from the store: its run, or its tag on the parent. A
+    job logged again after its worker died has two runs: the FINISHED one counts, the other
+    is ended FAILED saying which run replaced it."""
     client = tracker.client
     runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
     finished = {
@@ -249,11 +230,8 @@ def finish_sweep(
     outcomes: list[JobOutcome],
     options: dict[str, Any],
 ) -> BestRuns:
-    """Log the summary to the parent run and end it (FAILED when no job finished).
-
-    Returns the best runs by ``options["metric"]`` (default silhouette) in
-    ``options["direction"]`` (auto, max or min), for the command's closing lines.
-    """
+    """Log the summary to the parent run and end it (FAILED when no job finished); the best
+    runs by ``options["metric"]`` in ``options["direction"]``, for the closing lines."""
     frame = sweep_runs(tracker, experiment_id, sweep_id)
     with tempfile.TemporaryDirectory(prefix="segexp-sweep-", dir=staging.process_dir()) as tmp:
         metrics, tags = write_summary(frame, outcomes, Path(tmp), options)

@@ -1,11 +1,5 @@
-"""What the ``segexp`` command's Hydra task does (``segexp.jobs.app.task``): one job, logged.
-
-A single run is checked, run and reported here (its exit code raised); a sweep's
-job finds its sweep and is logged under the parent run, whose progress and
-summary are ``segexp.jobs.callbacks.SweepCallback``'s. The configs are the
-package's own (``pkg://segexp.conf``), with the user's ``conf/`` folder in front
-of them (see ``hydra_plugins.segexp_sweep.user_conf``).
-"""
+"""What the ``segexp`` command's Hydra task does: one job, logged. A single run is checked,
+run and reported here; a sweep's job is logged under its parent run (``callbacks``)."""
 
 from __future__ import annotations
 
@@ -24,14 +18,13 @@ from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
 from segexp.jobs.validation import check_job_config
 from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
-from segexp.tracking.store import resolve_tracking_uri
+from segexp.tracking.store import check_experiment_name, resolve_tracking_uri
 
 log = logging.getLogger("segexp")
 
 
 class JobObjective(float):
-    """What the task returns: the objective a sweeper (Optuna) optimises, carrying the job's
-    outcome for the sweep's callback."""
+    """The objective a sweeper optimises, carrying the job's outcome for the callback."""
 
     outcome: JobOutcome
 
@@ -45,13 +38,8 @@ class JobObjective(float):
 
 
 def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
-    """What the task returns to a sweeper such as Optuna: ``objective.metric`` of the run.
-
-    When the run has no such value (failed, or the metric is undefined for it): the
-    worst value for ``direction`` (the sweeper's, else ``objective.direction``), -inf
-    when maximizing, +inf when minimizing. Not NaN: hydra-optuna-sweeper 1.3 with
-    optuna 2.x raises on a NaN return value and stops the whole sweep.
-    """
+    """``objective.metric`` of the run for a sweeper such as Optuna; without one, the worst
+    value for ``direction`` (not NaN: hydra-optuna-sweeper 1.3 stops the sweep on NaN)."""
     metric = str(cfg.objective.metric)
     value = outcome.metrics.get(metric)
     if value is not None and not math.isnan(float(value)):
@@ -77,8 +65,9 @@ def _sweep_job(cfg: DictConfig, hydra_cfg: Any, choices: dict[str, str]) -> JobO
 def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
     """One run: checked before anything loads, its line printed, its exit code raised."""
     try:
-        resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
         check_job_config(cfg)
+        check_experiment_name(cfg.mlflow.experiment)
+        resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
         outcome = run_job(cfg, choices=choices, checked=True)
     except StoreWriteError as exc:
         print(f"segexp: error: the store refused the run: {exc}", file=sys.stderr)
@@ -106,8 +95,7 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
 
 
 def run_task(cfg: DictConfig) -> float:
-    """The ``segexp`` command's task (``segexp.jobs.app.task``): one job, logged; the
-    objective a sweeper reads, carrying the job's outcome."""
+    """The ``segexp`` command's task: one job, logged; the objective, carrying its outcome."""
     hydra_cfg = HydraConfig.get()
     choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
     if hydra_cfg.mode == RunMode.MULTIRUN:

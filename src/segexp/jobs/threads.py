@@ -1,17 +1,10 @@
-"""BLAS/OpenMP threads per fit, chosen from the fit's size and the work running beside it.
+"""BLAS/OpenMP threads per fit, from the fit's size and the fits running beside it.
 
-Thread pools that the cores cannot feed cost far more than they save: on 2 cores
-with the other core busy, six k-means refits of 16k customers took 5.45 s on 2
-threads and 0.09 s on one (OpenMP threads spin while they wait). So every fit (a
-job's fit and scores, each stability refit) runs under an explicit limit:
-
-- ``limits.threads`` when set;
-- 1 thread below ``limits.single_thread_below_rows`` rows (start-up and spinning
-  cost more than a small fit);
-- otherwise the usable cores divided by the fits running at once on this
-  machine: the workers of an out-of-process launcher (joblib's ``n_jobs``, told
-  to its workers through ``SEGEXP_PARALLEL_FITS``). A Ray task uses the CPUs Ray assigned
-  to it (``hydra.launcher.ray.remote.num_cpus``).
+Threads the cores cannot feed cost more than they save (2 busy cores: six k-means refits of
+16k customers took 5.45 s on 2 threads, 0.09 s on one), so every fit runs under a limit:
+``limits.threads``; else 1 below ``limits.single_thread_below_rows``; else the usable cores
+divided by the fits at once here (joblib's workers, told through ``SEGEXP_PARALLEL_FITS``),
+or the CPUs Ray assigned to the task.
 """
 
 from __future__ import annotations
@@ -52,15 +45,13 @@ def ray_task_cpus() -> int | None:
 
 
 def launcher_workers(launcher: Any, cores: int | None = None) -> int | None:
-    """Jobs an out-of-process launcher runs at once on this machine (joblib's ``n_jobs``,
-    negative values counted back from the cores as joblib does); None for others."""
-    target = str(launcher.get("_target_", ""))
-    if not target.endswith("JoblibLauncher"):
+    """Jobs joblib's launcher runs at once here (``n_jobs``, negative counted back from the
+    cores as joblib does); None for other launchers."""
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
         return None
-    cores = usable_cores() if cores is None else cores
     n_jobs = launcher.get("n_jobs")
     n_jobs = -1 if n_jobs is None else int(n_jobs)
-    return max(1, n_jobs if n_jobs > 0 else cores + 1 + n_jobs)
+    return max(1, n_jobs if n_jobs > 0 else (cores or usable_cores()) + 1 + n_jobs)
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,7 @@ class ThreadPolicy:
     def limit(self, n_rows: int) -> Iterator[int]:
         """Run the block with ``threads(n_rows)`` threads in every BLAS/OpenMP pool."""
         threads = self.threads(n_rows)
-        with _controller().limit(limits=threads):
+        with _controller(len(sys.modules)).limit(limits=threads):
             yield threads
 
 
@@ -92,23 +83,15 @@ def thread_policy(limits: Any) -> ThreadPolicy:
     configured = limits.get("threads")
     single_below = int(limits.get("single_thread_below_rows", 50000))
     task_cpus = ray_task_cpus()
-    if task_cpus is not None:
-        cores, parallel = task_cpus, 1
-    else:
-        cores = usable_cores()
-        parallel = int(os.environ.get(PARALLEL_ENV) or 1)
+    cores = task_cpus or usable_cores()
+    parallel = 1 if task_cpus else int(os.environ.get(PARALLEL_ENV) or 1)
     return ThreadPolicy(
         cores, parallel, None if configured is None else int(configured), single_below
     )
 
 
-def _controller() -> Any:
-    """The threadpoolctl controller of the modules loaded now (see ``_controller_for``)."""
-    return _controller_for(len(sys.modules))
-
-
 @functools.lru_cache(maxsize=1)
-def _controller_for(loaded_modules: int) -> Any:
-    """Building a controller scans every loaded library (about 4 ms): one is kept until an
-    import may have loaded another BLAS/OpenMP."""
+def _controller(loaded_modules: int) -> ThreadpoolController:
+    """A controller scans every loaded library (about 4 ms): one is kept until an import
+    (a new module count) may have loaded another BLAS/OpenMP."""
     return ThreadpoolController()

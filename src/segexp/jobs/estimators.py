@@ -1,0 +1,224 @@
+"""The checks of a job's config that need scikit-learn or an engine: scikit-learn checks the
+hyperparameters itself when the configured estimator is fitted on an empty array (its
+``InvalidParameterError`` becomes the one line; the empty array's own refusal means they passed).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
+from segexp.engines.catalog import (
+    ENGINE_KEYS,
+    SPARK,
+    SPARK_ALGO_NAMES,
+    SPARK_ALGORITHMS,
+    SPARK_SCALER_NAMES,
+    SPARK_SCALERS,
+)
+from segexp.errors import ConfigError, first_line, listed, shown
+from segexp.model.evaluation import evaluation_settings
+from segexp.model.pipeline import PreprocessOptions, build_scaler
+
+_SKLEARN_MESSAGE = re.compile(
+    r"^The '(?P<param>\w+)' parameter of (?P<owner>\w+) must be (?P<allowed>.*)\. "
+    r"Got (?P<got>.*) instead\.$",
+    re.S,
+)
+# three plain rows a scaler is fitted on: checks made after scikit-learn's parameter
+# constraints (MinMaxScaler's range order) run too, and any refusal is the config's
+_SCALER_ROWS = ((0.0, 1.0), (1.0, 0.0), (0.5, 0.5))
+
+
+def check_estimators(cfg: DictConfig) -> None:
+    """Preprocessing, evaluation, the algorithm, the scaler and the engine of a job."""
+    PreprocessOptions.from_config(cfg.get("preprocess"))
+    evaluation_settings(cfg)
+    _check_estimator(
+        cfg.algo, "algo", "sklearn.cluster.KMeans", lambda n: instantiate(n, _convert_="all")
+    )
+    if OmegaConf.is_dict(cfg.get("scaler")) and "_target_" in cfg.scaler:
+        _check_estimator(
+            cfg.scaler, "scaler", "sklearn.preprocessing.StandardScaler", build_scaler, _SCALER_ROWS
+        )
+    check_engine(cfg)
+
+
+def _import_hint() -> str:
+    """Where segexp looks for a class of the user's own: beside their conf/, or PYTHONPATH."""
+    folder = user_conf_dir()
+    if folder is not None:
+        return (
+            f"besides installed packages, modules are imported from {folder.parent} (the "
+            "folder holding conf/): check the module's file name there and the class name, "
+            "or set PYTHONPATH to the folder that holds the module"
+        )
+    return (
+        "a module of your own is imported from the folder holding your conf/ (run from "
+        "there) or from PYTHONPATH (e.g. PYTHONPATH=.)"
+    )
+
+
+def _check_estimator(
+    algo: DictConfig,
+    where: str,
+    example: str,
+    build: Callable[[DictConfig], Any],
+    rows: Sequence[Sequence[float]] | None = None,
+) -> None:
+    """An estimator config checked by its class and scikit-learn: built with ``build``, then
+    fitted on ``rows`` (any refusal is an error) or on an empty array (only a parameter
+    error is)."""
+    params = OmegaConf.to_container(algo, resolve=True)  # resolvable: checked before
+    assert isinstance(params, dict)
+    target = params.pop("_target_", None)
+    if not isinstance(target, str) or not target.strip():
+        raise ConfigError(
+            f"{where}._target_: a scikit-learn class path such as {example}; got {shown(target)}"
+        )
+    try:
+        module, _, name = target.strip().rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}._target_: an importable class path such as {example}; "
+            f"got {shown(target)}, which cannot be imported ({first_line(exc)}); "
+            f"{_import_hint()}"
+        ) from None
+    if not inspect.isclass(cls):
+        raise ConfigError(
+            f"{where}._target_: a class path such as {example}; got {shown(target)}, "
+            f"which is a {type(cls).__name__}, not a class"
+        )
+    owner = (
+        f"scikit-learn's {cls.__name__}"
+        if cls.__module__.startswith("sklearn.")
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    try:
+        accepted = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = None
+    if accepted is not None and all(p.kind != p.VAR_KEYWORD for p in accepted.values()):
+        for name in map(str, params):
+            if not name.startswith("_") and name not in accepted:
+                near = difflib.get_close_matches(name, list(accepted), n=1)
+                hint = f" (did you mean {where}.{near[0]}?)" if near else ""
+                raise ConfigError(
+                    f"{where}.{name}: not a parameter of {owner}{hint}; "
+                    f"available: {listed(list(accepted))}"
+                )
+    try:
+        estimator = build(algo)
+    except Exception as exc:
+        raise ConfigError(
+            f"{where}: {owner} cannot be created from these values "
+            f"({first_line(exc.__cause__ or exc)})"
+        ) from None
+    if getattr(estimator, "fit", None) is None:
+        raise ConfigError(f"{where}._target_: an estimator with a fit method; got {target}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            estimator.fit(np.empty((0, 2)) if rows is None else np.array(rows, dtype=float))
+        except Exception as exc:  # without rows, the empty array's refusal: parameters passed
+            # InvalidParameterError, recognised by name (its module is private)
+            if any(t.__name__ == "InvalidParameterError" for t in type(exc).__mro__):
+                raw = OmegaConf.to_container(algo, resolve=False)
+                assert isinstance(raw, dict)
+                raise ConfigError(_parameter_message(str(exc), raw, where, owner)) from None
+            if rows is not None:
+                raise ConfigError(f"{where}: {first_line(exc)} ({owner})") from None
+
+
+def _parameter_message(message: str, raw: Mapping[Any, Any], where: str, owner: str) -> str:
+    """scikit-learn's words for a parameter; ``k (algo.n_clusters)`` when it holds ``${k}``."""
+    match = _SKLEARN_MESSAGE.match(message.strip())
+    if match is None:
+        return f"{where}: {first_line(ValueError(message))} ({owner})"
+    value = raw.get(match["param"])
+    refers = re.fullmatch(r"\$\{([\w.]+)\}", value) if isinstance(value, str) else None
+    key = f"{where}.{match['param']}"
+    key = f"{refers.group(1)} ({key})" if refers else key
+    allowed = " ".join(match["allowed"].split())
+    return f"{key}: must be {allowed}; got {match['got']} (scikit-learn's {match['owner']})"
+
+
+def _option(cfg: DictConfig, group: str) -> str:
+    """The option of a config group the job was composed from (algo=gmm), else its class."""
+    chosen = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
+    if chosen is None and HydraConfig.initialized():
+        chosen = HydraConfig.get().runtime.choices.get(group)
+    if chosen is None:
+        target = OmegaConf.select(cfg, f"{group}._target_", default="") or ""
+        chosen = str(target).rpartition(".")[2] or group
+    return str(chosen)
+
+
+# Spark's master URLs: yarn, or the local / spark:// / k8s:// forms
+SPARK_MASTER = re.compile(
+    r"local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
+    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn"
+)
+# engine=spark's values a type cannot say: (what is allowed, the test)
+_SPARK_VALUES = {
+    "master": (
+        "a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
+        "k8s://https://host:443 or yarn",
+        lambda v: isinstance(v, str) and SPARK_MASTER.fullmatch(v.strip()) is not None,
+    ),
+    "driver_memory": (
+        "a JVM memory size such as 2g or 512m",
+        lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kmgt]?", v.strip().lower()) is not None,
+    ),
+    "sample_rows": ("an integer >= 2", lambda v: type(v) is int and v >= 2),
+    "shuffle_partitions": ("an integer >= 1", lambda v: type(v) is int and v >= 1),
+}
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """``engine.*``: each engine's own keys (``segexp.engines.catalog``); with engine=spark,
+    an algorithm and scaler Spark has."""
+    if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
+        return  # a config of its own without the group: engine=sklearn
+    name = cfg.engine.get("name")
+    if name not in ENGINE_KEYS:
+        raise ConfigError(
+            f"engine.name: one of {', '.join(map(repr, ENGINE_KEYS))}; got {shown(name)}"
+        )
+    for key in map(str, cfg.engine):
+        if key not in ENGINE_KEYS[name]:
+            near = difflib.get_close_matches(key, ENGINE_KEYS[name], n=1)
+            hint = f" (did you mean engine.{near[0]}?)" if near else ""
+            raise ConfigError(
+                f"engine.{key}: no such config key{hint}; available under engine: "
+                f"{listed(ENGINE_KEYS[name])}"
+            )
+    if name != SPARK:
+        return
+    for key, (allowed, test) in _SPARK_VALUES.items():
+        if not test(cfg.engine.get(key)):
+            raise ConfigError(f"engine.{key}: {allowed}; got {shown(cfg.engine.get(key))}")
+    if str(cfg.algo.get("_target_")) not in SPARK_ALGORITHMS:
+        algo = _option(cfg, "algo")
+        raise ConfigError(
+            f"algo={algo}: engine=spark fits {', '.join(SPARK_ALGO_NAMES)} (pyspark.ml); "
+            f"got {algo}; use one of them, or engine=sklearn for {algo}"
+        )
+    if str(cfg.scaler.get("_target_")) not in SPARK_SCALERS:
+        scaler = _option(cfg, "scaler")
+        raise ConfigError(
+            f"scaler={scaler}: engine=spark scales with {' or '.join(SPARK_SCALER_NAMES)}; "
+            f"got {scaler}; use scaler=standard, or engine=sklearn for scaler={scaler}"
+        )
