@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
 
 from segexp import contract
+from segexp.data.export import write_table
 from segexp.data.features import resolve_features
 from segexp.data.load import check_feature_columns
 from segexp.engines import spark_data, spark_fit
@@ -182,7 +183,7 @@ def _fit_and_stage(
             "segment_names": {str(s): n for s, n in segment_names(profile).items()},
         }
         (model_dir / contract.MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
-        head.frame[list(spec.columns)].head(5).to_csv(model_dir / "input_example.csv", index=False)
+        write_table(head.frame[list(spec.columns)].head(5), model_dir / "input_example.csv", "csv")
         return _figures(cfg, spec, assigned, profile, scores, int(n_customers))
     finally:
         assigned.unpersist()

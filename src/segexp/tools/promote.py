@@ -33,6 +33,7 @@ from segexp.contract import (
     TAG_KIND,
     VERSION,
 )
+from segexp.data.export import unescape_formulas
 from segexp.errors import (
     ConfigError,
     EmptyLeaderboardError,
@@ -323,7 +324,9 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
         segment_names=names,
     )
     example_file = model_dir / INPUT_EXAMPLE_FILE
-    example = pd.read_csv(example_file) if example_file.exists() else training
+    example = (
+        pd.read_csv(example_file).apply(unescape_formulas) if example_file.exists() else training
+    )
     return RunModel(run, assigner, training, example[assigner.input_columns].head(5))
 
 
