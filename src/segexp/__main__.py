@@ -25,8 +25,9 @@ from segexp.errors import (
     usage_error_line,
     yaml_problem,
 )
-from segexp.jobs.app import CONFIG_NAME, stop_signals, task
+from segexp.jobs.app import CONFIG_NAME, task
 from segexp.jobs.ranges import expand_argv
+from segexp.jobs.signals import stop_signals
 from segexp.jobs.validation import check_sweep_before_hydra
 from segexp.tools.init import main as init_main
 from segexp.tools.shell import print_help, wants_help

@@ -67,6 +67,7 @@ from segexp.jobs.outcomes import (
     set_verbose,
     verbose_requested,
 )
+from segexp.jobs.signals import raise_if_stopped
 from segexp.jobs.summary import (
     end_interrupted_sweep,
     finish_sweep,
@@ -437,6 +438,7 @@ class SweepCallback(Callback):
             (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
         if outcome.store_error and self.sweep is not None:
             self._stop_on_store_error(self.sweep, outcome)
+        raise_if_stopped()
 
     def _stop_on_store_error(self, sweep: SweepContext, outcome: JobOutcome) -> NoReturn:
         """The store refused a run: end the sweep FAILED (where the store still answers),

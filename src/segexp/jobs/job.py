@@ -39,6 +39,7 @@ from segexp.contract import (
     VERSION,
 )
 from segexp.data import CustomerTable, load_customers, validate_feature_table
+from segexp.data.export import write_table
 from segexp.data.features import resolve_features
 from segexp.engines import engine_for
 from segexp.errors import ConfigError, DataError, SegexpError
@@ -269,7 +270,7 @@ def _stage_artifacts(
     names = segment_names(profile)
     meta["segment_names"] = {str(segment): name for segment, name in names.items()}
     (model_dir / MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
-    rows[spec.columns].head(5).to_csv(model_dir / "input_example.csv", index=False)
+    write_table(rows[spec.columns].head(5), model_dir / "input_example.csv", "csv")
     return profile
 
 

@@ -1,0 +1,45 @@
+"""SIGINT and SIGTERM: the first stops the command where it is, as a SystemExit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+STOPPED_ENV = "SEGEXP_STOPPED"  # the exit code of a stop signal this command received
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """The first SIGINT/SIGTERM stops the command where it is (SystemExit 128 + signal);
+    those that follow while it ends its runs are ignored, so the store is left tidy."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGINT, signal.SIGTERM)
+
+    def stop(signum: int, frame: Any) -> None:
+        for number in stops:
+            signal.signal(number, signal.SIG_IGN)
+        # Python drops an exception raised inside a GC callback: the next job boundary
+        # raises it again (raise_if_stopped)
+        os.environ[STOPPED_ENV] = str(128 + signum)
+        raise SystemExit(128 + signum)
+
+    saved = {number: signal.signal(number, stop) for number in stops}
+    try:
+        yield
+    finally:
+        os.environ.pop(STOPPED_ENV, None)
+        for number, handler in saved.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
+def raise_if_stopped() -> None:
+    """Stop at a job's boundary if a stop signal's SystemExit was lost mid-job."""
+    code = os.environ.get(STOPPED_ENV)
+    if code:
+        raise SystemExit(int(code))
