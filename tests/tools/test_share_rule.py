@@ -136,3 +136,17 @@ def test_a_single_run_under_the_minimum_share_warns_in_one_line(sweep):
     assert len(warnings) == 1, done.stderr
     assert "under 2% (filter.min_segment_share)" in warnings[0]
     assert "allow_small_segments=true" in warnings[0]
+
+
+def test_a_sweep_of_outlier_splits_only_says_why_and_what_to_try(tmp_path, _template_store):
+    shutil.copy(_template_store, tmp_path / "mlflow.db")
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    data = tables.bulk_plus_outliers(tmp_path)
+    args = ["-m", "algo=kmeans", "k=2,3", "plots.enabled=false", f"data.path={data}"]
+    done = run_cli([*args, f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout
+    assert f"Nothing to rank by silhouette: 2 runs left out: {LEFT_OUT[17:]}." in said
+    assert "preprocess.log1p=true and preprocess=clip_iqr,winsorize" in said
+    assert "segexp-compare sweep_id=" in said
+    assert "segexp-promote" not in said  # best= would find no run to take

@@ -483,7 +483,7 @@ class SweepCallback(Callback):
         self._close()
         print_summary(sweep, outcomes, time.monotonic() - self.started)
         print_best(best)
-        print_next(config, sweep)
+        print_next(config, sweep, ranked=bool(best.rows))
         statuses = {o.status for o in outcomes}  # 1 when a job failed, 2 when one was refused
         sys.exit(1 if "failed" in statuses else EXIT_USER_ERROR if "invalid" in statuses else 0)
 
@@ -585,9 +585,17 @@ def print_best(best: BestRuns) -> None:
     """The top of the sweep's leaderboard: rank, run name, the metric, n_clusters, run id."""
     runs = "1 finished run" if best.left_out == 1 else f"{best.left_out} finished runs"
     left_out = f"{runs} left out by the ranking rules (segexp-compare says why)"
+    if not best.rows and best.left_out:
+        print(f"\nNothing to rank by {best.metric}: {best.why or left_out}.")
+        if "min_segment_share" in best.why:  # every run isolates a few extreme customers
+            print(
+                "  Skewed or extreme values make segments of their own: sweep "
+                "preprocess.log1p=true and preprocess=clip_iqr,winsorize, or lower "
+                "filter.min_segment_share (segexp-compare shows each run's smallest segment)."
+            )
+        return
     if not best.rows:
-        why = left_out if best.left_out else f"no finished run has {best.metric}"
-        print(f"\nNothing to rank by {best.metric}: {why}.")
+        print(f"\nNothing to rank by {best.metric}: no finished run has {best.metric}.")
         return
     frame = pd.DataFrame(best.rows).astype({"n_clusters": "Int64"})
     frame["run_id"] = frame["run_id"].str[:8]
@@ -598,7 +606,7 @@ def print_best(best: BestRuns) -> None:
         print(f"  ({left_out})")
 
 
-def print_next(config: DictConfig, sweep: SweepContext) -> None:
+def print_next(config: DictConfig, sweep: SweepContext, ranked: bool = True) -> None:
     """The steps after a sweep (compare, promote, the MLflow UI), one per line, ready to
     copy, each with a short comment where it fits."""
     metric, direction = objective_of(config)
@@ -612,13 +620,10 @@ def print_next(config: DictConfig, sweep: SweepContext) -> None:
         [] if METRIC_DIRECTIONS.get(metric) == (direction == "max") else [f"direction={direction}"]
     )
     compare = ([] if metric == "silhouette" else [f"metric={metric}"]) + ranking + context
-    steps = [
-        (shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)"),
-        (
-            shlex.join(["segexp-promote", f"best={metric}", *ranking, *context]),
-            "register the best run",
-        ),
-    ]
+    steps = [(shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)")]
+    if ranked:  # promote's best= has a run to take
+        promote = ["segexp-promote", f"best={metric}", *ranking, *context]
+        steps.append((shlex.join(promote), "register the best run"))
     descending = direction == "max"
     try:  # the runs table with the columns that choose, as an MLflow UI view
         client = tracker_for(sweep.tracking_uri).client

@@ -84,6 +84,7 @@ class BestRuns:
     ranked: int  # runs ranked (finished, with the metric)
     rows: list[dict[str, Any]] = field(default_factory=list)  # rank, run_name, metric, ...
     left_out: int = 0  # finished runs with the metric that a ranking rule left out
+    why: str = ""  # the rules that left them out: '12 runs left out: a segment under 2% ...'
 
 
 def describe_outcome(outcome: JobOutcome) -> str:

@@ -48,6 +48,7 @@ from segexp.tracking.leaderboard import (
     display_columns,
     format_markdown,
     larger_is_better,
+    left_out_summary,
     runs_to_frame,
 )
 from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, store_problem
@@ -204,7 +205,7 @@ def best_runs(
     if ranked.empty or metric not in ranked.columns:
         return BestRuns(metric, larger, 0)
     ranked = ranked[ranked[metric].notna()]
-    with_metric = len(ranked)
+    with_metric, why = len(ranked), left_out_summary(ranked, prefix="filter.")
     if "rank" in ranked.columns:  # runs a rule left out (too much noise) carry no rank
         ranked = ranked[ranked["rank"].notna()]
     rows = []
@@ -219,7 +220,7 @@ def best_runs(
                 "run_id": str(row["run_id"]),
             }
         )
-    return BestRuns(metric, larger, len(ranked), rows, left_out=with_metric - len(ranked))
+    return BestRuns(metric, larger, len(ranked), rows, with_metric - len(ranked), why)
 
 
 def finish_sweep(
