@@ -89,7 +89,7 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.5)
             ui = url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
-            screenshot(ui, DOCS / "mlflow-ui-runs.png", "1600,700", work)
+            screenshot(ui, DOCS / "mlflow-ui-runs.png", "1900,700", work)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
