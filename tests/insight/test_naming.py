@@ -170,6 +170,25 @@ def test_colliding_names_use_a_differing_level_then_gender_then_size_never_a_num
     assert by_gender[3].name == "Average customers (mostly men)"
 
 
+def test_alike_segments_with_a_small_gap_are_told_apart_by_it_not_by_their_size():
+    config = load_naming_config(None)
+    same = {"annual_income": "mid", "spending_score": "mid", "age": "mid"}
+    levels = pd.DataFrame([same, same, {**same, "annual_income": "high"}], index=[0, 1, 2])
+    # 0 and 1: under relative_min_gap (0.25 sd) apart on every column
+    diffs = pd.DataFrame(
+        [{"annual_income": 0.05, "spending_score": 0.0, "age": 0.02},
+         {"annual_income": -0.10, "spending_score": 0.01, "age": 0.0},
+         {"annual_income": 1.2, "spending_score": 0.0, "age": 0.0}],
+        index=[0, 1, 2],
+    )  # fmt: skip
+    named = name_segments(levels, config, FEATURES, {0: 35, 1: 35, 2: 30}, std_diffs=diffs)
+    assert named[0].name != named[1].name
+    assert "customers)" not in named[0].name and "customers)" not in named[1].name
+    # the widest gap is income's: the segment above the other is the "higher" one
+    assert "higher" in named[0].name and "income" in named[0].name
+    assert "lower" in named[1].name and "income" in named[1].name
+
+
 def test_descriptive_name_when_no_archetype_matches():
     words = {"default_words": {"low": "Low", "mid": "Mid", "high": "High"}}
     levels = pd.DataFrame([{"annual_income": "high", "spending_score": "low"}], index=[0])

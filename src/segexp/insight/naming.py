@@ -523,9 +523,11 @@ class _Qualifiers:
                     self.by_level(same, candidates[i + 1 :])
                 return
 
-    def by_gap(self, group: list[int], candidates: Sequence[str]) -> None:
+    def by_gap(
+        self, group: list[int], candidates: Sequence[str], least: float | None = None
+    ) -> None:
         """Segments on the same levels: 'lower'/'higher' on the column with the widest gap
-        between them (at least relative_min_gap sd), split again where needed."""
+        between them (at least ``least``, default relative_min_gap sd), split again where needed."""
         best: tuple[float, str, list[int], int] | None = None
         for column in candidates:
             values = {s: self.diffs.get(s, {}).get(column, np.nan) for s in group}
@@ -536,13 +538,13 @@ class _Qualifiers:
             cut = int(np.argmax(gaps))
             if best is None or gaps[cut] > best[0]:
                 best = (gaps[cut], column, ordered, cut)
-        if best is None or best[0] < self.config.relative_min_gap:
+        if best is None or best[0] < (self.config.relative_min_gap if least is None else least):
             return
         _, column, ordered, cut = best
         for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
             self.add(part, dict.fromkeys(part, self.config.relative(column, side)))
             if len(part) > 1:
-                self.by_gap(part, [c for c in candidates if c != column])
+                self.by_gap(part, [c for c in candidates if c != column], least)
 
 
 def _unique_names(
@@ -554,7 +556,7 @@ def _unique_names(
 ) -> dict[int, str]:
     """Names unique within the segmentation, told apart by a trait, never by a number: a
     column whose level differs, then the widest lower/higher gap, then the dominant gender,
-    then the segment's size (and only for segments alike in all of these, its id)."""
+    then any gap, then the segment's size (and for segments alike in all of these, its id)."""
     config = qualifiers.config
 
     def current() -> dict[int, str]:
@@ -574,6 +576,8 @@ def _unique_names(
         lambda group: qualifiers.by_level(group, candidates),
         lambda group: qualifiers.by_gap(group, candidates),
         by_gender,
+        # still alike: the widest gap however small, a trait rather than a size
+        lambda group: qualifiers.by_gap(group, candidates, least=1e-9),
         lambda group: qualifiers.add(
             group, {s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}
         ),
