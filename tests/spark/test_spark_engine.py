@@ -72,17 +72,25 @@ def test_spark_profile_equals_the_pandas_profile(spark):
 
     frame = _blobs(500, seed=2)
     frame["gender"] = np.where(frame["x"] > 20, "Female", "Male")
+    frame["channel"] = np.where(frame["y"] > 1, 1, 2)  # a coded category with value labels
+    coded = {"channel": {1: "Horeca", 2: "Retail"}}
     labels = np.asarray(frame["y"] > 2, dtype=int) + 2 * np.asarray(frame["z"] > 300, dtype=int)
     assigned = spark.createDataFrame(frame.assign(segment=labels)).withColumn(
         "segment", F.col("segment").cast("int")
     )
-    by_spark = spark_profile(assigned, frame.head(50), ["x", "y"], None)
-    by_pandas = compute_profile(frame, labels, ["x", "y"], None)
+    by_spark = spark_profile(assigned, frame.head(50), ["x", "y"], None, ["channel"], coded)
+    by_pandas = compute_profile(
+        frame, labels, ["x", "y"], None, categorical_columns=["channel"], value_labels=coded
+    )
     pd.testing.assert_frame_equal(by_spark.table, by_pandas.table, check_dtype=False, rtol=1e-9)
     assert by_spark.numeric_columns == by_pandas.numeric_columns == ["x", "y", "z"]
-    assert by_spark.split_columns == ["gender"]
-    assert by_spark.base["shares"].keys() == by_pandas.base["shares"].keys() == {"gender"}
-    assert by_spark.base["shares"]["gender"] == pytest.approx(by_pandas.base["shares"]["gender"])
+    assert by_spark.split_columns == ["gender", "channel"]
+    assert (
+        by_spark.base["shares"].keys() == by_pandas.base["shares"].keys() == {"gender", "channel"}
+    )
+    assert set(by_spark.base["shares"]["channel"]) == {"Horeca", "Retail"}  # labels, not 1 and 2
+    for column in ("gender", "channel"):
+        assert by_spark.base["shares"][column] == pytest.approx(by_pandas.base["shares"][column])
     for column, stats in by_pandas.base["columns"].items():
         assert by_spark.base["columns"][column] == pytest.approx(stats, rel=1e-9)
 

@@ -162,7 +162,10 @@ def _fit_and_stage(
             (folder / SCHEMA_FILE).write_text(json.dumps(head.schema.records(), indent=2))
         keep = [c for c in (head.id_column,) if c] + list(spec.columns)
         _write_assignments(assigned, keep, folder / contract.ASSIGNMENTS_PARQUET)
-        profile = spark_profile(assigned, head.frame, spec.columns, cfg.naming, head.categorical)
+        labels = cfg.data.get("value_labels")
+        profile = spark_profile(
+            assigned, head.frame, spec.columns, cfg.naming, head.categorical, labels
+        )
         write_profile_files(folder, profile, make_plots=False)
         model_dir = folder / contract.MODEL_DIR
         model_dir.mkdir()

@@ -3,7 +3,7 @@ counts), ``segexp.insight.profiles`` levels, names and writes them as any profil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ from segexp.insight.profiles import (
     _MISSING,
     _OTHER,
     SegmentProfile,
+    labelled_values,
+    labels_for,
     named_profile_table,
     profiled_columns,
 )
@@ -94,9 +96,11 @@ def spark_profile(
     feature_columns: Sequence[str],
     naming_cfg: Any = None,
     categorical_columns: Sequence[str] = (),
+    value_labels: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> SegmentProfile:
     """``compute_profile`` of every row of ``assigned`` (its ``segment`` column) by Spark;
-    ``head`` (the table's first rows) decides which columns are profiled, by dtype."""
+    ``head`` (the table's first rows) decides which columns are profiled, by dtype;
+    ``value_labels`` name the codes of split columns, as in ``compute_profile``."""
     config = naming_cfg if isinstance(naming_cfg, NamingConfig) else load_naming_config(naming_cfg)
     numeric, splits = profiled_columns(head, feature_columns, GENDER, EXCLUDED, categorical_columns)
     frame = assigned.withColumn("s", F.col("segment").cast("long"))
@@ -116,7 +120,11 @@ def spark_profile(
     )
     texts = {c: F.coalesce(col(c).cast("string"), F.lit(_MISSING)) for c in splits}
     split_counts = _value_counts(frame, texts)
-    shares = {c: _value_shares(split_counts[split_counts["c"] == c], order) for c in splits}
+    shares = {}
+    for c in splits:
+        part = split_counts[split_counts["c"] == c]
+        labelled = labelled_values(part["v"], labels_for(c, value_labels))
+        shares[c] = _value_shares(part.assign(v=labelled), order)
     table, names = named_profile_table(
         order,
         numeric,
