@@ -55,6 +55,11 @@ def test_format_is_the_one_asked_not_the_file_name(tmp_path):
     assert (tmp_path / "x.tmp").read_text().splitlines() == ["id\tsegment", "0001\t1", "=x\t2"]
 
 
+def test_numbers_written_as_text_are_not_counted_as_formulas():
+    frame = pd.DataFrame({"income": pd.array(["-5", "+12", "40"], dtype="string"), "n": [1, 2, 3]})
+    assert formula_counts(frame) == {}  # no "0 cells may run as formulas" line
+
+
 def test_a_runs_assignments_csv_escapes_formula_ids_and_reads_them_back(tmp_path, store):
     ids = [f'=HYPERLINK("x{i}")' if i % 10 == 0 else f"C{i:04d}" for i in range(60)]
     frame = pd.DataFrame(

@@ -47,7 +47,7 @@ def formula_counts(frame: pd.DataFrame) -> dict[str, int]:
     counts: dict[str, int] = {}
     for i, name in enumerate(frame.columns):
         mask = _formula_mask(frame.iloc[:, i])
-        if mask is not None:
+        if mask is not None and mask.any():  # text such as '-5' starts like one, is a number
             counts[str(name)] = counts.get(str(name), 0) + int(mask.sum())
     header = sum(map(is_formula, frame.columns))
     if header:

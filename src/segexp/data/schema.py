@@ -384,3 +384,45 @@ def derive_columns(
     if not new_columns:
         return frame, schema, None
     return frame.assign(**new_columns), Schema(tuple(roles)), day
+
+
+_DERIVATION = re.compile(rf"{DERIVED} (days|years) from (.+) to (\d{{4}}(?:-\d\d-\d\d)?)(?:;|$)")
+
+
+def derivations(schema: Schema) -> dict[str, dict[str, str | None]]:
+    """How ``derive_columns`` made each derived column: {name: {from, unit (days, years,
+    birth_year), reference, format}}, so new customers get theirs the same way."""
+    found: dict[str, dict[str, str | None]] = {}
+    for role in schema.columns:
+        match = _DERIVATION.match(role.reason)
+        if match is None:
+            continue
+        unit, source, reference = match.groups()
+        if unit == "years" and len(reference) == 4:
+            unit = "birth_year"
+        source_role = schema.role(source)
+        found[role.column] = {
+            "from": source,
+            "unit": unit,
+            "reference": reference,
+            "format": source_role.date_format if source_role else None,
+        }
+    return found
+
+
+def derive_again(frame: pd.DataFrame, derived: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The derived columns ``frame`` lacks, from their sources as training derived them (its
+    reference date); a cell that does not parse is left blank (a row problem, not an error)."""
+    new: dict[str, pd.Series] = {}
+    for name, how in derived.items():
+        source = str(how["from"])
+        if name in frame.columns or source not in frame.columns:
+            continue
+        reference = str(how["reference"])
+        if how["unit"] == "birth_year":
+            new[name] = int(reference[:4]) - pd.to_numeric(frame[source], errors="coerce")
+            continue
+        dates = pd.to_datetime(frame[source], errors="coerce", format=how.get("format") or None)
+        days = (pd.Timestamp(reference) - dates).dt.days
+        new[name] = np.floor(days / 365.25) if how["unit"] == "years" else days
+    return frame.assign(**new) if new else frame

@@ -41,6 +41,7 @@ from segexp.contract import (
 from segexp.data import CustomerTable, load_customers, validate_feature_table
 from segexp.data.export import write_table
 from segexp.data.features import resolve_features
+from segexp.data.schema import derivations
 from segexp.engines import engine_for
 from segexp.errors import ConfigError, DataError, SegexpError
 from segexp.insight.profiles import (
@@ -257,6 +258,11 @@ def _stage_artifacts(
         # columns training required non-negative (data.non_negative): predict refuses
         # negatives there too; absent in older runs (no such check)
         "non_negative": [c for c in training_non_negative(cfg.data, table) if c in spec.columns],
+        "derived": {
+            c: how
+            for c, how in (derivations(table.schema) if table.schema else {}).items()
+            if c in spec.columns
+        },
     }
     profile = compute_profile(
         rows,

@@ -25,6 +25,7 @@ from segexp.data.load import (
     canonicalize_columns,
 )
 from segexp.data.messages import plain
+from segexp.data.schema import derive_again
 from segexp.errors import ConfigError, DataError
 
 NOISE_NAME = "noise"
@@ -103,6 +104,8 @@ class SegmentAssigner:
     algorithm: str = ""
     # data.non_negative's columns; a class default, so older stored assigners still load
     non_negative: tuple[str, ...] = ()
+    # columns training derived (tenure, age): derived again from their sources when missing
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_run(
@@ -129,6 +132,7 @@ class SegmentAssigner:
             segment_names=dict(segment_names or {}),
             algorithm=str(meta.get("algorithm", type(pipeline[-1]).__name__)),
             non_negative=tuple(str(c) for c in meta.get("non_negative") or () if c in numeric),
+            derived={str(k): dict(v) for k, v in (meta.get("derived") or {}).items()},
         )
         clusterer = pipeline[-1]
         if not hasattr(clusterer, "predict"):
@@ -145,6 +149,7 @@ class SegmentAssigner:
         """The input with canonical feature names; DataError naming any missing column."""
         aliases = {c: self.aliases.get(c, []) for c in self.input_columns}
         renamed = canonicalize_columns(frame, aliases, source="customer input")
+        renamed = derive_again(renamed, getattr(self, "derived", {}))  # older assigners: none
         missing = [c for c in self.input_columns if c not in renamed.columns]
         if missing:
             also = {c: ", ".join(map(repr, self.accepted_headers(c)[1:])) for c in missing}
@@ -163,8 +168,8 @@ class SegmentAssigner:
         by training's checks of each cell."""
         renamed = self.canonical(frame)
         # canonical feature name -> the header the user's table uses for it
-        headers = {
-            str(new): str(old) for old, new in zip(frame.columns, renamed.columns, strict=True)
+        headers = {  # derived columns come after the table's own
+            str(new): str(old) for old, new in zip(frame.columns, renamed.columns, strict=False)
         }
         features = renamed[self.input_columns].copy()
         found: dict[int, list[str]] = {}
