@@ -139,6 +139,28 @@ def test_zero_one_response_reads_as_a_rate_against_all_customers(wholesale):
     )
 
 
+def test_the_words_around_rates_and_lists_come_from_the_naming_config(wholesale):
+    """The sentence frame stays in the config's language: a rate and a list's last item."""
+    table, features, labels, _ = wholesale
+    spanish = {
+        "rate_format": "{rate} frente a {overall} en total",
+        "list_format": "{items} y {last}",
+    }
+    profile = compute_profile(
+        table.frame,
+        labels,
+        features,
+        {**yaml.safe_load(DEFAULT_NAMING_FILE.read_text()), **spanish},
+        categorical_columns=table.categorical,
+        value_labels=CHANNELS,
+    )
+    rates = [e["categories"]["Response"] for e in segments_document(profile)["segments"]]
+    assert all(" frente a " in r and r.endswith(" en total") and " vs " not in r for r in rates)
+    targeting = [a for n in profile.names.values() for a in n.actions if "," in a or " y " in a]
+    lists = [a for a in targeting if a.startswith("Target on ")]
+    assert lists and all(" y " in a and " and " not in a for a in lists), lists
+
+
 def test_card_jargon_headers_read_as_plain_words(card):
     _, _, profile = card
     names = [n.name for n in profile.names.values()]

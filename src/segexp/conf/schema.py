@@ -183,6 +183,8 @@ class NamingConf:
     relative_words: Any = None
     relative_min_gap: float = 0.25
     size_format: str = "{n} customers"
+    rate_format: str = "{rate} vs {overall} overall"
+    list_format: str = "{items} and {last}"
     gender: Any = None
     noise: Any = None
     roles: Any = None

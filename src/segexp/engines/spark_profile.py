@@ -149,4 +149,5 @@ def spark_profile(
         split_columns=splits,
         base=whole,
         names=names,
+        rate_format=config.rate_format,
     )

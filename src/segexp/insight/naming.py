@@ -129,6 +129,8 @@ class NamingConfig:
     meanings: tuple[Meaning, ...] = ()
     action_format: str = "{action} ({trigger})"
     size_format: str = "{n} customers"
+    rate_format: str = "{rate} vs {overall} overall"
+    list_format: str = "{items} and {last}"
     max_actions: int = 4
 
     def spec(self, column: str) -> dict[str, Any]:
@@ -378,6 +380,8 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         "qualifier_format": (("name", "qualifier"), "{name} ({qualifier})"),
         "action_format": (("action", "trigger"), "{action} ({trigger})"),
         "size_format": (("n",), "{n} customers"),
+        "rate_format": (("rate", "overall"), "{rate} vs {overall} overall"),
+        "list_format": (("items", "last"), "{items} and {last}"),
     }
     fmt = {
         k: _format(raw.get(k, default), fields, f"{p}{k}", repr(default))
@@ -412,6 +416,8 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         meanings=_meanings(raw.get("meanings") or {}, f"{p}meanings"),
         action_format=fmt["action_format"],
         size_format=fmt["size_format"],
+        rate_format=fmt["rate_format"],
+        list_format=fmt["list_format"],
         max_actions=max(1, max_actions),
     )
 
@@ -479,13 +485,15 @@ def describe_levels(
     return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
 
 
-def _joined(traits: Sequence[str]) -> str:
-    return traits[0] if len(traits) == 1 else ", ".join(traits[:-1]) + " and " + traits[-1]
+def _joined(traits: Sequence[str], config: NamingConfig) -> str:
+    if len(traits) == 1:
+        return traits[0]
+    return config.list_format.format(items=", ".join(traits[:-1]), last=traits[-1])
 
 
 def _targeting(traits: Sequence[str], config: NamingConfig) -> str:
     """'Target on high purchases and low cash advance'."""
-    return (config.generic_action or "{traits}").format(traits=_joined(traits))
+    return (config.generic_action or "{traits}").format(traits=_joined(traits, config))
 
 
 def _collisions(names: Mapping[int, str]) -> list[list[int]]:

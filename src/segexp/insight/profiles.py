@@ -60,6 +60,7 @@ class SegmentProfile:
     base: dict[str, Any]  # whole-base statistics (size, per-column stats, value shares)
     names: dict[int, SegmentName]
     flag_columns: list[str] = field(default_factory=list)  # split columns read as rates
+    rate_format: str = "{rate} vs {overall} overall"  # the naming config's words for a rate
 
     @property
     def segments(self) -> list[int]:
@@ -286,6 +287,7 @@ def compute_profile(
         base=base,
         names=names,
         flag_columns=list(flags),
+        rate_format=config.rate_format,
     )
 
 
@@ -317,7 +319,7 @@ def split_text(profile: SegmentProfile, segment: int, column: str, top: int = _T
     row = profile.table.loc[segment]
     if column in profile.flag_columns:
         rate, overall = row[f"{column}_rate"], profile.base["rates"][column]
-        return f"{_percent(rate)} vs {_percent(overall)} overall"
+        return profile.rate_format.format(rate=_percent(rate), overall=_percent(overall))
     base = profile.base["shares"].get(column, {})  # by the base's values: Channel_type stays out
     shares = {v: float(row[f"{column}_{v}_share"]) for v in base if f"{column}_{v}_share" in row}
     ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
