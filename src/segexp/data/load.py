@@ -412,7 +412,7 @@ def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_k
                 f"choose features among: {', '.join(available)}"
             )
         inferred = table.schema.role(column) if table.schema is not None else None
-        if inferred is not None and inferred.role == "excluded":
+        if inferred is not None and inferred.role == "excluded" and "text" in inferred.reason:
             raise DataError(
                 f"{source}: feature '{column}' (from {config_key}) is not a number or a "
                 f"category: the table's schema left it out ({inferred.reason}); write its numbers "

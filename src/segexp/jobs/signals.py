@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -29,11 +30,23 @@ def stop_signals() -> Iterator[None]:
         os.environ[STOPPED_ENV] = str(128 + signum)
         raise SystemExit(128 + signum)
 
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, SystemExit) and os.environ.get(STOPPED_ENV):
+            return  # lost in a GC callback: raised again at the job's end, nothing to print
+        previous_hook(info)
+
     saved = {number: signal.signal(number, stop) for number in stops}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
+    except Exception:
+        code = os.environ.get(STOPPED_ENV)
+        if code:  # the stop broke a library's clean-up (an error in its finally block)
+            raise SystemExit(int(code)) from None
+        raise
     finally:
         os.environ.pop(STOPPED_ENV, None)
+        sys.unraisablehook = previous_hook
         for number, handler in saved.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 

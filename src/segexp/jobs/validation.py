@@ -112,8 +112,11 @@ def check_config_complete(cfg: DictConfig) -> None:
 def check_groups_present(cfg: DictConfig) -> None:
     """Every config group segexp needs was composed; ConfigError with its options."""
     choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
-    if choices is None and HydraConfig.initialized():  # a task's config has no hydra node
-        choices = HydraConfig.get().runtime.choices
+    running = HydraConfig.get() if HydraConfig.initialized() else None
+    # a task's config has no hydra node: segexp's running app has the choices (a tool such as
+    # segexp-rerun running a stored config is another app, with other groups)
+    if choices is None and running is not None and running.job.config_name == "config":
+        choices = running.runtime.choices
     for group in _GROUPS:
         # the schema fills a removed group with its defaults: Hydra's choices say it
         if group not in cfg or (choices is not None and choices.get(group) is None):
