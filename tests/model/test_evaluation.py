@@ -34,6 +34,7 @@ from segexp.model.evaluation import (
     resample_positions,
     resample_stability,
 )
+from segexp.model.metrics import score_fitted
 from segexp.model.pipeline import fit_configured, fit_segmentation
 
 NUMERIC = ["age", "annual_income", "spending_score"]
@@ -89,6 +90,27 @@ def test_same_segments_under_different_scalers_get_the_same_ref_silhouette(make_
         davies_bouldin_score(space, labels["minmax"])
     )
     assert results["minmax"].notes["reference_columns"] == ",".join(NUMERIC)
+
+
+def test_the_fit_scores_are_reused_only_where_the_reference_space_is_the_same(make_config):
+    cfg = make_config(no_stability(["scaler=standard", "k=5", "features=all_numeric"]))
+    table, fitted = fit(cfg)
+    fit_scores = score_fitted(fitted)
+    space = table.frame[NUMERIC].to_numpy(float)
+    space = (space - space.mean(axis=0)) / space.std(axis=0)
+    assert np.allclose(fitted.transformed, space)  # precondition: the same space
+    reused = evaluate_run(table, fitted, cfg, fit_scores=fit_scores)
+    assert reused.values["ref_silhouette"] == fit_scores.values["silhouette"]
+    assert reused.values["ref_silhouette"] == pytest.approx(silhouette_score(space, fitted.labels))
+    assert reused.values == evaluate_run(table, fitted, cfg).values
+    # another space (min-max): the reference scores are computed, not the fit's reused
+    cfg = make_config(no_stability(["scaler=minmax", "k=5", "features=all_numeric"]))
+    table, fitted = fit(cfg)
+    result = evaluate_run(table, fitted, cfg, fit_scores=score_fitted(fitted))
+    assert result.values["ref_silhouette"] == pytest.approx(silhouette_score(space, fitted.labels))
+    assert result.values["ref_silhouette"] != pytest.approx(
+        silhouette_score(fitted.transformed, fitted.labels)
+    )
 
 
 def test_reference_columns_are_the_eligible_declared_numeric_ones():

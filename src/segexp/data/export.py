@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,8 +38,14 @@ def _formula_mask(values: pd.Series) -> pd.Series | None:
             return None
         return starts & ~values.str.fullmatch(PLAIN_NUMBER.pattern).fillna(False).astype(bool)
     if values.dtype == object or isinstance(values.dtype, pd.CategoricalDtype):
-        mask = values.astype(object).map(is_formula).astype(bool)
-        return mask if mask.any() else None
+        text = values.astype(object)
+        # a vectorised first look; only cells that start like a formula are checked one by one
+        starts = text.astype("string").str.startswith(FORMULA_FIRST).fillna(False).to_numpy(bool)
+        if not starts.any():
+            return None
+        mask = np.zeros(len(text), dtype=bool)
+        mask[starts] = [is_formula(v) for v in text.to_numpy()[starts]]
+        return pd.Series(mask, index=values.index) if mask.any() else None
     return None
 
 
@@ -64,8 +71,12 @@ def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
         if mask is not None:
             text = column.astype(object)
             escaped.isetitem(i, text.where(~mask, FORMULA_PREFIX + text.astype(str)))
-    escaped.columns = frame.columns.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v)
-    escaped.index = frame.index.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v)
+    for axis in ("columns", "index"):
+        labels = getattr(frame, axis)
+        if not pd.api.types.is_numeric_dtype(labels):  # row positions hold no formula
+            escaped = escaped.set_axis(
+                labels.map(lambda v: FORMULA_PREFIX + v if is_formula(v) else v), axis=axis
+            )
     return escaped
 
 

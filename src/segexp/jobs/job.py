@@ -360,7 +360,13 @@ def build_request(
             max_rows = int(cfg.metrics.silhouette_max_rows)
             scores = score_fitted(fitted, silhouette_max_rows=max_rows, seed=spec.seed)
             evaluation = evaluate_run(
-                table, fitted, cfg, title=spec.run_name, figures=False, limit=policy.limit
+                table,
+                fitted,
+                cfg,
+                title=spec.run_name,
+                figures=False,
+                limit=policy.limit,
+                fit_scores=scores,
             )
         _record_metrics_and_tags(record, spec, table, fitted, scores, evaluation)
         profile = _stage_artifacts(folder, cfg, spec, table, fitted)

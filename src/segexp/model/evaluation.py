@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from segexp.data.load import CustomerTable
 from segexp.errors import ConfigError
-from segexp.model.metrics import score_segmentation
+from segexp.model.metrics import Scores, score_segmentation
 from segexp.model.pipeline import FittedSegmentation
 
 if TYPE_CHECKING:  # matplotlib loads only where a figure is drawn, not in every job
@@ -127,8 +127,10 @@ def _reference_scores(
     result: EvaluationResult,
     max_rows: int,
     seed: int,
+    fit_scores: Scores | None = None,
 ) -> None:
-    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin, or why not, into ``result``."""
+    """ref_silhouette, ref_calinski_harabasz, ref_davies_bouldin, or why not, into ``result``
+    (``fit_scores``: the scores in the fit's space, reused when that space is the same)."""
     space, columns = reference_space(table, table.numeric)
     if not columns:
         reason = "no clustering-eligible numeric column (the table's numeric columns: none that "
@@ -143,8 +145,20 @@ def _reference_scores(
         result.notes["reference_rows_skipped"] = (
             f"{skipped} customers with a missing value in a reference column"
         )
-    scores = score_segmentation(
-        points[complete], fitted.labels[complete], silhouette_max_rows=max_rows, seed=seed
+    points = points[complete]
+    same_space = (
+        fit_scores is not None
+        and complete.all()
+        and not fitted.categorical_positions
+        and points.shape == fitted.transformed.shape
+        and np.allclose(points, fitted.transformed)
+    )  # e.g. scaler=standard on every numeric column: the same scores, not computed twice
+    scores = (
+        fit_scores
+        if same_space and fit_scores is not None
+        else score_segmentation(
+            points, fitted.labels[complete], silhouette_max_rows=max_rows, seed=seed
+        )
     )
     result.values.update(
         {f"ref_{m}": v for m, v in scores.values.items() if m in REFERENCE_METRICS}
@@ -272,6 +286,7 @@ def evaluate_run(
     title: str = "",
     figures: bool = True,
     limit: ThreadLimit | None = None,
+    fit_scores: Scores | None = None,
 ) -> EvaluationResult:
     """Reference-space scores, stability, ground truth and eps evidence of one fitted run
     (``figures=False``: no Figure, ``plot_inputs`` holds what draws it later)."""
@@ -280,7 +295,7 @@ def evaluate_run(
     result = EvaluationResult()
     if settings.reference_space:
         max_rows = int(OmegaConf.select(cfg, "metrics.silhouette_max_rows", default=10000))
-        _reference_scores(table, fitted, result, max_rows, seed)
+        _reference_scores(table, fitted, result, max_rows, seed, fit_scores)
     if settings.n_resamples:
         value, reason, notes = resample_stability(
             fitted,
