@@ -199,8 +199,7 @@ class SegmentName:
 def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     """The raw mapping and where it came from (the file, or 'naming' for a composed config)."""
     if isinstance(source, DictConfig):
-        container = OmegaConf.to_container(source, resolve=True)
-        return (container if isinstance(container, dict) else {}), _KEY
+        return dict(OmegaConf.to_container(source, resolve=True) or {}), _KEY  # type: ignore[arg-type]
     if not isinstance(source, str | Path):
         return dict(source), _KEY
     path = Path(source).expanduser()
@@ -221,22 +220,27 @@ def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     return loaded or {}, str(path)
 
 
-def _require(value: Any, key: str, kind: type | UnionType | tuple, what: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+def _require(value: Any, key: str, kind: type | UnionType, what: str, ok: bool = True) -> Any:
+    """``value`` if it is a ``kind`` (never a bool for numbers) and ``ok``; else a ConfigError."""
+    if not ok or not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{key}: expected {what}; got {value!r}")
     return value
 
 
-def _known(mapping: Mapping, allowed: Sequence[str], key: str, hint: str) -> None:
-    unknown = sorted(set(mapping) - set(allowed))
-    if unknown:
+def _get(
+    mapping: Mapping, at: str, name: str, kind: type | UnionType, what: str, default: Any
+) -> Any:
+    """``mapping[name]`` (``default`` when absent or null) checked by ``_require``."""
+    value = mapping.get(name)
+    return _require(default if value is None else value, f"{at}{name}", kind, what)
+
+
+def _keys(mapping: Mapping, allowed: Sequence[str], key: str, hint: str, needed: bool) -> None:
+    """Unknown keys (or, when ``needed``, missing ones) of ``mapping`` are a ConfigError."""
+    if needed and (missing := [k for k in allowed if k not in mapping]):
+        raise ConfigError(f"{key}: needs {hint}; missing {', '.join(missing)}")
+    if unknown := sorted(set(mapping) - set(allowed)):
         raise ConfigError(f"{key}.{unknown[0]}: no such key; {hint}")
-
-
-def _needs(mapping: Mapping, keys: Sequence[str], key: str, what: str) -> None:
-    missing = [k for k in keys if k not in mapping]
-    if missing:
-        raise ConfigError(f"{key}: needs {what}; missing {', '.join(missing)}")
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -249,31 +253,16 @@ def _actions(value: Any, key: str) -> tuple[Action, ...]:
     actions = []
     for i, item in enumerate(_require(value, key, list, "a list of actions")):
         if isinstance(item, str):
-            actions.append(Action(item))
-            continue
+            item = {"text": item}
+        what = f"a text ({_QUOTE}) or a mapping {{text: ..., requires: [column or role, ...]}}"
         well_formed = isinstance(item, dict) and isinstance(item.get("text"), str)
-        if not well_formed or set(item) - {"text", "requires"}:
-            raise ConfigError(
-                f"{key}[{i}]: expected a text ({_QUOTE}) or a mapping "
-                f"{{text: ..., requires: [column or role, ...]}}; got {item!r}"
-            )
+        _require(
+            item, f"{key}[{i}]", dict, what, well_formed and not set(item) - {"text", "requires"}
+        )
         requires = item.get("requires") or []
         requires = [requires] if isinstance(requires, str) else requires
         actions.append(Action(item["text"], _strings(requires, f"{key}[{i}].requires")))
     return tuple(actions)
-
-
-def _levels_of(value: Any, key: str) -> tuple[str, ...]:
-    allowed = [value] if isinstance(value, str) else value
-    if not isinstance(allowed, list) or not allowed:
-        raise ConfigError(f"{key}: expected a level ({', '.join(LEVELS)}) or a list; got {value!r}")
-    for level in allowed:
-        if level not in LEVELS:
-            raise ConfigError(
-                f"{key}: level must be one of {', '.join(LEVELS)}; got {level!r} "
-                "(edit the archetype's `when`)"
-            )
-    return tuple(allowed)
 
 
 def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
@@ -283,10 +272,8 @@ def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
         ok = all(f"{f}1" in a for f in fields) and a != b
     except (AttributeError, KeyError, IndexError, ValueError):
         ok = False
-    if not ok:
-        uses = " and ".join(f"{{{f}}}" for f in fields)
-        raise ConfigError(f"{key}: expected a text using {uses} such as {example}; got {fmt!r}")
-    return str(fmt)
+    uses = " and ".join(f"{{{f}}}" for f in fields)
+    return str(_require(fmt, key, str, f"a text using {uses} such as {example}", ok))
 
 
 def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
@@ -296,14 +283,15 @@ def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
     for name, spec in _require(value, key, dict, what).items():
         where = f"{key}.{name}"
         _require(spec, where, dict, "a mapping with words and a low and/or high action")
-        _known(spec, ("words", "low", "high"), where, "a meaning takes words, low and high")
+        _keys(spec, ("words", "low", "high"), where, "a meaning takes words, low and high", False)
         actions = {
             lv: _require(spec[lv], f"{where}.{lv}", str, "an action text")
             for lv in ("low", "high")
             if spec.get(lv) is not None
         }
-        words = _strings(spec.get("words") or [], f"{where}.words")
-        meanings.append(Meaning(str(name), words, actions))
+        meanings.append(
+            Meaning(str(name), _strings(spec.get("words") or [], f"{where}.words"), actions)
+        )
     return tuple(meanings)
 
 
@@ -317,17 +305,18 @@ def _archetypes(value: list, key: str) -> tuple[Archetype, ...]:
         arch_key = str(item.get("key") or name)
         if arch_key in archetypes:
             raise ConfigError(f"{where}.key: archetype keys must be unique; '{arch_key}' repeats")
+        allowed = {c: [v] if isinstance(v, str) else v for c, v in when.items()}
+        what = f"a level ({', '.join(LEVELS)}) or a list of them (edit the archetype's `when`)"
+        for c, levels in allowed.items():
+            ok = isinstance(levels, list) and levels and set(levels) <= set(LEVELS)
+            _require(when[c], f"{where}.when.{c}", str | list, what, bool(ok))
         archetypes[arch_key] = Archetype(
             key=arch_key,
             name=name,
-            when={str(c): _levels_of(v, f"{where}.when.{c}") for c, v in when.items()},
+            when={str(c): tuple(levels) for c, levels in allowed.items()},
             actions=_actions(item.get("actions") or [], f"{where}.actions"),
         )
     return tuple(archetypes.values())
-
-
-def _number(raw: Mapping, name: str, default: float, key: str, what: str) -> float:
-    return float(_require(raw.get(name, default), f"{key}{name}", int | float, what))
 
 
 def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) -> NamingConfig:
@@ -337,45 +326,44 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     if not raw:
         raw, where = _container(DEFAULT_NAMING_FILE)
     p = f"{where}:" if where != _KEY else f"{_KEY}."
-
-    def mapping(name: str, what: str = "a mapping") -> dict:
-        return _require(raw.get(name) or {}, f"{p}{name}", dict, what)
-
-    levels = mapping("levels")
+    levels = _get(raw, p, "levels", dict, "a mapping", {})
     hint = "levels take min_difference (a rank difference in standard deviations, e.g. 0.3)"
-    _known(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used")
-    min_difference = _number(levels, "min_difference", 0.3, f"{p}levels.", "a number such as 0.3")
-    if min_difference <= 0:
-        raise ConfigError(f"{p}levels.min_difference: expected a number > 0; got {min_difference}")
-    default_words = mapping("default_words")
-    _needs(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high")
-    columns = mapping("columns")
+    _keys(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used", False)
+    min_diff = _get(
+        levels, f"{p}levels.", "min_difference", int | float, "a number > 0 such as 0.3", 0.3
+    )
+    _require(
+        min_diff, f"{p}levels.min_difference", int | float, "a number > 0 such as 0.3", min_diff > 0
+    )
+    default_words = _get(raw, p, "default_words", dict, "a mapping", {})
+    _keys(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high", True)
+    columns = _get(raw, p, "columns", dict, "a mapping", {})
     for column, spec in columns.items():
         _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
         for part, allowed in (("words", LEVELS), ("relative", _SIDES)):
-            bad = [w for w in spec.get(part) or {} if w not in allowed]
-            if bad:
-                raise ConfigError(
-                    f"{p}columns.{column}.{part}: keys must be {', '.join(allowed)}; got {bad[0]!r}"
-                )
-    relative_words = raw.get("relative_words") or {"lower": "lower", "higher": "higher"}
-    _require(relative_words, f"{p}relative_words", dict, "a mapping with lower and higher")
-    _needs(relative_words, _SIDES, f"{p}relative_words", "lower and higher")
+            words = spec.get(part) or {}
+            _keys(
+                words,
+                allowed,
+                f"{p}columns.{column}.{part}",
+                f"keys are {', '.join(allowed)}",
+                False,
+            )
+    sides = {"lower": "lower", "higher": "higher"}
+    relative_words = _get(raw, p, "relative_words", dict, "a mapping with lower and higher", sides)
+    _keys(relative_words, _SIDES, f"{p}relative_words", "lower and higher", True)
     name_from = raw.get("name_from", "features")
     if name_from not in NAME_FROM:
-        raise ConfigError(
-            f"{p}name_from: allowed values are {', '.join(NAME_FROM)}; got {name_from!r}"
-        )
+        allowed_values = ", ".join(NAME_FROM)
+        raise ConfigError(f"{p}name_from: allowed values are {allowed_values}; got {name_from!r}")
     generic_action = raw.get("generic_action") or None
     if generic_action is not None:
         _format(generic_action, ("traits",), f"{p}generic_action", "'Target on {traits}', or null")
-    max_actions = _require(raw.get("max_actions", 4), f"{p}max_actions", int, "a whole number >= 1")
-    max_parts = raw.get("max_name_parts", 3)
-    if not isinstance(max_parts, int) or isinstance(max_parts, bool) or max_parts < 1:
-        raise ConfigError(f"{p}max_name_parts: expected a whole number >= 1; got {max_parts!r}")
-    bulk = mapping("bulk", "a mapping with share, name, action")
+    max_actions = _get(raw, p, "max_actions", int, "a whole number >= 1", 4)
+    max_parts = _get(raw, p, "max_name_parts", int, "a whole number >= 1", 3)
+    _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1", max_parts >= 1)
+    bulk = _get(raw, p, "bulk", dict, "a mapping with share, name, action", {})
     gender, noise = raw.get("gender") or {}, raw.get("noise") or {}
-    roles = mapping("roles", "a mapping role: [header words]")
     formats = {  # key: (its fields, the default)
         "qualifier_format": (("name", "qualifier"), "{name} ({qualifier})"),
         "action_format": (("action", "trigger"), "{action} ({trigger})"),
@@ -387,16 +375,17 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         k: _format(raw.get(k, default), fields, f"{p}{k}", repr(default))
         for k, (fields, default) in formats.items()
     }
+    roles = _get(raw, p, "roles", dict, "a mapping role: [header words]", {})
+    words = _get(raw, p, "words", dict, "a mapping abbreviation: words", {})
     return NamingConfig(
-        min_difference=min_difference,
+        min_difference=float(min_diff),
         default_words={k: str(v) for k, v in default_words.items()},
         columns={str(k): dict(v) for k, v in columns.items()},
         max_name_parts=max_parts,
         separator=str(raw.get("separator", ", ")),
-        qualifier_format=fmt["qualifier_format"],
         relative_words={k: str(v) for k, v in relative_words.items()},
-        relative_min_gap=_number(
-            raw, "relative_min_gap", 0.25, p, "a number of standard deviations"
+        relative_min_gap=float(
+            _get(raw, p, "relative_min_gap", int | float, "a number of standard deviations", 0.25)
         ),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
@@ -406,19 +395,13 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         name_from=str(name_from),
         generic_action=generic_action,
         roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
-        bulk_share=_number(bulk, "share", 0.5, f"{p}bulk.", "a share such as 0.5"),
+        bulk_share=float(_get(bulk, f"{p}bulk.", "share", int | float, "a share such as 0.5", 0.5)),
         bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
         bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
-        words={
-            str(k).lower(): str(v)
-            for k, v in mapping("words", "a mapping abbreviation: words").items()
-        },
+        words={str(k).lower(): str(v) for k, v in words.items()},
         meanings=_meanings(raw.get("meanings") or {}, f"{p}meanings"),
-        action_format=fmt["action_format"],
-        size_format=fmt["size_format"],
-        rate_format=fmt["rate_format"],
-        list_format=fmt["list_format"],
         max_actions=max(1, max_actions),
+        **fmt,
     )
 
 

@@ -104,10 +104,6 @@ def _png(png: bytes | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
 
 
-def _facts(rows: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    return [(name, str(value)) for name, value in rows if value not in (None, "")]
-
-
 def _noise_line(data: ReportData) -> str:
     """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
     noise = [s for s in data.document.get("segments", []) if str(s.get("id")) == NOISE_ID]
@@ -196,27 +192,16 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
 
 
 def _overview(data: ReportData) -> dict[str, Any]:
-    base, params = data.document.get("base", {}), data.params
-    columns = data.document.get("profiled_columns", [])
-    features = data.document.get("feature_columns", [])
-    facts = [
-        ("Customers segmented", base.get("size")),
-        ("Data source", data.tags.get(TAG_DATA_SOURCE)),
-        ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT)),
-        ("Clustering features", ", ".join(map(str, features))),
-        ("Algorithm", params.get("algo")),
-        ("Scaler", params.get("scaler")),
-        ("Missing values", params.get("impute")),
-    ]
+    base, columns = data.document.get("base", {}), data.document.get("profiled_columns", [])
     stats = ("mean", "std", "min", "q1", "median", "q3", "max")
     return {
-        "facts": _facts(facts),
+        "features": ", ".join(map(str, data.document.get("feature_columns", []))),
         "columns": [
             [_column_heading(data, c)]
             + [_num(base.get("columns", {}).get(c, {}).get(s), 1) for s in stats]
             for c in columns
         ],
-        "starred": any(c not in features for c in columns),
+        "starred": any(c not in data.document.get("feature_columns", []) for c in columns),
         "splits": [
             f"{column}: " + ", ".join(f"{v} {_share(share, 0)}" for v, share in values.items())
             for column, values in base.get("shares", {}).items()
@@ -273,67 +258,49 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _comparison(data: ReportData) -> dict[str, Any]:
-    board = data.leaderboard
-    return {
-        "k": data.params.get("k"),
-        "noise": _float(data.metrics.get("noise_fraction")) or 0.0,
-        "scores": {metric: _num(value) for metric, value in data.metrics.items()},
-        "selection": data.selection,
-        "parent_run_id": data.parent_run_id,
-        "left_out": data.left_out,
-        "leaderboard": None if board is None or board.empty else _leaderboard(data, board),
-        "k_plots": {title: _png(png) for title, png in data.k_plots.items()},
-        "group": " / ".join(str(data.params.get(k, "")) for k in ("algo", "scaler", "features")),
-    }
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _provenance(data: ReportData) -> list[tuple[str, str]]:
-    def minute(moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-    started = (
-        minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC)) if data.start_time else ""
-    )
-    return _facts(
-        [
-            ("Run id", data.run_id),
-            ("Run name", data.run_name),
-            ("Experiment id", data.experiment_id),
-            ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT, "not recorded")),
-            ("Data source", data.tags.get(TAG_DATA_SOURCE)),
-            ("Sweep", data.tags.get(TAG_SWEEP_ID)),
-            ("Sweep parent run id", data.parent_run_id),
-            ("Code version", data.tags.get(TAG_CODE_VERSION)),
-            ("Run started", started),
-            ("Report made", minute(datetime.now(tz=UTC))),
-            ("Report tool", f"segexp {VERSION}"),
-        ]
-    )
-
-
-def render_html(data: ReportData) -> str:
-    """The whole report as one HTML document (no external resources)."""
+def render(template: str, **values: Any) -> str:
+    """A template of ``templates/``: HTML ones autoescaped (values are plain text), others not."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("segexp.insight", "templates"),
-        autoescape=True,  # every value is plain text: the template holds all of the markup
+        autoescape=jinja2.select_autoescape(["html.j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html.j2").render(
+    return environment.get_template(template).render(**values)
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML document (no external resources)."""
+    board = data.leaderboard
+    return render(
+        "report.html.j2",
         title=f"Customer segments: {data.run_name}",
-        run_id=data.run_id,
-        run_name=data.run_name,
+        data=data,
         n_customers=_count(data.document.get("base", {}).get("size", "")),
-        fingerprint=data.tags.get(TAG_DATA_FINGERPRINT, "not recorded"),
+        tags={
+            "source": data.tags.get(TAG_DATA_SOURCE),
+            "fingerprint": data.tags.get(TAG_DATA_FINGERPRINT),
+            "sweep": data.tags.get(TAG_SWEEP_ID),
+            "code": data.tags.get(TAG_CODE_VERSION),
+        },
         sections=SECTIONS,
-        notes=data.notes,
         segments=_segments(data),
         noise=_noise_line(data),
         noise_color=_color(NOISE_ID),
         pictures={key: _png(data.images.get(key)) for key in ("scatter", "heatmap", "snake")},
-        comparison=_comparison(data),
+        leaderboard=None if board is None or board.empty else _leaderboard(data, board),
+        k_plots={title: _png(png) for title, png in data.k_plots.items()},
+        scores={metric: _num(value) for metric, value in data.metrics.items()},
+        noise_fraction=_float(data.metrics.get("noise_fraction")) or 0.0,
         overview=_overview(data),
-        provenance=_provenance(data),
+        started=_minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC))
+        if data.start_time
+        else "",
+        made=_minute(datetime.now(tz=UTC)),
+        version=VERSION,
     )
