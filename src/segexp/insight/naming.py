@@ -1,11 +1,5 @@
-"""Segment names and suggested actions from levels, by rules in conf/naming/*.yaml (that file
-explains the rules), so a marketer edits the wording without touching code.
-
-A level is "high" only when the segment's customers rank above all customers by at least
-``levels.min_difference`` sd of the ranks AND its mean and median are both above theirs
-("low" mirrors it, else "mid"): words never disagree with the numbers on skewed columns.
-Names depend on levels, differences, sizes and the config only, never on label ids.
-"""
+"""Segment names and actions from levels by the rules in conf/naming/*.yaml (which explains
+them), so a marketer edits the wording without code; names never depend on label ids."""
 
 from __future__ import annotations
 
@@ -452,31 +446,11 @@ def distinguishing_columns(
     return [c for c in present if c in kept]
 
 
-def describe_levels(
-    levels: Mapping[str, str],
-    columns: Sequence[str],
-    config: NamingConfig,
-    std_diffs: Mapping[str, float] | None = None,
-) -> str:
-    """'High income, low spending' from the levels of the most distinguishing columns."""
-    parts = [
-        config.part(c, levels[c])
-        for c in distinguishing_columns(levels, columns, config, std_diffs)
-    ]
-    if not parts:
-        return "All customers"
-    return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
-
-
-def _joined(traits: Sequence[str], config: NamingConfig) -> str:
-    if len(traits) == 1:
-        return traits[0]
-    return config.list_format.format(items=", ".join(traits[:-1]), last=traits[-1])
-
-
 def _targeting(traits: Sequence[str], config: NamingConfig) -> str:
     """'Target on high purchases and low cash advance'."""
-    return (config.generic_action or "{traits}").format(traits=_joined(traits, config))
+    items, last = ", ".join(traits[:-1]), traits[-1]
+    joined = config.list_format.format(items=items, last=last) if items else last
+    return (config.generic_action or "{traits}").format(traits=joined)
 
 
 def _collisions(names: Mapping[int, str]) -> list[list[int]]:
@@ -486,93 +460,76 @@ def _collisions(names: Mapping[int, str]) -> list[list[int]]:
     return [sorted(group) for group in by_name.values() if len(group) > 1]
 
 
-@dataclass
-class _Qualifiers:
-    """What tells colliding names apart, step by step (see ``_unique_names``)."""
-
-    levels: Mapping[int, Mapping[str, str]]
-    diffs: Mapping[int, Mapping[str, float]]
-    used: Mapping[int, set[str]]
-    config: NamingConfig
-    added: dict[int, list[str]] = field(default_factory=dict)
-
-    def add(self, segments: Sequence[int], qualifier: Mapping[int, str]) -> None:
-        for s in segments:
-            self.added.setdefault(s, []).append(qualifier[s])
-
-    def by_level(self, group: list[int], candidates: Sequence[str]) -> None:
-        """The first column whose level differs: 'Average customers (young)'."""
-        for i, column in enumerate(candidates):
-            if any(column in self.used[s] or column not in self.levels[s] for s in group):
-                continue
-            words = {
-                s: _lower_first(self.config.part(column, self.levels[s][column])) for s in group
-            }
-            if len(set(words.values())) > 1:
-                self.add(group, words)
-                for same in _collisions(words):
-                    self.by_level(same, candidates[i + 1 :])
-                return
-
-    def by_gap(
-        self, group: list[int], candidates: Sequence[str], least: float | None = None
-    ) -> None:
-        """Segments on the same levels: 'lower'/'higher' on the column with the widest gap
-        between them (at least ``least``, default relative_min_gap sd), split again where needed."""
-        best: tuple[float, str, list[int], int] | None = None
-        for column in candidates:
-            values = {s: self.diffs.get(s, {}).get(column, np.nan) for s in group}
-            if not all(np.isfinite(v) for v in values.values()):
-                continue
-            ordered = sorted(group, key=lambda s: values[s])
-            gaps = np.diff([values[s] for s in ordered])
-            cut = int(np.argmax(gaps))
-            if best is None or gaps[cut] > best[0]:
-                best = (gaps[cut], column, ordered, cut)
-        if best is None or best[0] < (self.config.relative_min_gap if least is None else least):
-            return
-        _, column, ordered, cut = best
-        for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
-            self.add(part, dict.fromkeys(part, self.config.relative(column, side)))
-            if len(part) > 1:
-                self.by_gap(part, [c for c in candidates if c != column], least)
-
-
 def _unique_names(
     base: Mapping[int, str],
-    qualifiers: _Qualifiers,
+    levels: Mapping[int, Mapping[str, str]],
+    diffs: Mapping[int, Mapping[str, float]],
+    used: Mapping[int, set[str]],
     candidates: Sequence[str],
     gender_major: Mapping[int, str | None],
     sizes: Mapping[int, int],
+    config: NamingConfig,
 ) -> dict[int, str]:
     """Names unique within the segmentation, told apart by a trait, never by a number: a
     column whose level differs, then the widest lower/higher gap, then the dominant gender,
     then any gap, then the segment's size (and for segments alike in all of these, its id)."""
-    config = qualifiers.config
+    added: dict[int, list[str]] = {s: [] for s in base}
 
-    def current() -> dict[int, str]:
-        return {
-            s: config.qualifier_format.format(name=n, qualifier=", ".join(qualifiers.added[s]))
-            if qualifiers.added.get(s)
-            else n
-            for s, n in base.items()
-        }
+    def add(group: Sequence[int], qualifier: Mapping[int, str | None]) -> None:
+        for s in group:
+            added[s].append(str(qualifier[s]))
+
+    def by_level(group: list[int], columns: Sequence[str]) -> None:
+        """The first column whose level differs: 'Average customers (young)'."""
+        for i, column in enumerate(columns):
+            if all(column not in used[s] and column in levels[s] for s in group):
+                words = {s: _lower_first(config.part(column, levels[s][column])) for s in group}
+                if len(set(words.values())) > 1:
+                    add(group, words)
+                    for same in _collisions(words):
+                        by_level(same, columns[i + 1 :])
+                    return
+
+    def by_gap(group: list[int], columns: Sequence[str], least: float) -> None:
+        """'lower'/'higher' on the column with the widest gap (at least ``least`` sd) between
+        segments on the same levels, split again where needed."""
+        best: tuple[float, str, list[int], int] | None = None
+        for column in columns:
+            values = {s: diffs.get(s, {}).get(column, np.nan) for s in group}
+            if all(np.isfinite(v) for v in values.values()):
+                ordered = sorted(group, key=lambda s: values[s])
+                gaps = np.diff([values[s] for s in ordered])
+                cut = int(np.argmax(gaps))
+                if best is None or gaps[cut] > best[0]:
+                    best = (gaps[cut], column, ordered, cut)
+        if best is not None and best[0] >= least:
+            _, column, ordered, cut = best
+            for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
+                add(part, dict.fromkeys(part, config.relative(column, side)))
+                if len(part) > 1:
+                    by_gap(part, [c for c in columns if c != column], least)
 
     def by_gender(group: list[int]) -> None:
         genders = {gender_major.get(s) for s in group}
         if None not in genders and len(genders) == len(group):
-            qualifiers.add(group, gender_major)  # type: ignore[arg-type]
+            add(group, gender_major)
+
+    def current() -> dict[int, str]:
+        qualified = config.qualifier_format.format
+        return {
+            s: qualified(name=n, qualifier=", ".join(added[s])) if added[s] else n
+            for s, n in base.items()
+        }
 
     steps = [
-        lambda group: qualifiers.by_level(group, candidates),
-        lambda group: qualifiers.by_gap(group, candidates),
+        lambda group: by_level(group, candidates),
+        lambda group: by_gap(group, candidates, config.relative_min_gap),
         by_gender,
-        # still alike: the widest gap however small, a trait rather than a size
-        lambda group: qualifiers.by_gap(group, candidates, least=1e-9),
-        lambda group: qualifiers.add(
+        lambda group: by_gap(group, candidates, 1e-9),  # the widest gap however small
+        lambda group: add(
             group, {s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}
         ),
-        lambda group: qualifiers.add(group, {s: f"segment {s}" for s in group}),
+        lambda group: add(group, {s: f"segment {s}" for s in group}),
     ]
     for step in steps:
         for group in _collisions(current()):
@@ -588,10 +545,8 @@ def _segment_actions(
     available: Sequence[str],
     config: NamingConfig,
 ) -> list[str]:
-    """Actions from evidence, each naming the column and level that triggered it: the
-    archetype's, then one per meaning (money spent, recency, ...) of the columns away from
-    average, strongest first; other columns get the generic targeting action; a segment
-    with none of these gets the default actions."""
+    """Actions from evidence, each naming its trigger: the archetype's, one per meaning of the
+    columns away from average (strongest first), else generic targeting, else the defaults."""
     rule_keys = {column_key(w) for w in match.when} if match else set()
     rule_columns = [c for c in levels if column_key(c) in rule_keys]
     actions = []
@@ -653,27 +608,25 @@ def name_segments(
     std_diffs: pd.DataFrame | None = None,
     available_columns: Sequence[str] | None = None,
 ) -> dict[int, SegmentName]:
-    """Name every segment of a level table, uniquely within the segmentation, with actions.
-
-    ``name_columns`` build descriptive names (rules and actions may use any column);
-    ``std_diffs`` pick the columns that set a segment apart and tell alike segments apart;
-    ``available_columns`` (default: the level table's) decide which actions the data supports.
-    """
+    """Name every segment uniquely, with actions: ``name_columns`` build descriptive names,
+    ``available_columns`` (default: the level table's) decide which actions the data supports."""
     columns = [str(c) for c in levels.columns]
-    by_segment = {
-        int(s): dict(zip(columns, map(str, r), strict=True)) for s, r in levels.iterrows()
-    }
+    by_segment = {int(s): {str(c): str(v) for c, v in r.items()} for s, r in levels.iterrows()}
     diffs = {} if std_diffs is None else {int(s): r.to_dict() for s, r in std_diffs.iterrows()}
     available = columns if available_columns is None else [str(c) for c in available_columns]
     total = sum(sizes.values()) or 1
     segments = [s for s in by_segment if s != NOISE_LABEL]
     names, descriptions, chosen, bulk = {}, {}, {}, set()
-    archetypes: dict[int, Archetype | None] = {}
     used: dict[int, set[str]] = {}
+    archetypes: dict[int, Archetype | None] = {}
+    gender_major: dict[int, str | None] = {}
     for s in segments:
         lv = by_segment[s]
         chosen[s] = distinguishing_columns(lv, name_columns, config, diffs.get(s))
-        descriptions[s] = describe_levels(lv, name_columns, config, diffs.get(s))
+        parts = [config.part(c, lv[c]) for c in chosen[s]]
+        descriptions[s] = config.separator.join(
+            [parts[0], *map(_lower_first, parts[1:])] if parts else ["All customers"]
+        )
         share = sizes.get(s, 0) / total
         match = next((a for a in config.archetypes if a.matches(lv)), None)
         if share >= config.bulk_share and all(v == "mid" for v in lv.values()):
@@ -688,17 +641,13 @@ def name_segments(
         else:
             names[s], used[s] = descriptions[s], set(chosen[s])
         archetypes[s] = match
-
-    gender_major: dict[int, str | None] = {}
-    for s in segments:
         shares = (gender_shares or {}).get(s) or {}
-        value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
-        major = value is not None and share >= config.gender_majority_share
+        value, top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
+        major = value is not None and top >= config.gender_majority_share
         gender_major[s] = config.gender_words.get(str(value), f"mostly {value}") if major else None
     vocab_order = [c for k in config.columns for c in columns if column_key(c) == column_key(k)]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *columns]))
-    qualifiers = _Qualifiers(by_segment, diffs, used, config)
-    names = _unique_names(names, qualifiers, candidates, gender_major, sizes)
+    names = _unique_names(names, by_segment, diffs, used, candidates, gender_major, sizes, config)
     actions = {
         s: _segment_actions(
             by_segment[s], archetypes[s], chosen[s], diffs.get(s, {}), available, config
@@ -708,11 +657,12 @@ def name_segments(
         for s in segments
     }
     _distinct_actions(actions, by_segment, candidates, config)
-    result = {}
-    for s, lv in by_segment.items():
-        if s == NOISE_LABEL:  # not a segment: a label and a count, no levels or actions
-            result[s] = SegmentName(s, config.noise_name, None, "", {}, ())
-        else:
-            key = getattr(archetypes[s], "key", None)
-            result[s] = SegmentName(s, names[s], key, descriptions[s], lv, tuple(actions[s]))
-    return result
+    noise = SegmentName(NOISE_LABEL, config.noise_name, None, "")  # a label and a count only
+    return {
+        s: SegmentName(
+            s, names[s], getattr(archetypes[s], "key", None), descriptions[s], lv, tuple(actions[s])
+        )
+        if s != NOISE_LABEL
+        else noise
+        for s, lv in by_segment.items()
+    }

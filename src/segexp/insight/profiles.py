@@ -1,9 +1,5 @@
-"""Per-segment profiles against the whole customer base: statistics, levels, names, actions,
-and the files a run writes (profile.csv, profile.md, segments.json and two figures).
-
-DBSCAN noise (segment -1) keeps its size and share but is no segment: no levels, no
-description, no actions, one "Not assigned: ..." line in profile.md. It is part of the base.
-"""
+"""Per-segment profiles against the whole customer base and the files a run writes; DBSCAN
+noise (segment -1) keeps its size and share but gets no levels, description or actions."""
 
 from __future__ import annotations
 
@@ -158,9 +154,8 @@ def named_profile_table(
     rate_levels: pd.DataFrame | None = None,
     rate_diffs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[int, Any]]:
-    """The profile table (one row per segment in ``order``) and the names, from per-segment
-    statistics however computed (pandas here, Spark in ``segexp.engines.spark_profile``).
-    ``rates`` of flag columns, their levels and differences join the names' evidence."""
+    """The profile table (a row per segment in ``order``) and names from per-segment statistics
+    however computed (pandas here, Spark in ``segexp.engines.spark_profile``)."""
     n_total = sum(size_of.values())
     columns: dict[str, Any] = {
         "size": [size_of[s] for s in order],
@@ -216,11 +211,8 @@ def compute_profile(
     categorical_columns: Sequence[str] = (),
     value_labels: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> SegmentProfile:
-    """Profile, name and attach actions to every segment of one segmentation.
-
-    ``categorical_columns`` (``cfg.data.categorical``) are split by value, never averaged;
-    ``value_labels`` (``cfg.data.value_labels``) name their codes.
-    """
+    """Profile, name and attach actions to every segment; ``categorical_columns`` are split by
+    value, never averaged, and ``value_labels`` name their codes."""
     labels = np.asarray(labels).astype(int)
     if len(labels) != len(frame):
         raise ValueError(f"labels has {len(labels)} entries for {len(frame)} customer rows")
@@ -292,21 +284,9 @@ def compute_profile(
     )
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
-
-
-def _signed(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:+.2f}"
-
-
-def _percent(value: Any) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.0%}"
-
-
-def column_heading(profile: SegmentProfile, column: str) -> str:
-    """Column name, starred when it describes segments without having shaped them."""
-    return column if column in profile.feature_columns else f"{column}*"
+def _fmt(value: Any, spec: str = ",.1f") -> str:
+    """A number as profile.md and segments.json show it; 'n/a' when undefined."""
+    return "n/a" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def _cell(text: Any) -> str:
@@ -320,7 +300,7 @@ def split_text(profile: SegmentProfile, segment: int, column: str, top: int = _T
     row = profile.table.loc[segment]
     if column in profile.flag_columns:
         rate, overall = row[f"{column}_rate"], profile.base["rates"][column]
-        return profile.rate_format.format(rate=_percent(rate), overall=_percent(overall))
+        return profile.rate_format.format(rate=_fmt(rate, ".0%"), overall=_fmt(overall, ".0%"))
     base = profile.base["shares"].get(column, {})  # by the base's values: Channel_type stays out
     shares = {v: float(row[f"{column}_{v}_share"]) for v in base if f"{column}_{v}_share" in row}
     ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -344,7 +324,7 @@ def not_assigned(profile: SegmentProfile) -> str:
 def _base_split(profile: SegmentProfile, column: str) -> str:
     """All customers' rate of a flag, or their most common value and its share."""
     if column in profile.flag_columns:
-        return _percent(profile.base["rates"][column])
+        return _fmt(profile.base["rates"][column], ".0%")
     shares = profile.base["shares"].get(column, {})
     top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
     return _cell(f"{top[0]} {top[1]:.0%}") if top else ""
@@ -364,8 +344,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
         noise=not_assigned(profile),
         cell=_cell,
         fmt=_fmt,
-        signed=_signed,
-        heading=lambda c: column_heading(profile, c),
+        features=profile.feature_columns,
         split_text=lambda s, c, top=_TOP_VALUES: split_text(profile, s, c, top),
         base_split=lambda c: _base_split(profile, c),
     )

@@ -85,14 +85,10 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{number:.0f}"
 
 
-def _share(value: Any, digits: int = 1) -> str:
+def _text(value: Any, spec: str) -> str:
+    """A number formatted by ``spec``; anything else (a tampered store) as it is."""
     number = _float(value)
-    return str(value) if number is None else f"{number:.{digits}%}"
-
-
-def _count(value: Any) -> str:
-    number = _float(value)
-    return str(value) if number is None else f"{number:,.0f}"
+    return str(value) if number is None else format(number, spec)
 
 
 def _color(segment: Any) -> str:
@@ -109,8 +105,9 @@ def _noise_line(data: ReportData) -> str:
     noise = [s for s in data.document.get("segments", []) if str(s.get("id")) == NOISE_ID]
     if not noise:
         return ""
-    size, share = noise[0].get("size"), _share(noise[0].get("share"))
-    return f"Not assigned: {_count(size)} customer{'' if _float(size) == 1 else 's'} ({share})"
+    size, share = noise[0].get("size"), _text(noise[0].get("share"), ".1%")
+    plural = "" if _float(size) == 1 else "s"
+    return f"Not assigned: {_text(size, ',.0f')} customer{plural} ({share})"
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -139,7 +136,7 @@ def _split_shares(data: ReportData, row: pd.Series, column: str) -> str:
         if name.startswith(prefix) and name.endswith("_share")
     ]
     shares = [(v, row[f"{prefix}{v}_share"]) for v in values if f"{prefix}{v}_share" in row]
-    return ", ".join(f"{v} {_share(share, 0)}" for v, share in shares)
+    return ", ".join(f"{v} {_text(share, '.0%')}" for v, share in shares)
 
 
 def _numbers(data: ReportData, row: pd.Series) -> list[list[str]]:
@@ -178,8 +175,8 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
                 "id": str(seg.get("id")),
                 "name": str(seg.get("name", "")),
                 "color": _color(seg.get("id")),
-                "size": _count(seg.get("size")),
-                "share": _share(seg.get("share")),
+                "size": _text(seg.get("size"), ",.0f"),
+                "share": _text(seg.get("share"), ".1%"),
                 "bar": min(max(100 * (_float(seg.get("share")) or 0.0), 0.0), 100.0),
                 "description": str(seg.get("description", "")),
                 "apart": _apart(data, row),
@@ -203,7 +200,7 @@ def _overview(data: ReportData) -> dict[str, Any]:
         ],
         "starred": any(c not in data.document.get("feature_columns", []) for c in columns),
         "splits": [
-            f"{column}: " + ", ".join(f"{v} {_share(share, 0)}" for v, share in values.items())
+            f"{column}: " + ", ".join(f"{v} {_text(share, '.0%')}" for v, share in values.items())
             for column, values in base.get("shares", {}).items()
         ],
     }
@@ -281,7 +278,7 @@ def render_html(data: ReportData) -> str:
         "report.html.j2",
         title=f"Customer segments: {data.run_name}",
         data=data,
-        n_customers=_count(data.document.get("base", {}).get("size", "")),
+        n_customers=_text(data.document.get("base", {}).get("size", ""), ",.0f"),
         tags={
             "source": data.tags.get(TAG_DATA_SOURCE),
             "fingerprint": data.tags.get(TAG_DATA_FINGERPRINT),
