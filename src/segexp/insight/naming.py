@@ -4,7 +4,7 @@ them), so a marketer edits the wording without code; names never depend on label
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -222,11 +222,18 @@ def _require(value: Any, key: str, kind: type | UnionType, what: str, ok: bool =
 
 
 def _get(
-    mapping: Mapping, at: str, name: str, kind: type | UnionType, what: str, default: Any
+    mapping: Mapping,
+    at: str,
+    name: str,
+    kind: type | UnionType,
+    what: str,
+    default: Any,
+    ok: Callable[[Any], bool] | None = None,
 ) -> Any:
-    """``mapping[name]`` (``default`` when absent or null) checked by ``_require``."""
+    """``mapping[name]`` (``default`` when absent or null) checked by ``_require`` and ``ok``."""
     value = mapping.get(name)
-    return _require(default if value is None else value, f"{at}{name}", kind, what)
+    value = _require(default if value is None else value, f"{at}{name}", kind, what)
+    return _require(value, f"{at}{name}", kind, what, ok is None or ok(value))
 
 
 def _keys(mapping: Mapping, allowed: Sequence[str], key: str, hint: str, needed: bool) -> None:
@@ -323,26 +330,17 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     levels = _get(raw, p, "levels", dict, "a mapping", {})
     hint = "levels take min_difference (a rank difference in standard deviations, e.g. 0.3)"
     _keys(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used", False)
-    min_diff = _get(
-        levels, f"{p}levels.", "min_difference", int | float, "a number > 0 such as 0.3", 0.3
-    )
-    _require(
-        min_diff, f"{p}levels.min_difference", int | float, "a number > 0 such as 0.3", min_diff > 0
-    )
+    number = int | float
+    positive = "a number > 0 such as 0.3"
+    min_diff = _get(levels, f"{p}levels.", "min_difference", number, positive, 0.3, lambda x: x > 0)
     default_words = _get(raw, p, "default_words", dict, "a mapping", {})
     _keys(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high", True)
     columns = _get(raw, p, "columns", dict, "a mapping", {})
     for column, spec in columns.items():
         _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
         for part, allowed in (("words", LEVELS), ("relative", _SIDES)):
-            words = spec.get(part) or {}
-            _keys(
-                words,
-                allowed,
-                f"{p}columns.{column}.{part}",
-                f"keys are {', '.join(allowed)}",
-                False,
-            )
+            hint = f"keys are {', '.join(allowed)}"
+            _keys(spec.get(part) or {}, allowed, f"{p}columns.{column}.{part}", hint, False)
     sides = {"lower": "lower", "higher": "higher"}
     relative_words = _get(raw, p, "relative_words", dict, "a mapping with lower and higher", sides)
     _keys(relative_words, _SIDES, f"{p}relative_words", "lower and higher", True)
@@ -354,8 +352,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     if generic_action is not None:
         _format(generic_action, ("traits",), f"{p}generic_action", "'Target on {traits}', or null")
     max_actions = _get(raw, p, "max_actions", int, "a whole number >= 1", 4)
-    max_parts = _get(raw, p, "max_name_parts", int, "a whole number >= 1", 3)
-    _require(max_parts, f"{p}max_name_parts", int, "a whole number >= 1", max_parts >= 1)
+    max_parts = _get(raw, p, "max_name_parts", int, "a whole number >= 1", 3, lambda n: n >= 1)
     bulk = _get(raw, p, "bulk", dict, "a mapping with share, name, action", {})
     gender, noise = raw.get("gender") or {}, raw.get("noise") or {}
     formats = {  # key: (its fields, the default)
@@ -379,7 +376,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         separator=str(raw.get("separator", ", ")),
         relative_words={k: str(v) for k, v in relative_words.items()},
         relative_min_gap=float(
-            _get(raw, p, "relative_min_gap", int | float, "a number of standard deviations", 0.25)
+            _get(raw, p, "relative_min_gap", number, "a number of standard deviations", 0.25)
         ),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
@@ -389,7 +386,7 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         name_from=str(name_from),
         generic_action=generic_action,
         roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
-        bulk_share=float(_get(bulk, f"{p}bulk.", "share", int | float, "a share such as 0.5", 0.5)),
+        bulk_share=float(_get(bulk, f"{p}bulk.", "share", number, "a share such as 0.5", 0.5)),
         bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
         bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
         words={str(k).lower(): str(v) for k, v in words.items()},

@@ -143,21 +143,15 @@ def _numbers(data: ReportData, row: pd.Series) -> list[list[str]]:
     """One segment's statistics, one row per profiled column."""
     base = data.document.get("base", {}).get("columns", {})
     table = []
-    for column in data.document.get("profiled_columns", []):
-        stat = {s: row.get(f"{column}_{s}") for s in ("mean", "median", "q1", "q3", "ratio")}
-        diff, times = _float(row.get(f"{column}_std_diff")), _float(stat["ratio"])
-        table.append(
-            [
-                _column_heading(data, column),
-                _num(stat["mean"], 1),
-                _num(stat["median"], 1),
-                f"{_num(stat['q1'], 1)} – {_num(stat['q3'], 1)}",
-                _num(base.get(column, {}).get("mean"), 1),
-                "n/a" if diff is None else f"{diff:+.2f}",
-                _num(stat["ratio"]) if times is None else f"{times:.2f}×",
-                str(row.get(f"{column}_level", "")),
-            ]
-        )
+    for c in data.document.get("profiled_columns", []):
+        stat = {s: _num(row.get(f"{c}_{s}"), 1) for s in ("mean", "median", "q1", "q3")}
+        diff, ratio = _float(row.get(f"{c}_std_diff")), row.get(f"{c}_ratio")
+        signed = "n/a" if diff is None else f"{diff:+.2f}"
+        times = _num(ratio) if _float(ratio) is None else f"{_float(ratio):.2f}×"
+        everyone, level = _num(base.get(c, {}).get("mean"), 1), str(row.get(f"{c}_level", ""))
+        cells = [stat["mean"], stat["median"], f"{stat['q1']} – {stat['q3']}", everyone, signed]
+        cells += [times, level]
+        table.append([_column_heading(data, c), *cells])
     return table
 
 
