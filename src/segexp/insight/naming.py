@@ -554,18 +554,16 @@ def _segment_actions(
             for text in config.allowed(match.actions, available)
         ]
     away = [c for c in levels if levels[c] != "mid" and c not in rule_columns]
-    seen: set[tuple[str, str]] = set()
+    meant: dict[tuple[str, str], str] = {}  # (meaning, level) -> its strongest column's action
     explained = set()
     for column in sorted(away, key=lambda c: -_strength(diffs, c)):
-        meaning = config.meaning(column)
-        text = meaning.actions.get(levels[column]) if meaning else None
-        if meaning is None or text is None:
-            continue
-        explained.add(column)
-        if (meaning.key, levels[column]) not in seen:
-            seen.add((meaning.key, levels[column]))
-            trigger = config.trait(column, levels[column])
-            actions.append(config.action_format.format(action=text, trigger=trigger))
+        meaning, level = config.meaning(column), levels[column]
+        if meaning is not None and level in meaning.actions:
+            explained.add(column)
+            trigger = config.trait(column, level)
+            action = config.action_format.format(action=meaning.actions[level], trigger=trigger)
+            meant.setdefault((meaning.key, level), action)
+    actions += meant.values()
     rest = [config.trait(c, levels[c]) for c in chosen if c in away and c not in explained]
     if not match and rest and config.generic_action:
         actions.append(_targeting(rest, config))

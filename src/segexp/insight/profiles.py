@@ -242,10 +242,10 @@ def compute_profile(
 
     shown = {c: labelled_values(frame[c], labels_for(c, value_labels)) for c in splits}
     flags = {c: f for c in splits if c != gender_column and (f := flag_of(frame[c])) is not None}
-    rates = pd.DataFrame({c: f.groupby(labels).mean() for c, f in flags.items()}).reindex(order)
-    base_rates = {c: float(f.mean()) for c, f in flags.items()}
-    spread = pd.Series({c: float(f.std(ddof=0)) for c, f in flags.items()}, dtype=float)
-    rate_diffs = (rates - pd.Series(base_rates, dtype=float)) / spread.where(spread > 0)
+    flagged = pd.DataFrame(flags, index=frame.index, dtype=float)
+    rates = flagged.groupby(labels).mean().reindex(order)
+    spread = flagged.std(ddof=0)
+    rate_diffs = (rates - flagged.mean()) / spread.where(spread > 0)
     # a flag is high or low on its difference alone: no ranks or medians to agree with
     rate_levels = level_words(rate_diffs, rate_diffs, rate_diffs, config.min_difference)
     table, names = named_profile_table(
@@ -270,7 +270,7 @@ def compute_profile(
         "size": len(labels),
         "columns": {c: summary.loc[_BASE_STATS, c].astype(float).to_dict() for c in numeric},
         "shares": {c: _value_shares(shown[c], everyone, [0]).iloc[0].to_dict() for c in splits},
-        "rates": base_rates,
+        "rates": flagged.mean().to_dict(),
     }
     return SegmentProfile(
         table=table,

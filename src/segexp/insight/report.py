@@ -209,9 +209,9 @@ def _cell(board: pd.DataFrame, column: str, value: Any) -> dict[str, Any]:
 
 def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     """The sweep's runs: the columns that matter, the rest in a details block."""
-    is_this = board["run_id"].astype(str) == data.run_id if "run_id" in board.columns else None
+    is_this = board.get("run_id", pd.Series(None, board.index)).astype(str) == data.run_id
     shown = board.head(_LEADERBOARD_ROWS)
-    if is_this is not None and is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
+    if is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
         shown = pd.concat([shown, board[is_this]])
     constant = [
         c
@@ -223,7 +223,7 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     rest = [c for c in board.columns if c not in (*key, *constant, "left_out", "start_time")]
     rows = []
     for index, row in shown.iterrows():
-        chosen = is_this is not None and bool(is_this.loc[index])
+        chosen = bool(is_this.loc[index])
         reason = "" if pd.isna(row.get("left_out")) else str(row.get("left_out"))
         rows.append(
             {
