@@ -10,6 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from segexp.data.samples import generate_mall_sample
+from segexp.insight import plots
 from segexp.insight.profiles import (
     HEATMAP_PNG,
     PROFILE_CSV,
@@ -17,9 +18,9 @@ from segexp.insight.profiles import (
     SEGMENTS_JSON,
     SNAKE_PNG,
     compute_profile,
-    load_segment_names,
+    segment_names,
+    write_profile_files,
     write_profile_plots,
-    write_run_profile,
 )
 
 FEATURES = ["annual_income", "spending_score"]
@@ -86,7 +87,7 @@ def test_noise_is_not_assigned_with_its_share_and_no_profile_or_actions(
     assert (row["archetype"], row["description"], row["actions"]) == ("", "", "")
     assert all(row[f"{c}_level"] == "" for c in NUMERIC)  # no level words for noise
 
-    write_run_profile(tmp_path, sample, noisy_labels, FEATURES, None, make_plots=False)
+    write_profile_files(tmp_path, profile, make_plots=False)
     markdown = (tmp_path / PROFILE_MD).read_text()
     assert "Not assigned: 23 customers (11.5%), left out of every segment" in markdown
     assert "| -1 |" not in markdown and "## -1" not in markdown
@@ -97,7 +98,7 @@ def test_noise_is_not_assigned_with_its_share_and_no_profile_or_actions(
     assert entry["name"] == "Not assigned" and entry["share"] == pytest.approx(0.115)
     assert (entry["levels"], entry["actions"], entry["description"]) == ({}, [], "")
     assert document["not_assigned"]["text"] == "Not assigned: 23 customers (11.5%)"
-    assert load_segment_names(tmp_path)[-1] == "Not assigned"  # what predict names it
+    assert plots.segment_names_in(tmp_path)[-1] == "Not assigned"  # what predict names it
 
 
 def test_without_gender_column_there_is_no_split(sample):
@@ -116,8 +117,10 @@ def test_categorical_feature_gets_a_value_split_not_numeric_stats(sample):
     np.testing.assert_allclose(shares, 1.0)
 
 
-def test_write_run_profile_writes_every_file(tmp_path, sample, noisy_labels):
-    names = write_run_profile(tmp_path, sample, noisy_labels, FEATURES, None)
+def test_write_profile_files_writes_every_file(tmp_path, sample, noisy_labels):
+    profile = compute_profile(sample, noisy_labels, FEATURES, None)
+    write_profile_files(tmp_path, profile, dpi=80)
+    names = segment_names(profile)
     for relative in (PROFILE_CSV, PROFILE_MD, SEGMENTS_JSON, HEATMAP_PNG, SNAKE_PNG):
         assert (tmp_path / relative).is_file(), relative
 
@@ -132,7 +135,7 @@ def test_write_run_profile_writes_every_file(tmp_path, sample, noisy_labels):
     for segment in document["segments"]:
         assert {"id", "name", "archetype", "actions", "levels", "size"} <= set(segment)
         assert segment["name"] == names[segment["id"]]
-    assert load_segment_names(tmp_path) == names
+    assert plots.segment_names_in(tmp_path) == names
     assert len(set(names.values())) == len(names)
 
     markdown = (tmp_path / PROFILE_MD).read_text()
@@ -147,12 +150,12 @@ def test_write_run_profile_writes_every_file(tmp_path, sample, noisy_labels):
     assert snake.shape[:2] == (round(3.4 * 80), round(6.4 * 80))  # dpi 80
 
 
-def test_write_run_profile_can_skip_plots(tmp_path, sample):
+def test_write_profile_files_can_skip_plots(tmp_path, sample):
     labels = pd.factorize(sample["true_segment"], sort=True)[0]
-    write_run_profile(tmp_path, sample, labels, FEATURES, None, make_plots=False)
+    profile = compute_profile(sample, labels, FEATURES, {})
+    write_profile_files(tmp_path, profile, make_plots=False)
     assert (tmp_path / PROFILE_CSV).is_file()
     assert not (tmp_path / "plots").exists()
-    profile = compute_profile(sample, labels, FEATURES, {})
     write_profile_plots(folder=tmp_path, profile=profile)  # the deferred-task form
     assert imread(tmp_path / HEATMAP_PNG).shape[1] > 300
     assert imread(tmp_path / SNAKE_PNG).shape[1] > 300

@@ -156,7 +156,7 @@ def _manual_run(
 
 
 def test_run_logs_profile_names_and_actions(real_run, tmp_path):
-    """Every run carries its profile: the runner calls segexp.profiles.write_run_profile."""
+    """Every run carries its profile (segexp.insight.profiles.write_profile_files)."""
     store, run_id = real_run
     client = MlflowClient(tracking_uri=store)
     root = {a.path for a in client.list_artifacts(run_id)}

@@ -1,16 +1,10 @@
-"""Segment names and suggested actions from levels, by rules in conf/naming/*.yaml (that file
-explains the rules), so a marketer edits the wording without touching code.
-
-A level is "high" only when the segment's customers rank above all customers by at least
-``levels.min_difference`` sd of the ranks AND its mean and median are both above theirs
-("low" mirrors it, else "mid"): words never disagree with the numbers on skewed columns.
-Names depend on levels, differences, sizes and the config only, never on label ids.
-"""
+"""Segment names and actions from levels by the rules in conf/naming/*.yaml (which explains
+them), so a marketer edits the wording without code; names never depend on label ids."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -199,8 +193,7 @@ class SegmentName:
 def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     """The raw mapping and where it came from (the file, or 'naming' for a composed config)."""
     if isinstance(source, DictConfig):
-        container = OmegaConf.to_container(source, resolve=True)
-        return (container if isinstance(container, dict) else {}), _KEY
+        return dict(OmegaConf.to_container(source, resolve=True) or {}), _KEY  # type: ignore[arg-type]
     if not isinstance(source, str | Path):
         return dict(source), _KEY
     path = Path(source).expanduser()
@@ -221,22 +214,34 @@ def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     return loaded or {}, str(path)
 
 
-def _require(value: Any, key: str, kind: type | UnionType | tuple, what: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+def _require(value: Any, key: str, kind: type | UnionType, what: str, ok: bool = True) -> Any:
+    """``value`` if it is a ``kind`` (never a bool for numbers) and ``ok``; else a ConfigError."""
+    if not ok or not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{key}: expected {what}; got {value!r}")
     return value
 
 
-def _known(mapping: Mapping, allowed: Sequence[str], key: str, hint: str) -> None:
-    unknown = sorted(set(mapping) - set(allowed))
-    if unknown:
+def _get(
+    mapping: Mapping,
+    at: str,
+    name: str,
+    kind: type | UnionType,
+    what: str,
+    default: Any,
+    ok: Callable[[Any], bool] | None = None,
+) -> Any:
+    """``mapping[name]`` (``default`` when absent or null) checked by ``_require`` and ``ok``."""
+    value = mapping.get(name)
+    value = _require(default if value is None else value, f"{at}{name}", kind, what)
+    return _require(value, f"{at}{name}", kind, what, ok is None or ok(value))
+
+
+def _keys(mapping: Mapping, allowed: Sequence[str], key: str, hint: str, needed: bool) -> None:
+    """Unknown keys (or, when ``needed``, missing ones) of ``mapping`` are a ConfigError."""
+    if needed and (missing := [k for k in allowed if k not in mapping]):
+        raise ConfigError(f"{key}: needs {hint}; missing {', '.join(missing)}")
+    if unknown := sorted(set(mapping) - set(allowed)):
         raise ConfigError(f"{key}.{unknown[0]}: no such key; {hint}")
-
-
-def _needs(mapping: Mapping, keys: Sequence[str], key: str, what: str) -> None:
-    missing = [k for k in keys if k not in mapping]
-    if missing:
-        raise ConfigError(f"{key}: needs {what}; missing {', '.join(missing)}")
 
 
 def _strings(value: Any, key: str) -> tuple[str, ...]:
@@ -249,31 +254,16 @@ def _actions(value: Any, key: str) -> tuple[Action, ...]:
     actions = []
     for i, item in enumerate(_require(value, key, list, "a list of actions")):
         if isinstance(item, str):
-            actions.append(Action(item))
-            continue
+            item = {"text": item}
+        what = f"a text ({_QUOTE}) or a mapping {{text: ..., requires: [column or role, ...]}}"
         well_formed = isinstance(item, dict) and isinstance(item.get("text"), str)
-        if not well_formed or set(item) - {"text", "requires"}:
-            raise ConfigError(
-                f"{key}[{i}]: expected a text ({_QUOTE}) or a mapping "
-                f"{{text: ..., requires: [column or role, ...]}}; got {item!r}"
-            )
+        _require(
+            item, f"{key}[{i}]", dict, what, well_formed and not set(item) - {"text", "requires"}
+        )
         requires = item.get("requires") or []
         requires = [requires] if isinstance(requires, str) else requires
         actions.append(Action(item["text"], _strings(requires, f"{key}[{i}].requires")))
     return tuple(actions)
-
-
-def _levels_of(value: Any, key: str) -> tuple[str, ...]:
-    allowed = [value] if isinstance(value, str) else value
-    if not isinstance(allowed, list) or not allowed:
-        raise ConfigError(f"{key}: expected a level ({', '.join(LEVELS)}) or a list; got {value!r}")
-    for level in allowed:
-        if level not in LEVELS:
-            raise ConfigError(
-                f"{key}: level must be one of {', '.join(LEVELS)}; got {level!r} "
-                "(edit the archetype's `when`)"
-            )
-    return tuple(allowed)
 
 
 def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
@@ -283,10 +273,8 @@ def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
         ok = all(f"{f}1" in a for f in fields) and a != b
     except (AttributeError, KeyError, IndexError, ValueError):
         ok = False
-    if not ok:
-        uses = " and ".join(f"{{{f}}}" for f in fields)
-        raise ConfigError(f"{key}: expected a text using {uses} such as {example}; got {fmt!r}")
-    return str(fmt)
+    uses = " and ".join(f"{{{f}}}" for f in fields)
+    return str(_require(fmt, key, str, f"a text using {uses} such as {example}", ok))
 
 
 def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
@@ -296,14 +284,15 @@ def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
     for name, spec in _require(value, key, dict, what).items():
         where = f"{key}.{name}"
         _require(spec, where, dict, "a mapping with words and a low and/or high action")
-        _known(spec, ("words", "low", "high"), where, "a meaning takes words, low and high")
+        _keys(spec, ("words", "low", "high"), where, "a meaning takes words, low and high", False)
         actions = {
             lv: _require(spec[lv], f"{where}.{lv}", str, "an action text")
             for lv in ("low", "high")
             if spec.get(lv) is not None
         }
-        words = _strings(spec.get("words") or [], f"{where}.words")
-        meanings.append(Meaning(str(name), words, actions))
+        meanings.append(
+            Meaning(str(name), _strings(spec.get("words") or [], f"{where}.words"), actions)
+        )
     return tuple(meanings)
 
 
@@ -317,17 +306,18 @@ def _archetypes(value: list, key: str) -> tuple[Archetype, ...]:
         arch_key = str(item.get("key") or name)
         if arch_key in archetypes:
             raise ConfigError(f"{where}.key: archetype keys must be unique; '{arch_key}' repeats")
+        allowed = {c: [v] if isinstance(v, str) else v for c, v in when.items()}
+        what = f"a level ({', '.join(LEVELS)}) or a list of them (edit the archetype's `when`)"
+        for c, levels in allowed.items():
+            ok = isinstance(levels, list) and levels and set(levels) <= set(LEVELS)
+            _require(when[c], f"{where}.when.{c}", str | list, what, bool(ok))
         archetypes[arch_key] = Archetype(
             key=arch_key,
             name=name,
-            when={str(c): _levels_of(v, f"{where}.when.{c}") for c, v in when.items()},
+            when={str(c): tuple(levels) for c, levels in allowed.items()},
             actions=_actions(item.get("actions") or [], f"{where}.actions"),
         )
     return tuple(archetypes.values())
-
-
-def _number(raw: Mapping, name: str, default: float, key: str, what: str) -> float:
-    return float(_require(raw.get(name, default), f"{key}{name}", int | float, what))
 
 
 def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) -> NamingConfig:
@@ -337,45 +327,34 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     if not raw:
         raw, where = _container(DEFAULT_NAMING_FILE)
     p = f"{where}:" if where != _KEY else f"{_KEY}."
-
-    def mapping(name: str, what: str = "a mapping") -> dict:
-        return _require(raw.get(name) or {}, f"{p}{name}", dict, what)
-
-    levels = mapping("levels")
+    levels = _get(raw, p, "levels", dict, "a mapping", {})
     hint = "levels take min_difference (a rank difference in standard deviations, e.g. 0.3)"
-    _known(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used")
-    min_difference = _number(levels, "min_difference", 0.3, f"{p}levels.", "a number such as 0.3")
-    if min_difference <= 0:
-        raise ConfigError(f"{p}levels.min_difference: expected a number > 0; got {min_difference}")
-    default_words = mapping("default_words")
-    _needs(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high")
-    columns = mapping("columns")
+    _keys(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used", False)
+    number = int | float
+    positive = "a number > 0 such as 0.3"
+    min_diff = _get(levels, f"{p}levels.", "min_difference", number, positive, 0.3, lambda x: x > 0)
+    default_words = _get(raw, p, "default_words", dict, "a mapping", {})
+    _keys(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high", True)
+    columns = _get(raw, p, "columns", dict, "a mapping", {})
     for column, spec in columns.items():
         _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
         for part, allowed in (("words", LEVELS), ("relative", _SIDES)):
-            bad = [w for w in spec.get(part) or {} if w not in allowed]
-            if bad:
-                raise ConfigError(
-                    f"{p}columns.{column}.{part}: keys must be {', '.join(allowed)}; got {bad[0]!r}"
-                )
-    relative_words = raw.get("relative_words") or {"lower": "lower", "higher": "higher"}
-    _require(relative_words, f"{p}relative_words", dict, "a mapping with lower and higher")
-    _needs(relative_words, _SIDES, f"{p}relative_words", "lower and higher")
+            hint = f"keys are {', '.join(allowed)}"
+            _keys(spec.get(part) or {}, allowed, f"{p}columns.{column}.{part}", hint, False)
+    sides = {"lower": "lower", "higher": "higher"}
+    relative_words = _get(raw, p, "relative_words", dict, "a mapping with lower and higher", sides)
+    _keys(relative_words, _SIDES, f"{p}relative_words", "lower and higher", True)
     name_from = raw.get("name_from", "features")
     if name_from not in NAME_FROM:
-        raise ConfigError(
-            f"{p}name_from: allowed values are {', '.join(NAME_FROM)}; got {name_from!r}"
-        )
+        allowed_values = ", ".join(NAME_FROM)
+        raise ConfigError(f"{p}name_from: allowed values are {allowed_values}; got {name_from!r}")
     generic_action = raw.get("generic_action") or None
     if generic_action is not None:
         _format(generic_action, ("traits",), f"{p}generic_action", "'Target on {traits}', or null")
-    max_actions = _require(raw.get("max_actions", 4), f"{p}max_actions", int, "a whole number >= 1")
-    max_parts = raw.get("max_name_parts", 3)
-    if not isinstance(max_parts, int) or isinstance(max_parts, bool) or max_parts < 1:
-        raise ConfigError(f"{p}max_name_parts: expected a whole number >= 1; got {max_parts!r}")
-    bulk = mapping("bulk", "a mapping with share, name, action")
+    max_actions = _get(raw, p, "max_actions", int, "a whole number >= 1", 4)
+    max_parts = _get(raw, p, "max_name_parts", int, "a whole number >= 1", 3, lambda n: n >= 1)
+    bulk = _get(raw, p, "bulk", dict, "a mapping with share, name, action", {})
     gender, noise = raw.get("gender") or {}, raw.get("noise") or {}
-    roles = mapping("roles", "a mapping role: [header words]")
     formats = {  # key: (its fields, the default)
         "qualifier_format": (("name", "qualifier"), "{name} ({qualifier})"),
         "action_format": (("action", "trigger"), "{action} ({trigger})"),
@@ -387,16 +366,17 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         k: _format(raw.get(k, default), fields, f"{p}{k}", repr(default))
         for k, (fields, default) in formats.items()
     }
+    roles = _get(raw, p, "roles", dict, "a mapping role: [header words]", {})
+    words = _get(raw, p, "words", dict, "a mapping abbreviation: words", {})
     return NamingConfig(
-        min_difference=min_difference,
+        min_difference=float(min_diff),
         default_words={k: str(v) for k, v in default_words.items()},
         columns={str(k): dict(v) for k, v in columns.items()},
         max_name_parts=max_parts,
         separator=str(raw.get("separator", ", ")),
-        qualifier_format=fmt["qualifier_format"],
         relative_words={k: str(v) for k, v in relative_words.items()},
-        relative_min_gap=_number(
-            raw, "relative_min_gap", 0.25, p, "a number of standard deviations"
+        relative_min_gap=float(
+            _get(raw, p, "relative_min_gap", number, "a number of standard deviations", 0.25)
         ),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
@@ -406,19 +386,13 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         name_from=str(name_from),
         generic_action=generic_action,
         roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
-        bulk_share=_number(bulk, "share", 0.5, f"{p}bulk.", "a share such as 0.5"),
+        bulk_share=float(_get(bulk, f"{p}bulk.", "share", number, "a share such as 0.5", 0.5)),
         bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
         bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
-        words={
-            str(k).lower(): str(v)
-            for k, v in mapping("words", "a mapping abbreviation: words").items()
-        },
+        words={str(k).lower(): str(v) for k, v in words.items()},
         meanings=_meanings(raw.get("meanings") or {}, f"{p}meanings"),
-        action_format=fmt["action_format"],
-        size_format=fmt["size_format"],
-        rate_format=fmt["rate_format"],
-        list_format=fmt["list_format"],
         max_actions=max(1, max_actions),
+        **fmt,
     )
 
 
@@ -469,31 +443,11 @@ def distinguishing_columns(
     return [c for c in present if c in kept]
 
 
-def describe_levels(
-    levels: Mapping[str, str],
-    columns: Sequence[str],
-    config: NamingConfig,
-    std_diffs: Mapping[str, float] | None = None,
-) -> str:
-    """'High income, low spending' from the levels of the most distinguishing columns."""
-    parts = [
-        config.part(c, levels[c])
-        for c in distinguishing_columns(levels, columns, config, std_diffs)
-    ]
-    if not parts:
-        return "All customers"
-    return config.separator.join([parts[0]] + [_lower_first(p) for p in parts[1:]])
-
-
-def _joined(traits: Sequence[str], config: NamingConfig) -> str:
-    if len(traits) == 1:
-        return traits[0]
-    return config.list_format.format(items=", ".join(traits[:-1]), last=traits[-1])
-
-
 def _targeting(traits: Sequence[str], config: NamingConfig) -> str:
     """'Target on high purchases and low cash advance'."""
-    return (config.generic_action or "{traits}").format(traits=_joined(traits, config))
+    items, last = ", ".join(traits[:-1]), traits[-1]
+    joined = config.list_format.format(items=items, last=last) if items else last
+    return (config.generic_action or "{traits}").format(traits=joined)
 
 
 def _collisions(names: Mapping[int, str]) -> list[list[int]]:
@@ -503,93 +457,76 @@ def _collisions(names: Mapping[int, str]) -> list[list[int]]:
     return [sorted(group) for group in by_name.values() if len(group) > 1]
 
 
-@dataclass
-class _Qualifiers:
-    """What tells colliding names apart, step by step (see ``_unique_names``)."""
-
-    levels: Mapping[int, Mapping[str, str]]
-    diffs: Mapping[int, Mapping[str, float]]
-    used: Mapping[int, set[str]]
-    config: NamingConfig
-    added: dict[int, list[str]] = field(default_factory=dict)
-
-    def add(self, segments: Sequence[int], qualifier: Mapping[int, str]) -> None:
-        for s in segments:
-            self.added.setdefault(s, []).append(qualifier[s])
-
-    def by_level(self, group: list[int], candidates: Sequence[str]) -> None:
-        """The first column whose level differs: 'Average customers (young)'."""
-        for i, column in enumerate(candidates):
-            if any(column in self.used[s] or column not in self.levels[s] for s in group):
-                continue
-            words = {
-                s: _lower_first(self.config.part(column, self.levels[s][column])) for s in group
-            }
-            if len(set(words.values())) > 1:
-                self.add(group, words)
-                for same in _collisions(words):
-                    self.by_level(same, candidates[i + 1 :])
-                return
-
-    def by_gap(
-        self, group: list[int], candidates: Sequence[str], least: float | None = None
-    ) -> None:
-        """Segments on the same levels: 'lower'/'higher' on the column with the widest gap
-        between them (at least ``least``, default relative_min_gap sd), split again where needed."""
-        best: tuple[float, str, list[int], int] | None = None
-        for column in candidates:
-            values = {s: self.diffs.get(s, {}).get(column, np.nan) for s in group}
-            if not all(np.isfinite(v) for v in values.values()):
-                continue
-            ordered = sorted(group, key=lambda s: values[s])
-            gaps = np.diff([values[s] for s in ordered])
-            cut = int(np.argmax(gaps))
-            if best is None or gaps[cut] > best[0]:
-                best = (gaps[cut], column, ordered, cut)
-        if best is None or best[0] < (self.config.relative_min_gap if least is None else least):
-            return
-        _, column, ordered, cut = best
-        for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
-            self.add(part, dict.fromkeys(part, self.config.relative(column, side)))
-            if len(part) > 1:
-                self.by_gap(part, [c for c in candidates if c != column], least)
-
-
 def _unique_names(
     base: Mapping[int, str],
-    qualifiers: _Qualifiers,
+    levels: Mapping[int, Mapping[str, str]],
+    diffs: Mapping[int, Mapping[str, float]],
+    used: Mapping[int, set[str]],
     candidates: Sequence[str],
     gender_major: Mapping[int, str | None],
     sizes: Mapping[int, int],
+    config: NamingConfig,
 ) -> dict[int, str]:
     """Names unique within the segmentation, told apart by a trait, never by a number: a
     column whose level differs, then the widest lower/higher gap, then the dominant gender,
     then any gap, then the segment's size (and for segments alike in all of these, its id)."""
-    config = qualifiers.config
+    added: dict[int, list[str]] = {s: [] for s in base}
 
-    def current() -> dict[int, str]:
-        return {
-            s: config.qualifier_format.format(name=n, qualifier=", ".join(qualifiers.added[s]))
-            if qualifiers.added.get(s)
-            else n
-            for s, n in base.items()
-        }
+    def add(group: Sequence[int], qualifier: Mapping[int, str | None]) -> None:
+        for s in group:
+            added[s].append(str(qualifier[s]))
+
+    def by_level(group: list[int], columns: Sequence[str]) -> None:
+        """The first column whose level differs: 'Average customers (young)'."""
+        for i, column in enumerate(columns):
+            if all(column not in used[s] and column in levels[s] for s in group):
+                words = {s: _lower_first(config.part(column, levels[s][column])) for s in group}
+                if len(set(words.values())) > 1:
+                    add(group, words)
+                    for same in _collisions(words):
+                        by_level(same, columns[i + 1 :])
+                    return
+
+    def by_gap(group: list[int], columns: Sequence[str], least: float) -> None:
+        """'lower'/'higher' on the column with the widest gap (at least ``least`` sd) between
+        segments on the same levels, split again where needed."""
+        best: tuple[float, str, list[int], int] | None = None
+        for column in columns:
+            values = {s: diffs.get(s, {}).get(column, np.nan) for s in group}
+            if all(np.isfinite(v) for v in values.values()):
+                ordered = sorted(group, key=lambda s: values[s])
+                gaps = np.diff([values[s] for s in ordered])
+                cut = int(np.argmax(gaps))
+                if best is None or gaps[cut] > best[0]:
+                    best = (gaps[cut], column, ordered, cut)
+        if best is not None and best[0] >= least:
+            _, column, ordered, cut = best
+            for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
+                add(part, dict.fromkeys(part, config.relative(column, side)))
+                if len(part) > 1:
+                    by_gap(part, [c for c in columns if c != column], least)
 
     def by_gender(group: list[int]) -> None:
         genders = {gender_major.get(s) for s in group}
         if None not in genders and len(genders) == len(group):
-            qualifiers.add(group, gender_major)  # type: ignore[arg-type]
+            add(group, gender_major)
+
+    def current() -> dict[int, str]:
+        qualified = config.qualifier_format.format
+        return {
+            s: qualified(name=n, qualifier=", ".join(added[s])) if added[s] else n
+            for s, n in base.items()
+        }
 
     steps = [
-        lambda group: qualifiers.by_level(group, candidates),
-        lambda group: qualifiers.by_gap(group, candidates),
+        lambda group: by_level(group, candidates),
+        lambda group: by_gap(group, candidates, config.relative_min_gap),
         by_gender,
-        # still alike: the widest gap however small, a trait rather than a size
-        lambda group: qualifiers.by_gap(group, candidates, least=1e-9),
-        lambda group: qualifiers.add(
+        lambda group: by_gap(group, candidates, 1e-9),  # the widest gap however small
+        lambda group: add(
             group, {s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}
         ),
-        lambda group: qualifiers.add(group, {s: f"segment {s}" for s in group}),
+        lambda group: add(group, {s: f"segment {s}" for s in group}),
     ]
     for step in steps:
         for group in _collisions(current()):
@@ -605,10 +542,8 @@ def _segment_actions(
     available: Sequence[str],
     config: NamingConfig,
 ) -> list[str]:
-    """Actions from evidence, each naming the column and level that triggered it: the
-    archetype's, then one per meaning (money spent, recency, ...) of the columns away from
-    average, strongest first; other columns get the generic targeting action; a segment
-    with none of these gets the default actions."""
+    """Actions from evidence, each naming its trigger: the archetype's, one per meaning of the
+    columns away from average (strongest first), else generic targeting, else the defaults."""
     rule_keys = {column_key(w) for w in match.when} if match else set()
     rule_columns = [c for c in levels if column_key(c) in rule_keys]
     actions = []
@@ -619,18 +554,16 @@ def _segment_actions(
             for text in config.allowed(match.actions, available)
         ]
     away = [c for c in levels if levels[c] != "mid" and c not in rule_columns]
-    seen: set[tuple[str, str]] = set()
+    meant: dict[tuple[str, str], str] = {}  # (meaning, level) -> its strongest column's action
     explained = set()
     for column in sorted(away, key=lambda c: -_strength(diffs, c)):
-        meaning = config.meaning(column)
-        text = meaning.actions.get(levels[column]) if meaning else None
-        if meaning is None or text is None:
-            continue
-        explained.add(column)
-        if (meaning.key, levels[column]) not in seen:
-            seen.add((meaning.key, levels[column]))
-            trigger = config.trait(column, levels[column])
-            actions.append(config.action_format.format(action=text, trigger=trigger))
+        meaning, level = config.meaning(column), levels[column]
+        if meaning is not None and level in meaning.actions:
+            explained.add(column)
+            trigger = config.trait(column, level)
+            action = config.action_format.format(action=meaning.actions[level], trigger=trigger)
+            meant.setdefault((meaning.key, level), action)
+    actions += meant.values()
     rest = [config.trait(c, levels[c]) for c in chosen if c in away and c not in explained]
     if not match and rest and config.generic_action:
         actions.append(_targeting(rest, config))
@@ -670,27 +603,25 @@ def name_segments(
     std_diffs: pd.DataFrame | None = None,
     available_columns: Sequence[str] | None = None,
 ) -> dict[int, SegmentName]:
-    """Name every segment of a level table, uniquely within the segmentation, with actions.
-
-    ``name_columns`` build descriptive names (rules and actions may use any column);
-    ``std_diffs`` pick the columns that set a segment apart and tell alike segments apart;
-    ``available_columns`` (default: the level table's) decide which actions the data supports.
-    """
+    """Name every segment uniquely, with actions: ``name_columns`` build descriptive names,
+    ``available_columns`` (default: the level table's) decide which actions the data supports."""
     columns = [str(c) for c in levels.columns]
-    by_segment = {
-        int(s): dict(zip(columns, map(str, r), strict=True)) for s, r in levels.iterrows()
-    }
+    by_segment = {int(s): {str(c): str(v) for c, v in r.items()} for s, r in levels.iterrows()}
     diffs = {} if std_diffs is None else {int(s): r.to_dict() for s, r in std_diffs.iterrows()}
     available = columns if available_columns is None else [str(c) for c in available_columns]
     total = sum(sizes.values()) or 1
     segments = [s for s in by_segment if s != NOISE_LABEL]
     names, descriptions, chosen, bulk = {}, {}, {}, set()
-    archetypes: dict[int, Archetype | None] = {}
     used: dict[int, set[str]] = {}
+    archetypes: dict[int, Archetype | None] = {}
+    gender_major: dict[int, str | None] = {}
     for s in segments:
         lv = by_segment[s]
         chosen[s] = distinguishing_columns(lv, name_columns, config, diffs.get(s))
-        descriptions[s] = describe_levels(lv, name_columns, config, diffs.get(s))
+        parts = [config.part(c, lv[c]) for c in chosen[s]]
+        descriptions[s] = config.separator.join(
+            [parts[0], *map(_lower_first, parts[1:])] if parts else ["All customers"]
+        )
         share = sizes.get(s, 0) / total
         match = next((a for a in config.archetypes if a.matches(lv)), None)
         if share >= config.bulk_share and all(v == "mid" for v in lv.values()):
@@ -705,17 +636,13 @@ def name_segments(
         else:
             names[s], used[s] = descriptions[s], set(chosen[s])
         archetypes[s] = match
-
-    gender_major: dict[int, str | None] = {}
-    for s in segments:
         shares = (gender_shares or {}).get(s) or {}
-        value, share = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
-        major = value is not None and share >= config.gender_majority_share
+        value, top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
+        major = value is not None and top >= config.gender_majority_share
         gender_major[s] = config.gender_words.get(str(value), f"mostly {value}") if major else None
     vocab_order = [c for k in config.columns for c in columns if column_key(c) == column_key(k)]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *columns]))
-    qualifiers = _Qualifiers(by_segment, diffs, used, config)
-    names = _unique_names(names, qualifiers, candidates, gender_major, sizes)
+    names = _unique_names(names, by_segment, diffs, used, candidates, gender_major, sizes, config)
     actions = {
         s: _segment_actions(
             by_segment[s], archetypes[s], chosen[s], diffs.get(s, {}), available, config
@@ -725,11 +652,12 @@ def name_segments(
         for s in segments
     }
     _distinct_actions(actions, by_segment, candidates, config)
-    result = {}
-    for s, lv in by_segment.items():
-        if s == NOISE_LABEL:  # not a segment: a label and a count, no levels or actions
-            result[s] = SegmentName(s, config.noise_name, None, "", {}, ())
-        else:
-            key = getattr(archetypes[s], "key", None)
-            result[s] = SegmentName(s, names[s], key, descriptions[s], lv, tuple(actions[s]))
-    return result
+    noise = SegmentName(NOISE_LABEL, config.noise_name, None, "")  # a label and a count only
+    return {
+        s: SegmentName(
+            s, names[s], getattr(archetypes[s], "key", None), descriptions[s], lv, tuple(actions[s])
+        )
+        if s != NOISE_LABEL
+        else noise
+        for s, lv in by_segment.items()
+    }

@@ -410,14 +410,6 @@ def run_plots(
     save(diagram, folder / "plots" / "silhouette.png", dpi)
 
 
-def criteria_by_k(marks: Mapping[str, int]) -> dict[int, list[str]]:
-    """k -> the criteria that recommend it (in the order given, consensus last), by k."""
-    grouped: dict[int, list[str]] = {}
-    for criterion, k in sorted(marks.items(), key=lambda item: item[0] == "consensus"):
-        grouped.setdefault(int(k), []).append(criterion)
-    return dict(sorted(grouped.items()))
-
-
 def _with_notes(kind: str, n_legend_rows: int, notes: Mapping[str, str]) -> tuple[Figure, Any]:
     """A figure tall enough for a legend of ``n_legend_rows`` under the axes and a note per
     criterion that found no k ('no k: gap statistic (...)') under that."""
@@ -441,15 +433,14 @@ def metric_vs_k(
     marks: Any = None,
     undefined: Mapping[str, str] | None = None,
 ) -> Figure:
-    """A metric against k for one sweep group, the recommended k values marked.
-
-    ``marks``: criterion -> k, or a ``KSelection`` (its ``undefined`` criteria get a note,
-    as do those of ``undefined``: criterion -> why it found no k). Criteria that agree on a
-    k share one marker, its legend entry lists them ('k=5: elbow, silhouette, gap').
-    """
+    """A metric against k, one marker per recommended k ('k=5: elbow, silhouette'); ``marks``:
+    criterion -> k or a ``KSelection``, whose ``undefined`` criteria get a 'no k' note."""
     found = dict(getattr(marks, "recommended", marks) or {})
     reasons = {**(getattr(marks, "undefined", None) or {}), **(undefined or {})}
-    grouped = criteria_by_k(found)
+    grouped: dict[int, list[str]] = {}  # k -> the criteria that recommend it, consensus last
+    for criterion, k in sorted(found.items(), key=lambda item: item[0] == "consensus"):
+        grouped.setdefault(int(k), []).append(criterion)
+    grouped = dict(sorted(grouped.items()))
     fig, ax = _with_notes("metric_vs_k", len(grouped), reasons)
     k_values = pd.to_numeric(table["k"], errors="coerce")
     per_k = table[[metric]].assign(k=k_values).dropna().groupby("k", sort=True)[metric].mean()

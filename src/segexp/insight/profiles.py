@@ -1,16 +1,12 @@
-"""Per-segment profiles against the whole customer base: statistics, levels, names, actions,
-and the files a run writes (profile.csv, profile.md, segments.json and two figures).
-
-DBSCAN noise (segment -1) keeps its size and share but is no segment: no levels, no
-description, no actions, one "Not assigned: ..." line in profile.md. It is part of the base.
-"""
+"""Per-segment profiles against the whole customer base and the files a run writes; DBSCAN
+noise (segment -1) keeps its size and share but gets no levels, description or actions."""
 
 from __future__ import annotations
 
 import json
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +29,7 @@ from segexp.insight.naming import (
     rank_differences,
     readable_label,
 )
+from segexp.insight.report import render
 
 PROFILE_CSV = "profile.csv"
 PROFILE_MD = "profile.md"
@@ -157,9 +154,8 @@ def named_profile_table(
     rate_levels: pd.DataFrame | None = None,
     rate_diffs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[int, Any]]:
-    """The profile table (one row per segment in ``order``) and the names, from per-segment
-    statistics however computed (pandas here, Spark in ``segexp.engines.spark_profile``).
-    ``rates`` of flag columns, their levels and differences join the names' evidence."""
+    """The profile table (a row per segment in ``order``) and names from per-segment statistics
+    however computed (pandas here, Spark in ``segexp.engines.spark_profile``)."""
     n_total = sum(size_of.values())
     columns: dict[str, Any] = {
         "size": [size_of[s] for s in order],
@@ -215,11 +211,8 @@ def compute_profile(
     categorical_columns: Sequence[str] = (),
     value_labels: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> SegmentProfile:
-    """Profile, name and attach actions to every segment of one segmentation.
-
-    ``categorical_columns`` (``cfg.data.categorical``) are split by value, never averaged;
-    ``value_labels`` (``cfg.data.value_labels``) name their codes.
-    """
+    """Profile, name and attach actions to every segment; ``categorical_columns`` are split by
+    value, never averaged, and ``value_labels`` name their codes."""
     labels = np.asarray(labels).astype(int)
     if len(labels) != len(frame):
         raise ValueError(f"labels has {len(labels)} entries for {len(frame)} customer rows")
@@ -249,10 +242,10 @@ def compute_profile(
 
     shown = {c: labelled_values(frame[c], labels_for(c, value_labels)) for c in splits}
     flags = {c: f for c in splits if c != gender_column and (f := flag_of(frame[c])) is not None}
-    rates = pd.DataFrame({c: f.groupby(labels).mean() for c, f in flags.items()}).reindex(order)
-    base_rates = {c: float(f.mean()) for c, f in flags.items()}
-    spread = pd.Series({c: float(f.std(ddof=0)) for c, f in flags.items()}, dtype=float)
-    rate_diffs = (rates - pd.Series(base_rates, dtype=float)) / spread.where(spread > 0)
+    flagged = pd.DataFrame(flags, index=frame.index, dtype=float)
+    rates = flagged.groupby(labels).mean().reindex(order)
+    spread = flagged.std(ddof=0)
+    rate_diffs = (rates - flagged.mean()) / spread.where(spread > 0)
     # a flag is high or low on its difference alone: no ranks or medians to agree with
     rate_levels = level_words(rate_diffs, rate_diffs, rate_diffs, config.min_difference)
     table, names = named_profile_table(
@@ -277,7 +270,7 @@ def compute_profile(
         "size": len(labels),
         "columns": {c: summary.loc[_BASE_STATS, c].astype(float).to_dict() for c in numeric},
         "shares": {c: _value_shares(shown[c], everyone, [0]).iloc[0].to_dict() for c in splits},
-        "rates": base_rates,
+        "rates": flagged.mean().to_dict(),
     }
     return SegmentProfile(
         table=table,
@@ -291,21 +284,9 @@ def compute_profile(
     )
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
-
-
-def _signed(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:+.2f}"
-
-
-def _percent(value: Any) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.0%}"
-
-
-def column_heading(profile: SegmentProfile, column: str) -> str:
-    """Column name, starred when it describes segments without having shaped them."""
-    return column if column in profile.feature_columns else f"{column}*"
+def _fmt(value: Any, spec: str = ",.1f") -> str:
+    """A number as profile.md and segments.json show it; 'n/a' when undefined."""
+    return "n/a" if value is None or not np.isfinite(value) else format(value, spec)
 
 
 def _cell(text: Any) -> str:
@@ -319,7 +300,7 @@ def split_text(profile: SegmentProfile, segment: int, column: str, top: int = _T
     row = profile.table.loc[segment]
     if column in profile.flag_columns:
         rate, overall = row[f"{column}_rate"], profile.base["rates"][column]
-        return profile.rate_format.format(rate=_percent(rate), overall=_percent(overall))
+        return profile.rate_format.format(rate=_fmt(rate, ".0%"), overall=_fmt(overall, ".0%"))
     base = profile.base["shares"].get(column, {})  # by the base's values: Channel_type stays out
     shares = {v: float(row[f"{column}_{v}_share"]) for v in base if f"{column}_{v}_share" in row}
     ranked = sorted(shares.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -340,74 +321,33 @@ def not_assigned(profile: SegmentProfile) -> str:
     return f"{profile.names[NOISE_LABEL].name}: {int(size)} customer{plural} ({share:.1%})"
 
 
-def _row(cells: Iterable[Any]) -> str:
-    return "| " + " | ".join(map(str, cells)) + " |"
+def _base_split(profile: SegmentProfile, column: str) -> str:
+    """All customers' rate of a flag, or their most common value and its share."""
+    if column in profile.flag_columns:
+        return _fmt(profile.base["rates"][column], ".0%")
+    shares = profile.base["shares"].get(column, {})
+    top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+    return _cell(f"{top[0]} {top[1]:.0%}") if top else ""
 
 
 def profile_markdown(profile: SegmentProfile) -> str:
     """The profile as Markdown: a summary table, then one section per segment with actions."""
-    segments = [s for s in profile.segments if s != NOISE_LABEL]
-    cols, splits = profile.numeric_columns, profile.split_columns
-    head = ["Segment", "Name", "Customers", *[column_heading(profile, c) for c in cols], *splits]
-    lines = [
-        "# Segment profile",
-        "",
-        "Mean of each column, its level against all customers and its standardized difference "
-        "from all customers in standard deviations. High or low only when the segment's "
-        "customers rank above or below all customers by naming.levels.min_difference sd of "
-        "the ranks and its mean and median agree; otherwise average.",
-        "",
-        _row(map(_cell, head)),
-        "|" + "|".join(["---:", "---", "---:"] + ["---:"] * (len(head) - 3)) + "|",
-    ]
-    for segment in segments:
-        row = profile.table.loc[segment]
-        cells = [segment, _cell(row["name"]), f"{int(row['size'])} ({row['share']:.0%})"]
-        cells += [
-            f"{_fmt(row[f'{c}_mean'])} {row[f'{c}_level']} ({_signed(row[f'{c}_std_diff'])} sd)"
-            for c in cols
-        ]
-        lines.append(_row(cells + [_cell(split_text(profile, segment, c, 1)) for c in splits]))
-    base_cells = ["all", "All customers", f"{profile.base['size']} (100%)"]
-    base_cells += [_fmt(profile.base["columns"][c]["mean"]) for c in cols]
-    for c in splits:
-        shares = profile.base["shares"].get(c, {})
-        top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=None)
-        if c in profile.flag_columns:
-            base_cells.append(_percent(profile.base["rates"][c]))
-        else:
-            base_cells.append(_cell(f"{top[0]} {top[1]:.0%}") if top else "")
-    lines.append(_row(base_cells))
-    if any(c not in profile.feature_columns for c in cols):
-        lines += ["", "\\* describes the segments but was not a clustering feature."]
-    if not_assigned(profile):
-        lines += [
-            "",
-            f"{_cell(not_assigned(profile))}, left out of every segment by the algorithm "
-            "(segment -1); not a segment, so no profile or actions.",
-        ]
-    for segment in segments:
-        row, named = profile.table.loc[segment], profile.names[segment]
-        archetype = f", archetype `{named.archetype}`." if named.archetype else "."
-        lines += [
-            "",
-            f"## {segment} · {named.name}",
-            "",
-            f"{named.description}. {int(row['size'])} customers ({row['share']:.1%}){archetype}",
-            "",
-            "| Column | Mean | Median | Q1 - Q3 | Diff (sd) | Rank diff (sd) | Ratio to all "
-            "| Level |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for c in cols:
-            stat = {s: row[f"{c}_{s}"] for s in (*STATS, "level")}
-            cells = [_cell(column_heading(profile, c)), _fmt(stat["mean"]), _fmt(stat["median"])]
-            cells += [f"{_fmt(stat['q1'])} - {_fmt(stat['q3'])}", _signed(stat["std_diff"])]
-            cells += [_signed(stat["rank_diff"]), _fmt(stat["ratio"], 2), stat["level"]]
-            lines.append(_row(cells))
-        lines += [line for c in splits for line in ("", f"{c}: {split_text(profile, segment, c)}")]
-        lines += ["", "Suggested actions:", ""] + [f"- {a}" for a in named.actions]
-    return "\n".join(lines) + "\n"
+    return render(
+        "profile.md.j2",
+        segments=[s for s in profile.segments if s != NOISE_LABEL],
+        cols=profile.numeric_columns,
+        splits=profile.split_columns,
+        table=profile.table,
+        names=profile.names,
+        base=profile.base,
+        starred=any(c not in profile.feature_columns for c in profile.numeric_columns),
+        noise=not_assigned(profile),
+        cell=_cell,
+        fmt=_fmt,
+        features=profile.feature_columns,
+        split_text=lambda s, c, top=_TOP_VALUES: split_text(profile, s, c, top),
+        base_split=lambda c: _base_split(profile, c),
+    )
 
 
 def segments_document(profile: SegmentProfile) -> dict[str, Any]:
@@ -446,13 +386,6 @@ def segments_document(profile: SegmentProfile) -> dict[str, Any]:
         },
         "base": profile.base,
     }
-
-
-def load_segment_names(path: str | Path) -> dict[int, str]:
-    """Segment id -> name from a run's segments.json (a file or the folder holding it)."""
-    path = Path(path)
-    document = json.loads((path / SEGMENTS_JSON if path.is_dir() else path).read_text())
-    return {int(s["id"]): str(s["name"]) for s in document["segments"]}
 
 
 _MAX_PLOTTED_COLUMNS = 20  # a wider table shows its columns that differ most
@@ -604,31 +537,6 @@ def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) ->
     """Only the two figures of a computed profile (drawn when a run is published)."""
     heatmap = plots.save(profile_heatmap(profile), Path(folder) / HEATMAP_PNG, dpi)
     return [heatmap, plots.save(snake_plot(profile), Path(folder) / SNAKE_PNG, dpi)]
-
-
-def write_run_profile(
-    folder: Path,
-    frame: pd.DataFrame,
-    labels: np.ndarray,
-    feature_columns: list[str],
-    naming_cfg: Any,
-    gender_column: str | None = "gender",
-    dpi: int = 80,
-    make_plots: bool = True,
-    categorical_columns: Sequence[str] = (),
-) -> dict[int, str]:
-    """Profile one run's segmentation (``frame``: the raw rows that were segmented) into
-    ``folder``; return segment id -> name."""
-    profile = compute_profile(
-        frame,
-        labels,
-        feature_columns,
-        naming_cfg,
-        gender_column,
-        categorical_columns=categorical_columns,
-    )
-    write_profile_files(folder, profile, dpi=dpi, make_plots=make_plots)
-    return segment_names(profile)
 
 
 def segment_names(profile: SegmentProfile) -> dict[int, str]:

@@ -85,14 +85,10 @@ def _num(value: Any, digits: int = 3) -> str:
     return f"{number:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{number:.0f}"
 
 
-def _share(value: Any, digits: int = 1) -> str:
+def _text(value: Any, spec: str) -> str:
+    """A number formatted by ``spec``; anything else (a tampered store) as it is."""
     number = _float(value)
-    return str(value) if number is None else f"{number:.{digits}%}"
-
-
-def _count(value: Any) -> str:
-    number = _float(value)
-    return str(value) if number is None else f"{number:,.0f}"
+    return str(value) if number is None else format(number, spec)
 
 
 def _color(segment: Any) -> str:
@@ -104,17 +100,14 @@ def _png(png: bytes | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
 
 
-def _facts(rows: list[tuple[str, Any]]) -> list[tuple[str, str]]:
-    return [(name, str(value)) for name, value in rows if value not in (None, "")]
-
-
 def _noise_line(data: ReportData) -> str:
     """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
     noise = [s for s in data.document.get("segments", []) if str(s.get("id")) == NOISE_ID]
     if not noise:
         return ""
-    size, share = noise[0].get("size"), _share(noise[0].get("share"))
-    return f"Not assigned: {_count(size)} customer{'' if _float(size) == 1 else 's'} ({share})"
+    size, share = noise[0].get("size"), _text(noise[0].get("share"), ".1%")
+    plural = "" if _float(size) == 1 else "s"
+    return f"Not assigned: {_text(size, ',.0f')} customer{plural} ({share})"
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -143,28 +136,22 @@ def _split_shares(data: ReportData, row: pd.Series, column: str) -> str:
         if name.startswith(prefix) and name.endswith("_share")
     ]
     shares = [(v, row[f"{prefix}{v}_share"]) for v in values if f"{prefix}{v}_share" in row]
-    return ", ".join(f"{v} {_share(share, 0)}" for v, share in shares)
+    return ", ".join(f"{v} {_text(share, '.0%')}" for v, share in shares)
 
 
 def _numbers(data: ReportData, row: pd.Series) -> list[list[str]]:
     """One segment's statistics, one row per profiled column."""
     base = data.document.get("base", {}).get("columns", {})
     table = []
-    for column in data.document.get("profiled_columns", []):
-        stat = {s: row.get(f"{column}_{s}") for s in ("mean", "median", "q1", "q3", "ratio")}
-        diff, times = _float(row.get(f"{column}_std_diff")), _float(stat["ratio"])
-        table.append(
-            [
-                _column_heading(data, column),
-                _num(stat["mean"], 1),
-                _num(stat["median"], 1),
-                f"{_num(stat['q1'], 1)} – {_num(stat['q3'], 1)}",
-                _num(base.get(column, {}).get("mean"), 1),
-                "n/a" if diff is None else f"{diff:+.2f}",
-                _num(stat["ratio"]) if times is None else f"{times:.2f}×",
-                str(row.get(f"{column}_level", "")),
-            ]
-        )
+    for c in data.document.get("profiled_columns", []):
+        stat = {s: _num(row.get(f"{c}_{s}"), 1) for s in ("mean", "median", "q1", "q3")}
+        diff, ratio = _float(row.get(f"{c}_std_diff")), row.get(f"{c}_ratio")
+        signed = "n/a" if diff is None else f"{diff:+.2f}"
+        times = _num(ratio) if _float(ratio) is None else f"{_float(ratio):.2f}×"
+        everyone, level = _num(base.get(c, {}).get("mean"), 1), str(row.get(f"{c}_level", ""))
+        cells = [stat["mean"], stat["median"], f"{stat['q1']} – {stat['q3']}", everyone, signed]
+        cells += [times, level]
+        table.append([_column_heading(data, c), *cells])
     return table
 
 
@@ -182,8 +169,8 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
                 "id": str(seg.get("id")),
                 "name": str(seg.get("name", "")),
                 "color": _color(seg.get("id")),
-                "size": _count(seg.get("size")),
-                "share": _share(seg.get("share")),
+                "size": _text(seg.get("size"), ",.0f"),
+                "share": _text(seg.get("share"), ".1%"),
                 "bar": min(max(100 * (_float(seg.get("share")) or 0.0), 0.0), 100.0),
                 "description": str(seg.get("description", "")),
                 "apart": _apart(data, row),
@@ -196,29 +183,18 @@ def _segments(data: ReportData) -> list[dict[str, Any]]:
 
 
 def _overview(data: ReportData) -> dict[str, Any]:
-    base, params = data.document.get("base", {}), data.params
-    columns = data.document.get("profiled_columns", [])
-    features = data.document.get("feature_columns", [])
-    facts = [
-        ("Customers segmented", base.get("size")),
-        ("Data source", data.tags.get(TAG_DATA_SOURCE)),
-        ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT)),
-        ("Clustering features", ", ".join(map(str, features))),
-        ("Algorithm", params.get("algo")),
-        ("Scaler", params.get("scaler")),
-        ("Missing values", params.get("impute")),
-    ]
+    base, columns = data.document.get("base", {}), data.document.get("profiled_columns", [])
     stats = ("mean", "std", "min", "q1", "median", "q3", "max")
     return {
-        "facts": _facts(facts),
+        "features": ", ".join(map(str, data.document.get("feature_columns", []))),
         "columns": [
             [_column_heading(data, c)]
             + [_num(base.get("columns", {}).get(c, {}).get(s), 1) for s in stats]
             for c in columns
         ],
-        "starred": any(c not in features for c in columns),
+        "starred": any(c not in data.document.get("feature_columns", []) for c in columns),
         "splits": [
-            f"{column}: " + ", ".join(f"{v} {_share(share, 0)}" for v, share in values.items())
+            f"{column}: " + ", ".join(f"{v} {_text(share, '.0%')}" for v, share in values.items())
             for column, values in base.get("shares", {}).items()
         ],
     }
@@ -233,9 +209,9 @@ def _cell(board: pd.DataFrame, column: str, value: Any) -> dict[str, Any]:
 
 def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     """The sweep's runs: the columns that matter, the rest in a details block."""
-    is_this = board["run_id"].astype(str) == data.run_id if "run_id" in board.columns else None
+    is_this = board.get("run_id", pd.Series(None, board.index)).astype(str) == data.run_id
     shown = board.head(_LEADERBOARD_ROWS)
-    if is_this is not None and is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
+    if is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
         shown = pd.concat([shown, board[is_this]])
     constant = [
         c
@@ -247,7 +223,7 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     rest = [c for c in board.columns if c not in (*key, *constant, "left_out", "start_time")]
     rows = []
     for index, row in shown.iterrows():
-        chosen = is_this is not None and bool(is_this.loc[index])
+        chosen = bool(is_this.loc[index])
         reason = "" if pd.isna(row.get("left_out")) else str(row.get("left_out"))
         rows.append(
             {
@@ -273,67 +249,49 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _comparison(data: ReportData) -> dict[str, Any]:
-    board = data.leaderboard
-    return {
-        "k": data.params.get("k"),
-        "noise": _float(data.metrics.get("noise_fraction")) or 0.0,
-        "scores": {metric: _num(value) for metric, value in data.metrics.items()},
-        "selection": data.selection,
-        "parent_run_id": data.parent_run_id,
-        "left_out": data.left_out,
-        "leaderboard": None if board is None or board.empty else _leaderboard(data, board),
-        "k_plots": {title: _png(png) for title, png in data.k_plots.items()},
-        "group": " / ".join(str(data.params.get(k, "")) for k in ("algo", "scaler", "features")),
-    }
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _provenance(data: ReportData) -> list[tuple[str, str]]:
-    def minute(moment: datetime) -> str:
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-    started = (
-        minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC)) if data.start_time else ""
-    )
-    return _facts(
-        [
-            ("Run id", data.run_id),
-            ("Run name", data.run_name),
-            ("Experiment id", data.experiment_id),
-            ("Data fingerprint", data.tags.get(TAG_DATA_FINGERPRINT, "not recorded")),
-            ("Data source", data.tags.get(TAG_DATA_SOURCE)),
-            ("Sweep", data.tags.get(TAG_SWEEP_ID)),
-            ("Sweep parent run id", data.parent_run_id),
-            ("Code version", data.tags.get(TAG_CODE_VERSION)),
-            ("Run started", started),
-            ("Report made", minute(datetime.now(tz=UTC))),
-            ("Report tool", f"segexp {VERSION}"),
-        ]
-    )
-
-
-def render_html(data: ReportData) -> str:
-    """The whole report as one HTML document (no external resources)."""
+def render(template: str, **values: Any) -> str:
+    """A template of ``templates/``: HTML ones autoescaped (values are plain text), others not."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("segexp.insight", "templates"),
-        autoescape=True,  # every value is plain text: the template holds all of the markup
+        autoescape=jinja2.select_autoescape(["html.j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html.j2").render(
+    return environment.get_template(template).render(**values)
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML document (no external resources)."""
+    board = data.leaderboard
+    return render(
+        "report.html.j2",
         title=f"Customer segments: {data.run_name}",
-        run_id=data.run_id,
-        run_name=data.run_name,
-        n_customers=_count(data.document.get("base", {}).get("size", "")),
-        fingerprint=data.tags.get(TAG_DATA_FINGERPRINT, "not recorded"),
+        data=data,
+        n_customers=_text(data.document.get("base", {}).get("size", ""), ",.0f"),
+        tags={
+            "source": data.tags.get(TAG_DATA_SOURCE),
+            "fingerprint": data.tags.get(TAG_DATA_FINGERPRINT),
+            "sweep": data.tags.get(TAG_SWEEP_ID),
+            "code": data.tags.get(TAG_CODE_VERSION),
+        },
         sections=SECTIONS,
-        notes=data.notes,
         segments=_segments(data),
         noise=_noise_line(data),
         noise_color=_color(NOISE_ID),
         pictures={key: _png(data.images.get(key)) for key in ("scatter", "heatmap", "snake")},
-        comparison=_comparison(data),
+        leaderboard=None if board is None or board.empty else _leaderboard(data, board),
+        k_plots={title: _png(png) for title, png in data.k_plots.items()},
+        scores={metric: _num(value) for metric, value in data.metrics.items()},
+        noise_fraction=_float(data.metrics.get("noise_fraction")) or 0.0,
         overview=_overview(data),
-        provenance=_provenance(data),
+        started=_minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC))
+        if data.start_time
+        else "",
+        made=_minute(datetime.now(tz=UTC)),
+        version=VERSION,
     )
