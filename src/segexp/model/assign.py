@@ -160,14 +160,11 @@ class SegmentAssigner:
             values, header = features[column], headers.get(column, column)
             blank = values.isna().to_numpy()
             if column in self.numeric_columns:
-                text = None
-                if is_numeric_dtype(values) and not is_bool_dtype(values):
-                    parsed = values.astype(float)
-                else:
-                    text = values.astype("string").str.strip()
-                    parsed = pd.to_numeric(text, errors="coerce").astype(float)
-                    blank = (text.isna() | (text == "")).to_numpy()
-                numbers = parsed.to_numpy()
+                as_text = not is_numeric_dtype(values) or is_bool_dtype(values)
+                cells = values.astype("string").str.strip() if as_text else values.astype(float)
+                blank = (cells.isna() | (cells == "")).to_numpy()
+                features[column] = pd.to_numeric(cells, errors="coerce").astype(float)
+                numbers = features[column].to_numpy()
                 infinite = np.isinf(numbers)
                 with np.errstate(invalid="ignore"):
                     checks = [
@@ -181,9 +178,8 @@ class SegmentAssigner:
                     ]
                 for rows, what in checks:
                     for i in np.flatnonzero(rows):
-                        cell = text.iloc[i] if text is not None else plain(numbers[i])
+                        cell = plain(cells.iloc[i])
                         found.setdefault(int(i), []).append(f"{header}: {cell!r} {what}")
-                features[column] = parsed
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
             if self.impute in _NO_IMPUTATION:

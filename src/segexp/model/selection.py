@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -185,22 +184,21 @@ def gap_statistic(
     points: np.ndarray,
     ks: Iterable[int],
     *,
-    make_clusterer: Callable[[int], Any] | None = None,
     n_references: int = 10,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Gap statistic (Tibshirani 2001) over k: columns k, gap, gap_sk, log_wk; for studies (it
-    refits each k on ``n_references`` uniform tables); rows merged with it add ``gap``."""
+    refits k-means at each k on ``n_references`` uniform tables); rows with it add ``gap``."""
     points = np.asarray(points, dtype=float)
     if n_references < 2:
         raise ValueError(f"n_references must be >= 2; got {n_references}")
-    factory = make_clusterer or (lambda k: KMeans(n_clusters=k, n_init=10, random_state=seed))
     rng = np.random.default_rng(seed)
     low, high = points.min(axis=0), points.max(axis=0)
     references = [rng.uniform(low, high, size=points.shape) for _ in range(n_references)]
 
     def log_wk(data: np.ndarray, k: int) -> float:
-        return float(np.log(within_cluster_sum_of_squares(data, factory(k).fit_predict(data))))
+        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(data)
+        return float(np.log(within_cluster_sum_of_squares(data, labels)))
 
     rows = []
     for k in ks:
