@@ -63,7 +63,7 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
             "init": (self.init in _INITS, "a str among {'Cao', 'Huang', 'random'}"),
             "gamma": (
                 self.gamma is None or isinstance(self.gamma, Real) and self.gamma >= 0,
-                "a float in the range [0, inf) or None",
+                "a float in the range [0.0, inf) or None",
             ),
             "random_state": (
                 seed is None or isinstance(seed, np.random.RandomState) or _is_int(seed, 0),

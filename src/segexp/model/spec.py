@@ -186,19 +186,17 @@ def dataset_of(table: CustomerTable) -> dict[str, str]:
     source = table.source
     is_file = source not in (SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, "DataFrame")
     columns = table.schema.columns if table.schema is not None else ()
-    schema = {
-        "mlflow_colspec": [
-            {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
-            for c in columns
-        ]
-    }
+    colspec = [
+        {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
+        for c in columns
+    ]
     rows = len(table.frame)
     return {
         "name": Path(source).name if is_file else source,
         "digest": table.fingerprint,
         "source_type": "local" if is_file else "code",
         "source": json.dumps({"uri": str(Path(source).resolve())} if is_file else {"name": source}),
-        "schema": json.dumps(schema),
+        "schema": json.dumps({"mlflow_colspec": colspec}),
         "profile": json.dumps({"num_rows": rows, "num_elements": rows * len(table.frame.columns)}),
     }
 
