@@ -192,6 +192,35 @@ def test_a_bad_kprototypes_hyperparameter_names_its_key(make_config):
     assert "[1, inf)" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("algo.init=best", ["algo.init: must be a str among", "'Huang'", "got 'best'"]),
+        (
+            "algo.gamma=-1.0",
+            ["algo.gamma: must be a float in the range [0.0, inf) or None", "-1.0"],
+        ),
+        ("algo.max_iter=0", ["algo.max_iter: must be an int in the range [1, inf); got 0"]),
+        ("algo.random_state=-3", ["algo.random_state: must be an int in the range [0,", "-3"]),
+        ("algo.n_clusters=0", ["algo.n_clusters: must be an int in the range [1, inf); got 0"]),
+    ],
+)
+def test_kprototypes_parameters_are_refused_in_scikit_learns_words(
+    make_config, override, fragments
+):
+    """segexp checks these itself (scikit-learn's checker is private), in scikit-learn's words."""
+    with pytest.raises(ConfigError) as error:
+        check_job_config(make_config(["algo=kprototypes", override]))
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+def test_kprototypes_refuses_repeated_or_negative_category_positions():
+    for positions in [(1, 1), (-1,)]:
+        with pytest.raises(ValueError, match=r"'categorical' parameter .* distinct column"):
+            KPrototypesClusterer(n_clusters=2, categorical=positions).fit(np.zeros((4, 2)))
+
+
 @pytest.mark.slow
 def test_kprototypes_cli_run_promote_predict(tmp_path, store, table_csv):
     tracking = f"mlflow.tracking_uri={store}"

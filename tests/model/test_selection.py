@@ -24,7 +24,6 @@ from segexp.model.selection import (
     gap_statistic,
     k_selection_table,
     per_k_table,
-    recommend_k,
     recommended_k_metrics,
     select_k,
 )
@@ -69,7 +68,7 @@ def test_extremum_criteria_match_pandas_on_the_same_rows():
             "bic": rng.uniform(900, 1200, 9),
         }
     )
-    picks = recommend_k(rows)
+    picks = select_k(rows).recommended
     assert picks["silhouette"] == rows.loc[rows["silhouette"].idxmax(), "k"]
     assert picks["calinski_harabasz"] == rows.loc[rows["calinski_harabasz"].idxmax(), "k"]
     assert picks["davies_bouldin"] == rows.loc[rows["davies_bouldin"].idxmin(), "k"]
@@ -80,7 +79,7 @@ def test_extremum_criteria_match_pandas_on_the_same_rows():
 
 def test_elbow_finds_the_obvious_bend():
     rows = pd.DataFrame({"k": [2, 3, 4, 5, 6, 7, 8], "inertia": [900, 600, 300, 60, 50, 42, 36]})
-    assert recommend_k(rows)["elbow"] == 5
+    assert select_k(rows).recommended["elbow"] == 5
 
 
 def test_bic_is_a_criterion_only_when_the_group_logs_it():
@@ -97,7 +96,7 @@ def test_runs_with_the_same_k_are_averaged_before_choosing():
     table = per_k_table(rows)
     assert table["silhouette"].tolist() == pytest.approx([0.5, 0.5])
     # equal means: the smaller k wins
-    assert recommend_k(rows)["silhouette"] == 3
+    assert select_k(rows).recommended["silhouette"] == 3
 
 
 def test_too_few_k_values_leave_criteria_undefined_with_reasons():
@@ -146,7 +145,7 @@ def test_gap_statistic_finds_the_sample_segments_and_nothing_in_noise():
     assert gap_k(gaps) == (5, "")
     # the gap criterion joins the others when the gap columns are merged into the rows
     rows = pd.DataFrame({"k": range(2, 8), "silhouette": [0.1, 0.2, 0.3, 0.6, 0.5, 0.4]})
-    assert recommend_k(rows.merge(gaps, on="k"))["gap"] == 5
+    assert select_k(rows.merge(gaps, on="k")).recommended["gap"] == 5
 
     uniform = np.random.default_rng(0).uniform(size=(200, 2))
     assert gap_k(gap_statistic(uniform, range(1, 5), n_references=5, seed=0))[0] == 1
@@ -174,7 +173,7 @@ def test_gap_rule_says_when_the_gap_keeps_rising():
 def test_sample_consensus_is_the_number_of_generating_segments(make_config, algo):
     cfg = make_config([f"algo={algo}"])
     rows, fits = sweep_rows(cfg)
-    picks = recommend_k(rows)
+    picks = select_k(rows).recommended
     assert picks[CONSENSUS] == 5, picks
     # the best-ranked k of the group recovers the generating segments
     best_k = int(rows.loc[rows["silhouette"].idxmax(), "k"])
@@ -192,7 +191,7 @@ def test_mall_customers_income_spending_kmeans_picks_five(make_config, mall_csv,
     assert rows.loc[rows["k"] == 5, "silhouette"].item() == pytest.approx(
         silhouette_score(fitted.transformed, fitted.labels)
     )
-    picks = recommend_k(rows)
+    picks = select_k(rows).recommended
     assert picks["silhouette"] == 5
     assert picks[CONSENSUS] == 5
     assert picks["elbow"] == 5
@@ -247,7 +246,7 @@ def test_the_elbow_is_kneeds_knee(seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = KneeLocator(x, y, curve="convex", direction="decreasing").knee
-    got = recommend_k(pd.DataFrame({"k": x.astype(int), "inertia": y})).get("elbow")
+    got = select_k(pd.DataFrame({"k": x.astype(int), "inertia": y})).recommended.get("elbow")
     assert (got is None and expected is None) or got == pytest.approx(float(expected))
 
 

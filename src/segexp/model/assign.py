@@ -1,10 +1,6 @@
-"""The promoted segmentation as an MLflow pyfunc model that assigns new customers from the
-raw columns of a user's file, refusing (and naming) each row training would have refused.
-
-Clusterers without ``predict`` get an extension in the run's feature space: DBSCAN the
-nearest core sample within eps (else noise), which reproduces its training labels; any
-other a distance-weighted 5-nearest-neighbour vote among the training customers.
-"""
+"""The promoted segmentation, assigning new customers from the raw columns of a user's file
+and naming each row training would have refused; clusterers without ``predict`` get an
+extension: DBSCAN's nearest core within eps, any other a 5-nearest-neighbour vote."""
 
 from __future__ import annotations
 
@@ -43,11 +39,9 @@ class NearestCoreAssigner:
     """DBSCAN's rule for a new point: the nearest core sample's segment within eps, else noise."""
 
     def __init__(self, cores: np.ndarray, core_labels: np.ndarray, eps: float, **metric) -> None:
-        self.core_labels = np.asarray(core_labels, dtype=int)
-        self.eps = float(eps)
-        self.neighbours = (
-            NearestNeighbors(n_neighbors=1, **metric).fit(cores) if len(cores) else None
-        )
+        self.core_labels, self.eps = np.asarray(core_labels, dtype=int), float(eps)
+        nearest = NearestNeighbors(n_neighbors=1, **metric)
+        self.neighbours = nearest.fit(cores) if len(cores) else None
 
     def predict(self, transformed: np.ndarray) -> np.ndarray:
         labels = np.full(len(transformed), NOISE_LABEL, dtype=int)
@@ -61,8 +55,6 @@ class NearestCoreAssigner:
 
 def build_extension(clusterer: Any, transformed: np.ndarray, labels: np.ndarray):
     """(method, estimator) that assigns new points for ``clusterer`` in its own feature space."""
-    if hasattr(clusterer, "predict"):
-        return ASSIGN_BY_PREDICT, None
     labels = np.asarray(labels, dtype=int)
     if hasattr(clusterer, "core_sample_indices_") and hasattr(clusterer, "eps"):
         if clusterer.metric == "precomputed":
@@ -71,13 +63,11 @@ def build_extension(clusterer: Any, transformed: np.ndarray, labels: np.ndarray)
                 "assign new customers (their distances are unknown); use a metric name"
             )
         metric = {"metric": clusterer.metric, "metric_params": clusterer.metric_params}
-        if clusterer.p is not None:
-            metric["p"] = clusterer.p
+        metric.update({} if clusterer.p is None else {"p": clusterer.p})
         cores = np.asarray(clusterer.components_, dtype=float)
         core_labels = np.asarray(clusterer.labels_)[clusterer.core_sample_indices_]
-        return ASSIGN_BY_NEAREST_CORE, NearestCoreAssigner(
-            cores, core_labels, clusterer.eps, **metric
-        )
+        nearest = NearestCoreAssigner(cores, core_labels, clusterer.eps, **metric)
+        return ASSIGN_BY_NEAREST_CORE, nearest
     vote = KNeighborsClassifier(n_neighbors=min(NEIGHBOURS, len(labels)), weights="distance")
     return ASSIGN_BY_NEAREST_NEIGHBOURS, vote.fit(transformed, labels)
 
@@ -102,10 +92,8 @@ class SegmentAssigner:
     extension: Any = None
     segment_names: dict[int, str] = field(default_factory=dict)
     algorithm: str = ""
-    # data.non_negative's columns; a class default, so older stored assigners still load
-    non_negative: tuple[str, ...] = ()
-    # columns training derived (tenure, age): derived again from their sources when missing
-    derived: dict[str, dict[str, Any]] = field(default_factory=dict)
+    non_negative: tuple[str, ...] = ()  # data.non_negative's; a default: older assigners load
+    derived: dict[str, dict[str, Any]] = field(default_factory=dict)  # tenure, age: again
 
     @classmethod
     def from_run(
@@ -134,12 +122,10 @@ class SegmentAssigner:
             non_negative=tuple(str(c) for c in meta.get("non_negative") or () if c in numeric),
             derived={str(k): dict(v) for k, v in (meta.get("derived") or {}).items()},
         )
-        clusterer = pipeline[-1]
-        if not hasattr(clusterer, "predict"):
-            features = assigner.prepare(training)
-            transformed = np.asarray(pipeline[:-1].transform(features), dtype=float)
+        if not hasattr(pipeline[-1], "predict"):
+            transformed = np.asarray(pipeline[:-1].transform(assigner.prepare(training)), float)
             labels = training[SEGMENT_COLUMN].to_numpy()
-            assigner.method, assigner.extension = build_extension(clusterer, transformed, labels)
+            assigner.method, assigner.extension = build_extension(pipeline[-1], transformed, labels)
         return assigner
 
     def accepted_headers(self, column: str) -> list[str]:
@@ -164,27 +150,21 @@ class SegmentAssigner:
         return renamed
 
     def row_problems(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """(features with numeric columns parsed, reason per row: '' where the row is usable),
-        by training's checks of each cell."""
+        """(features, numbers parsed; per row what training's checks refuse, '' where usable)."""
         renamed = self.canonical(frame)
-        # canonical feature name -> the header the user's table uses for it
-        headers = {  # derived columns come after the table's own
-            str(new): str(old) for old, new in zip(frame.columns, renamed.columns, strict=False)
-        }
+        # feature -> the user's header for it (derived columns come after the table's own)
+        headers = dict(zip(map(str, renamed.columns), map(str, frame.columns), strict=False))
         features = renamed[self.input_columns].copy()
         found: dict[int, list[str]] = {}
         for column in self.input_columns:
             values, header = features[column], headers.get(column, column)
             blank = values.isna().to_numpy()
             if column in self.numeric_columns:
-                text = None
-                if is_numeric_dtype(values) and not is_bool_dtype(values):
-                    parsed = values.astype(float)
-                else:
-                    text = values.astype("string").str.strip()
-                    parsed = pd.to_numeric(text, errors="coerce").astype(float)
-                    blank = (text.isna() | (text == "")).to_numpy()
-                numbers = parsed.to_numpy()
+                as_text = not is_numeric_dtype(values) or is_bool_dtype(values)
+                cells = values.astype("string").str.strip() if as_text else values.astype(float)
+                blank = (cells.isna() | (cells == "")).to_numpy()
+                features[column] = pd.to_numeric(cells, errors="coerce").astype(float)
+                numbers = features[column].to_numpy()
                 infinite = np.isinf(numbers)
                 with np.errstate(invalid="ignore"):
                     checks = [
@@ -198,9 +178,8 @@ class SegmentAssigner:
                     ]
                 for rows, what in checks:
                     for i in np.flatnonzero(rows):
-                        cell = text.iloc[i] if text is not None else plain(numbers[i])
+                        cell = plain(cells.iloc[i])
                         found.setdefault(int(i), []).append(f"{header}: {cell!r} {what}")
-                features[column] = parsed
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
             if self.impute in _NO_IMPUTATION:

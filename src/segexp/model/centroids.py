@@ -1,7 +1,5 @@
-"""Segmentations fitted by Spark (``engine=spark``) as scikit-learn steps that need no Spark,
-built from the fitted ``pyspark.ml`` models' numbers, so promote and predict use a Spark
-run's pipeline unchanged; each predicts exactly as Spark does.
-"""
+"""Spark's fitted models (``engine=spark``) as scikit-learn steps built from their numbers, so
+promote and predict use a Spark run's pipeline without Spark; each predicts as Spark does."""
 
 from __future__ import annotations
 
@@ -35,8 +33,7 @@ class SparkStandardScaler(TransformerMixin, _Fitted):
         cls, mean: ArrayLike, std: ArrayLike, with_mean: bool = True
     ) -> SparkStandardScaler:
         scaler = cls(with_mean=with_mean, with_std=True)
-        scaler.mean_ = np.asarray(mean, dtype=float)
-        scaler.std_ = np.asarray(std, dtype=float)
+        scaler.mean_, scaler.std_ = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
         scaler.factor_ = np.divide(
             1.0, scaler.std_, out=np.zeros_like(scaler.std_), where=scaler.std_ != 0
         )
@@ -95,11 +92,6 @@ class BisectingTree(ClusterMixin, _Fitted):
         model.children_ = np.asarray(children, dtype=int).reshape(-1, 2)
         model.leaf_ids_ = np.asarray(leaf_ids, dtype=int)
         model.root_ = int(root)
-        model.cluster_centers_ = model.node_centres_[
-            np.argsort(np.where(model.leaf_ids_ >= 0, model.leaf_ids_, np.iinfo(int).max))[
-                : model.n_clusters
-            ]
-        ]
         model.n_features_in_ = model.node_centres_.shape[1]
         return model
 

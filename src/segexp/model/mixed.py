@@ -1,48 +1,39 @@
-"""k-prototypes (Huang 1997, ``kmodes``) for numeric + categorical features (docs/data.md).
-
-The pipeline gives it the scaled numeric columns, then one integer code per categorical
-column (``takes_categories``), so categories are compared as categories, never as 0/1
-columns whose weight depends on the scaler. All numeric: k-means; all categorical: k-modes.
-"""
+"""k-prototypes (Huang 1997, ``kmodes``) on scaled numbers plus category codes, so categories
+are compared as categories, not as 0/1 columns weighted by the scaler (docs/data.md)."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-from typing import Any, ClassVar
+from numbers import Real
+from typing import Any
 
 import numpy as np
 from kmodes.kmodes import KModes
 from kmodes.kprototypes import KPrototypes
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
-from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 MODE_KPROTOTYPES = "kprototypes"
 MODE_KMEANS = "kmeans"
 MODE_KMODES = "kmodes"
-_AT_LEAST_ONE = Interval(Integral, 1, None, closed="left")
+_COUNT = "an int in the range [1, inf)"
+_INITS = ("Huang", "Cao", "random")
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """scikit-learn's kind of parameter error (its class is private): segexp names the key."""
+
+
+def _is_int(value: Any, low: int) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and int(value) >= low
 
 
 class KPrototypesClusterer(ClusterMixin, BaseEstimator):
-    """k-prototypes on a prepared frame whose ``categorical`` columns hold category codes.
-
-    Parameters are ``KPrototypes``' own (``gamma``: the weight of one mismatch against
-    squared numeric distance; None: kmodes' default), plus ``categorical``, the codes'
-    positions in X, which segexp's pipeline sets.
-    """
+    """``KPrototypes``' parameters plus ``categorical``, the codes' positions in X (the pipeline
+    sets it); no categorical column: k-means, only categorical columns: k-modes."""
 
     # The pipeline's rule: clusterers with this flag get category codes, not one-hot.
     takes_categories = True
-    _parameter_constraints: ClassVar[dict[str, list]] = {
-        "n_clusters": [_AT_LEAST_ONE],
-        "init": [StrOptions({"Huang", "Cao", "random"})],
-        "n_init": [_AT_LEAST_ONE],
-        "max_iter": [_AT_LEAST_ONE],
-        "gamma": [Interval(Real, 0, None, closed="left"), None],
-        "random_state": ["random_state"],
-        "categorical": ["array-like", None],
-    }
 
     def __init__(
         self,
@@ -63,13 +54,32 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
         self.categorical = categorical
 
     def fit(self, X, y=None):
-        self._validate_params()  # scikit-learn's checks and words: segexp names the config key
-        positions = sorted(int(p) for p in self.categorical or ())
-        if len(set(positions)) != len(positions) or any(p < 0 for p in positions):
-            raise InvalidParameterError(
-                f"The 'categorical' parameter of {type(self).__name__} must be distinct column "
-                f"positions >= 0. Got {self.categorical!r} instead."
-            )
+        codes = list(self.categorical or ())
+        positions = sorted(int(p) for p in codes if _is_int(p, 0))
+        seed = self.random_state
+        counts = ("n_clusters", "n_init", "max_iter")
+        rules = {  # scikit-learn's words, which segexp.jobs.estimators turns into the key's
+            **{name: (_is_int(getattr(self, name), 1), _COUNT) for name in counts},
+            "init": (self.init in _INITS, "a str among {'Cao', 'Huang', 'random'}"),
+            "gamma": (
+                self.gamma is None or isinstance(self.gamma, Real) and self.gamma >= 0,
+                "a float in the range [0.0, inf) or None",
+            ),
+            "random_state": (
+                seed is None or isinstance(seed, np.random.RandomState) or _is_int(seed, 0),
+                "an int in the range [0, 4294967295], a RandomState instance or None",
+            ),
+            "categorical": (
+                len(positions) == len(set(positions)) == len(codes),
+                "distinct column positions >= 0",
+            ),
+        }
+        for name, (ok, allowed) in rules.items():
+            if not ok:
+                raise InvalidParameterError(
+                    f"The '{name}' parameter of {type(self).__name__} must be {allowed}. "
+                    f"Got {getattr(self, name)!r} instead."
+                )
         X = validate_data(self, X, dtype=float)
         if positions and max(positions) >= X.shape[1]:
             raise ValueError(
@@ -79,27 +89,16 @@ class KPrototypesClusterer(ClusterMixin, BaseEstimator):
         common: dict[str, Any] = {"n_clusters": self.n_clusters, "n_init": self.n_init}
         common.update(max_iter=self.max_iter, random_state=self.random_state)
         model: Any
-        self.gamma_: float | None = None
         if not positions:
             model = KMeans(**common).fit(X)
             self.mode_, self.cost_ = MODE_KMEANS, float(model.inertia_)
-            self.cluster_centroids_ = np.asarray(model.cluster_centers_, dtype=float)
         elif len(positions) == X.shape[1]:
             model = KModes(init=self.init, **common).fit(X)
             self.mode_, self.cost_ = MODE_KMODES, float(model.cost_)
-            self.cluster_centroids_ = np.asarray(model.cluster_centroids_, dtype=float)
         else:
             model = KPrototypes(init=self.init, gamma=self.gamma, **common)
             model.fit(X, categorical=positions)
-            self.mode_, self.cost_, self.gamma_ = (
-                MODE_KPROTOTYPES,
-                float(model.cost_),
-                float(model.gamma),
-            )
-            # kmodes puts the numeric centroids first; back in X's column order
-            numeric = [i for i in range(X.shape[1]) if i not in set(positions)]
-            centroids = np.asarray(model.cluster_centroids_, dtype=float)
-            self.cluster_centroids_ = centroids[:, np.argsort(numeric + positions)]
+            self.mode_, self.cost_ = MODE_KPROTOTYPES, float(model.cost_)
         self.model_ = model
         self.labels_ = np.asarray(model.labels_, dtype=np.int64)
         return self

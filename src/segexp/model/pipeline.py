@@ -1,14 +1,11 @@
-"""Preprocessing + clusterer as one scikit-learn Pipeline fitted on the raw customer columns,
-so the same object assigns new customers with the training data's medians, bounds and
-categories. A clusterer with ``takes_categories = True`` (k-prototypes) gets one integer
-code per categorical column, after the numeric columns, which alone are scaled.
-"""
+"""Preprocessing + clusterer as one scikit-learn Pipeline on the raw customer columns, so new
+customers are assigned with the training data's medians, bounds and categories."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -49,9 +46,7 @@ class FittedSegmentation:
     dropped_rows: int
     warnings: list[str] = field(default_factory=list)  # one line each; logged and printed
     notes: dict[str, float] = field(default_factory=dict)  # counts to log as metrics
-    # columns of ``transformed`` the clusterer took as category codes (takes_categories);
-    # empty when categories are one-hot encoded
-    categorical_positions: tuple[int, ...] = ()
+    categorical_positions: tuple[int, ...] = ()  # columns the clusterer took as category codes
 
 
 @dataclass(frozen=True)
@@ -69,55 +64,40 @@ class PreprocessOptions:
     @classmethod
     def from_config(cls, cfg: DictConfig | Mapping[str, Any] | None) -> PreprocessOptions:
         """Options from ``cfg.preprocess``; a bad value is a ConfigError naming its key."""
-        given = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
-        values = dict(cast("Mapping[str, Any]", given or {}))
-        impute, outliers = str(values.get("impute", "none")), str(values.get("outliers", "none"))
-        factor = values.get("iqr_factor", 1.5)
-        limits = values.get("winsor_limits", (0.05, 0.95))
-        neighbors = values.get("knn_neighbors", 5)
+        values = {**asdict(cls()), **plain_config(cfg)}
+        impute, outliers = str(values["impute"]), str(values["outliers"])
+        factor, limits = values["iqr_factor"], values["winsor_limits"]
+        neighbors, logs = values["knn_neighbors"], values["log1p"] or []
+        allowed = "allowed values are "
         rules = {
-            "impute": (impute in IMPUTE_CHOICES, f"allowed values are {', '.join(IMPUTE_CHOICES)}"),
-            "outliers": (
-                outliers in OUTLIER_CHOICES,
-                f"allowed values are {', '.join(OUTLIER_CHOICES)}",
-            ),
+            "impute": (impute in IMPUTE_CHOICES, allowed + ", ".join(IMPUTE_CHOICES)),
+            "outliers": (outliers in OUTLIER_CHOICES, allowed + ", ".join(OUTLIER_CHOICES)),
             "iqr_factor": (_is_number(factor) and factor >= 0, "a number >= 0 (1.5 is usual)"),
             "winsor_limits": (
                 isinstance(limits, list | tuple)
                 and len(limits) == 2
-                and all(_is_number(v) for v in limits)
+                and all(map(_is_number, limits))
                 and 0 <= limits[0] < limits[1] <= 1,
                 "two quantiles [low, high] with 0 <= low < high <= 1 (e.g. [0.05, 0.95])",
             ),
-            "knn_neighbors": (
-                isinstance(neighbors, int) and not isinstance(neighbors, bool) and neighbors >= 1,
-                "an integer >= 1",
-            ),
+            "knn_neighbors": (type(neighbors) is int and neighbors >= 1, "an integer >= 1"),
         }
-        got = {"impute": f"'{impute}'", "outliers": f"'{outliers}'"}
         for key, (ok, rule) in rules.items():
             if not ok:
-                raise ConfigError(
-                    f"preprocess.{key}: {rule}; got {got.get(key) or repr(values.get(key))}"
-                )
-        log_columns = values.get("log1p") or []
-        return cls(
-            impute=impute,
-            outliers=outliers,
-            iqr_factor=float(factor),
-            winsor_limits=(float(limits[0]), float(limits[1])),
-            log1p=() if log_columns is True else tuple(map(str, _as_list(log_columns))),
-            log1p_all=log_columns is True,
-            knn_neighbors=neighbors,
-        )
+                raise ConfigError(f"preprocess.{key}: {rule}; got {values.get(key)!r}")
+        named = () if logs is True else tuple(map(str, [logs] if isinstance(logs, str) else logs))
+        bounds = (float(limits[0]), float(limits[1]))
+        return cls(impute, outliers, float(factor), bounds, named, logs is True, neighbors)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _as_list(value: Any) -> list:
-    return [value] if isinstance(value, str) else list(value)
+def plain_config(cfg: DictConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A config node as a plain dict, interpolations resolved."""
+    given = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    return dict(cast("Mapping[str, Any]", given or {}))
 
 
 class Log1pColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -141,8 +121,8 @@ class Log1pColumns(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 
 class OutlierClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """Clip each column to bounds learnt at fit (``clip``: Tukey's fences, ``winsorize``:
-    the ``limits`` quantiles), so new customers are clipped to the training bounds."""
+    """Clip each column to training bounds (``clip``: Tukey's fences, ``winsorize``: the
+    ``limits`` quantiles), so new customers are clipped the same way."""
 
     def __init__(self, method: str = "clip", iqr_factor: float = 1.5, limits: tuple = (0.05, 0.95)):
         self.method = method
@@ -157,8 +137,7 @@ class OutlierClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             self.lower_, self.upper_ = q1 - spread, q3 + spread
         else:
             self.lower_, self.upper_ = np.nanquantile(X, list(self.limits), axis=0)
-        outside = np.less(X, self.lower_) | np.greater(X, self.upper_)
-        self.n_clipped_ = int(outside.sum())
+        self.n_clipped_ = int((np.less(X, self.lower_) | np.greater(X, self.upper_)).sum())
         return self
 
     def transform(self, X):
@@ -176,8 +155,7 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=float)
-        self.mean_ = np.nanmean(X, axis=0)
-        scale = np.nanstd(X, axis=0)
+        self.mean_, scale = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
         self.imputer_ = KNNImputer(n_neighbors=self.n_neighbors, keep_empty_features=True)
         self.imputer_.fit((X - self.mean_) / self.scale_)
@@ -191,13 +169,8 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
 def algorithm_params(algo_cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """Resolved hyperparameters of an algo config, without Hydra's ``_target_`` keys."""
-    container = cast(
-        "dict[str, Any]",
-        OmegaConf.to_container(algo_cfg, resolve=True)
-        if isinstance(algo_cfg, DictConfig)
-        else algo_cfg,
-    )
-    return {k: v for k, v in container.items() if not (k.startswith("_") and k.endswith("_"))}
+    params = plain_config(algo_cfg)
+    return {k: v for k, v in params.items() if not (k.startswith("_") and k.endswith("_"))}
 
 
 def algorithm_uses(algo_cfg: DictConfig, key: str) -> bool:
@@ -244,8 +217,7 @@ def takes_categories(clusterer: Any) -> bool:
 
 
 def build_scaler(scaler_cfg: Any) -> Any:
-    """The configured scaler, list values as tuples (Hydra hands lists; scikit-learn's ranges
-    are tuples: ``MinMaxScaler(feature_range=(0, 10))``)."""
+    """The configured scaler, lists as tuples (``MinMaxScaler(feature_range=(0, 10))``)."""
     scaler = instantiate(scaler_cfg, _convert_="all")
     params = scaler.get_params(deep=False) if hasattr(scaler, "get_params") else {}
     lists = {k: tuple(v) for k, v in params.items() if isinstance(v, list)}
@@ -286,47 +258,32 @@ def check_preprocess_config(
     """Everything about ``preprocess`` that can fail, checked before a run is created."""
     options = PreprocessOptions.from_config(preprocess_cfg)
     available = [str(c) for c in frame.columns]
+    numeric = pd.api.types.is_numeric_dtype
     logged = options.log1p
     if options.log1p_all:  # true: the numeric feature columns (categorical ones are not logged)
-        logged = tuple(c for c in columns if pd.api.types.is_numeric_dtype(frame[c]))
+        logged = tuple(c for c in columns if numeric(frame[c]))
     for column in logged:
         if column not in frame.columns:
             raise ConfigError(
                 f"preprocess.log1p: '{column}' is not a column of the data"
-                f"{closest(column, available)}; "
-                f"columns: {', '.join(available)}"
+                f"{closest(column, available)}; columns: {', '.join(available)}"
             )
-        if column in columns:
-            values = frame[column]
-            if not pd.api.types.is_numeric_dtype(values):
-                raise ConfigError(
-                    f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
-                )
-            negative = int((values < 0).sum())
-            if negative:
-                remedy = (
-                    "list the columns to log instead of true (preprocess.log1p=[...])"
-                    if options.log1p_all
-                    else f"remove '{column}' from preprocess.log1p"
-                )
-                raise DataError(
-                    f"preprocess.log1p: column '{column}' has {negative} negative values "
-                    f"(min {values.min()}); log(1 + x) needs values >= 0: {remedy}"
-                )
+        values = frame[column]
+        if column in columns and not numeric(values):
+            raise ConfigError(
+                f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
+            )
+        if column in columns and (values < 0).any():
+            remedy = (
+                "list the columns to log instead of true (preprocess.log1p=[...])"
+                if options.log1p_all
+                else f"remove '{column}' from preprocess.log1p"
+            )
+            raise DataError(
+                f"preprocess.log1p: column '{column}' has {int((values < 0).sum())} negative "
+                f"values (min {values.min()}); log(1 + x) needs values >= 0: {remedy}"
+            )
     return options
-
-
-def _encoded_sources(prepare: ColumnTransformer, n_numeric: int) -> list[tuple[int, str, str]]:
-    """(position, encoded column name, categorical feature) of every one-hot output column."""
-    if "cat" not in prepare.named_transformers_:
-        return []
-    features = next(columns for name, _, columns in prepare.transformers_ if name == "cat")
-    encoder = prepare.named_transformers_["cat"][-1]
-    dropped = encoder.drop_idx_ if encoder.drop_idx_ is not None else [None] * len(features)
-    counts = [len(c) - (d is not None) for c, d in zip(encoder.categories_, dropped, strict=True)]
-    sources = np.repeat(np.asarray(features, dtype=str), counts)
-    names = prepare.get_feature_names_out()[n_numeric:]
-    return [(n_numeric + i, str(names[i]), str(f)) for i, f in enumerate(sources)]
 
 
 def dominance_warnings(
@@ -336,22 +293,23 @@ def dominance_warnings(
     labels: np.ndarray,
     n_numeric: int,
 ) -> list[str]:
-    """Warn when an encoded 0/1 column carries at least an equal share of the variance, or
-    every segment is almost pure in it (a standardized gender dummy splits the Mall by gender)."""
+    """Warn when a one-hot column carries at least an equal share of the variance, or every
+    segment is almost pure in it (a standardized gender dummy splits the Mall by gender)."""
     variances = transformed.var(axis=0)
-    total = float(variances.sum())
-    if total <= 0 or transformed.shape[1] < 2:
+    total, equal = float(variances.sum()), 1.0 / transformed.shape[1]
+    if total <= 0 or transformed.shape[1] < 2 or "cat" not in prepare.named_transformers_:
         return []
-    equal = 1.0 / transformed.shape[1]
+    features = next(columns for name, _, columns in prepare.transformers_ if name == "cat")
+    encoder = prepare.named_transformers_["cat"][-1]
+    dropped = encoder.drop_idx_ if encoder.drop_idx_ is not None else [None] * len(features)
+    counts = [len(c) - (d is not None) for c, d in zip(encoder.categories_, dropped, strict=True)]
+    names = prepare.get_feature_names_out()[n_numeric:]
     clustered = labels != NOISE_LABEL
     several = len(np.unique(labels[clustered])) >= 2
     warnings = []
-    for position, name, feature in _encoded_sources(prepare, n_numeric):
-        values = encoded[:, position]
-        share_one = float(values.mean())
-        if share_one in (0.0, 1.0):
-            continue
-        share = float(variances[position]) / total
+    for offset, feature in enumerate(np.repeat(np.asarray(features, dtype=str), counts)):
+        values = encoded[:, n_numeric + offset]
+        share_one, share = float(values.mean()), float(variances[n_numeric + offset]) / total
         purity_text, pure = "", False
         if several:  # the share of customers in their segment's majority value
             majority = pd.crosstab(labels[clustered], values[clustered]).max(axis=1)
@@ -359,13 +317,13 @@ def dominance_warnings(
             purity_text = f" and the segments are {purity:.0%} pure in it"
             baseline = max(share_one, 1 - share_one)
             pure = purity >= DOMINANCE_PURITY and baseline < DOMINANCE_MAX_BASELINE
-        if share < equal - 1e-9 and not pure:
+        if share_one in (0.0, 1.0) or (share < equal - 1e-9 and not pure):
             continue
         warnings.append(
-            f"encoded binary column '{name}' (from '{feature}') dominates distances after "
-            f"scaling: it carries {share:.0%} of the variance the clusterer sees (equal share "
-            f"{equal:.0%}){purity_text}, so segments may split customers by '{feature}' alone; "
-            f"drop '{feature}' from features.columns or compare with a run without it"
+            f"encoded binary column '{names[offset]}' (from '{feature}') dominates distances "
+            f"after scaling: it carries {share:.0%} of the variance the clusterer sees (equal "
+            f"share {equal:.0%}){purity_text}, so segments may split customers by '{feature}' "
+            f"alone; drop '{feature}' from features.columns or compare with a run without it"
         )
     return warnings
 
@@ -407,26 +365,19 @@ def fit_segmentation(
     encoded = np.asarray(prepare.fit_transform(features), dtype=float)
     transformed = np.asarray(scaler.fit_transform(encoded), dtype=float)
     labels = np.asarray(clusterer.fit_predict(transformed)).astype(int)
-    fit_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     notes: dict[str, float] = {}
     if options.outliers != "none" and numeric:
         clipper = prepare.named_transformers_["num"].named_steps["outliers"]
         notes["outlier_cells_clipped"] = float(clipper.n_clipped_)
+    warnings = (
+        _mode_warnings(clusterer)
+        if takes_categories(clusterer)
+        else dominance_warnings(prepare, encoded, transformed, labels, len(numeric))
+    )
+    pipeline = Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)])
     return FittedSegmentation(
-        Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)]),
-        features,
-        transformed,
-        labels,
-        fit_seconds,
-        kept_rows=kept,
-        dropped_rows=dropped,
-        warnings=(
-            _mode_warnings(clusterer)
-            if takes_categories(clusterer)
-            else dominance_warnings(prepare, encoded, transformed, labels, len(numeric))
-        ),
-        notes=notes,
-        categorical_positions=positions,
+        pipeline, features, transformed, labels, seconds, kept, dropped, warnings, notes, positions
     )
 
 
@@ -446,7 +397,6 @@ def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSe
     """Fit the segmentation a composed job config describes (``table``: the loaded table)."""
     table = table if table is not None else load_customers(cfg.data)
     listed = cfg.features.columns
-    listed = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
-    wanted = listed if isinstance(listed, list) else str(listed)
+    wanted = list(listed) if OmegaConf.is_list(listed) else str(listed)
     _, columns = resolve_features(wanted, "custom", table)
     return fit_segmentation(frame, columns, table.categorical, cfg.preprocess, cfg.scaler, cfg.algo)

@@ -1,18 +1,13 @@
-"""How many segments: the k each criterion recommends for one sweep group (docs/sweeps.md).
-
-A group is the runs of one (algo, scaler, preprocess, features) over several k. Runs above
-the noise limit or below the share limit are left out of every choice, here and in the
-leaderboard: a segmentation that drops or isolates customers scores too well.
-"""
+"""The k each criterion recommends for one sweep group (docs/sweeps.md); runs over the noise
+or under the share limit are left out: dropping or isolating customers scores too well."""
 
 from __future__ import annotations
 
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,12 +23,12 @@ DEFAULT_MIN_SEGMENT_SHARE = 0.02
 SHARE_METRIC = "min_segment_share"
 # runs that differ only in k: one k-selection group (preprocess: 'none', 'log-clip', ...)
 GROUP_KEYS = ("algo", "scaler", "preprocess", "features")
-# criterion -> (metric column, True when larger is better)
-EXTREMUM_CRITERIA: dict[str, tuple[str, bool]] = {
-    "silhouette": ("silhouette", True),
-    "calinski_harabasz": ("calinski_harabasz", True),
-    "davies_bouldin": ("davies_bouldin", False),
-    "bic": ("bic", False),
+# criterion (the metric it reads) -> True when larger is better
+EXTREMUM_CRITERIA = {
+    "silhouette": True,
+    "calinski_harabasz": True,
+    "davies_bouldin": False,
+    "bic": False,
 }
 # the criteria a sweep computes; "gap" joins them only where rows carry the gap statistic
 CRITERIA = ("elbow", *EXTREMUM_CRITERIA)
@@ -69,25 +64,20 @@ def small_segment_reason(limit: float, key: str = "min_segment_share") -> str:
     return f"a segment under {limit * 100:g}% of customers ({key}={limit:g})"
 
 
-def _compared(rows: pd.DataFrame, metric: str, over: Callable[[pd.Series], pd.Series]):
-    """``over(values)`` for the rows that logged ``metric``; False for the others."""
-    if metric not in rows.columns:
-        return pd.Series(False, index=rows.index)
-    return over(pd.to_numeric(rows[metric], errors="coerce")).fillna(False).astype(bool)
+def _metric(rows: pd.DataFrame, name: str) -> pd.Series:
+    """The runs' ``name`` as numbers; NaN, never over a limit, where a run did not log it."""
+    values = rows[name] if name in rows.columns else pd.Series(np.nan, index=rows.index)
+    return pd.to_numeric(values, errors="coerce")
 
 
 def under_share_limit(rows: pd.DataFrame, limit: float | None) -> pd.Series:
-    """True for the runs whose ``min_segment_share`` is below ``limit`` (never a missing one)."""
-    if not limit:
-        return pd.Series(False, index=rows.index)
-    return _compared(rows, SHARE_METRIC, lambda share: share < limit)
+    """True for the runs whose ``min_segment_share`` is below ``limit`` (a share is >= 0)."""
+    return _metric(rows, SHARE_METRIC) < (limit or 0)
 
 
 def over_noise_limit(rows: pd.DataFrame, limit: float | None) -> pd.Series:
-    """True for the runs whose ``noise_fraction`` is above ``limit`` (never for a missing one)."""
-    if limit is None:
-        return pd.Series(False, index=rows.index)
-    return _compared(rows, NOISE_METRIC, lambda noise: noise > limit)
+    """True for the runs whose ``noise_fraction`` is above ``limit`` (a fraction is <= 1)."""
+    return _metric(rows, NOISE_METRIC) > (1 if limit is None else limit)
 
 
 def per_k_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -101,9 +91,7 @@ def per_k_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _series(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    if metric not in table.columns:
-        return pd.DataFrame({"k": [], "value": []})
-    return table[["k", metric]].dropna().rename(columns={metric: "value"})
+    return table.reindex(columns=["k", metric]).dropna().set_axis(["k", "value"], axis=1)
 
 
 def elbow_k(table: pd.DataFrame) -> tuple[int | None, str]:
@@ -113,12 +101,7 @@ def elbow_k(table: pd.DataFrame) -> tuple[int | None, str]:
         return None, f"the elbow needs inertia at 3 or more k values; got {len(points)}"
     with warnings.catch_warnings():  # kneed warns when it finds no knee; the reason says so
         warnings.simplefilter("ignore")
-        knee = KneeLocator(
-            points["k"].to_numpy(dtype=float),
-            points["value"].to_numpy(dtype=float),
-            curve="convex",
-            direction="decreasing",
-        ).knee
+        knee = KneeLocator(*points.to_numpy(float).T, curve="convex", direction="decreasing").knee
     if knee is None:
         return None, "Kneedle found no knee in inertia vs k (the curve has no clear bend)"
     return int(round(knee)), ""
@@ -164,8 +147,8 @@ def select_k(
     max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION,
     min_segment_share: float | None = DEFAULT_MIN_SEGMENT_SHARE,
 ) -> KSelection:
-    """Every criterion's k for one sweep group's rows (those the noise and share rules
-    keep), plus the consensus; with no row kept, each is undefined with the rules as reason."""
+    """Every criterion's k, and the consensus, for one group's rows the noise and share rules
+    keep; with none kept, each is undefined with the rules as reason."""
     noisy = over_noise_limit(rows, max_noise_fraction)
     small = under_share_limit(rows, min_segment_share)
     over = noisy | small
@@ -173,21 +156,19 @@ def select_k(
         reasons = [noise_rule_reason(float(max_noise_fraction or 0))] if noisy.any() else []
         reasons += [small_segment_reason(float(min_segment_share or 0))] if small.any() else []
         reason = f"every run has {' or '.join(reasons)}"
-        named = ("elbow", *(c for c, (m, _) in EXTREMUM_CRITERIA.items() if m in rows.columns))
+        named = ("elbow", *(c for c in EXTREMUM_CRITERIA if c in rows.columns))
         return KSelection(undefined={c: reason for c in (*named, CONSENSUS)})
     table = per_k_table(rows[~over])
     outcomes: dict[str, tuple[int | None, str]] = {"elbow": elbow_k(table)}
-    for criterion, (metric, larger) in EXTREMUM_CRITERIA.items():
+    for criterion, larger in EXTREMUM_CRITERIA.items():
         if criterion != "bic" or "bic" in table.columns:  # only Gaussian mixtures log BIC
-            outcomes[criterion] = extremum_k(table, metric, larger)
+            outcomes[criterion] = extremum_k(table, criterion, larger)
     if GAP in table.columns:
         outcomes[GAP] = gap_k(table)
-    selection = KSelection()
-    for criterion, (k, reason) in outcomes.items():
-        if k is None:
-            selection.undefined[criterion] = reason
-        else:
-            selection.recommended[criterion] = k
+    selection = KSelection(
+        {c: k for c, (k, _) in outcomes.items() if k is not None},
+        {c: reason for c, (k, reason) in outcomes.items() if k is None},
+    )
     consensus = consensus_k(selection.recommended)
     if consensus is None:
         selection.undefined[CONSENSUS] = (
@@ -199,42 +180,25 @@ def select_k(
     return selection
 
 
-def recommend_k(
-    rows: pd.DataFrame,
-    max_noise_fraction: float | None = DEFAULT_MAX_NOISE_FRACTION,
-    min_segment_share: float | None = DEFAULT_MIN_SEGMENT_SHARE,
-) -> dict[str, int]:
-    """Criterion name -> recommended k for one sweep group; includes 'consensus' when defined."""
-    return select_k(rows, max_noise_fraction, min_segment_share).recommended
-
-
-class Clusterer(Protocol):
-    def fit_predict(self, points: np.ndarray, /) -> np.ndarray: ...
-
-
 def gap_statistic(
     points: np.ndarray,
     ks: Iterable[int],
     *,
-    make_clusterer: Callable[[int], Clusterer] | None = None,
     n_references: int = 10,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Gap statistic (Tibshirani, Walther, Hastie 2001) over k: columns k, gap, gap_sk, log_wk.
-
-    For studies (it refits every k on ``n_references`` uniform tables, so sweeps skip it);
-    rows merged with it add the ``gap`` criterion. Default clusterer: k-means, 10 inits.
-    """
+    """Gap statistic (Tibshirani 2001) over k: columns k, gap, gap_sk, log_wk; for studies (it
+    refits k-means at each k on ``n_references`` uniform tables); rows with it add ``gap``."""
     points = np.asarray(points, dtype=float)
     if n_references < 2:
         raise ValueError(f"n_references must be >= 2; got {n_references}")
-    factory = make_clusterer or (lambda k: KMeans(n_clusters=k, n_init=10, random_state=seed))
     rng = np.random.default_rng(seed)
     low, high = points.min(axis=0), points.max(axis=0)
     references = [rng.uniform(low, high, size=points.shape) for _ in range(n_references)]
 
     def log_wk(data: np.ndarray, k: int) -> float:
-        return float(np.log(within_cluster_sum_of_squares(data, factory(k).fit_predict(data))))
+        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(data)
+        return float(np.log(within_cluster_sum_of_squares(data, labels)))
 
     rows = []
     for k in ks:
@@ -259,29 +223,29 @@ def group_label(group: Sequence[object]) -> str:
 def recommended_k_metrics(
     selections: Mapping[tuple, KSelection], prefix: str = "recommended_k"
 ) -> dict[str, float]:
-    """Parent-run metrics: ``recommended_k.<criterion>`` for a sweep with one group, else
-    ``recommended_k.<group>.<criterion>`` for each group."""
-    metrics: dict[str, float] = {}
-    for group, selection in selections.items():
-        middle = "" if len(selections) == 1 else f"{group_label(group)}."
-        for criterion, k in selection.recommended.items():
-            metrics[f"{prefix}.{middle}{criterion}"] = float(k)
-    return metrics
+    """``recommended_k.<criterion>`` for a sweep of one group, else ``.<group>.<criterion>``."""
+    one = len(selections) == 1
+    return {
+        f"{prefix}.{'' if one else group_label(group) + '.'}{criterion}": float(k)
+        for group, selection in selections.items()
+        for criterion, k in selection.recommended.items()
+    }
 
 
 def k_selection_table(
     selections: Mapping[tuple, KSelection], group_keys: Sequence[str] = GROUP_KEYS
 ) -> pd.DataFrame:
-    """One row per group: each criterion's k (blank when undefined) and the reasons, as a CSV
-    (a gap column only when a selection used the gap statistic, never in a sweep)."""
+    """One row per group: each criterion's k (blank when undefined) and the reasons; a gap
+    column only when a selection used the gap statistic."""
     used_gap = any(GAP in s.recommended or GAP in s.undefined for s in selections.values())
     criteria = (*CRITERIA, *((GAP,) if used_gap else ()), CONSENSUS)
-    rows = []
-    for group, selection in selections.items():
-        row: dict[str, object] = dict(zip(group_keys, group, strict=True))
-        row.update({criterion: selection.recommended.get(criterion) for criterion in criteria})
-        row["undefined"] = "; ".join(f"{c}: {r}" for c, r in selection.undefined.items())
-        rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(
+        {
+            **dict(zip(group_keys, group, strict=True)),
+            **{criterion: selection.recommended.get(criterion) for criterion in criteria},
+            "undefined": "; ".join(f"{c}: {r}" for c, r in selection.undefined.items()),
+        }
+        for group, selection in selections.items()
+    )
     present = [criterion for criterion in criteria if criterion in frame.columns]
     return frame.astype(dict.fromkeys(present, "Int64"))

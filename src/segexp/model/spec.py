@@ -1,6 +1,5 @@
-"""What a job config asks for, named as params, run names and config keys show it: shared
-by every engine, with the files every run holds about its input (config, MLflow dataset).
-"""
+"""What a job config asks for, named as params, run names and config keys show it (every
+engine), and what each run records about its input (config, MLflow dataset)."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from segexp.contract import TAG_PREFIX
 from segexp.data import SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, CustomerTable
 from segexp.data.features import ALL_NUMERIC, DEFAULT
 from segexp.errors import ConfigError
-from segexp.model.pipeline import algorithm_params, algorithm_uses
+from segexp.model.pipeline import algorithm_params, algorithm_uses, plain_config
 
 log = logging.getLogger("segexp")
 
@@ -43,41 +42,30 @@ class JobSpec:
     outliers: str
     hyperparams: dict[str, Any]
     target: str
-    # every preprocess option that changes what the model sees (log1p, imputation,
-    # outlier handling and their settings): part of the config key
+    # every preprocess option (log1p, imputation, outliers, their settings): in the config key
     preprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preprocessing(self) -> str:
         """The preprocessing in a run name's words: 'log-clip', 'impute_median'; 'none'."""
-        parts = []
-        if self.preprocess.get("log1p"):
-            parts.append("log")
-        if self.outliers not in ("none", "None", ""):
-            parts.append(self.outliers)
-        if self.impute not in ("none", "None", ""):
-            parts.append(f"impute_{self.impute}")
+        parts = ["log"] if self.preprocess.get("log1p") else []
+        parts += [self.outliers] if self.outliers not in ("none", "None", "") else []
+        parts += [f"impute_{self.impute}"] if self.impute not in ("none", "None", "") else []
         return "-".join(parts) or "none"
 
     @property
     def run_name(self) -> str:
-        parts = [self.algo]
-        if self.uses_k:
-            parts.append(f"k{self.k}")
-        else:
-            parts.extend(
-                f"{name}{value}"
-                for name, value in self.hyperparams.items()
-                if isinstance(value, int | float | str) and not isinstance(value, bool)
-            )
-        parts.append(self.scaler)
-        if self.preprocessing != "none":
-            parts.append(self.preprocessing)
-        parts.append(self.features)
-        return "-".join(str(p) for p in parts)
+        settings = [
+            f"{name}{value}"
+            for name, value in self.hyperparams.items()
+            if isinstance(value, int | float | str) and not isinstance(value, bool)
+        ]
+        done = [self.preprocessing] if self.preprocessing != "none" else []
+        parts = [self.algo, *([f"k{self.k}"] if self.uses_k else settings), self.scaler, *done]
+        return "-".join(map(str, [*parts, self.features]))
 
     def params(self, data_source: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "algo": self.algo,
             "scaler": self.scaler,
             "features": self.features,
@@ -88,21 +76,17 @@ class JobSpec:
             "log1p": _logged(self.preprocess.get("log1p")),
             "preprocess": self.preprocessing,
             "data": data_source,
+            **({"k": self.k} if self.uses_k else {}),
+            **{f"algo.{name}": value for name, value in self.hyperparams.items()},
         }
-        if self.uses_k:
-            out["k"] = self.k
-        out.update({f"algo.{name}": value for name, value in self.hyperparams.items()})
-        return out
 
     def config_key(self, fingerprint: str) -> str:
         """Hash of what determines the result; k is left out when the algorithm ignores it."""
-        payload = asdict(self)
+        payload = {**asdict(self), "data": fingerprint}
         if not self.uses_k:
             payload.pop("k")
-        payload["data"] = fingerprint
-        return hashlib.sha256(
-            json.dumps(payload, sort_keys=True, default=str).encode()
-        ).hexdigest()[:20]
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 NAMED_GROUPS = ("algo", "scaler", "features")
@@ -122,35 +106,30 @@ def _choices(cfg: DictConfig, choices: dict[str, str] | None) -> dict[str, str]:
 
 
 def _matching_options(cfg: DictConfig) -> dict[str, str]:
-    """For a config without its hydra node (compose() in a notebook): per group, the first
-    option in Hydra's config sources (the user's, then segexp's) with the same ``_target_``
-    (algo, scaler) or columns (features); else 'custom'."""
+    """Without the hydra node (compose() in a notebook): per group, the first option in Hydra's
+    sources (the user's, then segexp's) with the same ``_target_`` or columns, else 'custom'."""
     sources = GlobalHydra.instance().config_loader().get_sources()
     named = {}
     for group in NAMED_GROUPS:
         key = "columns" if group == "features" else "_target_"
         wanted = OmegaConf.to_container(cfg[group], resolve=False)
         assert isinstance(wanted, dict)  # algo, scaler and features are config groups
-        options = (
-            (source, name)
+        same = (
+            name
             for source in sources
             if source.is_group(group)
             for name in sorted(source.list(group, ObjectType.CONFIG))
+            if _raw(source, group, name, key) == wanted.get(key)
         )
-        named[group] = next(
-            (
-                name
-                for source, name in options
-                if _raw(source.load_config(f"{group}/{name}").config).get(key) == wanted.get(key)
-            ),
-            "custom",
-        )
+        named[group] = next(same, "custom")
     return named
 
 
-def _raw(node: Any) -> dict:
+def _raw(source: Any, group: str, name: str, key: str) -> Any:
+    """``key`` of one option's file, interpolations left as written."""
+    node = source.load_config(f"{group}/{name}").config
     raw = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
-    return raw if isinstance(raw, dict) else {}
+    return raw.get(key) if isinstance(raw, dict) else None
 
 
 def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:
@@ -189,19 +168,13 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
 
 def _logged(log1p: Any) -> str:
     """The log1p param: the logged columns, 'all' (log1p=true) or 'none'."""
-    if log1p is True:
-        return "all"
-    return ",".join(map(str, log1p or [])) or "none"
+    return "all" if log1p is True else ",".join(map(str, log1p or [])) or "none"
 
 
 def _preprocess_options(cfg: DictConfig) -> dict[str, Any]:
     """The job's preprocess node, resolved (every option is part of its identity)."""
     node = cfg.get("preprocess")
-    if not OmegaConf.is_dict(node):
-        return {}
-    options = OmegaConf.to_container(node, resolve=True)
-    assert isinstance(options, dict)
-    return {str(k): v for k, v in options.items()}
+    return {str(k): v for k, v in plain_config(node).items()} if OmegaConf.is_dict(node) else {}
 
 
 _MLFLOW_TYPES = {"int": "long", "float": "double", "text": "string", "date": "datetime"}
@@ -213,19 +186,17 @@ def dataset_of(table: CustomerTable) -> dict[str, str]:
     source = table.source
     is_file = source not in (SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, "DataFrame")
     columns = table.schema.columns if table.schema is not None else ()
-    schema = {
-        "mlflow_colspec": [
-            {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
-            for c in columns
-        ]
-    }
+    colspec = [
+        {"name": c.column, "type": _MLFLOW_TYPES.get(c.dtype, "string"), "required": False}
+        for c in columns
+    ]
     rows = len(table.frame)
     return {
         "name": Path(source).name if is_file else source,
         "digest": table.fingerprint,
         "source_type": "local" if is_file else "code",
         "source": json.dumps({"uri": str(Path(source).resolve())} if is_file else {"name": source}),
-        "schema": json.dumps(schema),
+        "schema": json.dumps({"mlflow_colspec": colspec}),
         "profile": json.dumps({"num_rows": rows, "num_elements": rows * len(table.frame.columns)}),
     }
 

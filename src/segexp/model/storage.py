@@ -1,6 +1,5 @@
 """Fitted models as skops files that load only types segexp trusts (docs/trust.md): a pickle
-runs whatever its author put in it, so anyone who can write a store could run code here.
-"""
+runs whatever its author put in it, so anyone who can write a store could run code here."""
 
 from __future__ import annotations
 
@@ -98,10 +97,9 @@ class FittedBirch(ClusterMixin, BaseEstimator):
 
 def storable(pipeline: Pipeline) -> Pipeline:
     """The pipeline as skops can store it: a final Birch becomes ``FittedBirch``."""
-    if isinstance(pipeline[-1], Birch):
-        steps = list(pipeline.steps)
-        steps[-1] = (steps[-1][0], FittedBirch.from_birch(pipeline[-1]))
-        return Pipeline(steps)
+    name, last = pipeline.steps[-1]
+    if isinstance(last, Birch):
+        return Pipeline([*pipeline.steps[:-1], (name, FittedBirch.from_birch(last))])
     return pipeline
 
 
@@ -125,12 +123,8 @@ def save(obj: Any, path: str | Path) -> Path:
 def _targets(node: Any) -> set[str]:
     """Every ``_target_`` text in a YAML document."""
     if isinstance(node, dict):
-        return set().union(
-            *(
-                {v} if k == "_target_" and isinstance(v, str) else _targets(v)
-                for k, v in node.items()
-            )
-        )
+        own = {node["_target_"]} if isinstance(node.get("_target_"), str) else set()
+        return own.union(*map(_targets, node.values()))
     return set().union(*map(_targets, node)) if isinstance(node, list) else set()
 
 
