@@ -1,16 +1,8 @@
 """segexp: experiment-tracked comparison of customer segmentations.
 
-The command line (``segexp``, ``segexp-compare``, ...) and this small Python
-API share one path to MLflow:
-
-    import segexp
-    result = segexp.run(frame, algo="gmm", k=4)      # one run: a Segmentation
-    result.figures["segments"]; result.predict(new_customers)
-    board = segexp.sweep(frame, algo=("kmeans", "gmm"), k=range(3, 9))  # its leaderboard
-
-``help(segexp.run)`` and ``help(segexp.sweep)`` describe the settings. Heavy imports
-(scikit-learn, MLflow, Hydra) happen when ``run`` or ``sweep`` is first looked up,
-not on ``import segexp``.
+``segexp.run(frame, algo="gmm", k=4)`` fits one run, ``segexp.sweep(frame, k=range(3, 9))``
+returns a sweep's leaderboard (docs/notebook.md); both are imported on first use, so
+``import segexp`` stays light.
 """
 
 from __future__ import annotations
@@ -26,10 +18,9 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """``segexp.run`` and ``segexp.sweep``: the functions themselves (their own signature and
-    docstring), imported on first use."""
+    """``segexp.run`` and ``segexp.sweep`` themselves (their own signature and docstring)."""
     if name in ("run", "sweep"):
-        from segexp import notebook
+        from segexp import notebook  # measured start-up cost: scikit-learn, MLflow, Hydra
 
         return getattr(notebook, name)
     raise AttributeError(f"module 'segexp' has no attribute {name!r}")

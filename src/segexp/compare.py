@@ -1,8 +1,6 @@
 """``python -m segexp.compare``: the ``segexp-compare`` command (code: segexp.tools.compare)."""
 
-import sys
+from segexp.tools.shell import compare_main
 
 if __name__ == "__main__":
-    from segexp.tools.shell import compare_main
-
-    sys.exit(compare_main())
+    raise SystemExit(compare_main())

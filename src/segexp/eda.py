@@ -1,8 +1,6 @@
 """``python -m segexp.eda``: the ``segexp-eda`` command (code: segexp.tools.eda)."""
 
-import sys
+from segexp.tools.shell import eda_main
 
 if __name__ == "__main__":
-    from segexp.tools.shell import eda_main
-
-    sys.exit(eda_main())
+    raise SystemExit(eda_main())

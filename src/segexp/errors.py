@@ -1,9 +1,5 @@
-"""Every error segexp reports to its users, and the one formatter of Hydra's and OmegaConf's.
-
-A ``SegexpError`` is printed by the tools as one line, ``segexp: error: <message>``, and
-the tool exits with the error's ``exit_code`` (2 unless the class says otherwise), never
-with a traceback; anything else is a bug or an algorithm failure.
-"""
+"""Every error segexp reports to its users (one ``segexp: error:`` line, exit code 2 unless
+the class says otherwise), and the one formatter of Hydra's and OmegaConf's refusals."""
 
 from __future__ import annotations
 
@@ -15,7 +11,6 @@ import re
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +26,12 @@ CONFIG_PATH = "pkg://segexp.conf"
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 _SET_BY_SEGEXP = "SEGEXP_SET_HYDRA_FULL_ERROR"  # HYDRA_FULL_ERROR is segexp's, not the user's
 _MAX_LISTED = 24  # available keys or options named in a usage error
+_KIND_WORDS = {
+    bool: "true or false",
+    str: "a text",
+    list: "a list like [a,b]",
+    dict: "a mapping like {key: value}",
+}
 
 
 class SegexpError(Exception):
@@ -107,16 +108,14 @@ def first_line(exc: BaseException) -> str:
 # ----------------------------------------------- Hydra's and OmegaConf's refusals
 
 
-@contextmanager
+@contextlib.contextmanager
 def raising_composition_errors() -> Iterator[bool]:
-    """Make Hydra raise its errors before the task (it re-raises when HYDRA_FULL_ERROR is
-    set) instead of printing several lines; yields whether segexp set it (a user's own
-    HYDRA_FULL_ERROR keeps Hydra's full errors)."""
+    """Hydra raises (rather than prints) its errors before the task: HYDRA_FULL_ERROR set
+    until ``composed``; yields whether segexp set it (a user's own keeps Hydra's errors)."""
     if os.environ.get(_FULL_ERROR):
         yield False
         return
-    os.environ[_FULL_ERROR] = "1"
-    os.environ[_SET_BY_SEGEXP] = "1"
+    os.environ.update({_FULL_ERROR: "1", _SET_BY_SEGEXP: "1"})
     try:
         yield True
     finally:
@@ -156,8 +155,7 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _one_line(text: str) -> str:
-    parts = [p.strip() for p in str(text).splitlines() if p.strip()]
-    return "; ".join(parts)
+    return "; ".join(p.strip() for p in str(text).splitlines() if p.strip())
 
 
 def listed(names: Sequence[str]) -> str:
@@ -198,10 +196,8 @@ def _available_keys(cfg, key: str) -> tuple[str, list[str]]:
 
 def shown(value: Any) -> str:
     """A value as the user typed it: null, true, 3, 0.5, 'abc', [1, 2]."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, float) and value.is_integer():
@@ -237,19 +233,12 @@ def allowed_words(schema: Any, name: str) -> str:
         words = "one of " + ", ".join(shown(c) for c in meta["choices"])
     elif "text" in meta:
         words = meta["text"]
-    elif kind is bool:
-        words = "true or false"
     elif kind in (int, float):
         words = " ".join(filter(None, ["an integer" if kind is int else "a number", _bounds(meta)]))
     elif dataclasses.is_dataclass(kind):
-        keys = ", ".join(f.name for f in dataclasses.fields(kind))
-        words = f"a section with the keys {keys}"
-    elif origin is list:
-        words = "a list like [a,b]"
-    elif origin is dict:
-        words = "a mapping like {key: value}"
+        words = f"a section with the keys {', '.join(f.name for f in dataclasses.fields(kind))}"
     else:
-        words = "a text" if kind is str else "a value"
+        words = _KIND_WORDS.get(origin, "a value")
     return words + (" or null" if optional else "")
 
 
@@ -271,14 +260,19 @@ def _omegaconf_error(exc: BaseException | None) -> OmegaConfBaseException | None
     return None
 
 
-def unknown_key_line(key: str, schema: Any) -> str:
-    """``<key>: no such config key (did you mean ...?); available: <the schema's keys>``."""
-    where, _, leaf = key.rpartition(".")
-    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
-    near = difflib.get_close_matches(leaf, names, n=1)
+def _no_such_key(key: str, where: str, names: Sequence[str]) -> str:
+    """``<key>: no such config key (did you mean ...?); available under <where>: <names>``."""
+    leaf = key[len(where) + 1 :] if where else key
+    near = difflib.get_close_matches(leaf.split(".")[0], names, n=1)
     hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
     under = f" under {where}" if where else ""
     return f"{key}: no such config key{hint}; available{under}: {listed(names)}"
+
+
+def unknown_key_line(key: str, schema: Any) -> str:
+    """The unknown-key line for a key of a structured config (``schema``)."""
+    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+    return _no_such_key(key, key.rpartition(".")[0], names)
 
 
 def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> str:
@@ -302,12 +296,9 @@ def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> s
         got = typed if re.fullmatch(r"-?[\d.]+|true|false|null|[\[{].*", typed) else repr(typed)
     else:
         return f"{key}: {message}"
-    if dataclasses.is_dataclass(schema):
-        allowed = allowed_words(schema, leaf)
-    elif "List" in message:
-        allowed = "a list like [a,b]"
-    else:
-        allowed = "a mapping like {key: value}" if "Dict" in message else "a valid value"
+    allowed = allowed_words(schema, leaf)
+    if not dataclasses.is_dataclass(schema) and ("List" in message or "Dict" in message):
+        allowed = _KIND_WORDS[list if "List" in message else dict]
     return f"{key}: {allowed}; got {got}"
 
 
@@ -342,16 +333,9 @@ def usage_error_line(
         key = unknown.group(1)
         refused = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
         cfg = default_config(config_name, refused, multirun)
-        if cfg is not None:
-            where, keys = _available_keys(cfg, key)
-            leaf = key[len(where) + 1 :] if where else key
-            near = difflib.get_close_matches(leaf.split(".")[0], keys, n=1)
-            hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
-            under = f" under {where}" if where else ""
-            return (
-                f"segexp: error: {key}: no such config key{hint}; available{under}: {listed(keys)}"
-            )
-        return f"segexp: error: {key}: no such config key"
+        if cfg is None:
+            return f"segexp: error: {key}: no such config key"
+        return f"segexp: error: {_no_such_key(key, *_available_keys(cfg, key))}"
     error = _omegaconf_error(exc)
     if error is not None:
         typed = re.match(r"Error merging override [^=]+=(.*)", message, re.S)

@@ -1,8 +1,6 @@
 """``python -m segexp.report``: the ``segexp-report`` command (code: segexp.tools.report)."""
 
-import sys
+from segexp.tools.shell import report_main
 
 if __name__ == "__main__":
-    from segexp.tools.shell import report_main
-
-    sys.exit(report_main())
+    raise SystemExit(report_main())

@@ -1,8 +1,6 @@
 """``python -m segexp.rerun``: the ``segexp-rerun`` command (code: segexp.tools.rerun)."""
 
-import sys
+from segexp.tools.shell import rerun_main
 
 if __name__ == "__main__":
-    from segexp.tools.shell import rerun_main
-
-    sys.exit(rerun_main())
+    raise SystemExit(rerun_main())

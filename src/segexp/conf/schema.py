@@ -1,19 +1,7 @@
-"""The keys and types of segexp's configs, declared once as structured configs.
-
-Each config file starts its defaults list with its schema (``config_schema``,
-``compare_schema``, ...: Hydra's "Extending configs with schema"), so OmegaConf
-refuses a wrong type (``seed=abc``) or an unknown key in an option file (a user's
-``conf/data/bank.yaml`` with ``id_colum``) while Hydra composes the config. A group
-is typed by its field in the main config, so every option of it, packaged or the
-user's own, gets the group's schema. ``algo``, ``scaler`` and ``engine`` stay open:
-they take a scikit-learn class's parameters (checked by scikit-learn) or an engine's
-own keys (checked against ``segexp.engines.catalog``).
-
-``MISSING`` marks a key the config file must set (its value and its comment live in
-the YAML); a group's defaults are what segexp assumes when a user's option file
-leaves the key out. What a type cannot say (a range, a choice, a non-empty text)
-is each field's metadata, written with :func:`value`; ``segexp.jobs.validation``
-checks it and ``segexp.errors`` words it: ``seed: an integer from 0 to 4294967295``.
+"""The keys and types of segexp's configs as structured configs: each config file's defaults
+list starts with its schema, so OmegaConf refuses a wrong type or an unknown key while Hydra
+composes (``algo``, ``scaler`` and ``engine`` stay open). ``MISSING``: the YAML sets the key;
+what a type cannot say is metadata (:func:`value`), checked by ``segexp.jobs.validation``.
 """
 
 from __future__ import annotations
@@ -40,10 +28,8 @@ def value(
     pattern: str | None = None,
     mapping: bool = False,
 ) -> Any:
-    """A field with what its type cannot say: bounds (``above``: strictly greater),
-    a choice, a non-empty ``text`` (the words for what it names), a ``pattern`` the
-    text must match in full (its words in ``text``), a ``mapping`` (or null) in an
-    open field."""
+    """A field with what its type cannot say: bounds (``above``: strictly greater), a choice,
+    a non-empty ``text`` (its words), a full-match ``pattern``, a ``mapping`` (or null)."""
     rules = {"low": low, "high": high, "above": above, "choices": choices, "text": text}
     rules.update(pattern=pattern, mapping=mapping or None)
     meta = {k: v for k, v in rules.items() if v not in (None, ())}
@@ -128,9 +114,7 @@ class FeaturesConf:
 
 @dataclass
 class PreprocessConf:
-    """``conf/preprocess/*.yaml``; the values are checked by ``segexp.model.pipeline``."""
-
-    impute: str = "none"
+    impute: str = "none"  # the values are checked by segexp.model.pipeline
     knn_neighbors: int = 5
     outliers: str = "none"
     iqr_factor: float = 1.5
@@ -154,9 +138,7 @@ class StabilityConf:
 
 @dataclass
 class EvaluationConf:
-    """``conf/evaluation/*.yaml``; the values are checked by ``segexp.model.evaluation``."""
-
-    reference_space: bool = True
+    reference_space: bool = True  # the values are checked by segexp.model.evaluation
     stability: StabilityConf = field(default_factory=StabilityConf)
     ground_truth: bool = True
     k_distance: bool = True
@@ -169,8 +151,7 @@ class LevelsConf:
 
 @dataclass
 class NamingConf:
-    """``conf/naming/*.yaml``: the wording of segment names and actions (its free-form
-    parts, keyed by the user's columns, stay open)."""
+    """``conf/naming/*.yaml``: its free-form parts, keyed by the user's columns, stay open."""
 
     levels: LevelsConf = field(default_factory=LevelsConf)
     bulk: Any = None
@@ -234,8 +215,7 @@ class ObjectiveConf:
 
 @dataclass
 class Config:
-    """``conf/config.yaml``: one job. ``k`` is at least 1 for an algorithm that does
-    not take ``${k}`` (DBSCAN: it only names the job)."""
+    """``conf/config.yaml``: one job; ``k`` >= 1 for an algo without ``${k}`` (DBSCAN)."""
 
     data: DataConf = field(default_factory=DataConf)
     features: FeaturesConf = field(default_factory=FeaturesConf)
@@ -257,10 +237,6 @@ class Config:
 
 
 # ----------------------------------------------------------------- the tools
-
-
-def _optional(text: str) -> Any:
-    return value(text=text)
 
 
 @dataclass
@@ -287,9 +263,9 @@ class CompareConf:
     data: DataConf = field(default_factory=DataConf)
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     scope: str = value(choices=("sweep", "experiment"))
-    sweep_id: str | None = _optional("a sweep id or its parent run id")
+    sweep_id: str | None = value(text="a sweep id or its parent run id")
     allow_incomplete: bool = MISSING
-    metric: str = _optional(_METRIC)
+    metric: str = value(text=_METRIC)
     direction: str = value(choices=("auto", "max", "min"))
     filter: FilterConf = field(default_factory=FilterConf)
     top: int | None = value(low=1)
@@ -297,7 +273,7 @@ class CompareConf:
     format: str | None = value(choices=("table", "csv", "markdown"))
     width: int | None = value(low=20)
     wide: bool = MISSING
-    output: str | None = _optional(_PATH)
+    output: str | None = value(text=_PATH)
     overwrite: bool = MISSING
 
 
@@ -309,17 +285,17 @@ class ValidationConf:
 @dataclass
 class PromoteReportConf:
     enabled: bool = MISSING
-    output: str | None = _optional(_PATH)
+    output: str | None = value(text=_PATH)
 
 
 @dataclass
 class PromoteConf:
     data: DataConf = field(default_factory=DataConf)
     mlflow: MlflowConf = field(default_factory=MlflowConf)
-    run_id: str | None = _optional("a run id")
-    best: str | None = _optional("a metric name")
+    run_id: str | None = value(text="a run id")
+    best: str | None = value(text="a metric name")
     scope: str = value(choices=("sweep", "experiment"))
-    sweep_id: str | None = _optional("a sweep id or its parent run id")
+    sweep_id: str | None = value(text="a sweep id or its parent run id")
     allow_incomplete: bool = MISSING
     direction: str = value(choices=("auto", "max", "min"))
     filter: FilterConf = field(default_factory=FilterConf)
@@ -333,13 +309,13 @@ class PromoteConf:
 @dataclass
 class PredictConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
-    input: str | None = _optional(_PATH)
-    output: str | None = _optional(_PATH)
-    model: str | None = _optional("an MLflow model URI")
+    input: str | None = value(text=_PATH)
+    output: str | None = value(text=_PATH)
+    model: str | None = value(text="an MLflow model URI")
     registry: RegistryConf = field(default_factory=RegistryConf)
-    rejects: str | None = _optional(_PATH)
-    delimiter: str | None = _optional("a delimiter such as , ; or |")
-    encoding: str | None = _optional("an encoding such as utf-8")
+    rejects: str | None = value(text=_PATH)
+    delimiter: str | None = value(text="a delimiter such as , ; or |")
+    encoding: str | None = value(text="an encoding such as utf-8")
     overwrite: bool = MISSING
     escape_formulas: bool = MISSING
 
@@ -353,11 +329,11 @@ class ReportFilterConf:
 class ReportConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     naming: NamingConf = field(default_factory=NamingConf)
-    run_id: str | None = _optional("a run id")
+    run_id: str | None = value(text="a run id")
     registry: RegistryConf = field(default_factory=RegistryConf)
-    metric: str = _optional(_METRIC)
+    metric: str = value(text=_METRIC)
     filter: ReportFilterConf = field(default_factory=ReportFilterConf)
-    output: str | None = _optional(_PATH)
+    output: str | None = value(text=_PATH)
     overwrite: bool = MISSING
     log_to_mlflow: bool = MISSING
 
@@ -384,14 +360,14 @@ class EdaConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
     eda: EdaSectionConf = field(default_factory=EdaSectionConf)
     plots: EdaPlotsConf = field(default_factory=EdaPlotsConf)
-    output: str | None = _optional(_PATH)  # a folder for the figures; null: MLflow only
+    output: str | None = value(text=_PATH)  # a folder for the figures; null: MLflow only
     overwrite: bool = MISSING
 
 
 @dataclass
 class RerunConf:
     mlflow: MlflowConf = field(default_factory=MlflowConf)
-    run_id: str | None = _optional("a run id")
+    run_id: str | None = value(text="a run id")
 
 
 SCHEMAS = {

@@ -155,8 +155,7 @@ def _fit_and_stage(
         record.tags.update({contract.TAG_UNDEFINED_PREFIX + k: v for k, v in undefined.items()})
         record.tags.update({contract.TAG_PREFIX + k: v for k, v in scores.notes.items()})
 
-        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when available
-        config = yaml.dump(resolved_config(cfg), Dumper=dumper, sort_keys=False)
+        config = yaml.safe_dump(resolved_config(cfg), sort_keys=False)
         (folder / contract.CONFIG_FILE).write_text(config)
         if head.schema is not None:
             (folder / SCHEMA_FILE).write_text(json.dumps(head.schema.records(), indent=2))

@@ -75,16 +75,16 @@ def _rank_differences(counts: pd.DataFrame, numeric: list[str], order: list[int]
     return pd.DataFrame(found, index=order, columns=numeric, dtype=float)
 
 
-def _value_shares(counts: pd.DataFrame, order: list[int]) -> pd.DataFrame:
-    """Share of each value per segment and (row WHOLE) of all customers; values past the
-    ten most frequent count as 'other', as the pandas profile counts them."""
+def _value_shares(counts: pd.DataFrame, order: list[int], labels: Any) -> pd.DataFrame:
+    """The pandas profile's value shares (codes named by ``labels``, values past the ten most
+    frequent 'other') from Spark's counts, per segment and (row WHOLE) of all customers."""
+    counts = counts.assign(v=labelled_values(counts["v"], labels))
     totals = counts.groupby("v")["count"].sum().sort_values(ascending=False, kind="stable")
-    top = list(totals.index[:_MAX_SPLIT_VALUES])
     if len(totals) > _MAX_SPLIT_VALUES:
+        top = totals.index[:_MAX_SPLIT_VALUES]
         counts = counts.assign(v=counts["v"].where(counts["v"].isin(top), _OTHER))
-        top.append(_OTHER)
-    table = counts.pivot_table(index="s", columns="v", values="count", aggfunc="sum")
-    table = table.reindex(index=order, columns=sorted(top)).fillna(0.0).astype(float)
+    table = pd.crosstab(counts["s"], counts["v"], counts["count"], aggfunc="sum")
+    table = table.reindex(order).fillna(0.0).astype(float)
     table.loc[WHOLE] = table.sum()
     table = table.div(np.maximum(table.sum(axis=1), 1.0), axis=0)
     return table.rename_axis(index=None, columns=None)
@@ -120,11 +120,10 @@ def spark_profile(
     )
     texts = {c: F.coalesce(col(c).cast("string"), F.lit(_MISSING)) for c in splits}
     split_counts = _value_counts(frame, texts)
-    shares = {}
-    for c in splits:
-        part = split_counts[split_counts["c"] == c]
-        labelled = labelled_values(part["v"], labels_for(c, value_labels))
-        shares[c] = _value_shares(part.assign(v=labelled), order)
+    shares = {
+        c: _value_shares(split_counts[split_counts["c"] == c], order, labels_for(c, value_labels))
+        for c in splits
+    }
     table, names = named_profile_table(
         order,
         numeric,

@@ -65,23 +65,19 @@ def check_master_answers(master: str, seconds: float = 5.0) -> None:
     )
 
 
+@functools.lru_cache(maxsize=1)
 def get_session(master: str, driver_memory: str, shuffle_partitions: int = 8) -> SparkSession:
     """The process's session for these settings; other settings stop the previous one."""
-    check_master_answers(str(master))
+    stop_session()  # the session of other settings, evicted from this cache
+    check_master_answers(master)
     # pyspark warns about pandas 3; the conversions segexp uses work
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
-    return _session_for(str(master), str(driver_memory), str(int(shuffle_partitions)))
-
-
-@functools.lru_cache(maxsize=1)
-def _session_for(master: str, driver_memory: str, shuffle_partitions: str) -> SparkSession:
-    stop_session()  # the session of other settings, evicted from this cache
     from pyspark.sql import SparkSession  # optional dependency: engine=spark only
 
     builder: Any = SparkSession.builder.appName("segexp")
     settings = {
         "spark.driver.memory": driver_memory,
-        "spark.sql.shuffle.partitions": shuffle_partitions,
+        "spark.sql.shuffle.partitions": str(int(shuffle_partitions)),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
@@ -99,8 +95,8 @@ def _session_for(master: str, driver_memory: str, shuffle_partitions: str) -> Sp
 
 def stop_session() -> None:
     """Stop the process's session, if it started one."""
-    if _session_for.cache_info().currsize:
-        _session_for.cache_clear()
+    if get_session.cache_info().currsize:
+        get_session.cache_clear()
         from pyspark.sql import SparkSession  # optional dependency: engine=spark only
 
         active = SparkSession.getActiveSession()
