@@ -1,8 +1,5 @@
-"""Tables in: read a customer table or a transaction log, check it, name its columns.
-
-``load_customers(cfg.data)`` is the one entry: a file (a transaction log becomes one row
-per customer, :mod:`segexp.data.rfm`) or, without ``path``, a built-in sample.
-"""
+"""Tables in: ``load_customers(cfg.data)`` reads a customer table, a transaction log (one row
+per customer, :mod:`segexp.data.rfm`) or a built-in sample, checks it and names its columns."""
 
 from __future__ import annotations
 
@@ -58,14 +55,13 @@ def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
         raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")
     path = data_cfg.get("path")
     if path in (None, ""):
-        sample = dict(data_cfg.get("sample") or {})
-        seed, file_rows = int(sample.get("seed", 7)), None
-        if kind == "transactions":
-            frame = generate_transactions(int(sample.get("n_customers", 300)), seed)
-            source = TRANSACTIONS_SAMPLE_SOURCE
-        else:
-            frame = generate_mall_sample(int(sample.get("n_customers", 200)), seed)
-            source = SAMPLE_SOURCE
+        sample, log = dict(data_cfg.get("sample") or {}), kind == "transactions"
+        n, seed = (
+            int(sample.get("n_customers") or (300 if log else 200)),
+            int(sample.get("seed", 7)),
+        )
+        frame = generate_transactions(n, seed) if log else generate_mall_sample(n, seed)
+        source, file_rows = (TRANSACTIONS_SAMPLE_SOURCE if log else SAMPLE_SOURCE), None
     else:
         # source_name: what runs call the data instead of its path (segexp.run on a DataFrame)
         source = str(data_cfg.get("source_name") or Path(str(path)).expanduser())

@@ -1,8 +1,5 @@
-"""Customer tables: canonical column names, checks with one-line errors, a fingerprint.
-
-Header variants (``Genre``, ``Annual Income (k$)``) map onto canonical names (``data.aliases``);
-ids stay text (zero padding is part of an id); the fingerprint records which data a run saw.
-"""
+"""Customer tables: canonical column names (``data.aliases``), text ids, checks with one-line
+errors, and a fingerprint of the data a run saw."""
 
 from __future__ import annotations
 
@@ -38,11 +35,8 @@ LARGEST_VALUE = 1e150
 
 @dataclass(frozen=True)
 class CustomerTable:
-    """A loaded customer table with canonical column names and its provenance.
-
-    ``file_rows``: each row's row in the file (for messages); ``notes``: counts a run logs as
-    metrics (rows the RFM rules removed); ``tags``: text a run logs as tags.
-    """
+    """A loaded table with canonical names; ``notes`` and ``tags``: what a run logs as metrics
+    and tags (RFM rule counts, reference dates); ``file_rows``: each row's file row."""
 
     frame: pd.DataFrame
     source: str
@@ -206,7 +200,7 @@ def parse_dates(
     file_rows: np.ndarray | None,
     date_format: str | None,
     dayfirst: bool,
-    config_key: str,
+    config_key: str = "data.date_format",
     headers: dict[str, str] | None = None,
 ) -> pd.Series:
     """Dates from text: the configured format, else ISO 8601, else the format pandas infers."""
@@ -352,29 +346,23 @@ def load_customer_table(
     headers = dict(headers or {})
     settings = _canonical_settings(data_cfg, headers)
     for key in (*_NAME_KEYS, *_LIST_KEYS):
-        value = settings.get(key)
-        if value and value != AUTO:
-            names = [str(value)] if key in _NAME_KEYS else names_of(value)
-            require_columns(frame, names, f"data.{key}", source)
+        if settings.get(key) and settings[key] != AUTO:
+            require_columns(frame, names_of(settings[key]), f"data.{key}", source)
     schema = infer_schema(frame, settings)
     id_column = schema.id_column
     if id_column:
         frame[id_column] = as_text(frame[id_column])
-        role = schema.role(id_column)
-        if role is None or role.reason != UNIQUE_IN_EVERY_ROW:  # inference checked it already
+        if getattr(schema.role(id_column), "reason", "") != UNIQUE_IN_EVERY_ROW:  # else checked
             check_ids(frame, id_column, source, file_rows, headers)
     numeric = schema.numeric
     decimal = str(settings.get("decimal") or frame.attrs.get("decimal", "."))
     frame = to_numeric_columns(frame, numeric, source, file_rows, decimal, headers)
-    non_negative = _non_negative(settings, numeric)
-    _check_numbers(frame, numeric, non_negative, source, file_rows, headers)
-    for column in schema.dates:
-        role = schema.role(column)
-        date_format = (role.date_format if role else None) or settings.get("date_format")
-        dayfirst = bool(settings.get("dayfirst", False))
-        key = "data.date_format"
+    _check_numbers(frame, numeric, _non_negative(settings, numeric), source, file_rows, headers)
+    dayfirst = bool(settings.get("dayfirst", False))
+    for role in (c for c in schema.columns if c.role == "date"):
+        fmt, column = role.date_format or settings.get("date_format"), role.column
         frame[column] = parse_dates(
-            frame[column], column, source, file_rows, date_format, dayfirst, key, headers
+            frame[column], column, source, file_rows, fmt, dayfirst, headers=headers
         )
     reference = None
     if derive:

@@ -1,8 +1,5 @@
-"""Transaction log -> one row per customer: recency, frequency, monetary, tenure, order value.
-
-The rules (rows without a customer, exact duplicates, returns, lines after the reference
-date: the docs' data page) are each counted in ``CustomerTable.notes`` (``rfm.*`` metrics).
-"""
+"""Transaction log -> one row per customer (recency, frequency, monetary, tenure, order value);
+each rule (the docs' data page) counts the lines it removes in ``rfm.*`` metrics."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Built-in samples, generated in code so a fresh install runs with no download; both draws
-are deterministic for a given ``(n_customers, seed)`` (the docs' data page).
-
-``generate_mall_sample``: the Kaggle "Mall Customers" columns and ranges, from five generating
-segments (``true_segment``); ``generate_transactions``: a UCI "Online Retail"-shaped invoice log
-(cancellations ``C<number>``, guest lines, lines exported twice) from five behaviour archetypes.
-"""
+"""Built-in samples generated in code (no download), deterministic per ``(n_customers, seed)``:
+Kaggle "Mall Customers"-like customers and a UCI "Online Retail"-like invoice log."""
 
 from __future__ import annotations
 
@@ -72,14 +67,8 @@ def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
     return table[MALL_COLUMNS]
 
 
-TRANSACTION_COLUMNS = [
-    "InvoiceNo",
-    "StockCode",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-]
+TRANSACTION_COLUMNS = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice"]
+TRANSACTION_COLUMNS += ["CustomerID"]
 FIRST_INVOICE = 536365
 FIRST_CUSTOMER = 12346
 CANCEL_SHARE = 0.04  # share of invoices later partly returned
