@@ -13,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segexp.contract import IMPUTE_CHOICES
 from segexp.data.messages import (
     closest,
     column_label,
@@ -385,40 +384,37 @@ def load_customer_table(
 
 def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_key: str) -> None:
     """Every requested feature column exists and can be a feature."""
-    frame, source = table.frame, table.source
-    available = [str(c) for c in frame.columns if c not in {table.id_column, table.label_column}]
+    frame, keys = table.frame, (table.id_column, table.label_column)
+    available = ", ".join(str(c) for c in frame.columns if c not in keys)
     for column in columns:
+        role = table.schema.role(column) if table.schema is not None else None
         if column not in frame.columns:
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is not a column"
-                f"{closest(column, available)}; available: {', '.join(available)}"
-            )
-        if column in (table.id_column, table.label_column):
-            role = "id" if column == table.id_column else "known-segment label"
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is the {role} column; "
-                f"choose features among: {', '.join(available)}"
-            )
-        inferred = table.schema.role(column) if table.schema is not None else None
-        if inferred is not None and inferred.role == "excluded" and "text" in inferred.reason:
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is not a number or a "
-                f"category: the table's schema left it out ({inferred.reason}); write its numbers "
-                "plainly (15000, not $15,000 or 15k) or choose other features "
+            found = closest(column, [c for c in frame.columns if c not in keys])
+            problem = f"is not a column{found}; available: {available}"
+        elif column in keys:
+            kind = "id" if column == table.id_column else "known-segment label"
+            problem = f"is the {kind} column; choose features among: {available}"
+        elif role is not None and role.role == "excluded" and "text" in role.reason:
+            problem = (
+                f"is not a number or a category: the table's schema left it out ({role.reason}); "
+                "write its numbers plainly (15000, not $15,000 or 15k) or choose other features "
                 "(features=all_numeric or features.columns=[...])"
             )
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) holds dates; derive a "
-                "number from it first (e.g. days since signup) or use data.kind=transactions"
+        elif pd.api.types.is_datetime64_any_dtype(frame[column]):
+            problem = (
+                "holds dates; derive a number from it first (e.g. days since signup) or use "
+                "data.kind=transactions"
             )
+        else:
+            continue
+        raise DataError(f"{table.source}: feature '{column}' (from {config_key}) {problem}")
 
 
 def validate_feature_table(
     table: CustomerTable, columns: Sequence[str], *, impute: str, config_key: str
 ) -> None:
-    """All checks of the feature columns a run needs, before any run is created: they exist,
-    are not empty or constant, and (``impute=none``) have no blank cell."""
+    """All checks of the feature columns before any run exists: usable, not empty or constant,
+    and (``impute=none``; its choices are the config check's) without blank cells."""
     check_feature_columns(table, columns, config_key)
     source = table.source
     for column in columns:
@@ -434,19 +430,14 @@ def validate_feature_table(
                 f"in every filled row), so it cannot separate customers; remove it from "
                 f"{config_key}"
             )
-    if impute not in IMPUTE_CHOICES:
-        raise ConfigError(
-            f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
-        )
     if impute != "none":
         return
     missing = table.frame[list(columns)].isna()
     counts = missing.sum()
-    counts = counts[counts > 0]
-    if len(counts):
+    if counts.any():
         where = "; ".join(
             f"'{c}' ({n} missing, {row_numbers(missing[c], table.file_rows, limit=3)})"
-            for c, n in counts.items()
+            for c, n in counts[counts > 0].items()
         )
         raise DataError(
             f"{source}: missing values in feature columns: {where}; fill the cells or set "

@@ -41,6 +41,7 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?[0-9]+,[0-9]+$")
 _DECIMAL_POINT = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
 _DECIMAL_ROWS = 2000  # rows of the head that decide the decimal mark
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")  # control characters text does not hold
 
 
 def file_format(path: Path, configured: str | None) -> str:
@@ -78,12 +79,6 @@ def detect_delimiter(text: str, quotechar: str = '"') -> str:
     return best
 
 
-def _looks_binary(text: str) -> bool:
-    sample = text[:65536]
-    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
-    return "\x00" in sample or control > 0.05 * max(len(sample), 1)
-
-
 def detect_encoding(
     head: bytes, path: Path, encoding: str | None, whole: bool, key: str = "data.encoding"
 ) -> tuple[str, str]:
@@ -119,7 +114,8 @@ def detect_encoding(
                 text = sample.decode(chosen)
                 break
     text = text.lstrip("\ufeff")
-    if _looks_binary(text):
+    start = text[:65536]
+    if "\x00" in start or len(_CONTROL.findall(start)) > 0.05 * max(len(start), 1):
         raise DataError(
             f"{path}: unreadable encoding: the content is not text in "
             f"{encoding or 'utf-8, cp1252, latin-1'} (binary bytes found); set {key} to the "
@@ -143,8 +139,7 @@ def _read_head(path: Path) -> tuple[bytes, bool, bool]:
 
 
 def detect_decimal(text: str, delimiter: str, quotechar: str) -> str:
-    """',' when the delimiter is not a comma and the head's numbers are written 1,5 and
-    none 1.5; else '.'."""
+    """',' when the delimiter is not a comma and the head writes numbers 1,5, none 1.5."""
     if delimiter == ",":
         return "."
     rows = _rows(io.StringIO(text), delimiter, quotechar, _DECIMAL_ROWS)

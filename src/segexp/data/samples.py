@@ -32,19 +32,15 @@ SEGMENTS: tuple[GeneratingSegment, ...] = (
 MALL_COLUMNS = ["customer_id", "gender", "age", "annual_income", "spending_score", "true_segment"]
 
 
-def _segment_sizes(n_customers: int) -> list[int]:
-    sizes = [int(round(seg.share * n_customers)) for seg in SEGMENTS]
-    sizes[0] += n_customers - sum(sizes)
-    return sizes
-
-
 def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
     """Return the sample customer table (canonical column names, string ids)."""
     if n_customers < len(SEGMENTS):
         raise ValueError(f"n_customers must be at least {len(SEGMENTS)}, got {n_customers}")
     rng = np.random.default_rng(seed)
+    sizes = [round(segment.share * n_customers) for segment in SEGMENTS]
+    sizes[0] += n_customers - sum(sizes)
     parts = []
-    for segment, size in zip(SEGMENTS, _segment_sizes(n_customers), strict=True):
+    for segment, size in zip(SEGMENTS, sizes, strict=True):
         income = np.clip(rng.normal(*segment.income, size), 15, 137)
         spending = np.clip(rng.normal(*segment.spending, size), 1, 99)
         age = np.clip(rng.normal(*segment.age, size), 18, 70)

@@ -226,11 +226,8 @@ def _infer_one(
     if kind in ("int", "float"):
         if kind == "int" and n_distinct == 2:
             return ColumnRole(column, "categorical", kind, "two codes")
-        if (
-            kind == "int"
-            and n_distinct <= MAX_CODES
-            and _CODE_WORDS.search(normalize_header(column))
-        ):
+        code_like = n_distinct <= MAX_CODES and _CODE_WORDS.search(normalize_header(column))
+        if kind == "int" and code_like:
             return ColumnRole(column, "categorical", kind, f"{n_distinct} codes, named like a code")
         return ColumnRole(column, "numeric", kind, "numbers")
     sample = values.head(4 * _DATE_SAMPLE).dropna()
