@@ -54,14 +54,8 @@ class CustomerTable:
         """The table's numeric columns (the schema's, else every numeric-typed one)."""
         if self.schema is not None:
             return self.schema.numeric
-        frame, skip = self.frame, {self.id_column, self.label_column}
-        return [
-            str(c)
-            for c in frame.columns
-            if c not in skip
-            and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])
-        ]
+        skip = {self.id_column, self.label_column}  # select_dtypes' numbers leave out bools
+        return [str(c) for c in self.frame.select_dtypes("number").columns if c not in skip]
 
     @property
     def categorical(self) -> list[str]:

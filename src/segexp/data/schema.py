@@ -119,11 +119,10 @@ class Schema:
             why = c.reason if c.by == "inferred" else f"set by {c.by}"
             name = c.column if len(c.column) <= width else c.column[: width - 1] + "~"
             lines.append(f"  {name:<{width}}  {c.role:<11}  {c.dtype:<8}  {why}")
-        hidden = self.columns[max_rows:]
-        if hidden:
-            counts = pd.Series([c.role for c in hidden]).value_counts()
-            summary = ", ".join(f"{n} {role}" for role, n in counts.items())
-            lines.append(f"  ... {len(hidden)} more columns: {summary}")
+        hidden = pd.Series([c.role for c in self.columns[max_rows:]]).value_counts()
+        if len(hidden):
+            summary = ", ".join(f"{n} {role}" for role, n in hidden.items())
+            lines.append(f"  ... {hidden.sum()} more columns: {summary}")
         lines.append(
             "  change a role with data.id_column=, data.numeric=[...], data.categorical=[...], "
             "data.dates=[...] (see README: Bring your own data)"
