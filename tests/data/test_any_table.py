@@ -30,7 +30,7 @@ def roles(table) -> dict[str, list[str]]:
         "categorical": schema.categorical,
         "date": schema.dates,
         "label": schema.of("label"),
-        "excluded": schema.excluded,
+        "excluded": schema.of("excluded"),
     }
 
 
@@ -134,7 +134,8 @@ def test_explicit_roles_win_over_inference(tmp_path):
 def test_explicit_id_and_no_id(tmp_path):
     path = tables.bank_card_usage(tmp_path)
     assert load(path, id_column=None).id_column is None
-    assert "CUST_ID" in load(path, id_column=None).schema.excluded  # unique text, not a feature
+    # unique text, not a feature
+    assert "CUST_ID" in load(path, id_column=None).schema.of("excluded")
 
 
 def test_explicit_names_may_be_the_files_own_headers(tmp_path):

@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from segexp.data import load_customers, validate_feature_table
 from segexp.errors import ConfigError, DataError
+from segexp.jobs.validation import check_job_config
 
 HEADER = "CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)"
 GOOD_ROWS = [
@@ -235,15 +236,24 @@ def test_missing_values_fail_by_default_naming_columns_counts_and_rows(tmp_path)
     assert "spending_score" not in message
 
 
-def test_unknown_impute_value(tmp_path):
-    path = write_rows(tmp_path, GOOD_ROWS)
-    message = load_error(path, impute="zero")
-    assert_fragments(message, "preprocess.impute", "median", "got 'zero'")
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("preprocess.impute=zero", ("preprocess.impute", "median", "zero")),
+        ("data.kind=orders", ("data.kind", "transactions", "orders")),
+    ],
+)
+def test_unknown_impute_and_kind_are_refused_by_the_job_config_check(
+    make_config, override, fragments
+):
+    """Checked once, before any data is read (the battery runs them on the command line)."""
+    with pytest.raises(ConfigError) as info:
+        check_job_config(make_config([override]))
+    assert_fragments(str(info.value), *fragments)
 
 
-def test_unknown_kind_and_format_are_config_errors(tmp_path):
+def test_unknown_format_is_a_config_error(tmp_path):
     path = write_rows(tmp_path, GOOD_ROWS)
-    assert_fragments(load_error(path, kind="orders"), "data.kind", "transactions", "'orders'")
     assert_fragments(load_error(path, format="xlsx"), "data.format", "parquet", "'xlsx'")
 
 

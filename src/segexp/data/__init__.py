@@ -1,8 +1,5 @@
-"""Tables in: read a customer table or a transaction log, check it, name its columns.
-
-``load_customers(cfg.data)`` is the one entry: a file (a transaction log becomes one row
-per customer, :mod:`segexp.data.rfm`) or, without ``path``, a built-in sample.
-"""
+"""Tables in: ``load_customers(cfg.data)`` reads a customer table, a transaction log (one row
+per customer, :mod:`segexp.data.rfm`) or a built-in sample, checks it and names its columns."""
 
 from __future__ import annotations
 
@@ -20,13 +17,12 @@ from segexp.data.load import (
 from segexp.data.read import read_table, read_table_file
 from segexp.data.rfm import customers_from_transactions
 from segexp.data.samples import generate_mall_sample, generate_transactions
-from segexp.errors import ConfigError, DataError
+from segexp.errors import DataError
 
 __all__ = ["CustomerTable", "load_customers", "read_table_file", "validate_feature_table"]
 
 SAMPLE_SOURCE = "built-in sample"
 TRANSACTIONS_SAMPLE_SOURCE = "built-in transaction sample"
-KINDS = ("auto", "customers", "transactions")
 TRANSACTIONS_CONFIG = (
     Path(__file__).resolve().parents[1] / "conf" / "data" / "transactions_sample.yaml"
 )
@@ -34,17 +30,12 @@ TRANSACTIONS_CONFIG = (
 _READING_KEYS = "rfm path source_name delimiter encoding quotechar format decimal missing_values"
 
 
-def transaction_defaults() -> dict[str, Any]:
-    """The transaction-log data option (aliases, RFM rules, default features), through Hydra."""
-    return config_option("data", "transactions_sample") or {}
-
-
 def looks_like_transactions(
     columns: list[str], source: str, log_cfg: Mapping[str, Any] | None = None
 ) -> bool:
     """A log has a customer id, an invoice id, a date, and quantity + unit price or an
     amount (headers per the aliases of ``log_cfg``, default the transaction option)."""
-    aliases = (log_cfg or transaction_defaults())["aliases"]
+    aliases = (log_cfg or config_option("data", "transactions_sample") or {})["aliases"]
     found = set(canonical_headers(columns, aliases, source).values())
     needed = {"customer_id", "invoice_id", "invoice_date"}
     return needed <= found and ({"quantity", "unit_price"} <= found or "amount" in found)
@@ -53,19 +44,14 @@ def looks_like_transactions(
 def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
     """The configured data as one row per customer, checked, with canonical names
     (a transaction log's RFM rule counts in ``CustomerTable.notes``)."""
-    kind = str(data_cfg.get("kind") or "customers")
-    if kind not in KINDS:
-        raise ConfigError(f"data.kind: allowed values are {', '.join(KINDS)}; got '{kind}'")
+    kind = str(data_cfg.get("kind") or "customers")  # the config schema checks the choices
     path = data_cfg.get("path")
     if path in (None, ""):
-        sample = dict(data_cfg.get("sample") or {})
-        seed, file_rows = int(sample.get("seed", 7)), None
-        if kind == "transactions":
-            frame = generate_transactions(int(sample.get("n_customers", 300)), seed)
-            source = TRANSACTIONS_SAMPLE_SOURCE
-        else:
-            frame = generate_mall_sample(int(sample.get("n_customers", 200)), seed)
-            source = SAMPLE_SOURCE
+        sample, log = dict(data_cfg.get("sample") or {}), kind == "transactions"
+        n = int(sample.get("n_customers") or (300 if log else 200))
+        generate = generate_transactions if log else generate_mall_sample
+        frame = generate(n, int(sample.get("seed", 7)))
+        source, file_rows = (TRANSACTIONS_SAMPLE_SOURCE if log else SAMPLE_SOURCE), None
     else:
         # source_name: what runs call the data instead of its path (segexp.run on a DataFrame)
         source = str(data_cfg.get("source_name") or Path(str(path)).expanduser())
@@ -77,7 +63,9 @@ def load_customers(data_cfg: Mapping[str, Any]) -> CustomerTable:
                 f"no {what} rows; add rows below the header"
             )
     columns = [str(c) for c in frame.columns]
-    log_cfg = transaction_defaults() if kind == "auto" and path else {}
+    log_cfg = {}  # kind=auto: the transaction-log data option (aliases, RFM rules), via Hydra
+    if kind == "auto" and path:
+        log_cfg = config_option("data", "transactions_sample") or {}
     if log_cfg and looks_like_transactions(columns, source, log_cfg):
         kind = "transactions"
         log_cfg.update(

@@ -1,6 +1,5 @@
-"""Which columns a job clusters on: a list, every numeric column (``all_numeric``), or the
-data's default option (``default``: the features option ``data.default_features`` names when
-the table has its columns, else ``all_numeric``)."""
+"""Which columns a job clusters on: a list, ``all_numeric``, or ``default`` (the option
+``data.default_features`` names when the table has its columns, else ``all_numeric``)."""
 
 from __future__ import annotations
 

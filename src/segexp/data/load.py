@@ -1,8 +1,5 @@
-"""Customer tables: canonical column names, checks with one-line errors, a fingerprint.
-
-Header variants (``Genre``, ``Annual Income (k$)``) map onto canonical names (``data.aliases``);
-ids stay text (zero padding is part of an id); the fingerprint records which data a run saw.
-"""
+"""Customer tables: canonical column names (``data.aliases``), text ids, checks with one-line
+errors, and a fingerprint of the data a run saw."""
 
 from __future__ import annotations
 
@@ -16,7 +13,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segexp.contract import IMPUTE_CHOICES
 from segexp.data.messages import (
     closest,
     column_label,
@@ -38,11 +34,8 @@ LARGEST_VALUE = 1e150
 
 @dataclass(frozen=True)
 class CustomerTable:
-    """A loaded customer table with canonical column names and its provenance.
-
-    ``file_rows``: each row's row in the file (for messages); ``notes``: counts a run logs as
-    metrics (rows the RFM rules removed); ``tags``: text a run logs as tags.
-    """
+    """A loaded table with canonical names; ``notes`` and ``tags``: what a run logs as metrics
+    and tags (RFM rule counts, reference dates); ``file_rows``: each row's file row."""
 
     frame: pd.DataFrame
     source: str
@@ -61,14 +54,8 @@ class CustomerTable:
         """The table's numeric columns (the schema's, else every numeric-typed one)."""
         if self.schema is not None:
             return self.schema.numeric
-        frame, skip = self.frame, {self.id_column, self.label_column}
-        return [
-            str(c)
-            for c in frame.columns
-            if c not in skip
-            and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])
-        ]
+        skip = {self.id_column, self.label_column}  # select_dtypes' numbers leave out bools
+        return [str(c) for c in self.frame.select_dtypes("number").columns if c not in skip]
 
     @property
     def categorical(self) -> list[str]:
@@ -206,7 +193,7 @@ def parse_dates(
     file_rows: np.ndarray | None,
     date_format: str | None,
     dayfirst: bool,
-    config_key: str,
+    config_key: str = "data.date_format",
     headers: dict[str, str] | None = None,
 ) -> pd.Series:
     """Dates from text: the configured format, else ISO 8601, else the format pandas infers."""
@@ -352,29 +339,23 @@ def load_customer_table(
     headers = dict(headers or {})
     settings = _canonical_settings(data_cfg, headers)
     for key in (*_NAME_KEYS, *_LIST_KEYS):
-        value = settings.get(key)
-        if value and value != AUTO:
-            names = [str(value)] if key in _NAME_KEYS else names_of(value)
-            require_columns(frame, names, f"data.{key}", source)
+        if settings.get(key) and settings[key] != AUTO:
+            require_columns(frame, names_of(settings[key]), f"data.{key}", source)
     schema = infer_schema(frame, settings)
     id_column = schema.id_column
     if id_column:
         frame[id_column] = as_text(frame[id_column])
-        role = schema.role(id_column)
-        if role is None or role.reason != UNIQUE_IN_EVERY_ROW:  # inference checked it already
+        if getattr(schema.role(id_column), "reason", "") != UNIQUE_IN_EVERY_ROW:  # else checked
             check_ids(frame, id_column, source, file_rows, headers)
     numeric = schema.numeric
     decimal = str(settings.get("decimal") or frame.attrs.get("decimal", "."))
     frame = to_numeric_columns(frame, numeric, source, file_rows, decimal, headers)
-    non_negative = _non_negative(settings, numeric)
-    _check_numbers(frame, numeric, non_negative, source, file_rows, headers)
-    for column in schema.dates:
-        role = schema.role(column)
-        date_format = (role.date_format if role else None) or settings.get("date_format")
-        dayfirst = bool(settings.get("dayfirst", False))
-        key = "data.date_format"
+    _check_numbers(frame, numeric, _non_negative(settings, numeric), source, file_rows, headers)
+    dayfirst = bool(settings.get("dayfirst", False))
+    for role in (c for c in schema.columns if c.role == "date"):
+        fmt, column = role.date_format or settings.get("date_format"), role.column
         frame[column] = parse_dates(
-            frame[column], column, source, file_rows, date_format, dayfirst, key, headers
+            frame[column], column, source, file_rows, fmt, dayfirst, headers=headers
         )
     reference = None
     if derive:
@@ -397,40 +378,37 @@ def load_customer_table(
 
 def check_feature_columns(table: CustomerTable, columns: Sequence[str], config_key: str) -> None:
     """Every requested feature column exists and can be a feature."""
-    frame, source = table.frame, table.source
-    available = [str(c) for c in frame.columns if c not in {table.id_column, table.label_column}]
+    frame, keys = table.frame, (table.id_column, table.label_column)
+    available = ", ".join(str(c) for c in frame.columns if c not in keys)
     for column in columns:
+        role = table.schema.role(column) if table.schema is not None else None
         if column not in frame.columns:
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is not a column"
-                f"{closest(column, available)}; available: {', '.join(available)}"
-            )
-        if column in (table.id_column, table.label_column):
-            role = "id" if column == table.id_column else "known-segment label"
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is the {role} column; "
-                f"choose features among: {', '.join(available)}"
-            )
-        inferred = table.schema.role(column) if table.schema is not None else None
-        if inferred is not None and inferred.role == "excluded" and "text" in inferred.reason:
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) is not a number or a "
-                f"category: the table's schema left it out ({inferred.reason}); write its numbers "
-                "plainly (15000, not $15,000 or 15k) or choose other features "
+            found = closest(column, [c for c in frame.columns if c not in keys])
+            problem = f"is not a column{found}; available: {available}"
+        elif column in keys:
+            kind = "id" if column == table.id_column else "known-segment label"
+            problem = f"is the {kind} column; choose features among: {available}"
+        elif role is not None and role.role == "excluded" and "text" in role.reason:
+            problem = (
+                f"is not a number or a category: the table's schema left it out ({role.reason}); "
+                "write its numbers plainly (15000, not $15,000 or 15k) or choose other features "
                 "(features=all_numeric or features.columns=[...])"
             )
-        if pd.api.types.is_datetime64_any_dtype(frame[column]):
-            raise DataError(
-                f"{source}: feature '{column}' (from {config_key}) holds dates; derive a "
-                "number from it first (e.g. days since signup) or use data.kind=transactions"
+        elif pd.api.types.is_datetime64_any_dtype(frame[column]):
+            problem = (
+                "holds dates; derive a number from it first (e.g. days since signup) or use "
+                "data.kind=transactions"
             )
+        else:
+            continue
+        raise DataError(f"{table.source}: feature '{column}' (from {config_key}) {problem}")
 
 
 def validate_feature_table(
     table: CustomerTable, columns: Sequence[str], *, impute: str, config_key: str
 ) -> None:
-    """All checks of the feature columns a run needs, before any run is created: they exist,
-    are not empty or constant, and (``impute=none``) have no blank cell."""
+    """All checks of the feature columns before any run exists: usable, not empty or constant,
+    and (``impute=none``; its choices are the config check's) without blank cells."""
     check_feature_columns(table, columns, config_key)
     source = table.source
     for column in columns:
@@ -446,19 +424,14 @@ def validate_feature_table(
                 f"in every filled row), so it cannot separate customers; remove it from "
                 f"{config_key}"
             )
-    if impute not in IMPUTE_CHOICES:
-        raise ConfigError(
-            f"preprocess.impute: allowed values are {', '.join(IMPUTE_CHOICES)}; got '{impute}'"
-        )
     if impute != "none":
         return
     missing = table.frame[list(columns)].isna()
     counts = missing.sum()
-    counts = counts[counts > 0]
-    if len(counts):
+    if counts.any():
         where = "; ".join(
             f"'{c}' ({n} missing, {row_numbers(missing[c], table.file_rows, limit=3)})"
-            for c, n in counts.items()
+            for c, n in counts[counts > 0].items()
         )
         raise DataError(
             f"{source}: missing values in feature columns: {where}; fill the cells or set "

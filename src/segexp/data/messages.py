@@ -54,8 +54,8 @@ def names_of(value: Any) -> list[str]:
     """A config value naming columns as a list: None -> [], one name -> [name]."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return [str(value)]
     return [str(v) for v in value]
 
 

@@ -1,10 +1,5 @@
-"""Reading table files exactly: CSV/TSV (any common delimiter and encoding) or Parquet.
-
-Number-like columns are read as text by pyarrow and typed here on the whole column, so a
-zero-padded id (``0001``) or a 20-digit id anywhere keeps its column text; ``inf`` and
-``1e309`` are errors, never values. Dialect and encoding come from a bounded head of the
-file. The frame's rows are file rows: the header is row 1 (text files); Parquet counts from 1.
-"""
+"""Reading CSV/TSV (dialect and encoding from the file's head) or Parquet exactly: columns
+are typed whole, so a zero-padded or 20-digit id stays text; ``inf`` is an error, not a value."""
 
 from __future__ import annotations
 
@@ -29,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from segexp.data.messages import closest, examples, row_numbers
+from segexp.data.messages import closest, examples, names_of, row_numbers
 from segexp.errors import ConfigError, DataError
 
 # what exports write for an empty cell (Excel's pivot tables write "(blank)")
@@ -46,20 +41,17 @@ _DECIMAL_COMMA = re.compile(r"^[+-]?[0-9]+,[0-9]+$")
 _DECIMAL_POINT = re.compile(r"^[+-]?[0-9]*\.[0-9]+$")
 _DECIMAL_ROWS = 2000  # rows of the head that decide the decimal mark
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")  # control characters text does not hold
 
 
 def file_format(path: Path, configured: str | None) -> str:
     """csv, tsv or parquet: the configured format, else the file's suffix."""
-    if configured:
-        fmt = str(configured).lower()
-        if fmt not in ("csv", "tsv", "parquet"):
-            raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
-        return fmt
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    last = suffixes[-1] if suffixes else ""
-    if last in (".parquet", ".pq"):
-        return "parquet"
-    return "tsv" if last in (".tsv", ".tab") else "csv"
+    fmt = str(configured).lower()
+    if configured and fmt not in ("csv", "tsv", "parquet"):
+        raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
+    last = next((s.lower() for s in reversed(path.suffixes) if s.lower() != ".gz"), "")
+    by_suffix = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".tab": "tsv"}
+    return fmt if configured else by_suffix.get(last, "csv")
 
 
 def _rows(lines: Any, delimiter: str, quotechar: str, limit: int) -> list[list[str]]:
@@ -85,12 +77,6 @@ def detect_delimiter(text: str, quotechar: str = '"') -> str:
             if score > best_score:
                 best, best_score = delimiter, score
     return best
-
-
-def _looks_binary(text: str) -> bool:
-    sample = text[:65536]
-    control = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
-    return "\x00" in sample or control > 0.05 * max(len(sample), 1)
 
 
 def detect_encoding(
@@ -123,24 +109,19 @@ def detect_encoding(
     elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         chosen, text = "utf-16", head.decode("utf-16", errors="replace")
     else:
-        chosen = next(e for e in _FALLBACK_ENCODINGS if _decodes(sample, e))
-        text = sample.decode(chosen)
+        for chosen in _FALLBACK_ENCODINGS:  # latin-1 decodes any bytes
+            with suppress(UnicodeDecodeError):
+                text = sample.decode(chosen)
+                break
     text = text.lstrip("\ufeff")
-    if _looks_binary(text):
+    start = text[:65536]
+    if "\x00" in start or len(_CONTROL.findall(start)) > 0.05 * max(len(start), 1):
         raise DataError(
             f"{path}: unreadable encoding: the content is not text in "
             f"{encoding or 'utf-8, cp1252, latin-1'} (binary bytes found); set {key} to the "
             "file's encoding (e.g. utf-16) or export the data as CSV (UTF-8) or Parquet"
         )
     return chosen, text
-
-
-def _decodes(data: bytes, encoding: str) -> bool:
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _read_head(path: Path) -> tuple[bytes, bool, bool]:
@@ -158,8 +139,7 @@ def _read_head(path: Path) -> tuple[bytes, bool, bool]:
 
 
 def detect_decimal(text: str, delimiter: str, quotechar: str) -> str:
-    """',' when the delimiter is not a comma and the head's numbers are written 1,5 and
-    none 1.5; else '.'."""
+    """',' when the delimiter is not a comma and the head writes numbers 1,5, none 1.5."""
     if delimiter == ",":
         return "."
     rows = _rows(io.StringIO(text), delimiter, quotechar, _DECIMAL_ROWS)
@@ -302,48 +282,6 @@ def _numbers(text: pa.ChunkedArray, decimal: str = ".") -> pa.ChunkedArray | Non
         return None
 
 
-def _to_pandas(
-    name: str,
-    column: pa.ChunkedArray,
-    missing: pa.Array,
-    file_rows: np.ndarray,
-    source: str,
-    typed: bool,
-    decimal: str,
-    markers_parsed: bool,
-) -> pd.Series:
-    """One column: numbers typed (int64, float64 with NaN), text as text with NaN; inf and
-    numbers beyond float64 are refused."""
-    raw = None
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        numbers = _numbers(column, decimal) if typed else None  # clean numbers need no strip
-        if numbers is None:
-            column = _text(column, missing, markers_parsed)
-            numbers = _numbers(column, decimal) if typed else None
-        if numbers is None:
-            return column.to_pandas()
-        raw, column = column, numbers
-    if pa.types.is_date(column.type):
-        return column.cast(pa.timestamp("ns")).to_pandas()
-    if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
-        return column.to_pandas()
-    if not column.null_count and pa.types.is_integer(column.type):
-        return pd.Series(column.to_numpy(zero_copy_only=False))
-    values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    if column.null_count:
-        values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
-    infinite = np.isinf(values)
-    if infinite.any():
-        first = np.flatnonzero(infinite)[:3]
-        shown = raw.take(pa.array(first)).to_pylist() if raw is not None else values[first]
-        raise DataError(
-            f"{source}: column '{name}' has values beyond the float64 range in "
-            f"{row_numbers(infinite, file_rows)} ({examples(pd.Series(shown))}); fix those "
-            "cells, or list their text in data.missing_values to read them as missing"
-        )
-    return pd.Series(values)
-
-
 def _frame(
     table: pa.Table,
     data_cfg: Mapping[str, Any],
@@ -353,26 +291,50 @@ def _frame(
     decimal: str = ".",
     markers_parsed: bool = True,
 ) -> pd.DataFrame:
-    """The Arrow table as a pandas frame (``markers_parsed``: the CSV parser already read
-    exact missing markers as nulls)."""
+    """The Arrow table as pandas: numbers typed (int64, float64 with NaN), text with NaN; inf
+    is refused (``markers_parsed``: the CSV parser already read exact missing markers as nulls)."""
     missing = pa.array(sorted(set(_missing_values(data_cfg)) | {""}), pa.string())
+
+    def series(name: str, column: pa.ChunkedArray) -> pd.Series:
+        raw = None
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            numbers = _numbers(column, decimal) if typed else None  # clean numbers: no strip
+            if numbers is None:
+                column = _text(column, missing, markers_parsed)
+                numbers = _numbers(column, decimal) if typed else None
+            if numbers is None:
+                return column.to_pandas()
+            raw, column = column, numbers
+        if pa.types.is_date(column.type):
+            return column.cast(pa.timestamp("ns")).to_pandas()
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            return column.to_pandas()
+        if not column.null_count and pa.types.is_integer(column.type):
+            return pd.Series(column.to_numpy(zero_copy_only=False))
+        values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if column.null_count:
+            values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
+        infinite = np.isinf(values)
+        if infinite.any():
+            first = np.flatnonzero(infinite)[:3]
+            shown = raw.take(pa.array(first)).to_pylist() if raw is not None else values[first]
+            raise DataError(
+                f"{source}: column '{name}' has values beyond the float64 range in "
+                f"{row_numbers(infinite, file_rows)} ({examples(pd.Series(shown))}); fix those "
+                "cells, or list their text in data.missing_values to read them as missing"
+            )
+        return pd.Series(values)
+
     names = [str(c).lstrip("\ufeff") for c in table.column_names]
-    columns = {
-        name: _to_pandas(
-            name, table.column(i), missing, file_rows, source, typed, decimal, markers_parsed
-        )
-        for i, name in enumerate(names)
-    }
-    frame = pd.DataFrame(columns, copy=False)
+    pairs = zip(names, table.columns, strict=True)
+    frame = pd.DataFrame({name: series(name, column) for name, column in pairs}, copy=False)
     frame.columns = names
     return frame
 
 
 def _missing_values(data_cfg: Mapping[str, Any]) -> list[str]:
     value = data_cfg.get("missing_values")
-    if value is None:
-        return list(DEFAULT_MISSING_VALUES)
-    return [str(v) for v in ([value] if isinstance(value, str) else value)]
+    return list(DEFAULT_MISSING_VALUES) if value is None else names_of(value)
 
 
 def _filled_rows(table: pa.Table) -> pa.Array | None:
@@ -570,11 +532,8 @@ def not_a_file(path: Path) -> str:
         return ""
     if stat.S_ISDIR(mode):
         return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "a socket, not a regular file"
-    return "a device, not a regular file"
+    kind = "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"{'a named pipe (FIFO)' if stat.S_ISFIFO(mode) else kind}, not a regular file"
 
 
 def read_table_file(

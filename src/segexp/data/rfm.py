@@ -1,13 +1,10 @@
-"""Transaction log -> one row per customer: recency, frequency, monetary, tenure, order value.
-
-The rules (rows without a customer, exact duplicates, returns, lines after the reference
-date: the docs' data page) are each counted in ``CustomerTable.notes`` (``rfm.*`` metrics).
-"""
+"""Transaction log -> one row per customer (recency, frequency, monetary, tenure, order value);
+each rule (the docs' data page) counts the lines it removes in ``rfm.*`` metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -84,8 +81,8 @@ class RfmResult:
     """The customer table built from a log, the rule counts and the reference day."""
 
     customers: pd.DataFrame
-    counts: dict[str, float] = field(default_factory=dict)
-    reference_date: pd.Timestamp | None = None
+    counts: dict[str, float]
+    reference_date: pd.Timestamp
 
 
 def _check_log(tx: pd.DataFrame, source: str) -> None:
@@ -103,6 +100,7 @@ def _check_log(tx: pd.DataFrame, source: str) -> None:
 
 
 def _refuse(mask: np.ndarray, message: str) -> None:
+    """A DataError when any line is flagged (the message names the first of them)."""
     if mask.any():
         raise DataError(message)
 
@@ -234,7 +232,6 @@ def customers_from_transactions(
     numeric, categorical = names_of(data_cfg.get("numeric")), names_of(data_cfg.get("categorical"))
     require_columns(customers, numeric, "data.numeric", source)
     require_columns(customers, categorical, "data.categorical", source)
-    assert result.reference_date is not None  # build_rfm always sets it
     settings: dict[str, Any] = {"id_column": "customer_id", "label_column": None, "dates": []}
     settings |= {"numeric": numeric or list(RFM_COLUMNS), "categorical": categorical}
     schema = infer_schema(customers, settings)

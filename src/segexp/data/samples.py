@@ -1,10 +1,5 @@
-"""Built-in samples, generated in code so a fresh install runs with no download; both draws
-are deterministic for a given ``(n_customers, seed)`` (the docs' data page).
-
-``generate_mall_sample``: the Kaggle "Mall Customers" columns and ranges, from five generating
-segments (``true_segment``); ``generate_transactions``: a UCI "Online Retail"-shaped invoice log
-(cancellations ``C<number>``, guest lines, lines exported twice) from five behaviour archetypes.
-"""
+"""Built-in samples generated in code (no download), deterministic per ``(n_customers, seed)``:
+Kaggle "Mall Customers"-like customers and a UCI "Online Retail"-like invoice log."""
 
 from __future__ import annotations
 
@@ -37,19 +32,15 @@ SEGMENTS: tuple[GeneratingSegment, ...] = (
 MALL_COLUMNS = ["customer_id", "gender", "age", "annual_income", "spending_score", "true_segment"]
 
 
-def _segment_sizes(n_customers: int) -> list[int]:
-    sizes = [int(round(seg.share * n_customers)) for seg in SEGMENTS]
-    sizes[0] += n_customers - sum(sizes)
-    return sizes
-
-
 def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
     """Return the sample customer table (canonical column names, string ids)."""
     if n_customers < len(SEGMENTS):
         raise ValueError(f"n_customers must be at least {len(SEGMENTS)}, got {n_customers}")
     rng = np.random.default_rng(seed)
+    sizes = [round(segment.share * n_customers) for segment in SEGMENTS]
+    sizes[0] += n_customers - sum(sizes)
     parts = []
-    for segment, size in zip(SEGMENTS, _segment_sizes(n_customers), strict=True):
+    for segment, size in zip(SEGMENTS, sizes, strict=True):
         income = np.clip(rng.normal(*segment.income, size), 15, 137)
         spending = np.clip(rng.normal(*segment.spending, size), 1, 99)
         age = np.clip(rng.normal(*segment.age, size), 18, 70)
@@ -72,14 +63,8 @@ def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
     return table[MALL_COLUMNS]
 
 
-TRANSACTION_COLUMNS = [
-    "InvoiceNo",
-    "StockCode",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-]
+TRANSACTION_COLUMNS = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice"]
+TRANSACTION_COLUMNS += ["CustomerID"]
 FIRST_INVOICE = 536365
 FIRST_CUSTOMER = 12346
 CANCEL_SHARE = 0.04  # share of invoices later partly returned

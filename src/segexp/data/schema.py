@@ -1,8 +1,5 @@
-"""What each column of a customer table is for: id, numeric, categorical, date, label, left out.
-
-Whatever the data config sets wins; ``auto`` columns are inferred from values and headers (the
-rules: the docs' data page). Then dates and birth years give numbers (``derive_columns``).
-"""
+"""Each column's role (id, numeric, categorical, date, label, excluded): the config's, else
+inferred (rules: the docs' data page); then dates and birth years give numbers."""
 
 from __future__ import annotations
 
@@ -41,14 +38,14 @@ DATE_FORMATS = (
     *("%d/%m/%Y %H:%M:%S", "%d/%m/%Y", "%d-%m-%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d"),
     *("%m/%d/%y", "%d/%m/%y"),
 )
-DERIVED = "derived:"  # how a derived column's reason starts
 _BIRTH_WORDS = {"birth", "born", "dob", "yob", "birthday", "birthdate"}
 _RECENT_WORDS = {"last", "latest", "recent", "previous"}
 
 
 @dataclass(frozen=True)
 class ColumnRole:
-    """One column's role, why, and whether the config set it (``by``: the config key)."""
+    """One column's role, why, and who set it (``by``); a derived column's source, unit
+    (days, years, birth_year) and reference day, so scoring derives it again the same way."""
 
     column: str
     role: str
@@ -56,6 +53,9 @@ class ColumnRole:
     reason: str
     by: str = "inferred"
     date_format: str | None = None
+    derived_from: str | None = None
+    unit: str | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,10 +90,6 @@ class Schema:
     def dates(self) -> list[str]:
         return self.of("date")
 
-    @property
-    def excluded(self) -> list[str]:
-        return self.of("excluded")
-
     def records(self) -> list[dict[str, Any]]:
         """One plain dict per column (the run's schema artifact)."""
         return [
@@ -123,16 +119,15 @@ class Schema:
             why = c.reason if c.by == "inferred" else f"set by {c.by}"
             name = c.column if len(c.column) <= width else c.column[: width - 1] + "~"
             lines.append(f"  {name:<{width}}  {c.role:<11}  {c.dtype:<8}  {why}")
-        hidden = self.columns[max_rows:]
-        if hidden:
-            counts = pd.Series([c.role for c in hidden]).value_counts()
-            summary = ", ".join(f"{n} {role}" for role, n in counts.items())
-            lines.append(f"  ... {len(hidden)} more columns: {summary}")
+        hidden = pd.Series([c.role for c in self.columns[max_rows:]]).value_counts()
+        if len(hidden):
+            summary = ", ".join(f"{n} {role}" for role, n in hidden.items())
+            lines.append(f"  ... {hidden.sum()} more columns: {summary}")
         lines.append(
             "  change a role with data.id_column=, data.numeric=[...], data.categorical=[...], "
             "data.dates=[...] (see README: Bring your own data)"
         )
-        if any(c.reason.startswith(DERIVED) for c in self.columns):
+        if any(c.derived_from for c in self.columns):
             lines.append(
                 "  derived columns off: data.derive.days_since=false, data.derive.age=false"
             )
@@ -202,6 +197,10 @@ def _explicit(value: Any) -> bool:
     return not (isinstance(value, str) and value == AUTO)
 
 
+_KEYS = {"id": "id_column", "label": "label_column", "numeric": "numeric"}
+_KEYS |= {"categorical": "categorical", "date": "dates"}
+
+
 def _infer_one(
     column: str, values: pd.Series, n_rows: int, dayfirst: bool, may_be_id: bool
 ) -> ColumnRole:
@@ -226,11 +225,8 @@ def _infer_one(
     if kind in ("int", "float"):
         if kind == "int" and n_distinct == 2:
             return ColumnRole(column, "categorical", kind, "two codes")
-        if (
-            kind == "int"
-            and n_distinct <= MAX_CODES
-            and _CODE_WORDS.search(normalize_header(column))
-        ):
+        code_like = n_distinct <= MAX_CODES and _CODE_WORDS.search(normalize_header(column))
+        if kind == "int" and code_like:
             return ColumnRole(column, "categorical", kind, f"{n_distinct} codes, named like a code")
         return ColumnRole(column, "numeric", kind, "numbers")
     sample = values.head(4 * _DATE_SAMPLE).dropna()
@@ -273,39 +269,28 @@ def _fallback_id(frame: pd.DataFrame, roles: list[ColumnRole]) -> list[ColumnRol
 
 def infer_schema(frame: pd.DataFrame, data_cfg: Mapping[str, Any]) -> Schema:
     """Every column's role: the config's explicit choices, inference for the rest."""
+    settings = {role: data_cfg.get(key, AUTO) for role, key in _KEYS.items()}
+    lists = {role: names_of(v) if _explicit(v) else None for role, v in settings.items()}
     explicit: dict[str, tuple[str, str]] = {}  # column -> (role, config key)
-    id_setting = data_cfg.get("id_column", AUTO)
-    label_setting = data_cfg.get("label_column", AUTO)
-    for role, setting, key in (
-        ("id", id_setting, "id_column"),
-        ("label", label_setting, "label_column"),
-    ):
-        if _explicit(setting) and setting:
-            explicit[str(setting)] = (role, f"data.{key}")
-    keys = {"numeric": "data.numeric", "categorical": "data.categorical", "date": "data.dates"}
-    lists = {role: data_cfg.get(key.removeprefix("data."), AUTO) for role, key in keys.items()}
-    lists = {role: names_of(v) if _explicit(v) else None for role, v in lists.items()}
     for role, names in lists.items():
         for name in names or []:
-            explicit.setdefault(name, (role, keys[role]))
+            explicit.setdefault(name, (role, f"data.{_KEYS[role]}"))
     dayfirst = bool(data_cfg.get("dayfirst", False))
-    allow_id = not _explicit(id_setting)
-    taken_id = any(role == "id" for role, _ in explicit.values())
+    allow_id, taken_id = lists["id"] is None, bool(lists["id"])
     roles: list[ColumnRole] = []
     for column in map(str, frame.columns):
         values = frame[column]
         if column in explicit:
             role, key = explicit[column]
             roles.append(ColumnRole(column, role, _kind(values), "", by=key))
-        elif not _explicit(label_setting) and column == LABEL_CANONICAL:
+        elif lists["label"] is None and column == LABEL_CANONICAL:
             roles.append(ColumnRole(column, "label", _kind(values), "known segment"))
         else:
             inferred = _infer_one(column, values, len(frame), dayfirst, allow_id and not taken_id)
             taken_id = taken_id or inferred.role == "id"
             if lists.get(inferred.role) is not None:  # the config lists this role itself
-                inferred = replace(
-                    inferred, role="excluded", reason=f"not in {keys[inferred.role]}"
-                )
+                reason = f"not in data.{_KEYS[inferred.role]}"
+                inferred = replace(inferred, role="excluded", reason=reason)
             roles.append(inferred)
     if allow_id and not taken_id:
         roles = _fallback_id(frame, roles)
@@ -331,83 +316,71 @@ def reference_date(frame: pd.DataFrame, schema: Schema, setting: Any) -> pd.Time
 def derive_columns(
     frame: pd.DataFrame, schema: Schema, derive: Mapping[str, Any] | None, numeric_listed: bool
 ) -> tuple[pd.DataFrame, Schema, str | None]:
-    """Numbers from dates and birth years, as numeric columns (excluded when ``data.numeric``
-    lists its own): a date's days to the reference date (``recency`` for a last-activity date,
-    else ``tenure``), a birth date's or birth year's ``age`` (the birth year is then left out).
-    Returns the frame, the schema and the reference date (None when nothing was derived)."""
+    """Days from a date to the reference date (``recency`` for a last-activity date, else
+    ``tenure``) and ``age`` from a birth date or year (then left out), as numeric columns
+    (excluded when ``data.numeric`` lists its own); returns the reference day or None."""
     settings = dict(derive or {})
     days_on, age_on = bool(settings.get("days_since", True)), bool(settings.get("age", True))
     if not (days_on or age_on):
         return frame, schema, None
     reference = reference_date(frame, schema, settings.get("reference_date"))
     day = f"{reference:%Y-%m-%d}"
-    taken = set(map(str, frame.columns))
-    new_columns: dict[str, pd.Series] = {}
+    new: dict[str, pd.Series] = {}
     roles: list[ColumnRole] = []
     for role in schema.columns:
         column, words = role.column, set(header_words(role.column))
-        derived: tuple[str, pd.Series, str] | None = None
-        birth = bool(words & _BIRTH_WORDS)
+        birth, how = bool(words & _BIRTH_WORDS), None  # how: (name, unit, values)
         if role.role == "date" and pd.api.types.is_datetime64_any_dtype(frame[column]):
             days = (reference - frame[column]).dt.days
             if birth and age_on:
-                derived = ("age", np.floor(days / 365.25), f"years from {column} to {day}")
+                how = ("age", "years", np.floor(days / 365.25))
             elif days_on and not birth:
-                kind = "recency" if words & _RECENT_WORDS else "tenure"
-                derived = (kind, days, f"days from {column} to {day}")
+                how = ("recency" if words & _RECENT_WORDS else "tenure", "days", days)
         elif role.role == "numeric" and age_on and birth:
             years = pd.to_numeric(frame[column], errors="coerce")
             filled = years.dropna()
             plausible = filled.between(1850, reference.year) & (filled % 1 == 0)
             if len(filled) and plausible.mean() >= 0.95:  # a birth year column
-                derived = (
-                    "age",
-                    reference.year - years,
-                    f"years from {column} to {reference.year}",
-                )
+                how = ("age", "birth_year", reference.year - years)
                 if not numeric_listed:
                     role = replace(role, role="excluded", reason="birth year: age derived from it")
         roles.append(role)
-        if derived is None:
+        taken = {*map(str, frame.columns), *new}
+        names = [n for n in (how[0], f"{how[0]}_from_{column}") if n not in taken] if how else []
+        if not names or how is None:
             continue
-        name = next(
-            (n for n in (derived[0], f"{derived[0]}_from_{column}") if n not in taken), None
+        values, unit = how[2], how[1]
+        new[names[0]] = values.astype(float) if values.hasnans else values.astype("int64")
+        to = str(reference.year) if unit == "birth_year" else day
+        reason = f"derived: {'days' if unit == 'days' else 'years'} from {column} to {to}"
+        roles.append(
+            ColumnRole(
+                names[0],
+                "excluded" if numeric_listed else "numeric",
+                _kind(new[names[0]]),
+                reason + ("; not in data.numeric" if numeric_listed else ""),
+                derived_from=column,
+                unit=unit,
+                reference=to,
+            )
         )
-        if name is None:
-            continue
-        taken.add(name)
-        values = derived[1]
-        new_columns[name] = values.astype("int64") if not values.hasnans else values.astype(float)
-        kept = "excluded" if numeric_listed else "numeric"
-        reason = f"{DERIVED} {derived[2]}" + ("; not in data.numeric" if numeric_listed else "")
-        roles.append(ColumnRole(name, kept, _kind(new_columns[name]), reason))
-    if not new_columns:
+    if not new:
         return frame, schema, None
-    return frame.assign(**new_columns), Schema(tuple(roles)), day
-
-
-_DERIVATION = re.compile(rf"{DERIVED} (days|years) from (.+) to (\d{{4}}(?:-\d\d-\d\d)?)(?:;|$)")
+    return frame.assign(**new), Schema(tuple(roles)), day
 
 
 def derivations(schema: Schema) -> dict[str, dict[str, str | None]]:
-    """How ``derive_columns`` made each derived column: {name: {from, unit (days, years,
-    birth_year), reference, format}}, so new customers get theirs the same way."""
-    found: dict[str, dict[str, str | None]] = {}
-    for role in schema.columns:
-        match = _DERIVATION.match(role.reason)
-        if match is None:
-            continue
-        unit, source, reference = match.groups()
-        if unit == "years" and len(reference) == 4:
-            unit = "birth_year"
-        source_role = schema.role(source)
-        found[role.column] = {
-            "from": source,
-            "unit": unit,
-            "reference": reference,
-            "format": source_role.date_format if source_role else None,
+    """How ``derive_columns`` made each derived column: {name: {from, unit, reference, format}}."""
+    return {
+        c.column: {
+            "from": c.derived_from,
+            "unit": c.unit,
+            "reference": c.reference,
+            "format": getattr(schema.role(c.derived_from), "date_format", None),
         }
-    return found
+        for c in schema.columns
+        if c.derived_from
+    }
 
 
 def derive_again(frame: pd.DataFrame, derived: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
