@@ -33,7 +33,7 @@ CASE = r"""
 import json, sys, time
 import pandas as pd
 from omegaconf import OmegaConf
-from segexp.data import _LOADED, load_customers
+from segexp.data import load_customers
 
 tool, path, conf, warm = sys.argv[1:5]
 
@@ -46,7 +46,6 @@ def rss_mb(field):
 
 def load(file):
     if tool == "segexp":
-        _LOADED.clear()
         return load_customers(OmegaConf.merge(OmegaConf.load(conf), {"path": file}))
     return pd.read_parquet(file) if file.endswith(".parquet") else pd.read_csv(file)
 
