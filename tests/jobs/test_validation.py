@@ -260,9 +260,7 @@ def test_neighbour_estimate_scales_the_sample_mean():
     mb, mean = job.neighbour_memory_mb(X, 0.05, seed=1)
     # uniform on the unit square: about n * pi r^2 neighbours (less near the edges)
     assert 0.85 * 20000 * np.pi * 0.05**2 < mean < 1.02 * 20000 * np.pi * 0.05**2
-    expected = (
-        mean * 20000 * job.BYTES_PER_NEIGHBOUR + 20000 * job.BYTES_PER_ROW
-    ) / 2**20
+    expected = (mean * 20000 * job.BYTES_PER_NEIGHBOUR + 20000 * job.BYTES_PER_ROW) / 2**20
     assert mb == pytest.approx(expected)
     exact = np.mean(
         [
