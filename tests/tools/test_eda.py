@@ -21,7 +21,6 @@ from segexp.tools.eda import (
     markdown_table,
     missingness_figure,
     missingness_matrix,
-    run_eda,
     summary_table,
 )
 
@@ -124,7 +123,7 @@ def test_eda_cli_logs_one_run_with_every_artifact(tmp_path, store, blanked_csv):
 
 
 def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):
-    run_id = run_eda(eda_config(["data=transactions_sample", f"mlflow.tracking_uri={store}"]))
+    run_id = eda(eda_config(["data=transactions_sample", f"mlflow.tracking_uri={store}"])).run_id
     client = MlflowClient(tracking_uri=store)
     run = client.get_run(run_id)
     table = load_customers(eda_config(["data=transactions_sample"]).data)
@@ -148,7 +147,7 @@ def test_eda_of_a_transaction_log_logs_the_rfm_rules(store, tmp_path):
 def test_bad_data_stops_before_any_run(store, tmp_path):
     cfg = eda_config([f"data.path={tmp_path / 'nope.csv'}", f"mlflow.tracking_uri={store}"])
     with pytest.raises(DataError, match="file not found"):
-        run_eda(cfg)
+        eda(cfg)
     client = MlflowClient(tracking_uri=store)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
@@ -156,7 +155,7 @@ def test_bad_data_stops_before_any_run(store, tmp_path):
 def test_unknown_hue_column_suggests_the_closest(store, mall_csv):
     cfg = eda_config([f"data.path={mall_csv}", "eda.hue=gendr", f"mlflow.tracking_uri={store}"])
     with pytest.raises(DataError, match="eda.hue names column 'gendr'.*did you mean 'gender'"):
-        run_eda(cfg)
+        eda(cfg)
 
 
 @pytest.mark.slow

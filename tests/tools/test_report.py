@@ -21,6 +21,7 @@ from matplotlib.image import imread
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
+from segexp.data.export import write_table
 from segexp.data.samples import generate_mall_sample
 from segexp.errors import ConfigError, TrackingError
 from segexp.insight.profiles import compute_profile
@@ -28,8 +29,10 @@ from segexp.insight.report import SECTIONS
 from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import SweepContext
 from segexp.jobs.summary import finish_sweep
+from segexp.tools import report as report_module
 from segexp.tools.promote import promote
-from segexp.tools.report import build_report, collect_report_data, report_from_config
+from segexp.tools.report import collect_report_data, report_from_config, write_report
+from segexp.tracking.assignments import download_assignments
 from segexp.tracking.store import Tracker
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -177,7 +180,7 @@ def test_run_logs_profile_names_and_actions(real_run, tmp_path):
 
 def test_report_is_self_contained_and_complete(real_run, tmp_path):
     store, run_id = real_run
-    output = build_report(store, run_id, tmp_path / "nested" / "report.html")
+    output = write_report(store, run_id, tmp_path / "nested" / "report.html").path
     assert output == (tmp_path / "nested" / "report.html").resolve()
     page = _parse(output)
     text = " ".join(" ".join(page.text).split())
@@ -220,7 +223,7 @@ def test_report_profiles_a_run_logged_without_segments_json(store, tmp_path):
         params={"feature_columns": ",".join(FEATURES), "algo": "kmeans", "k": 5},
         files={"assignments.csv": assignments.to_csv(index=False)},
     )
-    output = build_report(store, run_id, tmp_path / "r.html", log_to_mlflow=False)
+    output = write_report(store, run_id, tmp_path / "r.html", log_to_mlflow=False).path
     text = " ".join(" ".join(_parse(output).text).split())
     assert "profiled and named when this report was made" in text
     assert "feedbeef12345678" in text
@@ -229,9 +232,37 @@ def test_report_profiles_a_run_logged_without_segments_json(store, tmp_path):
     assert MlflowClient(tracking_uri=store).list_artifacts(run_id, "report") == []
 
 
+def test_report_reads_formula_escaped_ids_back_as_the_job_wrote_them(store, tmp_path, monkeypatch):
+    """assignments.csv escapes ids such as '=SUM(1)'; the report reads them unescaped."""
+    sample = generate_mall_sample()
+    assignments = sample[["customer_id", *FEATURES]].copy()
+    assignments["customer_id"] = "=" + assignments["customer_id"].astype(str)
+    assignments["segment"] = pd.factorize(sample["true_segment"], sort=True)[0]
+    escaped = tmp_path / "assignments.csv"
+    write_table(assignments, escaped, "csv")
+    assert escaped.read_text().splitlines()[1].startswith("'=")
+    run_id = _manual_run(
+        store,
+        tmp_path,
+        tags={"segexp.kind": "job"},
+        params={"feature_columns": ",".join(FEATURES)},
+        files={"assignments.csv": escaped.read_text()},
+    )
+    read: list[pd.DataFrame] = []
+
+    def spy(*args, **kwargs):
+        read.append(download_assignments(*args, **kwargs))
+        return read[-1].copy()
+
+    monkeypatch.setattr(report_module, "download_assignments", spy)
+    output = write_report(store, run_id, tmp_path / "r.html", log_to_mlflow=False).path
+    assert "profiled and named when this report was made" in output.read_text()
+    assert read[0]["customer_id"].tolist() == assignments["customer_id"].tolist()
+
+
 def test_report_errors_are_one_line_and_say_what_to_do(store, tmp_path):
     with pytest.raises(TrackingError) as info:
-        build_report(store, "0123456789abcdef", tmp_path / "r.html")
+        write_report(store, "0123456789abcdef", tmp_path / "r.html")
     assert "run_id=0123456789abcdef: no such run" in str(info.value)
     assert "mlflow.tracking_uri" in str(info.value)
 
@@ -241,20 +272,20 @@ def test_report_errors_are_one_line_and_say_what_to_do(store, tmp_path):
         tags={"segexp.kind": "sweep", "segexp.sweep_id": "s1", "segexp.best_run_id": "abc"},
     )
     with pytest.raises(TrackingError) as info:
-        build_report(store, parent, tmp_path / "r.html")
+        write_report(store, parent, tmp_path / "r.html")
     assert "parent run of sweep s1, which has no job runs to report" in str(info.value)
 
     failed = _manual_run(
         store, tmp_path, status="FAILED", tags={"segexp.error": "ValueError: boom\ntrace"}
     )
     with pytest.raises(TrackingError) as info:
-        build_report(store, failed, tmp_path / "r.html")
+        write_report(store, failed, tmp_path / "r.html")
     assert "ended FAILED (ValueError: boom)" in str(info.value)
     assert "\n" not in str(info.value)
 
     empty = _manual_run(store, tmp_path, tags={"segexp.kind": "job"})
     with pytest.raises(TrackingError, match="neither segments.json nor assignments.csv"):
-        build_report(store, empty, tmp_path / "r.html")
+        write_report(store, empty, tmp_path / "r.html")
 
 
 def test_report_output_that_cannot_be_written_is_a_config_error(real_run, tmp_path):
@@ -262,7 +293,7 @@ def test_report_output_that_cannot_be_written_is_a_config_error(real_run, tmp_pa
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ConfigError) as info:
-        build_report(store, run_id, blocker / "report.html", log_to_mlflow=False)
+        write_report(store, run_id, blocker / "report.html", log_to_mlflow=False)
     assert f"output={blocker / 'report.html'}: cannot write the report there" in str(info.value)
 
 
@@ -305,7 +336,7 @@ def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
     outcome = run_job(compose_config([f"mlflow.tracking_uri={store}", "algo=dbscan"]))
     metrics = MlflowClient(tracking_uri=store).get_run(outcome.run_id).data.metrics
     assert metrics["noise_fraction"] == pytest.approx(0.145)  # 29 of the 200 customers
-    output = build_report(store, outcome.run_id, tmp_path / "dbscan.html", log_to_mlflow=False)
+    output = write_report(store, outcome.run_id, tmp_path / "dbscan.html", log_to_mlflow=False).path
     source = output.read_text()
     text = " ".join(" ".join(_parse(output).text).split())
     assert "5 segments of 200 customers · Not assigned: 29 customers (14.5%)" in text
@@ -352,7 +383,7 @@ def sweep_report(tmp_path_factory, _template_store) -> dict:
         run_job(compose_config([*fast, *job]), sweep=sweep, job_num=n) for n, job in enumerate(jobs)
     ]
     finish_sweep(tracker, experiment_id, parent, "s2", outcomes, {})
-    output = build_report(store, parent, folder / "sweep.html")
+    output = write_report(store, parent, folder / "sweep.html").path
     return {"store": store, "parent": parent, "outcomes": outcomes, "output": output}
 
 
@@ -561,7 +592,7 @@ def planted_report(real_run, tmp_path_factory, _template_store) -> dict:
     staged.mkdir()
     leaderboard.to_csv(staged / "leaderboard.csv", index=False)
     Tracker(store).client.log_artifacts(parent, str(staged))
-    output = build_report(store, run_id, folder / "planted.html", log_to_mlflow=False)
+    output = write_report(store, run_id, folder / "planted.html", log_to_mlflow=False).path
     shown = [*list(tags.values())[1:], *(params[p] for p in ("algo", "scaler", "k", "impute"))]
     expected = [run_name, *shown, *leaderboard["run_name"]]  # the strings the report shows
     expected += [*leaderboard["algo"], _plant("metric"), *document["profiled_columns"]]
@@ -656,7 +687,7 @@ def test_report_renders_in_headless_chromium(real_run, tmp_path):
     if binary is None:
         pytest.skip("Chromium not found (/usr/bin/chromium or chromium on PATH)")
     store, run_id = real_run
-    report = build_report(store, run_id, tmp_path / "report.html", log_to_mlflow=False)
+    report = write_report(store, run_id, tmp_path / "report.html", log_to_mlflow=False).path
     checked = tmp_path / "checked.html"
     checked.write_text(report.read_text().replace("</body>", _CHECKER + "</body>"))
 

@@ -1,8 +1,5 @@
 """``segexp-compare``: a ranked leaderboard of one sweep or of a whole experiment.
-
-Ranking, filters and the ``best`` rule live in ``segexp.tracking.leaderboard``. Exit codes:
-0 shown, 1 nothing to rank, 2 bad input or configuration (an incomplete latest sweep too).
-"""
+Exit codes: 0 shown, 1 nothing to rank, 2 bad input or config (an incomplete latest sweep too)."""
 
 from __future__ import annotations
 
@@ -28,11 +25,7 @@ from segexp.errors import (
     SegexpError,
     TrackingError,
 )
-from segexp.model.selection import (
-    DEFAULT_MAX_NOISE_FRACTION,
-    DEFAULT_MIN_SEGMENT_SHARE,
-    check_max_noise_fraction,
-)
+from segexp.model.selection import DEFAULT_MAX_NOISE_FRACTION, DEFAULT_MIN_SEGMENT_SHARE
 from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
@@ -63,8 +56,7 @@ SHORT_RUN_ID = 8
 SWEEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # 20261207-052208-9d8500, or a run id
 
 
-def _names(section: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = section.get(key)
+def _names(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, ListConfig | list | tuple):
@@ -83,11 +75,12 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
             f"filter.k_min={k_min} is larger than filter.k_max={k_max}; no k can pass"
         )
     status = section.get("status")
+    share = section.get("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE)
     return LeaderboardFilters(
-        algo=_names(section, "algo", "filter.algo"),
-        features=_names(section, "features", "filter.features"),
-        scaler=_names(section, "scaler", "filter.scaler"),
-        min_segment_share=min_segment_share_from(section),
+        **{
+            key: _names(section.get(key), f"filter.{key}") for key in ("algo", "features", "scaler")
+        },
+        min_segment_share=None if share is None else float(share),
         min_stability=section.get("min_stability"),
         k_min=k_min,
         k_max=k_max,
@@ -96,30 +89,9 @@ def filters_from_config(cfg: DictConfig) -> LeaderboardFilters:
     )
 
 
-def max_noise_fraction_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
-    """``filter.max_noise_fraction``: the default rule when the key is absent, null = no limit."""
-    if "max_noise_fraction" not in section:
-        return DEFAULT_MAX_NOISE_FRACTION
-    try:
-        return check_max_noise_fraction(
-            section.get("max_noise_fraction"), f"{where}.max_noise_fraction"
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-def min_segment_share_from(section: Mapping[str, Any], where: str = "filter") -> float | None:
-    """``filter.min_segment_share``: the default rule when the key is absent, null or 0 = off."""
-    if "min_segment_share" not in section:
-        return DEFAULT_MIN_SEGMENT_SHARE
-    value = section.get("min_segment_share")
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1
-    ):
-        raise ConfigError(
-            f"{where}.min_segment_share: expected a share between 0 and 1 (e.g. 0.02), or "
-            f"0 / null to allow any segment size; got {value!r}"
-        )
+def max_noise_fraction_from(section: Mapping[str, Any]) -> float | None:
+    """``filter.max_noise_fraction`` (range: the schema's): absent, the default; null, no limit."""
+    value = section.get("max_noise_fraction", DEFAULT_MAX_NOISE_FRACTION)
     return None if value is None else float(value)
 
 
@@ -162,12 +134,11 @@ def _sweeps(tracker: Tracker, experiment_id: str, where: str = "", most: int = 1
     )
 
 
-def sweep_jobs(client: Any, experiment_id: str, sweep_id: str) -> list[Run]:
-    """The job runs of one sweep."""
+def sweep_jobs(client: Any, experiment_id: str, sweep_id: str | None) -> list[Run]:
+    """The job runs of one sweep (None: of the whole experiment)."""
+    where = "" if sweep_id is None else f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and "
     return client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
-        max_results=_MAX_RESULTS,
+        [experiment_id], filter_string=f"{where}tags.`{TAG_KIND}` = 'job'", max_results=_MAX_RESULTS
     )
 
 
@@ -199,18 +170,12 @@ def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None) -> Ru
 def load_runs(
     cfg: DictConfig, *, refuse_latest_incomplete: bool = True
 ) -> tuple[pd.DataFrame, str]:
-    """The job runs to rank, and a phrase naming where they come from.
-
-    An incomplete sweep carries why in ``frame.attrs["incomplete"]``; as the latest sweep
-    it is refused unless ``allow_incomplete=true`` (or the caller decides: False)."""
-    scope = cfg.get("scope", "sweep")
+    """The job runs to rank and where they come from; an incomplete sweep's reason is in
+    ``frame.attrs["incomplete"]`` (as the latest sweep: refused, unless allowed)."""
     tracker, experiment_id, uri = open_experiment(cfg)
     experiment = f"experiment '{cfg.mlflow.experiment}'"
-    if scope == "experiment":
-        runs = tracker.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'job'", max_results=_MAX_RESULTS
-        )
-        return runs_to_frame(runs), experiment
+    if cfg.get("scope", "sweep") == "experiment":
+        return runs_to_frame(sweep_jobs(tracker.client, experiment_id, None)), experiment
     sweep_id = cfg.get("sweep_id")
     parent = find_sweep(tracker, experiment_id, None if sweep_id is None else str(sweep_id))
     if parent is None and sweep_id is not None:
@@ -230,7 +195,7 @@ def load_runs(
     reason = incomplete_reason(parent, len(runs))
     if reason is not None:
         frame.attrs["incomplete"] = reason
-        if sweep_id is None and refuse_latest_incomplete and not allows_incomplete(cfg):
+        if sweep_id is None and refuse_latest_incomplete and not cfg.get("allow_incomplete"):
             latest = _latest_complete(tracker, experiment_id)
             instead = (
                 f"sweep_id={latest} (the latest complete sweep)" if latest else "sweep_id=<id>"
@@ -241,14 +206,6 @@ def load_runs(
                 f"complete one with {instead}"
             )
     return frame, where
-
-
-def allows_incomplete(cfg: DictConfig) -> bool:
-    """``allow_incomplete``: rank (or promote from) a sweep that did not run to its end."""
-    value = cfg.get("allow_incomplete", False)
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
 
 
 def incomplete_reason(parent: Run, job_runs: int) -> str | None:
@@ -302,14 +259,13 @@ def check_metric(frame: pd.DataFrame, metric: str, where: str) -> None:
 def check_columns(frame: pd.DataFrame, wanted: Sequence[str]) -> None:
     """ConfigError naming the first asked-for column the leaderboard does not have."""
     available = [str(c) for c in frame.columns]
-    for column in wanted:
-        if column not in available:
-            match = difflib.get_close_matches(column, available, n=1)
-            hint = f" (did you mean {match[0]}?)" if match else ""
-            raise ConfigError(
-                f"columns: no leaderboard column {column!r}{hint}; available: "
-                f"{', '.join(available)}"
-            )
+    if missing := [c for c in wanted if c not in available]:
+        match = difflib.get_close_matches(missing[0], available, n=1)
+        hint = f" (did you mean {match[0]}?)" if match else ""
+        raise ConfigError(
+            f"columns: no leaderboard column {missing[0]!r}{hint}; available: "
+            f"{', '.join(available)}"
+        )
 
 
 def render(ranked: pd.DataFrame, columns: Sequence[str], fmt: str) -> str:
@@ -346,11 +302,8 @@ def fit_table(
     if "run_id" in table.columns:
         table["run_id"] = table["run_id"].astype(str).str[:SHORT_RUN_ID]
     kept = {"rank", "run_name", "run_id", *keep}
-    order = [
-        c for c in table.columns if c not in kept and not any(_is(c, n) for n in HIDE_FIRST_TO_LAST)
-    ]
-    for name in HIDE_FIRST_TO_LAST:
-        order += [c for c in table.columns if c not in kept and c not in order and _is(c, name)]
+    rank = {c: next((i for i, n in enumerate(HIDE_FIRST_TO_LAST) if _is(c, n)), -1) for c in table}
+    order = sorted((c for c in table.columns if c not in kept), key=rank.__getitem__)
     hidden: list[str] = []
     for name in order:
         if max(map(len, format_table(table).splitlines()), default=0) <= width:
@@ -373,24 +326,24 @@ def _wrap(text: str, width: int | None) -> str:
 
 def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Print (or write) the leaderboard the config asks for; return the exit code."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    out, err = out or sys.stdout, err or sys.stderr
+    output, metric, direction = (
+        cfg.get("output"),
+        str(cfg.metric),
+        str(cfg.get("direction", "auto")),
+    )
     try:
-        if cfg.get("output"):  # an existing file is refused before any work
-            check_output(
-                str(cfg.output), "output", bool(cfg.get("overwrite")), list(SUFFIX_FORMATS)
-            )
+        if output:  # an existing file is refused before any work
+            check_output(str(output), "output", bool(cfg.get("overwrite")), list(SUFFIX_FORMATS))
         width = table_width(cfg, out)
-        metric = str(cfg.metric)
-        larger = larger_is_better(metric, str(cfg.get("direction", "auto")))
+        larger = larger_is_better(metric, direction)
         filters = filters_from_config(cfg)
         fmt = output_format(cfg)
-        top = cfg.get("top")
         frame, where = load_runs(cfg)
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
         check_metric(frame, metric, where)
-        board = build_leaderboard(frame, metric, filters, str(cfg.get("direction", "auto")))
+        board = build_leaderboard(frame, metric, filters, direction)
         ranked = candidates(board)[0].drop(columns=LEFT_OUT_COLUMN, errors="ignore")
         left_out = noise_note(board, filters)
         if ranked.empty:
@@ -400,26 +353,24 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
             )
         extra = [str(c) for c in (cfg.get("columns") or [])]
         check_columns(ranked, extra)
-    except EmptyLeaderboardError as exc:
-        print(f"segexp: nothing to rank: {exc}", file=err)
-        return exc.exit_code
     except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=err)
+        what = "nothing to rank" if isinstance(exc, EmptyLeaderboardError) else "error"
+        print(f"segexp: {what}: {exc}", file=err)
         return exc.exit_code
-    shown = ranked if top is None else ranked.head(top)
+    shown = ranked if cfg.get("top") is None else ranked.head(cfg.top)
     columns = display_columns(shown, metric, extra)
     spaces = [c for c in ("scaler", "preprocess", "features") if c in shown.columns]
-    groups = shown[spaces].drop_duplicates()
-    if metric in OWN_SPACE_METRICS and len(groups) > 1:
+    groups = len(shown[spaces].drop_duplicates())
+    if metric in OWN_SPACE_METRICS and groups > 1:
         fair = "ref_silhouette" if metric == "inertia" else f"ref_{metric}"
         note = (
-            f"segexp: note: these runs use {len(groups)} {'/'.join(spaces)} combinations "
+            f"segexp: note: these runs use {groups} {'/'.join(spaces)} combinations "
             f"(each a different transform of the data) and {metric} is measured in each run's "
             f"own space; rank by metric={fair} to compare them fairly (it scores every run's "
             "segments in one reference space: the table's numeric columns, standardized)"
         )
         print(_wrap(note, width), file=err)
-    if fmt == "table" and not cfg.get("output"):
+    if fmt == "table" and not output:
         text, hidden = fit_table(shown, columns, width, keep=[metric, *extra])
         text += "\n"
         if hidden:
@@ -443,7 +394,6 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
             "the jobs that ran, and promote best= refuses it without allow_incomplete=true"
         )
         print(_wrap(note, width), file=err)
-    output = cfg.get("output")
     if output:
         path = Path(str(output)).expanduser()
         try:

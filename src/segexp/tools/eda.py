@@ -1,9 +1,5 @@
-"""``segexp-eda``: look at any customer table before segmenting it, as one MLflow run.
-
-The run (``segexp.kind=eda``) and a local folder (``output``) hold summary tables, the
-column roles, correlations and figures; docs/data.md lists them. Wide tables draw the
-first ``eda.max_columns`` columns; counts always cover every column.
-"""
+"""``segexp-eda``: look at any customer table before segmenting it, as one MLflow run
+(``segexp.kind=eda``) and a local folder; docs/data.md lists what they hold."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +46,6 @@ _PREFERRED_HUE = "gender"
 _WIDTH = 100  # terminal columns the summary fits in
 _MAX_BOXES = 12  # box plots in one figure (6 to a row)
 _TOP = 3  # entries per summary line (most missing, most outliers, strongest pairs)
-
-
-@dataclass(frozen=True)
-class EdaOptions:
-    """The ``eda`` block of conf/eda.yaml."""
-
-    hue: str | None = "auto"
-    max_hue_levels: int = 8
-    max_columns: int = 40
-    iqr_factor: float = 1.5
-    max_scatter_rows: int = 2000
-    max_scatter_columns: int = 6
-    max_pie_levels: int = 12
-    dpi: int = 150
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> EdaOptions:
-        """The config's values (segexp.jobs.validation checks them before the tool runs)."""
-        eda = dict(cfg.get("eda") or {})
-        given = {f.name: eda[f.name] for f in fields(cls) if f.name in eda}
-        return cls(**given, dpi=int(dict(cfg.get("plots") or {}).get("dpi", cls.dpi)))
 
 
 def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
@@ -183,18 +158,13 @@ def strongest_pairs(correlation: pd.DataFrame, top: int = _TOP) -> list[tuple[st
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured markdown table (numbers to 4 significant digits, blanks for NaN)."""
-
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if isinstance(value, float | np.floating):
-            return f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join([header, rule, *body]) + "\n"
+    cells = frame.astype(object).map(
+        lambda v: "" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v)
+    )
+    rows = [cells.columns.astype(str).tolist(), *cells.to_numpy().tolist()]
+    lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * frame.shape[1])
+    return "\n".join(lines) + "\n"
 
 
 def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
@@ -298,10 +268,8 @@ def scatter_matrix_figure(
         heights = counts / max(counts.max(), 1) * inner
         ax.bar(i + edges[:-1] * inner, heights, width=inner / 15, bottom=y0, align="edge",
                color="#888888")  # fmt: skip
-    for k, (level, mask) in enumerate(_hue_levels(shown, hue)):
-        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-        if not pairs:
-            continue
+    pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+    for k, (level, mask) in enumerate(_hue_levels(shown, hue) if pairs else []):
         xs = [j + unit[columns[j]][mask].to_numpy() * inner for _, j in pairs]
         ys = [n - 1 - i + unit[columns[i]][mask].to_numpy() * inner for i, _ in pairs]
         ax.scatter(np.concatenate(xs), np.concatenate(ys), s=4, alpha=0.6, linewidths=0,
@@ -418,7 +386,8 @@ class EdaPlan:
     bars: list[str]  # categorical columns with a bar chart
 
     @classmethod
-    def of(cls, table: CustomerTable, options: EdaOptions) -> EdaPlan:
+    def of(cls, table: CustomerTable, options: DictConfig) -> EdaPlan:
+        """``options``: the ``eda`` block of conf/eda.yaml (checked by the schema)."""
         numeric, categorical = column_roles(table)
         split = choose_split(table, categorical, options.hue, options.max_hue_levels)
         frame = table.frame
@@ -438,7 +407,7 @@ class EdaReport:
 
     table: CustomerTable
     plan: EdaPlan
-    options: EdaOptions
+    options: DictConfig
     roles: dict[str, int]
     missing: list[tuple[str, int]]  # most missing cells first
     outliers: list[tuple[str, int]]  # most IQR outliers first
@@ -458,8 +427,9 @@ class EdaReport:
         source = source if len(source) <= 60 else "..." + source[-57:]
         lines = [f"EDA of {source}: {rows} rows x {columns} columns"]
 
-        def add(key: str, text: str) -> None:
-            lines.append(_fit(f"  {key:<11}{text}"))
+        def add(key: str, *texts: str) -> None:  # the key on the first line only
+            for i, text in enumerate(texts):
+                lines.append(_fit(f"  {key if i == 0 else '':<11}{text}"))
 
         add("roles", ", ".join(f"{self.roles.get(role, 0)} {role}" for role in ROLES))
         schema = self.table.schema
@@ -469,37 +439,30 @@ class EdaReport:
             if c.role == "excluded"
         ]
         add("excluded", _listing(excluded, "; ") or "none")
-        if split.column is None and split.why.startswith("eda.hue"):
-            add("split by", f"none ({split.why})")
-        elif split.column is None:
-            add("split by", f"none: {split.why} (choose one with eda.hue=<column>)")
-        else:
-            add("split by", f"{split.column} ({split.why})")
-        if self.missing:
-            cells = _plural(int(self.metrics["missing_cells"]), "cell")
-            share = [f"{_name(c)} {n} ({n / max(rows, 1):.0%})" for c, n in self.missing]
-            add("missing", _listing(share, ", ", f"{cells}; most in "))
-        else:
-            add("missing", "no missing cells")
-        if self.outliers:
-            counts = [f"{_name(c)} {n}" for c, n in self.outliers]
-            add("outliers", _listing(counts, ", ", f"beyond {factor:g} x IQR: "))
-        else:
-            add("outliers", f"none beyond {factor:g} x IQR")
-        if not self.pairs:
-            add("correlated", "fewer than 2 numeric columns")
-        for i, (left, right, r) in enumerate(self.pairs):
-            pair = f"{_clip(left, 32)} ~ {_clip(right, 32)}"
-            add("correlated" if i == 0 else "", f"{r:+.2f}  {pair}" + (" (Pearson)" * (i == 0)))
+        shown = f"{split.column or 'none'} ({split.why})"
+        if not split.column and not split.why.startswith("eda.hue"):
+            shown = f"none: {split.why} (choose one with eda.hue=<column>)"
+        add("split by", shown)
+        cells = _plural(int(self.metrics["missing_cells"]), "cell")
+        share = [f"{_name(c)} {n} ({n / max(rows, 1):.0%})" for c, n in self.missing]
+        add("missing", _listing(share, ", ", f"{cells}; most in ") if share else "no missing cells")
+        counts = [f"{_name(c)} {n}" for c, n in self.outliers]
+        beyond = f"beyond {factor:g} x IQR"
+        add("outliers", _listing(counts, ", ", f"{beyond}: ") if counts else f"none {beyond}")
+        pairs = [f"{r:+.2f}  {_clip(a, 32)} ~ {_clip(b, 32)}" for a, b, r in self.pairs]
+        if pairs:
+            pairs[0] += " (Pearson)"
+        add("correlated", *(pairs or ["fewer than 2 numeric columns"]))
         add(
             "figures",
             f"{_plural(len(plan.drawn), 'histogram')}, {_plural(len(plan.bars), 'bar chart')}",
         )
         left_numeric = len(plan.numeric) - len(plan.drawn)
         if left_numeric:
-            add("", f"{left_numeric} of {len(plan.numeric)} numeric columns left out of figures")
             add(
-                "", f"and correlations (the first {self.options.max_columns} kept: eda.max_columns)"
+                "",
+                f"{left_numeric} of {len(plan.numeric)} numeric columns left out of figures",
+                f"and correlations (the first {self.options.max_columns} kept: eda.max_columns)",
             )
         left_bars = len(plan.categorical) - len(plan.bars)
         if left_bars:
@@ -508,10 +471,7 @@ class EdaReport:
             add("saved in", f"{self.folder}/ (figures in plots/, tables, schema)")
         if self.run_id:
             add("MLflow run", f"{self.run_id} in experiment '{self.experiment}'")
-            for i, text in enumerate(
-                _open_hint(self.tracking_uri, self.experiment_id, self.run_id)
-            ):
-                add("open" if i == 0 else "", text)
+            add("open", *_open_hint(self.tracking_uri, self.experiment_id, self.run_id))
         return "\n".join(lines)
 
 
@@ -558,11 +518,10 @@ def _top(counts: Mapping[str, float], top: int = _TOP) -> list[tuple[str, int]]:
 
 
 def write_eda_artifacts(
-    table: CustomerTable, options: EdaOptions, folder: Path, plan: EdaPlan | None = None
+    table: CustomerTable, options: DictConfig, folder: Path, plan: EdaPlan, dpi: int
 ) -> EdaReport:
     """Every EDA table and plot into ``folder``; returns the findings and the metrics to log."""
     frame = table.frame
-    plan = plan or EdaPlan.of(table, options)
     numeric, hue = plan.numeric, plan.split.column
     summary = summary_table(table, numeric, options.iqr_factor)
     roles = {str(role): int(n) for role, n in summary["role"].value_counts().items()}
@@ -575,7 +534,6 @@ def write_eda_artifacts(
         f"({role_counts}), fingerprint `{table.fingerprint}`.\n\n" + markdown_table(summary)
     )
     plots = folder / "plots"
-    dpi = options.dpi
     for column in plan.drawn:
         save(histogram_figure(frame, column, hue), plots / f"hist_{_safe_name(column)}.png", dpi)
     for column in plan.bars:
@@ -612,7 +570,7 @@ def write_eda_artifacts(
 
 def eda(cfg: DictConfig) -> EdaReport:
     """Load, describe and log the data as one MLflow run (bad data or config: no run)."""
-    options = EdaOptions.from_config(cfg)
+    options = cfg.eda
     folder = output_folder(cfg.get("output"), bool(cfg.get("overwrite")))
     table = load_customers(cfg.data)
     plan = EdaPlan.of(table, options)
@@ -629,16 +587,15 @@ def eda(cfg: DictConfig) -> EdaReport:
     run_id = tracker.start_run(experiment_id, f"eda-{cfg.data.name}", tags)
     try:
         with tempfile.TemporaryDirectory(prefix="segexp-eda-") as tmp:
-            report = write_eda_artifacts(table, options, Path(tmp), plan)
+            report = write_eda_artifacts(table, options, Path(tmp), plan, cfg.plots.dpi)
             params: dict[str, Any] = {
                 "data": table.source,
                 "data_kind": str(cfg.data.get("kind") or "customers"),
                 "hue": plan.split.column or "none",
                 "iqr_factor": options.iqr_factor,
                 "max_columns": options.max_columns,
+                **(table.schema.params() if table.schema is not None else {}),
             }
-            if table.schema is not None:
-                params.update(table.schema.params())
             tracker.log(run_id, params=params, metrics=report.metrics, artifact_dir=tmp)
             if folder is not None:
                 publish_folder(Path(tmp), folder)
@@ -683,8 +640,3 @@ def publish_folder(source: Path, folder: Path) -> None:
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def run_eda(cfg: DictConfig) -> str:
-    """:func:`eda`, returning only the run id."""
-    return eda(cfg).run_id

@@ -1,8 +1,5 @@
-"""``segexp init [FOLDER] [data.path=FILE] [data.name=NAME]``: a starter project.
-
-Writes conf/data/<name>.yaml (the table's inferred column roles, or a template), an
-algorithm to copy, a .gitignore and next-steps.md into FOLDER, never over an existing file.
-"""
+"""``segexp init [FOLDER] [data.path=FILE] [data.name=NAME]``: a starter project, written
+into FOLDER without ever replacing a file."""
 
 from __future__ import annotations
 
@@ -75,11 +72,9 @@ def data_config(name: str, path: str, shown_path: str) -> str:
     """conf/data/<name>.yaml for the table at ``path``: its inferred column roles, written out
     (a transaction log: its log settings, the RFM features segexp builds from it)."""
     # measured start-up cost: `segexp --help` imports this module; pandas only loads here
-    from segexp.data import TRANSACTIONS_CONFIG, load_customers
+    from segexp.data import features, load_customers
 
-    base = OmegaConf.to_container(OmegaConf.load(TRANSACTIONS_CONFIG.with_name("mall_sample.yaml")))
-    assert isinstance(base, dict)  # the packaged data config is a mapping
-    table = load_customers({**{str(k): v for k, v in base.items()}, "path": path})
+    table = load_customers({**(features.config_option("data", "mall_sample") or {}), "path": path})
     rows = f"{len(table.frame)} customers"
     if any(key.startswith("rfm.") for key in table.tags):
         return (

@@ -1,9 +1,5 @@
-"""Output files of the tools: checked before any work, then written whole.
-
-A refused output is one ConfigError naming the key (exit 2); a file is written to a
-temporary name beside it and renamed, so readers see the old file or the whole new one.
-Only regular files are ever replaced (a folder, link, device or pipe is refused).
-"""
+"""Output files of the tools: checked before any work (one ConfigError naming the key), then
+written to a temporary name and renamed, so readers see the old file or the whole new one."""
 
 from __future__ import annotations
 
@@ -18,14 +14,14 @@ from segexp.errors import ConfigError
 
 # The formats a table output takes from its name (the user's path decides, nothing else).
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
-_KINDS = [
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISLNK, "a symbolic link"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "a socket"),
-]
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def not_a_regular_file(path: Path) -> str | None:
@@ -34,9 +30,7 @@ def not_a_regular_file(path: Path) -> str | None:
         mode = path.lstat().st_mode
     except OSError:
         return None
-    if stat.S_ISREG(mode):
-        return None
-    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def check_suffix(path: Path, key: str, suffixes: Sequence[str]) -> str:
@@ -98,9 +92,8 @@ def check_output(
 
 @contextmanager
 def staged(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` that replaces it when the block ends without error.
-
-    Write it in the format of ``path``, never of the temporary name (``….tmp``)."""
+    """A temporary file beside ``path`` that replaces it when the block ends without error
+    (write it in the format of ``path``, never of the temporary name ``….tmp``)."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

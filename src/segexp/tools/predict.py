@@ -1,9 +1,5 @@
-"""``segexp-predict``: assign segments to new customers with a registered model.
-
-Every input row comes back, scored or rejected with its reason, each text cell exactly as
-the file has it (only the scoring reads cells typed). docs/promote-predict.md has the rules.
-Exit codes: 0 every row scored (or rejected into ``rejects=``), 2 bad input or config.
-"""
+"""``segexp-predict``: assign segments to new customers with a registered model; every row
+comes back scored or rejected with its reason (docs/promote-predict.md)."""
 
 from __future__ import annotations
 
@@ -127,13 +123,12 @@ def _with_ragged_rows(
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
     where = f"input={path}"
     layout = text_layout(path, fmt, reading, where=where, rows="customer", keys="")
-    gzipped, encoding, names = layout.gzipped, layout.encoding, layout.names
-    delimiter, quotechar = layout.delimiter, layout.quotechar
+    gzipped, names, delimiter = layout.gzipped, layout.names, layout.delimiter
     options = {
-        "quoted": gzipped or _contains(path, quotechar),
-        "encoding": encoding,
+        "quoted": gzipped or _contains(path, layout.quotechar),
+        "encoding": layout.encoding,
         "delimiter": delimiter,
-        "quotechar": quotechar,
+        "quotechar": layout.quotechar,
         "missing": [],  # every cell as the file has it: nothing is read as missing here
         "decimal": ".",
         "text_columns": names,
@@ -155,8 +150,7 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
             "file (a truncated or corrupt .gz?) and its access rights"
         ) from exc
     table = table.rename_columns([n.lstrip("\ufeff") for n in table.column_names])
-    empty = _empty_rows(table)
-    for i in np.flatnonzero(empty):
+    for i in np.flatnonzero(_empty_rows(table)):
         problems.setdefault(int(i), EMPTY_ROW)
     return InputCells(table, rows, problems, text=True)
 
@@ -166,8 +160,7 @@ def _empty_rows(table: pa.Table) -> np.ndarray:
     empty = np.ones(table.num_rows, dtype=bool)
     for column in table.columns:
         blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(column), ""), True)
-        empty &= blank.to_numpy(zero_copy_only=False)
-        if not empty.any():
+        if not (empty := empty & blank.to_numpy(zero_copy_only=False)).any():
             break
     return empty
 
@@ -188,17 +181,12 @@ def _read_parquet_cells(path: Path) -> InputCells:
 def read_cells(path: Path, reading: dict[str, Any]) -> InputCells:
     """The input file's cells as they are, with file rows and the rows that are not records."""
     if not path.exists():
-        near = (
-            closest(path.name, [p.name for p in path.parent.glob("*")])
-            if path.parent.is_dir()
-            else ""
-        )
+        near = closest(path.name, [p.name for p in path.parent.glob("*")])
         raise DataError(
             f"input={path}: file not found{near}; set input= to an existing CSV, TSV or "
             "Parquet file"
         )
-    kind = not_a_file(path)
-    if kind:
+    if kind := not_a_file(path):
         raise DataError(f"input={path}: is {kind}; set input= to a CSV, TSV or Parquet file")
     fmt = file_format(path, None)
     found = _read_parquet_cells(path) if fmt == "parquet" else _read_text_cells(path, fmt, reading)
@@ -252,8 +240,7 @@ def row_reasons(
 
     Rows that are not records (``problems``) keep that reason alone."""
     assigner = _segment_assigner(model)
-    features = None
-    reasons = pd.Series("", index=frame.index, dtype=object)
+    features, reasons = None, pd.Series("", index=frame.index, dtype=object)
     if assigner is not None:
         features, reasons = assigner.row_problems(frame)
         reasons = reasons.astype(object)
@@ -300,8 +287,7 @@ def check_new_columns(columns: list[str], source: Path, rejects: bool) -> None:
     """DataError when the input already has a column predict adds (``segment``,
     ``segment_name``; ``row``, ``reason`` in the rejects file): it would be lost or doubled."""
     added = [SEGMENT_COLUMN, SEGMENT_NAME_COLUMN] + ([ROW_COLUMN, REASON_COLUMN] if rejects else [])
-    taken = [name for name in added if name in columns]
-    if taken:
+    if taken := [name for name in added if name in columns]:
         raise DataError(
             f"input={source}: already has the column(s) {', '.join(taken)}, which predict "
             f"adds ({', '.join(added)}); nothing was written: rename or drop them in the input "
@@ -377,8 +363,7 @@ def predict(cfg: DictConfig) -> PredictionResult:
     with ExitStack() as stack:  # both files are replaced only once both are written
         for path, (fmt, table) in written.items():
             write_table(table, stack.enter_context(staged(path)), fmt, escape=escape)
-    line = formula_line(counts, ", ".join(p.name for p in tables), escape)
-    if line:
+    if line := formula_line(counts, ", ".join(p.name for p in tables), escape):
         print(line, file=sys.stderr)
     return PredictionResult(
         output, model_uri, len(frame), int(good.sum()), int(bad.sum()), rejects, dict(counts)

@@ -1,12 +1,9 @@
-"""``segexp-promote``: register a run's segmentation and point an alias at it.
-
-The run is ``run_id=`` or compare's rank 1 (``best=<metric>``). The new model version is
-validated through ``models:/<name>/<version>`` before the alias moves; docs/promote-predict.md
-tells the steps. Exit codes: 0 promoted (or dry run), 2 bad input, 3 validation failed.
-"""
+"""``segexp-promote``: register a run's segmentation, validate it through the registry and
+point an alias at it (docs/promote-predict.md); exit 3: validation failed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -14,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities import Run
@@ -49,9 +45,15 @@ from segexp.model.assign import (
     segment_names_from,
 )
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
-from segexp.tools.compare import allows_incomplete, check_metric, filters_from_config, load_runs
+from segexp.tools.compare import check_metric, filters_from_config, load_runs
 from segexp.tools.outputs import check_suffix, write_text_atomically
-from segexp.tools.report import REPORT_ARTIFACT_DIR, REPORT_FILE, REPORT_SUFFIXES, report_document
+from segexp.tools.report import (
+    REPORT_ARTIFACT_DIR,
+    REPORT_FILE,
+    REPORT_SUFFIXES,
+    download_artifact,
+    report_document,
+)
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
     build_leaderboard,
@@ -130,8 +132,7 @@ class PromotionResult:
             f"(required {self.required_agreement:.0%}, assignment: {self.assignment})"
         )
         lines = [f"run {self.run_name} ({self.run_id}), {self.selection}; {shown}"]
-        noise = self.metrics.get("noise_fraction", 0.0)
-        if noise > 0:
+        if (noise := self.metrics.get("noise_fraction", 0.0)) > 0:
             lines.append(
                 f"note: {noise:.1%} of its training customers are not assigned to any "
                 "segment (segment -1)"
@@ -194,26 +195,24 @@ def require_job_run(run: Run, what: str, advice: str) -> None:
         )
 
 
-def _check_promotable(run: Run, client: MlflowClient) -> None:
+def _check_promotable(run: Run, client: MlflowClient, min_share: float | None) -> None:
+    """ConfigError for a run that is not a FINISHED segmentation, or (``min_share``) whose
+    smallest segment is under the share rule's limit."""
     advice = "promote one of its job runs, or use best=<metric> sweep_id=<sweep id>"
     require_job_run(run, "a segmentation", advice)
+    name = f"run {run.info.run_name} ({run.info.run_id})"
     if run.info.status != "FINISHED":
         raise ConfigError(
-            f"run_id: run {run.info.run_name} ({run.info.run_id}) ended {run.info.status}; "
-            "only FINISHED runs can be promoted"
+            f"run_id: {name} ended {run.info.status}; only FINISHED runs can be promoted"
         )
     pipeline_file(client, run)
-
-
-def _check_segment_share(run: Run, limit: float | None) -> None:
-    """ConfigError when the run's smallest segment is under the share rule's limit."""
     share = run.data.metrics.get("min_segment_share")
-    if limit and share is not None and share < limit:
+    if min_share and share is not None and share < min_share:
         raise ConfigError(
-            f"run_id: run {run.info.run_name} ({run.info.run_id}) has a segment of "
-            f"{share:.2%} of the customers, under filter.min_segment_share={limit:g}: an "
-            "outlier split, not a segmentation; promote another run (best=silhouette), or "
-            "pass allow_small_segments=true to promote it anyway"
+            f"run_id: {name} has a segment of {share:.2%} of the customers, under "
+            f"filter.min_segment_share={min_share:g}: an outlier split, not a segmentation; "
+            "promote another run (best=silhouette), or pass allow_small_segments=true to "
+            "promote it anyway"
         )
 
 
@@ -242,11 +241,6 @@ def pipeline_file(client: MlflowClient, run: Run) -> str:
     )
 
 
-def _as_best_key(exc: SegexpError, metric: str) -> str:
-    """compare's messages name its ``metric=`` key; promote's key is ``best=``."""
-    return str(exc).replace(f"metric={metric}", f"best={metric}")
-
-
 def select_best_run(cfg: DictConfig) -> tuple[str, str]:
     """(run id, how it was chosen): rank 1 of ``segexp-compare`` for the same config."""
     metric = str(cfg.best)
@@ -256,7 +250,7 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
         filters = filters_from_config(cfg)
         frame, where = load_runs(cfg, refuse_latest_incomplete=False)
         incomplete = frame.attrs.get("incomplete")
-        if incomplete and not allows_incomplete(cfg):
+        if incomplete and not cfg.get("allow_incomplete"):
             raise TrackingError(
                 f"best={metric}: {where} is incomplete: {incomplete}; promote from a "
                 "complete sweep (sweep_id=<id>), or pass allow_incomplete=true to promote "
@@ -268,8 +262,8 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
         best = select_best(frame, metric, filters, direction, prefix="filter.")
     except EmptyLeaderboardError as exc:
         raise TrackingError(f"best={metric}: nothing to promote: {exc}") from exc
-    except SegexpError as exc:
-        raise type(exc)(_as_best_key(exc, metric)) from exc
+    except SegexpError as exc:  # compare's messages name its metric= key; promote's is best=
+        raise type(exc)(str(exc).replace(f"metric={metric}", f"best={metric}")) from exc
     board = build_leaderboard(frame, metric, filters, direction)
     ranked, _ = candidates(board)
     left_out = left_out_summary(board, filters, "filter.")
@@ -281,13 +275,6 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
     return str(best["run_id"]), selection
 
 
-def download_artifact(client: MlflowClient, run_id: str, path: str, folder: Path) -> Path:
-    local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=path, dst_path=str(folder), tracking_uri=client.tracking_uri
-    )
-    return Path(local)
-
-
 def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     """Build the run's assigner (pipeline + extension) from its artifacts, in ``folder``."""
     run_id = run.info.run_id
@@ -295,8 +282,7 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     root = {a.path for a in client.list_artifacts(run_id)}
     model_dir = download_artifact(client, run_id, MODEL_DIR, folder)
     meta = json.loads((model_dir / MODEL_META_FILE).read_text())
-    id_column = meta.get("id_column")
-    training = download_assignments(client, run_id, folder, id_column=id_column)
+    training = download_assignments(client, run_id, folder, id_column=meta.get("id_column"))
     config = load_stored_config(
         download_artifact(client, run_id, CONFIG_FILE, folder), f"run {run_id}: {CONFIG_FILE}"
     )
@@ -309,19 +295,11 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
         OmegaConf.to_container(config.data.aliases, resolve=True) if "data" in config else {},
     )
     impute = str(OmegaConf.select(config, "preprocess.impute", default="none"))
-    local = model_dir.parent / stored
-    pipeline = (
-        storage.load(local, f"run {run_id}: {stored}")
-        if stored.endswith(storage.SKOPS_SUFFIX)
-        else storage.load_pickle(local, f"run {run_id}: {stored}", "")
-    )
+    local, what = model_dir.parent / stored, f"run {run_id}: {stored}"
+    skops = stored.endswith(storage.SKOPS_SUFFIX)
+    pipeline = storage.load(local, what) if skops else storage.load_pickle(local, what, "")
     assigner = SegmentAssigner.from_run(
-        pipeline,
-        meta,
-        training,
-        aliases=aliases or {},
-        impute=impute,
-        segment_names=names,
+        pipeline, meta, training, aliases=aliases, impute=impute, segment_names=names
     )
     example_file = model_dir / INPUT_EXAMPLE_FILE
     example = (
@@ -415,9 +393,7 @@ def register_version(
     )
     client.log_model_artifacts(logged.model_id, str(local))
     client.finalize_logged_model(logged.model_id, "READY")
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
+    with contextlib.suppress(MlflowException):  # it exists
         client.create_registered_model(
             name,
             description=(
@@ -455,10 +431,6 @@ def validate_version(client: MlflowClient, run_model: RunModel, name: str, versi
         ) from exc
 
 
-def required_agreement(assigner: SegmentAssigner, min_agreement: float) -> float:
-    return 1.0 if assigner.method == ASSIGN_BY_PREDICT else float(min_agreement)
-
-
 def promote(cfg: DictConfig) -> PromotionResult:
     """Select, register, validate and alias one run; see the module docstring."""
     name, alias = str(cfg.registry.name), str(cfg.registry.alias)
@@ -479,9 +451,10 @@ def promote(cfg: DictConfig) -> PromotionResult:
             "promote needs run_id=<run id> or best=<metric> (e.g. best=silhouette); got neither"
         )
     run = get_run(client, run_id)
-    _check_promotable(run, client)
-    if cfg.get("run_id") and not cfg.get("allow_small_segments"):
-        _check_segment_share(run, filters_from_config(cfg).min_segment_share)
+    by_choice = cfg.get("run_id") and not cfg.get("allow_small_segments")
+    _check_promotable(
+        run, client, filters_from_config(cfg).min_segment_share if by_choice else None
+    )
     min_agreement = float(cfg.validation.min_agreement)
     if not 0.0 < min_agreement <= 1.0:
         raise ConfigError(
@@ -491,7 +464,8 @@ def promote(cfg: DictConfig) -> PromotionResult:
     with tempfile.TemporaryDirectory(prefix="segexp-promote-") as tmp:
         folder = Path(tmp)
         run_model = load_run_model(client, run, folder)
-        required = required_agreement(run_model.assigner, min_agreement)
+        by_predict = run_model.assigner.method == ASSIGN_BY_PREDICT
+        required = 1.0 if by_predict else min_agreement
         result = PromotionResult(
             run_id=run.info.run_id,
             run_name=run.info.run_name,

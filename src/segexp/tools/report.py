@@ -1,9 +1,5 @@
-"""``segexp-report [run_id=<id>]``: one self-contained HTML report of a segmentation.
-
-The run: a job run's id, a sweep parent's id (the run compare ranks first), or none (the
-champion's). Everything is read back from MLflow; runs logged before profiles existed are
-profiled at report time, and the report says so.
-"""
+"""``segexp-report [run_id=<id>]``: one self-contained HTML report of a segmentation (a job
+run, a sweep's rank 1, or the champion), read back from MLflow."""
 
 from __future__ import annotations
 
@@ -18,12 +14,19 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from segexp.contract import ASSIGNMENTS_FILE, LEADERBOARD_FILE, TAG_KIND, TAG_SWEEP_ID
+from segexp.contract import (
+    ASSIGNMENTS_FILE,
+    ASSIGNMENTS_PARQUET,
+    LEADERBOARD_FILE,
+    TAG_KIND,
+    TAG_SWEEP_ID,
+)
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
 from segexp.tools.compare import max_noise_fraction_from, sweep_jobs
 from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
+from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
     LEFT_OUT_COLUMN,
     METRIC_DIRECTIONS,
@@ -49,7 +52,8 @@ def _artifact_names(client, run_id: str, folder: str | None = None) -> set[str]:
     return {info.path for info in client.list_artifacts(run_id, folder)}
 
 
-def _download(client, run_id: str, path: str, folder: Path) -> Path:
+def download_artifact(client, run_id: str, path: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(run_id, path, str(folder)))
 
 
@@ -72,23 +76,17 @@ def _get_run(client, run_id: str, tracking_uri: str):
 def _profile_from_assignments(
     client, run, names: set[str], folder: Path, naming_cfg: Any
 ) -> tuple[pd.DataFrame, dict, dict[str, bytes], str]:
-    """Profile a run logged without segments.json from its assignments.csv."""
-    if ASSIGNMENTS_FILE not in names:
+    """Profile a run logged without segments.json from its assignments (ids unescaped)."""
+    if not names & {ASSIGNMENTS_FILE, ASSIGNMENTS_PARQUET}:
         raise TrackingError(
             f"run_id={run.info.run_id}: the run has neither {profiles.SEGMENTS_JSON} nor "
             f"{ASSIGNMENTS_FILE}; it is not a segexp segmentation run (pass a job run id)"
         )
-    assignments = pd.read_csv(
-        _download(client, run.info.run_id, ASSIGNMENTS_FILE, folder), dtype={"customer_id": str}
-    )
+    assignments = download_assignments(client, run.info.run_id, folder, id_column="customer_id")
     features = [c for c in run.data.params.get("feature_columns", "").split(",") if c]
     features = features or [c for c in assignments.columns if c not in ("customer_id", "segment")]
-    profile = profiles.compute_profile(
-        assignments.drop(columns=["segment"]),
-        assignments["segment"].to_numpy(),
-        features,
-        naming_cfg,
-    )
+    segments = assignments.pop("segment").to_numpy()
+    profile = profiles.compute_profile(assignments, segments, features, naming_cfg)
     images = {
         "heatmap": _png(profiles.profile_heatmap(profile)),
         "snake": _png(profiles.snake_plot(profile)),
@@ -104,12 +102,12 @@ def _profile_from_assignments(
 def _comparison(
     client, parent_id: str, folder: Path, data: ReportData, filters: LeaderboardFilters
 ) -> None:
-    """The sweep's leaderboard, ranked again by the report's metric and the noise rule, and
-    this run's group over k re-plotted with the chosen k marked."""
+    """The sweep's leaderboard ranked again by the report's metric and noise rule, and this
+    run's group over k re-plotted with the chosen k marked."""
     if LEADERBOARD_FILE not in _artifact_names(client, parent_id):
         data.notes.append(f"The sweep parent run {parent_id} has no {LEADERBOARD_FILE}.")
         return
-    logged = pd.read_csv(_download(client, parent_id, LEADERBOARD_FILE, folder))
+    logged = pd.read_csv(download_artifact(client, parent_id, LEADERBOARD_FILE, folder))
     rule = LeaderboardFilters(status=None, max_noise_fraction=filters.max_noise_fraction)
     board = build_leaderboard(
         logged.drop(columns=["rank", LEFT_OUT_COLUMN], errors="ignore"), data.ranked_by, rule
@@ -120,24 +118,17 @@ def _comparison(
     chosen_k = pd.to_numeric(params.get("k"), errors="coerce")
     if "k" not in board.columns or pd.isna(chosen_k):
         return
-    chosen_k = int(chosen_k)
-    same = pd.Series(True, index=board.index)
+    same = board["k"].notna() & (board.get("status", "FINISHED") == "FINISHED")
     for key in ("algo", "scaler", "features"):
         if key in board.columns and key in params:
             same &= board[key].astype(str) == str(params[key])
-    if "status" in board.columns:
-        same &= board["status"] == "FINISHED"
-    group = board[same & board["k"].notna()].copy()
-    group["k"] = group["k"].astype(int)
+    group = board[same].astype({"k": int})
     label = " / ".join(str(params.get(key, "")) for key in ("algo", "scaler", "features"))
     for metric, title in (("inertia", "elbow"), ("silhouette", "silhouette vs k")):
-        if (
-            metric in group.columns
-            and group[metric].notna().sum() >= 2
-            and group["k"].nunique() > 1
-        ):
-            rows = group[group[metric].notna()]
-            fig = plots.metric_vs_k(rows, metric, f"{title}: {label}", marks={"chosen": chosen_k})
+        rows = group[group[metric].notna()] if metric in group.columns else group.iloc[:0]
+        if len(rows) >= 2 and group["k"].nunique() > 1:
+            marks = {"chosen": int(chosen_k)}
+            fig = plots.metric_vs_k(rows, metric, f"{title}: {label}", marks=marks)
             data.k_plots[title] = _png(fig)
 
 
@@ -148,7 +139,6 @@ def choose_from_sweep(
     filters = filters if filters is not None else LeaderboardFilters()
     parent_id = parent.info.run_id
     sweep_id = parent.data.tags.get(TAG_SWEEP_ID, "")
-    larger = larger_is_better(metric)
     frame = runs_to_frame(sweep_jobs(client, parent.info.experiment_id, sweep_id))
     where = f"run_id={parent_id} is the parent run of sweep {sweep_id or '?'}"
     if frame.empty:
@@ -161,12 +151,12 @@ def choose_from_sweep(
             "with run_id=<id>"
         ) from exc
     board = build_leaderboard(frame, metric, filters)
-    ranked, _ = candidates(board)
+    ranked = candidates(board)[0]
     left_out = left_out_summary(board, filters, "filter.")
     selection = (
         f"Chosen from sweep {sweep_id} (parent run {parent_id}): {best['run_name']}, rank 1 of "
         f"{int(ranked[metric].notna().sum())} runs by {metric} "
-        f"({'larger' if larger else 'smaller'} is better)"
+        f"({'larger' if larger_is_better(metric) else 'smaller'} is better)"
         + (f"; {left_out}" if left_out else "")
         + "."
     )
@@ -184,15 +174,13 @@ def collect_report_data(
 ) -> ReportData:
     """Read the run (a sweep parent's: its chosen run), its artifacts and its sweep's
     comparison from MLflow; ``selection`` says how the run was chosen."""
-    tracker = Tracker(tracking_uri)
-    client = tracker.client
+    client = Tracker(tracking_uri).client
     filters = filters if filters is not None else LeaderboardFilters()
     run = _get_run(client, run_id, tracking_uri)
-    tags = dict(run.data.tags)
-    if tags.get(TAG_KIND) == "sweep":
+    if run.data.tags.get(TAG_KIND) == "sweep":
         run_id, selection = choose_from_sweep(client, run, metric, filters)
         run = _get_run(client, run_id, tracking_uri)
-        tags = dict(run.data.tags)
+    tags = dict(run.data.tags)
     if run.info.status != "FINISHED":
         raise TrackingError(
             f"run_id={run_id} ended {run.info.status}"
@@ -207,19 +195,20 @@ def collect_report_data(
         notes: list[str] = []
         if profiles.SEGMENTS_JSON in names and profiles.PROFILE_CSV in names:
             document = json.loads(
-                _download(client, run_id, profiles.SEGMENTS_JSON, folder).read_text()
+                download_artifact(client, run_id, profiles.SEGMENTS_JSON, folder).read_text()
             )
             table = pd.read_csv(
-                _download(client, run_id, profiles.PROFILE_CSV, folder), index_col="segment"
+                download_artifact(client, run_id, profiles.PROFILE_CSV, folder), index_col="segment"
             )
-            for key, path in (("heatmap", profiles.HEATMAP_PNG), ("snake", profiles.SNAKE_PNG)):
-                if path in plot_names:
-                    images[key] = _download(client, run_id, path, folder).read_bytes()
         else:
             table, document, images, note = _profile_from_assignments(
                 client, run, names, folder, naming_cfg
             )
             notes.append(note)
+        shown = {"heatmap": profiles.HEATMAP_PNG, "snake": profiles.SNAKE_PNG}
+        for key, path in {**shown, "scatter": SCATTER_PNG}.items():
+            if path in plot_names and key not in images:
+                images[key] = download_artifact(client, run_id, path, folder).read_bytes()
         data = ReportData(
             run_id=run_id,
             run_name=run.info.run_name or run_id,
@@ -236,8 +225,6 @@ def collect_report_data(
             ranked_by=metric,
             ranked_larger=larger_is_better(metric),
         )
-        if SCATTER_PNG in plot_names:
-            data.images["scatter"] = _download(client, run_id, SCATTER_PNG, folder).read_bytes()
         parent_id = tags.get(PARENT_RUN_TAG)
         if parent_id:
             parent = _get_run(client, parent_id, tracking_uri)
@@ -292,32 +279,14 @@ def write_report(
             "choose a writable path"
         ) from exc
     if log_to_mlflow:
-        with tempfile.TemporaryDirectory(prefix="segexp-report-") as tmp:
-            staged = Path(tmp) / REPORT_FILE
-            staged.write_text(document, encoding="utf-8")
-            Tracker(tracking_uri).client.log_artifact(data.run_id, str(staged), REPORT_ARTIFACT_DIR)
+        artifact = f"{REPORT_ARTIFACT_DIR}/{REPORT_FILE}"
+        Tracker(tracking_uri).client.log_text(data.run_id, document, artifact)
     return ReportWritten(output.resolve(), data.run_id, log_to_mlflow, data.selection)
 
 
 def report_document(tracking_uri: str, run_id: str, naming_cfg: Any = None) -> str:
     """The report of ``run_id`` as HTML text; nothing is written or logged."""
-    data = collect_report_data(resolve_tracking_uri(tracking_uri), run_id, naming_cfg)
-    return render_html(data)
-
-
-def build_report(
-    tracking_uri: str,
-    run_id: str,
-    output_path: str | Path,
-    *,
-    log_to_mlflow: bool = True,
-    naming_cfg: Any = None,
-) -> Path:
-    """Write the report of ``run_id`` to ``output_path``; log it as report/report.html."""
-    written = write_report(
-        tracking_uri, run_id, output_path, log_to_mlflow=log_to_mlflow, naming_cfg=naming_cfg
-    )
-    return written.path
+    return render_html(collect_report_data(resolve_tracking_uri(tracking_uri), run_id, naming_cfg))
 
 
 def report_from_config(cfg: DictConfig) -> ReportWritten:
@@ -339,17 +308,15 @@ def report_from_config(cfg: DictConfig) -> ReportWritten:
             f"metric={metric}: the report ranks by a metric of known direction: "
             f"{', '.join(METRIC_DIRECTIONS)}"
         )
-    filters = LeaderboardFilters(
-        max_noise_fraction=max_noise_fraction_from(cfg.get("filter") or {})
-    )
+    noise = max_noise_fraction_from(cfg.get("filter") or {})
     return write_report(
-        resolve_tracking_uri(cfg.mlflow.tracking_uri),
+        cfg.mlflow.tracking_uri,
         run_id,
         cfg.get("output") or None,
         log_to_mlflow=bool(cfg.get("log_to_mlflow", True)),
         naming_cfg=cfg.get("naming"),
         metric=metric,
-        filters=filters,
+        filters=LeaderboardFilters(max_noise_fraction=noise),
         selection=selection,
         overwrite=overwrite,
     )

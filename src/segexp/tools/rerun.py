@@ -1,9 +1,5 @@
-"""``segexp-rerun run_id=<id>``: re-create a logged run from its stored config and check it.
-
-The new run (``<name>-rerun``, tagged ``segexp.rerun_of``) must assign the same segments,
-cell for cell. Exit codes: 0 reproduced, 1 different segments or a failed re-run, 2 bad
-input, 3 the data changed (fingerprints differ).
-"""
+"""``segexp-rerun run_id=<id>``: re-create a logged run from its stored config and check it
+assigns the same segments. Exit codes: 1 different segments, 3 the data changed."""
 
 from __future__ import annotations
 
@@ -19,7 +15,8 @@ from omegaconf import DictConfig, open_dict
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
-from segexp.tools.promote import download_artifact, get_run, open_client, require_job_run
+from segexp.tools.promote import get_run, open_client, require_job_run
+from segexp.tools.report import download_artifact
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
 
@@ -43,32 +40,29 @@ class RerunResult:
         )
 
 
-def _download_text(client, run_id: str, path: str, folder: Path) -> Path:
-    try:
-        return download_artifact(client, run_id, path, folder)
-    except (MlflowException, OSError) as exc:
-        raise TrackingError(
-            f"run_id: run {run_id} has no artifact {path}; only runs logged by "
-            "python -m segexp can be re-run"
-        ) from exc
+def _missing(run_id: str, path: str) -> TrackingError:
+    return TrackingError(
+        f"run_id: run {run_id} has no artifact {path}; only runs logged by "
+        "python -m segexp can be re-run"
+    )
 
 
 def _assignments(client, run_id: str, folder: Path) -> pd.DataFrame:
     """The run's assignments as text (CSV or Parquet, whichever it holds)."""
     try:
         return download_assignments(client, run_id, folder, as_text=True)
-    except (MlflowException, OSError):
-        _download_text(client, run_id, ASSIGNMENTS_FILE, folder)  # its one-line error
-        raise
+    except (MlflowException, OSError) as exc:
+        raise _missing(run_id, ASSIGNMENTS_FILE) from exc
 
 
 def stored_config(client, run: Run, folder: Path) -> DictConfig:
-    """The run's config.yaml (checked as data before anything is built), pointed at its store.
-
-    Algo values equal to the logged ``k`` are linked to ``${k}`` again, so the re-run is
-    named and logged like the original."""
+    """The run's config.yaml pointed at its store; algo values equal to the logged ``k``
+    are linked to ``${k}`` again, so the re-run is named and logged like the original."""
     run_id = run.info.run_id
-    path = _download_text(client, run_id, CONFIG_FILE, folder)
+    try:
+        path = download_artifact(client, run_id, CONFIG_FILE, folder)
+    except (MlflowException, OSError) as exc:
+        raise _missing(run_id, CONFIG_FILE) from exc
     cfg = load_stored_config(path, f"run {run_id}: {CONFIG_FILE}")  # before anything is built
     with open_dict(cfg):
         cfg.pop("hydra", None)

@@ -1,8 +1,5 @@
-"""``segexp-sample``: write a built-in sample as a file, to try ``data.path`` with a file.
-
-``key=value`` like every segexp tool (``--out FILE`` and ``--overwrite`` stay as aliases);
-the output rules are every segexp output's (segexp.tools.outputs).
-"""
+"""``segexp-sample``: write a built-in sample as a file, to try ``data.path`` with a file
+(``key=value`` like every tool; ``--out FILE`` and ``--overwrite`` stay as aliases)."""
 
 from __future__ import annotations
 

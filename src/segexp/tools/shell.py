@@ -1,8 +1,5 @@
-"""The command-line shell every Hydra tool shares: ``main(argv) -> exit code`` and ``--help``.
-
-A tool's action is named as ``"module:function"`` and imported only once Hydra has
-composed its config, so ``--help`` and a usage error answer without MLflow or pandas.
-"""
+"""The shell every Hydra tool shares: ``main(argv) -> exit code`` and ``--help``; a tool's
+module is imported only once its config is composed, so help and usage errors are fast."""
 
 from __future__ import annotations
 
@@ -189,36 +186,25 @@ def print_help(config_name: str, args: Sequence[str], job_name: str) -> int:
     return 0
 
 
-def hydra_tool(config_name: str, action: Callable[[DictConfig], Any] | str) -> ToolMain:
-    """``main(argv)`` running ``action`` (or ``"module:function"``) on ``<config_name>.yaml``.
-
-    The action returns an object with ``summary()`` (printed, exit 0) or an exit code; a
-    SegexpError is one ``segexp: error:`` line and its code; a config Hydra cannot compose
-    is exit 2; anything unexpected is 1."""
+def hydra_tool(config_name: str, action: str) -> ToolMain:
+    """``main(argv)`` running ``"module:function"`` on ``<config_name>.yaml``: its result's
+    ``summary()`` (exit 0) or exit code; a SegexpError or a config Hydra refuses: exit 2."""
     state: dict[str, int] = {}
-
-    def fail(exc: SegexpError) -> None:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        state["code"] = exc.exit_code
 
     @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)
     def task(cfg: DictConfig) -> None:
         composed()
-        try:  # before the tool's modules (MLflow) load and before any store is opened
-            check_tool_config(config_name, cfg)
-        except SegexpError as exc:
-            return fail(exc)
-        state["code"] = 1  # the task started: a crash below is a failure, not a config error
-        if isinstance(action, str):
+        try:
+            check_tool_config(config_name, cfg)  # before MLflow loads and a store is opened
+            state["code"] = 1  # the task started: a crash below is a failure, not a config error
             module, _, name = action.partition(":")
             function = getattr(importlib.import_module(module), name)
-        else:
-            function = action
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # after MLflow set its own
-        try:
+            logging.getLogger("mlflow").setLevel(logging.WARNING)  # after MLflow set its own
             result = function(cfg)
         except SegexpError as exc:
-            return fail(exc)
+            print(f"segexp: error: {exc}", file=sys.stderr)
+            state["code"] = exc.exit_code
+            return
         if not isinstance(result, int):
             print(result.summary())
         state["code"] = result if isinstance(result, int) else 0
