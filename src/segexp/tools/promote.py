@@ -3,7 +3,6 @@ point an alias at it (docs/promote-predict.md); exit 3: validation failed."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import tempfile
@@ -393,7 +392,7 @@ def register_version(
     )
     client.log_model_artifacts(logged.model_id, str(local))
     client.finalize_logged_model(logged.model_id, "READY")
-    with contextlib.suppress(MlflowException):  # it exists
+    try:
         client.create_registered_model(
             name,
             description=(
@@ -401,6 +400,9 @@ def register_version(
                 "python -m segexp.predict; the alias names the version in use."
             ),
         )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # a new version of a known model
+            raise
     # The storage location, not models:/<model id>: resolving that URI inside the registry
     # store uses MLflow's global tracking URI, not this client's (an MLflow TODO).
     version = client.create_model_version(
