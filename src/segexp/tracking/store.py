@@ -568,10 +568,15 @@ def store_lock(db: Path, where: str) -> Iterator[None]:
     """Hold ``<db>.lock``. Held by another command: said at once with its pid, then waited for
     ``lock_timeout()`` seconds (TrackingError after); held by a worker of this same command
     (joblib's share its process group): first waited for LOCK_GRACE seconds in silence."""
-    lock = FileLock(f"{db}.lock")
-    if not _acquired(lock, 0):
-        pid = _lock_holder(Path(lock.lock_file))
-        if not (_same_command(pid) and _acquired(lock, LOCK_GRACE)):
+    lock, lock_file = FileLock(f"{db}.lock"), Path(f"{db}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pid = _lock_holder(lock_file)
+        try:
+            # once more before saying so: a brief hold (a command opening the store) is often over
+            lock.acquire(timeout=LOCK_GRACE if _same_command(pid) else 0)
+        except Timeout:
             bound = lock_timeout()
             holder = f"pid {pid}" if pid is not None else "another process"
             print(
@@ -580,24 +585,18 @@ def store_lock(db: Path, where: str) -> Iterator[None]:
                 file=sys.stderr,
                 flush=True,
             )
-            if not _acquired(lock, bound):
+            try:
+                lock.acquire(timeout=bound)
+            except Timeout:
                 raise TrackingError(
                     f"{where}: {db}.lock is still held by {holder} after {bound:g} s; let that "
                     f"command finish (or stop it), or wait longer with {LOCK_TIMEOUT_ENV}="
                     "<seconds>; remove the lock file only if no segexp or mlflow command is running"
-                )
+                ) from None
     try:
         yield
     finally:
         lock.release()
-
-
-def _acquired(lock: FileLock, seconds: float) -> bool:
-    try:
-        lock.acquire(timeout=seconds)
-    except Timeout:
-        return False
-    return True
 
 
 def lock_timeout() -> float:
