@@ -46,25 +46,22 @@ def runs_to_frame(runs: Iterable) -> pd.DataFrame:
     """One row per MLflow run: ids, status, every param and metric (metrics as floats)."""
     rows = []
     for run in runs:
-        row = {
-            "run_id": run.info.run_id,
-            "run_name": run.info.run_name,
-            "status": run.info.status,
-            "start_time": run.info.start_time,
-        }
-        row.update(run.data.params)
-        row.update({f"metric:{k}": v for k, v in run.data.metrics.items()})
-        row["sweep_id"] = run.data.tags.get("segexp.sweep_id")
-        row["data_fingerprint"] = run.data.tags.get("segexp.data_fingerprint")
-        space = run.data.tags.get("segexp.silhouette_space")
-        if space:  # a column only when some run's silhouette is not the Euclidean one
-            row[SILHOUETTE_SPACE_COLUMN] = space
-        rows.append(row)
+        info, tags = run.info, run.data.tags
+        rows.append(
+            {
+                "run_id": info.run_id,
+                "run_name": info.run_name,
+                "status": info.status,
+                "start_time": info.start_time,
+                **run.data.params,
+                **run.data.metrics,
+                "sweep_id": tags.get("segexp.sweep_id"),
+                "data_fingerprint": tags.get("segexp.data_fingerprint"),
+            }
+        )
+        if space := tags.get("segexp.silhouette_space"):  # a column only when not Euclidean
+            rows[-1][SILHOUETTE_SPACE_COLUMN] = space
     frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    metric_cols = [c for c in frame.columns if c.startswith("metric:")]
-    frame = frame.rename(columns={c: c.split(":", 1)[1] for c in metric_cols})
     if "k" in frame.columns:
         frame["k"] = pd.to_numeric(frame["k"], errors="coerce").astype("Int64")
     front = [c for c in LEADING_COLUMNS if c in frame.columns]
@@ -87,18 +84,17 @@ DISPLAY_METRICS = (
     "suggested_eps",
 )
 # Ties on the ranked metric: more stable first, then fewer segments, then the earlier run.
-TIE_BREAKS: tuple[tuple[str, bool], ...] = (
-    ("stability", False),
-    ("n_clusters", True),
-    ("start_time", True),
-    ("run_id", True),
-)
+TIE_BREAKS = (("stability", False), ("n_clusters", True), ("start_time", True), ("run_id", True))
 FINISHED = "FINISHED"
 LEFT_OUT_COLUMN = "left_out"  # why a run is not ranked ('' for the ranked ones)
 # The distances of a run's silhouette (tag segexp.silhouette_space; empty: Euclidean), e.g.
 # gower (k-prototypes): silhouettes of different spaces are not ranked against each other.
 SILHOUETTE_SPACE_COLUMN = "silhouette_space"
 EUCLIDEAN = "euclidean"
+RULE_DEFAULTS = {
+    "max_noise_fraction": DEFAULT_MAX_NOISE_FRACTION,
+    "min_segment_share": DEFAULT_MIN_SEGMENT_SHARE,
+}
 
 
 @dataclass(frozen=True)
@@ -120,22 +116,15 @@ class LeaderboardFilters:
         """The active filters as ``key=value`` words (keys after ``prefix``), for messages; the
         rules only when not the default (``left_out_summary`` reports what they leave out)."""
         parts = [
-            f"{prefix}{name}={','.join(getattr(self, name))}"
-            for name in ("algo", "features", "scaler")
-            if getattr(self, name)
+            f"{prefix}{name}={','.join(value) if isinstance(value, tuple) else value}"
+            for name in ("algo", "features", "scaler", "min_stability", "k_min", "k_max", "status")
+            if (value := getattr(self, name)) not in ((), None)
         ]
         parts += [
-            f"{prefix}{name}={getattr(self, name)}"
-            for name in ("min_stability", "k_min", "k_max", "status")
-            if getattr(self, name) is not None
+            f"{prefix}{name}={'null' if limit is None else f'{limit:g}'}"
+            for name, default in RULE_DEFAULTS.items()
+            if (limit := getattr(self, name)) != default
         ]
-        for name, default in (
-            ("max_noise_fraction", DEFAULT_MAX_NOISE_FRACTION),
-            ("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE),
-        ):
-            limit = getattr(self, name)
-            if limit != default:
-                parts.append(f"{prefix}{name}={'null' if limit is None else f'{limit:g}'}")
         return " ".join(parts) or "no filters"
 
     def noise_reason(self, prefix: str = "") -> str:
@@ -212,33 +201,35 @@ def build_leaderboard(
     kept = apply_filters(frame, filters)
     if kept.empty:
         return kept.reset_index(drop=True)
-    work = kept.copy()
-    work[LEFT_OUT_COLUMN] = rule.left_out(work)
-    over = work[LEFT_OUT_COLUMN] != ""
+    work = kept.assign(**{LEFT_OUT_COLUMN: rule.left_out(kept)})
     if metric == "silhouette":
-        other, reason = _other_silhouette_space(work, ~over)
-        work.loc[other, LEFT_OUT_COLUMN] = reason[other]
-        over = over | other
-    work["_left_out"] = over.astype(int)
-    keys, ascending = ["_left_out", metric], [True, not larger]
-    for name, asc in TIE_BREAKS:
-        if name in kept.columns and name != metric:
-            keys.append(name)
-            ascending.append(asc)
+        other = _other_silhouette_space(work, work[LEFT_OUT_COLUMN] == "")
+        work[LEFT_OUT_COLUMN] = work[LEFT_OUT_COLUMN].mask(other != "", other)
     if metric not in work.columns:
         work[metric] = float("nan")
-    ranked = work.sort_values(keys, ascending=ascending, na_position="last", kind="stable")
-    ranked = ranked.drop(columns="_left_out").reset_index(drop=True)
+    over = work[LEFT_OUT_COLUMN] != ""
+    ties = [(name, asc) for name, asc in TIE_BREAKS if name in kept.columns and name != metric]
+    ranked = (
+        work.assign(_left_out=over)
+        .sort_values(
+            ["_left_out", metric, *(name for name, _ in ties)],
+            ascending=[True, not larger, *(asc for _, asc in ties)],
+            na_position="last",
+            kind="stable",
+        )
+        .drop(columns="_left_out")
+        .reset_index(drop=True)
+    )
     n_ranked = int((~over).sum())
     rank = pd.array([*range(1, n_ranked + 1)] + [pd.NA] * (len(ranked) - n_ranked), "Int64")
     ranked.insert(0, "rank", rank)
     return ranked
 
 
-def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(mask, reason) of runs whose silhouette is on other distances than the ranked space's:
-    the Euclidean one when an eligible run has it, else the most common one."""
-    none = (pd.Series(False, index=work.index), pd.Series("", index=work.index))
+def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> pd.Series:
+    """Why a run's silhouette is on other distances than the ranked space's ('' if not): that
+    space is the Euclidean one when an eligible run has it, else the most common one."""
+    none = pd.Series("", index=work.index)
     if SILHOUETTE_SPACE_COLUMN not in work.columns or "silhouette" not in work.columns:
         return none
     space = work[SILHOUETTE_SPACE_COLUMN].fillna("").astype(str).replace("", EUCLIDEAN)
@@ -247,13 +238,12 @@ def _other_silhouette_space(work: pd.DataFrame, eligible: pd.Series) -> tuple[pd
     if spaces.nunique() < 2:
         return none
     ranked_space = EUCLIDEAN if (spaces == EUCLIDEAN).any() else str(spaces.mode().iloc[0])
-    other = scored & (space != ranked_space)
     reason = (
         "its silhouette is on " + space.str.replace("_", " ") + " distances "
         f"(segexp.silhouette_space), not comparable with the {ranked_space.replace('_', ' ')} "
         "silhouette of the ranked runs; compare those runs on their own"
     )
-    return other, reason
+    return reason.where(scored & (space != ranked_space), "")
 
 
 def candidates(ranked: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -281,11 +271,11 @@ def left_out_summary(
         rule.noise_reason(): rule.noise_reason(prefix) + noise_hint,
         rule.share_reason(): rule.share_reason(prefix) + share_hint,
     }
-    parts = []
-    for reason, group in out.groupby(LEFT_OUT_COLUMN, sort=False):
-        runs = "1 run" if len(group) == 1 else f"{len(group)} runs"
-        parts.append(f"{runs} left out: {texts.get(str(reason), str(reason))}")
-    return "; ".join(parts)
+    counts = out[LEFT_OUT_COLUMN].astype(str).value_counts(sort=False)
+    return "; ".join(
+        f"{'1 run' if n == 1 else f'{n} runs'} left out: {texts.get(reason, reason)}"
+        for reason, n in counts.items()
+    )
 
 
 def select_best(
@@ -303,13 +293,14 @@ def select_best(
     if not ranked.empty and metric in ranked.columns:
         ranked = ranked[ranked[metric].notna()]
     if ranked.empty:
-        left = ""
-        if not out.empty:
-            hints = {
-                "noise_hint": f", {prefix}max_noise_fraction=1.0 allows them",
-                "share_hint": f", {prefix}min_segment_share=0 allows them",
-            }
-            left = f"; {left_out_summary(out, filters, prefix, **hints)}"
+        left = left_out_summary(
+            out,
+            filters,
+            prefix,
+            noise_hint=f", {prefix}max_noise_fraction=1.0 allows them",
+            share_hint=f", {prefix}min_segment_share=0 allows them",
+        )
+        left = f"; {left}" if left else ""
         raise EmptyLeaderboardError(
             f"no run with metric '{metric}' passes the filters ({filters.describe(prefix)}) among "
             f"{len(frame)} runs{left}; relax the filters or rank by another metric"
@@ -323,19 +314,17 @@ def display_columns(ranked: pd.DataFrame, metric: str, extra: Sequence[str] = ()
     def shown(name: str) -> bool:
         return name in ranked.columns and ranked[name].notna().any()
 
-    columns = [c for c in ("rank", "run_name", "algo", "k", "scaler", "features") if shown(c)]
-
     def same_as_k(name: str) -> bool:  # n_clusters: ${k} and the like only repeat k
-        if "k" not in ranked.columns:
-            return False
-        both = ranked[name].notna() & ranked["k"].notna()
-        pairs = ranked.loc[both, [name, "k"]].astype(str)
+        pairs = ranked[[name, "k"]].dropna().astype(str)
         return bool((pairs[name] == pairs["k"]).all())
 
+    columns = [c for c in ("rank", "run_name", "algo", "k", "scaler", "features") if shown(c)]
     varying = [
         c
         for c in ranked.columns
-        if c.startswith("algo.") and ranked[c].nunique(dropna=True) > 1 and not same_as_k(c)
+        if c.startswith("algo.")
+        and ranked[c].nunique() > 1
+        and not ("k" in ranked.columns and same_as_k(c))
     ]
     metrics = [metric] + [m for m in DISPLAY_METRICS if m != metric]
     columns += varying + [m for m in metrics if shown(m) or m == metric]

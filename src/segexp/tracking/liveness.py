@@ -1,8 +1,5 @@
-"""Is the process that opened a run still alive? Host, pid and start time of a process.
-
-Only runs of this host are judged, and a pid counts with its start time (pids are reused;
-Linux: ``/proc/<pid>/stat``, elsewhere ``os.kill(pid, 0)`` only). A zombie counts as gone.
-"""
+"""Is the process that opened a run still alive? Only this host's runs are judged; a pid counts
+with its start time (pids are reused; Linux's /proc), and a zombie counts as gone."""
 
 from __future__ import annotations
 

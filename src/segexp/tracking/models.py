@@ -1,9 +1,5 @@
-"""The promoted segmentation as an MLflow pyfunc model, and loading a model URI from one store.
-
-The model ships a copy of segexp (MLflow "models from code"), so ``mlflow models serve`` loads
-it without segexp installed. segexp itself loads its models as data (the skops assigner,
-checked types) and runs no code from the store (docs/trust.md).
-"""
+"""The promoted segmentation as an MLflow pyfunc model shipping a copy of segexp (models from
+code); segexp itself loads models as data, running no code from the store (docs/trust.md)."""
 
 from __future__ import annotations
 
@@ -16,12 +12,8 @@ from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import hydra
 import mlflow
-import numpy as np
-import omegaconf
 import pandas as pd
-import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PyFuncModel, PythonModel  # not mlflow.pyfunc.X: mypy sees a LazyLoader
@@ -31,12 +23,13 @@ from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 from segexp.errors import TrackingError
 from segexp.model import storage
 from segexp.model.assign import SEGMENT_COLUMN, SEGMENT_NAME_COLUMN, SegmentAssigner
-from segexp.tracking.store import resolve_tracking_uri
+from segexp.tracking.store import resolve_tracking_uri, sqlite_path
 
 ASSIGNER_FILE = "assigner.skops"
 ASSIGNER_ARTIFACT = "assigner"
 DESCRIPTION_FILE = "segexp_model.json"
 MODEL_CODE_FILE = "segment_model_code.py"
+PINNED = ("mlflow", "scikit-learn", "pandas", "numpy", "skops", "hydra-core", "omegaconf")
 # Models from code: the model is this class, imported from the segexp copy shipped in the model.
 _MODEL_CODE = """import mlflow
 from segexp.tracking.models import SegmentModel
@@ -85,15 +78,7 @@ def load_assigner(path: Path, what: str | None = None) -> SegmentAssigner:
 
 def pip_requirements() -> list[str]:
     """Pinned to this environment; explicit because inferring them costs seconds per model."""
-    return [
-        f"mlflow=={mlflow.__version__}",
-        f"scikit-learn=={sklearn.__version__}",
-        f"pandas=={pd.__version__}",
-        f"numpy=={np.__version__}",
-        f"skops=={version('skops')}",
-        f"hydra-core=={hydra.__version__}",
-        f"omegaconf=={omegaconf.__version__}",
-    ]
+    return [f"{name}=={version(name)}" for name in PINNED]
 
 
 def save_segment_model(
@@ -210,24 +195,19 @@ def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
         with tempfile.TemporaryDirectory(prefix="segexp-load-") as tmp:
             folder = Path(tmp) / "model"
 
-            def fetch(relative: str) -> None:
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"{location}/{relative}",
-                    dst_path=str(folder / PurePosixPath(relative).parent),
+            def fetch(relative: str, into: Path) -> str:
+                return mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{location}/{relative}".rstrip("/"),
+                    dst_path=str(into),
                     tracking_uri=tracking_uri,
                 )
 
-            fetch("MLmodel")  # a segexp model: that and the assigner file only
+            fetch("MLmodel", folder)  # a segexp model: that and the assigner file only
             relative = _assigner_path(folder, model_uri)
+            if relative is None and storage.pickle_trusted():  # another: its files, its loader
+                return mlflow.pyfunc.load_model(fetch("", Path(tmp) / "all"))
             if relative is not None:
-                fetch(relative)
-            elif storage.pickle_trusted():  # another model: all its files, its own loader
-                everything = mlflow.artifacts.download_artifacts(
-                    artifact_uri=location,
-                    dst_path=str(Path(tmp) / "all"),
-                    tracking_uri=tracking_uri,
-                )
-                return mlflow.pyfunc.load_model(everything)
+                fetch(relative, folder / PurePosixPath(relative).parent)
             return load_model_folder(folder, model_uri)
     except MlflowException as exc:
         hint = (
@@ -245,20 +225,14 @@ def champion_version(tracking_uri: str | None, name: str, alias: str, instead: s
     """The model version ``models:/<name>@<alias>`` points at (what report and predict use
     without a run id or model); TrackingError saying how to make one when there is none."""
     uri = resolve_tracking_uri(tracking_uri)
-    db = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    db = sqlite_path(uri)
     missing = db is not None and not db.exists()
     if not missing:
         with contextlib.suppress(MlflowException):
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             return client.get_model_version_by_alias(name, alias)
-    keys = "".join(
-        f" registry.{key}={value}"
-        for key, value, default in (
-            ("name", name, "customer-segments"),
-            ("alias", alias, "champion"),
-        )
-        if value != default
-    )
+    defaults = {"name": (name, "customer-segments"), "alias": (alias, "champion")}
+    keys = "".join(f" registry.{key}={v}" for key, (v, default) in defaults.items() if v != default)
     where = f"{uri} (no MLflow store there)" if missing else uri
     raise TrackingError(
         f"no {alias} yet: run segexp-promote best=silhouette{keys} (or pass {instead}); "

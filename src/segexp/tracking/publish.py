@@ -1,12 +1,10 @@
-"""Publishing a job's run: draw its figures, log it (``store.log_run``), remove its folder.
-
-A command prints a run's outcome from what ``publish`` returns: never before it is stored.
-"""
+"""Publishing a job's run: draw its figures, log it (``store.log_run``), remove its folder;
+a command prints a run's outcome from what ``publish`` returns, never before it is stored."""
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +36,9 @@ class RunFigures:
         if self.k_distance is not None:
             plots.save_k_distance_plot(folder, **self.k_distance, dpi=self.dpi)
         write_profile_plots(folder, self.profile, dpi=self.dpi)
+        drawn = ("profile", "k_distance")  # run_plots takes every other field by name
         plots.run_plots(
-            folder,
-            features=self.features,
-            transformed=self.transformed,
-            labels=self.labels,
-            silhouette_per_customer=self.silhouette_per_customer,
-            silhouette_labels=self.silhouette_labels,
-            silhouette_reason=self.silhouette_reason,
-            title=self.title,
-            dpi=self.dpi,
-            total=self.total,
+            folder, **{f.name: getattr(self, f.name) for f in fields(self) if f.name not in drawn}
         )
 
 
@@ -65,9 +55,7 @@ class PublishRequest:
 
 def publish(request: PublishRequest) -> tuple[str, str | None]:
     """Draw the figures, log the run, remove its folder; (run id, error or None).
-
-    Raises ``StoreWriteError`` when the store refused the run (it was ended FAILED
-    where the store still answered)."""
+    ``StoreWriteError``: the store refused the run (ended FAILED where it still answered)."""
     record = request.record
     folder = Path(record.artifact_dir) if record.artifact_dir else None
     try:

@@ -1,9 +1,5 @@
-"""Where segexp stages files (customer tables, run artifacts) before they reach MLflow.
-
-One folder per process, ``<root>/<pid>-<start time>/`` marked ``.segexp-staging``, removed at
-exit; the next command removes the marked folders of processes that are gone, and never a
-folder it did not mark (docs/sweeps.md).
-"""
+"""Staged files before they reach MLflow: one marked folder per process, removed at its exit or,
+once it is gone, by the next command, which never removes a folder it did not mark."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
 """The one way a run reaches MLflow: checking and opening a store, experiments, ``log_run``.
-
-Only ``MlflowClient`` with explicit run ids is used, never the fluent API's active run, so
-parallel jobs and ``MLFLOW_RUN_ID`` in the environment (mlflow#15713) cannot mix runs up.
-"""
+Explicit run ids only, never the fluent API's active run: ``MLFLOW_RUN_ID`` (mlflow#15713)."""
 
 from __future__ import annotations
 
@@ -35,7 +32,6 @@ from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, proce
 DEFAULT_DB_NAME = "mlflow.db"
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
-MLFLOW_RUN_NAME = "mlflow.runName"
 # MLflow 3's UI opens an experiment on its GenAI views unless told it holds model training.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -255,41 +251,39 @@ def _check_server(uri: str, where: str) -> None:
                 _check_redirect(uri, urljoin(url, location), answer.code, where)
         except (OSError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise _no_answer(reason, uri, path, where) from None
+            raise TrackingError(f"{where}: {_no_answer(reason, uri, path)}") from None
 
 
-def _no_answer(reason: Any, uri: str, path: str, where: str) -> TrackingError:
+def _no_answer(reason: Any, uri: str, path: str) -> str:
     parts = urlsplit(uri)
     if isinstance(reason, ssl.SSLCertVerificationError):
-        return TrackingError(
-            f"{where}: the server's TLS certificate is not trusted ({reason.verify_message}); "
-            "set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or "
+        return (
+            f"the server's TLS certificate is not trusted ({reason.verify_message}); set "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or "
             "MLFLOW_TRACKING_INSECURE_TLS=true"
         )
     if isinstance(reason, TimeoutError) and path != "/health":
-        return TrackingError(
-            f"{where}: the server answers /health but its API ({path.split('?')[0]}) gave no "
-            f"answer within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it "
-            f"overloaded or stuck (see its log)? or {_LOCAL}"
+        return (
+            f"the server answers /health but its API ({path.split('?')[0]}) gave no answer "
+            f"within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it overloaded or "
+            f"stuck (see its log)? or {_LOCAL}"
         )
     if isinstance(reason, socket.gaierror):
-        return TrackingError(
-            f"{where}: no MLflow server answers (unknown host {parts.hostname}); check the host "
-            f"name, or {_LOCAL}"
-        )
-    if isinstance(reason, ssl.SSLError):
-        why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
-    elif isinstance(reason, ConnectionRefusedError):
-        why = "connection refused"
-    elif isinstance(reason, TimeoutError):
-        why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
+        why, hint = f"unknown host {parts.hostname}", "check the host name"
     else:
-        why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
-    return TrackingError(
-        f"{where}: no MLflow server answers ({why}); start one with `mlflow server --host "
-        f"{parts.hostname or '127.0.0.1'} --port {parts.port or 5000} --backend-store-uri "
-        f"sqlite:///mlflow.db`, or {_LOCAL}"
-    )
+        hint = (
+            f"start one with `mlflow server --host {parts.hostname or '127.0.0.1'} --port "
+            f"{parts.port or 5000} --backend-store-uri sqlite:///mlflow.db`"
+        )
+        if isinstance(reason, ssl.SSLError):
+            why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
+        elif isinstance(reason, ConnectionRefusedError):
+            why = "connection refused"
+        elif isinstance(reason, TimeoutError):
+            why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
+        else:
+            why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
+    return f"no MLflow server answers ({why}); {hint}, or {_LOCAL}"
 
 
 def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
@@ -313,13 +307,11 @@ def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
 def check_experiment_name(name: Any, key: str = "mlflow.experiment") -> str:
     """The experiment name, or TrackingError when it is empty, null, too long for MLflow or
     holds control characters."""
-    if name is None:
-        raise TrackingError(f"{key}: expected an experiment name; got null")
-    text = str(name)
+    text = "" if name is None else str(name)
     if not text.strip():
+        got = "null" if name is None else f"an empty one ({key}={text!r})"
         raise TrackingError(
-            f"{key}: expected an experiment name; got an empty one ({key}={text!r}); "
-            "e.g. mlflow.experiment=customers"
+            f"{key}: expected an experiment name; got {got}; e.g. mlflow.experiment=customers"
         )
     if len(text) > _MAX_EXPERIMENT_NAME:
         raise TrackingError(
@@ -368,11 +360,10 @@ class Tracker:
                 f"no experiment named '{name}' in {self.tracking_uri}; run a sweep first "
                 "or set mlflow.experiment"
             )
-        location = None
-        db = sqlite_path(self.tracking_uri)
-        if db is not None:  # artifacts beside a local store, in mlruns/; a server decides
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
-            location = (db.parent / "mlruns" / f"{slug}-{int(time.time() * 1000)}").as_uri()
+        db = sqlite_path(self.tracking_uri)  # artifacts beside a local store; a server decides
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+        folder = f"{slug}-{int(time.time() * 1000)}"
+        location = None if db is None else (db.parent / "mlruns" / folder).as_uri()
         try:
             return self.client.create_experiment(
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
@@ -391,7 +382,6 @@ class Tracker:
         parent_run_id: str | None = None,
     ) -> str:
         all_tags = {k: _clip(v, _MAX_TAG_LENGTH) for k, v in (tags or {}).items()}
-        all_tags[MLFLOW_RUN_NAME] = run_name
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         return self.client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
@@ -407,7 +397,7 @@ class Tracker:
     ) -> None:
         """One batch of params, metrics and tags, the input tables (the UI's Dataset column),
         then one upload of a folder of artifacts."""
-        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag  # slow
 
         now = int(time.time() * 1000)
         self.client.log_batch(
@@ -467,17 +457,17 @@ def log_run(
     except Exception as exc:
         raise StoreWriteError(f"creating run {record.run_name}: {_error_text(exc)}") from exc
     try:
-        if record.error is not None:
-            tracker.log(run_id, params=record.params, datasets=record.datasets)
-            tracker.fail_run(run_id, record.error)
-            return run_id, record.error.splitlines()[0]
+        ok = record.error is None  # a failed job logs its params and inputs only
         tracker.log(
             run_id,
             params=record.params,
-            metrics=record.metrics,
-            artifact_dir=record.artifact_dir,
+            metrics=record.metrics if ok else None,
+            artifact_dir=record.artifact_dir if ok else None,
             datasets=record.datasets,
         )
+        if record.error is not None:
+            tracker.fail_run(run_id, record.error)
+            return run_id, record.error.splitlines()[0]
         tracker.end_run(run_id, "FINISHED")
         return run_id, None
     except Exception as exc:  # the store failed mid-run: the run says so where it can
@@ -584,6 +574,7 @@ def store_lock(db: Path, where: str) -> Iterator[None]:
     except Timeout:
         pid = _lock_holder(lock_file)
         try:
+            # once more before saying so: a brief hold (a command opening the store) is often over
             lock.acquire(timeout=LOCK_GRACE if _same_command(pid) else 0)
         except Timeout:
             bound = lock_timeout()
@@ -639,9 +630,7 @@ def _same_command(pid: int | None) -> bool:
 
 def store_problem(tracking_uri: str, exc: BaseException) -> str:
     """One line for a store that refused to open or answer."""
-    text = " ".join(str(exc).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
+    text = _clip(" ".join(str(exc).split()), 300)
     if "schema" in text.lower() and "out-of-date" in text.lower():
         return (
             f"{tracking_uri}: the store's schema is older than this MLflow's ({text}); "
@@ -665,14 +654,8 @@ def kill_open_job_runs(
     tracker: Tracker, experiment_id: str, sweep_id: str, ended_by: str, reason: str
 ) -> int:
     """End the sweep's job runs that are still RUNNING as KILLED; how many there were."""
-    runs = tracker.client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job' "
-            "and attributes.status = 'RUNNING'"
-        ),
-        max_results=50000,
-    )
+    running = f"{_sweep_filter(sweep_id)} and attributes.status = 'RUNNING'"
+    runs = tracker.client.search_runs([experiment_id], filter_string=running, max_results=50000)
     for run in runs:
         end_killed(tracker, run.info.run_id, ended_by, reason)
     return len(runs)
@@ -691,11 +674,8 @@ def reap_lost_runs(tracker: Tracker) -> list[str]:
     except Exception:  # a store that refuses searches says so where it is used
         return []
     ended: list[str] = []
-    for run in runs:
-        tags = run.data.tags
-        if not is_gone(tags):
-            continue
-        pid = tags.get(TAG_PID)
+    for run in (run for run in runs if is_gone(run.data.tags)):
+        tags, pid = run.data.tags, run.data.tags.get(TAG_PID)
         reason = (
             f"process {pid} on {host} ended without ending this run (killed or crashed); "
             f"found by process {os.getpid()}"

@@ -1,9 +1,5 @@
-"""A run's stored ``config.yaml`` read as data, checked before rerun or promote use it.
-
-Whoever can write the store can change it, so every ``_target_`` must be a scikit-learn
-estimator, one of segexp's own classes or a target of the user's own conf folder, and no
-value may be an interpolation (``${oc.env:SECRET}`` would copy the environment): docs/trust.md.
-"""
+"""A run's stored ``config.yaml`` read as data and checked: whoever can write the store can
+change it, so only known ``_target_``s and no interpolations (docs/trust.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,6 @@ import importlib
 import re
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +16,11 @@ from sklearn.utils import all_estimators
 from segexp.errors import ConfigError
 from segexp.model.storage import user_targets
 
-# segexp's own estimator classes (a stored config may name them; today's configs do not)
+# segexp's own estimator classes a config may name (every other shipped target is scikit-learn's;
+# tests/tools/test_trust.py checks that each shipped _target_ is allowed)
 SEGEXP_TARGETS = frozenset(
     {
+        "segexp.model.mixed.KPrototypesClusterer",
         "segexp.model.pipeline.Log1pColumns",
         "segexp.model.pipeline.OutlierClipper",
         "segexp.model.pipeline.ScaledKNNImputer",
@@ -38,8 +35,8 @@ def _sklearn_estimators() -> frozenset[type]:
 
 
 def is_sklearn_estimator(target: str) -> bool:
-    """``sklearn.<module>.<Name>`` naming one of scikit-learn's estimator classes (only
-    ``sklearn`` modules are imported to tell)."""
+    """``sklearn.<module>.<Name>`` naming a scikit-learn estimator class (imports ``sklearn``
+    modules only)."""
     if not _SKLEARN_TARGET.fullmatch(target):
         return False
     module, _, name = target.rpartition(".")
@@ -53,10 +50,8 @@ def is_sklearn_estimator(target: str) -> bool:
 def target_allowed(target: Any, user: set[str] | None = None) -> bool:
     if not isinstance(target, str):
         return False
-    if target in SEGEXP_TARGETS or target in (user if user is not None else user_targets()):
-        return True
-    shipped = user_targets(Path(str(resources.files("segexp.conf"))))
-    return target in shipped or is_sklearn_estimator(target)
+    mine = user if user is not None else user_targets()
+    return target in SEGEXP_TARGETS or target in mine or is_sklearn_estimator(target)
 
 
 def _walk(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
