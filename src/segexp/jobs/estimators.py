@@ -100,8 +100,8 @@ def _check_estimator(
     except (TypeError, ValueError):
         accepted = None
     if accepted is not None and all(p.kind != p.VAR_KEYWORD for p in accepted.values()):
-        for name in (str(n) for n in params if not str(n).startswith("_")):
-            if name not in accepted:
+        for name in map(str, params):
+            if not name.startswith("_") and name not in accepted:
                 raise ConfigError(
                     f"{where}.{name}: not a parameter of {owner}{_near(where, name, accepted)}; "
                     f"available: {listed(list(accepted))}"
@@ -189,11 +189,13 @@ def check_engine(cfg: DictConfig) -> None:
         raise ConfigError(
             f"engine.name: one of {', '.join(map(repr, ENGINE_KEYS))}; got {shown(name)}"
         )
-    for key in (str(k) for k in cfg.engine if k not in ENGINE_KEYS[name]):
-        raise ConfigError(
-            f"engine.{key}: no such config key{_near('engine', key, ENGINE_KEYS[name])}; "
-            f"available under engine: {listed(ENGINE_KEYS[name])}"
-        )
+    keys = ENGINE_KEYS[name]
+    for key in map(str, cfg.engine):
+        if key not in keys:
+            raise ConfigError(
+                f"engine.{key}: no such config key{_near('engine', key, keys)}; "
+                f"available under engine: {listed(keys)}"
+            )
     if name != SPARK:
         return
     for key, (allowed, test) in _SPARK_VALUES.items():

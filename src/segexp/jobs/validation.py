@@ -79,7 +79,8 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
 
 
 def _refused(value: Any, meta: Mapping[str, Any]) -> bool:
-    """A value its field's metadata refuses (a text takes no bare true/false: 'True')."""
+    """A value its field's metadata refuses (a text takes no bare true/false, OmegaConf's
+    'True' and 'False')."""
     if "mapping" in meta:
         return True  # a mapping was checked as a section; anything else is refused
     if "choices" in meta:
