@@ -1,7 +1,5 @@
-"""The Python API behind ``segexp.run`` and ``segexp.sweep``: Hydra's compose API (the user's
-``conf/`` in front, as on the command line) and the command's own functions, so a notebook's
-runs are the command's runs. ``data`` is a file path or a DataFrame (staged as Parquet).
-"""
+"""The Python API behind ``segexp.run`` and ``segexp.sweep``: Hydra's compose API and the
+command's own functions, so a notebook's runs are the command's runs."""
 
 from __future__ import annotations
 
@@ -61,23 +59,19 @@ class RunResult:
 def _data_overrides(data: Any, data_name: str | None) -> Iterator[list[str]]:
     """Overrides pointing ``data.path`` at ``data`` (a DataFrame is staged as Parquet, where
     the next command removes it if this process is killed meanwhile)."""
-    if data is None:
-        yield []
-        return
     if isinstance(data, pd.DataFrame):
         staging.sweep()
         with tempfile.TemporaryDirectory(prefix="segexp-frame-", dir=staging.process_dir()) as tmp:
             path = Path(tmp) / "data.parquet"
             data.to_parquet(path, index=False)
             yield [f"data.path={path}", f"+data.source_name={data_name or 'DataFrame'}"]
-        return
-    if isinstance(data, str | os.PathLike):
-        path = Path(data).expanduser().resolve()
-        yield [f"data.path={path}"] + ([f"+data.source_name={data_name}"] if data_name else [])
-        return
-    raise ConfigError(
-        f"data: expected a file path or a pandas DataFrame; got {type(data).__name__}"
-    )
+    elif data is None or isinstance(data, str | os.PathLike):
+        named = [f"+data.source_name={data_name}"] if data_name else []
+        yield [] if data is None else [f"data.path={Path(data).expanduser().resolve()}", *named]
+    else:
+        raise ConfigError(
+            f"data: expected a file path or a pandas DataFrame; got {type(data).__name__}"
+        )
 
 
 @contextmanager
@@ -95,9 +89,9 @@ def _conf_dir(conf_dir: str | os.PathLike | None) -> Iterator[None]:
             os.environ.pop(USER_CONF_ENV, None)
 
 
-def _compose(overrides: Sequence[str], where: str) -> DictConfig:
+def _compose(overrides: Sequence[str]) -> DictConfig:
     """The config the command line composes for ``overrides`` (with its ``hydra`` node);
-    Hydra's refusal is RunFailed with the command line's one line."""
+    Hydra's refusal is a ConfigError with the command line's one line."""
     try:
         with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
             return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
@@ -105,15 +99,11 @@ def _compose(overrides: Sequence[str], where: str) -> DictConfig:
         if not is_usage_error(exc):
             raise
         line = usage_error_line(exc, CONFIG_NAME, list(overrides), False)
-        raise RunFailed(
-            f"{where}: exit code 2: {line.removeprefix('segexp: error: ')}", 2
-        ) from None
+        raise ConfigError(line.removeprefix("segexp: error: ")) from None
 
 
 def _refused(where: str, exc: SegexpError) -> RunFailed:
-    """The command's refusal, with its exit code (a RunFailed was said already)."""
-    if isinstance(exc, RunFailed):
-        return exc
+    """The command's refusal, with its exit code."""
     return RunFailed(f"{where}: exit code {exc.exit_code}: {exc}", exc.exit_code)
 
 
@@ -136,7 +126,7 @@ def run(
         raise ConfigError("overrides: segexp.run fits one job; use segexp.sweep for -m")
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         try:
-            cfg = _compose([*expand_argv(given), *data_args], where)
+            cfg = _compose([*expand_argv(given), *data_args])
             check_job_config(cfg)
             tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
             outcome = run_job(cfg, choices=_choices(cfg), checked=True)
@@ -156,19 +146,12 @@ def _read_run(tracking_uri: str, run_id: str) -> RunResult:
         profile = pd.read_csv(
             client.download_artifacts(run_id, PROFILE_CSV, folder), index_col="segment"
         )
-    id_column = assignments.columns[0] if assignments.columns[0] != "segment" else None
+    if assignments.columns[0] != "segment":  # indexed by the customer id
+        assignments = assignments.set_index(assignments.columns[0])
     labels = assignments["segment"].astype(int)
-    if id_column is not None:
-        labels.index = pd.Index(assignments[id_column], name=id_column)
+    info, data = run.info, run.data
     return RunResult(
-        run_id=run_id,
-        run_name=run.info.run_name,
-        tracking_uri=tracking_uri,
-        metrics=dict(run.data.metrics),
-        params=dict(run.data.params),
-        labels=labels.rename("segment"),
-        profile=profile,
-        tags=dict(run.data.tags),
+        run_id, info.run_name, tracking_uri, data.metrics, data.params, labels, profile, data.tags
     )
 
 
@@ -189,7 +172,7 @@ def sweep(
         try:
             check_sweep_before_hydra(["-m", *given])
             given = [*expand_argv(["-m", *given])[1:], *data_args]
-            base = _compose([o for o in given if "," not in o], where)
+            base = _compose([o for o in given if "," not in o])
             groups = {str(g) for g in base.hydra.runtime.choices}
             with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
                 jobs, configs = checked_jobs(given, {}, base, groups)

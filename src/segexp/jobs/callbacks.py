@@ -1,10 +1,5 @@
-"""Hydra Callback that makes a multirun one MLflow parent run with the jobs under it.
-
-``on_multirun_start`` checks everything before anything is written, opens the parent run and
-puts the sweep in the environment (``SEGEXP_SWEEP``) for every job, here or in a launcher's
-worker; ``on_multirun_end`` reads the outcomes back, logs the parent's summary, prints it and
-exits with the sweep's code. The sweep's state lives on the instance; a worker gets a blank copy.
-"""
+"""Hydra Callback that makes a multirun one MLflow parent run with its jobs under it: checked
+before anything is written, the sweep in the environment (``SEGEXP_SWEEP``) for every job."""
 
 from __future__ import annotations
 
@@ -27,7 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pandas as pd
 from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
@@ -36,26 +30,19 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from segexp.contract import (
-    TAG_CODE_VERSION,
-    TAG_DATA_FINGERPRINT,
-    TAG_DATA_SOURCE,
-    TAG_KIND,
-    TAG_OUTCOME_PREFIX,
-    TAG_PREFIX,
-    TAG_SWEEP_ID,
-)
+from segexp import contract
 from segexp.data import load_customers
 from segexp.errors import (
     EXIT_USER_ERROR,
     ConfigError,
     SegexpError,
     StoreWriteError,
+    TrackingError,
     composed,
     is_usage_error,
     usage_error_line,
 )
-from segexp.jobs import validation
+from segexp.jobs import summary, validation
 from segexp.jobs.job import code_version
 from segexp.jobs.outcomes import (
     BestRuns,
@@ -65,36 +52,17 @@ from segexp.jobs.outcomes import (
     clock,
     describe_outcome,
     set_verbose,
-    verbose_requested,
 )
 from segexp.jobs.signals import raise_if_stopped
-from segexp.jobs.summary import (
-    end_interrupted_sweep,
-    finish_sweep,
-    open_sweep,
-    sweep_job_runs,
-    sweep_outcomes,
-)
 from segexp.jobs.threads import PARALLEL_ENV, launcher_workers
+from segexp.tracking import store
 from segexp.tracking.leaderboard import METRIC_DIRECTIONS, format_table
 from segexp.tracking.liveness import process_tags
-from segexp.tracking.store import (
-    TAG_JOBS_PLANNED,
-    absolute_tracking_uri,
-    check_experiment_name,
-    folder_problem,
-    resolve_tracking_uri,
-    save_sweep_view,
-    sqlite_path,
-    sweep_runs_url,
-    tracker_for,
-    ui_command,
-)
 
 log = logging.getLogger("segexp")
 
 ENV_VAR = "SEGEXP_SWEEP"
-TAG_SWEEP_DIR = TAG_PREFIX + "internal.sweep_dir"  # how a worker elsewhere finds its sweep
+TAG_SWEEP_DIR = contract.TAG_PREFIX + "internal.sweep_dir"  # how a worker elsewhere finds its sweep
 CONFIG_NAME = "config"
 _MAX_MESSAGE = 2000
 STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name
@@ -104,43 +72,37 @@ def _is_basic_sweeper(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
 
 
-def _runs_in_this_process(config: DictConfig) -> bool:
-    return str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
+def _parsed(overrides: list[str], sweeper_params: dict | None) -> list[Override]:
+    arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    return OverridesParser.create().parse_overrides(arguments)
 
 
 def plan_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[list[str]]:
-    """Each job's overrides, as Hydra's basic sweeper expands a command line: the product
-    of every sweep's values (``algo=kmeans,gmm k=3,4`` is four jobs), counted from the
-    values before any list is built, so a sweep over ``limits.max_jobs`` costs nothing."""
-    arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    """Each job's overrides as Hydra's basic sweeper expands a command line: the product of
+    every sweep's values (``algo=kmeans,gmm k=3,4`` is four jobs)."""
     lists: list[list[str]] = []
-    for override in OverridesParser.create().parse_overrides(arguments):
+    for override in _parsed(overrides, sweeper_params):
         key = override.get_key_element()
-        if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                raise ConfigError(
-                    f"{override.input_line}: Hydra's basic sweeper takes lists and ranges, "
-                    "not intervals; use hydra/sweeper=optuna for interval(...)"
-                )
+        if not override.is_sweep_override():
+            lists.append([f"{key}={override.get_value_element_as_str()}"])
+        elif override.is_discrete_sweep():
             lists.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         else:
-            lists.append([f"{key}={override.get_value_element_as_str()}"])
+            raise ConfigError(
+                f"{override.input_line}: Hydra's basic sweeper takes lists and ranges, "
+                "not intervals; use hydra/sweeper=optuna for interval(...)"
+            )
     return [list(job) for job in itertools.product(*lists)]
 
 
 def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
-    """How many jobs ``plan_jobs`` gives, from each sweep's bounds: no list is built."""
-    arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
-    total = 1
-    for override in OverridesParser.create().parse_overrides(arguments):
-        if override.is_sweep_override() and override.is_discrete_sweep():
-            total *= _sweep_length(override)
-    return total
+    """How many jobs ``plan_jobs`` gives, no list built: a sweep over the limit costs nothing."""
+    parsed = _parsed(overrides, sweeper_params)
+    return math.prod(_sweep_length(o) for o in parsed if o.is_discrete_sweep())
 
 
 def _sweep_length(override: Override) -> int:
-    """Values of one sweep: a range's counted from its bounds (``range(1,10**12)`` is
-    never listed), a list's one by one."""
+    """A range's values counted from its bounds (``range(1,10**12)`` is never listed)."""
     sweep = override.value()
     if not isinstance(sweep, RangeSweep):
         return sum(1 for _ in override.sweep_string_iterator())
@@ -157,8 +119,8 @@ def _sweep_length(override: Override) -> int:
 
 
 def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:
-    """Every job's config through Hydra's compose API: composed once per combination of
-    group choices and fixed values, with each job's swept values set on a copy."""
+    """Every job's config, composed once per combination of group choices and fixed values
+    (Hydra's compose API), each job's swept values set on a copy."""
     values_of: dict[str, set[str]] = {}
     for override in itertools.chain(*jobs):
         values_of.setdefault(override.split("=", 1)[0], set()).add(override)
@@ -182,8 +144,8 @@ def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> l
 def checked_jobs(
     overrides: list[str], params: dict, config: DictConfig, groups: set[str]
 ) -> tuple[list[list[str]], list[DictConfig]]:
-    """Each job's overrides and composed config, checked before any runs (the count from the
-    bounds); ``ConfigError`` names the first refused job. Needs Hydra initialised."""
+    """Each job's overrides and composed config, checked before any runs; ``ConfigError``
+    names the first refused job. Needs Hydra initialised."""
     total = count_jobs(overrides, params)
     validation.check_sweep_size(total, validation.max_jobs(config))
     jobs = plan_jobs(overrides, params)
@@ -210,25 +172,25 @@ def sweep_size(config: DictConfig) -> int | None:
 
 
 def _sweeper_params(config: DictConfig) -> dict:
-    """``hydra.sweeper.params``: sweeps a config sets for the basic sweeper."""
-    params = config.hydra.sweeper.get("params")
+    params = config.hydra.sweeper.get("params")  # sweeps a config sets for the basic sweeper
     return {str(k): str(v) for k, v in params.items()} if params else {}
 
 
 def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None:
-    """A Ray cluster's jobs run on other machines: a store on this machine's disk
-    (SQLite, a folder) is not theirs to write. Refused before anything is written."""
-    if not str(launcher.get("_target_", "")).endswith("RayLauncher"):
-        return
+    """A Ray cluster's jobs run on other machines: a store on this machine's disk is not
+    theirs to write."""
     address = OmegaConf.select(launcher, "ray.init.address", default=None)
-    if address in (None, "", "local") or not tracking_uri.startswith(("sqlite:", "file:")):
-        return
-    raise ConfigError(
-        f"mlflow.tracking_uri={tracking_uri}: the jobs of a Ray cluster "
-        f"(hydra.launcher.ray.init.address={address}) run on other machines and cannot "
-        "write a store on this machine's disk; start a tracking server every machine "
-        "reaches and use mlflow.tracking_uri=http://<host>:5000"
-    )
+    if (
+        str(launcher.get("_target_", "")).endswith("RayLauncher")
+        and address not in (None, "", "local")
+        and tracking_uri.startswith(("sqlite:", "file:"))
+    ):
+        raise ConfigError(
+            f"mlflow.tracking_uri={tracking_uri}: the jobs of a Ray cluster "
+            f"(hydra.launcher.ray.init.address={address}) run on other machines and cannot "
+            "write a store on this machine's disk; start a tracking server every machine "
+            "reaches and use mlflow.tracking_uri=http://<host>:5000"
+        )
 
 
 def sweep_in_environment(sweep_dir: str | None = None) -> SweepContext | None:
@@ -239,21 +201,20 @@ def sweep_in_environment(sweep_dir: str | None = None) -> SweepContext | None:
 
 
 def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
-    """The sweep a job of the multirun in ``sweep_dir`` belongs to: from the environment
-    when the job's process inherited it, else the RUNNING parent run tagged with this
-    sweep folder (a worker on another machine). None: no segexp sweep is open."""
+    """The sweep of a job in ``sweep_dir``: inherited in the environment, else the RUNNING
+    parent run tagged with this folder (a worker on another machine); None: no sweep."""
     inherited = sweep_in_environment(sweep_dir)
     if inherited is not None:
         return inherited
-    tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    tracker = tracker_for(tracking_uri)
-    experiment = tracker.client.get_experiment_by_name(str(cfg.mlflow.experiment))
+    tracking_uri = store.resolve_tracking_uri(cfg.mlflow.tracking_uri)
+    client = store.tracker_for(tracking_uri).client
+    experiment = client.get_experiment_by_name(str(cfg.mlflow.experiment))
     if experiment is None:
         return None
-    runs = tracker.client.search_runs(
+    runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=(
-            f"tags.`{TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_DIR}` = '{sweep_dir}' "
+            f"tags.`{contract.TAG_KIND}` = 'sweep' and tags.`{TAG_SWEEP_DIR}` = '{sweep_dir}' "
             "and attributes.status = 'RUNNING'"
         ),
         order_by=["attributes.start_time DESC"],
@@ -261,9 +222,10 @@ def sweep_context(cfg: DictConfig, sweep_dir: str) -> SweepContext | None:
     )
     if not runs:
         return None
-    sweep_id, parent_run_id = runs[0].data.tags[TAG_SWEEP_ID], runs[0].info.run_id
-    experiment_id = experiment.experiment_id
-    return SweepContext(sweep_id, tracking_uri, experiment_id, parent_run_id, sweep_dir=sweep_dir)
+    sweep_id, parent_run_id = runs[0].data.tags[contract.TAG_SWEEP_ID], runs[0].info.run_id
+    return SweepContext(
+        sweep_id, tracking_uri, experiment.experiment_id, parent_run_id, sweep_dir=sweep_dir
+    )
 
 
 def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
@@ -272,8 +234,9 @@ def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
         return
     document = asdict(outcome)
     document["message"] = document["message"][:_MAX_MESSAGE]
-    tracker_for(sweep.tracking_uri).set_tags(
-        sweep.parent_run_id, {f"{TAG_OUTCOME_PREFIX}{outcome.job_num}": json.dumps(document)}
+    store.tracker_for(sweep.tracking_uri).set_tags(
+        sweep.parent_run_id,
+        {f"{contract.TAG_OUTCOME_PREFIX}{outcome.job_num}": json.dumps(document)},
     )
 
 
@@ -285,9 +248,8 @@ def _stop(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
 def objective_of(config: DictConfig) -> tuple[str, str]:
     """``objective.metric`` and its direction as the leaderboard takes it (max or min)."""
     objective = config.get("objective") or {}
-    metric = str(objective.get("metric", "silhouette"))
     direction = str(objective.get("direction", "maximize")).lower()
-    return metric, "min" if direction.startswith("min") else "max"
+    return str(objective.get("metric", "silhouette")), "min" if direction[:3] == "min" else "max"
 
 
 def start_sweep(
@@ -301,24 +263,29 @@ def start_sweep(
 ) -> SweepContext:
     """Open the sweep's parent run (its experiment created when missing) and say where the
     runs go. A store that refuses it raises ``TrackingError``."""
-    tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
-    experiment = check_experiment_name(config.mlflow.experiment)
+    tracking_uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
+    experiment = store.check_experiment_name(config.mlflow.experiment)
     sweep_id = f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     tags = {
-        TAG_KIND: "sweep",
-        TAG_SWEEP_ID: sweep_id,
+        contract.TAG_KIND: "sweep",
+        contract.TAG_SWEEP_ID: sweep_id,
         TAG_SWEEP_DIR: sweep_dir,
-        TAG_PREFIX + "command": command,
-        TAG_DATA_FINGERPRINT: table.fingerprint,
-        TAG_DATA_SOURCE: table.source,
-        TAG_CODE_VERSION: code_version(),
+        contract.TAG_PREFIX + "command": command,
+        contract.TAG_DATA_FINGERPRINT: table.fingerprint,
+        contract.TAG_DATA_SOURCE: table.source,
+        contract.TAG_CODE_VERSION: code_version(),
         **process_tags(),  # a sweep whose process is gone is ended KILLED by the next one
     }
     if total is not None:
-        tags[TAG_JOBS_PLANNED] = str(total)
-    experiment_id, parent = open_sweep(
-        tracker_for(tracking_uri), experiment, f"sweep-{sweep_id}", tags
-    )
+        tags[store.TAG_JOBS_PLANNED] = str(total)
+    tracker = store.tracker_for(tracking_uri)
+    try:
+        experiment_id = tracker.experiment_id(experiment)
+        parent = tracker.start_run(experiment_id, f"sweep-{sweep_id}", tags)
+    except SegexpError:
+        raise
+    except Exception as exc:  # read-only, a server error: one line
+        raise TrackingError(store.store_problem(tracking_uri, exc)) from exc
     jobs = "jobs" if total is None else f"{total} job{'s' if total != 1 else ''}"
     print(
         f"segexp: sweep {sweep_id}: {jobs}; runs go to {tracking_uri} (experiment {experiment})",
@@ -327,34 +294,33 @@ def start_sweep(
     return SweepContext(sweep_id, tracking_uri, experiment_id, parent, configs_checked, sweep_dir)
 
 
-def end_sweep(config: DictConfig, sweep: SweepContext) -> tuple[list[JobOutcome], BestRuns]:
-    """Every job's outcome read back from the store; the parent's leaderboard and k plots
-    logged and the parent ended. A store that refuses it: TrackingError (parent FAILED
-    where the store still answers)."""
-    tracker = tracker_for(sweep.tracking_uri)
+def end_sweep(
+    config: DictConfig, sweep: SweepContext
+) -> tuple[list[JobOutcome], BestRuns, str | None]:
+    """Every job's outcome read back; the parent's summary logged, the parent ended, and the
+    runs table saved as an MLflow UI view (its key; None where the store refused it). A
+    store that refuses the summary: StoreWriteError (parent FAILED where it answers)."""
+    tracker = store.tracker_for(sweep.tracking_uri)
     metric, direction = objective_of(config)
     try:
-        outcomes = sweep_outcomes(tracker, sweep)
-        best = finish_sweep(
-            tracker,
-            sweep.experiment_id,
-            sweep.parent_run_id,
-            sweep.sweep_id,
-            outcomes,
-            {
-                "dpi": int(config.plots.dpi),
-                "metric": metric,
-                "direction": direction,
-                "multirun_yaml": OmegaConf.to_yaml(config),
-            },
-        )
+        outcomes = summary.sweep_outcomes(tracker, sweep)
+        options = {"dpi": int(config.plots.dpi), "metric": metric, "direction": direction}
+        options["multirun_yaml"] = OmegaConf.to_yaml(config)
+        ids = (sweep.experiment_id, sweep.parent_run_id, sweep.sweep_id)
+        best = summary.finish_sweep(tracker, *ids, outcomes, options)
     except Exception as exc:
         with contextlib.suppress(Exception):
             tracker.fail_run(sweep.parent_run_id, f"logging the sweep's summary: {exc}")
         raise StoreWriteError(
             f"{sweep.tracking_uri}: logging the summary of sweep {sweep.sweep_id} failed ({exc})"
         ) from exc
-    return outcomes, best
+    view = None
+    with contextlib.suppress(Exception):  # without a view the link filters and sorts alone
+        client, descending = tracker.client, direction == "max"
+        view = store.save_sweep_view(
+            client, sweep.experiment_id, sweep.sweep_id, metric, descending
+        )
+    return outcomes, best, view
 
 
 class SweepCallback(Callback):
@@ -382,22 +348,22 @@ class SweepCallback(Callback):
 
     def _start(self, config: DictConfig) -> None:
         self.started = time.monotonic()
-        set_verbose(verbose_requested(config.get("verbose", False)))
+        set_verbose(config.get("verbose", False))
+        overrides = [str(o) for o in config.hydra.overrides.task]
         try:
             validation.check_config_complete(config)
-            tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
-            check_experiment_name(config.mlflow.experiment)
+            tracking_uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
+            store.check_experiment_name(config.mlflow.experiment)
             check_store_reaches_workers(config.hydra.launcher, tracking_uri)
             checked = _is_basic_sweeper(config)
             total = sweep_size(config)
             if checked:  # every job's config, composed and checked before the first runs
-                overrides = [str(o) for o in config.hydra.overrides.task]
                 groups = {str(g) for g in config.hydra.runtime.choices}
                 checked_jobs(overrides, _sweeper_params(config), config, groups)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
             self.sweep_dir = str(config.hydra.sweep.dir)
-            problem = folder_problem(Path(self.sweep_dir).absolute())
+            problem = store.folder_problem(Path(self.sweep_dir).absolute())
             if problem is not None:  # Hydra would stop with a traceback after the parent run
                 raise ConfigError(
                     f"hydra.sweep.dir={self.sweep_dir}: {problem}; choose a writable folder"
@@ -413,11 +379,10 @@ class SweepCallback(Callback):
         except Exception as exc:  # Hydra refused a job's config (an option, a key)
             if not is_usage_error(exc):
                 raise
-            overrides = [str(o) for o in config.hydra.overrides.task]
             line = usage_error_line(exc, CONFIG_NAME, overrides, True)
             _stop(line.removeprefix("segexp: error: "))
         os.environ[ENV_VAR] = json.dumps(asdict(self.sweep))
-        if _runs_in_this_process(config):
+        if str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher"):
             self.progress = SweepProgress(total, str(config.objective.metric), self.started)
             return
         workers = launcher_workers(config.hydra.launcher)
@@ -441,29 +406,26 @@ class SweepCallback(Callback):
         raise_if_stopped()
 
     def _stop_on_store_error(self, sweep: SweepContext, outcome: JobOutcome) -> NoReturn:
-        """The store refused a run: end the sweep FAILED (where the store still answers),
-        say how many runs it holds, exit 1."""
+        """The store refused a run: the sweep ends FAILED where the store still answers."""
         self._close()
         ended = f"parent run {sweep.parent_run_id} left RUNNING (the next command ends it)"
         with contextlib.suppress(Exception):
-            tracker_for(sweep.tracking_uri).fail_run(
+            store.tracker_for(sweep.tracking_uri).fail_run(
                 sweep.parent_run_id, f"the store stopped taking runs: {outcome.message}"
             )
             ended = f"parent run {sweep.parent_run_id} ended FAILED"
-        db = sqlite_path(sweep.tracking_uri)
+        where = f"the store stopped taking runs at job #{outcome.job_num}"
+        runs = f"{self.finished} job runs of sweep {sweep.sweep_id}"
+        db = store.sqlite_path(sweep.tracking_uri)
         if db is not None and not db.exists():  # deleted under the sweep: its runs with it
             _stop(
-                f"the store stopped taking runs at job #{outcome.job_num}: its file {db} was "
-                f"deleted during the sweep, with the parent run and the {self.finished} job "
-                f"runs of sweep {sweep.sweep_id} it held; run the sweep again (a new store is "
-                "created)",
+                f"{where}: its file {db} was deleted during the sweep, with the parent run and "
+                f"the {runs} it held; run the sweep again (a new store is created)",
                 1,
             )
         _stop(
-            f"the store stopped taking runs at job #{outcome.job_num} ({outcome.message}); "
-            f"{self.finished} job runs of sweep {sweep.sweep_id} are FINISHED in "
-            f"{sweep.tracking_uri}, {ended}; free the disk or restart the server and run the "
-            "sweep again",
+            f"{where} ({outcome.message}); {runs} are FINISHED in {sweep.tracking_uri}, "
+            f"{ended}; free the disk or restart the server and run the sweep again",
             1,
         )
 
@@ -476,14 +438,14 @@ class SweepCallback(Callback):
         if self.progress is not None:
             self.progress.status("logging the sweep's summary")
         try:
-            outcomes, best = end_sweep(config, sweep)
+            outcomes, best, view = end_sweep(config, sweep)
         except SegexpError as exc:
             self._close()
             _stop(str(exc), exc.exit_code)
         self._close()
         print_summary(sweep, outcomes, time.monotonic() - self.started)
         print_best(best)
-        print_next(config, sweep, ranked=bool(best.rows))
+        print_next(config, sweep, ranked=not best.rows.empty, view=view)
         statuses = {o.status for o in outcomes}  # 1 when a job failed, 2 when one was refused
         sys.exit(1 if "failed" in statuses else EXIT_USER_ERROR if "invalid" in statuses else 0)
 
@@ -500,28 +462,26 @@ class SweepCallback(Callback):
 
 
 def end_unfinished_sweep(code: int) -> None:
-    """The command stopped before its sweep's end (a signal, a launcher's error): the
-    parent run and the open job runs end KILLED (``segexp.ended_by=<signal>``) or the
-    parent FAILED, with one line saying so. Nothing when no sweep is open."""
+    """The command stopped before its sweep's end (a signal, a launcher's error): the parent
+    and open job runs end KILLED (``segexp.ended_by=<signal>``), or the parent FAILED."""
     sweep = sweep_in_environment()
     os.environ.pop(ENV_VAR, None)
     os.environ.pop(PARALLEL_ENV, None)
     if sweep is None:
         return
     signame = STOP_SIGNALS.get(code)
-    tracker = tracker_for(sweep.tracking_uri)
+    tracker = store.tracker_for(sweep.tracking_uri)
     with contextlib.suppress(Exception):
         if signame is None:
             tracker.fail_run(
                 sweep.parent_run_id, "the sweep stopped before its end; see the command's output"
             )
         else:
-            killed = end_interrupted_sweep(tracker, sweep, signame)
-            runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
+            killed = summary.end_interrupted_sweep(tracker, sweep, signame)
+            runs = summary.sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
             done = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
-            planned = tracker.client.get_run(sweep.parent_run_id).data.tags.get(
-                TAG_JOBS_PLANNED, "?"
-            )
+            parent = tracker.client.get_run(sweep.parent_run_id)
+            planned = parent.data.tags.get(store.TAG_JOBS_PLANNED, "?")
             open_runs = f" and {killed} open job run{'s' if killed != 1 else ''}" if killed else ""
             print(
                 f"segexp: stopped by {signame} (exit {code}): sweep {sweep.sweep_id} ended "
@@ -534,24 +494,21 @@ def end_unfinished_sweep(code: int) -> None:
 
 
 def remove_empty_job_folder(job_dir: str) -> None:
-    """A job's folder Hydra made goes when it holds no file (a segexp job writes only to
-    the store)."""
+    """A job's folder Hydra made goes when empty (a segexp job writes only to the store)."""
     with contextlib.suppress(OSError):  # holds something, or is gone already
         os.rmdir(job_dir)
 
 
 def remove_empty_sweep_folders(sweep_dir: str) -> None:
-    """At the sweep's end: Hydra's ``multirun.yaml`` (the parent run holds the config),
-    the empty job folders, the sweep folder and, for a relative one, each of its parents
-    inside the current folder, while they are empty."""
+    """Hydra's ``multirun.yaml`` (the parent run holds the config), the empty job folders, the
+    sweep folder and, for a relative one, each of its empty parents inside the current folder."""
     sweep = Path(sweep_dir)
     with contextlib.suppress(OSError):
         (sweep / "multirun.yaml").unlink()
-    for child in sweep.glob("*"):  # job folders of jobs that wrote nothing
+    for child in sweep.glob("*"):
         if child.is_dir():
             remove_empty_job_folder(str(child))
-    folders = [sweep] if sweep.is_absolute() else [sweep, *list(sweep.parents)[:-1]]
-    for folder in folders:  # multirun/day/time, multirun/day, multirun
+    for folder in [sweep] if sweep.is_absolute() else [sweep, *list(sweep.parents)[:-1]]:
         try:
             folder.rmdir()  # only an empty folder
         except OSError:  # holds something (another sweeper's results), or is gone
@@ -559,14 +516,10 @@ def remove_empty_sweep_folders(sweep_dir: str) -> None:
                 return
 
 
-# ------------------------------------------------------------ what the sweep prints
-
-
 def print_summary(sweep: SweepContext, outcomes: list[JobOutcome], seconds: float) -> None:
     counts = Counter(o.status for o in outcomes)
-    line = ", ".join(
-        f"{counts[s]} {s}" for s in ("finished", "skipped", "failed", "invalid") if counts[s]
-    )
+    shown = ("finished", "skipped", "failed", "invalid")
+    line = ", ".join(f"{counts[s]} {s}" for s in shown if counts[s])
     print(
         f"segexp: sweep {sweep.sweep_id}: {len(outcomes)} jobs: {line} in {clock(seconds)}; "
         f"parent run {sweep.parent_run_id}"
@@ -585,55 +538,45 @@ def print_best(best: BestRuns) -> None:
     """The top of the sweep's leaderboard: rank, run name, the metric, n_clusters, run id."""
     runs = "1 finished run" if best.left_out == 1 else f"{best.left_out} finished runs"
     left_out = f"{runs} left out by the ranking rules (segexp-compare says why)"
-    if not best.rows and best.left_out:
-        print(f"\nNothing to rank by {best.metric}: {best.why or left_out}.")
-        if "min_segment_share" in best.why:  # every run isolates a few extreme customers
+    if best.rows.empty:
+        why = (best.why or left_out) if best.left_out else f"no finished run has {best.metric}"
+        print(f"\nNothing to rank by {best.metric}: {why}.")
+        if best.left_out and "min_segment_share" in best.why:  # a few extreme customers
             print(
                 "  Skewed or extreme values make segments of their own: sweep "
                 "preprocess.log1p=true and preprocess=clip_iqr,winsorize, or lower "
                 "filter.min_segment_share (segexp-compare shows each run's smallest segment)."
             )
         return
-    if not best.rows:
-        print(f"\nNothing to rank by {best.metric}: no finished run has {best.metric}.")
-        return
-    frame = pd.DataFrame(best.rows).astype({"n_clusters": "Int64"})
-    frame["run_id"] = frame["run_id"].str[:8]
     better = "larger" if best.larger_is_better else "smaller"
     print(f"\nBest {len(best.rows)} of {best.ranked} runs by {best.metric} ({better} is better):")
-    print(textwrap.indent(format_table(frame), "  "))
+    print(textwrap.indent(format_table(best.rows), "  "))
     if best.left_out:
         print(f"  ({left_out})")
 
 
-def print_next(config: DictConfig, sweep: SweepContext, ranked: bool = True) -> None:
-    """The steps after a sweep (compare, promote, the MLflow UI), one per line, ready to
-    copy, each with a short comment where it fits."""
+def print_next(
+    config: DictConfig, sweep: SweepContext, ranked: bool = True, view: str | None = None
+) -> None:
+    """The commands after a sweep (compare, promote, the MLflow UI at the saved ``view``), one
+    per line, ready to copy, each with a short comment where the terminal has room."""
     metric, direction = objective_of(config)
     context = [f"sweep_id={sweep.sweep_id}"]
-    if sweep.tracking_uri != absolute_tracking_uri(None):
+    if sweep.tracking_uri != store.absolute_tracking_uri(None):
         context.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
     keys = [str(o).lstrip("+~").split("=", 1)[0] for o in config.hydra.overrides.task]
     if any(k == "data" or k.startswith(("data.", "mlflow.experiment")) for k in keys):
         context.append(f"mlflow.experiment={config.mlflow.experiment}")
-    ranking = (
-        [] if METRIC_DIRECTIONS.get(metric) == (direction == "max") else [f"direction={direction}"]
-    )
+    usual = METRIC_DIRECTIONS.get(metric) == (direction == "max")
+    ranking = [] if usual else [f"direction={direction}"]
     compare = ([] if metric == "silhouette" else [f"metric={metric}"]) + ranking + context
     steps = [(shlex.join(["segexp-compare", *compare]), "all runs ranked (wide=true: all columns)")]
     if ranked:  # promote's best= has a run to take
         promote = ["segexp-promote", f"best={metric}", *ranking, *context]
         steps.append((shlex.join(promote), "register the best run"))
-    descending = direction == "max"
-    try:  # the runs table with the columns that choose, as an MLflow UI view
-        client = tracker_for(sweep.tracking_uri).client
-        view = save_sweep_view(client, sweep.experiment_id, sweep.sweep_id, metric, descending)
-    except Exception:  # the sweep is stored; without a view the link filters and sorts alone
-        view = None
-    url = sweep_runs_url(
-        sweep.tracking_uri, sweep.experiment_id, sweep.sweep_id, metric, descending, view=view
-    )
-    serve = ui_command(sweep.tracking_uri)
+    ids = (sweep.tracking_uri, sweep.experiment_id, sweep.sweep_id)
+    url = store.sweep_runs_url(*ids, metric, direction == "max", view=view)
+    serve = store.ui_command(sweep.tracking_uri)
     if serve is not None:
         steps += [(serve, "the MLflow UI, then:"), (f"open {url}", "")]
     else:

@@ -1,7 +1,5 @@
-"""The checks of a job's config that need scikit-learn or an engine: scikit-learn checks the
-hyperparameters itself when the configured estimator is fitted on an empty array (its
-``InvalidParameterError`` becomes the one line; the empty array's own refusal means they passed).
-"""
+"""The checks of a job's config that need scikit-learn or an engine: fitted on an empty array,
+an estimator checks its own hyperparameters (the empty array's refusal means they passed)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ import importlib
 import inspect
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,21 +53,6 @@ def check_estimators(cfg: DictConfig) -> None:
     check_engine(cfg)
 
 
-def _import_hint() -> str:
-    """Where segexp looks for a class of the user's own: beside their conf/, or PYTHONPATH."""
-    folder = user_conf_dir()
-    if folder is not None:
-        return (
-            f"besides installed packages, modules are imported from {folder.parent} (the "
-            "folder holding conf/): check the module's file name there and the class name, "
-            "or set PYTHONPATH to the folder that holds the module"
-        )
-    return (
-        "a module of your own is imported from the folder holding your conf/ (run from "
-        "there) or from PYTHONPATH (e.g. PYTHONPATH=.)"
-    )
-
-
 def _check_estimator(
     algo: DictConfig,
     where: str,
@@ -91,21 +74,27 @@ def _check_estimator(
         module, _, name = target.strip().rpartition(".")
         cls = getattr(importlib.import_module(module), name)
     except Exception as exc:
+        folder = user_conf_dir()  # a class of the user's own: beside their conf/, or PYTHONPATH
+        hint = (
+            f"besides installed packages, modules are imported from {folder.parent} (the "
+            "folder holding conf/): check the module's file name there and the class name, "
+            "or set PYTHONPATH to the folder that holds the module"
+            if folder is not None
+            else "a module of your own is imported from the folder holding your conf/ (run "
+            "from there) or from PYTHONPATH (e.g. PYTHONPATH=.)"
+        )
         raise ConfigError(
             f"{where}._target_: an importable class path such as {example}; "
-            f"got {shown(target)}, which cannot be imported ({first_line(exc)}); "
-            f"{_import_hint()}"
+            f"got {shown(target)}, which cannot be imported ({first_line(exc)}); {hint}"
         ) from None
     if not inspect.isclass(cls):
         raise ConfigError(
             f"{where}._target_: a class path such as {example}; got {shown(target)}, "
             f"which is a {type(cls).__name__}, not a class"
         )
-    owner = (
-        f"scikit-learn's {cls.__name__}"
-        if cls.__module__.startswith("sklearn.")
-        else f"{cls.__module__}.{cls.__qualname__}"
-    )
+    owner = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__.startswith("sklearn."):
+        owner = f"scikit-learn's {cls.__name__}"
     try:
         accepted = inspect.signature(cls).parameters
     except (TypeError, ValueError):
@@ -113,10 +102,8 @@ def _check_estimator(
     if accepted is not None and all(p.kind != p.VAR_KEYWORD for p in accepted.values()):
         for name in map(str, params):
             if not name.startswith("_") and name not in accepted:
-                near = difflib.get_close_matches(name, list(accepted), n=1)
-                hint = f" (did you mean {where}.{near[0]}?)" if near else ""
                 raise ConfigError(
-                    f"{where}.{name}: not a parameter of {owner}{hint}; "
+                    f"{where}.{name}: not a parameter of {owner}{_near(where, name, accepted)}; "
                     f"available: {listed(list(accepted))}"
                 )
     try:
@@ -140,6 +127,11 @@ def _check_estimator(
                 raise ConfigError(_parameter_message(str(exc), raw, where, owner)) from None
             if rows is not None:
                 raise ConfigError(f"{where}: {first_line(exc)} ({owner})") from None
+
+
+def _near(where: str, name: str, names: Iterable[str]) -> str:
+    near = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {where}.{near[0]}?)" if near else ""
 
 
 def _parameter_message(message: str, raw: Mapping[Any, Any], where: str, owner: str) -> str:
@@ -197,13 +189,12 @@ def check_engine(cfg: DictConfig) -> None:
         raise ConfigError(
             f"engine.name: one of {', '.join(map(repr, ENGINE_KEYS))}; got {shown(name)}"
         )
+    keys = ENGINE_KEYS[name]
     for key in map(str, cfg.engine):
-        if key not in ENGINE_KEYS[name]:
-            near = difflib.get_close_matches(key, ENGINE_KEYS[name], n=1)
-            hint = f" (did you mean engine.{near[0]}?)" if near else ""
+        if key not in keys:
             raise ConfigError(
-                f"engine.{key}: no such config key{hint}; available under engine: "
-                f"{listed(ENGINE_KEYS[name])}"
+                f"engine.{key}: no such config key{_near('engine', key, keys)}; "
+                f"available under engine: {listed(keys)}"
             )
     if name != SPARK:
         return

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,23 +31,13 @@ SUMMARY_METRICS = ("n_clusters", "silhouette", "inertia")
 STORE_LOGGERS = ("mlflow.store.db.utils",)
 
 
-def verbose_requested(configured: Any = False) -> bool:
-    """``verbose=true`` in the config, or ``SEGEXP_VERBOSE=1`` in the environment."""
-    return log_level(configured) == "INFO"
-
-
-def set_verbose(verbose: bool) -> None:
-    """Verbose in this process and in those it starts from now on (``SEGEXP_VERBOSE``)."""
+def set_verbose(configured: Any = False) -> None:
+    """Verbose (``verbose=true`` or ``SEGEXP_VERBOSE=1``) here and in the processes started
+    from now on; else MLflow's store loggers are quiet (a store error is segexp's own line)."""
+    verbose = log_level(configured) == "INFO"
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
-    quiet_store_logs(verbose)
-
-
-def quiet_store_logs(verbose: bool | None = None) -> None:
-    """MLflow's store loggers at INFO when verbose, else CRITICAL: a store error reaches the
-    user as segexp's own line. (MLflow configures only its top logger, so this holds.)"""
-    verbose = verbose_requested() if verbose is None else verbose
-    for name in STORE_LOGGERS:
+    for name in STORE_LOGGERS:  # MLflow configures only its top logger, so this holds
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
@@ -82,7 +73,7 @@ class BestRuns:
     metric: str
     larger_is_better: bool
     ranked: int  # runs ranked (finished, with the metric)
-    rows: list[dict[str, Any]] = field(default_factory=list)  # rank, run_name, metric, ...
+    rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # rank, run_name, metric, ...
     left_out: int = 0  # finished runs with the metric that a ranking rule left out
     why: str = ""  # the rules that left them out: '12 runs left out: a segment under 2% ...'
 
@@ -91,21 +82,11 @@ def describe_outcome(outcome: JobOutcome) -> str:
     """One log line per job."""
     num = outcome.job_num
     head = f"[{outcome.run_name}]" if num is None else f"[#{num} {outcome.run_name}]"
-    if outcome.status == "finished":
-        shown = ", ".join(
-            f"{k}={outcome.metrics[k]:.4g}" for k in SUMMARY_METRICS if k in outcome.metrics
-        )
-        run = f" (run {outcome.run_id})" if outcome.run_id else ""
-        return f"{head} FINISHED {shown}{run}"
-    return f"{head} {outcome.status.upper()}: {outcome.message}"
-
-
-def clock(seconds: float, up: bool = False) -> str:
-    """0:04, 12:30, 1:02:03 (``up``: whole seconds rounded up, for time left)."""
-    total = max(0, math.ceil(seconds) if up else int(round(seconds)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    if outcome.status != "finished":
+        return f"{head} {outcome.status.upper()}: {outcome.message}"
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in _metrics(outcome, SUMMARY_METRICS).items())
+    run = f" (run {outcome.run_id})" if outcome.run_id else ""
+    return f"{head} FINISHED {shown}{run}"
 
 
 def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
@@ -113,19 +94,22 @@ def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
     name = outcome.run_name
     if outcome.job_num is not None and name != f"job #{outcome.job_num}":
         name = f"#{outcome.job_num} {name}"
-    if outcome.status == "finished":
-        shown = dict.fromkeys(m for m in (metric, "n_clusters") if m in outcome.metrics)
-        values = " ".join(f"{m}={outcome.metrics[m]:.3g}" for m in shown)
-        return f"{name} FINISHED {values}".rstrip()
-    message = outcome.message.splitlines()[0] if outcome.message else ""
-    return f"{name} {outcome.status.upper()}: {message}"
+    if outcome.status != "finished":
+        message = outcome.message.splitlines()[0] if outcome.message else ""
+        return f"{name} {outcome.status.upper()}: {message}"
+    shown = _metrics(outcome, (metric, "n_clusters"))
+    return f"{name} FINISHED {' '.join(f'{k}={v:.3g}' for k, v in shown.items())}".rstrip()
 
 
-def _is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
-    except (AttributeError, ValueError):  # replaced, or closed
-        return False
+def _metrics(outcome: JobOutcome, names: tuple[str, ...]) -> dict[str, float]:
+    return {name: outcome.metrics[name] for name in names if name in outcome.metrics}
+
+
+def clock(seconds: float, up: bool = False) -> str:
+    """0:04, 12:30, 1:02:03 (``up``: whole seconds rounded up, for time left)."""
+    minutes, secs = divmod(max(0, math.ceil(seconds) if up else int(round(seconds))), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class _Timing(ProgressColumn):
@@ -140,19 +124,16 @@ class _Timing(ProgressColumn):
 
 
 class SweepProgress:
-    """Jobs done of the sweep's total (None: the sweeper decides as it goes), failures, time
-    elapsed and left: a live bar (rich) on a terminal, gone at the end; elsewhere one line per
-    job, ``[3/12] #2 kmeans-k5-... FINISHED silhouette=0.672 (0:04 elapsed, ~0:08 left)``."""
+    """Jobs done of the sweep's total (None: the sweeper decides), failures, time elapsed and
+    left: a live bar (rich) on a terminal, gone at the end; elsewhere one line per job,
+    ``[3/12] #2 kmeans-k5-... FINISHED silhouette=0.672 (0:04 elapsed, ~0:08 left)``."""
 
     def __init__(self, total: int | None, metric: str, started: float) -> None:
-        self.total = total
-        self.metric = metric
-        self.started = started  # time.monotonic()
-        self.done = 0
+        self.total, self.metric, self.started = total, metric, started  # time.monotonic()
         self.failed = 0
         self.ends: list[float] = []  # when each job ended
         self.bar: Progress | None = None
-        if _is_terminal():
+        if sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb":
             self.bar = Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
@@ -168,34 +149,28 @@ class SweepProgress:
             self.task = self.bar.add_task("sweep", total=total, failed="")
             self.bar.start()
 
-    def left(self) -> float | None:
-        """Seconds left: the mean time per job since the first ended (the first also paid for
-        starting up) times the jobs left, less the current one's time so far."""
-        if self.total is None or self.done < 2:
-            return None
-        per_job = (self.ends[-1] - self.ends[0]) / (self.done - 1)
-        left = per_job * max(0, self.total - self.done) - (time.monotonic() - self.ends[-1])
-        return max(0.0, left)
-
     def timing(self) -> str:
-        """'0:04 elapsed, ~0:08 left'."""
-        left = self.left()
-        rest = "" if left is None or self.done == self.total else f", ~{clock(left, up=True)} left"
-        return f"{clock(time.monotonic() - self.started)} elapsed{rest}"
+        """'0:04 elapsed, ~0:08 left': the mean time per job since the first ended (the first
+        also paid for starting up) times the jobs left, less the current one's time so far."""
+        done, elapsed = len(self.ends), clock(time.monotonic() - self.started)
+        if self.total is None or done < 2 or done == self.total:
+            return f"{elapsed} elapsed"
+        per_job = (self.ends[-1] - self.ends[0]) / (done - 1)
+        left = per_job * max(0, self.total - done) - (time.monotonic() - self.ends[-1])
+        return f"{elapsed} elapsed, ~{clock(max(0.0, left), up=True)} left"
 
     def job_done(self, outcome: JobOutcome) -> None:
-        self.done += 1
         self.failed += outcome.status in ("failed", "invalid")
         self.ends.append(time.monotonic())
         line = job_line(outcome, self.metric)
         if self.bar is not None:
             self.bar.console.print(line, markup=False, highlight=False)
             failed = f"{self.failed} failed" if self.failed else ""
-            self.bar.update(self.task, completed=self.done, failed=failed)
+            self.bar.update(self.task, completed=len(self.ends), failed=failed)
             return
         total = "?" if self.total is None else str(self.total)
         failed = f", {self.failed} failed" if self.failed else ""
-        print(f"[{self.done}/{total}{failed}] {line} ({self.timing()})", flush=True)
+        print(f"[{len(self.ends)}/{total}{failed}] {line} ({self.timing()})", flush=True)
 
     def status(self, text: str) -> None:
         """What the sweep does now (the bar's label; nothing printed without a terminal)."""

@@ -1,7 +1,5 @@
-"""Range shorthand: ``key=A..B`` and ``key=A..B:STEP`` become Hydra list sweeps
-(``k=3..8`` is ``k=3,4,5,6,7,8``) before Hydra reads the command line, which would take
-``3..8`` as a string; every other argument, Hydra's own grammar included, passes untouched.
-"""
+"""Range shorthand: ``k=3..8`` and ``k=2..10:2`` become Hydra list sweeps before Hydra reads
+the command line (it would take ``3..8`` as a string); other arguments pass untouched."""
 
 from __future__ import annotations
 

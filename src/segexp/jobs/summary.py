@@ -1,7 +1,6 @@
 """What a sweep's parent run holds when it ends: the leaderboard of its jobs (CSV and
-Markdown, best first; runs a ranking rule leaves out last, unranked) and, per (algo, scaler,
-features) group swept over k, the elbow and silhouette-vs-k plots and the recommended k.
-"""
+Markdown, best first) and, per (algo, scaler, features) group swept over k, the elbow and
+silhouette-vs-k plots and the recommended k."""
 
 from __future__ import annotations
 
@@ -12,34 +11,12 @@ from typing import Any
 
 import pandas as pd
 
-from segexp.contract import (
-    LEADERBOARD_FILE,
-    MULTIRUN_FILE,
-    TAG_ERROR,
-    TAG_JOB_NUM,
-    TAG_KIND,
-    TAG_OUTCOME_PREFIX,
-    TAG_PREFIX,
-    TAG_SWEEP_ID,
-)
+from segexp import contract
 from segexp.data.export import write_table
-from segexp.errors import SegexpError, TrackingError
+from segexp.errors import SegexpError
 from segexp.insight import plots
-from segexp.jobs.outcomes import (
-    SUMMARY_METRICS,
-    BestRuns,
-    JobOutcome,
-    SweepContext,
-    quiet_store_logs,
-)
-from segexp.model.selection import (
-    GROUP_KEYS,
-    group_label,
-    group_parts,
-    k_selection_table,
-    recommended_k_metrics,
-    select_k,
-)
+from segexp.jobs.outcomes import SUMMARY_METRICS, BestRuns, JobOutcome, SweepContext, set_verbose
+from segexp.model import selection
 from segexp.tracking import staging
 from segexp.tracking.leaderboard import (
     LeaderboardFilters,
@@ -51,40 +28,38 @@ from segexp.tracking.leaderboard import (
     left_out_summary,
     runs_to_frame,
 )
-from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, store_problem
+from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs
 
-STATUSES = ("finished", "failed", "skipped", "invalid")
-BEST_SHOWN = 5
 # the plots of a group swept over k: (metric, title, file name)
 K_PLOTS = (("inertia", "elbow", "elbow"), ("silhouette", "silhouette vs k", "silhouette_vs_k"))
 
-quiet_store_logs()  # this process's MLflow store lines follow SEGEXP_VERBOSE
+set_verbose()  # this process's MLflow store lines follow SEGEXP_VERBOSE
 
 
 def sweep_job_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> list:
     """Every job run of the sweep (any status), as MLflow ``Run`` objects."""
     return tracker.client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'",
+        filter_string=(
+            f"tags.`{contract.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{contract.TAG_KIND}` = 'job'"
+        ),
         max_results=50000,
     )
 
 
 def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
-    """Every job run of the sweep as a frame (any status)."""
     return runs_to_frame(sweep_job_runs(tracker, experiment_id, sweep_id))
 
 
-def k_groups(frame: pd.DataFrame):
-    """(group key, rows) for every (algo, scaler, features) group with two or more k values."""
+def k_groups(frame: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The FINISHED runs of every (algo, scaler, features) group with two or more k values."""
     if frame.empty or "k" not in frame.columns:
-        return
+        return {}
     finished = frame[(frame["status"] == "FINISHED") & frame["k"].notna()].copy()
-    for column in GROUP_KEYS:  # runs logged before a key existed: one value for them
+    for column in selection.GROUP_KEYS:  # runs logged before a key existed: one value for them
         finished[column] = finished[column].fillna("none") if column in finished else "none"
-    for key, rows in finished.groupby(list(GROUP_KEYS), sort=True):
-        if rows["k"].nunique() >= 2:
-            yield key, rows.sort_values("k")
+    groups = finished.groupby(list(selection.GROUP_KEYS), sort=True)
+    return {key: rows.sort_values("k") for key, rows in groups if rows["k"].nunique() >= 2}
 
 
 def write_summary(
@@ -92,14 +67,15 @@ def write_summary(
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Write the parent's artifacts into ``folder``; return its metrics and tags."""
     metrics = {"jobs_total": float(len(outcomes))}
-    metrics.update({f"jobs_{s}": float(sum(o.status == s for o in outcomes)) for s in STATUSES})
+    for status in ("finished", "failed", "skipped", "invalid"):
+        metrics[f"jobs_{status}"] = float(sum(o.status == status for o in outcomes))
     tags: dict[str, str] = {}
     if options.get("multirun_yaml"):  # the sweep's config, as Hydra would save it
-        (folder / MULTIRUN_FILE).write_text(str(options["multirun_yaml"]))
+        (folder / contract.MULTIRUN_FILE).write_text(str(options["multirun_yaml"]))
     if frame.empty:
         return metrics, tags
     ranked = build_leaderboard(frame, "silhouette", LeaderboardFilters(status=None))
-    write_table(ranked, folder / LEADERBOARD_FILE, "csv")  # run names may start with =
+    write_table(ranked, folder / contract.LEADERBOARD_FILE, "csv")  # run names may start with =
     table = format_markdown(ranked[display_columns(ranked, "silhouette")])
     (folder / "leaderboard.md").write_text(table + "\n")
     chosen = candidates(ranked)[0]  # never a run a rule (noise, segment share) left out
@@ -107,35 +83,21 @@ def write_summary(
     if "silhouette" in finished.columns and finished["silhouette"].notna().any():
         top = finished.iloc[0]
         metrics["best_silhouette"] = float(top["silhouette"])
-        tags[f"{TAG_PREFIX}best_run_id"] = str(top["run_id"])
-        tags[f"{TAG_PREFIX}best_run_name"] = str(top["run_name"])
-    dpi = int(options.get("dpi", 80))
-    groups = dict(k_groups(frame))
-    selections = {key: select_k(rows) for key, rows in groups.items()}
-    metrics.update(recommended_k_metrics(selections))
+        tags[f"{contract.TAG_PREFIX}best_run_id"] = str(top["run_id"])
+        tags[f"{contract.TAG_PREFIX}best_run_name"] = str(top["run_name"])
+    groups = k_groups(frame)
+    selections = {key: selection.select_k(rows) for key, rows in groups.items()}
+    metrics.update(selection.recommended_k_metrics(selections))
     if selections:
-        write_table(k_selection_table(selections), folder / "k_selection.csv", "csv")
+        write_table(selection.k_selection_table(selections), folder / "k_selection.csv", "csv")
     for key, rows in groups.items():
-        label = " / ".join(group_parts(key))
+        label = " / ".join(selection.group_parts(key))
         for metric, title, name in K_PLOTS:  # undefined criteria get a note on the plots
             if metric in rows.columns and rows[metric].notna().sum() >= 2:
                 fig = plots.metric_vs_k(rows, metric, f"{title}: {label}", marks=selections[key])
-                plots.save(fig, folder / "plots" / f"{name}-{group_label(key)}.png", dpi)
+                path = folder / "plots" / f"{name}-{selection.group_label(key)}.png"
+                plots.save(fig, path, int(options.get("dpi", 80)))
     return metrics, tags
-
-
-def open_sweep(
-    tracker: Tracker, experiment: str, parent_name: str, parent_tags: dict[str, str]
-) -> tuple[str, str]:
-    """The sweep's experiment (created when missing) and its new parent run: their ids; a
-    store that refuses them (read-only, a server error) is one TrackingError line."""
-    try:
-        experiment_id = tracker.experiment_id(experiment)
-        return experiment_id, tracker.start_run(experiment_id, parent_name, parent_tags)
-    except SegexpError:
-        raise
-    except Exception as exc:
-        raise TrackingError(store_problem(tracker.tracking_uri, exc)) from exc
 
 
 def end_interrupted_sweep(tracker: Tracker, sweep: SweepContext, signame: str) -> int:
@@ -148,54 +110,46 @@ def end_interrupted_sweep(tracker: Tracker, sweep: SweepContext, signame: str) -
 
 
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
-    """Every job's outcome, read back from the store: its run, or its tag on the parent. A
-    job logged again after its worker died has two runs: the FINISHED one counts, the other
-    is ended FAILED saying which run replaced it."""
-    client = tracker.client
+    """Every job's outcome: its run, or its tag on the parent. A job logged again after its
+    worker died has two runs: the FINISHED one counts, the other says which replaced it."""
     runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
     finished = {
-        r.data.tags.get(TAG_JOB_NUM): r.info.run_id for r in runs if r.info.status == "FINISHED"
+        r.data.tags.get(contract.TAG_JOB_NUM): r.info.run_id
+        for r in runs
+        if r.info.status == "FINISHED"
     }
     outcomes = []
     for run in runs:
-        num = run.data.tags.get(TAG_JOB_NUM)
+        num, status = run.data.tags.get(contract.TAG_JOB_NUM), run.info.status
         replaced_by = finished.get(num) if num is not None else None
         # A run whose worker died while logging it: still RUNNING, or ended KILLED by the
         # store's check for runs of gone processes (tracking.store.reap_lost_runs).
-        if run.info.status in ("RUNNING", "KILLED") and replaced_by is not None:
+        if status in ("RUNNING", "KILLED") and replaced_by is not None:
             note = (
                 "publishing this run was interrupted (its worker died); the job was "
                 f"logged again as run {replaced_by}"
             )
-            if run.info.status == "RUNNING":
+            if status == "RUNNING":
                 tracker.fail_run(run.info.run_id, note)
             else:
-                tracker.set_tags(run.info.run_id, {TAG_ERROR: note})
+                tracker.set_tags(run.info.run_id, {contract.TAG_ERROR: note})
             continue
-        failed = run.info.status != "FINISHED"
-        error_lines = (run.data.tags.get(TAG_ERROR) or "").splitlines()
-        message = error_lines[0] if failed and error_lines else ""
+        failed = status != "FINISHED"
+        error = (run.data.tags.get(contract.TAG_ERROR) or "").splitlines()
+        message = ((error[0] if error else "") or status) if failed else ""
         metrics = {k: run.data.metrics[k] for k in SUMMARY_METRICS if k in run.data.metrics}
+        job_num = int(num) if num is not None else None
+        outcome = "failed" if failed else "finished"
         outcomes.append(
-            JobOutcome(
-                "failed" if failed else "finished",
-                run.info.run_name,
-                run.info.run_id,
-                message or (run.info.status if failed else ""),
-                int(num) if num is not None else None,
-                metrics,
-            )
+            JobOutcome(outcome, run.info.run_name, run.info.run_id, message, job_num, metrics)
         )
-    parent_tags = client.get_run(sweep.parent_run_id).data.tags
-    for key, value in parent_tags.items():
-        if key.startswith(TAG_OUTCOME_PREFIX):
+    for key, value in tracker.client.get_run(sweep.parent_run_id).data.tags.items():
+        if key.startswith(contract.TAG_OUTCOME_PREFIX):
             outcomes.append(JobOutcome(**json.loads(value)))
     return sorted(outcomes, key=lambda o: (o.job_num is None, o.job_num or 0))
 
 
-def best_runs(
-    frame: pd.DataFrame, metric: str, direction: str = "auto", top: int = BEST_SHOWN
-) -> BestRuns:
+def best_runs(frame: pd.DataFrame, metric: str, direction: str = "auto", top: int = 5) -> BestRuns:
     """The ``top`` FINISHED runs with ``metric``, ranked as ``segexp-compare`` ranks them."""
     try:
         larger = larger_is_better(metric, direction)
@@ -208,18 +162,10 @@ def best_runs(
     with_metric, why = len(ranked), left_out_summary(ranked, prefix="filter.")
     if "rank" in ranked.columns:  # runs a rule left out (too much noise) carry no rank
         ranked = ranked[ranked["rank"].notna()]
-    rows = []
-    for _, row in ranked.head(top).iterrows():
-        n_clusters = row.get("n_clusters")
-        rows.append(
-            {
-                "rank": int(row["rank"]),
-                "run_name": str(row["run_name"]),
-                metric: float(row[metric]),
-                "n_clusters": None if pd.isna(n_clusters) else int(n_clusters),
-                "run_id": str(row["run_id"]),
-            }
-        )
+    columns = list(dict.fromkeys(["rank", "run_name", metric, "n_clusters", "run_id"]))
+    rows = ranked.head(top).reindex(columns=columns).reset_index(drop=True)
+    rows = rows.astype({"rank": int, "run_name": str, metric: float, "n_clusters": "Int64"})
+    rows["run_id"] = rows["run_id"].astype(str).str[:8]
     return BestRuns(metric, larger, len(ranked), rows, with_metric - len(ranked), why)
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError, composed
 from segexp.jobs import callbacks
 from segexp.jobs.job import run_job
-from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose, verbose_requested
+from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose
 from segexp.jobs.validation import check_job_config
 from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
 from segexp.tracking.store import check_experiment_name, resolve_tracking_uri
@@ -38,28 +38,18 @@ class JobObjective(float):
 
 
 def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None) -> float:
-    """``objective.metric`` of the run for a sweeper such as Optuna; without one, the worst
-    value for ``direction`` (not NaN: hydra-optuna-sweeper 1.3 stops the sweep on NaN)."""
-    metric = str(cfg.objective.metric)
-    value = outcome.metrics.get(metric)
-    if value is not None and not math.isnan(float(value)):
+    """``objective.metric`` of the run; without one, the worst value for ``direction`` (not
+    NaN: hydra-optuna-sweeper 1.3 stops the sweep on NaN)."""
+    value = outcome.metrics.get(str(cfg.objective.metric), math.nan)
+    if not math.isnan(float(value)):
         return float(value)
-    direction = str(direction or cfg.objective.direction)
-    return -math.inf if direction.endswith("maximize") else math.inf
+    maximize = str(direction or cfg.objective.direction).endswith("maximize")
+    return -math.inf if maximize else math.inf
 
 
-def _sweep_job(cfg: DictConfig, hydra_cfg: Any, choices: dict[str, str]) -> JobOutcome:
-    """One job of a multirun, logged under its sweep's parent run."""
-    num = int(hydra_cfg.job.num)
-    sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
-    try:
-        outcome = run_job(cfg, sweep=sweep, job_num=num, choices=choices)
-    except StoreWriteError as exc:
-        return JobOutcome("failed", f"job #{num}", message=str(exc), job_num=num, store_error=True)
-    if sweep is not None:
-        callbacks.record_outcome(sweep, outcome)
-    callbacks.remove_empty_job_folder(str(hydra_cfg.runtime.output_dir))
-    return outcome
+def _stop(message: str, code: int) -> SystemExit:
+    print(message, file=sys.stderr)
+    return SystemExit(code)
 
 
 def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
@@ -70,20 +60,16 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
         resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
         outcome = run_job(cfg, choices=choices, checked=True)
     except StoreWriteError as exc:
-        print(f"segexp: error: the store refused the run: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise _stop(f"segexp: error: the store refused the run: {exc}", 1) from None
     except SegexpError as exc:
-        print(f"segexp: error: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        raise _stop(f"segexp: error: {exc}", EXIT_USER_ERROR) from None
     if outcome.status == "invalid":
-        print(f"segexp: error: {outcome.message}", file=sys.stderr)
-        raise SystemExit(EXIT_USER_ERROR)
+        raise _stop(f"segexp: error: {outcome.message}", EXIT_USER_ERROR)
     if outcome.status == "failed":
-        print(f"segexp: run failed: {describe_outcome(outcome)}", file=sys.stderr)
-        raise SystemExit(1)
+        raise _stop(f"segexp: run failed: {describe_outcome(outcome)}", 1)
     log.info(describe_outcome(outcome))
-    smallest = outcome.metrics.get("min_segment_share")
-    if smallest is not None and smallest < DEFAULT_MIN_SEGMENT_SHARE:
+    smallest = outcome.metrics.get("min_segment_share", 1.0)
+    if smallest < DEFAULT_MIN_SEGMENT_SHARE:
         print(
             f"segexp: warning: the smallest segment holds {smallest:.2%} of the customers, under "
             f"{DEFAULT_MIN_SEGMENT_SHARE:.0%} (filter.min_segment_share): likely an outlier "
@@ -98,12 +84,22 @@ def run_task(cfg: DictConfig) -> float:
     """The ``segexp`` command's task: one job, logged; the objective, carrying its outcome."""
     hydra_cfg = HydraConfig.get()
     choices = {str(k): str(v) for k, v in hydra_cfg.runtime.choices.items()}
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        outcome = _sweep_job(cfg, hydra_cfg, choices)
-    else:
+    if hydra_cfg.mode != RunMode.MULTIRUN:
         composed()
-        set_verbose(verbose_requested(cfg.get("verbose", False)))
+        set_verbose(cfg.get("verbose", False))
         outcome = _single_run(cfg, choices)
+    else:  # a job of a multirun, logged under its sweep's parent run
+        num = int(hydra_cfg.job.num)
+        sweep = callbacks.sweep_context(cfg, str(hydra_cfg.sweep.dir))
+        try:
+            outcome = run_job(cfg, sweep=sweep, job_num=num, choices=choices)
+        except StoreWriteError as exc:
+            message, name = str(exc), f"job #{num}"
+            outcome = JobOutcome("failed", name, message=message, job_num=num, store_error=True)
+        else:
+            if sweep is not None:
+                callbacks.record_outcome(sweep, outcome)
+            callbacks.remove_empty_job_folder(str(hydra_cfg.runtime.output_dir))
     # The sweeper's own direction when it has one (Optuna's: "maximize" or Direction.x).
     direction = hydra_cfg.sweeper.get("direction")
     value = objective(cfg, outcome, None if direction is None else str(direction))

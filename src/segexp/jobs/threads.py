@@ -1,11 +1,5 @@
-"""BLAS/OpenMP threads per fit, from the fit's size and the fits running beside it.
-
-Threads the cores cannot feed cost more than they save (2 busy cores: six k-means refits of
-16k customers took 5.45 s on 2 threads, 0.09 s on one), so every fit runs under a limit:
-``limits.threads``; else 1 below ``limits.single_thread_below_rows``; else the usable cores
-divided by the fits at once here (joblib's workers, told through ``SEGEXP_PARALLEL_FITS``),
-or the CPUs Ray assigned to the task.
-"""
+"""BLAS/OpenMP threads per fit, from the fit's size and the fits running beside it: threads
+the cores cannot feed cost more than they save (docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +13,7 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
-PARALLEL_ENV = "SEGEXP_PARALLEL_FITS"
+PARALLEL_ENV = "SEGEXP_PARALLEL_FITS"  # the fits a launcher runs at once here
 
 
 def usable_cores() -> int:
@@ -36,12 +30,11 @@ def ray_task_cpus() -> int | None:
         return None
     try:
         context = ray.get_runtime_context()
-        if context.worker.mode != ray.WORKER_MODE:  # the driver, not a task
-            return None
         cpus = context.get_assigned_resources().get("CPU")
+        in_task = context.worker.mode == ray.WORKER_MODE  # not the driver
     except Exception:  # an older or newer Ray without these calls: no opinion
         return None
-    return max(1, int(cpus)) if cpus else None
+    return max(1, int(cpus)) if cpus and in_task else None
 
 
 def launcher_workers(launcher: Any, cores: int | None = None) -> int | None:
@@ -49,8 +42,7 @@ def launcher_workers(launcher: Any, cores: int | None = None) -> int | None:
     cores as joblib does); None for other launchers."""
     if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
         return None
-    n_jobs = launcher.get("n_jobs")
-    n_jobs = -1 if n_jobs is None else int(n_jobs)
+    n_jobs = -1 if launcher.get("n_jobs") is None else int(launcher.get("n_jobs"))
     return max(1, n_jobs if n_jobs > 0 else (cores or usable_cores()) + 1 + n_jobs)
 
 
@@ -60,7 +52,7 @@ class ThreadPolicy:
 
     cores: int
     parallel: int
-    configured: int | None = None
+    configured: int | None = None  # limits.threads
     single_thread_below_rows: int = 50000
 
     def threads(self, n_rows: int) -> int:
@@ -81,17 +73,17 @@ class ThreadPolicy:
 def thread_policy(limits: Any) -> ThreadPolicy:
     """The policy of this process from ``cfg.limits``."""
     configured = limits.get("threads")
-    single_below = int(limits.get("single_thread_below_rows", 50000))
     task_cpus = ray_task_cpus()
-    cores = task_cpus or usable_cores()
-    parallel = 1 if task_cpus else int(os.environ.get(PARALLEL_ENV) or 1)
     return ThreadPolicy(
-        cores, parallel, None if configured is None else int(configured), single_below
+        task_cpus or usable_cores(),
+        1 if task_cpus else int(os.environ.get(PARALLEL_ENV) or 1),
+        None if configured is None else int(configured),
+        int(limits.get("single_thread_below_rows", 50000)),
     )
 
 
 @functools.lru_cache(maxsize=1)
 def _controller(loaded_modules: int) -> ThreadpoolController:
-    """A controller scans every loaded library (about 4 ms): one is kept until an import
-    (a new module count) may have loaded another BLAS/OpenMP."""
+    """One controller (a scan of the loaded libraries, about 4 ms) until an import may have
+    loaded another BLAS/OpenMP."""
     return ThreadpoolController()

@@ -1,8 +1,5 @@
-"""Config checks before any run or store is touched: what the structured configs
-(``segexp.conf.schema``) cannot say, each refusal one line ``<key>: <allowed>; got <value>``.
-
-Light on purpose: ``segexp.__main__`` imports it to count a sweep before Hydra starts.
-"""
+"""Config checks before any run or store is touched, each refusal one line ``<key>: <allowed>;
+got <value>``. Light: ``segexp.__main__`` imports it to count a sweep before Hydra starts."""
 
 from __future__ import annotations
 
@@ -82,8 +79,8 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
 
 
 def _refused(value: Any, meta: Mapping[str, Any]) -> bool:
-    """A value its field's metadata refuses (a text takes no bare true/false: OmegaConf
-    makes them 'True' and 'False')."""
+    """A value its field's metadata refuses (a text takes no bare true/false, OmegaConf's
+    'True' and 'False')."""
     if "mapping" in meta:
         return True  # a mapping was checked as a section; anything else is refused
     if "choices" in meta:
@@ -94,23 +91,14 @@ def _refused(value: Any, meta: Mapping[str, Any]) -> bool:
         return "pattern" in meta and re.fullmatch(meta["pattern"], value) is None
     if not isinstance(value, int | float) or isinstance(value, bool):
         return False
-    low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
-    return (
-        not math.isfinite(value)
-        or (low is not None and value < low)
-        or (high is not None and value > high)
-        or (above is not None and value <= above)
-    )
+    low, high = meta.get("low", -math.inf), meta.get("high", math.inf)
+    above = meta.get("above", -math.inf)
+    return not (math.isfinite(value) and low <= value <= high and value > above)
 
 
 def check_config_complete(cfg: DictConfig) -> None:
-    """The config groups segexp needs are there and every value resolves."""
-    check_groups_present(cfg)
-    check_resolvable(cfg)
-
-
-def check_groups_present(cfg: DictConfig) -> None:
-    """Every config group segexp needs was composed; ConfigError with its options."""
+    """Every config group segexp needs was composed (else ConfigError with its options) and
+    every value resolves."""
     choices = OmegaConf.select(cfg, "hydra.runtime.choices", default=None)
     running = HydraConfig.get() if HydraConfig.initialized() else None
     # a task's config has no hydra node: segexp's running app has the choices (a tool such as
@@ -119,15 +107,15 @@ def check_groups_present(cfg: DictConfig) -> None:
         choices = running.runtime.choices
     for group in _GROUPS:
         # the schema fills a removed group with its defaults: Hydra's choices say it
-        if group not in cfg or (choices is not None and choices.get(group) is None):
-            user = user_conf_dir()
-            folders = [Path(__file__).parents[1] / "conf" / group]
-            folders += [user / group] if user is not None else []
-            options = sorted({p.stem for folder in folders for p in folder.glob("*.yaml")})
-            raise ConfigError(
-                f"{group}: segexp needs this config group, and the command removed it "
-                f"(~{group}); keep it or choose an option: {listed(options)}"
-            )
+        if group in cfg and (choices is None or choices.get(group) is not None):
+            continue
+        folders = [Path(__file__).parents[1] / "conf", *filter(None, [user_conf_dir()])]
+        options = sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
+        raise ConfigError(
+            f"{group}: segexp needs this config group, and the command removed it "
+            f"(~{group}); keep it or choose an option: {listed(options)}"
+        )
+    check_resolvable(cfg)
 
 
 def check_resolvable(cfg: DictConfig) -> None:
@@ -155,13 +143,12 @@ def check_resolvable(cfg: DictConfig) -> None:
                 f"{name}: the command removed it (~{name}), and {key} refers to it "
                 f"({text}); keep {name}"
             ) from None
-        hint = (
-            f"set {env.group(1)}, give a default (${{oc.env:{env.group(1)},<default>}}) or "
-            f"set {key}=<value>"
-            if env
-            else f"refer to a key that exists, or set {key}=<value>"
-        )
-        raise ConfigError(f"{key}: {text} cannot be resolved ({why}); {hint}") from None
+        var = env.group(1) if env else ""
+        hint = f"set {var}, give a default (${{oc.env:{var},<default>}})" if env else ""
+        raise ConfigError(
+            f"{key}: {text} cannot be resolved ({why}); "
+            f"{hint or 'refer to a key that exists,'} or set {key}=<value>"
+        ) from None
 
 
 def check_job_config(cfg: DictConfig) -> None:
@@ -218,9 +205,8 @@ def check_sweep_size(count: int, limit: int) -> None:
 def check_sweep_before_hydra(args: Sequence[str], config_name: str = "config") -> None:
     """A basic sweep larger than ``limits.max_jobs``, counted from the command line: Hydra's
     parser takes about 10 s to list ``k=1..100000`` before its sweeper could count."""
-    if not any(a in ("-m", "--multirun") for a in args):
-        return
-    if any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args):
+    other_sweeper = any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args)
+    if other_sweeper or not {"-m", "--multirun"} & set(args):
         return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
     count = count_sweep_values(args)
     limit = count
