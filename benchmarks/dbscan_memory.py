@@ -5,7 +5,7 @@
 
 Each size runs in a fresh process: clustered two-column customers (five seeded
 blobs on an income x spending plane, like the Mall table), standardized as
-``scaler=standard`` does; then ``segexp.jobs.validation.neighbour_memory_mb`` (the
+``scaler=standard`` does; then ``segexp.jobs.job.neighbour_memory_mb`` (the
 estimate the job makes before fitting, with its time) and scikit-learn's
 ``DBSCAN(eps, min_samples=5).fit``. The peak is the growth of the process's peak
 resident set (``resource.getrusage``) over the fit.
@@ -42,7 +42,7 @@ def measure(n: int, eps: float) -> dict:
     import numpy as np
     from sklearn.cluster import DBSCAN
 
-    from segexp.jobs.validation import neighbour_memory_mb
+    from segexp.jobs.job import neighbour_memory_mb
 
     X = clustered(n)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
