@@ -160,6 +160,12 @@ def checked_jobs(
     return jobs, configs
 
 
+def task_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides as typed: ``${...}`` in them is left unresolved here."""
+    typed = OmegaConf.to_container(config.hydra.overrides.task)
+    return [str(o) for o in typed] if isinstance(typed, list) else []
+
+
 def sweep_size(config: DictConfig) -> int | None:
     """How many jobs the sweep launches (Optuna: ``n_trials``); None when unknown."""
     sweeper = config.hydra.sweeper
@@ -168,7 +174,7 @@ def sweep_size(config: DictConfig) -> int | None:
         return int(trials) if isinstance(trials, int) else None
     if not _is_basic_sweeper(config):
         return None
-    return count_jobs([str(o) for o in config.hydra.overrides.task], _sweeper_params(config))
+    return count_jobs(task_overrides(config), _sweeper_params(config))
 
 
 def _sweeper_params(config: DictConfig) -> dict:
@@ -349,7 +355,7 @@ class SweepCallback(Callback):
     def _start(self, config: DictConfig) -> None:
         self.started = time.monotonic()
         set_verbose(config.get("verbose", False))
-        overrides = [str(o) for o in config.hydra.overrides.task]
+        overrides = task_overrides(config)
         try:
             validation.check_config_complete(config)
             tracking_uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
@@ -564,7 +570,7 @@ def print_next(
     context = [f"sweep_id={sweep.sweep_id}"]
     if sweep.tracking_uri != store.absolute_tracking_uri(None):
         context.append(f"mlflow.tracking_uri={sweep.tracking_uri}")
-    keys = [str(o).lstrip("+~").split("=", 1)[0] for o in config.hydra.overrides.task]
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in task_overrides(config)]
     if any(k == "data" or k.startswith(("data.", "mlflow.experiment")) for k in keys):
         context.append(f"mlflow.experiment={config.mlflow.experiment}")
     usual = METRIC_DIRECTIONS.get(metric) == (direction == "max")
