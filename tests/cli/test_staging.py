@@ -18,6 +18,7 @@ from pathlib import Path
 
 from conftest import run_cli
 
+from segexp.tracking import staging
 from segexp.tracking.staging import MARKER
 
 USER_FOLDERS = ("2023-sales", "12345-0", "999999-1")
@@ -81,3 +82,17 @@ def test_user_folders_survive_the_command_after_a_killed_sweep(tmp_path):
     assert after.returncode == 0, after.stderr[-3000:]
     _assert_planted(staging)
     assert sorted(p.name for p in staging.iterdir()) == sorted(USER_FOLDERS), after.stderr
+
+
+def test_a_dead_commands_unfinished_folder_is_swept_and_an_unmarked_one_is_kept(
+    tmp_path, monkeypatch
+):
+    """A staging folder is made as .<pid>-<start>.new, marked, then renamed: a command killed
+    in between leaves a marked .new folder, which the next command removes."""
+    monkeypatch.setenv(staging.ROOT_ENV, str(tmp_path))
+    unfinished, unmarked = tmp_path / ".999999-1.new", tmp_path / ".999998-1.new"
+    for folder in (unfinished, unmarked):
+        folder.mkdir()
+    (unfinished / staging.MARKER).write_text("segexp staging folder\n")
+    assert staging.sweep() == [unfinished]
+    assert not unfinished.exists() and unmarked.is_dir()

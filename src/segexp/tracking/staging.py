@@ -16,7 +16,7 @@ from segexp.tracking.liveness import is_alive, process_start
 
 ROOT_ENV = "SEGEXP_STAGING_DIR"  # another root (tests, a bigger disk)
 MARKER = ".segexp-staging"  # in every folder segexp made: the only ones sweep removes
-_PROCESS_FOLDER = re.compile(r"(\d+)-(\d+)")
+_PROCESS_FOLDER = re.compile(r"\.?(\d+)-(\d+)(?:\.new)?")  # .<pid>-<start>.new: not yet renamed
 
 
 def root() -> Path:
@@ -35,11 +35,17 @@ def process_dir() -> Path:
     """This process's staging folder (created and marked on first use, removed at exit)."""
     folder = _registered_folder(os.getpid())
     if not folder.is_dir():
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if any(folder.iterdir()):
-            raise OSError(f"{folder}: exists and is not a segexp staging folder; move it away")
+        new = folder.with_name(f".{folder.name}.new")  # marked before it takes its name
+        new.mkdir(mode=0o700, exist_ok=True)
         note = f"segexp staging folder of process {folder.name}; removed when it ends\n"
-        (folder / MARKER).write_text(note)
+        (new / MARKER).write_text(note)
+        try:
+            new.rename(folder)  # atomic: a killed command never leaves an unmarked folder
+        except OSError:
+            shutil.rmtree(new, ignore_errors=True)
+            raise OSError(
+                f"{folder}: exists and is not a segexp staging folder; move it away"
+            ) from None
     return folder
 
 
