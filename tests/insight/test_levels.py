@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from segexp.data.samples import generate_mall_sample
+from segexp.insight.naming import rank_differences
 from segexp.insight.profiles import compute_profile
 from tests import tables
 
@@ -118,3 +119,26 @@ def test_bulk_of_customers_is_never_a_target(tmp_path):
     assert bulk.description.startswith("The bulk of customers (100%)")
     assert len(bulk.actions) == 1 and bulk.actions[0].startswith("Not a target")
     assert profile.names[1].levels == {"fresh": "high", "grocery": "high"}
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 7, 500])
+def test_rank_differences_are_pandas_percentile_ranks_per_segment(n_rows):
+    """The sort-based rank differences equal pandas' ``rank(pct=True)`` averaged per segment,
+    with ties, NaN and noise labels; a constant or empty column is NaN, not rounding noise."""
+    rng = np.random.default_rng(n_rows)
+    values = pd.DataFrame(
+        {
+            "ties": rng.integers(0, 5, n_rows).astype(float),
+            "smooth": rng.normal(size=n_rows),
+            "constant": np.full(n_rows, 3.0),
+            "empty": np.full(n_rows, np.nan),
+            "gaps": np.where(np.arange(n_rows) % 3 == 0, np.nan, rng.normal(size=n_rows)),
+        }
+    )
+    labels = rng.integers(-1, 4, n_rows)
+    ranks = values.rank(pct=True)
+    spread = ranks.std(ddof=0).where(values.nunique() > 1)
+    expected = (ranks.groupby(labels).mean() - ranks.mean()) / spread
+    got = rank_differences(values, labels)
+    pd.testing.assert_frame_equal(got, expected, check_names=False, rtol=1e-9, atol=1e-12)
+    assert got[["constant", "empty"]].isna().all().all()
