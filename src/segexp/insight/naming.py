@@ -62,9 +62,13 @@ def by_column(mapping: Mapping[Any, _V], column: str, default: _V) -> _V:
     return next((v for c, v in mapping.items() if column_key(c) == key), default)
 
 
-def _words_in(words: Sequence[str], pattern: Sequence[str]) -> bool:
-    n = len(pattern)
-    return n > 0 and any(list(words[i : i + n]) == list(pattern) for i in range(len(words) - n + 1))
+def _mentions(headers: Sequence[str], phrases: Sequence[str]) -> bool:
+    """Whether a header's words hold a phrase's words in a row (both read by readable_label)."""
+    patterns = [p for p in (readable_label(p).split() for p in phrases) if p]
+    heads = [readable_label(h).split() for h in headers]
+    return any(
+        words[i : i + len(p)] == p for words in heads for p in patterns for i in range(len(words))
+    )
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,8 @@ class NamingConfig:
 
     def meaning(self, column: str) -> Meaning | None:
         """The first meaning whose words are among the header's (raw or spelled out)."""
-        heads = [readable_label(column).split(), plain_words(column, self.words).split()]
-        for meaning in self.meanings:
-            patterns = [readable_label(w).split() for w in meaning.words]
-            if any(_words_in(head, p) for head in heads for p in patterns):
-                return meaning
-        return None
+        heads = [column, plain_words(column, self.words)]
+        return next((m for m in self.meanings if _mentions(heads, m.words)), None)
 
     def _worded(self, column: str, kind: str, key: str, default: str) -> str:
         words = self.spec(column).get(kind) or {}
@@ -163,15 +163,9 @@ class NamingConfig:
     def supports(self, requirement: str, columns: Sequence[str]) -> bool:
         """Whether the table has the column an action needs, or a column whose header words
         contain the requirement, one of its role's words or its meaning's words."""
-        if requirement in columns:
-            return True
         meant = next((m.words for m in self.meanings if m.key == requirement), ())
-        patterns = [
-            readable_label(p).split()
-            for p in (requirement, *self.roles.get(requirement, ()), *meant)
-        ]
-        headers = [readable_label(c).split() for c in columns]
-        return any(_words_in(words, p) for words in headers for p in patterns)
+        phrases = (requirement, *self.roles.get(requirement, ()), *meant)
+        return requirement in columns or _mentions(columns, phrases)
 
     def allowed(self, actions: Sequence[Action], columns: Sequence[str]) -> tuple[str, ...]:
         """The texts of the actions whose requirements the table meets."""

@@ -427,12 +427,11 @@ def metric_vs_k(
     metric: str,
     title: str,
     marks: Any = None,
-    undefined: Mapping[str, str] | None = None,
 ) -> Figure:
     """A metric against k, one marker per recommended k ('k=5: elbow, silhouette'); ``marks``:
     criterion -> k or a ``KSelection``, whose ``undefined`` criteria get a 'no k' note."""
     found = dict(getattr(marks, "recommended", marks) or {})
-    reasons = {**(getattr(marks, "undefined", None) or {}), **(undefined or {})}
+    reasons = getattr(marks, "undefined", None) or {}
     grouped: dict[int, list[str]] = {}  # k -> the criteria that recommend it, consensus last
     for criterion, k in sorted(found.items(), key=lambda item: item[0] == "consensus"):
         grouped.setdefault(int(k), []).append(criterion)
