@@ -410,28 +410,26 @@ def _plotted_columns(
     return [c for c in columns if c in ranked[:limit]]
 
 
-def _column_ticks(
-    ax, profile: SegmentProfile, columns: list[str], rotate: bool, units: bool = False, cut: int = 0
+def _columns_axis(
+    ax, profile: SegmentProfile, shown: list[str], total: int, rotate: bool, units: bool = False
 ) -> None:
     """Columns in words under the axes, starred when they shaped no segment: upright on up
-    to two lines, or rotated and cut in the middle to ``cut`` characters (0: never)."""
-    labels = [plots.axis_label(c) if units else readable_label(c) for c in columns]
-    labels = [
-        t if c in profile.feature_columns else f"{t}*" for t, c in zip(labels, columns, strict=True)
-    ]
+    to two lines, or rotated and cut in the middle to 18 characters in the snake plot
+    (``units``: the heatmap's, with units, never cut); a note on the stars and the columns
+    left out."""
+    starred = [c not in profile.feature_columns for c in shown]
+    labels = [plots.axis_label(c) if units else readable_label(c) for c in shown]
+    labels = [f"{t}*" if star else t for t, star in zip(labels, starred, strict=True)]
     if not rotate:
         ax.set_xticks(range(len(labels)), [textwrap.fill(t, 14) for t in labels])
-        return
-    labels = [t if not cut or len(t) <= cut else f"{t[:8]}…{t[9 - cut :]}" for t in labels]
-    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", rotation_mode="anchor")
-
-
-def _footnote(fig: Figure, profile: SegmentProfile, shown: list[str], total: int) -> None:
-    notes = ["* not a clustering feature"] if set(shown) - set(profile.feature_columns) else []
+    else:
+        labels = [t if units or len(t) <= 18 else f"{t[:8]}…{t[-9:]}" for t in labels]
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", rotation_mode="anchor")
+    notes = ["* not a clustering feature"] if any(starred) else []
     if len(shown) < total:
         notes.append(f"{len(shown)} of {total} columns shown: those that differ most")
     if notes:
-        plots.footnote(fig, " · ".join(notes), color="#555555")
+        plots.footnote(ax.figure, " · ".join(notes), color="#555555")
 
 
 def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
@@ -457,7 +455,7 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
         text = _short_number(mean)
         ax.text(j, i, text, ha="center", va="center", fontsize=plots.LABEL_SIZE, color=color)
     ax.axhline(n_rows - 0.5, color="#333333", linewidth=1.2)
-    _column_ticks(ax, profile, shown, rotate, units=True)
+    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate, units=True)
     rows = [_row_label(profile, int(s)) for s in profile.table.index] + ["All customers"]
     ax.set_yticks(range(n_rows + 1), rows)
     ax.tick_params(length=0)
@@ -465,7 +463,6 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     bar = fig.colorbar(image, ax=ax, ticks=MaxNLocator(nbins=5), fraction=0.9 / width, pad=0.03)
     bar.set_label("difference from all customers (sd)", fontsize=plots.LABEL_SIZE)
     bar.ax.tick_params(labelsize=plots.TICK_SIZE)
-    _footnote(fig, profile, shown, all_diffs.shape[1])
     subtitle = "Colour: difference from all customers (sd) · number: the segment's mean"
     plots.put_title(ax, title or "Segment profile", subtitle)
     return fig
@@ -487,11 +484,10 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
             label=_row_label(profile, int(segment), width=24),
         )
     ax.axhline(0, color="#888888", linewidth=0.9)
-    _column_ticks(ax, profile, shown, rotate=len(shown) > 3, cut=18)
+    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate=len(shown) > 3)
     ax.set_xlim(-0.3, len(shown) - 0.7)
     ax.set_ylabel("vs all customers (sd)")
     plots.legend(ax, handlelength=1.6)
-    _footnote(fig, profile, shown, all_diffs.shape[1])
     plots.put_title(ax, title or "Snake plot: each segment against all customers")
     return fig
 
