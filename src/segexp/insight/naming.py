@@ -545,9 +545,8 @@ def _segment_actions(
     rest = [config.trait(c, levels[c]) for c in chosen if c in away and c not in explained]
     if not match and rest and config.generic_action:
         actions.append(_targeting(rest, config))
-    return (actions or list(config.allowed(config.default_actions, available)))[
-        : config.max_actions
-    ]
+    actions = actions or list(config.allowed(config.default_actions, available))
+    return actions[: config.max_actions]
 
 
 def _distinct_actions(

@@ -80,14 +80,10 @@ FEATURE_NAMES = {
     "rfm_full": "recency, frequency, monetary, tenure & order value",
     "default": "default features",
 }
-CRITERION_NAMES = {  # in a k=... legend entry
-    "elbow": "elbow",
-    "silhouette": "silhouette",
+CRITERION_NAMES = {  # in a k=... legend entry; others read as their key in words
     "calinski_harabasz": "Calinski-Harabasz",
     "davies_bouldin": "Davies-Bouldin",
     "bic": "BIC",
-    "gap": "gap",
-    "consensus": "consensus",
     "chosen": "this run",
 }
 CRITERION_LONG_NAMES = {**CRITERION_NAMES, "gap": "gap statistic"}  # in a 'no k' note
@@ -422,12 +418,7 @@ def _with_notes(kind: str, n_legend_rows: int, notes: Mapping[str, str]) -> tupl
     return fig, ax
 
 
-def metric_vs_k(
-    table: pd.DataFrame,
-    metric: str,
-    title: str,
-    marks: Any = None,
-) -> Figure:
+def metric_vs_k(table: pd.DataFrame, metric: str, title: str, marks: Any = None) -> Figure:
     """A metric against k, one marker per recommended k ('k=5: elbow, silhouette'); ``marks``:
     criterion -> k or a ``KSelection``, whose ``undefined`` criteria get a 'no k' note."""
     found = dict(getattr(marks, "recommended", marks) or {})
