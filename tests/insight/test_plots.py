@@ -324,15 +324,10 @@ def test_a_criterion_without_a_k_gets_a_visible_note():
     assert notes[0].get_fontsize() >= 9
 
 
-def test_notes_also_come_as_a_mapping_and_wrap_long_reasons():
+def test_notes_wrap_long_reasons():
     reason = "the elbow needs inertia at 3 or more k values; got 2 " * 3
-    fig = plots.metric_vs_k(
-        SWEEP,
-        "inertia",
-        "t",
-        marks=KSelection(recommended={"silhouette": 5}),
-        undefined={"elbow": reason.strip()},
-    )
+    marks = KSelection(recommended={"silhouette": 5}, undefined={"elbow": reason.strip()})
+    fig = plots.metric_vs_k(SWEEP, "inertia", "t", marks=marks)
     (text,) = [t.get_text() for t in fig.texts if t.get_gid() == "no_k_note"]
     assert text.startswith("no k: elbow (the elbow needs")
     assert "\n    " in text  # wrapped inside the figure's width, continued indented

@@ -4,7 +4,7 @@ them), so a marketer edits the wording without code; names never depend on label
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -62,9 +62,13 @@ def by_column(mapping: Mapping[Any, _V], column: str, default: _V) -> _V:
     return next((v for c, v in mapping.items() if column_key(c) == key), default)
 
 
-def _words_in(words: Sequence[str], pattern: Sequence[str]) -> bool:
-    n = len(pattern)
-    return n > 0 and any(list(words[i : i + n]) == list(pattern) for i in range(len(words) - n + 1))
+def _mentions(headers: Sequence[str], phrases: Sequence[str]) -> bool:
+    """Whether a header's words hold a phrase's words in a row (both read by readable_label)."""
+    patterns = [p for p in (readable_label(p).split() for p in phrases) if p]
+    heads = [readable_label(h).split() for h in headers]
+    return any(
+        words[i : i + len(p)] == p for words in heads for p in patterns for i in range(len(words))
+    )
 
 
 @dataclass(frozen=True)
@@ -141,12 +145,8 @@ class NamingConfig:
 
     def meaning(self, column: str) -> Meaning | None:
         """The first meaning whose words are among the header's (raw or spelled out)."""
-        heads = [readable_label(column).split(), plain_words(column, self.words).split()]
-        for meaning in self.meanings:
-            patterns = [readable_label(w).split() for w in meaning.words]
-            if any(_words_in(head, p) for head in heads for p in patterns):
-                return meaning
-        return None
+        heads = [column, plain_words(column, self.words)]
+        return next((m for m in self.meanings if _mentions(heads, m.words)), None)
 
     def _worded(self, column: str, kind: str, key: str, default: str) -> str:
         words = self.spec(column).get(kind) or {}
@@ -163,15 +163,9 @@ class NamingConfig:
     def supports(self, requirement: str, columns: Sequence[str]) -> bool:
         """Whether the table has the column an action needs, or a column whose header words
         contain the requirement, one of its role's words or its meaning's words."""
-        if requirement in columns:
-            return True
         meant = next((m.words for m in self.meanings if m.key == requirement), ())
-        patterns = [
-            readable_label(p).split()
-            for p in (requirement, *self.roles.get(requirement, ()), *meant)
-        ]
-        headers = [readable_label(c).split() for c in columns]
-        return any(_words_in(words, p) for words in headers for p in patterns)
+        phrases = (requirement, *self.roles.get(requirement, ()), *meant)
+        return requirement in columns or _mentions(columns, phrases)
 
     def allowed(self, actions: Sequence[Action], columns: Sequence[str]) -> tuple[str, ...]:
         """The texts of the actions whose requirements the table meets."""
@@ -214,26 +208,13 @@ def _container(source: DictConfig | Mapping | str | Path) -> tuple[dict, str]:
     return loaded or {}, str(path)
 
 
-def _require(value: Any, key: str, kind: type | UnionType, what: str, ok: bool = True) -> Any:
-    """``value`` if it is a ``kind`` (never a bool for numbers) and ``ok``; else a ConfigError."""
-    if not ok or not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+def _require(value: Any, key: str, kind: type | UnionType, what: str, ok: Any = True) -> Any:
+    """``value`` if it is a ``kind`` (never a bool for numbers) and ``ok`` (a test of the
+    value, or a bool); else a ConfigError naming the key, what it takes and what it got."""
+    well_typed = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if not well_typed or not (ok(value) if callable(ok) else ok):
         raise ConfigError(f"{key}: expected {what}; got {value!r}")
     return value
-
-
-def _get(
-    mapping: Mapping,
-    at: str,
-    name: str,
-    kind: type | UnionType,
-    what: str,
-    default: Any,
-    ok: Callable[[Any], bool] | None = None,
-) -> Any:
-    """``mapping[name]`` (``default`` when absent or null) checked by ``_require`` and ``ok``."""
-    value = mapping.get(name)
-    value = _require(default if value is None else value, f"{at}{name}", kind, what)
-    return _require(value, f"{at}{name}", kind, what, ok is None or ok(value))
 
 
 def _keys(mapping: Mapping, allowed: Sequence[str], key: str, hint: str, needed: bool) -> None:
@@ -251,22 +232,19 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
 
 def _actions(value: Any, key: str) -> tuple[Action, ...]:
     """Plain texts, or mappings {text, requires} for actions only some tables support."""
+    what = f"a text ({_QUOTE}) or a mapping {{text: ..., requires: [column or role, ...]}}"
     actions = []
     for i, item in enumerate(_require(value, key, list, "a list of actions")):
-        if isinstance(item, str):
-            item = {"text": item}
-        what = f"a text ({_QUOTE}) or a mapping {{text: ..., requires: [column or role, ...]}}"
-        well_formed = isinstance(item, dict) and isinstance(item.get("text"), str)
-        _require(
-            item, f"{key}[{i}]", dict, what, well_formed and not set(item) - {"text", "requires"}
-        )
+        item = {"text": item} if isinstance(item, str) else item
+        ok = isinstance(item, dict) and isinstance(item.get("text"), str)
+        _require(item, f"{key}[{i}]", dict, what, ok and not set(item) - {"text", "requires"})
         requires = item.get("requires") or []
         requires = [requires] if isinstance(requires, str) else requires
         actions.append(Action(item["text"], _strings(requires, f"{key}[{i}].requires")))
     return tuple(actions)
 
 
-def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
+def _format(fmt: Any, fields: Sequence[str], key: str, example: str) -> str:
     """A format text that uses each of its fields (qualifier_format: {name} and {qualifier})."""
     try:
         a, b = (fmt.format(**{f: f"{f}{v}" for f in fields}) for v in ("1", "2"))
@@ -277,47 +255,35 @@ def _format(fmt: Any, fields: tuple[str, ...], key: str, example: str) -> str:
     return str(_require(fmt, key, str, f"a text using {uses} such as {example}", ok))
 
 
-def _meanings(value: Any, key: str) -> tuple[Meaning, ...]:
-    """``meanings``: name -> {words: [header words], low: action, high: action}, in order."""
-    meanings = []
-    what = "a mapping meaning: {words: [...], low: ..., high: ...}"
-    for name, spec in _require(value, key, dict, what).items():
-        where = f"{key}.{name}"
-        _require(spec, where, dict, "a mapping with words and a low and/or high action")
-        _keys(spec, ("words", "low", "high"), where, "a meaning takes words, low and high", False)
-        actions = {
-            lv: _require(spec[lv], f"{where}.{lv}", str, "an action text")
-            for lv in ("low", "high")
-            if spec.get(lv) is not None
-        }
-        meanings.append(
-            Meaning(str(name), _strings(spec.get("words") or [], f"{where}.words"), actions)
-        )
-    return tuple(meanings)
+def _meaning(name: str, spec: Any, key: str) -> Meaning:
+    """One of ``meanings``: {words: [header words], low: action, high: action}."""
+    _require(spec, key, dict, "a mapping with words and a low and/or high action")
+    _keys(spec, ("words", "low", "high"), key, "a meaning takes words, low and high", False)
+    actions = {
+        lv: _require(spec[lv], f"{key}.{lv}", str, "an action text")
+        for lv in ("low", "high")
+        if spec.get(lv) is not None
+    }
+    return Meaning(str(name), _strings(spec.get("words") or [], f"{key}.words"), actions)
 
 
-def _archetypes(value: list, key: str) -> tuple[Archetype, ...]:
-    archetypes: dict[str, Archetype] = {}
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        _require(item, where, dict, "a mapping with key, name, when, actions")
-        name = _require(item.get("name"), f"{where}.name", str, "a name")
-        when = _require(item.get("when") or {}, f"{where}.when", dict, "a mapping column: level")
-        arch_key = str(item.get("key") or name)
-        if arch_key in archetypes:
-            raise ConfigError(f"{where}.key: archetype keys must be unique; '{arch_key}' repeats")
-        allowed = {c: [v] if isinstance(v, str) else v for c, v in when.items()}
-        what = f"a level ({', '.join(LEVELS)}) or a list of them (edit the archetype's `when`)"
-        for c, levels in allowed.items():
-            ok = isinstance(levels, list) and levels and set(levels) <= set(LEVELS)
-            _require(when[c], f"{where}.when.{c}", str | list, what, bool(ok))
-        archetypes[arch_key] = Archetype(
-            key=arch_key,
-            name=name,
-            when={str(c): tuple(levels) for c, levels in allowed.items()},
-            actions=_actions(item.get("actions") or [], f"{where}.actions"),
-        )
-    return tuple(archetypes.values())
+def _archetype(item: Any, key: str) -> Archetype:
+    """One of ``archetypes``: {key, name, when: {column: level(s)}, actions}."""
+    _require(item, key, dict, "a mapping with key, name, when, actions")
+    name = _require(item.get("name"), f"{key}.name", str, "a name")
+    when = _require(item.get("when") or {}, f"{key}.when", dict, "a mapping column: level")
+    what = f"a level ({', '.join(LEVELS)}) or a list of them (edit the archetype's `when`)"
+    allowed = {str(c): [v] if isinstance(v, str) else v for c, v in when.items()}
+    for c, levels in allowed.items():
+        ok = isinstance(levels, list) and levels and set(levels) <= set(LEVELS)
+        _require(when[c], f"{key}.when.{c}", str | list, what, bool(ok))
+    when = {c: tuple(levels) for c, levels in allowed.items()}
+    return Archetype(
+        str(item.get("key") or name),
+        name,
+        when,
+        _actions(item.get("actions") or [], f"{key}.actions"),
+    )
 
 
 def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) -> NamingConfig:
@@ -327,23 +293,29 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     if not raw:
         raw, where = _container(DEFAULT_NAMING_FILE)
     p = f"{where}:" if where != _KEY else f"{_KEY}."
-    levels = _get(raw, p, "levels", dict, "a mapping", {})
+
+    def get(key: str, kind: Any, what: str, default: Any, ok: Any = True, at: Any = raw) -> Any:
+        """``key`` (its last part, of ``at``; ``default`` when absent or null), checked."""
+        value = at.get(key.rpartition(".")[2])
+        return _require(default if value is None else value, p + key, kind, what, ok)
+
+    number = int | float
+    levels = get("levels", dict, "a mapping", {})
     hint = "levels take min_difference (a rank difference in standard deviations, e.g. 0.3)"
     _keys(levels, ("min_difference",), f"{p}levels", f"{hint}: terciles are no longer used", False)
-    number = int | float
     positive = "a number > 0 such as 0.3"
-    min_diff = _get(levels, f"{p}levels.", "min_difference", number, positive, 0.3, lambda x: x > 0)
-    default_words = _get(raw, p, "default_words", dict, "a mapping", {})
+    min_diff = get("levels.min_difference", number, positive, 0.3, lambda x: x > 0, levels)
+    default_words = get("default_words", dict, "a mapping", {})
     _keys(default_words, LEVELS, f"{p}default_words", "a word for each level low, mid, high", True)
-    columns = _get(raw, p, "columns", dict, "a mapping", {})
+    columns = get("columns", dict, "a mapping", {})
     for column, spec in columns.items():
         _require(spec, f"{p}columns.{column}", dict, "a mapping with label and/or words")
         for part, allowed in (("words", LEVELS), ("relative", _SIDES)):
             hint = f"keys are {', '.join(allowed)}"
             _keys(spec.get(part) or {}, allowed, f"{p}columns.{column}.{part}", hint, False)
-    sides = {"lower": "lower", "higher": "higher"}
-    relative_words = _get(raw, p, "relative_words", dict, "a mapping with lower and higher", sides)
-    _keys(relative_words, _SIDES, f"{p}relative_words", "lower and higher", True)
+    plain = {"lower": "lower", "higher": "higher"}
+    sides = get("relative_words", dict, "a mapping with lower and higher", plain)
+    _keys(sides, _SIDES, f"{p}relative_words", "lower and higher", True)
     name_from = raw.get("name_from", "features")
     if name_from not in NAME_FROM:
         allowed_values = ", ".join(NAME_FROM)
@@ -351,10 +323,6 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
     generic_action = raw.get("generic_action") or None
     if generic_action is not None:
         _format(generic_action, ("traits",), f"{p}generic_action", "'Target on {traits}', or null")
-    max_actions = _get(raw, p, "max_actions", int, "a whole number >= 1", 4)
-    max_parts = _get(raw, p, "max_name_parts", int, "a whole number >= 1", 3, lambda n: n >= 1)
-    bulk = _get(raw, p, "bulk", dict, "a mapping with share, name, action", {})
-    gender, noise = raw.get("gender") or {}, raw.get("noise") or {}
     formats = {  # key: (its fields, the default)
         "qualifier_format": (("name", "qualifier"), "{name} ({qualifier})"),
         "action_format": (("action", "trigger"), "{action} ({trigger})"),
@@ -366,32 +334,42 @@ def load_naming_config(source: DictConfig | Mapping | str | Path | None = None) 
         k: _format(raw.get(k, default), fields, f"{p}{k}", repr(default))
         for k, (fields, default) in formats.items()
     }
-    roles = _get(raw, p, "roles", dict, "a mapping role: [header words]", {})
-    words = _get(raw, p, "words", dict, "a mapping abbreviation: words", {})
+    bulk = get("bulk", dict, "a mapping with share, name, action", {})
+    gender, noise = raw.get("gender") or {}, raw.get("noise") or {}
+    roles = get("roles", dict, "a mapping role: [header words]", {})
+    meanings = get("meanings", dict, "a mapping meaning: {words: [...], low: ..., high: ...}", {})
+    archetypes = [
+        _archetype(item, f"{p}archetypes[{i}]")
+        for i, item in enumerate(get("archetypes", list, "a list of archetypes", []))
+    ]
+    keys = [a.key for a in archetypes]
+    if repeated := next((i for i, k in enumerate(keys) if k in keys[:i]), None):
+        where = f"{p}archetypes[{repeated}].key"
+        raise ConfigError(f"{where}: archetype keys must be unique; '{keys[repeated]}' repeats")
     return NamingConfig(
         min_difference=float(min_diff),
         default_words={k: str(v) for k, v in default_words.items()},
         columns={str(k): dict(v) for k, v in columns.items()},
-        max_name_parts=max_parts,
+        max_name_parts=get("max_name_parts", int, "a whole number >= 1", 3, lambda n: n >= 1),
         separator=str(raw.get("separator", ", ")),
-        relative_words={k: str(v) for k, v in relative_words.items()},
+        relative_words={k: str(v) for k, v in sides.items()},
         relative_min_gap=float(
-            _get(raw, p, "relative_min_gap", number, "a number of standard deviations", 0.25)
+            get("relative_min_gap", number, "a number of standard deviations", 0.25)
         ),
         gender_majority_share=float(gender.get("majority_share", 0.6)),
         gender_words={str(k): str(v) for k, v in (gender.get("words") or {}).items()},
         noise_name=str(noise.get("name") or NOT_ASSIGNED),
         default_actions=_actions(raw.get("default_actions") or [], f"{p}default_actions"),
-        archetypes=_archetypes(raw.get("archetypes") or [], f"{p}archetypes"),
+        archetypes=tuple(archetypes),
         name_from=str(name_from),
         generic_action=generic_action,
         roles={str(r): _strings(w, f"{p}roles.{r}") for r, w in roles.items()},
-        bulk_share=float(_get(bulk, f"{p}bulk.", "share", number, "a share such as 0.5", 0.5)),
+        bulk_share=float(get("bulk.share", number, "a share such as 0.5", 0.5, at=bulk)),
         bulk_name=str(bulk.get("name") or NamingConfig.bulk_name),
         bulk_action=str(bulk.get("action") or NamingConfig.bulk_action),
-        words={str(k).lower(): str(v) for k, v in words.items()},
-        meanings=_meanings(raw.get("meanings") or {}, f"{p}meanings"),
-        max_actions=max(1, max_actions),
+        words={str(k).lower(): str(v) for k, v in get("words", dict, "a mapping", {}).items()},
+        meanings=tuple(_meaning(k, v, f"{p}meanings.{k}") for k, v in meanings.items()),
+        max_actions=max(1, get("max_actions", int, "a whole number >= 1", 4)),
         **fmt,
     )
 
@@ -582,9 +560,8 @@ def _segment_actions(
     rest = [config.trait(c, levels[c]) for c in chosen if c in away and c not in explained]
     if not match and rest and config.generic_action:
         actions.append(_targeting(rest, config))
-    return (actions or list(config.allowed(config.default_actions, available)))[
-        : config.max_actions
-    ]
+    actions = actions or list(config.allowed(config.default_actions, available))
+    return actions[: config.max_actions]
 
 
 def _distinct_actions(

@@ -80,14 +80,10 @@ FEATURE_NAMES = {
     "rfm_full": "recency, frequency, monetary, tenure & order value",
     "default": "default features",
 }
-CRITERION_NAMES = {  # in a k=... legend entry
-    "elbow": "elbow",
-    "silhouette": "silhouette",
+CRITERION_NAMES = {  # in a k=... legend entry; others read as their key in words
     "calinski_harabasz": "Calinski-Harabasz",
     "davies_bouldin": "Davies-Bouldin",
     "bic": "BIC",
-    "gap": "gap",
-    "consensus": "consensus",
     "chosen": "this run",
 }
 CRITERION_LONG_NAMES = {**CRITERION_NAMES, "gap": "gap statistic"}  # in a 'no k' note
@@ -247,10 +243,17 @@ def save(fig: Figure, path: Path, dpi: int = DEFAULT_DPI) -> Path:
     return path
 
 
-def _segment_figure(kind: str, labels: Sequence[str]) -> tuple[Figure, Any]:
-    """A figure wide enough for a one-column legend of ``labels`` right of 4.3 in of axes."""
-    widest = max((text_width(t, LEGEND_SIZE) for t in labels), default=-0.45)
-    return figure(kind, max(WIDTH, 6.0 + widest))
+def _segment_figure(
+    kind: str, labels: np.ndarray, names: Mapping[int, str] | None
+) -> tuple[Figure, Any, dict[int, str], bool]:
+    """A figure wide enough for a one-column legend of the segments (noise last) right of
+    4.3 in of axes; their legend texts, and whether they are few enough for a legend."""
+    found = sorted((int(s) for s in np.unique(labels)), key=lambda s: (s == NOISE_LABEL, s))
+    texts = {s: segment_label(s, names) for s in found}
+    with_legend = len(found) <= _MAX_LEGEND_ENTRIES
+    shown = texts.values() if with_legend else ()
+    widest = max((text_width(t, LEGEND_SIZE) for t in shown), default=-0.45)
+    return *figure(kind, max(WIDTH, 6.0 + widest)), texts, with_legend
 
 
 def legend(ax, below: bool = False, **options: Any) -> None:
@@ -300,12 +303,8 @@ def segments_scatter(
     their units) or two principal components. ``total``: the run's customer count when these
     are a random sample of them (plots.max_points)."""
     xy, xlabel, ylabel, where = _projection(features, transformed)
-    found = [int(s) for s in np.unique(labels)]
-    order = [s for s in found if s != NOISE_LABEL] + [s for s in found if s == NOISE_LABEL]
-    texts = [segment_label(s, names) for s in order]
-    with_legend = len(order) <= _MAX_LEGEND_ENTRIES
-    fig, ax = _segment_figure("segments_scatter", texts if with_legend else [])
-    for label, text in zip(order, texts, strict=True):
+    fig, ax, texts, with_legend = _segment_figure("segments_scatter", labels, names)
+    for label, text in texts.items():
         noise = label == NOISE_LABEL
         ax.scatter(
             *xy[labels == label].T,
@@ -316,7 +315,7 @@ def segments_scatter(
             label=text,
             zorder=1 if noise else 2,
         )
-    centres = [s for s in order if s != NOISE_LABEL]
+    centres = [s for s in texts if s != NOISE_LABEL]
     if centres:
         ax.scatter(
             *np.array([xy[labels == s].mean(axis=0) for s in centres]).T,
@@ -335,7 +334,7 @@ def segments_scatter(
     if with_legend:
         legend(ax, markerscale=1.8, handletextpad=0.4, title="Segment")
     else:
-        ax.text(1.03, 1.0, f"{len(order)} segments", transform=ax.transAxes, va="top")
+        ax.text(1.03, 1.0, f"{len(texts)} segments", transform=ax.transAxes, va="top")
     shown = f"{len(labels):,}" if total is None else f"a random {len(labels):,} of {total:,}"
     put_title(ax, human_title(title), f"{shown} {where} · × = centre of a segment")
     return fig
@@ -356,13 +355,10 @@ def silhouette_diagram(
         ax.set_axis_off()
         put_title(ax, human_title(title), "Silhouette of each customer")
         return fig
-    segments = [int(s) for s in np.unique(labels)]
-    texts = [segment_label(s, names) for s in segments]
-    with_legend = len(segments) <= _MAX_LEGEND_ENTRIES
-    fig, ax = _segment_figure("silhouette_diagram", texts if with_legend else [])
+    fig, ax, texts, with_legend = _segment_figure("silhouette_diagram", labels, names)
     y = 0
     gap = max(2, len(per_customer) // 60)
-    for label, text in zip(segments, texts, strict=True):  # first segment on top, as listed
+    for label, text in texts.items():  # first segment on top, as listed
         values = np.sort(per_customer[labels == label])[::-1]
         rows = np.arange(y, y + len(values))
         ax.fill_betweenx(rows, 0, values, color=segment_color(label), linewidth=0, label=text)
@@ -393,15 +389,11 @@ def run_plots(
     silhouette_reason: str,
     title: str,
     dpi: int = DEFAULT_DPI,
-    profile: Any = None,
-    names: Mapping[int, str] | None = None,
     total: int | None = None,
 ) -> None:
-    """plots/segments.png and plots/silhouette.png of a run; segment names come from
-    ``names``, else the ``profile``, else the run's segments.json."""
-    if names is None and profile is not None:
-        names = {int(s): n.name for s, n in profile.names.items()}
-    names = segment_names_in(folder) if names is None else names
+    """plots/segments.png and plots/silhouette.png of a run, segments named as in the run's
+    segments.json."""
+    names = segment_names_in(folder)
     scatter = segments_scatter(features, transformed, labels, title, names, total)
     save(scatter, folder / "plots" / "segments.png", dpi)
     diagram = silhouette_diagram(
@@ -426,17 +418,11 @@ def _with_notes(kind: str, n_legend_rows: int, notes: Mapping[str, str]) -> tupl
     return fig, ax
 
 
-def metric_vs_k(
-    table: pd.DataFrame,
-    metric: str,
-    title: str,
-    marks: Any = None,
-    undefined: Mapping[str, str] | None = None,
-) -> Figure:
+def metric_vs_k(table: pd.DataFrame, metric: str, title: str, marks: Any = None) -> Figure:
     """A metric against k, one marker per recommended k ('k=5: elbow, silhouette'); ``marks``:
     criterion -> k or a ``KSelection``, whose ``undefined`` criteria get a 'no k' note."""
     found = dict(getattr(marks, "recommended", marks) or {})
-    reasons = {**(getattr(marks, "undefined", None) or {}), **(undefined or {})}
+    reasons = getattr(marks, "undefined", None) or {}
     grouped: dict[int, list[str]] = {}  # k -> the criteria that recommend it, consensus last
     for criterion, k in sorted(found.items(), key=lambda item: item[0] == "consensus"):
         grouped.setdefault(int(k), []).append(criterion)

@@ -87,11 +87,10 @@ def profiled_columns(
     skip = set(exclude)
     coded = {c for c in categorical if c in frame.columns}
     features = [c for c in feature_columns if c in frame.columns]
-    numeric = [c for c in features if c not in coded and _is_numeric(frame[c])]
-    numeric += [
+    numeric = [
         str(c)
-        for c in frame.columns
-        if c not in numeric and c not in skip and c not in coded and _is_numeric(frame[c])
+        for c in dict.fromkeys([*features, *frame.columns])
+        if (c in features or c not in skip) and c not in coded and _is_numeric(frame[c])
     ]
     splits = [gender_column] if gender_column and gender_column in frame.columns else []
     splits += [c for c in features if c not in numeric and c not in splits]
@@ -151,11 +150,11 @@ def named_profile_table(
     available_columns: Sequence[str],
     gender_column: str | None = "gender",
     rates: pd.DataFrame | None = None,
-    rate_levels: pd.DataFrame | None = None,
     rate_diffs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[int, Any]]:
     """The profile table (a row per segment in ``order``) and names from per-segment statistics
-    however computed (pandas here, Spark in ``segexp.engines.spark_profile``)."""
+    however computed (pandas here, Spark in ``segexp.engines.spark_profile``); ``rates`` of
+    0/1 columns and their standardized differences ``rate_diffs`` are levelled too."""
     n_total = sum(size_of.values())
     columns: dict[str, Any] = {
         "size": [size_of[s] for s in order],
@@ -167,10 +166,10 @@ def named_profile_table(
     for column, shares in split_shares.items():
         columns |= {f"{column}_{v}_share": shares[v].to_numpy() for v in shares.columns}
     diffs = stats["std_diff"]
-    flags: list[str] = []
-    if rates is not None and rate_levels is not None and rate_diffs is not None:
-        flags = list(rates.columns)
-        for column in flags:
+    if rates is not None and rate_diffs is not None:
+        # a flag is high or low on its difference alone: no ranks or medians to agree with
+        rate_levels = level_words(rate_diffs, rate_diffs, rate_diffs, config.min_difference)
+        for column in rates.columns:
             columns[f"{column}_rate"] = rates[column].to_numpy()
             columns[f"{column}_level"] = rate_levels[column].to_numpy()
         levels = pd.concat([levels, rate_levels], axis=1)
@@ -197,7 +196,7 @@ def named_profile_table(
     table["description"] = [names[s].description for s in order]
     table["actions"] = ["; ".join(names[s].actions) for s in order]
     if NOISE_LABEL in table.index:  # not a segment: no level words
-        table.loc[NOISE_LABEL, [f"{c}_level" for c in [*numeric, *flags]]] = ""
+        table.loc[NOISE_LABEL, [f"{c}_level" for c in levels.columns]] = ""
     return table, names
 
 
@@ -246,8 +245,6 @@ def compute_profile(
     rates = flagged.groupby(labels).mean().reindex(order)
     spread = flagged.std(ddof=0)
     rate_diffs = (rates - flagged.mean()) / spread.where(spread > 0)
-    # a flag is high or low on its difference alone: no ranks or medians to agree with
-    rate_levels = level_words(rate_diffs, rate_diffs, rate_diffs, config.min_difference)
     table, names = named_profile_table(
         order,
         numeric,
@@ -260,7 +257,6 @@ def compute_profile(
         available_columns=[str(c) for c in frame.columns if c not in set(exclude_columns)],
         gender_column=gender_column,
         rates=rates,
-        rate_levels=rate_levels,
         rate_diffs=rate_diffs,
     )
     quartiles = values.quantile([0.25, 0.75]).set_axis(["q1", "q3"])
@@ -334,17 +330,10 @@ def profile_markdown(profile: SegmentProfile) -> str:
     """The profile as Markdown: a summary table, then one section per segment with actions."""
     return render(
         "profile.md.j2",
-        segments=[s for s in profile.segments if s != NOISE_LABEL],
-        cols=profile.numeric_columns,
-        splits=profile.split_columns,
-        table=profile.table,
-        names=profile.names,
-        base=profile.base,
-        starred=any(c not in profile.feature_columns for c in profile.numeric_columns),
+        profile=profile,
         noise=not_assigned(profile),
         cell=_cell,
         fmt=_fmt,
-        features=profile.feature_columns,
         split_text=lambda s, c, top=_TOP_VALUES: split_text(profile, s, c, top),
         base_split=lambda c: _base_split(profile, c),
     )
@@ -421,28 +410,26 @@ def _plotted_columns(
     return [c for c in columns if c in ranked[:limit]]
 
 
-def _column_ticks(
-    ax, profile: SegmentProfile, columns: list[str], rotate: bool, units: bool = False, cut: int = 0
+def _columns_axis(
+    ax, profile: SegmentProfile, shown: list[str], total: int, rotate: bool, units: bool = False
 ) -> None:
     """Columns in words under the axes, starred when they shaped no segment: upright on up
-    to two lines, or rotated and cut in the middle to ``cut`` characters (0: never)."""
-    labels = [plots.axis_label(c) if units else readable_label(c) for c in columns]
-    labels = [
-        t if c in profile.feature_columns else f"{t}*" for t, c in zip(labels, columns, strict=True)
-    ]
+    to two lines, or rotated and cut in the middle to 18 characters in the snake plot
+    (``units``: the heatmap's, with units, never cut); a note on the stars and the columns
+    left out."""
+    starred = [c not in profile.feature_columns for c in shown]
+    labels = [plots.axis_label(c) if units else readable_label(c) for c in shown]
+    labels = [f"{t}*" if star else t for t, star in zip(labels, starred, strict=True)]
     if not rotate:
         ax.set_xticks(range(len(labels)), [textwrap.fill(t, 14) for t in labels])
-        return
-    labels = [t if not cut or len(t) <= cut else f"{t[:8]}…{t[9 - cut :]}" for t in labels]
-    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", rotation_mode="anchor")
-
-
-def _footnote(fig: Figure, profile: SegmentProfile, shown: list[str], total: int) -> None:
-    notes = ["* not a clustering feature"] if set(shown) - set(profile.feature_columns) else []
+    else:
+        labels = [t if units or len(t) <= 18 else f"{t[:8]}…{t[-9:]}" for t in labels]
+        ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", rotation_mode="anchor")
+    notes = ["* not a clustering feature"] if any(starred) else []
     if len(shown) < total:
         notes.append(f"{len(shown)} of {total} columns shown: those that differ most")
     if notes:
-        plots.footnote(fig, " · ".join(notes), color="#555555")
+        plots.footnote(ax.figure, " · ".join(notes), color="#555555")
 
 
 def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
@@ -468,7 +455,7 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
         text = _short_number(mean)
         ax.text(j, i, text, ha="center", va="center", fontsize=plots.LABEL_SIZE, color=color)
     ax.axhline(n_rows - 0.5, color="#333333", linewidth=1.2)
-    _column_ticks(ax, profile, shown, rotate, units=True)
+    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate, units=True)
     rows = [_row_label(profile, int(s)) for s in profile.table.index] + ["All customers"]
     ax.set_yticks(range(n_rows + 1), rows)
     ax.tick_params(length=0)
@@ -476,7 +463,6 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     bar = fig.colorbar(image, ax=ax, ticks=MaxNLocator(nbins=5), fraction=0.9 / width, pad=0.03)
     bar.set_label("difference from all customers (sd)", fontsize=plots.LABEL_SIZE)
     bar.ax.tick_params(labelsize=plots.TICK_SIZE)
-    _footnote(fig, profile, shown, all_diffs.shape[1])
     subtitle = "Colour: difference from all customers (sd) · number: the segment's mean"
     plots.put_title(ax, title or "Segment profile", subtitle)
     return fig
@@ -498,11 +484,10 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
             label=_row_label(profile, int(segment), width=24),
         )
     ax.axhline(0, color="#888888", linewidth=0.9)
-    _column_ticks(ax, profile, shown, rotate=len(shown) > 3, cut=18)
+    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate=len(shown) > 3)
     ax.set_xlim(-0.3, len(shown) - 0.7)
     ax.set_ylabel("vs all customers (sd)")
     plots.legend(ax, handlelength=1.6)
-    _footnote(fig, profile, shown, all_diffs.shape[1])
     plots.put_title(ax, title or "Snake plot: each segment against all customers")
     return fig
 

@@ -102,12 +102,11 @@ def _png(png: bytes | None) -> str | None:
 
 def _noise_line(data: ReportData) -> str:
     """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
-    noise = [s for s in data.document.get("segments", []) if str(s.get("id")) == NOISE_ID]
-    if not noise:
-        return ""
-    size, share = noise[0].get("size"), _text(noise[0].get("share"), ".1%")
-    plural = "" if _float(size) == 1 else "s"
-    return f"Not assigned: {_text(size, ',.0f')} customer{plural} ({share})"
+    for s in data.document.get("segments", []):
+        if str(s.get("id")) == NOISE_ID:
+            size, plural = _text(s.get("size"), ",.0f"), "" if _float(s.get("size")) == 1 else "s"
+            return f"Not assigned: {size} customer{plural} ({_text(s.get('share'), '.1%')})"
+    return ""
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -128,15 +127,13 @@ def _apart(data: ReportData, row: pd.Series) -> list[str]:
 
 def _split_shares(data: ReportData, row: pd.Series, column: str) -> str:
     """'Female 56%, Male 44%': by the base's values in segments.json, so ``Channel`` and
-    ``Channel_type`` never mix (older documents: by the column-name prefix)."""
-    prefix = f"{column}_"
-    values = list(data.document.get("base", {}).get("shares", {}).get(column, {})) or [
-        name[len(prefix) : -len("_share")]
-        for name in data.table.columns
-        if name.startswith(prefix) and name.endswith("_share")
-    ]
-    shares = [(v, row[f"{prefix}{v}_share"]) for v in values if f"{prefix}{v}_share" in row]
-    return ", ".join(f"{v} {_text(share, '.0%')}" for v, share in shares)
+    ``Channel_type`` never mix."""
+    values = data.document.get("base", {}).get("shares", {}).get(column, {})
+    return _shares({v: row[f"{column}_{v}_share"] for v in values if f"{column}_{v}_share" in row})
+
+
+def _shares(shares: dict[Any, Any]) -> str:
+    return ", ".join(f"{value} {_text(share, '.0%')}" for value, share in shares.items())
 
 
 def _numbers(data: ReportData, row: pd.Series) -> list[list[str]]:
@@ -193,10 +190,7 @@ def _overview(data: ReportData) -> dict[str, Any]:
             for c in columns
         ],
         "starred": any(c not in data.document.get("feature_columns", []) for c in columns),
-        "splits": [
-            f"{column}: " + ", ".join(f"{v} {_text(share, '.0%')}" for v, share in values.items())
-            for column, values in base.get("shares", {}).items()
-        ],
+        "splits": [f"{column}: {_shares(v)}" for column, v in base.get("shares", {}).items()],
     }
 
 
