@@ -35,7 +35,7 @@ from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
 from segexp.insight.plots import HEIGHT, LABEL_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE, WIDTH, save
 from segexp.jobs.job import code_version
-from segexp.tracking.store import Tracker, resolve_tracking_uri
+from segexp.tracking.store import Tracker, resolve_tracking_uri, runs_url, ui_command
 
 _COLORS = [
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
@@ -54,18 +54,6 @@ def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
     numeric = [c for c in table.numeric if c in frame.columns]
     categorical = [c for c in table.categorical if c in frame.columns]
     return numeric, categorical
-
-
-def roles_by_column(table: CustomerTable) -> dict[str, str]:
-    """Every column's role: the schema's, else id/label/numeric and categorical for the rest."""
-    if table.schema is not None:
-        return {c.column: c.role for c in table.schema.columns}
-    special = {table.id_column: "id", table.label_column: "label"}
-    numeric = set(table.numeric)
-    return {
-        c: special.get(c) or ("numeric" if c in numeric else "categorical")
-        for c in map(str, table.frame.columns)
-    }
 
 
 @dataclass(frozen=True)
@@ -116,12 +104,14 @@ def summary_table(
     table: CustomerTable, numeric: Sequence[str], iqr_factor: float = 1.5
 ) -> pd.DataFrame:
     """One row per column: its role, how complete, and its distribution."""
-    frame = table.frame
-    schema_roles = roles_by_column(table)
+    frame, schema = table.frame, table.schema
+    roles = {table.id_column: "id", table.label_column: "label"}
+    if schema is not None:
+        roles = {c.column: c.role for c in schema.columns}
     rows = []
     for column in frame.columns:
         values = frame[column]
-        role = "numeric" if column in numeric else schema_roles.get(str(column), "categorical")
+        role = "numeric" if column in numeric else roles.get(str(column), "categorical")
         row: dict[str, Any] = {
             "column": column,
             "role": role,
@@ -147,13 +137,6 @@ def summary_table(
         "std", "min", "q25", "median", "q75", "max", "outliers_iqr", "top", "top_count",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
-
-
-def strongest_pairs(correlation: pd.DataFrame, top: int = _TOP) -> list[tuple[str, str, float]]:
-    """The ``top`` column pairs with the largest |r| (each pair once, NaN skipped)."""
-    upper = correlation.where(np.triu(np.ones(correlation.shape, dtype=bool), k=1))
-    pairs = upper.stack().dropna().sort_values(key=abs, ascending=False, kind="stable")
-    return [(str(a), str(b), float(r)) for (a, b), r in pairs[:top].items()]
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -393,11 +376,7 @@ class EdaPlan:
         frame = table.frame
         bars = [c for c in categorical if frame[c].nunique(dropna=False) <= options.max_pie_levels]
         return cls(
-            numeric=numeric,
-            categorical=categorical,
-            split=split,
-            drawn=numeric[: options.max_columns],
-            bars=bars[: options.max_columns],
+            numeric, categorical, split, numeric[: options.max_columns], bars[: options.max_columns]
         )
 
 
@@ -429,7 +408,8 @@ class EdaReport:
 
         def add(key: str, *texts: str) -> None:  # the key on the first line only
             for i, text in enumerate(texts):
-                lines.append(_fit(f"  {key if i == 0 else '':<11}{text}"))
+                line = f"  {key if i == 0 else '':<11}{text}"
+                lines.append(line if len(line) <= _WIDTH else line[: _WIDTH - 3] + "...")
 
         add("roles", ", ".join(f"{self.roles.get(role, 0)} {role}" for role in ROLES))
         schema = self.table.schema
@@ -444,19 +424,17 @@ class EdaReport:
             shown = f"none: {split.why} (choose one with eda.hue=<column>)"
         add("split by", shown)
         cells = _plural(int(self.metrics["missing_cells"]), "cell")
-        share = [f"{_name(c)} {n} ({n / max(rows, 1):.0%})" for c, n in self.missing]
+        share = [f"{_clip(c, 24)} {n} ({n / max(rows, 1):.0%})" for c, n in self.missing]
         add("missing", _listing(share, ", ", f"{cells}; most in ") if share else "no missing cells")
-        counts = [f"{_name(c)} {n}" for c, n in self.outliers]
+        counts = [f"{_clip(c, 24)} {n}" for c, n in self.outliers]
         beyond = f"beyond {factor:g} x IQR"
         add("outliers", _listing(counts, ", ", f"{beyond}: ") if counts else f"none {beyond}")
         pairs = [f"{r:+.2f}  {_clip(a, 32)} ~ {_clip(b, 32)}" for a, b, r in self.pairs]
         if pairs:
             pairs[0] += " (Pearson)"
         add("correlated", *(pairs or ["fewer than 2 numeric columns"]))
-        add(
-            "figures",
-            f"{_plural(len(plan.drawn), 'histogram')}, {_plural(len(plan.bars), 'bar chart')}",
-        )
+        drawn = f"{_plural(len(plan.drawn), 'histogram')}, {_plural(len(plan.bars), 'bar chart')}"
+        add("figures", drawn)
         left_numeric = len(plan.numeric) - len(plan.drawn)
         if left_numeric:
             add(
@@ -471,7 +449,12 @@ class EdaReport:
             add("saved in", f"{self.folder}/ (figures in plots/, tables, schema)")
         if self.run_id:
             add("MLflow run", f"{self.run_id} in experiment '{self.experiment}'")
-            add("open", *_open_hint(self.tracking_uri, self.experiment_id, self.run_id))
+            url = f"{runs_url(self.tracking_uri, self.experiment_id)}/{self.run_id}"
+            uri, path = self.tracking_uri, Path(self.tracking_uri.removeprefix("sqlite:///"))
+            if uri.startswith("sqlite:///") and path.is_relative_to(Path.cwd()):
+                uri = f"sqlite:///{path.relative_to(Path.cwd())}"  # a short command to copy
+            ui = ui_command(uri)
+            add("open", *([ui, f"then {url}"] if ui else [url]))
         return "\n".join(lines)
 
 
@@ -488,28 +471,9 @@ def _listing(items: Sequence[str], sep: str, head: str = "", room: int = _WIDTH 
     return text
 
 
-def _fit(line: str, width: int = _WIDTH) -> str:
-    return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def _name(column: str) -> str:
-    return _clip(str(column), 24)
-
-
 def _plain_reason(why: str) -> str:
     """'constant (np.int64(3))' -> 'constant (3)': NumPy 2 reprs in schema reasons."""
     return re.sub(r"np\.\w+\((.*?)\)", r"\1", why or "set in the data config")
-
-
-def _open_hint(uri: str, experiment_id: str, run_id: str) -> list[str]:
-    """How to open the run: its URL on a server, else ``mlflow ui`` on the store, then the URL."""
-    page = f"#/experiments/{experiment_id}/runs/{run_id}"
-    if uri.startswith(("http://", "https://")):
-        return [f"{uri.rstrip('/')}/{page}"]
-    path = Path(uri.removeprefix("sqlite:///"))
-    if uri.startswith("sqlite:///") and path.is_relative_to(Path.cwd()):
-        uri = f"sqlite:///{path.relative_to(Path.cwd())}"
-    return [f"mlflow ui --backend-store-uri {uri}", f"then http://127.0.0.1:5000/{page}"]
 
 
 def _top(counts: Mapping[str, float], top: int = _TOP) -> list[tuple[str, int]]:
@@ -550,8 +514,10 @@ def write_eda_artifacts(
             write_table(correlation, folder / f"correlation_{method}.csv", "csv", index=True)
             figure = correlation_figure(correlation, f"{method.capitalize()} correlation")
             save(figure, plots / f"correlation_{method}.png", dpi)
-            if method == "pearson":
-                pairs = strongest_pairs(correlation)
+            if method == "pearson":  # the strongest |r| first, each pair once
+                upper = correlation.where(np.triu(np.ones(correlation.shape, dtype=bool), k=1))
+                ranked = upper.stack().dropna().sort_values(key=abs, ascending=False, kind="stable")
+                pairs = [(str(a), str(b), float(r)) for (a, b), r in ranked[:_TOP].items()]
     save(missingness_figure(frame), plots / "missingness.png", dpi)
 
     metrics: dict[str, float] = {

@@ -3,6 +3,7 @@ point an alias at it (docs/promote-predict.md); exit 3: validation failed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -75,8 +76,7 @@ TAG_SOURCE_RUN = VERSION_TAG_PREFIX + "source_run_id"
 TAG_VALIDATION = VERSION_TAG_PREFIX + "validation"
 TAG_SEGMENT_NAMES = VERSION_TAG_PREFIX + "segment_names"
 TAG_REPORT = VERSION_TAG_PREFIX + "report"
-_ALIAS = re.compile(r"^[\w-]+$")
-_RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
+_ALIAS = re.compile(r"(?!(latest|v\d+)$)[\w-]+", re.IGNORECASE)  # MLflow reserves the others
 
 
 @dataclass
@@ -320,53 +320,11 @@ def _check_names(name: str, alias: str) -> None:
             f"registry.name: '{name}' is not a registered-model name; use letters, digits, "
             "'-', '_' or '.', without '/' or ':'"
         )
-    if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
+    if not _ALIAS.fullmatch(alias):
         raise ConfigError(
             f"registry.alias: '{alias}' is not allowed; use letters, digits, '_' or '-', "
             "and not 'latest' or v<number> (reserved by MLflow)"
         )
-
-
-def current_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    """Version the alias points at, or None when the model or the alias does not exist."""
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
-def _version_tags(run: Run, assigner: SegmentAssigner, selection: str) -> dict[str, str]:
-    tags = {
-        TAG_SOURCE_RUN: run.info.run_id,
-        VERSION_TAG_PREFIX + "source_run_name": run.info.run_name,
-        TAG_DATA_FINGERPRINT: run.data.tags.get(TAG_DATA_FINGERPRINT, "unknown"),
-        VERSION_TAG_PREFIX + "algorithm": assigner.algorithm,
-        VERSION_TAG_PREFIX + "assignment": assigner.method,
-        VERSION_TAG_PREFIX + "selected_by": selection,
-        TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, VERSION),
-    }
-    tags.update({f"metric.{k}": f"{v:.6g}" for k, v in sorted(run.data.metrics.items())})
-    if assigner.segment_names:
-        tags[TAG_SEGMENT_NAMES] = json.dumps(
-            {str(k): v for k, v in sorted(assigner.segment_names.items())}
-        )
-    return tags
-
-
-def _description(run: Run, assigner: SegmentAssigner) -> str:
-    metrics = run.data.metrics
-    shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in ("silhouette", "n_clusters") if k in metrics)
-    names = (
-        "; segments: " + ", ".join(f"{k}={v}" for k, v in sorted(assigner.segment_names.items()))
-        if assigner.segment_names
-        else ""
-    )
-    return (
-        f"Customer segmentation from run {run.info.run_name} ({run.info.run_id}): "
-        f"{assigner.algorithm} on {', '.join(assigner.input_columns)} ({shown}); "
-        f"data fingerprint {run.data.tags.get(TAG_DATA_FINGERPRINT, 'unknown')}; "
-        f"new customers assigned by {assigner.method}{names}"
-    )
 
 
 def register_version(
@@ -391,6 +349,23 @@ def register_version(
         model_type="segexp-segments",
     )
     client.log_model_artifacts(logged.model_id, str(local))
+    fingerprint = metadata["data_fingerprint"]
+    tags = {
+        TAG_SOURCE_RUN: run.info.run_id,
+        VERSION_TAG_PREFIX + "source_run_name": run.info.run_name,
+        TAG_DATA_FINGERPRINT: fingerprint,
+        VERSION_TAG_PREFIX + "algorithm": assigner.algorithm,
+        VERSION_TAG_PREFIX + "assignment": assigner.method,
+        VERSION_TAG_PREFIX + "selected_by": selection,
+        TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, VERSION),
+        **{f"metric.{k}": f"{v:.6g}" for k, v in sorted(run.data.metrics.items())},
+    }
+    names = {str(k): v for k, v in sorted(assigner.segment_names.items())}
+    if names:
+        tags[TAG_SEGMENT_NAMES] = json.dumps(names)
+    metrics = run.data.metrics
+    shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in ("silhouette", "n_clusters") if k in metrics)
+    named = "; segments: " + ", ".join(f"{k}={v}" for k, v in names.items()) if names else ""
     client.finalize_logged_model(logged.model_id, "READY")
     try:
         client.create_registered_model(
@@ -409,8 +384,12 @@ def register_version(
         name,
         source=client.get_logged_model(logged.model_id).artifact_location,
         run_id=run.info.run_id,
-        tags=_version_tags(run, assigner, selection),
-        description=_description(run, assigner),
+        tags=tags,
+        description=(
+            f"Customer segmentation from run {run.info.run_name} ({run.info.run_id}): "
+            f"{assigner.algorithm} on {', '.join(assigner.input_columns)} ({shown}); data "
+            f"fingerprint {fingerprint}; new customers assigned by {assigner.method}{named}"
+        ),
         model_id=logged.model_id,
     )
     return str(version.version), logged.model_id
@@ -458,11 +437,11 @@ def promote(cfg: DictConfig) -> PromotionResult:
         run, client, filters_from_config(cfg).min_segment_share if by_choice else None
     )
     min_agreement = float(cfg.validation.min_agreement)
-    if not 0.0 < min_agreement <= 1.0:
-        raise ConfigError(
-            f"validation.min_agreement: must be in (0, 1]; got {cfg.validation.min_agreement}"
-        )
-    previous = current_version(client, name, alias)
+    if min_agreement == 0:  # the schema checks 0..1
+        raise ConfigError("validation.min_agreement: must be in (0, 1]; got 0")
+    previous = None  # the version the alias points at, if the model and alias exist
+    with contextlib.suppress(MlflowException):
+        previous = str(client.get_model_version_by_alias(name, alias).version)
     with tempfile.TemporaryDirectory(prefix="segexp-promote-") as tmp:
         folder = Path(tmp)
         run_model = load_run_model(client, run, folder)
