@@ -225,8 +225,8 @@ def customers_from_transactions(
             f"got '{id_column}': map the file's header with data.aliases.customer_id instead"
         )
     numeric, categorical = names_of(data_cfg.get("numeric")), names_of(data_cfg.get("categorical"))
-    require_columns(customers, numeric, "data.numeric", source)
-    require_columns(customers, categorical, "data.categorical", source)
+    for key, names in (("numeric", numeric), ("categorical", categorical)):
+        require_columns(customers, names, f"data.{key}", source)
     settings: dict[str, Any] = {"id_column": "customer_id", "label_column": None, "dates": []}
     settings |= {"numeric": numeric or list(RFM_COLUMNS), "categorical": categorical}
     schema = infer_schema(customers, settings)
