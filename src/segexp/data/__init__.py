@@ -23,9 +23,6 @@ __all__ = ["CustomerTable", "load_customers", "read_table_file", "validate_featu
 
 SAMPLE_SOURCE = "built-in sample"
 TRANSACTIONS_SAMPLE_SOURCE = "built-in transaction sample"
-TRANSACTIONS_CONFIG = (
-    Path(__file__).resolve().parents[1] / "conf" / "data" / "transactions_sample.yaml"
-)
 # what a log found by kind=auto keeps of its data config: how the file is read, the RFM rules
 _READING_KEYS = "rfm path source_name delimiter encoding quotechar format decimal missing_values"
 

@@ -12,10 +12,9 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -351,20 +350,16 @@ def _filled_rows(table: pa.Table) -> pa.Array | None:
 
 
 def _undecodable(path: Path, gzipped: bool, encoding: str, where: str, key: str) -> DataError:
-    """The error for the first byte the encoding cannot read: its offset, line and key."""
-    decoder = codecs.getincrementaldecoder(encoding)()
-    offset, lines, found = 0, 1, "a byte"
+    """The error for the first byte the encoding cannot read: its offset, line and key
+    (an error path: the whole content is decoded once)."""
+    found = "a byte"
     with (gzip.open if gzipped else open)(path, "rb") as handle:
-        while block := handle.read(_BLOCK_BYTES):
-            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last block
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as exc:
-                start = max(exc.start - pending, 0)
-                line = lines + block[:start].count(b"\n")
-                found = f"byte {offset + start} (line {line})"
-                break
-            offset, lines = offset + len(block), lines + block.count(b"\n")
+        data = handle.read()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        found = f"byte {exc.start} (line {line})"
     hint = "latin-1" if codecs.lookup(encoding).name == "cp1252" else "cp1252"
     return DataError(
         f"{where}: unreadable encoding: {found} is not valid {encoding}, though the start of "
@@ -404,8 +399,7 @@ def _parse_all(
     raise _undecodable(path, gzipped, options["encoding"], where or str(path), key) from cause
 
 
-@dataclass(frozen=True)
-class TextLayout:
+class TextLayout(NamedTuple):
     """How a delimited text file is written: compression, encoding, dialect, header."""
 
     gzipped: bool

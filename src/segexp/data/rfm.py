@@ -4,8 +4,8 @@ each rule (the docs' data page) counts the lines it removes in ``rfm.*`` metrics
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from segexp.data.load import (
     require_columns,
     to_numeric_columns,
 )
-from segexp.data.messages import closest, names_of, row_numbers
+from segexp.data.messages import closest, examples, names_of, row_numbers
 from segexp.data.read import as_text
 from segexp.data.schema import Schema, infer_schema
 from segexp.errors import ConfigError, DataError
@@ -46,16 +46,16 @@ class RfmRules:
     def from_config(cls, rfm_cfg: Mapping[str, Any] | None) -> RfmRules:
         """Rules from ``data.rfm``; an unknown key or value is a ConfigError naming it."""
         values = dict(rfm_cfg or {})
-        known = sorted(cls.__dataclass_fields__)
-        for key in values:
+        known = sorted(f.name for f in fields(cls))
+        for key, value in values.items():
+            allowed = _CHOICES.get(key, (value,))
             if key not in known:
                 raise ConfigError(
                     f"data.rfm.{key}: unknown key{closest(key, known)}; allowed: {', '.join(known)}"
                 )
-        for key, allowed in _CHOICES.items():
-            if key in values and values[key] not in allowed:
+            if value not in allowed:
                 raise ConfigError(
-                    f"data.rfm.{key}: allowed values are {', '.join(allowed)}; got '{values[key]}'"
+                    f"data.rfm.{key}: allowed values are {', '.join(allowed)}; got '{value}'"
                 )
         if values.get("reference_date") is not None:
             values["reference_date"] = str(values["reference_date"])
@@ -76,8 +76,7 @@ class RfmRules:
         )
 
 
-@dataclass
-class RfmResult:
+class RfmResult(NamedTuple):
     """The customer table built from a log, the rule counts and the reference day."""
 
     customers: pd.DataFrame
@@ -85,21 +84,7 @@ class RfmResult:
     reference_date: pd.Timestamp
 
 
-def _check_log(tx: pd.DataFrame, source: str) -> None:
-    required = ["customer_id", "invoice_id", "invoice_date"]
-    required += [] if "amount" in tx.columns else ["quantity", "unit_price"]
-    available = [str(c) for c in tx.columns]
-    for column in required:
-        if column not in tx.columns:
-            raise DataError(
-                f"{source}: the transaction log has no column '{column}'"
-                f"{closest(column, available)}; columns: {', '.join(available)}; it needs "
-                "customer_id, invoice_id, invoice_date and quantity + unit_price (or amount): "
-                f"add the file's header to data.aliases.{column}"
-            )
-
-
-def _refuse(mask: np.ndarray, message: str) -> None:
+def _refuse(mask: pd.Series, message: str) -> None:
     """A DataError when any line is flagged (the message names the first of them)."""
     if mask.any():
         raise DataError(message)
@@ -114,63 +99,73 @@ def build_rfm(
 ) -> RfmResult:
     """Apply the rules (the docs' data page) to a log with canonical column names."""
     rules = rules or RfmRules()
-    _check_log(transactions, source)
-    tx = transactions.copy().reset_index(drop=True)
-    rows = np.asarray(file_rows) if file_rows is not None else np.arange(2, len(tx) + 2)
+    available = [str(c) for c in transactions.columns]
+    needed = ["customer_id", "invoice_id", "invoice_date"]
+    for column in needed + ([] if "amount" in available else ["quantity", "unit_price"]):
+        if column not in available:
+            raise DataError(
+                f"{source}: the transaction log has no column '{column}'"
+                f"{closest(column, available)}; columns: {', '.join(available)}; it needs "
+                "customer_id, invoice_id, invoice_date and quantity + unit_price (or amount): "
+                f"add the file's header to data.aliases.{column}"
+            )
+    tx = transactions.copy()
+    tx.index = np.asarray(file_rows) if file_rows is not None else np.arange(2, len(tx) + 2)
     counts: dict[str, float] = {"rfm.rows_read": float(len(tx))}
-    tx["customer_id"] = as_text(tx["customer_id"])
-    tx["invoice_id"] = as_text(tx["invoice_id"])
-    no_customer = tx["customer_id"].isna().to_numpy()
+    tx["customer_id"], tx["invoice_id"] = as_text(tx["customer_id"]), as_text(tx["invoice_id"])
+    no_customer = tx["customer_id"].isna()
     if rules.missing_customer == "error":
         _refuse(
             no_customer,
-            f"{source}: column 'customer_id' is empty in {row_numbers(no_customer, rows)}; "
+            f"{source}: column 'customer_id' is empty in {row_numbers(no_customer, tx.index)}; "
             "fill the ids, or set data.rfm.missing_customer=drop to leave those lines out",
         )
     counts["rfm.rows_without_customer"] = float(no_customer.sum())
-    tx, rows = tx[~no_customer], rows[~no_customer]
-    duplicate = (
-        tx.duplicated().to_numpy() if rules.duplicates == "drop" else np.zeros(len(tx), bool)
-    )
+    tx = tx[~no_customer]
+    duplicate = tx.duplicated() & (rules.duplicates == "drop")
     counts["rfm.duplicate_rows"] = float(duplicate.sum())
-    tx, rows = tx[~duplicate].reset_index(drop=True), rows[~duplicate]
+    tx = tx[~duplicate]
 
-    value_columns = [c for c in ("quantity", "unit_price", "amount") if c in tx.columns]
-    tx = to_numeric_columns(tx, value_columns, source, rows, decimal)
-    for column in ["invoice_id", *value_columns]:
-        blank = tx[column].isna().to_numpy()
+    values = [c for c in ("quantity", "unit_price", "amount") if c in tx.columns]
+    tx = to_numeric_columns(tx, values, source, tx.index.to_numpy(), decimal)
+    for column in ["invoice_id", *values]:
+        blank = tx[column].isna()
         _refuse(
             blank,
-            f"{source}: column '{column}' is empty in {row_numbers(blank, rows)}; "
+            f"{source}: column '{column}' is empty in {row_numbers(blank, tx.index)}; "
             "every transaction line needs it: fill those cells or remove the rows",
         )
-    key = "data.rfm.date_format"
     tx["invoice_date"] = parse_dates(
-        tx["invoice_date"], "invoice_date", source, rows, rules.date_format, rules.dayfirst, key
+        tx["invoice_date"],
+        "invoice_date",
+        source,
+        tx.index.to_numpy(),
+        rules.date_format,
+        rules.dayfirst,
+        "data.rfm.date_format",
     )
 
-    sign_column = "quantity" if "quantity" in tx.columns else "amount"
-    is_return = negative = (tx[sign_column] < 0).to_numpy()
+    sign = "quantity" if "quantity" in tx.columns else "amount"
+    is_return = negative = tx[sign] < 0
     if rules.cancel_prefix:
-        is_return = tx["invoice_id"].str.startswith(str(rules.cancel_prefix)).to_numpy()
+        is_return = tx["invoice_id"].str.startswith(str(rules.cancel_prefix))
         wrong = negative & ~is_return
         _refuse(
             wrong,
-            f"{source}: column '{sign_column}' is negative in {row_numbers(wrong, rows)} "
-            f"({', '.join(repr(v) for v in tx[sign_column][wrong].head(3))}) of invoices "
-            f"that are not cancellations (ids not starting with '{rules.cancel_prefix}'); "
-            "fix those lines, or set data.rfm.cancel_prefix=null to treat every negative "
-            "line as a return",
+            f"{source}: column '{sign}' is negative in {row_numbers(wrong, tx.index)} "
+            f"({examples(tx[sign][wrong])}) of invoices that are not cancellations (ids not "
+            f"starting with '{rules.cancel_prefix}'); fix those lines, or set "
+            "data.rfm.cancel_prefix=null to treat every negative line as a return",
         )
     if "unit_price" in tx.columns:
-        bad_price = (tx["unit_price"] < 0).to_numpy()
+        bad_price = tx["unit_price"] < 0
         _refuse(
             bad_price,
-            f"{source}: column 'unit_price' is negative in {row_numbers(bad_price, rows)}; "
+            f"{source}: column 'unit_price' is negative in {row_numbers(bad_price, tx.index)}; "
             "prices cannot be negative: record returns as negative quantities",
         )
-    line = tx["amount"] if "amount" in tx.columns else tx["quantity"] * tx["unit_price"]
-    tx["line_value"] = np.where(is_return, -line.abs(), line.abs())
+    line = (tx["amount"] if "amount" in tx.columns else tx["quantity"] * tx["unit_price"]).abs()
+    tx["line_value"] = line.where(~is_return, -line)
     tx["is_return"] = is_return
     counts["rfm.return_rows"] = float(is_return.sum())
     if rules.returns == "exclude":
@@ -180,26 +175,26 @@ def build_rfm(
         reference = pd.Timestamp(rules.reference_date).normalize()
     else:
         reference = tx["invoice_date"].max().normalize() + pd.Timedelta(days=1)
-    after = (tx["invoice_date"] >= reference).to_numpy()
+    after = tx["invoice_date"] >= reference
     counts["rfm.rows_after_reference"] = float(after.sum())
     tx = tx[~after]
 
-    by_customer = tx[~tx["is_return"]].groupby("customer_id", sort=True)
-    spend = by_customer["line_value"].sum()
-    frequency = by_customer["invoice_id"].nunique()
+    bought = tx[~tx["is_return"]].groupby("customer_id", sort=True)
+    days = bought["invoice_date"].agg(["min", "max"]).apply(lambda d: d.dt.normalize())
+    frequency = bought["invoice_id"].nunique()
     returned = tx[tx["is_return"]].groupby("customer_id")["line_value"].sum()
-    counts["rfm.customers_without_purchase"] = float(len(returned.index.difference(spend.index)))
-    monetary = spend + returned.reindex(spend.index, fill_value=0.0)
+    counts["rfm.customers_without_purchase"] = float(len(returned.index.difference(days.index)))
+    monetary = bought["line_value"].sum() + returned.reindex(days.index, fill_value=0.0)
     counts["rfm.customers_monetary_clipped"] = float((monetary < 0).sum())
-    monetary = monetary.clip(lower=0.0)
+    monetary = monetary.clip(lower=0.0).astype(float)
     customers = pd.DataFrame(
         {
-            "customer_id": spend.index.astype(object),
-            "recency": (reference - by_customer["invoice_date"].max().dt.normalize()).dt.days,
+            "customer_id": days.index.astype(object),
+            "recency": (reference - days["max"]).dt.days,
             "frequency": frequency,
-            "monetary": monetary.astype(float),
-            "tenure": (reference - by_customer["invoice_date"].min().dt.normalize()).dt.days,
-            "avg_order_value": (monetary / frequency).astype(float),
+            "monetary": monetary,
+            "tenure": (reference - days["min"]).dt.days,
+            "avg_order_value": monetary / frequency,
         }
     ).reset_index(drop=True)
     counts["rfm.customers"] = float(len(customers))
@@ -209,7 +204,7 @@ def build_rfm(
             + ", ".join(f"{k}={int(v)}" for k, v in counts.items())
             + "); check data.rfm.reference_date and the customer id column"
         )
-    return RfmResult(customers=customers, counts=counts, reference_date=reference)
+    return RfmResult(customers, counts, reference)
 
 
 def customers_from_transactions(
@@ -230,8 +225,8 @@ def customers_from_transactions(
             f"got '{id_column}': map the file's header with data.aliases.customer_id instead"
         )
     numeric, categorical = names_of(data_cfg.get("numeric")), names_of(data_cfg.get("categorical"))
-    require_columns(customers, numeric, "data.numeric", source)
-    require_columns(customers, categorical, "data.categorical", source)
+    for key, names in (("numeric", numeric), ("categorical", categorical)):
+        require_columns(customers, names, f"data.{key}", source)
     settings: dict[str, Any] = {"id_column": "customer_id", "label_column": None, "dates": []}
     settings |= {"numeric": numeric or list(RFM_COLUMNS), "categorical": categorical}
     schema = infer_schema(customers, settings)

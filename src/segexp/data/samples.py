@@ -3,14 +3,13 @@ Kaggle "Mall Customers"-like customers and a UCI "Online Retail"-like invoice lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 
-@dataclass(frozen=True)
-class GeneratingSegment:
+class GeneratingSegment(NamedTuple):
     """One segment of the sample: its share and the normal laws of its columns."""
 
     name: str
@@ -45,35 +44,19 @@ def generate_mall_sample(n_customers: int = 200, seed: int = 7) -> pd.DataFrame:
         spending = np.clip(rng.normal(*segment.spending, size), 1, 99)
         age = np.clip(rng.normal(*segment.age, size), 18, 70)
         female = rng.random(size) < segment.female_share
+        columns = {"age": age, "annual_income": income, "spending_score": spending}
+        part = pd.DataFrame({k: np.rint(v).astype("int64") for k, v in columns.items()})
         parts.append(
-            pd.DataFrame(
-                {
-                    "gender": np.where(female, "Female", "Male"),
-                    "age": np.rint(age).astype("int64"),
-                    "annual_income": np.rint(income).astype("int64"),
-                    "spending_score": np.rint(spending).astype("int64"),
-                    "true_segment": segment.name,
-                }
-            )
+            part.assign(gender=np.where(female, "Female", "Male"), true_segment=segment.name)
         )
     table = pd.concat(parts, ignore_index=True)
     table = table.iloc[rng.permutation(len(table))].reset_index(drop=True)
     width = max(4, len(str(n_customers)))
-    table.insert(0, "customer_id", [f"{i:0{width}d}" for i in range(1, n_customers + 1)])
+    table["customer_id"] = [f"{i:0{width}d}" for i in range(1, n_customers + 1)]
     return table[MALL_COLUMNS]
 
 
-TRANSACTION_COLUMNS = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice"]
-TRANSACTION_COLUMNS += ["CustomerID"]
-FIRST_INVOICE = 536365
-FIRST_CUSTOMER = 12346
-CANCEL_SHARE = 0.04  # share of invoices later partly returned
-GUEST_SHARE = 0.03  # extra lines bought without a customer id
-DUPLICATE_SHARE = 0.01  # lines exported twice
-
-
-@dataclass(frozen=True)
-class Archetype:
+class Archetype(NamedTuple):
     """One kind of customer: how many orders, when active, basket size, price level."""
 
     name: str
@@ -91,6 +74,11 @@ ARCHETYPES: tuple[Archetype, ...] = (
     Archetype("at_risk", 0.20, 6.0, (0.0, 0.45), 3.0, 1.1),
     Archetype("occasional", 0.25, 1.5, (0.0, 1.0), 2.0, 0.8),
 )
+# Online Retail's columns; shares of invoices later partly returned, of extra lines bought
+# without a customer id, of lines exported twice
+TRANSACTION_COLUMNS = ["InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice"]
+TRANSACTION_COLUMNS += ["CustomerID"]
+CANCEL_SHARE, GUEST_SHARE, DUPLICATE_SHARE = 0.04, 0.03, 0.01
 
 
 def generate_transactions(
@@ -103,37 +91,33 @@ def generate_transactions(
     begin = pd.Timestamp(start)
     shares = np.array([a.share for a in ARCHETYPES])
     kinds = rng.choice(len(ARCHETYPES), size=n_customers, p=shares / shares.sum())
-
-    customer_of_order: list[int] = []
-    order_time: list[float] = []
-    for customer, kind in enumerate(kinds):
-        n_orders = 1 + rng.poisson(ARCHETYPES[kind].mean_orders - 1)
-        customer_of_order.extend([customer] * n_orders)
+    n_orders: list[int] = []
+    order_time: list[np.ndarray] = []
+    for kind in kinds:
         low, high = ARCHETYPES[kind].active
-        order_time.extend(rng.uniform(low, high, n_orders) * days)
-    order_customer = np.array(customer_of_order, dtype=np.int64)
-    order_kind = kinds[order_customer]
+        n_orders.append(1 + rng.poisson(ARCHETYPES[kind].mean_orders - 1))
+        order_time.append(rng.uniform(low, high, n_orders[-1]) * days)
+    order_customer = np.repeat(np.arange(n_customers), n_orders)
     # whole minutes between 08:00 and 18:00 of the drawn day
-    day = np.floor(np.array(order_time)).clip(0, days - 1)
+    day = np.floor(np.concatenate(order_time)).clip(0, days - 1)
     minute = rng.integers(8 * 60, 18 * 60, len(day))
     when = begin + pd.to_timedelta(day, unit="D") + pd.to_timedelta(minute, unit="min")
     order = np.argsort(when.to_numpy(), kind="stable")
-    order_customer, order_kind, when = order_customer[order], order_kind[order], when[order]
-    invoice = FIRST_INVOICE + np.arange(len(when))
+    order_customer, when = order_customer[order], when[order]
+    order_kind = kinds[order_customer]
 
     lines_per_order = 1 + rng.poisson([ARCHETYPES[k].mean_lines - 1 for k in order_kind])
     line_order = np.repeat(np.arange(len(when)), lines_per_order)
     price_level = np.array([ARCHETYPES[k].price_level for k in order_kind])[line_order]
+    n_lines = len(line_order)
     lines = pd.DataFrame(
         {
-            "InvoiceNo": invoice[line_order].astype(str),
-            "StockCode": (20000 + rng.integers(0, 400, len(line_order))).astype(str),
-            "Quantity": 1 + rng.geometric(0.35, len(line_order)),
+            "InvoiceNo": (536365 + line_order).astype(str),
+            "StockCode": (20000 + rng.integers(0, 400, n_lines)).astype(str),
+            "Quantity": 1 + rng.geometric(0.35, n_lines),
             "InvoiceDate": when[line_order],
-            "UnitPrice": np.round(
-                rng.lognormal(np.log(3.0), 0.6, len(line_order)) * price_level, 2
-            ),
-            "CustomerID": (FIRST_CUSTOMER + order_customer[line_order]).astype(str),
+            "UnitPrice": np.round(rng.lognormal(np.log(3.0), 0.6, n_lines) * price_level, 2),
+            "CustomerID": (12346 + order_customer[line_order]).astype(str),
         }
     )
 
@@ -148,10 +132,8 @@ def generate_transactions(
             begin + pd.Timedelta(days=days) - pd.Timedelta(minutes=1),
         ),
     )
-    guests = lines.sample(frac=GUEST_SHARE, random_state=rng.integers(2**31)).assign(
-        CustomerID=np.nan
-    )
-    log = pd.concat([lines, returns, guests], ignore_index=True)
+    guests = lines.sample(frac=GUEST_SHARE, random_state=rng.integers(2**31))
+    log = pd.concat([lines, returns, guests.assign(CustomerID=np.nan)], ignore_index=True)
     doubled = log.sample(frac=DUPLICATE_SHARE, random_state=rng.integers(2**31))
     log = pd.concat([log, doubled], ignore_index=True)
     log = log.sort_values(["InvoiceDate", "InvoiceNo"], kind="stable").reset_index(drop=True)

@@ -349,16 +349,18 @@ def derive_columns(
         names = [n for n in (how[0], f"{how[0]}_from_{column}") if n not in taken] if how else []
         if not names or how is None:
             continue
-        values, unit = how[2], how[1]
-        new[names[0]] = values.astype(float) if values.hasnans else values.astype("int64")
+        name, unit, values = names[0], how[1], how[2]
+        new[name] = values.astype(float) if values.hasnans else values.astype("int64")
         to = str(reference.year) if unit == "birth_year" else day
         reason = f"derived: {'days' if unit == 'days' else 'years'} from {column} to {to}"
+        role_of = "excluded" if numeric_listed else "numeric"
+        reason += "; not in data.numeric" if numeric_listed else ""
         roles.append(
             ColumnRole(
-                names[0],
-                "excluded" if numeric_listed else "numeric",
-                _kind(new[names[0]]),
-                reason + ("; not in data.numeric" if numeric_listed else ""),
+                name,
+                role_of,
+                _kind(new[name]),
+                reason,
                 derived_from=column,
                 unit=unit,
                 reference=to,
