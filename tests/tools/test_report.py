@@ -365,6 +365,16 @@ def test_report_of_a_dbscan_run_shows_noise_as_not_assigned(store, tmp_path):
     )
 
 
+def test_report_names_the_noise_as_the_runs_naming_says(store, tmp_path):
+    """naming.noise.name is the noise's name in segments.json, and the report says the same."""
+    overrides = [f"mlflow.tracking_uri={store}", "algo=dbscan", "naming.noise.name=Outliers"]
+    outcome = run_job(compose_config(overrides))
+    output = write_report(store, outcome.run_id, tmp_path / "noise.html", log_to_mlflow=False).path
+    text = " ".join(" ".join(_parse(output).text).split())
+    assert "5 segments of 200 customers · Outliers: 29 customers (14.5%)" in text
+    assert "Not assigned" not in text
+
+
 @pytest.fixture(scope="module")
 def sweep_report(tmp_path_factory, _template_store) -> dict:
     """A sweep of k-means k=4, k=5 and DBSCAN (too much noise), and the report of its parent."""

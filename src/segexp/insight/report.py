@@ -101,11 +101,13 @@ def _png(png: bytes | None) -> str | None:
 
 
 def _noise_line(data: ReportData) -> str:
-    """'Not assigned: 29 customers (14.5%)' when the run left customers unassigned, else ''."""
+    """'Not assigned: 29 customers (14.5%)' (the run's naming.noise.name) when the run left
+    customers unassigned, else ''."""
     for s in data.document.get("segments", []):
         if str(s.get("id")) == NOISE_ID:
             size, plural = _text(s.get("size"), ",.0f"), "" if _float(s.get("size")) == 1 else "s"
-            return f"Not assigned: {size} customer{plural} ({_text(s.get('share'), '.1%')})"
+            name = str(s.get("name") or "Not assigned")
+            return f"{name}: {size} customer{plural} ({_text(s.get('share'), '.1%')})"
     return ""
 
 
