@@ -298,8 +298,8 @@ def _fit_and_stage(
     scaler = SPARK_SCALERS[str(cfg.scaler._target_)]
     record.params.update({f"spark.{k}": v for k, v in settings.items()})
     frame = job.frame.persist()
-    model_dir = folder / SPARK_MODEL_DIR
-    fitted = spark_fit.fit(frame, columns, scaler, spec.target, settings, head.frame, model_dir)
+    spark_dir = folder / SPARK_MODEL_DIR
+    fitted = spark_fit.fit(frame, columns, scaler, spec.target, settings, head.frame, spark_dir)
     assigned = fitted.assigned.persist()
     try:
         scores = spark_fit.score(assigned)
@@ -326,8 +326,9 @@ def _fit_and_stage(
             assigned, head.frame, columns, cfg.naming, head.categorical, labels
         )
         write_profile_files(folder, profile, make_plots=False)
-        (folder / contract.MODEL_DIR).mkdir()
-        storage.save(fitted.pipeline, folder / contract.MODEL_DIR / contract.PIPELINE_FILE)
+        model_dir = folder / contract.MODEL_DIR
+        model_dir.mkdir()
+        storage.save(fitted.pipeline, model_dir / contract.PIPELINE_FILE)
         meta = {
             "input_columns": columns,
             "numeric_columns": columns,
@@ -343,10 +344,8 @@ def _fit_and_stage(
             "non_negative": [c for c in training_non_negative(cfg.data, head) if c in columns],
             "segment_names": {str(s): n for s, n in segment_names(profile).items()},
         }
-        meta_file = folder / contract.MODEL_DIR / contract.MODEL_META_FILE
-        meta_file.write_text(json.dumps(meta, indent=2))
-        example = folder / contract.MODEL_DIR / "input_example.csv"
-        write_table(head.frame[columns].head(5), example, "csv")
+        (model_dir / contract.MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
+        write_table(head.frame[columns].head(5), model_dir / "input_example.csv", "csv")
         return _figures(cfg, spec, assigned, profile, scores, int(n_customers))
     finally:
         assigned.unpersist()
