@@ -67,7 +67,7 @@ def test_stored_model_predicts_as_spark_on_new_points(spark, algo, tmp_path):
 def test_spark_profile_equals_the_pandas_profile(spark):
     from pyspark.sql import functions as F
 
-    from segexp.engines.spark_profile import spark_profile
+    from segexp.engines.spark_fit import spark_profile
     from segexp.insight.profiles import compute_profile
 
     frame = _blobs(500, seed=2)

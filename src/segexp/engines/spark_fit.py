@@ -1,5 +1,5 @@
-"""Fit with pyspark.ml, score from Spark aggregations, and keep the model as scikit-learn
-steps (``segexp.model.centroids``) that predict as Spark does without Spark."""
+"""Fit with pyspark.ml, score and profile from Spark aggregations over every row, and keep the
+model as scikit-learn steps (``segexp.model.centroids``) that predict as Spark does."""
 
 from __future__ import annotations
 
@@ -7,25 +7,35 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 from pyspark.ml import Pipeline as SparkPipeline
 from pyspark.ml import PipelineModel, clustering
-from pyspark.ml.clustering import BisectingKMeansModel, GaussianMixtureModel, KMeansModel
+from pyspark.ml.clustering import BisectingKMeansModel, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler, StandardScalerModel, VectorAssembler
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.stat import Summarizer
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from segexp.engines.catalog import SPARK_ALGORITHMS
-from segexp.engines.spark_data import to_pandas
+from segexp.insight.naming import NamingConfig, level_words, load_naming_config
+from segexp.insight.profiles import (
+    _MAX_SPLIT_VALUES,
+    _MISSING,
+    _OTHER,
+    SegmentProfile,
+    labelled_values,
+    labels_for,
+    named_profile_table,
+    profiled_columns,
+)
 from segexp.model.centroids import (
     BisectingTree,
     GaussianComponents,
@@ -38,6 +48,20 @@ RAW_COLUMN = "segexp_raw"
 FEATURES_COLUMN = "segexp_features"
 SEGMENT_COLUMN = "segment"
 BISECTING = "sklearn.cluster.BisectingKMeans"
+GENDER = "gender"
+EXCLUDED = ("customer_id",)
+BASE_STATS = ("mean", "std", "median", "q1", "q3", "min", "max")
+WHOLE = -1  # the profile rollup's row of all customers (Spark's algorithms leave no noise)
+
+
+def col(name: str) -> Column:
+    """``F.col`` of a column whatever its name holds (dots, spaces, backticks)."""
+    return F.col("`" + str(name).replace("`", "``") + "`")
+
+
+def to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """``frame.toPandas()``, typed as the pandas DataFrame it is."""
+    return cast("pd.DataFrame", frame.toPandas())
 
 
 @dataclass
@@ -72,24 +96,18 @@ def fit(
     model_dir: Path,
 ) -> SparkFit:
     """Fit on every row of ``frame``; the Spark model is saved to ``model_dir``."""
-    stages: list[Any] = [
-        VectorAssembler(inputCols=list(columns), outputCol=RAW_COLUMN, handleInvalid="error")
-    ]
-    features = RAW_COLUMN
+    features = FEATURES_COLUMN if scaler == "standard" else RAW_COLUMN
+    stages: list[Any] = [VectorAssembler(inputCols=list(columns), outputCol=RAW_COLUMN)]
     if scaler == "standard":
         # bisecting K-Means seeds each split at 1e-4 x the norm of the parent's centre, 0 for
         # centred data (one segment then): scaled but not centred, the same distances
         centre = target != BISECTING
-        stages.append(
-            StandardScaler(inputCol=RAW_COLUMN, outputCol=FEATURES_COLUMN, withMean=centre)
-        )
-        features = FEATURES_COLUMN
+        stages.append(StandardScaler(inputCol=RAW_COLUMN, outputCol=features, withMean=centre))
     name = SPARK_ALGORITHMS[target].rpartition(".")[2]
     extra = {"probabilityCol": "segexp_probability"} if name == "GaussianMixture" else {}
+    algorithm = getattr(clustering, name)
     stages.append(
-        getattr(clustering, name)(
-            featuresCol=features, predictionCol=SEGMENT_COLUMN, **settings, **extra
-        )
+        algorithm(featuresCol=features, predictionCol=SEGMENT_COLUMN, **settings, **extra)
     )
     started = time.perf_counter()
     model = SparkPipeline(stages=stages).fit(frame)
@@ -97,11 +115,10 @@ def fit(
     assigned = model.transform(frame).withColumn(FEATURES_COLUMN, F.col(features))
     model.write().overwrite().save(str(model_dir))
     fitted: Any = model.stages[-1]
-    log_likelihood = None
-    if fitted.hasSummary and hasattr(fitted.summary, "logLikelihood"):
-        log_likelihood = float(fitted.summary.logLikelihood)
+    summary = fitted.summary if fitted.hasSummary else None
+    likelihood = getattr(summary, "logLikelihood", None)
     pipeline = as_sklearn(model, columns, head, model_dir)
-    return SparkFit(assigned, model, pipeline, fit_seconds, log_likelihood)
+    return SparkFit(assigned, model, pipeline, fit_seconds, likelihood)
 
 
 def as_sklearn(
@@ -114,23 +131,19 @@ def as_sklearn(
     scale: Any = FunctionTransformer().fit(np.zeros((1, len(columns))))
     for stage in model.stages:
         if isinstance(stage, StandardScalerModel):
-            scale = SparkStandardScaler.from_numbers(
-                stage.mean.toArray(), stage.std.toArray(), with_mean=stage.getWithMean()
-            )
-    fitted = model.stages[-1]
+            mean, std = stage.mean.toArray(), stage.std.toArray()
+            scale = SparkStandardScaler.from_numbers(mean, std, with_mean=stage.getWithMean())
+    fitted: Any = model.stages[-1]
     cluster: Any
     if isinstance(fitted, KMeansModel):
         cluster = NearestCentres.from_centres(np.asarray(fitted.clusterCenters()))
     elif isinstance(fitted, BisectingKMeansModel):
         cluster = bisecting_tree(model, saved)
-    else:
-        assert isinstance(fitted, GaussianMixtureModel)
-        components = to_pandas(fitted.gaussiansDF)
-        cluster = GaussianComponents.from_components(
-            np.asarray(fitted.weights),
-            np.stack([m.toArray() for m in components["mean"]]),
-            np.stack([c.toArray() for c in components["cov"]]),
-        )
+    else:  # GaussianMixtureModel
+        parts = to_pandas(fitted.gaussiansDF)
+        means, covariances = (np.stack([v.toArray() for v in parts[c]]) for c in ("mean", "cov"))
+        weights = np.asarray(fitted.weights)
+        cluster = GaussianComponents.from_components(weights, means, covariances)
     return Pipeline([("prepare", prepare), ("scale", scale), ("cluster", cluster)])
 
 
@@ -150,9 +163,8 @@ def bisecting_tree(model: PipelineModel, saved: Path) -> BisectingTree:
     named = {int(c) for kids in nodes["children"] if kids is not None for c in kids}
     (root,) = [i for i, node in enumerate(index) if node not in named]
     centres = np.stack([v.toArray() for v in nodes["center"]])
-    return BisectingTree.from_nodes(
-        centres, children, np.where(children[:, 0] < 0, index, -1), root
-    )
+    leaves = np.where(children[:, 0] < 0, index, -1)
+    return BisectingTree.from_nodes(centres, children, leaves, root)
 
 
 def score(assigned: DataFrame) -> Scores:
@@ -160,37 +172,32 @@ def score(assigned: DataFrame) -> Scores:
     silhouette is Spark's, on squared Euclidean distances (docs/scale.md)."""
     summary = Summarizer.metrics("mean", "count").summary(F.col(FEATURES_COLUMN)).alias("m")
     moments = assigned.groupBy(SEGMENT_COLUMN).agg(summary).select(SEGMENT_COLUMN, "m.*")
-    found = to_pandas(moments).sort_values(SEGMENT_COLUMN)
-    sizes = found["count"].to_numpy(dtype=float)
-    means = np.stack([v.toArray() for v in found["mean"]])
-    # each customer's squared distance to its segment's mean
-    centres = moments.select(SEGMENT_COLUMN, vector_to_array(F.col("mean")).alias("c"))
+    centres = moments.select(SEGMENT_COLUMN, "count", vector_to_array(F.col("mean")).alias("c"))
     points = assigned.select(SEGMENT_COLUMN, vector_to_array(F.col(FEATURES_COLUMN)).alias("x"))
     differences = F.zip_with("x", "c", lambda x, c: (x - c) * (x - c))
     squared = F.aggregate(differences, F.lit(0.0), lambda total, d: total + d)
-    spread = to_pandas(
+    found = to_pandas(
         points.join(F.broadcast(centres), SEGMENT_COLUMN)
         .groupBy(SEGMENT_COLUMN)
-        .agg(F.sum(squared).alias("ss"), F.avg(F.sqrt(squared)).alias("dist"))
-    )
-    spread = spread.set_index(SEGMENT_COLUMN).reindex(found[SEGMENT_COLUMN])
-    n_total, n_clusters = float(sizes.sum()), len(sizes)
-    squares, distances = spread["ss"].to_numpy(float), spread["dist"].to_numpy(float)
+        .agg(F.first("count"), F.first("c"), F.sum(squared), F.avg(F.sqrt(squared)))
+        .toDF("s", "n", "c", "ss", "dist")
+    ).sort_values("s")
+    sizes, distances = found["n"].to_numpy(float), found["dist"].to_numpy(float)
+    means = np.stack(found["c"].to_numpy())
+    n_total, n_clusters, within = float(sizes.sum()), len(sizes), float(found["ss"].sum())
     scores = Scores(notes={"silhouette_space": "squared_euclidean"})
     scores.values.update(
         n_clusters=float(n_clusters),
         n_customers=n_total,
         noise_fraction=0.0,  # these algorithms leave no noise
-        inertia=float(squares.sum()),
+        inertia=within,
         min_segment_share=float(sizes.min() / n_total),
         max_segment_share=float(sizes.max() / n_total),
     )
     if n_clusters < 2 or n_clusters >= n_total:
-        what = (
-            "only one segment was found"
-            if n_clusters < 2
-            else f"every customer is its own segment ({n_clusters} segments)"
-        )
+        what = "only one segment was found"
+        if n_clusters >= 2:
+            what = f"every customer is its own segment ({n_clusters} segments)"
         for name in ("silhouette", "calinski_harabasz", "davies_bouldin"):
             scores.undefined[name] = (
                 f"{what}; {name} needs 2 or more segments, fewer than customers"
@@ -199,7 +206,6 @@ def score(assigned: DataFrame) -> Scores:
     evaluator = ClusteringEvaluator(
         featuresCol=FEATURES_COLUMN,
         predictionCol=SEGMENT_COLUMN,
-        metricName="silhouette",
         distanceMeasure="squaredEuclidean",
     )
     scores.values["silhouette"] = float(evaluator.evaluate(assigned))
@@ -207,17 +213,15 @@ def score(assigned: DataFrame) -> Scores:
     # scikit-learn's formulas of Calinski-Harabasz and Davies-Bouldin, from the moments
     centre = (means * sizes[:, None]).sum(axis=0) / n_total
     between = float((sizes * ((means - centre) ** 2).sum(axis=1)).sum())
-    within = float(squares.sum())
-    scores.values["calinski_harabasz"] = (
-        1.0 if within == 0 else between * (n_total - n_clusters) / (within * (n_clusters - 1))
-    )
+    ratio = (n_total - n_clusters) / (n_clusters - 1)
+    scores.values["calinski_harabasz"] = 1.0 if within == 0 else between * ratio / within
     gaps = np.sqrt(((means[:, None, :] - means[None, :, :]) ** 2).sum(axis=2))
-    if np.allclose(distances, 0) or np.allclose(gaps, 0):
-        scores.values["davies_bouldin"] = 0.0
-    else:
+    davies_bouldin = 0.0
+    if not (np.allclose(distances, 0) or np.allclose(gaps, 0)):
         gaps[gaps == 0] = np.inf
         combined = distances[:, None] + distances[None, :]
-        scores.values["davies_bouldin"] = float(np.mean(np.max(combined / gaps, axis=1)))
+        davies_bouldin = float(np.mean(np.max(combined / gaps, axis=1)))
+    scores.values["davies_bouldin"] = davies_bouldin
     return scores
 
 
@@ -230,3 +234,118 @@ def gmm_criteria(log_likelihood: float | None, k: int, d: int, n: float) -> dict
         "bic": float(-2 * log_likelihood + parameters * np.log(n)),
         "aic": float(-2 * log_likelihood + 2 * parameters),
     }
+
+
+def _value_counts(frame: DataFrame, values: dict[str, Column]) -> pd.DataFrame:
+    """Customers per column (c), segment (s) and value (v), for every column in one job."""
+    if not values:
+        return pd.DataFrame({"c": [], "s": [], "v": [], "count": []})
+    pairs = [F.struct(F.lit(c).alias("c"), v.alias("v")) for c, v in values.items()]
+    return to_pandas(frame.select("s", F.inline(F.array(*pairs))).groupBy("c", "s", "v").count())
+
+
+def _rank_differences(counts: pd.DataFrame, numeric: list[str], order: list[int]) -> pd.DataFrame:
+    """``naming.rank_differences`` from value counts: each value's percentile mid-rank (as
+    pandas' ``rank(pct=True)``), averaged per segment, against all customers'."""
+    found = {}
+    for column, part in counts.dropna(subset=["v"]).groupby("c"):
+        per_value = part.groupby("v")["count"].sum()
+        n = per_value.sum()
+        rank = (per_value.cumsum() - (per_value - 1) / 2) / n
+        mean = (rank * per_value).sum() / n
+        spread = np.sqrt(((rank - mean) ** 2 * per_value).sum() / n)
+        ranked = part["v"].map(rank) * part["count"]
+        by_segment = ranked.groupby(part["s"]).sum() / part.groupby("s")["count"].sum()
+        found[column] = (by_segment - mean) / spread if spread > 0 else np.nan
+    return pd.DataFrame(found, index=order, columns=numeric, dtype=float)
+
+
+def _value_shares(counts: pd.DataFrame, order: list[int], labels: Any) -> pd.DataFrame:
+    """The pandas profile's value shares (codes named by ``labels``, values past the ten most
+    frequent 'other') from Spark's counts, per segment and (row WHOLE) of all customers."""
+    counts = counts.assign(v=labelled_values(counts["v"], labels))
+    totals = counts.groupby("v")["count"].sum().sort_values(ascending=False, kind="stable")
+    if len(totals) > _MAX_SPLIT_VALUES:
+        top = totals.index[:_MAX_SPLIT_VALUES]
+        counts = counts.assign(v=counts["v"].where(counts["v"].isin(top), _OTHER))
+    table = pd.crosstab(counts["s"], counts["v"], counts["count"], aggfunc="sum")
+    table = table.reindex(order).fillna(0.0).astype(float)
+    table.loc[WHOLE] = table.sum()
+    table = table.div(np.maximum(table.sum(axis=1), 1.0), axis=0)
+    return table.rename_axis(index=None, columns=None)
+
+
+def spark_profile(
+    assigned: DataFrame,
+    head: pd.DataFrame,
+    feature_columns: Sequence[str],
+    naming_cfg: Any = None,
+    categorical_columns: Sequence[str] = (),
+    value_labels: Mapping[str, Mapping[Any, Any]] | None = None,
+) -> SegmentProfile:
+    """``compute_profile`` of every row of ``assigned`` (its ``segment`` column) by Spark;
+    ``head`` (the table's first rows) decides which columns are profiled, by dtype;
+    ``value_labels`` name the codes of split columns, as in ``compute_profile``."""
+    config = naming_cfg if isinstance(naming_cfg, NamingConfig) else load_naming_config(naming_cfg)
+    numeric, splits = profiled_columns(head, feature_columns, GENDER, EXCLUDED, categorical_columns)
+    frame = assigned.withColumn("s", F.col("segment").cast("long"))
+    parts = [F.count(F.lit(1)).alias("size")]
+    for i, column in enumerate(numeric):
+        value = col(column).cast("double")
+        quartiles = F.percentile(value, F.array(*[F.lit(q) for q in (0.25, 0.5, 0.75)]))
+        q1, median, q3 = (quartiles[j] for j in range(3))
+        found = (F.avg(value), F.stddev_samp(value), median, q1, q3, F.min(value), F.max(value))
+        parts += [s.alias(f"{name}.{i}") for name, s in zip(BASE_STATS, found, strict=True)]
+    rows = to_pandas(frame.rollup("s").agg(*parts).fillna(WHOLE, subset=["s"]))
+    rows = rows.set_index("s").sort_index()
+    every = {
+        name: pd.DataFrame({c: rows[f"{name}.{i}"] for i, c in enumerate(numeric)}, rows.index)
+        for name in BASE_STATS
+    }
+    every = {name: table.astype(float) for name, table in every.items()}
+    sizes = rows["size"].astype(int)
+    order = [int(s) for s in sizes.index if s != WHOLE]
+    base = {name: table.loc[WHOLE] for name, table in every.items()}
+    stats = {name: every[name].loc[order] for name in ("mean", "median", "q1", "q3")}
+    stats["std_diff"] = (stats["mean"] - base["mean"]) / base["std"].where(base["std"] > 0)
+    counts = _value_counts(frame, {c: col(c).cast("double") for c in numeric})
+    stats["rank_diff"] = _rank_differences(counts, numeric, order)
+    stats["ratio"] = stats["mean"] / base["mean"].where(base["mean"] != 0)
+    levels = level_words(
+        stats["rank_diff"],
+        stats["mean"] - base["mean"],
+        stats["median"] - base["median"],
+        config.min_difference,
+    )
+    texts = {c: F.coalesce(col(c).cast("string"), F.lit(_MISSING)) for c in splits}
+    split_counts = _value_counts(frame, texts)
+    shares = {
+        c: _value_shares(split_counts[split_counts["c"] == c], order, labels_for(c, value_labels))
+        for c in splits
+    }
+    table, names = named_profile_table(
+        order,
+        numeric,
+        stats,
+        levels,
+        sizes.loc[order].to_dict(),
+        {c: shares[c].loc[order] for c in splits},
+        config,
+        feature_columns=feature_columns,
+        available_columns=[str(c) for c in head.columns if c not in EXCLUDED],
+        gender_column=GENDER,
+    )
+    whole = {
+        "size": int(sizes[WHOLE]),
+        "columns": {c: {s: float(base[s][c]) for s in BASE_STATS} for c in numeric},
+        "shares": {c: {str(k): float(v) for k, v in shares[c].loc[WHOLE].items()} for c in splits},
+    }
+    return SegmentProfile(
+        table=table,
+        numeric_columns=numeric,
+        feature_columns=[c for c in feature_columns if c in head.columns],
+        split_columns=splits,
+        base=whole,
+        names=names,
+        rate_format=config.rate_format,
+    )

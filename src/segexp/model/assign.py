@@ -31,7 +31,6 @@ ASSIGN_BY_PREDICT = "predict"
 ASSIGN_BY_NEAREST_CORE = "nearest_core"
 ASSIGN_BY_NEAREST_NEIGHBOURS = "nearest_neighbours"
 NEIGHBOURS = 5
-_NO_IMPUTATION = ("none", "drop")
 _ROWS_SHOWN = 5
 
 
@@ -64,10 +63,11 @@ def build_extension(clusterer: Any, transformed: np.ndarray, labels: np.ndarray)
             )
         metric = {"metric": clusterer.metric, "metric_params": clusterer.metric_params}
         metric.update({} if clusterer.p is None else {"p": clusterer.p})
-        cores = np.asarray(clusterer.components_, dtype=float)
         core_labels = np.asarray(clusterer.labels_)[clusterer.core_sample_indices_]
-        nearest = NearestCoreAssigner(cores, core_labels, clusterer.eps, **metric)
-        return ASSIGN_BY_NEAREST_CORE, nearest
+        cores = np.asarray(clusterer.components_, dtype=float)
+        return ASSIGN_BY_NEAREST_CORE, NearestCoreAssigner(
+            cores, core_labels, clusterer.eps, **metric
+        )
     vote = KNeighborsClassifier(n_neighbors=min(NEIGHBOURS, len(labels)), weights="distance")
     return ASSIGN_BY_NEAREST_NEIGHBOURS, vote.fit(transformed, labels)
 
@@ -182,7 +182,7 @@ class SegmentAssigner:
                         found.setdefault(int(i), []).append(f"{header}: {cell!r} {what}")
             else:
                 features[column] = values.astype(object).where(~blank, np.nan)
-            if self.impute in _NO_IMPUTATION:
+            if self.impute in ("none", "drop"):
                 for i in np.flatnonzero(blank):
                     found.setdefault(int(i), []).append(f"{header} is missing")
         reasons = ["; ".join(found.get(row, ())) for row in range(len(features))]
@@ -203,11 +203,10 @@ class SegmentAssigner:
 
     def assign_prepared(self, features: pd.DataFrame) -> pd.DataFrame:
         """Segment id (and name when known) of rows already checked by ``prepare``."""
-        if not len(features):
-            labels = np.empty(0, dtype=int)
-        elif self.method == ASSIGN_BY_PREDICT:
+        labels = np.empty(0, dtype=int)
+        if len(features) and self.method == ASSIGN_BY_PREDICT:
             labels = np.asarray(self.pipeline.predict(features), dtype=int)
-        else:
+        elif len(features):
             transformed = np.asarray(self.pipeline[:-1].transform(features), dtype=float)
             labels = np.asarray(self.extension.predict(transformed), dtype=int)
         out = pd.DataFrame({SEGMENT_COLUMN: labels.astype("int64")}, index=features.index)

@@ -3,6 +3,8 @@ promote and predict use a Spark run's pipeline without Spark; each predicts as S
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -20,6 +22,15 @@ class _Fitted(BaseEstimator):
             f"{type(self).__name__} holds a model Spark fitted; fit it with engine=spark"
         )
 
+    def _set(self, **fitted: Any) -> Any:
+        """The model with its fitted attributes."""
+        self.__dict__.update(fitted)
+        return self
+
+    def _rows(self, X) -> np.ndarray:
+        check_is_fitted(self, "n_features_in_")
+        return np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+
 
 class SparkStandardScaler(TransformerMixin, _Fitted):
     """Spark's StandardScalerModel: (x - mean) * (1 / std); 0 where std is 0."""
@@ -32,17 +43,13 @@ class SparkStandardScaler(TransformerMixin, _Fitted):
     def from_numbers(
         cls, mean: ArrayLike, std: ArrayLike, with_mean: bool = True
     ) -> SparkStandardScaler:
+        mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        factor = np.divide(1.0, std, out=np.zeros_like(std), where=std != 0)
         scaler = cls(with_mean=with_mean, with_std=True)
-        scaler.mean_, scaler.std_ = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
-        scaler.factor_ = np.divide(
-            1.0, scaler.std_, out=np.zeros_like(scaler.std_), where=scaler.std_ != 0
-        )
-        scaler.n_features_in_ = len(scaler.mean_)
-        return scaler
+        return scaler._set(mean_=mean, std_=std, factor_=factor, n_features_in_=len(mean))
 
     def transform(self, X):
-        check_is_fitted(self, "factor_")
-        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        X = self._rows(X)
         shifted = X - self.mean_ if self.with_mean else X
         return shifted * self.factor_ if self.with_std else shifted
 
@@ -60,13 +67,10 @@ class NearestCentres(ClusterMixin, _Fitted):
     def from_centres(cls, centres: np.ndarray) -> NearestCentres:
         centres = np.asarray(centres, dtype=float)
         model = cls(n_clusters=len(centres))
-        model.cluster_centers_ = centres
-        model.n_features_in_ = centres.shape[1]
-        return model
+        return model._set(cluster_centers_=centres, n_features_in_=centres.shape[1])
 
     def predict(self, X):
-        check_is_fitted(self, "cluster_centers_")
-        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        X = self._rows(X)
         distances = ((X[:, None, :] - self.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
         return np.argmin(distances, axis=1).astype(int)
 
@@ -81,29 +85,24 @@ class BisectingTree(ClusterMixin, _Fitted):
 
     @classmethod
     def from_nodes(
-        cls,
-        node_centres: np.ndarray,
-        children: np.ndarray,
-        leaf_ids: np.ndarray,
-        root: int,
+        cls, node_centres: np.ndarray, children: np.ndarray, leaf_ids: np.ndarray, root: int
     ) -> BisectingTree:
-        model = cls(n_clusters=int((np.asarray(leaf_ids) >= 0).sum()))
-        model.node_centres_ = np.asarray(node_centres, dtype=float)
-        model.children_ = np.asarray(children, dtype=int).reshape(-1, 2)
-        model.leaf_ids_ = np.asarray(leaf_ids, dtype=int)
-        model.root_ = int(root)
-        model.n_features_in_ = model.node_centres_.shape[1]
-        return model
+        centres, leaves = np.asarray(node_centres, dtype=float), np.asarray(leaf_ids, dtype=int)
+        return cls(n_clusters=int((leaves >= 0).sum()))._set(
+            node_centres_=centres,
+            children_=np.asarray(children, dtype=int).reshape(-1, 2),
+            leaf_ids_=leaves,
+            root_=int(root),
+            n_features_in_=centres.shape[1],
+        )
 
     def predict(self, X):
-        check_is_fitted(self, "node_centres_")
-        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        X = self._rows(X)
         node = np.full(len(X), self.root_, dtype=int)
         for _ in range(len(self.leaf_ids_)):  # a tree's depth is below its node count
-            inner = self.children_[node, 0] >= 0
-            if not inner.any():
+            rows = np.flatnonzero(self.children_[node, 0] >= 0)
+            if not len(rows):
                 break
-            rows = np.flatnonzero(inner)
             pair = self.children_[node[rows]]
             left = ((X[rows] - self.node_centres_[pair[:, 0]]) ** 2).sum(axis=1)
             right = ((X[rows] - self.node_centres_[pair[:, 1]]) ** 2).sum(axis=1)
@@ -122,33 +121,28 @@ class GaussianComponents(ClusterMixin, _Fitted):
     def from_components(
         cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
     ) -> GaussianComponents:
-        means = np.asarray(means, dtype=float)
-        covariances = np.asarray(covariances, dtype=float)
-        model = cls(n_components=len(means))
-        model.weights_ = np.asarray(weights, dtype=float)
-        model.means_ = means
-        model.covariances_ = covariances
+        means, covariances = np.asarray(means, dtype=float), np.asarray(covariances, dtype=float)
         d = means.shape[1]
-        roots, constants = [], []
+        roots, constants = [], []  # per component: rows = kept eigen-directions
         for sigma in covariances:
             values, vectors = np.linalg.eigh(sigma)
-            tolerance = SPARK_EPSILON * max(values.max(), 0.0) * d
-            kept = values > tolerance
-            log_pdet = float(np.log(values[kept]).sum())
+            kept = values > SPARK_EPSILON * max(values.max(), 0.0) * d
             roots.append((vectors[:, kept] / np.sqrt(values[kept])).T)
-            constants.append(-0.5 * (d * np.log(2 * np.pi) + log_pdet))
-        model.root_inverses_ = roots  # per component: rows = kept eigen-directions
-        model.log_constants_ = np.asarray(constants)
-        model.n_features_in_ = d
-        return model
+            constants.append(-0.5 * (d * np.log(2 * np.pi) + float(np.log(values[kept]).sum())))
+        return cls(n_components=len(means))._set(
+            weights_=np.asarray(weights, dtype=float),
+            means_=means,
+            covariances_=covariances,
+            root_inverses_=roots,
+            log_constants_=np.asarray(constants),
+            n_features_in_=d,
+        )
 
     def predict_proba(self, X):
-        check_is_fitted(self, "root_inverses_")
-        X = np.asarray(validate_data(self, X, reset=False, dtype=float), dtype=float)
+        X = self._rows(X)
         scores = np.empty((len(X), len(self.means_)))
         for i, (mean, root) in enumerate(zip(self.means_, self.root_inverses_, strict=True)):
-            projected = (X - mean) @ root.T
-            pdf = np.exp(self.log_constants_[i] - 0.5 * (projected**2).sum(axis=1))
+            pdf = np.exp(self.log_constants_[i] - 0.5 * (((X - mean) @ root.T) ** 2).sum(axis=1))
             scores[:, i] = SPARK_EPSILON + self.weights_[i] * pdf
         return scores / scores.sum(axis=1, keepdims=True)
 

@@ -31,6 +31,14 @@ OUTLIER_CHOICES = ("none", "clip", "winsorize")
 DOMINANCE_PURITY = 0.95
 # ... unless one of its values already covers this share of customers (purity is then trivial).
 DOMINANCE_MAX_BASELINE = 0.9
+# what a categories-taking clusterer fell back to (k-prototypes without categories or numbers)
+MODE_WARNINGS = {
+    "kmeans": "no categorical feature among features.columns: k-prototypes without "
+    "categories is k-means, so k-means ran on the numeric columns; list a categorical "
+    "column (e.g. features.columns=[gender,age,annual_income]) to cluster mixed data",
+    "kmodes": "no numeric feature among features.columns: k-prototypes without numbers is "
+    "k-modes, so k-modes ran on the categorical columns",
+}
 
 
 @dataclass
@@ -259,9 +267,8 @@ def check_preprocess_config(
     options = PreprocessOptions.from_config(preprocess_cfg)
     available = [str(c) for c in frame.columns]
     numeric = pd.api.types.is_numeric_dtype
-    logged = options.log1p
-    if options.log1p_all:  # true: the numeric feature columns (categorical ones are not logged)
-        logged = tuple(c for c in columns if numeric(frame[c]))
+    # true: the numeric feature columns (categorical ones are not logged)
+    logged = [c for c in columns if numeric(frame[c])] if options.log1p_all else options.log1p
     for column in logged:
         if column not in frame.columns:
             raise ConfigError(
@@ -274,11 +281,9 @@ def check_preprocess_config(
                 f"preprocess.log1p: '{column}' is not numeric; list numeric columns only"
             )
         if column in columns and (values < 0).any():
-            remedy = (
-                "list the columns to log instead of true (preprocess.log1p=[...])"
-                if options.log1p_all
-                else f"remove '{column}' from preprocess.log1p"
-            )
+            remedy = f"remove '{column}' from preprocess.log1p"
+            if options.log1p_all:
+                remedy = "list the columns to log instead of true (preprocess.log1p=[...])"
             raise DataError(
                 f"preprocess.log1p: column '{column}' has {int((values < 0).sum())} negative "
                 f"values (min {values.min()}); log(1 + x) needs values >= 0: {remedy}"
@@ -370,27 +375,15 @@ def fit_segmentation(
     if options.outliers != "none" and numeric:
         clipper = prepare.named_transformers_["num"].named_steps["outliers"]
         notes["outlier_cells_clipped"] = float(clipper.n_clipped_)
-    warnings = (
-        _mode_warnings(clusterer)
-        if takes_categories(clusterer)
-        else dominance_warnings(prepare, encoded, transformed, labels, len(numeric))
-    )
+    if takes_categories(clusterer):
+        fallback = MODE_WARNINGS.get(str(getattr(clusterer, "mode_", "")))
+        warnings = [fallback] if fallback else []
+    else:
+        warnings = dominance_warnings(prepare, encoded, transformed, labels, len(numeric))
     pipeline = Pipeline([("prepare", prepare), ("scale", scaler), ("cluster", clusterer)])
     return FittedSegmentation(
         pipeline, features, transformed, labels, seconds, kept, dropped, warnings, notes, positions
     )
-
-
-def _mode_warnings(clusterer: Any) -> list[str]:
-    """What a categories-taking clusterer fell back to (k-prototypes without categories)."""
-    said = {
-        "kmeans": "no categorical feature among features.columns: k-prototypes without "
-        "categories is k-means, so k-means ran on the numeric columns; list a categorical "
-        "column (e.g. features.columns=[gender,age,annual_income]) to cluster mixed data",
-        "kmodes": "no numeric feature among features.columns: k-prototypes without numbers is "
-        "k-modes, so k-modes ran on the categorical columns",
-    }.get(getattr(clusterer, "mode_", None) or "")
-    return [said] if said else []
 
 
 def fit_configured(frame: pd.DataFrame, cfg: DictConfig, table=None) -> FittedSegmentation:

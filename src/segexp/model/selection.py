@@ -44,18 +44,6 @@ class KSelection:
     undefined: dict[str, str] = field(default_factory=dict)
 
 
-def check_max_noise_fraction(value: object, where: str = "max_noise_fraction") -> float | None:
-    """A valid noise limit (a number in [0, 1]) or None; ValueError naming ``where`` otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(
-            f"{where}: expected a share between 0 and 1 (e.g. 0.1), or 1.0 / null to allow "
-            f"any noise; got {value!r}"
-        )
-    return float(value)
-
-
 def noise_rule_reason(limit: float, key: str = "max_noise_fraction") -> str:
     return f"more than {limit * 100:g}% of customers not assigned ({key}={limit:g})"
 

@@ -17,8 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from segexp.contract import TAG_PREFIX
 from segexp.data import SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, CustomerTable
-from segexp.data.features import ALL_NUMERIC, DEFAULT
-from segexp.errors import ConfigError
 from segexp.model.pipeline import algorithm_params, algorithm_uses, plain_config
 
 log = logging.getLogger("segexp")
@@ -42,7 +40,6 @@ class JobSpec:
     outliers: str
     hyperparams: dict[str, Any]
     target: str
-    # every preprocess option (log1p, imputation, outliers, their settings): in the config key
     preprocess: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,6 +62,7 @@ class JobSpec:
         return "-".join(map(str, [*parts, self.features]))
 
     def params(self, data_source: str) -> dict[str, Any]:
+        logs = self.preprocess.get("log1p")
         return {
             "algo": self.algo,
             "scaler": self.scaler,
@@ -73,7 +71,7 @@ class JobSpec:
             "seed": self.seed,
             "impute": self.impute,
             "outliers": self.outliers,
-            "log1p": _logged(self.preprocess.get("log1p")),
+            "log1p": "all" if logs is True else ",".join(map(str, logs or [])) or "none",
             "preprocess": self.preprocessing,
             "data": data_source,
             **({"k": self.k} if self.uses_k else {}),
@@ -133,23 +131,14 @@ def _raw(source: Any, group: str, name: str, key: str) -> Any:
 
 
 def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobSpec:
-    """Validate the job's config keys and name its parts; ConfigError on bad values."""
+    """Name the job's parts as the command line chose them; the config's values are checked
+    by ``segexp.jobs.validation``, ``features.columns`` by ``resolve_features``."""
     named = _choices(cfg, choices)
-    if "_target_" not in cfg.algo:
-        raise ConfigError("algo: the algo config needs a _target_ (a scikit-learn class path)")
     listed = cfg.features.columns
     columns = OmegaConf.to_container(listed, resolve=True) if OmegaConf.is_list(listed) else listed
-    if columns not in (ALL_NUMERIC, DEFAULT) and not isinstance(columns, list):
-        raise ConfigError(
-            "features.columns: a list of column names (e.g. [age, spending_score]), "
-            f"all_numeric or default; got {listed!r}"
-        )
-    if columns == []:
-        raise ConfigError("features.columns: list at least one column; got an empty list")
     uses_k = algorithm_uses(cfg.algo, "k")
     k = cfg.get("k")
-    if uses_k and (not isinstance(k, int) or isinstance(k, bool) or k < 2):
-        raise ConfigError(f"k: the number of segments must be an integer >= 2; got {k!r}")
+    preprocess = cfg.get("preprocess")
     return JobSpec(
         algo=named.get("algo", "algo"),
         scaler=named.get("scaler", "scaler"),
@@ -162,19 +151,9 @@ def describe_job(cfg: DictConfig, choices: dict[str, str] | None = None) -> JobS
         outliers=str(cfg.preprocess.get("outliers", "none")),
         hyperparams=algorithm_params(cfg.algo),
         target=str(cfg.algo._target_),
-        preprocess=_preprocess_options(cfg),
+        # every preprocess option (log1p, imputation, outliers, their settings): its identity
+        preprocess={str(key): v for key, v in plain_config(preprocess).items()},
     )
-
-
-def _logged(log1p: Any) -> str:
-    """The log1p param: the logged columns, 'all' (log1p=true) or 'none'."""
-    return "all" if log1p is True else ",".join(map(str, log1p or [])) or "none"
-
-
-def _preprocess_options(cfg: DictConfig) -> dict[str, Any]:
-    """The job's preprocess node, resolved (every option is part of its identity)."""
-    node = cfg.get("preprocess")
-    return {str(k): v for k, v in plain_config(node).items()} if OmegaConf.is_dict(node) else {}
 
 
 _MLFLOW_TYPES = {"int": "long", "float": "double", "text": "string", "date": "datetime"}
