@@ -153,7 +153,7 @@ def named_profile_table(
     rate_diffs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[int, Any]]:
     """The profile table (a row per segment in ``order``) and names from per-segment statistics
-    however computed (pandas here, Spark in ``segexp.engines.spark_profile``); ``rates`` of
+    however computed (pandas here, Spark in ``segexp.engines.spark_fit``); ``rates`` of
     0/1 columns and their standardized differences ``rate_diffs`` are levelled too."""
     n_total = sum(size_of.values())
     columns: dict[str, Any] = {
