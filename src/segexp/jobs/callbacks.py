@@ -95,18 +95,13 @@ def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
         sweep = override.value()
         if not isinstance(sweep, RangeSweep):
             total *= sum(1 for _ in override.sweep_string_iterator())
-            continue
-        if not sweep.step:
+        elif not sweep.step:
             raise ConfigError(
                 f"{override.input_line}: a range's step must not be 0; e.g. "
                 f"{override.get_key_element()}=range(3,9) or range(2,11,2)"
             )
-        values = sweep.range()
-        if isinstance(values, range):
-            total *= len(values)
-        else:  # FloatRange
-            span = (float(values.stop) - float(values.start)) / float(values.step)
-            total *= max(0, math.ceil(span))
+        else:  # as len(range(...)), for float ranges too
+            total *= max(0, math.ceil((sweep.stop - sweep.start) / sweep.step))
     return total
 
 
@@ -317,10 +312,8 @@ def end_sweep(
         ) from exc
     view = None
     with contextlib.suppress(Exception):  # without a view the link filters and sorts alone
-        client, descending = tracker.client, direction == "max"
-        view = store.save_sweep_view(
-            client, sweep.experiment_id, sweep.sweep_id, metric, descending
-        )
+        ids = (sweep.experiment_id, sweep.sweep_id)
+        view = store.save_sweep_view(tracker.client, *ids, metric, direction == "max")
     return outcomes, best, view
 
 
