@@ -100,8 +100,9 @@ def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
                 f"{override.input_line}: a range's step must not be 0; e.g. "
                 f"{override.get_key_element()}=range(3,9) or range(2,11,2)"
             )
-        else:  # as len(range(...)), for float ranges too
-            total *= max(0, math.ceil((sweep.stop - sweep.start) / sweep.step))
+        else:  # as len(range(start, stop, step)), for float ranges too
+            start, stop = float(sweep.start or 0), float(sweep.stop or 0)
+            total *= max(0, math.ceil((stop - start) / sweep.step))
     return total
 
 
@@ -312,8 +313,9 @@ def end_sweep(
         ) from exc
     view = None
     with contextlib.suppress(Exception):  # without a view the link filters and sorts alone
-        ids = (sweep.experiment_id, sweep.sweep_id)
-        view = store.save_sweep_view(tracker.client, *ids, metric, direction == "max")
+        view = store.save_sweep_view(
+            tracker.client, sweep.experiment_id, sweep.sweep_id, metric, direction == "max"
+        )
     return outcomes, best, view
 
 
