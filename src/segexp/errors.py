@@ -159,9 +159,8 @@ def _one_line(text: str) -> str:
 
 
 def listed(names: Sequence[str]) -> str:
-    names = list(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
+    more = len(names) - _MAX_LISTED
+    return ", ".join(list(names)[:_MAX_LISTED]) + (f", ... ({more} more)" if more > 0 else "")
 
 
 def default_config(config_name: str, overrides: Sequence[str], multirun: bool):
@@ -252,11 +251,14 @@ _RECEIVED = re.compile(
 
 def _omegaconf_error(exc: BaseException | None) -> OmegaConfBaseException | None:
     """The OmegaConf error behind Hydra's (its cause, or the error it was raised from)."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, OmegaConfBaseException) and getattr(exc, "full_key", None):
+    for _ in range(5):
+        if (
+            exc is None
+            or isinstance(exc, OmegaConfBaseException)
+            and getattr(exc, "full_key", None)
+        ):
             return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        exc = exc.__cause__ or exc.__context__
     return None
 
 

@@ -1,20 +1,6 @@
-"""Put the user's own config folder in front of segexp's packaged configs.
-
-segexp's apps load their configs from the package (``pkg://segexp.conf``).
-A project keeps its own groups beside its data: ``conf/algo/bisecting.yaml``,
-``conf/data/my_table.yaml``. This search-path plugin puts that folder before
-the packaged one, so its files add options to segexp's groups and replace
-packaged files of the same name. The folder is ``$SEGEXP_CONF_DIR`` when set,
-else ``./conf`` when it exists. Other Hydra apps are left alone. (Hydra's own
-``--config-dir`` also works, but adds its folder behind the packaged configs:
-it can add options, not replace them.)
-
-The folder holding that ``conf/`` (the project folder) is put on ``sys.path`` too (at the
-end: installed packages keep their names), so a ``_target_`` of the user's own config can
-name a class of the project: ``_target_: myalgo.TrimmedKMeans`` with ``myalgo.py`` beside
-``conf/``. The user's config files are trusted already (docs/trust.md); this trusts the
-Python files beside them the same way.
-"""
+"""Hydra search-path plugin: the user's ``conf/`` (``$SEGEXP_CONF_DIR``, else ``./conf``)
+in front of segexp's packaged configs, and the folder holding it on ``sys.path`` (at the end)
+for a ``_target_`` of the project's own (README "Your own configs", docs/trust.md)."""
 
 import os
 import sys
@@ -39,13 +25,6 @@ def user_conf_dir() -> Path | None:
     return local.resolve() if local.is_dir() else None
 
 
-def import_project_folder(conf_dir: Path) -> None:
-    """Make the modules beside the user's ``conf/`` importable (``_target_: myalgo.Class``)."""
-    project = str(conf_dir.parent)
-    if project not in sys.path:
-        sys.path.append(project)
-
-
 class SegexpUserConfSearchPath(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         if not any(element.path == PACKAGED for element in search_path.get_path()):
@@ -53,7 +32,8 @@ class SegexpUserConfSearchPath(SearchPathPlugin):
         folder = user_conf_dir()
         if folder is None:
             return
-        import_project_folder(folder)
+        if str(folder.parent) not in sys.path:  # _target_: myalgo.Class beside conf/
+            sys.path.append(str(folder.parent))
         search_path.prepend(
             provider="segexp-user", path=f"file://{folder}", anchor=SearchPathQuery(path=PACKAGED)
         )
@@ -65,9 +45,7 @@ _OFF_WORDS = ("", "0", "false", "no", "off", "none", "null")
 
 
 def _switched_on(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in _OFF_WORDS
-    return bool(value)
+    return value.strip().lower() not in _OFF_WORDS if isinstance(value, str) else bool(value)
 
 
 def log_level(verbose: object = False) -> str:

@@ -176,10 +176,9 @@ def sweep(
             groups = {str(g) for g in base.hydra.runtime.choices}
             with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
                 jobs, configs = checked_jobs(given, {}, base, groups)
-            total = len(jobs)
-            table = load_customers(base.data)
             command = f"segexp.sweep {' '.join(given)}"
-            context = start_sweep(base, table, total, "", command, configs_checked=True)
+            table = load_customers(base.data)
+            context = start_sweep(base, table, len(jobs), "", command, configs_checked=True)
         except SegexpError as exc:
             raise _refused(where, exc) from None
         tracker = tracker_for(context.tracking_uri)

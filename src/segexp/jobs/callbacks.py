@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.core.utils import JobStatus
@@ -68,10 +69,6 @@ _MAX_MESSAGE = 2000
 STOP_SIGNALS = {130: "SIGINT", 143: "SIGTERM"}  # exit code (128 + signal) -> its name
 
 
-def _is_basic_sweeper(config: DictConfig) -> bool:
-    return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
-
-
 def _parsed(overrides: list[str], sweeper_params: dict | None) -> list[Override]:
     arguments = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
     return OverridesParser.create().parse_overrides(arguments)
@@ -80,42 +77,33 @@ def _parsed(overrides: list[str], sweeper_params: dict | None) -> list[Override]
 def plan_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[list[str]]:
     """Each job's overrides as Hydra's basic sweeper expands a command line: the product of
     every sweep's values (``algo=kmeans,gmm k=3,4`` is four jobs)."""
-    lists: list[list[str]] = []
-    for override in _parsed(overrides, sweeper_params):
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            lists.append([f"{key}={override.get_value_element_as_str()}"])
-        elif override.is_discrete_sweep():
-            lists.append([f"{key}={v}" for v in override.sweep_string_iterator()])
-        else:
+    parsed = _parsed(overrides, sweeper_params)
+    for override in parsed:
+        if override.is_sweep_override() and not override.is_discrete_sweep():
             raise ConfigError(
                 f"{override.input_line}: Hydra's basic sweeper takes lists and ranges, "
                 "not intervals; use hydra/sweeper=optuna for interval(...)"
             )
-    return [list(job) for job in itertools.product(*lists)]
+    return BasicSweeper.split_arguments(parsed, None)[0]
 
 
 def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
-    """How many jobs ``plan_jobs`` gives, no list built: a sweep over the limit costs nothing."""
-    parsed = _parsed(overrides, sweeper_params)
-    return math.prod(_sweep_length(o) for o in parsed if o.is_discrete_sweep())
-
-
-def _sweep_length(override: Override) -> int:
-    """A range's values counted from its bounds (``range(1,10**12)`` is never listed)."""
-    sweep = override.value()
-    if not isinstance(sweep, RangeSweep):
-        return sum(1 for _ in override.sweep_string_iterator())
-    if not sweep.step:
-        raise ConfigError(
-            f"{override.input_line}: a range's step must not be 0; e.g. "
-            f"{override.get_key_element()}=range(3,9) or range(2,11,2)"
-        )
-    values = sweep.range()
-    if isinstance(values, range):
-        return len(values)
-    start, stop, step = float(values.start), float(values.stop), float(values.step)
-    return max(0, math.ceil((stop - start) / step))  # FloatRange
+    """How many jobs ``plan_jobs`` gives, no list built: a range is counted from its bounds
+    (``range(1,10**12)`` is never listed), so a sweep over the limit costs nothing."""
+    total = 1
+    for override in filter(Override.is_discrete_sweep, _parsed(overrides, sweeper_params)):
+        sweep = override.value()
+        if not isinstance(sweep, RangeSweep):
+            total *= sum(1 for _ in override.sweep_string_iterator())
+        elif not sweep.step:
+            raise ConfigError(
+                f"{override.input_line}: a range's step must not be 0; e.g. "
+                f"{override.get_key_element()}=range(3,9) or range(2,11,2)"
+            )
+        else:  # as len(range(start, stop, step)), for float ranges too
+            start, stop = float(sweep.start or 0), float(sweep.stop or 0)
+            total *= max(0, math.ceil((stop - start) / sweep.step))
+    return total
 
 
 def compose_jobs(config_name: str, jobs: list[list[str]], groups: set[str]) -> list[DictConfig]:
@@ -166,20 +154,23 @@ def task_overrides(config: DictConfig) -> list[str]:
     return [str(o) for o in typed] if isinstance(typed, list) else []
 
 
+def _sweeper_params(config: DictConfig) -> dict | None:
+    """The basic sweeper's sweeps a config sets (``hydra.sweeper.params``); None for another
+    sweeper (Optuna's, which counts its own ``n_trials``)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = config.hydra.sweeper.get("params") or {}
+    return {str(k): str(v) for k, v in params.items()}
+
+
 def sweep_size(config: DictConfig) -> int | None:
     """How many jobs the sweep launches (Optuna: ``n_trials``); None when unknown."""
-    sweeper = config.hydra.sweeper
-    if "optuna" in str(sweeper.get("_target_", "")).lower():
-        trials = sweeper.get("n_trials")
-        return int(trials) if isinstance(trials, int) else None
-    if not _is_basic_sweeper(config):
-        return None
-    return count_jobs(task_overrides(config), _sweeper_params(config))
-
-
-def _sweeper_params(config: DictConfig) -> dict:
-    params = config.hydra.sweeper.get("params")  # sweeps a config sets for the basic sweeper
-    return {str(k): str(v) for k, v in params.items()} if params else {}
+    params = _sweeper_params(config)
+    if params is not None:
+        return count_jobs(task_overrides(config), params)
+    trials = config.hydra.sweeper.get("n_trials")
+    optuna = "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+    return trials if optuna and isinstance(trials, int) else None
 
 
 def check_store_reaches_workers(launcher: DictConfig, tracking_uri: str) -> None:
@@ -322,9 +313,8 @@ def end_sweep(
         ) from exc
     view = None
     with contextlib.suppress(Exception):  # without a view the link filters and sorts alone
-        client, descending = tracker.client, direction == "max"
         view = store.save_sweep_view(
-            client, sweep.experiment_id, sweep.sweep_id, metric, descending
+            tracker.client, sweep.experiment_id, sweep.sweep_id, metric, direction == "max"
         )
     return outcomes, best, view
 
@@ -361,11 +351,10 @@ class SweepCallback(Callback):
             tracking_uri = store.resolve_tracking_uri(config.mlflow.tracking_uri)
             store.check_experiment_name(config.mlflow.experiment)
             check_store_reaches_workers(config.hydra.launcher, tracking_uri)
-            checked = _is_basic_sweeper(config)
-            total = sweep_size(config)
-            if checked:  # every job's config, composed and checked before the first runs
+            params, total = _sweeper_params(config), sweep_size(config)
+            if params is not None:  # every job's config, composed and checked before any runs
                 groups = {str(g) for g in config.hydra.runtime.choices}
-                checked_jobs(overrides, _sweeper_params(config), config, groups)
+                checked_jobs(overrides, params, config, groups)
             # Only the data is checked here: swept groups may change features per job.
             table = load_customers(config.data)
             self.sweep_dir = str(config.hydra.sweep.dir)
@@ -378,7 +367,7 @@ class SweepCallback(Callback):
             composed()  # from here on Hydra reports errors as for a running sweep
             command = " ".join(sys.argv[1:])
             self.sweep = start_sweep(
-                config, table, total, self.sweep_dir, command, configs_checked=checked
+                config, table, total, self.sweep_dir, command, configs_checked=params is not None
             )
         except SegexpError as exc:
             _stop(str(exc))

@@ -12,19 +12,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-from segexp.engines.catalog import (
-    ENGINE_KEYS,
-    SPARK,
-    SPARK_ALGO_NAMES,
-    SPARK_ALGORITHMS,
-    SPARK_SCALER_NAMES,
-    SPARK_SCALERS,
-)
 from segexp.errors import ConfigError, first_line, listed, shown
 from segexp.model.evaluation import evaluation_settings
 from segexp.model.pipeline import PreprocessOptions, build_scaler
@@ -40,7 +31,7 @@ _SCALER_ROWS = ((0.0, 1.0), (1.0, 0.0), (0.5, 0.5))
 
 
 def check_estimators(cfg: DictConfig) -> None:
-    """Preprocessing, evaluation, the algorithm, the scaler and the engine of a job."""
+    """Preprocessing, evaluation, the algorithm and the scaler of a job."""
     PreprocessOptions.from_config(cfg.get("preprocess"))
     evaluation_settings(cfg)
     _check_estimator(
@@ -50,7 +41,6 @@ def check_estimators(cfg: DictConfig) -> None:
         _check_estimator(
             cfg.scaler, "scaler", "sklearn.preprocessing.StandardScaler", build_scaler, _SCALER_ROWS
         )
-    check_engine(cfg)
 
 
 def _check_estimator(
@@ -145,71 +135,3 @@ def _parameter_message(message: str, raw: Mapping[Any, Any], where: str, owner: 
     key = f"{refers.group(1)} ({key})" if refers else key
     allowed = " ".join(match["allowed"].split())
     return f"{key}: must be {allowed}; got {match['got']} (scikit-learn's {match['owner']})"
-
-
-def _option(cfg: DictConfig, group: str) -> str:
-    """The option of a config group the job was composed from (algo=gmm), else its class."""
-    chosen = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
-    if chosen is None and HydraConfig.initialized():
-        chosen = HydraConfig.get().runtime.choices.get(group)
-    if chosen is None:
-        target = OmegaConf.select(cfg, f"{group}._target_", default="") or ""
-        chosen = str(target).rpartition(".")[2] or group
-    return str(chosen)
-
-
-# Spark's master URLs: yarn, or the local / spark:// / k8s:// forms
-SPARK_MASTER = re.compile(
-    r"local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
-    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn"
-)
-# engine=spark's values a type cannot say: (what is allowed, the test)
-_SPARK_VALUES = {
-    "master": (
-        "a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
-        "k8s://https://host:443 or yarn",
-        lambda v: isinstance(v, str) and SPARK_MASTER.fullmatch(v.strip()) is not None,
-    ),
-    "driver_memory": (
-        "a JVM memory size such as 2g or 512m",
-        lambda v: isinstance(v, str) and re.fullmatch(r"\d+[kmgt]?", v.strip().lower()) is not None,
-    ),
-    "sample_rows": ("an integer >= 2", lambda v: type(v) is int and v >= 2),
-    "shuffle_partitions": ("an integer >= 1", lambda v: type(v) is int and v >= 1),
-}
-
-
-def check_engine(cfg: DictConfig) -> None:
-    """``engine.*``: each engine's own keys (``segexp.engines.catalog``); with engine=spark,
-    an algorithm and scaler Spark has."""
-    if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
-        return  # a config of its own without the group: engine=sklearn
-    name = cfg.engine.get("name")
-    if name not in ENGINE_KEYS:
-        raise ConfigError(
-            f"engine.name: one of {', '.join(map(repr, ENGINE_KEYS))}; got {shown(name)}"
-        )
-    keys = ENGINE_KEYS[name]
-    for key in map(str, cfg.engine):
-        if key not in keys:
-            raise ConfigError(
-                f"engine.{key}: no such config key{_near('engine', key, keys)}; "
-                f"available under engine: {listed(keys)}"
-            )
-    if name != SPARK:
-        return
-    for key, (allowed, test) in _SPARK_VALUES.items():
-        if not test(cfg.engine.get(key)):
-            raise ConfigError(f"engine.{key}: {allowed}; got {shown(cfg.engine.get(key))}")
-    if str(cfg.algo.get("_target_")) not in SPARK_ALGORITHMS:
-        algo = _option(cfg, "algo")
-        raise ConfigError(
-            f"algo={algo}: engine=spark fits {', '.join(SPARK_ALGO_NAMES)} (pyspark.ml); "
-            f"got {algo}; use one of them, or engine=sklearn for {algo}"
-        )
-    if str(cfg.scaler.get("_target_")) not in SPARK_SCALERS:
-        scaler = _option(cfg, "scaler")
-        raise ConfigError(
-            f"scaler={scaler}: engine=spark scales with {' or '.join(SPARK_SCALER_NAMES)}; "
-            f"got {scaler}; use scaler=standard, or engine=sklearn for scaler={scaler}"
-        )

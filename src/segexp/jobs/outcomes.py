@@ -14,15 +14,12 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
     SpinnerColumn,
-    Task,
     TextColumn,
+    TimeElapsedColumn,
 )
-from rich.text import Text
 
 from hydra_plugins.segexp_sweep.user_conf import VERBOSE_ENV, log_level
 
@@ -84,7 +81,8 @@ def describe_outcome(outcome: JobOutcome) -> str:
     head = f"[{outcome.run_name}]" if num is None else f"[#{num} {outcome.run_name}]"
     if outcome.status != "finished":
         return f"{head} {outcome.status.upper()}: {outcome.message}"
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in _metrics(outcome, SUMMARY_METRICS).items())
+    metrics = outcome.metrics
+    shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in SUMMARY_METRICS if k in metrics)
     run = f" (run {outcome.run_id})" if outcome.run_id else ""
     return f"{head} FINISHED {shown}{run}"
 
@@ -97,12 +95,10 @@ def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
     if outcome.status != "finished":
         message = outcome.message.splitlines()[0] if outcome.message else ""
         return f"{name} {outcome.status.upper()}: {message}"
-    shown = _metrics(outcome, (metric, "n_clusters"))
-    return f"{name} FINISHED {' '.join(f'{k}={v:.3g}' for k, v in shown.items())}".rstrip()
-
-
-def _metrics(outcome: JobOutcome, names: tuple[str, ...]) -> dict[str, float]:
-    return {name: outcome.metrics[name] for name in names if name in outcome.metrics}
+    shown = [
+        f"{k}={outcome.metrics[k]:.3g}" for k in (metric, "n_clusters") if k in outcome.metrics
+    ]
+    return f"{name} FINISHED {' '.join(shown)}".rstrip()
 
 
 def clock(seconds: float, up: bool = False) -> str:
@@ -110,17 +106,6 @@ def clock(seconds: float, up: bool = False) -> str:
     minutes, secs = divmod(max(0, math.ceil(seconds) if up else int(round(seconds))), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-class _Timing(ProgressColumn):
-    """'0:04 elapsed, ~0:08 left' on the live bar, as the plain lines say it."""
-
-    def __init__(self, progress: SweepProgress) -> None:
-        super().__init__()
-        self.progress = progress
-
-    def render(self, task: Task) -> Text:
-        return Text(self.progress.timing(), style="cyan")
 
 
 class SweepProgress:
@@ -136,17 +121,17 @@ class SweepProgress:
         if sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb":
             self.bar = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
+                *Progress.get_default_columns()[:2],
                 MofNCompleteColumn(),
                 TextColumn("[red]{task.fields[failed]}"),
-                _Timing(self),
+                TimeElapsedColumn(),
+                TextColumn("[cyan]{task.fields[left]}"),
                 console=Console(file=sys.stdout),
                 transient=True,
                 redirect_stdout=True,
                 redirect_stderr=True,
             )
-            self.task = self.bar.add_task("sweep", total=total, failed="")
+            self.task = self.bar.add_task("sweep", total=total, failed="", left="")
             self.bar.start()
 
     def timing(self) -> str:
@@ -163,14 +148,14 @@ class SweepProgress:
         self.failed += outcome.status in ("failed", "invalid")
         self.ends.append(time.monotonic())
         line = job_line(outcome, self.metric)
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False)
-            failed = f"{self.failed} failed" if self.failed else ""
-            self.bar.update(self.task, completed=len(self.ends), failed=failed)
+        failed = f"{self.failed} failed" if self.failed else ""
+        if self.bar is None:
+            done = [f"{len(self.ends)}/{'?' if self.total is None else self.total}", failed]
+            print(f"[{', '.join(filter(None, done))}] {line} ({self.timing()})", flush=True)
             return
-        total = "?" if self.total is None else str(self.total)
-        failed = f", {self.failed} failed" if self.failed else ""
-        print(f"[{len(self.ends)}/{total}{failed}] {line} ({self.timing()})", flush=True)
+        self.bar.console.print(line, markup=False, highlight=False)
+        left = self.timing().partition(", ")[2]
+        self.bar.update(self.task, completed=len(self.ends), failed=failed, left=left)
 
     def status(self, text: str) -> None:
         """What the sweep does now (the bar's label; nothing printed without a terminal)."""

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,15 @@ from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-from segexp.conf.schema import SCHEMAS
+from segexp.conf.schema import SCHEMAS, value
+from segexp.engines.catalog import (
+    ENGINE_KEYS,
+    SPARK,
+    SPARK_ALGO_NAMES,
+    SPARK_ALGORITHMS,
+    SPARK_SCALER_NAMES,
+    SPARK_SCALERS,
+)
 from segexp.errors import (
     ConfigError,
     allowed_words,
@@ -168,6 +177,7 @@ def check_job_config(cfg: DictConfig) -> None:
     from segexp.jobs.estimators import check_estimators
 
     check_estimators(cfg)
+    check_engine(cfg)
 
 
 def check_tool_config(config_name: str, cfg: DictConfig) -> None:
@@ -236,3 +246,75 @@ def count_sweep_values(args: Sequence[str]) -> int:
             continue
         total *= max(1, sum(range_size(item) for item in value.split(",")))
     return total
+
+
+# ------------------------------------------------------------------ engines
+
+
+def _option(cfg: DictConfig, group: str) -> str:
+    """The option of a config group the job was composed from (algo=gmm), else its class."""
+    chosen = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}")
+    if chosen is None and HydraConfig.initialized():
+        chosen = HydraConfig.get().runtime.choices.get(group)
+    if chosen is None:
+        target = OmegaConf.select(cfg, f"{group}._target_", default="") or ""
+        chosen = str(target).rpartition(".")[2] or group
+    return str(chosen)
+
+
+# Spark's master URLs: yarn, or the local / spark:// / k8s:// forms
+_SPARK_MASTER = (
+    r"\s*(local|local\[(\d+|\*)(,\d+)?\]|local-cluster\[\d+,\d+,\d+\]"
+    r"|spark://[\w.-]+(:\d+)?(,[\w.-]+(:\d+)?)*|k8s://\S+|yarn)\s*"
+)
+
+
+@dataclass
+class SklearnEngineConf:
+    """engine=sklearn's keys (conf/engine/sklearn.yaml)."""
+
+    name: str = value(choices=tuple(ENGINE_KEYS))
+
+
+@dataclass
+class SparkEngineConf(SklearnEngineConf):
+    """engine=spark's keys (conf/engine/spark.yaml), checked as the schema's fields are."""
+
+    master: str = value(
+        text="a Spark master URL: local, local[*], local[2], local[2,3], spark://host:7077, "
+        "k8s://https://host:443 or yarn",
+        pattern=_SPARK_MASTER,
+    )
+    driver_memory: str = value(
+        text="a JVM memory size such as 2g or 512m", pattern=r"\s*\d+[kmgtKMGT]?\s*"
+    )
+    sample_rows: int = value(low=2)
+    shuffle_partitions: int = value(low=1)
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """``engine.*``: each engine's own keys (``segexp.engines.catalog``); with engine=spark,
+    an algorithm and scaler Spark has."""
+    if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
+        return  # a config of its own without the group: engine=sklearn
+    name = cfg.engine.get("name")
+    schema = SparkEngineConf if name == SPARK else SklearnEngineConf
+    try:  # the schema leaves engine open: each engine's keys are checked here
+        engine = OmegaConf.merge({"engine": OmegaConf.structured(schema)}, {"engine": cfg.engine})
+    except OmegaConfBaseException as exc:
+        raise ConfigError(omegaconf_line(exc)) from None
+    _check_node(OmegaConf.select(engine, "engine"), "engine.", ())
+    if name != SPARK:
+        return
+    if str(cfg.algo.get("_target_")) not in SPARK_ALGORITHMS:
+        algo = _option(cfg, "algo")
+        raise ConfigError(
+            f"algo={algo}: engine=spark fits {', '.join(SPARK_ALGO_NAMES)} (pyspark.ml); "
+            f"got {algo}; use one of them, or engine=sklearn for {algo}"
+        )
+    if str(cfg.scaler.get("_target_")) not in SPARK_SCALERS:
+        scaler = _option(cfg, "scaler")
+        raise ConfigError(
+            f"scaler={scaler}: engine=spark scales with {' or '.join(SPARK_SCALER_NAMES)}; "
+            f"got {scaler}; use scaler=standard, or engine=sklearn for scaler={scaler}"
+        )
