@@ -135,3 +135,24 @@ def test_the_graph_sees_the_imports_it_checks():
     assert "segexp.tracking.store" in edges["segexp.jobs.job"] | edges["segexp.tracking.publish"]
     assert "segexp.jobs.app" in edges["segexp.__main__"]
     assert _layer("segexp.jobs.job") > _layer("segexp.engines") > _layer("segexp.tracking.store")
+
+
+def test_one_process_and_public_hydra_only():
+    """Issue 20's design rules: no process pools, no private Hydra, no os._exit, no global
+    statements anywhere in src/ (code, not prose: names are matched in the parsed source)."""
+    banned = ("multiprocessing", "forkserver", "ProcessPoolExecutor", "hydra._internal")
+    found = []
+    for name, path in _modules().items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                found.append(f"{name}:{node.lineno}: global")
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                targets = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                targets += [alias.name for alias in node.names]
+                found += [f"{name}:{node.lineno}: {t}" for t in targets if t.startswith(banned)]
+            elif isinstance(node, ast.Attribute) and ast.unparse(node) == "os._exit":
+                found.append(f"{name}:{node.lineno}: os._exit")
+            elif isinstance(node, ast.Constant) and node.value in banned:
+                found.append(f"{name}:{node.lineno}: {node.value!r}")
+    assert not found, found

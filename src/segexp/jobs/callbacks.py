@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra import compose
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.core.utils import JobStatus
@@ -77,14 +76,19 @@ def _parsed(overrides: list[str], sweeper_params: dict | None) -> list[Override]
 def plan_jobs(overrides: list[str], sweeper_params: dict | None = None) -> list[list[str]]:
     """Each job's overrides as Hydra's basic sweeper expands a command line: the product of
     every sweep's values (``algo=kmeans,gmm k=3,4`` is four jobs)."""
-    parsed = _parsed(overrides, sweeper_params)
-    for override in parsed:
-        if override.is_sweep_override() and not override.is_discrete_sweep():
+    lists: list[list[str]] = []
+    for override in _parsed(overrides, sweeper_params):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            lists.append([f"{key}={override.get_value_element_as_str()}"])
+        elif override.is_discrete_sweep():
+            lists.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
             raise ConfigError(
                 f"{override.input_line}: Hydra's basic sweeper takes lists and ranges, "
                 "not intervals; use hydra/sweeper=optuna for interval(...)"
             )
-    return BasicSweeper.split_arguments(parsed, None)[0]
+    return [list(job) for job in itertools.product(*lists)]
 
 
 def count_jobs(overrides: list[str], sweeper_params: dict | None = None) -> int:
