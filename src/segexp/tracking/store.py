@@ -629,14 +629,9 @@ def _same_command(pid: int | None) -> bool:
 
 
 def store_problem(tracking_uri: str, exc: BaseException) -> str:
-    """One line for a store that refused to open or answer."""
-    text = _clip(" ".join(str(exc).split()), 300)
-    if "schema" in text.lower() and "out-of-date" in text.lower():
-        return (
-            f"{tracking_uri}: the store's schema is older than this MLflow's ({text}); "
-            f"upgrade it with `mlflow db upgrade {tracking_uri}` (back it up first)"
-        )
-    return f"{tracking_uri}: the store cannot be opened ({type(exc).__name__}: {text})"
+    """One line for a store that refused to open or answer (MLflow's own words say what to do,
+    e.g. ``mlflow db upgrade`` for an older schema)."""
+    return f"{tracking_uri}: the store cannot be opened ({_error_text(exc)})"
 
 
 TAG_ENDED_BY = TAG_PREFIX + "ended_by"  # SIGINT | SIGTERM | process_gone
