@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.errors import StoreWriteError, TrackingError
 from segexp.tracking import staging
-from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
+from segexp.tracking.liveness import TAG_HOST, TAG_PID, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
@@ -659,7 +659,7 @@ def kill_open_job_runs(
 def reap_lost_runs(tracker: Tracker) -> list[str]:
     """End KILLED the RUNNING runs of this host whose process is gone (and the RUNNING job
     runs of such a sweep); their ids. Runs of other hosts are never touched."""
-    host = hostname()
+    host = socket.gethostname()
     try:
         ids = [e.experiment_id for e in tracker.client.search_experiments(max_results=50000)]
         running = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
