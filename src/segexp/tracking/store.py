@@ -268,21 +268,19 @@ def _no_answer(reason: Any, uri: str, path: str) -> str:
             f"within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it overloaded or "
             f"stuck (see its log)? or {_LOCAL}"
         )
+    hint = (
+        f"start one with `mlflow server --host {parts.hostname or '127.0.0.1'} --port "
+        f"{parts.port or 5000} --backend-store-uri sqlite:///mlflow.db`"
+    )
+    why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
     if isinstance(reason, socket.gaierror):
         why, hint = f"unknown host {parts.hostname}", "check the host name"
-    else:
-        hint = (
-            f"start one with `mlflow server --host {parts.hostname or '127.0.0.1'} --port "
-            f"{parts.port or 5000} --backend-store-uri sqlite:///mlflow.db`"
-        )
-        if isinstance(reason, ssl.SSLError):
-            why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
-        elif isinstance(reason, ConnectionRefusedError):
-            why = "connection refused"
-        elif isinstance(reason, TimeoutError):
-            why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
-        else:
-            why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
+    elif isinstance(reason, ssl.SSLError):
+        why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(reason, TimeoutError):
+        why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
     return f"no MLflow server answers ({why}); {hint}, or {_LOCAL}"
 
 
@@ -537,9 +535,8 @@ def sweep_runs_url(
 
 def ui_command(tracking_uri: str) -> str | None:
     """The command that serves the UI of a local store (None: a server is its own UI)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return None
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+    local = not tracking_uri.startswith(("http://", "https://"))
+    return f"mlflow ui --backend-store-uri {tracking_uri}" if local else None
 
 
 def open_store(tracking_uri: str) -> Any:
