@@ -44,24 +44,23 @@ LEADING_COLUMNS = ["run_id", "run_name", "status", "algo", "k", "scaler", "featu
 
 def runs_to_frame(runs: Iterable) -> pd.DataFrame:
     """One row per MLflow run: ids, status, every param and metric (metrics as floats)."""
-    rows = []
-    for run in runs:
-        info, tags = run.info, run.data.tags
-        rows.append(
-            {
-                "run_id": info.run_id,
-                "run_name": info.run_name,
-                "status": info.status,
-                "start_time": info.start_time,
-                **run.data.params,
-                **run.data.metrics,
-                "sweep_id": tags.get("segexp.sweep_id"),
-                "data_fingerprint": tags.get("segexp.data_fingerprint"),
-            }
-        )
-        if space := tags.get("segexp.silhouette_space"):  # a column only when not Euclidean
-            rows[-1][SILHOUETTE_SPACE_COLUMN] = space
+    rows = [
+        {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            **run.data.params,
+            **run.data.metrics,
+            "sweep_id": run.data.tags.get("segexp.sweep_id"),
+            "data_fingerprint": run.data.tags.get("segexp.data_fingerprint"),
+            SILHOUETTE_SPACE_COLUMN: run.data.tags.get("segexp.silhouette_space") or None,
+        }
+        for run in runs
+    ]
     frame = pd.DataFrame(rows)
+    if SILHOUETTE_SPACE_COLUMN in frame and frame[SILHOUETTE_SPACE_COLUMN].isna().all():
+        frame = frame.drop(columns=SILHOUETTE_SPACE_COLUMN)  # a column only when not Euclidean
     if "k" in frame.columns:
         frame["k"] = pd.to_numeric(frame["k"], errors="coerce").astype("Int64")
     front = [c for c in LEADING_COLUMNS if c in frame.columns]
@@ -127,23 +126,25 @@ class LeaderboardFilters:
         ]
         return " ".join(parts) or "no filters"
 
-    def noise_reason(self, prefix: str = "") -> str:
-        """Why the noise rule leaves a run out, naming the key that changes it."""
-        limit = self.max_noise_fraction
-        return noise_rule_reason(
-            DEFAULT_MAX_NOISE_FRACTION if limit is None else limit, f"{prefix}max_noise_fraction"
+    def reasons(self, prefix: str = "") -> tuple[str, str]:
+        """Why the noise and the share rule leave a run out, naming the keys that change them."""
+        noise = self.max_noise_fraction
+        return (
+            noise_rule_reason(
+                DEFAULT_MAX_NOISE_FRACTION if noise is None else noise,
+                f"{prefix}max_noise_fraction",
+            ),
+            small_segment_reason(
+                self.min_segment_share or DEFAULT_MIN_SEGMENT_SHARE, f"{prefix}min_segment_share"
+            ),
         )
-
-    def share_reason(self, prefix: str = "") -> str:
-        """Why the share rule leaves a run out, naming the key that changes it."""
-        limit = self.min_segment_share or DEFAULT_MIN_SEGMENT_SHARE
-        return small_segment_reason(limit, f"{prefix}min_segment_share")
 
     def left_out(self, frame: pd.DataFrame) -> pd.Series:
         """Per run, why a rule leaves it out of the ranking ('' for none): noise, then share."""
+        noise, share = self.reasons()
         reason = pd.Series("", index=frame.index, dtype=object)
-        reason[under_share_limit(frame, self.min_segment_share)] = self.share_reason()
-        reason[over_noise_limit(frame, self.max_noise_fraction)] = self.noise_reason()
+        reason[under_share_limit(frame, self.min_segment_share)] = share
+        reason[over_noise_limit(frame, self.max_noise_fraction)] = noise
         return reason
 
 
@@ -220,9 +221,8 @@ def build_leaderboard(
         .drop(columns="_left_out")
         .reset_index(drop=True)
     )
-    n_ranked = int((~over).sum())
-    rank = pd.array([*range(1, n_ranked + 1)] + [pd.NA] * (len(ranked) - n_ranked), "Int64")
-    ranked.insert(0, "rank", rank)
+    ranked.insert(0, "rank", pd.array(range(1, len(ranked) + 1), "Int64"))
+    ranked.loc[ranked[LEFT_OUT_COLUMN] != "", "rank"] = pd.NA  # left-out runs follow, unranked
     return ranked
 
 
@@ -267,10 +267,8 @@ def left_out_summary(
     if out.empty:
         return ""
     rule = filters if filters is not None else LeaderboardFilters()
-    texts = {
-        rule.noise_reason(): rule.noise_reason(prefix) + noise_hint,
-        rule.share_reason(): rule.share_reason(prefix) + share_hint,
-    }
+    (noise, share), (noise_key, share_key) = rule.reasons(), rule.reasons(prefix)
+    texts = {noise: noise_key + noise_hint, share: share_key + share_hint}
     counts = out[LEFT_OUT_COLUMN].astype(str).value_counts(sort=False)
     return "; ".join(
         f"{'1 run' if n == 1 else f'{n} runs'} left out: {texts.get(reason, reason)}"
@@ -350,26 +348,24 @@ def _cell(value) -> str:
 def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
     """Aligned plain-text table; wider than ``max_width``, the widest text columns are cut with
     an ellipsis (to 10 characters at least), numbers never."""
-    ellipsis, shortest = "\u2026", 10
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    if max_width is not None:
-        excess = sum(widths) + 2 * (len(widths) - 1) - max_width
-        while excess > 0:
-            text = [i for i, num in enumerate(numeric) if not num and widths[i] > shortest]
-            if not text:
-                break
-            widest = max(text, key=lambda i: widths[i])
-            cut = min(excess, widths[widest] - max(shortest, len(header[widest])))
-            if cut <= 0:
-                break
-            widths[widest] -= cut
-            excess -= cut
+    # the narrowest each text column may get; numbers are never cut
+    floors = [
+        w if num else min(w, max(10, len(h)))
+        for w, h, num in zip(widths, header, numeric, strict=True)
+    ]
+    excess = 0 if max_width is None else sum(widths) + 2 * (len(widths) - 1) - max_width
+    while excess > 0 and (cuttable := [i for i, w in enumerate(widths) if w > floors[i]]):
+        widest = max(cuttable, key=lambda i: widths[i])
+        cut = min(excess, widths[widest] - floors[widest])
+        widths[widest] -= cut
+        excess -= cut
 
     def fit(value: str, width: int) -> str:
-        return value if len(value) <= width else value[: width - 1] + ellipsis
+        return value if len(value) <= width else value[: width - 1] + "\u2026"
 
     def line(values: list[str]) -> str:
         return "  ".join(

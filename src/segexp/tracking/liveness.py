@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-from functools import cache
 
 from segexp.contract import TAG_PREFIX
 
@@ -14,11 +13,6 @@ TAG_INTERNAL_PREFIX = TAG_PREFIX + "internal."
 TAG_HOST = TAG_INTERNAL_PREFIX + "host"
 TAG_PID = TAG_INTERNAL_PREFIX + "pid"
 TAG_PID_START = TAG_INTERNAL_PREFIX + "pid_start"
-
-
-@cache
-def hostname() -> str:
-    return socket.gethostname()
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -42,7 +36,7 @@ def process_start(pid: int) -> str:
 def process_tags(pid: int | None = None) -> dict[str, str]:
     """Host, pid and start time of this process (or ``pid``), as run tags."""
     pid = os.getpid() if pid is None else pid
-    return {TAG_HOST: hostname(), TAG_PID: str(pid), TAG_PID_START: process_start(pid)}
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(pid), TAG_PID_START: process_start(pid)}
 
 
 def is_alive(pid: int, start: str = "") -> bool:
@@ -65,7 +59,7 @@ def is_alive(pid: int, start: str = "") -> bool:
 
 def is_gone(tags: dict[str, str]) -> bool:
     """The run's tags name a process of this host that no longer runs (False when unsure)."""
-    if tags.get(TAG_HOST) != hostname():
+    if tags.get(TAG_HOST) != socket.gethostname():
         return False
     try:
         pid = int(tags.get(TAG_PID, ""))

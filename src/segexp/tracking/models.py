@@ -17,6 +17,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PyFuncModel, PythonModel  # not mlflow.pyfunc.X: mypy sees a LazyLoader
+from mlflow.store.artifact.utils.models import get_model_name_and_version
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
@@ -119,20 +120,10 @@ def model_location(model_uri: str, client: MlflowClient) -> str:
         return client.get_run(run_id).info.artifact_uri.rstrip("/") + "/" + path
     if not model_uri.startswith("models:/"):
         return model_uri
-    ref = model_uri[len("models:/") :].strip("/")
-    if "@" in ref:
-        name, alias = ref.rsplit("@", 1)
-        number = client.get_model_version_by_alias(name, alias).version
-    elif "/" in ref:
-        name, number = ref.rsplit("/", 1)
-        if number.lower() == "latest":
-            versions = client.search_model_versions(f"name='{name}'")
-            if not versions:
-                raise MlflowException(f"registered model '{name}' has no versions")
-            number = max(versions, key=lambda v: int(v.version)).version
-    else:
-        return client.get_logged_model(ref).artifact_location
-    return client.get_model_version_download_uri(name, str(number))
+    found = get_model_name_and_version(client, model_uri)  # (name, version) or (model id,)
+    if len(found) == 1:
+        return client.get_logged_model(found[0]).artifact_location
+    return client.get_model_version_download_uri(*found)
 
 
 class _SegmentModelImpl:

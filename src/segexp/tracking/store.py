@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_PREFIX, TAG_SWEEP_ID
 from segexp.errors import StoreWriteError, TrackingError
 from segexp.tracking import staging
-from segexp.tracking.liveness import TAG_HOST, TAG_PID, hostname, is_gone, process_tags
+from segexp.tracking.liveness import TAG_HOST, TAG_PID, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
 # MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
@@ -268,21 +268,19 @@ def _no_answer(reason: Any, uri: str, path: str) -> str:
             f"within {SERVER_CHECK_TIMEOUT:g} s; is it an MLflow server, and is it overloaded or "
             f"stuck (see its log)? or {_LOCAL}"
         )
+    hint = (
+        f"start one with `mlflow server --host {parts.hostname or '127.0.0.1'} --port "
+        f"{parts.port or 5000} --backend-store-uri sqlite:///mlflow.db`"
+    )
+    why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
     if isinstance(reason, socket.gaierror):
         why, hint = f"unknown host {parts.hostname}", "check the host name"
-    else:
-        hint = (
-            f"start one with `mlflow server --host {parts.hostname or '127.0.0.1'} --port "
-            f"{parts.port or 5000} --backend-store-uri sqlite:///mlflow.db`"
-        )
-        if isinstance(reason, ssl.SSLError):
-            why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
-        elif isinstance(reason, ConnectionRefusedError):
-            why = "connection refused"
-        elif isinstance(reason, TimeoutError):
-            why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
-        else:
-            why = " ".join(str(getattr(reason, "strerror", None) or reason).split())
+    elif isinstance(reason, ssl.SSLError):
+        why = f"TLS handshake failed: {reason.reason or reason}; is it an http:// server?"
+    elif isinstance(reason, ConnectionRefusedError):
+        why = "connection refused"
+    elif isinstance(reason, TimeoutError):
+        why = f"no answer within {SERVER_CHECK_TIMEOUT:g} s"
     return f"no MLflow server answers ({why}); {hint}, or {_LOCAL}"
 
 
@@ -537,9 +535,8 @@ def sweep_runs_url(
 
 def ui_command(tracking_uri: str) -> str | None:
     """The command that serves the UI of a local store (None: a server is its own UI)."""
-    if tracking_uri.startswith(("http://", "https://")):
-        return None
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+    local = not tracking_uri.startswith(("http://", "https://"))
+    return f"mlflow ui --backend-store-uri {tracking_uri}" if local else None
 
 
 def open_store(tracking_uri: str) -> Any:
@@ -629,14 +626,9 @@ def _same_command(pid: int | None) -> bool:
 
 
 def store_problem(tracking_uri: str, exc: BaseException) -> str:
-    """One line for a store that refused to open or answer."""
-    text = _clip(" ".join(str(exc).split()), 300)
-    if "schema" in text.lower() and "out-of-date" in text.lower():
-        return (
-            f"{tracking_uri}: the store's schema is older than this MLflow's ({text}); "
-            f"upgrade it with `mlflow db upgrade {tracking_uri}` (back it up first)"
-        )
-    return f"{tracking_uri}: the store cannot be opened ({type(exc).__name__}: {text})"
+    """One line for a store that refused to open or answer (MLflow's own words say what to do,
+    e.g. ``mlflow db upgrade`` for an older schema)."""
+    return f"{tracking_uri}: the store cannot be opened ({_error_text(exc)})"
 
 
 TAG_ENDED_BY = TAG_PREFIX + "ended_by"  # SIGINT | SIGTERM | process_gone
@@ -664,7 +656,7 @@ def kill_open_job_runs(
 def reap_lost_runs(tracker: Tracker) -> list[str]:
     """End KILLED the RUNNING runs of this host whose process is gone (and the RUNNING job
     runs of such a sweep); their ids. Runs of other hosts are never touched."""
-    host = hostname()
+    host = socket.gethostname()
     try:
         ids = [e.experiment_id for e in tracker.client.search_experiments(max_results=50000)]
         running = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
