@@ -96,3 +96,15 @@ def test_a_dead_commands_unfinished_folder_is_swept_and_an_unmarked_one_is_kept(
     (unfinished / staging.MARKER).write_text("segexp staging folder\n")
     assert staging.sweep() == [unfinished]
     assert not unfinished.exists() and unmarked.is_dir()
+
+
+def test_only_the_two_staging_names_are_swept(tmp_path, monkeypatch):
+    """<pid>-<start> and .<pid>-<start>.new are segexp's names; a marked folder named only
+    like them (.<pid>-<start>, <pid>-<start>.new) is the user's and stays."""
+    monkeypatch.setenv(staging.ROOT_ENV, str(tmp_path))
+    names = ("999999-1", ".999999-2.new", ".999999-3", "999999-4.new", "x999999-5")
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / staging.MARKER).write_text("segexp staging folder\n")
+    assert sorted(p.name for p in staging.sweep()) == [".999999-2.new", "999999-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".999999-3", "999999-4.new", "x999999-5"]

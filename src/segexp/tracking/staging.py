@@ -16,7 +16,8 @@ from segexp.tracking.liveness import is_alive, process_start
 
 ROOT_ENV = "SEGEXP_STAGING_DIR"  # another root (tests, a bigger disk)
 MARKER = ".segexp-staging"  # in every folder segexp made: the only ones sweep removes
-_PROCESS_FOLDER = re.compile(r"\.?(\d+)-(\d+)(?:\.new)?")  # .<pid>-<start>.new: not yet renamed
+# <pid>-<start>, or .<pid>-<start>.new while it is being made (not yet renamed)
+_PROCESS_FOLDER = re.compile(r"(?P<dot>\.)?(?P<pid>\d+)-(?P<start>\d+)(?(dot)\.new)")
 
 
 def root() -> Path:
@@ -73,7 +74,7 @@ def _left_behind(entry: Path) -> bool:
     marker = entry / MARKER
     if not match or entry.is_symlink() or not entry.is_dir() or marker.is_symlink():
         return False
-    pid, start = match.groups()
+    pid, start = match["pid"], match["start"]
     return marker.is_file() and not is_alive(int(pid), "" if start == "0" else start)
 
 
