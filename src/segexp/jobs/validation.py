@@ -298,6 +298,10 @@ def check_engine(cfg: DictConfig) -> None:
     if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
         return  # a config of its own without the group: engine=sklearn
     name = cfg.engine.get("name")
+    if name not in ENGINE_KEYS:  # the name picks the keys: an unknown one is said first
+        raise ConfigError(
+            f"engine.name: {allowed_words(SklearnEngineConf, 'name')}; got {shown(name)}"
+        )
     schema = SparkEngineConf if name == SPARK else SklearnEngineConf
     try:  # the schema leaves engine open: each engine's keys are checked here
         engine = OmegaConf.merge({"engine": OmegaConf.structured(schema)}, {"engine": cfg.engine})
