@@ -1,13 +1,10 @@
-"""The engines' config keys, and what engine=spark fits for scikit-learn's classes."""
+"""The engines' names, and what engine=spark fits for scikit-learn's classes."""
 
 from __future__ import annotations
 
 SPARK = "spark"
-# the keys of each engine's config (conf/engine/<name>.yaml)
-ENGINE_KEYS = {
-    "sklearn": ("name",),
-    SPARK: ("name", "master", "driver_memory", "sample_rows", "shuffle_partitions"),
-}
+# the engines (conf/engine/<name>.yaml); their keys: segexp.jobs.validation's *EngineConf
+ENGINE_NAMES = ("sklearn", SPARK)
 # the algo config's _target_ -> the pyspark.ml class fitted in its place
 SPARK_ALGORITHMS = {
     "sklearn.cluster.KMeans": "pyspark.ml.clustering.KMeans",

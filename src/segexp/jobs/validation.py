@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
 from segexp.conf.schema import SCHEMAS, value
 from segexp.engines.catalog import (
-    ENGINE_KEYS,
+    ENGINE_NAMES,
     SPARK,
     SPARK_ALGO_NAMES,
     SPARK_ALGORITHMS,
@@ -273,7 +273,7 @@ _SPARK_MASTER = (
 class SklearnEngineConf:
     """engine=sklearn's keys (conf/engine/sklearn.yaml)."""
 
-    name: str = value(choices=tuple(ENGINE_KEYS))
+    name: str = value(choices=ENGINE_NAMES)
 
 
 @dataclass
@@ -293,12 +293,12 @@ class SparkEngineConf(SklearnEngineConf):
 
 
 def check_engine(cfg: DictConfig) -> None:
-    """``engine.*``: each engine's own keys (``segexp.engines.catalog``); with engine=spark,
+    """``engine.*``: each engine's own keys (its ``*EngineConf``); with engine=spark,
     an algorithm and scaler Spark has."""
     if "engine" not in cfg or not OmegaConf.is_dict(cfg.engine):
         return  # a config of its own without the group: engine=sklearn
     name = cfg.engine.get("name")
-    if name not in ENGINE_KEYS:  # the name picks the keys: an unknown one is said first
+    if name not in ENGINE_NAMES:  # the name picks the keys: an unknown one is said first
         raise ConfigError(
             f"engine.name: {allowed_words(SklearnEngineConf, 'name')}; got {shown(name)}"
         )
