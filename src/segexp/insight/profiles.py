@@ -226,14 +226,16 @@ def compute_profile(
     values = frame[numeric].astype(float)
     grouped = values.groupby(labels)
     base_mean, base_std = values.mean(), values.std()
+    means = grouped.mean()
+    quartiles = grouped.quantile([0.25, 0.5, 0.75])  # one sort per column for all three
     stats = {
-        "mean": grouped.mean(),
-        "median": grouped.median(),
-        "q1": grouped.quantile(0.25),
-        "q3": grouped.quantile(0.75),
-        "std_diff": (grouped.mean() - base_mean) / base_std.where(base_std > 0),
+        "mean": means,
+        "median": quartiles.xs(0.5, level=1),
+        "q1": quartiles.xs(0.25, level=1),
+        "q3": quartiles.xs(0.75, level=1),
+        "std_diff": (means - base_mean) / base_std.where(base_std > 0),
         "rank_diff": rank_differences(values, labels),
-        "ratio": grouped.mean() / base_mean.where(base_mean != 0),
+        "ratio": means / base_mean.where(base_mean != 0),
     }
     stats = {name: stat.reindex(order) for name, stat in stats.items()}
     mean_gap, median_gap = stats["mean"] - base_mean, stats["median"] - values.median()

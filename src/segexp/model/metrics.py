@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 from sklearn import config_context
 from sklearn.metrics import (
     calinski_harabasz_score,
@@ -41,10 +42,8 @@ class Scores:
 
 def within_cluster_sum_of_squares(points: np.ndarray, labels: np.ndarray) -> float:
     """Inertia for any algorithm: squared distances to each segment's mean, summed."""
-    return sum(
-        float(((points[labels == label] - points[labels == label].mean(axis=0)) ** 2).sum())
-        for label in np.unique(labels)
-    )
+    gaps = points - pd.DataFrame(points).groupby(labels).transform("mean").to_numpy()
+    return float(np.square(gaps, out=gaps).sum())
 
 
 def gower_space(points: np.ndarray, categorical: Sequence[int]) -> np.ndarray:
