@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from kneed import KneeLocator
 from omegaconf import DictConfig, OmegaConf
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -260,6 +259,8 @@ def _eps_evidence(fitted: FittedSegmentation, result: EvaluationResult, title: s
     distances = np.sort(finder.kneighbors(fitted.transformed)[0][:, -1])
     suggested = None
     if len(distances) >= 3 and np.ptp(distances) > 0:  # the knee of the sorted curve
+        from kneed import KneeLocator  # imports scipy.signal (~0.6 s): density runs only
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             index = np.arange(len(distances), dtype=float)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from kneed import KneeLocator
 from sklearn.cluster import KMeans
 
 from segexp.model.metrics import within_cluster_sum_of_squares
@@ -87,6 +86,8 @@ def elbow_k(table: pd.DataFrame) -> tuple[int | None, str]:
     points = _series(table, "inertia")
     if len(points) < 3:
         return None, f"the elbow needs inertia at 3 or more k values; got {len(points)}"
+    from kneed import KneeLocator  # imports scipy.signal (~0.6 s): only a sweep's k needs it
+
     with warnings.catch_warnings():  # kneed warns when it finds no knee; the reason says so
         warnings.simplefilter("ignore")
         knee = KneeLocator(*points.to_numpy(float).T, curve="convex", direction="decreasing").knee
