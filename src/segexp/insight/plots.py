@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -113,27 +113,21 @@ _PARAM_PART = re.compile(r"^([A-Za-z_]*[A-Za-z])_?(-?\d[\w.+-]*)$")
 def _run_parts(text: str) -> list[str] | None:
     """[algorithm, settings, scaling, features] of a run name ('algo-k5-scaler-features') or
     a sweep group ('algo / scaler / features'); None if ``text`` is neither."""
-    if " / " in text:
-        parts = [p.strip() for p in text.split(" / ")]
-        if len(parts) == 3 and parts[1] in SCALER_NAMES:
-            return [ALGORITHM_NAMES.get(parts[0], parts[0]), "", *_scaler_features(parts[1:])]
+    group, tokens, settings = [p.strip() for p in text.split(" / ")], text.split("-"), []
+    if len(group) == 3:
+        algo, scaler, features = group
+    elif len(tokens) >= 3 and " " not in text:
+        algo, scaler, features = tokens[0], *tokens[-2:]
+        # '-' before a digit is a negative value's sign: 'n_jobs-1'
+        for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
+            k, param = _K_PART.match(token), _PARAM_PART.match(token)
+            settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
+    else:
         return None
-    tokens = text.split("-")
-    if len(tokens) < 3 or " " in text or tokens[-2] not in SCALER_NAMES:
+    if scaler not in SCALER_NAMES:
         return None
-    settings = []
-    # '-' before a digit is a negative value's sign: 'n_jobs-1'
-    for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
-        k, param = _K_PART.match(token), _PARAM_PART.match(token)
-        settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
-    algo = ALGORITHM_NAMES.get(tokens[0], tokens[0])
-    return [algo, ", ".join(settings), *_scaler_features(tokens[-2:])]
-
-
-def _scaler_features(parts: Sequence[str]) -> list[str]:
-    scaler, features = parts
     words = FEATURE_NAMES.get(features, features.replace("_", " "))
-    return [SCALER_NAMES.get(scaler, scaler), words]
+    return [ALGORITHM_NAMES.get(algo, algo), ", ".join(settings), SCALER_NAMES[scaler], words]
 
 
 def human_title(text: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from segexp.contract import NOISE_LABEL
 from segexp.data.export import write_table
@@ -70,11 +71,6 @@ class SegmentProfile:
         )
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    dtype = series.dtype
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-
-
 def profiled_columns(
     frame: pd.DataFrame,
     feature_columns: Sequence[str],
@@ -90,7 +86,10 @@ def profiled_columns(
     numeric = [
         str(c)
         for c in dict.fromkeys([*features, *frame.columns])
-        if (c in features or c not in skip) and c not in coded and _is_numeric(frame[c])
+        if (c in features or c not in skip)
+        and c not in coded
+        and is_numeric_dtype(frame[c])
+        and not is_bool_dtype(frame[c])
     ]
     splits = [gender_column] if gender_column and gender_column in frame.columns else []
     splits += [c for c in features if c not in numeric and c not in splits]
@@ -342,6 +341,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
 def segments_document(profile: SegmentProfile) -> dict[str, Any]:
     """What segments.json holds: names, archetypes, levels, actions, sizes, and the base."""
     noise = NOISE_LABEL in profile.table.index
+    size, share = profile.table.loc[NOISE_LABEL, ["size", "share"]] if noise else (0, 0.0)
     return {
         "segments": [
             {
@@ -368,11 +368,7 @@ def segments_document(profile: SegmentProfile) -> dict[str, Any]:
             "every segment, given with their size and share only (no levels, description or "
             "actions); they are part of the base"
         ),
-        "not_assigned": {
-            "size": int(profile.table.loc[NOISE_LABEL, "size"]) if noise else 0,
-            "share": float(profile.table.loc[NOISE_LABEL, "share"]) if noise else 0.0,
-            "text": not_assigned(profile),
-        },
+        "not_assigned": {"size": int(size), "share": float(share), "text": not_assigned(profile)},
         "base": profile.base,
     }
 
@@ -526,4 +522,4 @@ def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) ->
 
 def segment_names(profile: SegmentProfile) -> dict[int, str]:
     """Segment id -> name."""
-    return {s: profile.names[s].name for s in profile.segments}
+    return {s: named.name for s, named in profile.names.items()}

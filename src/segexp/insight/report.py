@@ -100,17 +100,6 @@ def _png(png: bytes | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
 
 
-def _noise_line(data: ReportData) -> str:
-    """'Not assigned: 29 customers (14.5%)' (the run's naming.noise.name) when the run left
-    customers unassigned, else ''."""
-    for s in data.document.get("segments", []):
-        if str(s.get("id")) == NOISE_ID:
-            size, plural = _text(s.get("size"), ",.0f"), "" if _float(s.get("size")) == 1 else "s"
-            name = str(s.get("name") or "Not assigned")
-            return f"{name}: {size} customer{plural} ({_text(s.get('share'), '.1%')})"
-    return ""
-
-
 def _column_heading(data: ReportData, column: str) -> str:
     return column if column in data.document.get("feature_columns", []) else f"{column}*"
 
@@ -277,7 +266,7 @@ def render_html(data: ReportData) -> str:
         },
         sections=SECTIONS,
         segments=_segments(data),
-        noise=_noise_line(data),
+        noise=str(data.document.get("not_assigned", {}).get("text") or ""),
         noise_color=_color(NOISE_ID),
         pictures={key: _png(data.images.get(key)) for key in ("scatter", "heatmap", "snake")},
         leaderboard=None if board is None or board.empty else _leaderboard(data, board),
