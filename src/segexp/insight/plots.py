@@ -321,8 +321,7 @@ def segments_scatter(
             zorder=4,
             gid="centroids",
         )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     if not ylabel:
         ax.set_yticks([])
     if with_legend:
@@ -361,9 +360,7 @@ def silhouette_diagram(
     ax.axvline(mean, color="black", linestyle="--", linewidth=1.2)
     under_title = ax.get_xaxis_transform()
     ax.text(mean, 1.0, f" mean {mean:.2f}", fontsize=NOTE_SIZE, va="bottom", transform=under_title)
-    ax.set_xlim(min(-0.1, float(per_customer.min()) - 0.05), 1)
-    ax.set_ylim(y, -gap)
-    ax.set_yticks([])
+    ax.set(xlim=(min(-0.1, float(per_customer.min()) - 0.05), 1), ylim=(y, -gap), yticks=[])
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("silhouette (-1 misplaced · 0 on a border · 1 well inside its segment)")
     if with_legend:
@@ -390,10 +387,8 @@ def run_plots(
     names = segment_names_in(folder)
     scatter = segments_scatter(features, transformed, labels, title, names, total)
     save(scatter, folder / "plots" / "segments.png", dpi)
-    diagram = silhouette_diagram(
-        silhouette_per_customer, silhouette_labels, title, silhouette_reason, names
-    )
-    save(diagram, folder / "plots" / "silhouette.png", dpi)
+    silhouette = (silhouette_per_customer, silhouette_labels, title, silhouette_reason, names)
+    save(silhouette_diagram(*silhouette), folder / "plots" / "silhouette.png", dpi)
 
 
 def _with_notes(kind: str, n_legend_rows: int, notes: Mapping[str, str]) -> tuple[Figure, Any]:
@@ -444,9 +439,11 @@ def metric_vs_k(table: pd.DataFrame, metric: str, title: str, marks: Any = None)
         )
     if grouped:
         legend(ax, below=True, markerscale=0.75)
-    ax.set_xlabel("k (number of segments)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
-    ax.set_xticks(sorted({int(k) for k in ks} | set(grouped)))
+    ax.set(
+        xlabel="k (number of segments)",
+        ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")),
+        xticks=sorted({int(k) for k in ks} | set(grouped)),
+    )
     prefix, _, rest = title.rpartition(": ")
     what = METRIC_LABELS.get(metric, metric).split(" (")[0]
     kind = prefix[:1].upper() + prefix[1:] if prefix and _run_parts(rest) else ""
@@ -474,8 +471,10 @@ def k_distance_figure(
         ax.axhline(current, color="#2ca02c", linestyle=":", linewidth=1.6, label=label)
     if lines:
         legend(ax, below=True)
-    ax.set_xlabel("customers, sorted by k-distance")
-    ax.set_ylabel(f"distance to neighbour #{min_samples} (self included)")
+    ax.set(
+        xlabel="customers, sorted by k-distance",
+        ylabel=f"distance to neighbour #{min_samples} (self included)",
+    )
     subtitle = f"Choosing DBSCAN's eps: distance of each customer to neighbour #{min_samples}"
     put_title(ax, human_title(title) if title else "k-distance", subtitle + ", sorted")
     return fig
@@ -492,6 +491,5 @@ def save_k_distance_plot(
     dpi: int = DEFAULT_DPI,
 ) -> Path:
     """Draw the k-distance figure into ``folder/plots/k_distance.png``."""
-    path = Path(folder) / "plots" / "k_distance.png"
     figure_ = k_distance_figure(sorted_distances, min_samples, suggested, current, title)
-    return save(figure_, path, dpi)
+    return save(figure_, Path(folder) / "plots" / "k_distance.png", dpi)

@@ -195,9 +195,7 @@ def _cell(board: pd.DataFrame, column: str, value: Any) -> dict[str, Any]:
 def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     """The sweep's runs: the columns that matter, the rest in a details block."""
     is_this = board.get("run_id", pd.Series(None, board.index)).astype(str) == data.run_id
-    shown = board.head(_LEADERBOARD_ROWS)
-    if is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
-        shown = pd.concat([shown, board[is_this]])
+    shown = board[is_this | board.index.isin(board.index[:_LEADERBOARD_ROWS])]  # this run too
     constant = [
         c
         for c in ("algo", "scaler", "features", "status")
