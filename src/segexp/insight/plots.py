@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from segexp.contract import NOISE_LABEL
@@ -195,8 +195,7 @@ def figure(kind: str, width: float = WIDTH, height: float = HEIGHT) -> tuple[Fig
     ax = fig.add_subplot()
     ax.set_gid(kind)
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(nbins=5))
-        axis.set_major_formatter(ScalarFormatter())
+        axis.set_major_locator(MaxNLocator(nbins=5))  # the formatter: ScalarFormatter already
         axis.label.set_fontsize(LABEL_SIZE)
     ax.tick_params(labelsize=TICK_SIZE)
     ax.spines[["top", "right"]].set_visible(False)

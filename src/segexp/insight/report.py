@@ -41,6 +41,7 @@ _HEADINGS = {
     "n_clusters": "segments",
 }
 _COUNTS = ("rank", "k", "n_clusters")
+_MINUTE = "%Y-%m-%d %H:%M UTC"
 
 
 @dataclass
@@ -232,10 +233,6 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _minute(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def render(template: str, **values: Any) -> str:
     """A template of ``templates/``: HTML ones autoescaped (values are plain text), others not."""
     environment = jinja2.Environment(
@@ -272,9 +269,9 @@ def render_html(data: ReportData) -> str:
         scores={metric: _num(value) for metric, value in data.metrics.items()},
         noise_fraction=_float(data.metrics.get("noise_fraction")) or 0.0,
         overview=_overview(data),
-        started=_minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC))
+        started=datetime.fromtimestamp(data.start_time / 1000, tz=UTC).strftime(_MINUTE)
         if data.start_time
         else "",
-        made=_minute(datetime.now(tz=UTC)),
+        made=datetime.now(tz=UTC).strftime(_MINUTE),
         version=VERSION,
     )
