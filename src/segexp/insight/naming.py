@@ -465,9 +465,9 @@ def _unique_names(
     then any gap, then the segment's size (and for segments alike in all of these, its id)."""
     added: dict[int, list[str]] = {s: [] for s in base}
 
-    def add(group: Sequence[int], qualifier: Mapping[int, str | None]) -> None:
-        for s in group:
-            added[s].append(str(qualifier[s]))
+    def add(qualifiers: Mapping[int, Any]) -> None:
+        for s, qualifier in qualifiers.items():
+            added[s].append(str(qualifier))
 
     def by_level(group: list[int], columns: Sequence[str]) -> None:
         """The first column whose level differs: 'Average customers (young)'."""
@@ -475,7 +475,7 @@ def _unique_names(
             if all(column not in used[s] and column in levels[s] for s in group):
                 words = {s: _lower_first(config.part(column, levels[s][column])) for s in group}
                 if len(set(words.values())) > 1:
-                    add(group, words)
+                    add(words)
                     for same in _collisions(words):
                         by_level(same, columns[i + 1 :])
                     return
@@ -495,14 +495,14 @@ def _unique_names(
         if best is not None and best[0] >= least:
             _, column, ordered, cut = best
             for part, side in ((ordered[: cut + 1], "lower"), (ordered[cut + 1 :], "higher")):
-                add(part, dict.fromkeys(part, config.relative(column, side)))
+                add(dict.fromkeys(part, config.relative(column, side)))
                 if len(part) > 1:
                     by_gap(part, [c for c in columns if c != column], least)
 
     def by_gender(group: list[int]) -> None:
         genders = {gender_major.get(s) for s in group}
         if None not in genders and len(genders) == len(group):
-            add(group, gender_major)
+            add({s: gender_major[s] for s in group})
 
     def current() -> dict[int, str]:
         qualified = config.qualifier_format.format
@@ -516,10 +516,8 @@ def _unique_names(
         lambda group: by_gap(group, candidates, config.relative_min_gap),
         by_gender,
         lambda group: by_gap(group, candidates, 1e-9),  # the widest gap however small
-        lambda group: add(
-            group, {s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}
-        ),
-        lambda group: add(group, {s: f"segment {s}" for s in group}),
+        lambda group: add({s: config.size_format.format(n=f"{sizes.get(s, 0):,}") for s in group}),
+        lambda group: add({s: f"segment {s}" for s in group}),
     ]
     for step in steps:
         for group in _collisions(current()):
@@ -603,52 +601,44 @@ def name_segments(
     available = columns if available_columns is None else [str(c) for c in available_columns]
     total = sum(sizes.values()) or 1
     segments = [s for s in by_segment if s != NOISE_LABEL]
-    names, descriptions, chosen, bulk = {}, {}, {}, set()
+    names, descriptions, actions = {}, {}, {}
     used: dict[int, set[str]] = {}
-    archetypes: dict[int, Archetype | None] = {}
+    rules: dict[int, str | None] = {}  # the archetype's key
     gender_major: dict[int, str | None] = {}
     for s in segments:
         lv = by_segment[s]
-        chosen[s] = distinguishing_columns(lv, name_columns, config, diffs.get(s))
-        parts = [config.part(c, lv[c]) for c in chosen[s]]
+        chosen = distinguishing_columns(lv, name_columns, config, diffs.get(s))
+        parts = [config.part(c, lv[c]) for c in chosen]
         descriptions[s] = config.separator.join(
             [parts[0], *map(_lower_first, parts[1:])] if parts else ["All customers"]
         )
-        share = sizes.get(s, 0) / total
-        match = next((a for a in config.archetypes if a.matches(lv)), None)
-        if share >= config.bulk_share and all(v == "mid" for v in lv.values()):
-            bulk.add(s)  # most customers, like all customers: never a target
-            match = None
-            description = "no column sets them apart from all customers"
-            descriptions[s] = f"The bulk of customers ({share:.0%}): {description}"
-            names[s], used[s] = config.bulk_name, set()
-        elif match:
-            keys = {column_key(c) for c in match.when}
-            names[s], used[s] = match.name, {c for c in lv if column_key(c) in keys}
-        else:
-            names[s], used[s] = descriptions[s], set(chosen[s])
-        archetypes[s] = match
         shares = (gender_shares or {}).get(s) or {}
         value, top = max(shares.items(), key=lambda kv: (kv[1], kv[0]), default=(None, 0.0))
         major = value is not None and top >= config.gender_majority_share
         gender_major[s] = config.gender_words.get(str(value), f"mostly {value}") if major else None
+        share = sizes.get(s, 0) / total
+        match = next((a for a in config.archetypes if a.matches(lv)), None)
+        rules[s] = None
+        if share >= config.bulk_share and all(v == "mid" for v in lv.values()):
+            # most customers, like all customers: never a target
+            description = "no column sets them apart from all customers"
+            descriptions[s] = f"The bulk of customers ({share:.0%}): {description}"
+            names[s], used[s], actions[s] = config.bulk_name, set(), [config.bulk_action]
+            continue
+        if match:
+            keys = {column_key(c) for c in match.when}
+            names[s], rules[s] = match.name, match.key
+            used[s] = {c for c in lv if column_key(c) in keys}
+        else:
+            names[s], used[s] = descriptions[s], set(chosen)
+        actions[s] = _segment_actions(lv, match, chosen, diffs.get(s, {}), available, config)
     vocab_order = [c for k in config.columns for c in columns if column_key(c) == column_key(k)]
     candidates = list(dict.fromkeys([*vocab_order, *name_columns, *columns]))
     names = _unique_names(names, by_segment, diffs, used, candidates, gender_major, sizes, config)
-    actions = {
-        s: _segment_actions(
-            by_segment[s], archetypes[s], chosen[s], diffs.get(s, {}), available, config
-        )
-        if s not in bulk
-        else [config.bulk_action]
-        for s in segments
-    }
     _distinct_actions(actions, by_segment, candidates, config)
     noise = SegmentName(NOISE_LABEL, config.noise_name, None, "")  # a label and a count only
     return {
-        s: SegmentName(
-            s, names[s], getattr(archetypes[s], "key", None), descriptions[s], lv, tuple(actions[s])
-        )
+        s: SegmentName(s, names[s], rules[s], descriptions[s], lv, tuple(actions[s]))
         if s != NOISE_LABEL
         else noise
         for s, lv in by_segment.items()

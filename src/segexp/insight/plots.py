@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import ScaledTranslation
 
 from segexp.contract import NOISE_LABEL
@@ -113,27 +113,21 @@ _PARAM_PART = re.compile(r"^([A-Za-z_]*[A-Za-z])_?(-?\d[\w.+-]*)$")
 def _run_parts(text: str) -> list[str] | None:
     """[algorithm, settings, scaling, features] of a run name ('algo-k5-scaler-features') or
     a sweep group ('algo / scaler / features'); None if ``text`` is neither."""
-    if " / " in text:
-        parts = [p.strip() for p in text.split(" / ")]
-        if len(parts) == 3 and parts[1] in SCALER_NAMES:
-            return [ALGORITHM_NAMES.get(parts[0], parts[0]), "", *_scaler_features(parts[1:])]
+    group, tokens, settings = [p.strip() for p in text.split(" / ")], text.split("-"), []
+    if len(group) == 3:
+        algo, scaler, features = group
+    elif len(tokens) >= 3 and " " not in text:
+        algo, scaler, features = tokens[0], *tokens[-2:]
+        # '-' before a digit is a negative value's sign: 'n_jobs-1'
+        for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
+            k, param = _K_PART.match(token), _PARAM_PART.match(token)
+            settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
+    else:
         return None
-    tokens = text.split("-")
-    if len(tokens) < 3 or " " in text or tokens[-2] not in SCALER_NAMES:
+    if scaler not in SCALER_NAMES:
         return None
-    settings = []
-    # '-' before a digit is a negative value's sign: 'n_jobs-1'
-    for token in re.split(r"-(?=\D)", "-".join(tokens[1:-2])) if tokens[1:-2] else []:
-        k, param = _K_PART.match(token), _PARAM_PART.match(token)
-        settings.append(f"k={k[1]}" if k else f"{param[1]}={param[2]}" if param else token)
-    algo = ALGORITHM_NAMES.get(tokens[0], tokens[0])
-    return [algo, ", ".join(settings), *_scaler_features(tokens[-2:])]
-
-
-def _scaler_features(parts: Sequence[str]) -> list[str]:
-    scaler, features = parts
     words = FEATURE_NAMES.get(features, features.replace("_", " "))
-    return [SCALER_NAMES.get(scaler, scaler), words]
+    return [ALGORITHM_NAMES.get(algo, algo), ", ".join(settings), SCALER_NAMES[scaler], words]
 
 
 def human_title(text: str) -> str:
@@ -201,8 +195,7 @@ def figure(kind: str, width: float = WIDTH, height: float = HEIGHT) -> tuple[Fig
     ax = fig.add_subplot()
     ax.set_gid(kind)
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_locator(MaxNLocator(nbins=5))
-        axis.set_major_formatter(ScalarFormatter())
+        axis.set_major_locator(MaxNLocator(nbins=5))  # the formatter: ScalarFormatter already
         axis.label.set_fontsize(LABEL_SIZE)
     ax.tick_params(labelsize=TICK_SIZE)
     ax.spines[["top", "right"]].set_visible(False)
@@ -327,8 +320,7 @@ def segments_scatter(
             zorder=4,
             gid="centroids",
         )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
     if not ylabel:
         ax.set_yticks([])
     if with_legend:
@@ -367,9 +359,7 @@ def silhouette_diagram(
     ax.axvline(mean, color="black", linestyle="--", linewidth=1.2)
     under_title = ax.get_xaxis_transform()
     ax.text(mean, 1.0, f" mean {mean:.2f}", fontsize=NOTE_SIZE, va="bottom", transform=under_title)
-    ax.set_xlim(min(-0.1, float(per_customer.min()) - 0.05), 1)
-    ax.set_ylim(y, -gap)
-    ax.set_yticks([])
+    ax.set(xlim=(min(-0.1, float(per_customer.min()) - 0.05), 1), ylim=(y, -gap), yticks=[])
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("silhouette (-1 misplaced · 0 on a border · 1 well inside its segment)")
     if with_legend:
@@ -396,10 +386,8 @@ def run_plots(
     names = segment_names_in(folder)
     scatter = segments_scatter(features, transformed, labels, title, names, total)
     save(scatter, folder / "plots" / "segments.png", dpi)
-    diagram = silhouette_diagram(
-        silhouette_per_customer, silhouette_labels, title, silhouette_reason, names
-    )
-    save(diagram, folder / "plots" / "silhouette.png", dpi)
+    silhouette = (silhouette_per_customer, silhouette_labels, title, silhouette_reason, names)
+    save(silhouette_diagram(*silhouette), folder / "plots" / "silhouette.png", dpi)
 
 
 def _with_notes(kind: str, n_legend_rows: int, notes: Mapping[str, str]) -> tuple[Figure, Any]:
@@ -450,9 +438,11 @@ def metric_vs_k(table: pd.DataFrame, metric: str, title: str, marks: Any = None)
         )
     if grouped:
         legend(ax, below=True, markerscale=0.75)
-    ax.set_xlabel("k (number of segments)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
-    ax.set_xticks(sorted({int(k) for k in ks} | set(grouped)))
+    ax.set(
+        xlabel="k (number of segments)",
+        ylabel=METRIC_LABELS.get(metric, metric.replace("_", " ")),
+        xticks=sorted({int(k) for k in ks} | set(grouped)),
+    )
     prefix, _, rest = title.rpartition(": ")
     what = METRIC_LABELS.get(metric, metric).split(" (")[0]
     kind = prefix[:1].upper() + prefix[1:] if prefix and _run_parts(rest) else ""
@@ -480,8 +470,10 @@ def k_distance_figure(
         ax.axhline(current, color="#2ca02c", linestyle=":", linewidth=1.6, label=label)
     if lines:
         legend(ax, below=True)
-    ax.set_xlabel("customers, sorted by k-distance")
-    ax.set_ylabel(f"distance to neighbour #{min_samples} (self included)")
+    ax.set(
+        xlabel="customers, sorted by k-distance",
+        ylabel=f"distance to neighbour #{min_samples} (self included)",
+    )
     subtitle = f"Choosing DBSCAN's eps: distance of each customer to neighbour #{min_samples}"
     put_title(ax, human_title(title) if title else "k-distance", subtitle + ", sorted")
     return fig
@@ -498,6 +490,5 @@ def save_k_distance_plot(
     dpi: int = DEFAULT_DPI,
 ) -> Path:
     """Draw the k-distance figure into ``folder/plots/k_distance.png``."""
-    path = Path(folder) / "plots" / "k_distance.png"
     figure_ = k_distance_figure(sorted_distances, min_samples, suggested, current, title)
-    return save(figure_, path, dpi)
+    return save(figure_, Path(folder) / "plots" / "k_distance.png", dpi)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from segexp.contract import NOISE_LABEL
 from segexp.data.export import write_table
@@ -70,11 +71,6 @@ class SegmentProfile:
         )
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    dtype = series.dtype
-    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-
-
 def profiled_columns(
     frame: pd.DataFrame,
     feature_columns: Sequence[str],
@@ -90,7 +86,10 @@ def profiled_columns(
     numeric = [
         str(c)
         for c in dict.fromkeys([*features, *frame.columns])
-        if (c in features or c not in skip) and c not in coded and _is_numeric(frame[c])
+        if (c in features or c not in skip)
+        and c not in coded
+        and is_numeric_dtype(frame[c])
+        and not is_bool_dtype(frame[c])
     ]
     splits = [gender_column] if gender_column and gender_column in frame.columns else []
     splits += [c for c in features if c not in numeric and c not in splits]
@@ -344,6 +343,7 @@ def profile_markdown(profile: SegmentProfile) -> str:
 def segments_document(profile: SegmentProfile) -> dict[str, Any]:
     """What segments.json holds: names, archetypes, levels, actions, sizes, and the base."""
     noise = NOISE_LABEL in profile.table.index
+    size, share = profile.table.loc[NOISE_LABEL, ["size", "share"]] if noise else (0, 0.0)
     return {
         "segments": [
             {
@@ -370,11 +370,7 @@ def segments_document(profile: SegmentProfile) -> dict[str, Any]:
             "every segment, given with their size and share only (no levels, description or "
             "actions); they are part of the base"
         ),
-        "not_assigned": {
-            "size": int(profile.table.loc[NOISE_LABEL, "size"]) if noise else 0,
-            "share": float(profile.table.loc[NOISE_LABEL, "share"]) if noise else 0.0,
-            "text": not_assigned(profile),
-        },
+        "not_assigned": {"size": int(size), "share": float(share), "text": not_assigned(profile)},
         "base": profile.base,
     }
 
@@ -401,19 +397,17 @@ def _short_number(value: float) -> str:
     return f"{value:.1f}" if size >= 1 else f"{value:.2f}"
 
 
-def _plotted_columns(
-    profile: SegmentProfile, diffs: pd.DataFrame, limit: int = _MAX_PLOTTED_COLUMNS
-) -> list[str]:
+def _plotted_columns(profile: SegmentProfile, limit: int = _MAX_PLOTTED_COLUMNS) -> list[str]:
     """All columns, or on a wide table the clustering features then the other columns with
     the largest differences, in the table's order."""
-    columns = [str(c) for c in diffs.columns]
-    spread = diffs.abs().max(axis=0).fillna(0.0)
+    columns = list(profile.numeric_columns)
+    spread = profile.std_diffs().abs().max(axis=0).fillna(0.0)
     ranked = sorted(columns, key=lambda c: (c not in profile.feature_columns, -spread[c]))
     return [c for c in columns if c in ranked[:limit]]
 
 
 def _columns_axis(
-    ax, profile: SegmentProfile, shown: list[str], total: int, rotate: bool, units: bool = False
+    ax, profile: SegmentProfile, shown: list[str], rotate: bool, units: bool = False
 ) -> None:
     """Columns in words under the axes, starred when they shaped no segment: upright on up
     to two lines, or rotated and cut in the middle to 18 characters in the snake plot
@@ -428,7 +422,7 @@ def _columns_axis(
         labels = [t if units or len(t) <= 18 else f"{t[:8]}…{t[-9:]}" for t in labels]
         ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right", rotation_mode="anchor")
     notes = ["* not a clustering feature"] if any(starred) else []
-    if len(shown) < total:
+    if len(shown) < (total := len(profile.numeric_columns)):
         notes.append(f"{len(shown)} of {total} columns shown: those that differ most")
     if notes:
         plots.footnote(ax.figure, " · ".join(notes), color="#555555")
@@ -438,16 +432,14 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
     """Segments x columns coloured by standardized difference from all customers (one scale,
     a colorbar); each cell shows the segment's mean in the column's units, the last row all
     customers' mean."""
-    all_diffs = profile.std_diffs()
-    shown = _plotted_columns(profile, all_diffs)
-    diffs = all_diffs[shown].to_numpy(dtype=float)
+    shown = _plotted_columns(profile)
+    diffs = profile.std_diffs()[shown].to_numpy(dtype=float)
     n_rows, n_cols = diffs.shape
     rotate = n_cols > _UPRIGHT_COLUMNS
     width = max(plots.WIDTH, 3.8 + (0.75 if rotate else 1.0) * n_cols)
     height = max(plots.HEIGHT, 1.9 + 0.45 * (n_rows + 1) + (1.5 if rotate else 0.3))
     fig, ax = plots.figure("profile_heatmap", width, height)
-    finite = np.abs(diffs[np.isfinite(diffs)])
-    limit = max(1.0, float(finite.max()) if finite.size else 1.0)
+    limit = float(np.nanmax(np.abs(diffs), initial=1.0))  # at least 1 sd
     shade = np.vstack([np.nan_to_num(diffs), np.zeros((1, n_cols))])  # all customers: 0
     image = ax.imshow(shade, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     means = profile.table[[f"{c}_mean" for c in shown]].to_numpy(dtype=float)
@@ -457,7 +449,7 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
         text = _short_number(mean)
         ax.text(j, i, text, ha="center", va="center", fontsize=plots.LABEL_SIZE, color=color)
     ax.axhline(n_rows - 0.5, color="#333333", linewidth=1.2)
-    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate, units=True)
+    _columns_axis(ax, profile, shown, rotate, units=True)
     rows = [_row_label(profile, int(s)) for s in profile.table.index] + ["All customers"]
     ax.set_yticks(range(n_rows + 1), rows)
     ax.tick_params(length=0)
@@ -472,10 +464,9 @@ def profile_heatmap(profile: SegmentProfile, title: str = "") -> Figure:
 
 def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
     """Each segment's standardized means across the columns, one line per segment."""
-    all_diffs = profile.std_diffs()
-    shown = _plotted_columns(profile, all_diffs, _MAX_SNAKE_COLUMNS)
+    shown = _plotted_columns(profile, _MAX_SNAKE_COLUMNS)
     fig, ax = plots.figure("snake_plot", 6.4, 3.4)
-    for segment, row in all_diffs[shown].iterrows():
+    for segment, row in profile.std_diffs()[shown].iterrows():
         ax.plot(
             row.to_numpy(dtype=float),
             marker="o",
@@ -486,7 +477,7 @@ def snake_plot(profile: SegmentProfile, title: str = "") -> Figure:
             label=_row_label(profile, int(segment), width=24),
         )
     ax.axhline(0, color="#888888", linewidth=0.9)
-    _columns_axis(ax, profile, shown, all_diffs.shape[1], rotate=len(shown) > 3)
+    _columns_axis(ax, profile, shown, rotate=len(shown) > 3)
     ax.set_xlim(-0.3, len(shown) - 0.7)
     ax.set_ylabel("vs all customers (sd)")
     plots.legend(ax, handlelength=1.6)
@@ -528,4 +519,4 @@ def write_profile_plots(folder: Path, profile: SegmentProfile, dpi: int = 80) ->
 
 def segment_names(profile: SegmentProfile) -> dict[int, str]:
     """Segment id -> name."""
-    return {s: profile.names[s].name for s in profile.segments}
+    return {s: named.name for s, named in profile.names.items()}

@@ -41,6 +41,7 @@ _HEADINGS = {
     "n_clusters": "segments",
 }
 _COUNTS = ("rank", "k", "n_clusters")
+_MINUTE = "%Y-%m-%d %H:%M UTC"
 
 
 @dataclass
@@ -98,17 +99,6 @@ def _color(segment: Any) -> str:
 
 def _png(png: bytes | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii") if png else None
-
-
-def _noise_line(data: ReportData) -> str:
-    """'Not assigned: 29 customers (14.5%)' (the run's naming.noise.name) when the run left
-    customers unassigned, else ''."""
-    for s in data.document.get("segments", []):
-        if str(s.get("id")) == NOISE_ID:
-            size, plural = _text(s.get("size"), ",.0f"), "" if _float(s.get("size")) == 1 else "s"
-            name = str(s.get("name") or "Not assigned")
-            return f"{name}: {size} customer{plural} ({_text(s.get('share'), '.1%')})"
-    return ""
 
 
 def _column_heading(data: ReportData, column: str) -> str:
@@ -206,9 +196,7 @@ def _cell(board: pd.DataFrame, column: str, value: Any) -> dict[str, Any]:
 def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     """The sweep's runs: the columns that matter, the rest in a details block."""
     is_this = board.get("run_id", pd.Series(None, board.index)).astype(str) == data.run_id
-    shown = board.head(_LEADERBOARD_ROWS)
-    if is_this.any() and not is_this.head(_LEADERBOARD_ROWS).any():
-        shown = pd.concat([shown, board[is_this]])
+    shown = board[is_this | board.index.isin(board.index[:_LEADERBOARD_ROWS])]  # this run too
     constant = [
         c
         for c in ("algo", "scaler", "features", "status")
@@ -245,10 +233,6 @@ def _leaderboard(data: ReportData, board: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _minute(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def render(template: str, **values: Any) -> str:
     """A template of ``templates/``: HTML ones autoescaped (values are plain text), others not."""
     environment = jinja2.Environment(
@@ -277,7 +261,7 @@ def render_html(data: ReportData) -> str:
         },
         sections=SECTIONS,
         segments=_segments(data),
-        noise=_noise_line(data),
+        noise=str(data.document.get("not_assigned", {}).get("text") or ""),
         noise_color=_color(NOISE_ID),
         pictures={key: _png(data.images.get(key)) for key in ("scatter", "heatmap", "snake")},
         leaderboard=None if board is None or board.empty else _leaderboard(data, board),
@@ -285,9 +269,9 @@ def render_html(data: ReportData) -> str:
         scores={metric: _num(value) for metric, value in data.metrics.items()},
         noise_fraction=_float(data.metrics.get("noise_fraction")) or 0.0,
         overview=_overview(data),
-        started=_minute(datetime.fromtimestamp(data.start_time / 1000, tz=UTC))
+        started=datetime.fromtimestamp(data.start_time / 1000, tz=UTC).strftime(_MINUTE)
         if data.start_time
         else "",
-        made=_minute(datetime.now(tz=UTC)),
+        made=datetime.now(tz=UTC).strftime(_MINUTE),
         version=VERSION,
     )
