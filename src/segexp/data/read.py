@@ -325,9 +325,7 @@ def _frame(
 
     names = [str(c).lstrip("\ufeff") for c in table.column_names]
     pairs = zip(names, table.columns, strict=True)
-    frame = pd.DataFrame({name: series(name, column) for name, column in pairs}, copy=False)
-    frame.columns = names
-    return frame
+    return pd.DataFrame({name: series(name, column) for name, column in pairs}, copy=False)
 
 
 def _missing_values(data_cfg: Mapping[str, Any]) -> list[str]:
@@ -422,8 +420,6 @@ def text_layout(
     where = where or str(path)
     empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
-    if not head.strip():
-        raise DataError(empty)
     encoding, text = detect_encoding(head, path, settings.get("encoding"), whole, f"{keys}encoding")
     if not text.strip():
         raise DataError(empty)
