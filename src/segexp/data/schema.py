@@ -168,8 +168,7 @@ def date_format_of(values: pd.Series, dayfirst: bool = False) -> str | None:
     filled = values.dropna().astype(str).str.strip()
     # ambiguous 01/02/2010: the configured reading first (a stable sort)
     formats = sorted(DATE_FORMATS, key=lambda f: dayfirst and not f.startswith("%d"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         for fmt in formats:
             if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all() and (
                 len(filled) == len(sample)
