@@ -69,10 +69,8 @@ class RfmRules:
 
     def describe(self) -> str:
         """One line for a tag: which rules produced the table."""
-        return (
-            f"missing_customer={self.missing_customer}; duplicates={self.duplicates}; "
-            f"cancel_prefix={self.cancel_prefix}; returns={self.returns}"
-        )
+        keys = ("missing_customer", "duplicates", "cancel_prefix", "returns")
+        return "; ".join(f"{key}={getattr(self, key)}" for key in keys)
 
 
 class RfmResult(NamedTuple):
