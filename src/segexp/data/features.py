@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from hydra import initialize_config_module
@@ -23,11 +23,11 @@ _LISTED = 12  # columns a message lists
 @contextmanager
 def _config_loader() -> Iterator[ConfigLoader]:
     """Hydra's config loader: the running app's, else one on segexp's configs."""
-    if GlobalHydra.instance().is_initialized():
-        yield GlobalHydra.instance().config_loader()
-        return
-    with initialize_config_module(CONFIG_PATH.removeprefix("pkg://"), version_base="1.3"):
-        yield GlobalHydra.instance().config_loader()
+    hydra = GlobalHydra.instance()
+    module = CONFIG_PATH.removeprefix("pkg://")
+    started = hydra.is_initialized()
+    with nullcontext() if started else initialize_config_module(module, version_base="1.3"):
+        yield hydra.config_loader()
 
 
 def config_option(group: str, name: str) -> dict[str, Any] | None:

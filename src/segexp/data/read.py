@@ -45,12 +45,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")  # control characters text do
 
 def file_format(path: Path, configured: str | None) -> str:
     """csv, tsv or parquet: the configured format, else the file's suffix."""
-    fmt = str(configured).lower()
-    if configured and fmt not in ("csv", "tsv", "parquet"):
+    fmt = str(configured or "").lower()
+    if fmt and fmt not in ("csv", "tsv", "parquet"):
         raise ConfigError(f"data.format: allowed values are csv, tsv, parquet; got '{fmt}'")
     last = next((s.lower() for s in reversed(path.suffixes) if s.lower() != ".gz"), "")
     by_suffix = {".parquet": "parquet", ".pq": "parquet", ".tsv": "tsv", ".tab": "tsv"}
-    return fmt if configured else by_suffix.get(last, "csv")
+    return fmt or by_suffix.get(last, "csv")
 
 
 def _rows(lines: Any, delimiter: str, quotechar: str, limit: int) -> list[list[str]]:
@@ -308,11 +308,10 @@ def _frame(
             return column.cast(pa.timestamp("ns")).to_pandas()
         if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
             return column.to_pandas()
-        if not column.null_count and pa.types.is_integer(column.type):
-            return pd.Series(column.to_numpy(zero_copy_only=False))
-        values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        if column.null_count:
-            values = np.where(pc.is_null(column).to_numpy(zero_copy_only=False), np.nan, values)
+        values = column.to_numpy(zero_copy_only=False)  # null cells: NaN in float64
+        if values.dtype.kind in "iu":
+            return pd.Series(values)
+        values = values.astype(np.float64, copy=False)
         infinite = np.isinf(values)
         if infinite.any():
             first = np.flatnonzero(infinite)[:3]
@@ -326,9 +325,7 @@ def _frame(
 
     names = [str(c).lstrip("\ufeff") for c in table.column_names]
     pairs = zip(names, table.columns, strict=True)
-    frame = pd.DataFrame({name: series(name, column) for name, column in pairs}, copy=False)
-    frame.columns = names
-    return frame
+    return pd.DataFrame({name: series(name, column) for name, column in pairs}, copy=False)
 
 
 def _missing_values(data_cfg: Mapping[str, Any]) -> list[str]:
@@ -423,8 +420,6 @@ def text_layout(
     where = where or str(path)
     empty = f"{where}: the file is empty; expected a header row and one row per {rows}"
     head, whole, gzipped = _read_head(path)
-    if not head.strip():
-        raise DataError(empty)
     encoding, text = detect_encoding(head, path, settings.get("encoding"), whole, f"{keys}encoding")
     if not text.strip():
         raise DataError(empty)

@@ -12,14 +12,13 @@ import pandas as pd
 
 from segexp.data.load import (
     CustomerTable,
-    fingerprint_frame,
+    load_customer_table,
     parse_dates,
-    require_columns,
     to_numeric_columns,
 )
 from segexp.data.messages import closest, examples, names_of, row_numbers
 from segexp.data.read import as_text
-from segexp.data.schema import Schema, infer_schema
+from segexp.data.schema import Schema
 from segexp.errors import ConfigError, DataError
 
 RFM_COLUMNS = ["recency", "frequency", "monetary", "tenure", "avg_order_value"]
@@ -48,32 +47,30 @@ class RfmRules:
         values = dict(rfm_cfg or {})
         known = sorted(f.name for f in fields(cls))
         for key, value in values.items():
-            allowed = _CHOICES.get(key, (value,))
             if key not in known:
                 raise ConfigError(
                     f"data.rfm.{key}: unknown key{closest(key, known)}; allowed: {', '.join(known)}"
                 )
-            if value not in allowed:
+            if value not in _CHOICES.get(key, (value,)):
                 raise ConfigError(
-                    f"data.rfm.{key}: allowed values are {', '.join(allowed)}; got '{value}'"
+                    f"data.rfm.{key}: allowed values are {', '.join(_CHOICES[key])}; got '{value}'"
                 )
-        if values.get("reference_date") is not None:
-            values["reference_date"] = str(values["reference_date"])
+        reference = values.get("reference_date")
+        if reference is not None:
+            values["reference_date"] = str(reference)
             try:
-                pd.Timestamp(values["reference_date"])
+                pd.Timestamp(str(reference))
             except ValueError as exc:
                 raise ConfigError(
-                    f"data.rfm.reference_date: not a date: '{values['reference_date']}'; "
+                    f"data.rfm.reference_date: not a date: '{reference}'; "
                     "use YYYY-MM-DD or null for the day after the last transaction"
                 ) from exc
         return cls(**values)
 
     def describe(self) -> str:
         """One line for a tag: which rules produced the table."""
-        return (
-            f"missing_customer={self.missing_customer}; duplicates={self.duplicates}; "
-            f"cancel_prefix={self.cancel_prefix}; returns={self.returns}"
-        )
+        keys = ("missing_customer", "duplicates", "cancel_prefix", "returns")
+        return "; ".join(f"{key}={getattr(self, key)}" for key in keys)
 
 
 class RfmResult(NamedTuple):
@@ -217,27 +214,22 @@ def customers_from_transactions(
     rules = RfmRules.from_config(data_cfg.get("rfm"))
     decimal = str(data_cfg.get("decimal") or frame.attrs.get("decimal", "."))
     result = build_rfm(frame, rules, source, file_rows, decimal)
-    customers = result.customers
     id_column = data_cfg.get("id_column") or "customer_id"
     if id_column != "customer_id":
         raise ConfigError(
             f"data.id_column: a transaction log's customer table is keyed by 'customer_id'; "
             f"got '{id_column}': map the file's header with data.aliases.customer_id instead"
         )
-    numeric, categorical = names_of(data_cfg.get("numeric")), names_of(data_cfg.get("categorical"))
-    for key, names in (("numeric", numeric), ("categorical", categorical)):
-        require_columns(customers, names, f"data.{key}", source)
+    numeric = names_of(data_cfg.get("numeric")) or list(RFM_COLUMNS)
     settings: dict[str, Any] = {"id_column": "customer_id", "label_column": None, "dates": []}
-    settings |= {"numeric": numeric or list(RFM_COLUMNS), "categorical": categorical}
-    schema = infer_schema(customers, settings)
-    schema = Schema(tuple(replace(c, by="the transaction log (RFM)") for c in schema.columns))
-    return CustomerTable(
-        frame=customers,
-        source=source,
-        fingerprint=fingerprint_frame(customers),
-        id_column="customer_id",
-        label_column=None,
-        schema=schema,
+    settings |= {"numeric": numeric, "categorical": names_of(data_cfg.get("categorical"))}
+    settings["non_negative"] = []
+    table = load_customer_table(result.customers, settings, source, None, derive=False)
+    roles = table.schema.columns if table.schema else ()
+    by_log = tuple(replace(c, by="the transaction log (RFM)") for c in roles)
+    return replace(
+        table,
+        schema=Schema(by_log),
         default_features=str(data_cfg.get("default_features") or "rfm"),
         notes=result.counts,
         tags={

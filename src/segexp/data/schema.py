@@ -168,8 +168,7 @@ def date_format_of(values: pd.Series, dayfirst: bool = False) -> str | None:
     filled = values.dropna().astype(str).str.strip()
     # ambiguous 01/02/2010: the configured reading first (a stable sort)
     formats = sorted(DATE_FORMATS, key=lambda f: dayfirst and not f.startswith("%d"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         for fmt in formats:
             if pd.to_datetime(sample, format=fmt, errors="coerce").notna().all() and (
                 len(filled) == len(sample)
@@ -191,10 +190,6 @@ def strictly_increasing(values: pd.Series) -> bool:
         return pc.all(pc.greater(cells.slice(1), cells.slice(0, len(cells) - 1))).as_py() is True
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False
-
-
-def _explicit(value: Any) -> bool:
-    return not (isinstance(value, str) and value == AUTO)
 
 
 _KEYS = {"id": "id_column", "label": "label_column", "numeric": "numeric"}
@@ -270,7 +265,7 @@ def _fallback_id(frame: pd.DataFrame, roles: list[ColumnRole]) -> list[ColumnRol
 def infer_schema(frame: pd.DataFrame, data_cfg: Mapping[str, Any]) -> Schema:
     """Every column's role: the config's explicit choices, inference for the rest."""
     settings = {role: data_cfg.get(key, AUTO) for role, key in _KEYS.items()}
-    lists = {role: names_of(v) if _explicit(v) else None for role, v in settings.items()}
+    lists = {role: None if v == AUTO else names_of(v) for role, v in settings.items()}
     explicit: dict[str, tuple[str, str]] = {}  # column -> (role, config key)
     for role, names in lists.items():
         for name in names or []:
@@ -355,17 +350,8 @@ def derive_columns(
         reason = f"derived: {'days' if unit == 'days' else 'years'} from {column} to {to}"
         role_of = "excluded" if numeric_listed else "numeric"
         reason += "; not in data.numeric" if numeric_listed else ""
-        roles.append(
-            ColumnRole(
-                name,
-                role_of,
-                _kind(new[name]),
-                reason,
-                derived_from=column,
-                unit=unit,
-                reference=to,
-            )
-        )
+        kind = _kind(new[name])
+        roles.append(ColumnRole(name, role_of, kind, reason, "inferred", None, column, unit, to))
     if not new:
         return frame, schema, None
     return frame.assign(**new), Schema(tuple(roles)), day
