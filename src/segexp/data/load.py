@@ -124,13 +124,6 @@ def canonical_headers(
     return renames
 
 
-def canonicalize_columns(
-    frame: pd.DataFrame, aliases: Mapping[str, Sequence[str]], source: str = "data"
-) -> pd.DataFrame:
-    """Rename header variants to canonical names; unknown columns are kept as they are."""
-    return frame.rename(columns=canonical_headers(list(frame.columns), aliases, source))
-
-
 def require_columns(
     frame: pd.DataFrame, columns: Sequence[str], config_key: str, source: str
 ) -> None:

@@ -18,7 +18,7 @@ from segexp.data.load import (
     LARGEST_VALUE,
     _canonical_settings,
     _non_negative,
-    canonicalize_columns,
+    canonical_headers,
 )
 from segexp.data.messages import plain
 from segexp.data.schema import derive_again
@@ -134,7 +134,9 @@ class SegmentAssigner:
     def canonical(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input with canonical feature names; DataError naming any missing column."""
         aliases = {c: self.aliases.get(c, []) for c in self.input_columns}
-        renamed = canonicalize_columns(frame, aliases, source="customer input")
+        renamed = frame.rename(
+            columns=canonical_headers(list(frame.columns), aliases, "customer input")
+        )
         renamed = derive_again(renamed, getattr(self, "derived", {}))  # older assigners: none
         missing = [c for c in self.input_columns if c not in renamed.columns]
         if missing:
