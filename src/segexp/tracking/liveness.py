@@ -15,8 +15,7 @@ TAG_PID_START = TAG_PREFIX + "internal.pid_start"
 
 
 def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (state first, the start time at
-    19); [] for no such process, None where there is no /proc."""
+    """Fields of /proc/<pid>/stat after the command name; []: no such process; None: no /proc."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read().decode("ascii", "replace")

@@ -343,11 +343,8 @@ class Tracker:
             )
         db = sqlite_path(self.tracking_uri)  # artifacts beside a local store; a server decides
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
-        location = (
-            None
-            if db is None
-            else (db.parent / "mlruns" / f"{slug}-{time.time_ns() // 10**6}").as_uri()
-        )
+        folder = f"{slug}-{int(time.time() * 1000)}"
+        location = None if db is None else (db.parent / "mlruns" / folder).as_uri()
         try:
             return self.client.create_experiment(
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
