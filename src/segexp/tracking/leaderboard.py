@@ -3,11 +3,15 @@ rule promotion uses."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from rich import box
+from rich.console import Console, JustifyMethod
+from rich.table import Table
 
 from segexp.errors import ConfigError, EmptyLeaderboardError
 from segexp.model.selection import (
@@ -21,22 +25,10 @@ from segexp.model.selection import (
 
 # True: larger is better. Metrics not listed here cannot be ranked.
 METRIC_DIRECTIONS: dict[str, bool] = {
-    "silhouette": True,
-    "calinski_harabasz": True,
-    "davies_bouldin": False,
-    "inertia": False,
-    "bic": False,
-    "aic": False,
-    "stability": True,
-    "ari": True,
-    "nmi": True,
-    "ref_silhouette": True,
-    "ref_calinski_harabasz": True,
-    "ref_davies_bouldin": False,
-    "min_segment_share": True,
-    "max_segment_share": False,
-    "noise_fraction": False,
-    "fit_seconds": False,
+    **dict.fromkeys(("silhouette", "calinski_harabasz", "stability", "ari", "nmi"), True),
+    **dict.fromkeys(("ref_silhouette", "ref_calinski_harabasz", "min_segment_share"), True),
+    **dict.fromkeys(("davies_bouldin", "ref_davies_bouldin", "inertia", "bic", "aic"), False),
+    **dict.fromkeys(("max_segment_share", "noise_fraction", "fit_seconds"), False),
 }
 
 LEADING_COLUMNS = ["run_id", "run_name", "status", "algo", "k", "scaler", "features"]
@@ -346,13 +338,12 @@ def _cell(value) -> str:
 
 
 def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
-    """Aligned plain-text table; wider than ``max_width``, the widest text columns are cut with
-    an ellipsis (to 10 characters at least), numbers never."""
+    """Aligned plain-text table (rich); wider than ``max_width``, the widest text columns are cut
+    with an ellipsis (to 10 characters at least), numbers never."""
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
     header = [str(c) for c in frame.columns]
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    # the narrowest each text column may get; numbers are never cut
     floors = [
         w if num else min(w, max(10, len(h)))
         for w, h, num in zip(widths, header, numeric, strict=True)
@@ -363,17 +354,15 @@ def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
         cut = min(excess, widths[widest] - floors[widest])
         widths[widest] -= cut
         excess -= cut
-
-    def fit(value: str, width: int) -> str:
-        return value if len(value) <= width else value[: width - 1] + "\u2026"
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            fit(v, w).rjust(w) if num else fit(v, w).ljust(w)
-            for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for name, width, num in zip(header, widths, numeric, strict=True):
+        justify: JustifyMethod = "right" if num else "left"
+        table.add_column(name, width=width, justify=justify, no_wrap=True, overflow="ellipsis")
+    for row in cells:
+        table.add_row(*row)
+    out = io.StringIO()  # plain text: no colour, and store strings are not read as markup
+    Console(file=out, width=10**6, color_system=None, markup=False, emoji=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def format_markdown(frame: pd.DataFrame) -> str:

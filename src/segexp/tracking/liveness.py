@@ -9,19 +9,18 @@ import socket
 from segexp.contract import TAG_PREFIX
 
 # Who logs a run, for ending runs of gone processes: bookkeeping, not for people to read.
-TAG_INTERNAL_PREFIX = TAG_PREFIX + "internal."
-TAG_HOST = TAG_INTERNAL_PREFIX + "host"
-TAG_PID = TAG_INTERNAL_PREFIX + "pid"
-TAG_PID_START = TAG_INTERNAL_PREFIX + "pid_start"
+TAG_HOST = TAG_PREFIX + "internal.host"
+TAG_PID = TAG_PREFIX + "internal.pid"
+TAG_PID_START = TAG_PREFIX + "internal.pid_start"
 
 
 def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (state first); None: no /proc."""
+    """Fields of /proc/<pid>/stat after the command name; []: no such process; None: no /proc."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read().decode("ascii", "replace")
     except FileNotFoundError:
-        return [] if os.path.isdir("/proc/self") else None  # [] : no such process
+        return [] if os.path.isdir("/proc/self") else None
     except OSError:
         return None
     return text[text.rfind(")") + 2 :].split()
@@ -52,17 +51,12 @@ def is_alive(pid: int, start: str = "") -> bool:
     fields = _stat_fields(pid)
     if fields is None:  # no /proc: os.kill is all there is
         return True
-    if not fields or fields[0] == "Z":
-        return False
-    return not start or len(fields) <= 19 or fields[19] == start
+    started = not start or len(fields) <= 19 or fields[19] == start  # pids are reused
+    return bool(fields) and fields[0] != "Z" and started
 
 
 def is_gone(tags: dict[str, str]) -> bool:
     """The run's tags name a process of this host that no longer runs (False when unsure)."""
-    if tags.get(TAG_HOST) != socket.gethostname():
-        return False
-    try:
-        pid = int(tags.get(TAG_PID, ""))
-    except ValueError:
-        return False
-    return not is_alive(pid, tags.get(TAG_PID_START, ""))
+    pid = tags.get(TAG_PID, "")
+    mine = tags.get(TAG_HOST) == socket.gethostname() and pid.isdigit()
+    return mine and not is_alive(int(pid), tags.get(TAG_PID_START, ""))

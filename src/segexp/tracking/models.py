@@ -14,6 +14,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PyFuncModel, PythonModel  # not mlflow.pyfunc.X: mypy sees a LazyLoader
@@ -145,10 +146,10 @@ def _not_segexp(uri: str, why: str) -> TrackingError:
     )
 
 
-def _assigner_path(folder: Path, uri: str) -> str | None:
+def _assigner_path(meta: Model, uri: str) -> str | None:
     """Where a segexp model keeps its assigner (checked to stay inside the model); None when
     the model is not segexp's."""
-    conf = Model.load(str(folder / "MLmodel")).flavors.get("python_function") or {}
+    conf = meta.flavors.get("python_function") or {}
     entry = (conf.get("artifacts") or {}).get(ASSIGNER_ARTIFACT)
     relative = entry.get("path") if isinstance(entry, dict) else None
     if not isinstance(relative, str):
@@ -162,16 +163,16 @@ def _assigner_path(folder: Path, uri: str) -> str | None:
 def load_model_folder(folder: Path, uri: str) -> PyFuncModel:
     """A model folder as a pyfunc model; a segexp model as data only (its MLmodel file and its
     assigner are all that is read), another only with ``SEGEXP_TRUST_PICKLE=1``."""
-    relative = _assigner_path(folder, uri)
+    meta = Model.load(str(folder / "MLmodel"))
+    relative = _assigner_path(meta, uri)
+    if relative is None and not storage.pickle_trusted():
+        raise _not_segexp(uri, f"was not written by segexp (no '{ASSIGNER_ARTIFACT}' artifact)")
     if relative is None:
-        if not storage.pickle_trusted():
-            raise _not_segexp(uri, f"was not written by segexp (no '{ASSIGNER_ARTIFACT}' artifact)")
         return mlflow.pyfunc.load_model(str(folder))
     if not (folder / relative).is_file():
         raise _not_segexp(uri, f"has no file {relative}")
     model = SegmentModel()
     model.assigner = load_assigner(folder / relative, f"model {uri}: {relative}")
-    meta = Model.load(str(folder / "MLmodel"))
     return PyFuncModel(model_meta=meta, model_impl=_SegmentModelImpl(model))
 
 
@@ -187,14 +188,11 @@ def load_model(model_uri: str, tracking_uri: str) -> PyFuncModel:
             folder = Path(tmp) / "model"
 
             def fetch(relative: str, into: Path) -> str:
-                return mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"{location}/{relative}".rstrip("/"),
-                    dst_path=str(into),
-                    tracking_uri=tracking_uri,
-                )
+                uri = f"{location}/{relative}".rstrip("/")
+                return download_artifacts(uri, dst_path=str(into), tracking_uri=tracking_uri)
 
             fetch("MLmodel", folder)  # a segexp model: that and the assigner file only
-            relative = _assigner_path(folder, model_uri)
+            relative = _assigner_path(Model.load(str(folder / "MLmodel")), model_uri)
             if relative is None and storage.pickle_trusted():  # another: its files, its loader
                 return mlflow.pyfunc.load_model(fetch("", Path(tmp) / "all"))
             if relative is not None:

@@ -30,8 +30,6 @@ from segexp.tracking import staging
 from segexp.tracking.liveness import TAG_HOST, TAG_PID, is_gone, process_tags
 
 DEFAULT_DB_NAME = "mlflow.db"
-# MLflow's own tag names (mlflow.utils.mlflow_tags), spelled out to keep mlflow out of imports
-MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 # MLflow 3's UI opens an experiment on its GenAI views unless told it holds model training.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
@@ -55,7 +53,6 @@ HTTP_BOUNDS = {
 os.environ.update({k: v for k, v in HTTP_BOUNDS.items() if k not in os.environ})
 
 SERVER_CHECK_TIMEOUT = 5.0  # seconds the first request to a tracking server may take
-_API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 ALLOW_REDIRECTS_ENV = "SEGEXP_ALLOW_REDIRECTS"  # true: follow a server's redirect elsewhere
 LOCK_TIMEOUT = 30.0  # seconds to wait for another process creating or migrating a store
 LOCK_GRACE = 5.0  # waited in silence: a new store takes 3-4 s to create
@@ -75,20 +72,16 @@ def absolute_tracking_uri(configured: str | None, base_dir: str | Path | None = 
     paths made absolute against ``base_dir`` so Hydra's output folders never receive runs."""
     base = Path(base_dir or os.getcwd()).resolve()
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    db = uri.removeprefix("sqlite:///")
     if not uri:
         return f"sqlite:///{base / DEFAULT_DB_NAME}"
-    if uri in _OTHER_SCHEMES:  # MLflow's names for a Databricks workspace, not a folder
-        return uri
-    if uri.startswith("sqlite:///"):
-        db_path = uri[len("sqlite:///") :]
-        if db_path != ":memory:" and db_path and not os.path.isabs(db_path):
-            return f"sqlite:///{(base / db_path).resolve()}"
-        return uri
-    if "://" not in uri and not uri.startswith(("file:", "sqlite:")):  # a bare folder
-        return str((base / uri).resolve())  # MLflow's file store (opt-in only in MLflow 3)
-    if uri.startswith("file:") and not uri.startswith("file:///"):
+    if uri.startswith("sqlite:///") and db not in ("", ":memory:") and not os.path.isabs(db):
+        return f"sqlite:///{(base / db).resolve()}"
+    if uri in _OTHER_SCHEMES or "://" in uri or uri.startswith("sqlite:"):
+        return uri  # Databricks' names, servers, databases, absolute paths
+    if uri.startswith("file:"):
         return (base / uri[len("file:") :]).resolve().as_uri()
-    return uri
+    return str((base / uri).resolve())  # a bare folder: MLflow's file store (opt-in in MLflow 3)
 
 
 def resolve_tracking_uri(
@@ -96,23 +89,20 @@ def resolve_tracking_uri(
 ) -> str:
     """``absolute_tracking_uri``, checked once per process when ``check``."""
     uri = absolute_tracking_uri(configured, base_dir)
-    if check:
-        if configured:
-            where = f"mlflow.tracking_uri={configured}"
-        elif os.environ.get("MLFLOW_TRACKING_URI"):
-            where = f"MLFLOW_TRACKING_URI={os.environ['MLFLOW_TRACKING_URI']}"
-        else:
-            where = f"the default store {uri} (mlflow.tracking_uri unset)"
-        check_tracking_uri(uri, where)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if check and configured:
+        check_tracking_uri(uri, f"mlflow.tracking_uri={configured}")
+    elif check:
+        where = f"MLFLOW_TRACKING_URI={env}" if env else f"the default store {uri}"
+        check_tracking_uri(uri, where if env else f"{where} (mlflow.tracking_uri unset)")
     return uri
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
     """The database file of a local SQLite store; None for any other store."""
-    if tracking_uri.startswith("sqlite:///"):
-        path = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
-        return Path(path) if path and path != ":memory:" else None
-    return None
+    path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    ok = tracking_uri.startswith("sqlite:///") and path not in ("", ":memory:")
+    return Path(path) if ok else None
 
 
 @functools.cache  # a refusal raises and is not kept
@@ -123,20 +113,20 @@ def check_tracking_uri(uri: str, where: str) -> None:
     db = sqlite_path(uri)
     if uri.startswith("databricks") and scheme in ("", "databricks"):
         _check_databricks(where)
-    elif uri.startswith("sqlite:"):
-        if not uri.startswith("sqlite:///") or db is None:
-            raise TrackingError(
-                f"{where}: not a SQLite file; write sqlite:///PATH (relative to the current "
-                "folder) or sqlite:////ABSOLUTE/PATH, e.g. sqlite:///mlflow.db; an in-memory "
-                "store would lose every run when the command ends"
-            )
+    elif uri.startswith("sqlite:") and db is None:
+        raise TrackingError(
+            f"{where}: not a SQLite file; write sqlite:///PATH (relative to the current "
+            "folder) or sqlite:////ABSOLUTE/PATH, e.g. sqlite:///mlflow.db; an in-memory "
+            "store would lose every run when the command ends"
+        )
+    elif db is not None:
         _check_sqlite(db, where)
     elif scheme in ("http", "https"):
         _check_server(uri, where)
-    elif not scheme or scheme == "file":  # MLflow's file store: maintenance mode in MLflow 3
+    elif scheme in ("", "file"):  # MLflow's file store: maintenance mode in MLflow 3
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
             return
-        folder = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+        folder = Path(uri.removeprefix("file://"))
         db = folder if folder.suffix in (".db", ".sqlite", ".sqlite3") else folder / "mlflow.db"
         raise TrackingError(
             f"{where}: a plain path is MLflow's file store, which MLflow 3 keeps in "
@@ -149,24 +139,23 @@ def check_tracking_uri(uri: str, where: str) -> None:
 def _check_databricks(where: str) -> None:
     """A workspace needs DATABRICKS_HOST (which must answer) or a Databricks config file."""
     host = os.environ.get("DATABRICKS_HOST", "")
+    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg").expanduser()
+    if not host and not config.is_file():
+        raise TrackingError(
+            f"{where}: no Databricks workspace is configured here (DATABRICKS_HOST unset, no "
+            f"{config}); set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks "
+            f"configure`, or {_LOCAL}"
+        )
     if host:  # Databricks' own client waits minutes for a workspace that does not answer
         parts = urlsplit(host if "://" in host else f"https://{host}")
-        address = (parts.hostname or host, parts.port or 443)
         try:
+            address = (parts.hostname or host, parts.port or 443)
             socket.create_connection(address, timeout=SERVER_CHECK_TIMEOUT).close()
         except OSError as exc:
             raise TrackingError(
                 f"{where}: the Databricks workspace DATABRICKS_HOST={host} does not answer "
                 f"({exc.strerror or type(exc).__name__}); check DATABRICKS_HOST, or {_LOCAL}"
             ) from None
-        return  # MLflow authenticates; a refusal is then one line from open_store
-    config = Path(os.environ.get("DATABRICKS_CONFIG_FILE") or "~/.databrickscfg").expanduser()
-    if not config.is_file():
-        raise TrackingError(
-            f"{where}: no Databricks workspace is configured here (DATABRICKS_HOST unset, no "
-            f"{config}); set DATABRICKS_HOST and DATABRICKS_TOKEN, or run `databricks "
-            f"configure`, or {_LOCAL}"
-        )
 
 
 def _check_sqlite(path: Path, where: str) -> None:
@@ -179,8 +168,7 @@ def _check_sqlite(path: Path, where: str) -> None:
         with store_lock(path, where):
             pass
     if not path.exists():
-        problem = folder_problem(path.parent)
-        if problem is not None:
+        if (problem := folder_problem(path.parent)) is not None:
             raise TrackingError(
                 f"{where}: cannot create the store: {problem}; choose a writable path"
             )
@@ -241,7 +229,7 @@ def _check_server(uri: str, where: str) -> None:
             cafile = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or None
             context = ssl.create_default_context(cafile=cafile)
     opener = urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
-    for path in ("/health", _API_PROBE):
+    for path in ("/health", "/api/2.0/mlflow/experiments/search?max_results=1"):
         url = uri.rstrip("/") + path
         try:
             opener.open(url, timeout=SERVER_CHECK_TIMEOUT).close()
@@ -290,9 +278,8 @@ def _check_redirect(uri: str, target: str, code: int, where: str) -> None:
     here, there = urlsplit(uri), urlsplit(target)
     same_host = (here.hostname or "").lower() == (there.hostname or "").lower()
     upgraded = there.scheme == "https" and there.port in (None, 443)
-    if same_host and (here.port == there.port or upgraded):
-        return
-    if os.environ.get(ALLOW_REDIRECTS_ENV, "").strip().lower() in ("1", "true", "yes"):
+    allowed = os.environ.get(ALLOW_REDIRECTS_ENV, "").strip().lower() in ("1", "true", "yes")
+    if allowed or (same_host and (here.port == there.port or upgraded)):
         return
     raise TrackingError(
         f"{where}: the server answers {code}, a redirect to another server ({target}); "
@@ -306,22 +293,18 @@ def check_experiment_name(name: Any, key: str = "mlflow.experiment") -> str:
     """The experiment name, or TrackingError when it is empty, null, too long for MLflow or
     holds control characters."""
     text = "" if name is None else str(name)
+    bad = sorted({repr(c) for c in text if ord(c) < 32 or ord(c) == 127})
     if not text.strip():
         got = "null" if name is None else f"an empty one ({key}={text!r})"
-        raise TrackingError(
-            f"{key}: expected an experiment name; got {got}; e.g. mlflow.experiment=customers"
-        )
-    if len(text) > _MAX_EXPERIMENT_NAME:
-        raise TrackingError(
-            f"{key}: MLflow allows at most {_MAX_EXPERIMENT_NAME} characters; got {len(text)}"
-        )
-    bad = sorted({repr(c) for c in text if ord(c) < 32 or ord(c) == 127})
-    if bad:
-        raise TrackingError(
-            f"{key}: control characters are not allowed in an experiment name; "
-            f"got {', '.join(bad)} in {text!r}"
-        )
-    return text
+        problem = f"expected an experiment name; got {got}; e.g. mlflow.experiment=customers"
+    elif len(text) > _MAX_EXPERIMENT_NAME:
+        problem = f"MLflow allows at most {_MAX_EXPERIMENT_NAME} characters; got {len(text)}"
+    elif bad:
+        problem = "control characters are not allowed in an experiment name; "
+        problem += f"got {', '.join(bad)} in {text!r}"
+    else:
+        return text
+    raise TrackingError(f"{key}: {problem}")
 
 
 def _clip(value: Any, limit: int) -> str:
@@ -342,12 +325,12 @@ class Tracker:
         """Id of the named experiment, created (race-safe) when missing and ``create``."""
         name = check_experiment_name(name)
         experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None and experiment.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"experiment '{name}' is deleted in {self.tracking_uri}; restore it "
+                "(mlflow experiments restore) or choose another mlflow.experiment"
+            )
         if experiment is not None:
-            if experiment.lifecycle_stage == "deleted":
-                raise TrackingError(
-                    f"experiment '{name}' is deleted in {self.tracking_uri}; restore it "
-                    "(mlflow experiments restore) or choose another mlflow.experiment"
-                )
             if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before segexp set it
                 self.client.set_experiment_tag(
                     experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
@@ -367,8 +350,7 @@ class Tracker:
                 name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
         except Exception:  # another process created it since our lookup (mlflow#10334)
-            experiment = self.client.get_experiment_by_name(name)
-            if experiment is None:
+            if (experiment := self.client.get_experiment_by_name(name)) is None:
                 raise
             return experiment.experiment_id
 
@@ -379,9 +361,8 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
     ) -> str:
-        all_tags = {k: _clip(v, _MAX_TAG_LENGTH) for k, v in (tags or {}).items()}
-        if parent_run_id:
-            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
+        all_tags = {k: _clip(v, _MAX_TAG_LENGTH) for k, v in {**(tags or {}), **parent}.items()}
         return self.client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
 
     def log(
@@ -404,14 +385,14 @@ class Tracker:
             params=[Param(k, _clip(v, _MAX_PARAM_LENGTH)) for k, v in (params or {}).items()],
             tags=[RunTag(k, _clip(v, _MAX_TAG_LENGTH)) for k, v in (tags or {}).items()],
         )
-        if datasets:
-            inputs = [
-                DatasetInput(
-                    Dataset(**{key: d[key] for key in _DATASET_FIELDS if key in d}),
-                    tags=[InputTag("mlflow.data.context", d.get("context", "training"))],
-                )
-                for d in datasets
-            ]
+        inputs = [
+            DatasetInput(
+                Dataset(**{key: d[key] for key in _DATASET_FIELDS if key in d}),
+                tags=[InputTag("mlflow.data.context", d.get("context", "training"))],
+            )
+            for d in datasets or []
+        ]
+        if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
         if artifact_dir is not None:
             self.client.log_artifacts(run_id, str(artifact_dir))
@@ -454,8 +435,8 @@ def log_run(
         run_id = tracker.start_run(experiment_id, record.run_name, tags, parent_run_id)
     except Exception as exc:
         raise StoreWriteError(f"creating run {record.run_name}: {_error_text(exc)}") from exc
+    ok = record.error is None  # a failed job logs its params and inputs only
     try:
-        ok = record.error is None  # a failed job logs its params and inputs only
         tracker.log(
             run_id,
             params=record.params,
@@ -522,15 +503,16 @@ def sweep_runs_url(
     view: str | None = None,
 ) -> str:
     """The runs table (model-training pages) of one sweep's job runs, best first by ``metric``:
-    the saved ``view`` with its columns, or the filter and order alone."""
-    query: dict[str, str] = {"workflowType": "machine_learning"}
-    if view is not None:  # the UI ignores a view when the URL also carries a filter
-        query["viewStateShareKey"] = view
-    else:
-        query["searchFilter"] = _sweep_filter(sweep_id)
-        query["orderByKey"] = f"metrics.`{metric}`"
-        query["orderByAsc"] = "false" if descending else "true"
-    return f"{runs_url(tracking_uri, experiment_id, ui)}?{urlencode(query, quote_via=quote)}"
+    the saved ``view`` with its columns, or the filter and order alone (the UI ignores a view
+    when the URL also carries a filter)."""
+    shown = {
+        "searchFilter": _sweep_filter(sweep_id),
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": "false" if descending else "true",
+    }
+    shown = {"viewStateShareKey": view} if view is not None else shown
+    query = urlencode({"workflowType": "machine_learning", **shown}, quote_via=quote)
+    return f"{runs_url(tracking_uri, experiment_id, ui)}?{query}"
 
 
 def ui_command(tracking_uri: str) -> str | None:
@@ -563,48 +545,45 @@ def open_store(tracking_uri: str) -> Any:
 @contextlib.contextmanager
 def store_lock(db: Path, where: str) -> Iterator[None]:
     """Hold ``<db>.lock``. Held by another command: said at once with its pid, then waited for
-    ``lock_timeout()`` seconds (TrackingError after); held by a worker of this same command
-    (joblib's share its process group): first waited for LOCK_GRACE seconds in silence."""
-    lock, lock_file = FileLock(f"{db}.lock"), Path(f"{db}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        pid = _lock_holder(lock_file)
-        try:
-            # once more before saying so: a brief hold (a command opening the store) is often over
-            lock.acquire(timeout=LOCK_GRACE if _same_command(pid) else 0)
-        except Timeout:
-            bound = lock_timeout()
-            holder = f"pid {pid}" if pid is not None else "another process"
+    ``$SEGEXP_STORE_LOCK_TIMEOUT`` (else LOCK_TIMEOUT) seconds, TrackingError after; held by a
+    worker of this same command (joblib's share its process group): LOCK_GRACE s in silence."""
+    lock = FileLock(f"{db}.lock")
+    if not _acquired(lock, 0):
+        pid = _lock_holder(Path(f"{db}.lock"))
+        holder = f"pid {pid}" if pid is not None else "another process"
+        # once more before saying so: a brief hold (a command opening the store) is often over
+        if not _acquired(lock, LOCK_GRACE if _same_command(pid) else 0):
+            raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+            try:
+                bound = float(raw) if raw else LOCK_TIMEOUT
+            except ValueError:
+                raise TrackingError(
+                    f"{LOCK_TIMEOUT_ENV}: seconds to wait for a locked store, e.g. 60; got {raw!r}"
+                ) from None
             print(
                 f"segexp: the store {db} is locked by {holder} (creating or migrating it); "
                 f"waiting up to {bound:g} s ({LOCK_TIMEOUT_ENV})",
                 file=sys.stderr,
                 flush=True,
             )
-            try:
-                lock.acquire(timeout=bound)
-            except Timeout:
+            if not _acquired(lock, bound):
                 raise TrackingError(
                     f"{where}: {db}.lock is still held by {holder} after {bound:g} s; let that "
                     f"command finish (or stop it), or wait longer with {LOCK_TIMEOUT_ENV}="
                     "<seconds>; remove the lock file only if no segexp or mlflow command is running"
-                ) from None
+                )
     try:
         yield
     finally:
         lock.release()
 
 
-def lock_timeout() -> float:
-    """Seconds to wait for a store's lock: ``$SEGEXP_STORE_LOCK_TIMEOUT``, else LOCK_TIMEOUT."""
-    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+def _acquired(lock: FileLock, timeout: float) -> bool:
     try:
-        return float(raw) if raw else LOCK_TIMEOUT
-    except ValueError:
-        raise TrackingError(
-            f"{LOCK_TIMEOUT_ENV}: seconds to wait for a locked store, e.g. 60; got {raw!r}"
-        ) from None
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        return False
+    return True
 
 
 def _lock_holder(lock_file: Path) -> int | None:
@@ -657,12 +636,10 @@ def reap_lost_runs(tracker: Tracker) -> list[str]:
     """End KILLED the RUNNING runs of this host whose process is gone (and the RUNNING job
     runs of such a sweep); their ids. Runs of other hosts are never touched."""
     host = socket.gethostname()
+    running = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
     try:
         ids = [e.experiment_id for e in tracker.client.search_experiments(max_results=50000)]
-        running = f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}'"
-        runs = (
-            tracker.client.search_runs(ids, filter_string=running, max_results=50000) if ids else []
-        )
+        runs = tracker.client.search_runs(ids, running, max_results=50000) if ids else []
     except Exception:  # a store that refuses searches says so where it is used
         return []
     ended: list[str] = []

@@ -3,10 +3,9 @@ change it, so only known ``_target_``s and no interpolations (docs/trust.md)."""
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Iterator
 from functools import cache
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +25,32 @@ SEGEXP_TARGETS = frozenset(
         "segexp.model.pipeline.ScaledKNNImputer",
     }
 )
-_SKLEARN_TARGET = re.compile(r"sklearn(\.[A-Za-z_]\w*)*\.[A-Za-z_]\w*")
 
 
 @cache
-def _sklearn_estimators() -> frozenset[type]:
-    return frozenset(cls for _, cls in all_estimators())
-
-
-def is_sklearn_estimator(target: str) -> bool:
-    """``sklearn.<module>.<Name>`` naming a scikit-learn estimator class (imports ``sklearn``
-    modules only)."""
-    if not _SKLEARN_TARGET.fullmatch(target):
-        return False
-    module, _, name = target.rpartition(".")
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return False
-    return isinstance(found, type) and found in _sklearn_estimators()
+def _sklearn_targets() -> frozenset[str]:
+    """Each scikit-learn estimator class by its module and by its public package (the module's
+    parts before the first private one): ``sklearn.cluster._kmeans.KMeans``
+    and ``sklearn.cluster.KMeans``."""
+    names = set()
+    for _, cls in all_estimators():
+        public = takewhile(lambda part: not part.startswith("_"), cls.__module__.split("."))
+        names |= {f"{cls.__module__}.{cls.__name__}", f"{'.'.join(public)}.{cls.__name__}"}
+    return frozenset(names)
 
 
 def target_allowed(target: Any, user: set[str] | None = None) -> bool:
-    if not isinstance(target, str):
-        return False
+    """segexp's own classes, scikit-learn's estimators and the user's own conf's targets."""
     mine = user if user is not None else user_targets()
-    return target in SEGEXP_TARGETS or target in mine or is_sklearn_estimator(target)
+    return isinstance(target, str) and (
+        target in SEGEXP_TARGETS or target in mine or target in _sklearn_targets()
+    )
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+def _walk(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     """(dotted key, key, value) of every leaf of a plain container."""
     for key, value in node.items() if isinstance(node, dict) else enumerate(node):
-        dotted = f"{path}[{key}]" if isinstance(node, list) else f"{path}.{key}"
-        dotted = dotted if path else str(key)
+        dotted = f"{path}[{key}]" if isinstance(node, list) else f"{path}.{key}".lstrip(".")
         if isinstance(value, dict | list):
             yield from _walk(value, dotted)
         else:
@@ -70,7 +62,7 @@ def check_stored_config(cfg: DictConfig, where: str) -> DictConfig:
     naming ``where`` (e.g. ``run 1a2b...: config.yaml``) and the key."""
     user = user_targets()
     raw = OmegaConf.to_container(cfg, resolve=False)  # interpolations stay text: nothing runs
-    for dotted, key, value in _walk(raw, ""):
+    for dotted, key, value in _walk(raw):
         if isinstance(value, str) and "${" in value:
             raise ConfigError(
                 f"{where}: key {dotted} holds an interpolation ({value}); segexp stores configs "
