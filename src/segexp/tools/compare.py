@@ -340,8 +340,12 @@ def fit_table(
     if "run_id" in table.columns:
         table["run_id"] = table["run_id"].astype(str).str[:SHORT_RUN_ID]
     kept = {"rank", "run_name", "run_id", *keep}
-    rank = {c: next((i for i, n in enumerate(HIDE_FIRST_TO_LAST) if _is(c, n)), -1) for c in table}
-    order = sorted((c for c in table.columns if c not in kept), key=rank.__getitem__)
+
+    def hide_order(column: str) -> int:  # "algo." stands for every hyperparameter column
+        key = "algo." if column.startswith("algo.") else column
+        return HIDE_FIRST_TO_LAST.index(key) if key in HIDE_FIRST_TO_LAST else -1
+
+    order = sorted((c for c in table.columns if c not in kept), key=hide_order)
     hidden: list[str] = []
     for name in order:
         if max(map(len, format_table(table).splitlines()), default=0) <= width:
@@ -349,11 +353,6 @@ def fit_table(
         table = table.drop(columns=name)
         hidden.append(name)
     return format_table(table, max_width=width), hidden
-
-
-def _is(column: str, name: str) -> bool:
-    """``column`` is ``name``; "algo." stands for every hyperparameter column."""
-    return column.startswith(name) if name.endswith(".") else column == name
 
 
 def _wrap(text: str, width: int | None) -> str:

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,8 +57,7 @@ def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(NamedTuple):
     """The column colouring histograms and scatter plots, and why it was chosen."""
 
     column: str | None

@@ -89,10 +89,6 @@ class RunModel:
     training: pd.DataFrame  # its assignments: id, feature columns, segment
     input_example: pd.DataFrame
 
-    @property
-    def expected(self) -> np.ndarray:
-        return self.training[SEGMENT_COLUMN].to_numpy(dtype=int)
-
 
 @dataclass
 class PromotionResult:
@@ -111,7 +107,6 @@ class PromotionResult:
     version: str | None = None
     dry_run: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
-    segment_names: dict[int, str] = field(default_factory=dict)
     report_path: Path | None = None  # the local copy, only with report.output=
     report_uri: str | None = None  # kept with the model version
     report_error: str | None = None
@@ -287,7 +282,9 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     return RunModel(run, assigner, training, example[assigner.input_columns].head(5))
 
 
-def agreement_with(expected: np.ndarray, predicted: ArrayLike) -> float:
+def agreement_with(run_model: RunModel, predicted: ArrayLike) -> float:
+    """The share of the run's training customers given their segment again."""
+    expected = run_model.training[SEGMENT_COLUMN].to_numpy(dtype=int)
     predicted = np.asarray(predicted, dtype=int)
     if len(predicted) != len(expected):
         return 0.0
@@ -383,7 +380,7 @@ def validate_version(client: MlflowClient, run_model: RunModel, name: str, versi
         predicted = model.predict(run_model.training[run_model.assigner.input_columns])
         if not isinstance(predicted, pd.DataFrame):
             raise TypeError(f"the model returned {type(predicted).__name__}, not a table")
-        return agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
+        return agreement_with(run_model, predicted[SEGMENT_COLUMN])
     except Exception as exc:  # any failure to load or score is a failed validation
         client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {exc}"[:4000])
         raise ValidationFailed(
@@ -440,11 +437,10 @@ def promote(cfg: DictConfig) -> PromotionResult:
             previous_version=previous,
             dry_run=bool(cfg.dry_run),
             metrics=dict(run.data.metrics),
-            segment_names=dict(run_model.assigner.segment_names),
         )
         if result.dry_run:
             local = run_model.assigner.assign(run_model.training)
-            result.agreement = agreement_with(run_model.expected, local[SEGMENT_COLUMN])
+            result.agreement = agreement_with(run_model, local[SEGMENT_COLUMN])
             return result
         version, model_id = register_version(client, run_model, name, selection, folder)
         result.version = version
