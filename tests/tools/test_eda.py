@@ -18,11 +18,11 @@ from segexp.tools.eda import (
     eda,
     histogram_figure,
     iqr_outliers,
-    markdown_table,
     missingness_figure,
     missingness_matrix,
     summary_table,
 )
+from segexp.tracking.leaderboard import format_markdown
 
 MALL_ARTIFACTS = {
     "schema.json",
@@ -213,7 +213,7 @@ def test_summary_table_agrees_with_pandas(mall_csv):
         assert summary.loc[column, "median"] == pytest.approx(described.loc["50%", column])
     assert summary.loc["customer_id", "role"] == "id"
     assert summary.loc["gender", "top_count"] == 112
-    lines = markdown_table(summary.reset_index()).splitlines()
+    lines = format_markdown(summary.reset_index()).splitlines()
     assert len(lines) == 2 + len(summary)
     assert lines[0].startswith("| column | role |")
 

@@ -263,7 +263,7 @@ def test_report_reads_formula_escaped_ids_back_as_the_job_wrote_them(store, tmp_
 def test_report_errors_are_one_line_and_say_what_to_do(store, tmp_path):
     with pytest.raises(TrackingError) as info:
         write_report(store, "0123456789abcdef", tmp_path / "r.html")
-    assert "run_id=0123456789abcdef: no such run" in str(info.value)
+    assert "run_id=0123456789abcdef: no run '0123456789abcdef'" in str(info.value)
     assert "mlflow.tracking_uri" in str(info.value)
 
     parent = _manual_run(

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, ListConfig
 
 from segexp.contract import TAG_ERROR, TAG_KIND, TAG_OUTCOME_PREFIX, TAG_SWEEP_ID
@@ -38,8 +39,15 @@ from segexp.tracking.leaderboard import (
     larger_is_better,
     left_out_summary,
     runs_to_frame,
+    select_best,
 )
-from segexp.tracking.store import TAG_ENDED_BY, TAG_JOBS_PLANNED, Tracker, resolve_tracking_uri
+from segexp.tracking.store import (
+    TAG_ENDED_BY,
+    TAG_JOBS_PLANNED,
+    Tracker,
+    resolve_tracking_uri,
+    sqlite_path,
+)
 
 SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
@@ -112,16 +120,44 @@ def output_format(cfg: DictConfig) -> str:
     return implied
 
 
-def open_experiment(cfg: DictConfig) -> tuple[Tracker, str, str]:
-    """Tracker, experiment id and URI; TrackingError when the store or experiment is missing."""
-    uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+def existing_store(configured_uri: str | None) -> str:
+    """The resolved tracking URI; a missing local SQLite file is an error, not a new store."""
+    uri = resolve_tracking_uri(configured_uri)
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
         raise TrackingError(
-            f"no MLflow store at {uri[len('sqlite:///') :]}; run a sweep first "
-            "(python -m segexp -m k=2..10) or set mlflow.tracking_uri"
+            f"no MLflow store at {db} (mlflow.tracking_uri={uri}); run a sweep first "
+            "(python -m segexp -m k=2..10) or set mlflow.tracking_uri to the store of your runs"
         )
-    tracker = Tracker(uri)
-    return tracker, tracker.experiment_id(str(cfg.mlflow.experiment), create=False), uri
+    return uri
+
+
+def get_run(client: Any, run_id: str) -> Run:
+    """The run, or TrackingError saying where run ids are found."""
+    try:
+        return client.get_run(str(run_id))
+    except MlflowException as exc:
+        raise TrackingError(
+            f"run_id={run_id}: no run '{run_id}' in {client.tracking_uri}; copy a run id from "
+            "python -m segexp.compare, a sweep's leaderboard.csv or the MLflow UI, and check "
+            "mlflow.tracking_uri"
+        ) from exc
+
+
+def better(metric: str, direction: str = "auto") -> str:
+    """'larger is better' or 'smaller is better', as every ranking says it."""
+    return f"{'larger' if larger_is_better(metric, direction) else 'smaller'} is better"
+
+
+def rank_one(
+    frame: pd.DataFrame, metric: str, filters: LeaderboardFilters, direction: str = "auto"
+) -> tuple[pd.Series, int, str]:
+    """(rank 1 as ``select_best`` picks it, how many runs were ranked, '; <runs left out>')."""
+    best = select_best(frame, metric, filters, direction, prefix="filter.")
+    board = build_leaderboard(frame, metric, filters, direction)
+    left_out = left_out_summary(board, filters, "filter.")
+    ranked = int(candidates(board)[0][metric].notna().sum())
+    return best, ranked, f"; {left_out}" if left_out else ""
 
 
 def _sweeps(tracker: Tracker, experiment_id: str, where: str = "", most: int = 1) -> list[Run]:
@@ -172,7 +208,9 @@ def load_runs(
 ) -> tuple[pd.DataFrame, str]:
     """The job runs to rank and where they come from; an incomplete sweep's reason is in
     ``frame.attrs["incomplete"]`` (as the latest sweep: refused, unless allowed)."""
-    tracker, experiment_id, uri = open_experiment(cfg)
+    uri = existing_store(cfg.mlflow.tracking_uri)
+    tracker = Tracker(uri)
+    experiment_id = tracker.experiment_id(str(cfg.mlflow.experiment), create=False)
     experiment = f"experiment '{cfg.mlflow.experiment}'"
     if cfg.get("scope", "sweep") == "experiment":
         return runs_to_frame(sweep_jobs(tracker.client, experiment_id, None)), experiment
@@ -302,8 +340,12 @@ def fit_table(
     if "run_id" in table.columns:
         table["run_id"] = table["run_id"].astype(str).str[:SHORT_RUN_ID]
     kept = {"rank", "run_name", "run_id", *keep}
-    rank = {c: next((i for i, n in enumerate(HIDE_FIRST_TO_LAST) if _is(c, n)), -1) for c in table}
-    order = sorted((c for c in table.columns if c not in kept), key=rank.__getitem__)
+
+    def hide_order(column: str) -> int:  # "algo." stands for every hyperparameter column
+        key = "algo." if column.startswith("algo.") else column
+        return HIDE_FIRST_TO_LAST.index(key) if key in HIDE_FIRST_TO_LAST else -1
+
+    order = sorted((c for c in table.columns if c not in kept), key=hide_order)
     hidden: list[str] = []
     for name in order:
         if max(map(len, format_table(table).splitlines()), default=0) <= width:
@@ -311,11 +353,6 @@ def fit_table(
         table = table.drop(columns=name)
         hidden.append(name)
     return format_table(table, max_width=width), hidden
-
-
-def _is(column: str, name: str) -> bool:
-    """``column`` is ``name``; "algo." stands for every hyperparameter column."""
-    return column.startswith(name) if name.endswith(".") else column == name
 
 
 def _wrap(text: str, width: int | None) -> str:
@@ -336,7 +373,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         if output:  # an existing file is refused before any work
             check_output(str(output), "output", bool(cfg.get("overwrite")), list(SUFFIX_FORMATS))
         width = table_width(cfg, out)
-        larger = larger_is_better(metric, direction)
+        better(metric, direction)  # a bad direction is refused before any work
         filters = filters_from_config(cfg)
         fmt = output_format(cfg)
         frame, where = load_runs(cfg)
@@ -383,8 +420,7 @@ def run_compare(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None =
         text = render(shown, columns, fmt)
     heading = (
         f"{where}: {len(ranked)} runs ({filters.describe('filter.')}), showing {len(shown)}, "
-        f"ranked by {metric} ({'larger' if larger else 'smaller'} is better)"
-        + (f"; {left_out}" if left_out else "")
+        f"ranked by {metric} ({better(metric, direction)})" + (f"; {left_out}" if left_out else "")
     )
     incomplete = frame.attrs.get("incomplete")
     if incomplete:

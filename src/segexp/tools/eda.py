@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from segexp.data.schema import ROLES
 from segexp.errors import ConfigError, DataError
 from segexp.insight.plots import HEIGHT, LABEL_SIZE, LEGEND_SIZE, TICK_SIZE, TITLE_SIZE, WIDTH, save
 from segexp.jobs.job import code_version
+from segexp.tracking.leaderboard import format_markdown
 from segexp.tracking.store import Tracker, resolve_tracking_uri, runs_url, ui_command
 
 _COLORS = [
@@ -56,8 +57,7 @@ def column_roles(table: CustomerTable) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(NamedTuple):
     """The column colouring histograms and scatter plots, and why it was chosen."""
 
     column: str | None
@@ -137,17 +137,6 @@ def summary_table(
         "std", "min", "q25", "median", "q75", "max", "outliers_iqr", "top", "top_count",
     ]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table (numbers to 4 significant digits, blanks for NaN)."""
-    cells = frame.astype(object).map(
-        lambda v: "" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v)
-    )
-    rows = [cells.columns.astype(str).tolist(), *cells.to_numpy().tolist()]
-    lines = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    lines.insert(1, "|" + "---|" * frame.shape[1])
-    return "\n".join(lines) + "\n"
 
 
 def _figure(width: float = WIDTH, height: float = HEIGHT) -> Figure:
@@ -495,7 +484,7 @@ def write_eda_artifacts(
     write_table(summary, folder / "summary.csv", "csv")  # column names are the data's
     (folder / "summary.md").write_text(
         f"# Data summary: {table.source}\n\n{len(frame)} customers, {frame.shape[1]} columns "
-        f"({role_counts}), fingerprint `{table.fingerprint}`.\n\n" + markdown_table(summary)
+        f"({role_counts}), fingerprint `{table.fingerprint}`.\n\n" + format_markdown(summary) + "\n"
     )
     plots = folder / "plots"
     for column in plan.drawn:

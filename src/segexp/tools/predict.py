@@ -4,6 +4,7 @@ comes back scored or rejected with its reason (docs/promote-predict.md)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -24,8 +25,8 @@ from segexp.data.export import FORMULA_PREFIX, formula_counts, write_table
 from segexp.data.messages import closest
 from segexp.data.read import (
     DEFAULT_MISSING_VALUES,
+    TextLayout,
     _contains,
-    _parse,
     _parse_all,
     _parse_error,
     _text,
@@ -78,46 +79,23 @@ class InputCells:
     text: bool  # the cells are the text of a delimited file
 
 
-def _fields(line: str, delimiter: str, quotechar: str) -> list[str]:
-    try:
-        return next(csv.reader([line], delimiter=delimiter, quotechar=quotechar), [])
-    except csv.Error:
-        return [line]
-
-
-def _with_ragged_rows(
-    path: Path, gzipped: bool, names: list[str], options: dict[str, Any]
-) -> tuple[pa.Table, np.ndarray, dict[int, str]]:
-    """The table with rows of another field count kept (cells padded or cut, the extra
-    fields in the reason), in file order; (cells, file rows, problems)."""
-    ragged: list[tuple[int, str, int]] = []
-
-    def keep(row: Any) -> str:
-        ragged.append((int(row.number), str(row.text), int(row.actual_columns)))
-        return "skip"
-
-    table = _parse(path, gzipped, names, dict(options), handler=keep)
-    width = len(names)
-    odd_rows = np.array([number for number, _, _ in ragged], dtype=np.int64)
-    valid_rows = np.setdiff1d(np.arange(2, table.num_rows + len(ragged) + 2), odd_rows)
-    cells, reasons = [], []
-    for _, text, actual in ragged:
-        fields = _fields(text, options["delimiter"], options["quotechar"])
+def _ragged_cells(path: Path, layout: TextLayout) -> tuple[pa.Table, dict[int, str]]:
+    """Every row as text when some rows have another field count than the header (pyarrow
+    refuses those): they are padded or cut, the extra fields named in their reason."""
+    opener = gzip.open if layout.gzipped else open
+    with opener(path, "rt", encoding=layout.encoding, newline="") as handle:
+        records = list(csv.reader(handle, delimiter=layout.delimiter, quotechar=layout.quotechar))
+    width, problems = len(layout.names), {}
+    for i, fields in enumerate(records[1:]):
+        if len(fields) == width:
+            continue
         extra = ", ".join(repr(f) for f in fields[width:][:3])
-        reason = f"the row has {actual} fields, the header {width}"
-        reasons.append(
-            EMPTY_ROW if not text.strip() else reason + (f" (extra: {extra})" if extra else "")
-        )
-        cells.append((fields + [""] * width)[:width])
-    odd = pa.table(
-        {name: pa.array([c[i] for c in cells], pa.string()) for i, name in enumerate(names)}
-    )
-    rows = np.concatenate([valid_rows, odd_rows])
-    order = np.argsort(rows, kind="stable")
-    both = pa.concat_tables([table.rename_columns(names), odd]).take(pa.array(order))
-    first = len(valid_rows)  # positions from here on are the ragged rows
-    problems = {pos: reasons[i - first] for pos, i in enumerate(order.tolist()) if i >= first}
-    return both, rows[order], problems
+        reason = f"the row has {len(fields)} fields, the header {width}"
+        blank = len(fields) <= 1 and not "".join(fields).strip()
+        problems[i] = EMPTY_ROW if blank else reason + (f" (extra: {extra})" if extra else "")
+        records[i + 1] = (fields + [""] * width)[:width]
+    columns = [pa.array(cells, pa.string()) for cells in zip(*records[1:], strict=True)]
+    return pa.Table.from_arrays(columns, names=layout.names), problems
 
 
 def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCells:
@@ -136,14 +114,10 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
     problems: dict[int, str] = {}
     try:
         table = _parse_all(path, gzipped, names, options, where=where, key="encoding")
-        rows = np.arange(2, table.num_rows + 2)
     except pa.ArrowInvalid as exc:
         if "columns, got" not in str(exc):
             raise _parse_error(path, delimiter, str(exc)) from exc
-        try:
-            table, rows, problems = _with_ragged_rows(path, gzipped, names, options)
-        except pa.ArrowInvalid as again:
-            raise _parse_error(path, delimiter, str(again)) from again
+        table, problems = _ragged_cells(path, layout)
     except (OSError, EOFError) as exc:
         raise DataError(
             f"input={path}: cannot read the file ({' '.join(str(exc).split())}); check the "
@@ -152,7 +126,7 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
     table = table.rename_columns([n.lstrip("\ufeff") for n in table.column_names])
     for i in np.flatnonzero(_empty_rows(table)):
         problems.setdefault(int(i), EMPTY_ROW)
-    return InputCells(table, rows, problems, text=True)
+    return InputCells(table, np.arange(2, table.num_rows + 2), problems, text=True)
 
 
 def _empty_rows(table: pa.Table) -> np.ndarray:

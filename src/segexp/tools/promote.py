@@ -27,6 +27,7 @@ from segexp.contract import (
     TAG_CODE_VERSION,
     TAG_DATA_FINGERPRINT,
     TAG_KIND,
+    TAG_PREFIX,
     VERSION,
 )
 from segexp.data.export import unescape_formulas
@@ -37,6 +38,7 @@ from segexp.errors import (
     TrackingError,
     ValidationFailed,
 )
+from segexp.insight.report import render_html
 from segexp.model import storage
 from segexp.model.assign import (
     ASSIGN_BY_PREDICT,
@@ -45,25 +47,25 @@ from segexp.model.assign import (
     segment_names_from,
 )
 from segexp.model.storage import TRUST_PICKLE_ENV, pickle_trusted
-from segexp.tools.compare import check_metric, filters_from_config, load_runs
+from segexp.tools.compare import (
+    better,
+    check_metric,
+    existing_store,
+    filters_from_config,
+    get_run,
+    load_runs,
+    rank_one,
+)
 from segexp.tools.outputs import check_suffix, write_text_atomically
 from segexp.tools.report import (
     REPORT_ARTIFACT_DIR,
     REPORT_FILE,
     REPORT_SUFFIXES,
+    collect_report_data,
     download_artifact,
-    report_document,
 )
 from segexp.tracking.assignments import download_assignments
-from segexp.tracking.leaderboard import (
-    build_leaderboard,
-    candidates,
-    larger_is_better,
-    left_out_summary,
-    select_best,
-)
 from segexp.tracking.models import load_model, save_segment_model
-from segexp.tracking.store import resolve_tracking_uri
 from segexp.tracking.stored_config import load_stored_config
 
 if TYPE_CHECKING:
@@ -71,11 +73,10 @@ if TYPE_CHECKING:
 
 SEGMENTS_FILE = "segments.json"
 INPUT_EXAMPLE_FILE = "input_example.csv"
-VERSION_TAG_PREFIX = "segexp."
-TAG_SOURCE_RUN = VERSION_TAG_PREFIX + "source_run_id"
-TAG_VALIDATION = VERSION_TAG_PREFIX + "validation"
-TAG_SEGMENT_NAMES = VERSION_TAG_PREFIX + "segment_names"
-TAG_REPORT = VERSION_TAG_PREFIX + "report"
+TAG_SOURCE_RUN = TAG_PREFIX + "source_run_id"
+TAG_VALIDATION = TAG_PREFIX + "validation"
+TAG_SEGMENT_NAMES = TAG_PREFIX + "segment_names"
+TAG_REPORT = TAG_PREFIX + "report"
 _ALIAS = re.compile(r"(?!(latest|v\d+)$)[\w-]+", re.IGNORECASE)  # MLflow reserves the others
 
 
@@ -87,10 +88,6 @@ class RunModel:
     assigner: SegmentAssigner
     training: pd.DataFrame  # its assignments: id, feature columns, segment
     input_example: pd.DataFrame
-
-    @property
-    def expected(self) -> np.ndarray:
-        return self.training[SEGMENT_COLUMN].to_numpy(dtype=int)
 
 
 @dataclass
@@ -110,7 +107,6 @@ class PromotionResult:
     version: str | None = None
     dry_run: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
-    segment_names: dict[int, str] = field(default_factory=dict)
     report_path: Path | None = None  # the local copy, only with report.output=
     report_uri: str | None = None  # kept with the model version
     report_error: str | None = None
@@ -162,26 +158,9 @@ class PromotionResult:
 
 
 def open_client(configured_uri: str | None) -> MlflowClient:
-    """Client for the configured store; a missing local SQLite file is an error, not a new store."""
-    uri = resolve_tracking_uri(configured_uri)
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
-        if not db.exists():
-            raise TrackingError(
-                f"no MLflow store at {db} (mlflow.tracking_uri={uri}); run a segmentation "
-                "first or set mlflow.tracking_uri to the store that holds your runs"
-            )
+    """Client (registry included) for the configured store, which must exist."""
+    uri = existing_store(configured_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def get_run(client: MlflowClient, run_id: str) -> Run:
-    try:
-        return client.get_run(str(run_id))
-    except MlflowException as exc:
-        raise TrackingError(
-            f"run_id: no run '{run_id}' in {client.tracking_uri}; copy a run id from "
-            "python -m segexp.compare or the MLflow UI"
-        ) from exc
 
 
 def require_job_run(run: Run, what: str, advice: str) -> None:
@@ -245,7 +224,7 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
     metric = str(cfg.best)
     direction = str(cfg.get("direction", "auto"))
     try:
-        larger = larger_is_better(metric, direction)
+        better(metric, direction)  # a bad direction is refused first
         filters = filters_from_config(cfg)
         frame, where = load_runs(cfg, refuse_latest_incomplete=False)
         incomplete = frame.attrs.get("incomplete")
@@ -258,18 +237,14 @@ def select_best_run(cfg: DictConfig) -> tuple[str, str]:
         if frame.empty:
             raise EmptyLeaderboardError(f"{where} has no job runs")
         check_metric(frame, metric, where)
-        best = select_best(frame, metric, filters, direction, prefix="filter.")
+        best, ranked, left_out = rank_one(frame, metric, filters, direction)
     except EmptyLeaderboardError as exc:
         raise TrackingError(f"best={metric}: nothing to promote: {exc}") from exc
     except SegexpError as exc:  # compare's messages name its metric= key; promote's is best=
         raise type(exc)(str(exc).replace(f"metric={metric}", f"best={metric}")) from exc
-    board = build_leaderboard(frame, metric, filters, direction)
-    ranked, _ = candidates(board)
-    left_out = left_out_summary(board, filters, "filter.")
     selection = (
-        f"rank 1 of {int(ranked[metric].notna().sum())} by {metric}={best[metric]:.4g} "
-        f"({'larger' if larger else 'smaller'} is better) in {where} "
-        f"({filters.describe('filter.')})" + (f"; {left_out}" if left_out else "")
+        f"rank 1 of {ranked} by {metric}={best[metric]:.4g} ({better(metric, direction)}) in "
+        f"{where} ({filters.describe('filter.')}){left_out}"
     )
     return str(best["run_id"]), selection
 
@@ -307,7 +282,9 @@ def load_run_model(client: MlflowClient, run: Run, folder: Path) -> RunModel:
     return RunModel(run, assigner, training, example[assigner.input_columns].head(5))
 
 
-def agreement_with(expected: np.ndarray, predicted: ArrayLike) -> float:
+def agreement_with(run_model: RunModel, predicted: ArrayLike) -> float:
+    """The share of the run's training customers given their segment again."""
+    expected = run_model.training[SEGMENT_COLUMN].to_numpy(dtype=int)
     predicted = np.asarray(predicted, dtype=int)
     if len(predicted) != len(expected):
         return 0.0
@@ -352,11 +329,11 @@ def register_version(
     fingerprint = metadata["data_fingerprint"]
     tags = {
         TAG_SOURCE_RUN: run.info.run_id,
-        VERSION_TAG_PREFIX + "source_run_name": run.info.run_name,
+        TAG_PREFIX + "source_run_name": run.info.run_name,
         TAG_DATA_FINGERPRINT: fingerprint,
-        VERSION_TAG_PREFIX + "algorithm": assigner.algorithm,
-        VERSION_TAG_PREFIX + "assignment": assigner.method,
-        VERSION_TAG_PREFIX + "selected_by": selection,
+        TAG_PREFIX + "algorithm": assigner.algorithm,
+        TAG_PREFIX + "assignment": assigner.method,
+        TAG_PREFIX + "selected_by": selection,
         TAG_CODE_VERSION: run.data.tags.get(TAG_CODE_VERSION, VERSION),
         **{f"metric.{k}": f"{v:.6g}" for k, v in sorted(run.data.metrics.items())},
     }
@@ -403,7 +380,7 @@ def validate_version(client: MlflowClient, run_model: RunModel, name: str, versi
         predicted = model.predict(run_model.training[run_model.assigner.input_columns])
         if not isinstance(predicted, pd.DataFrame):
             raise TypeError(f"the model returned {type(predicted).__name__}, not a table")
-        return agreement_with(run_model.expected, predicted[SEGMENT_COLUMN])
+        return agreement_with(run_model, predicted[SEGMENT_COLUMN])
     except Exception as exc:  # any failure to load or score is a failed validation
         client.set_model_version_tag(name, version, TAG_VALIDATION, f"failed: {exc}"[:4000])
         raise ValidationFailed(
@@ -460,11 +437,10 @@ def promote(cfg: DictConfig) -> PromotionResult:
             previous_version=previous,
             dry_run=bool(cfg.dry_run),
             metrics=dict(run.data.metrics),
-            segment_names=dict(run_model.assigner.segment_names),
         )
         if result.dry_run:
             local = run_model.assigner.assign(run_model.training)
-            result.agreement = agreement_with(run_model.expected, local[SEGMENT_COLUMN])
+            result.agreement = agreement_with(run_model, local[SEGMENT_COLUMN])
             return result
         version, model_id = register_version(client, run_model, name, selection, folder)
         result.version = version
@@ -499,7 +475,7 @@ def keep_report(
     """Keep the run's report with the model version (name, version, logged model id), named
     by its ``segexp.report`` tag, and copy it to ``output`` if given; (where kept, the copy)."""
     name, number, model_id = version
-    document = report_document(client.tracking_uri, run_id)
+    document = render_html(collect_report_data(client.tracking_uri, run_id))
     with tempfile.TemporaryDirectory(prefix="segexp-report-") as tmp:
         staged = Path(tmp) / REPORT_FILE
         staged.write_text(document, encoding="utf-8")

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from segexp.contract import (
@@ -24,7 +23,7 @@ from segexp.contract import (
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
-from segexp.tools.compare import max_noise_fraction_from, sweep_jobs
+from segexp.tools.compare import better, get_run, max_noise_fraction_from, rank_one, sweep_jobs
 from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
@@ -32,11 +31,9 @@ from segexp.tracking.leaderboard import (
     METRIC_DIRECTIONS,
     LeaderboardFilters,
     build_leaderboard,
-    candidates,
     larger_is_better,
     left_out_summary,
     runs_to_frame,
-    select_best,
 )
 from segexp.tracking.models import champion_version
 from segexp.tracking.store import Tracker, resolve_tracking_uri
@@ -61,16 +58,6 @@ def _png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
     return buffer.getvalue()
-
-
-def _get_run(client, run_id: str, tracking_uri: str):
-    try:
-        return client.get_run(run_id)
-    except MlflowException as exc:
-        raise TrackingError(
-            f"run_id={run_id}: no such run in {tracking_uri}; copy a job run id from the MLflow "
-            "UI or the run_id column of a sweep's leaderboard.csv, and check mlflow.tracking_uri"
-        ) from exc
 
 
 def _profile_from_assignments(
@@ -144,21 +131,15 @@ def choose_from_sweep(
     if frame.empty:
         raise TrackingError(f"{where}, which has no job runs to report; pass a job run's id")
     try:
-        best = select_best(frame, metric, filters, prefix="filter.")
+        best, ranked, left_out = rank_one(frame, metric, filters)
     except EmptyLeaderboardError as exc:
         raise TrackingError(
             f"{where}: no run of it can be chosen: {exc}; or pass one of its job runs "
             "with run_id=<id>"
         ) from exc
-    board = build_leaderboard(frame, metric, filters)
-    ranked = candidates(board)[0]
-    left_out = left_out_summary(board, filters, "filter.")
     selection = (
         f"Chosen from sweep {sweep_id} (parent run {parent_id}): {best['run_name']}, rank 1 of "
-        f"{int(ranked[metric].notna().sum())} runs by {metric} "
-        f"({'larger' if larger_is_better(metric) else 'smaller'} is better)"
-        + (f"; {left_out}" if left_out else "")
-        + "."
+        f"{ranked} runs by {metric} ({better(metric)}){left_out}."
     )
     return str(best["run_id"]), selection
 
@@ -176,10 +157,10 @@ def collect_report_data(
     comparison from MLflow; ``selection`` says how the run was chosen."""
     client = Tracker(tracking_uri).client
     filters = filters if filters is not None else LeaderboardFilters()
-    run = _get_run(client, run_id, tracking_uri)
+    run = get_run(client, run_id)
     if run.data.tags.get(TAG_KIND) == "sweep":
         run_id, selection = choose_from_sweep(client, run, metric, filters)
-        run = _get_run(client, run_id, tracking_uri)
+        run = get_run(client, run_id)
     tags = dict(run.data.tags)
     if run.info.status != "FINISHED":
         raise TrackingError(
@@ -227,7 +208,7 @@ def collect_report_data(
         )
         parent_id = tags.get(PARENT_RUN_TAG)
         if parent_id:
-            parent = _get_run(client, parent_id, tracking_uri)
+            parent = get_run(client, parent_id)
             if parent.data.tags.get(TAG_KIND) == "sweep":
                 data.parent_run_id = parent_id
                 _comparison(client, parent_id, folder, data, filters)
@@ -282,11 +263,6 @@ def write_report(
         artifact = f"{REPORT_ARTIFACT_DIR}/{REPORT_FILE}"
         Tracker(tracking_uri).client.log_text(data.run_id, document, artifact)
     return ReportWritten(output.resolve(), data.run_id, log_to_mlflow, data.selection)
-
-
-def report_document(tracking_uri: str, run_id: str, naming_cfg: Any = None) -> str:
-    """The report of ``run_id`` as HTML text; nothing is written or logged."""
-    return render_html(collect_report_data(resolve_tracking_uri(tracking_uri), run_id, naming_cfg))
 
 
 def report_from_config(cfg: DictConfig) -> ReportWritten:

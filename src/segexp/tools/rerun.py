@@ -15,7 +15,8 @@ from omegaconf import DictConfig, open_dict
 from segexp.contract import ASSIGNMENTS_FILE, CONFIG_FILE, TAG_DATA_FINGERPRINT, TAG_PREFIX
 from segexp.errors import ConfigError, DataChanged, RerunFailed, TrackingError
 from segexp.jobs.job import run_job
-from segexp.tools.promote import get_run, open_client, require_job_run
+from segexp.tools.compare import get_run
+from segexp.tools.promote import open_client, require_job_run
 from segexp.tools.report import download_artifact
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.stored_config import load_stored_config
