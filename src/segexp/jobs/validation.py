@@ -66,7 +66,7 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
     specs = {spec.name: spec for spec in dataclasses.fields(schema)}
     for key in map(str, node):
         if key not in specs and f"{where}{key}" != "hydra":
-            raise ConfigError(unknown_key_line(f"{where}{key}", schema))
+            raise ConfigError(unknown_key_line(f"{where}{key}", list(specs)))
     for name, spec in specs.items():
         key = f"{where}{name}"
         if name not in node:  # removed, or MISSING in the schema and never set
