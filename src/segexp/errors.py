@@ -8,7 +8,7 @@ import dataclasses
 import difflib
 import os
 import re
-import types
+import sys
 import typing
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -98,6 +98,13 @@ class RunFailed(SegexpError):
 
     def __reduce__(self):  # picklable with its exit code
         return (type(self), (str(self), self.exit_code))
+
+
+def stop(message: str, code: int = EXIT_USER_ERROR) -> SystemExit:
+    """``segexp: error: <message>`` printed; the SystemExit ending the command with ``code``
+    (a SystemExit: Hydra reports a callback's Exception as a mere warning)."""
+    print(f"segexp: error: {message}", file=sys.stderr)
+    return SystemExit(code)
 
 
 def first_line(exc: BaseException) -> str:
@@ -208,26 +215,23 @@ def _bounds(meta: typing.Mapping[str, Any]) -> str:
     low, high, above = meta.get("low"), meta.get("high"), meta.get("above")
     if low is not None and high is not None:
         return f"from {low} to {high}"
-    if above is not None:
-        return f"> {above}" + (f" and <= {high}" if high is not None else "")
-    if low is not None:
-        return f">= {low}"
-    return f"<= {high}" if high is not None else ""
+    lower = f"> {above}" if above is not None else f">= {low}" if low is not None else ""
+    return " and ".join(filter(None, [lower, f"<= {high}" if high is not None else ""]))
+
+
+def _fields(schema: Any) -> dict[str, dataclasses.Field]:
+    return (
+        {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
+    )
 
 
 def allowed_words(schema: Any, name: str) -> str:
     """What the field ``name`` of a structured config allows, in words (type and metadata)."""
-    found = (
-        {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
-    )
-    if name not in found:
+    if name not in _fields(schema):
         return "a valid value"
-    meta = found[name].metadata
-    hint = typing.get_type_hints(schema).get(name, Any)
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    kind = next(a for a in args if a is not type(None)) if optional else hint
-    origin = typing.get_origin(kind) or kind
+    meta, hint = _fields(schema)[name].metadata, typing.get_type_hints(schema)[name]
+    optional = type(None) in typing.get_args(hint)
+    kind = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
     if "choices" in meta:
         words = "one of " + ", ".join(shown(c) for c in meta["choices"])
     elif "text" in meta:
@@ -235,9 +239,9 @@ def allowed_words(schema: Any, name: str) -> str:
     elif kind in (int, float):
         words = " ".join(filter(None, ["an integer" if kind is int else "a number", _bounds(meta)]))
     elif dataclasses.is_dataclass(kind):
-        words = f"a section with the keys {', '.join(f.name for f in dataclasses.fields(kind))}"
+        words = f"a section with the keys {', '.join(_fields(kind))}"
     else:
-        words = _KIND_WORDS.get(origin, "a value")
+        words = _KIND_WORDS.get(typing.get_origin(kind) or kind, "a value")
     return words + (" or null" if optional else "")
 
 
@@ -262,19 +266,17 @@ def _omegaconf_error(exc: BaseException | None) -> OmegaConfBaseException | None
     return None
 
 
-def _no_such_key(key: str, where: str, names: Sequence[str]) -> str:
-    """``<key>: no such config key (did you mean ...?); available under <where>: <names>``."""
+def unknown_key_line(
+    key: str, names: Sequence[str], where: str | None = None, what: str = "no such config key"
+) -> str:
+    """``<key>: no such config key (did you mean ...?); available under <where>: <names>``
+    (``where``: the section holding ``names``, by default ``key``'s parent)."""
+    where = key.rpartition(".")[0] if where is None else where
     leaf = key[len(where) + 1 :] if where else key
     near = difflib.get_close_matches(leaf.split(".")[0], names, n=1)
     hint = f" (did you mean {'.'.join(filter(None, [where, near[0]]))}?)" if near else ""
-    under = f" under {where}" if where else ""
-    return f"{key}: no such config key{hint}; available{under}: {listed(names)}"
-
-
-def unknown_key_line(key: str, schema: Any) -> str:
-    """The unknown-key line for a key of a structured config (``schema``)."""
-    names = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
-    return _no_such_key(key, key.rpartition(".")[0], names)
+    under = f" under {where}" if where and what == "no such config key" else ""
+    return f"{key}: {what}{hint}; available{under}: {listed(names)}"
 
 
 def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> str:
@@ -285,7 +287,7 @@ def omegaconf_line(error: OmegaConfBaseException, typed: str | None = None) -> s
     schema = error.object_type
     message = first_line(Exception(getattr(error, "msg", "") or str(error)))
     if isinstance(error, ConfigKeyError | ConfigAttributeError) and " not in " in message:
-        return unknown_key_line(key, schema)
+        return unknown_key_line(key, list(_fields(schema)))
     received = _RECEIVED.search(message)
     if "None" in message or "not Optional" in message:
         got = "null"
@@ -337,7 +339,8 @@ def usage_error_line(
         cfg = default_config(config_name, refused, multirun)
         if cfg is None:
             return f"segexp: error: {key}: no such config key"
-        return f"segexp: error: {_no_such_key(key, *_available_keys(cfg, key))}"
+        where, names = _available_keys(cfg, key)
+        return f"segexp: error: {unknown_key_line(key, names, where)}"
     error = _omegaconf_error(exc)
     if error is not None:
         typed = re.match(r"Error merging override [^=]+=(.*)", message, re.S)

@@ -1,29 +1,54 @@
 """``segexp.run`` and ``segexp.sweep``: the command line's runs and sweeps from a notebook,
-keyword settings turned into ``key=value`` overrides (docs/notebook.md)."""
+keyword settings turned into ``key=value`` overrides (docs/notebook.md), composed with
+Hydra's compose API and run by the command's own functions."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
 import matplotlib.pyplot as plt
 import pandas as pd
+from hydra import compose, initialize_config_module
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
-from segexp.errors import ConfigError, DataError, shown
+from segexp.data import load_customers
+from segexp.errors import (
+    ConfigError,
+    DataError,
+    RunFailed,
+    SegexpError,
+    StoreWriteError,
+    is_usage_error,
+    shown,
+    usage_error_line,
+)
+from segexp.insight.profiles import PROFILE_CSV
 from segexp.insight.report import render_html
-from segexp.jobs import api
-from segexp.jobs.api import RunResult
+from segexp.jobs.callbacks import CONFIG_NAME, checked_jobs, end_sweep, record_outcome, start_sweep
+from segexp.jobs.job import run_job
+from segexp.jobs.ranges import expand_argv
+from segexp.jobs.summary import end_interrupted_sweep, sweep_runs
+from segexp.jobs.validation import check_job_config, check_sweep_before_hydra
 from segexp.model.assign import SegmentAssigner
 from segexp.tools.predict import check_new_columns
 from segexp.tools.promote import load_run_model
 from segexp.tools.report import collect_report_data
+from segexp.tracking import staging
+from segexp.tracking.assignments import download_assignments
+from segexp.tracking.leaderboard import LeaderboardFilters, build_leaderboard
+from segexp.tracking.store import resolve_tracking_uri, tracker_for
+
+USER_CONF_ENV = "SEGEXP_CONF_DIR"
+CONFIG_MODULE = "segexp.conf"
 
 _SPECIAL = set(",[]{}()'\"=\\ ")
 _ROWS_SHOWN = 5
@@ -81,10 +106,19 @@ def _given(overrides: Sequence[str] | None, settings: dict, sweep: bool, **named
 
 
 @dataclass(repr=False)
-class Segmentation(RunResult):
-    """One logged run (``run_id``, ``metrics``, ``labels``, ``profile`` ...) with
-    ``predict(frame)``, ``figures`` and ``report_html()``."""
+class Segmentation:
+    """One logged run: its id and metrics, each customer's segment (``labels``, indexed by
+    customer id or row), the segment ``profile``; ``predict(frame)``, ``figures`` and
+    ``report_html()``."""
 
+    run_id: str
+    run_name: str
+    tracking_uri: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+    labels: pd.Series
+    profile: pd.DataFrame
+    tags: dict[str, str] = field(default_factory=dict)
     _assigner: SegmentAssigner | None = field(default=None, init=False, repr=False)
     _figures: dict[str, Figure] | None = field(default=None, init=False, repr=False)
 
@@ -158,6 +192,62 @@ class Segmentation(RunResult):
         return render_html(collect_report_data(self.tracking_uri, self.run_id))
 
 
+@contextlib.contextmanager
+def _data_overrides(data: Any, data_name: str | None) -> Iterator[list[str]]:
+    """Overrides pointing ``data.path`` at ``data`` (a DataFrame is staged as Parquet, where
+    the next command removes it if this process is killed meanwhile)."""
+    if isinstance(data, pd.DataFrame):
+        staging.sweep()
+        with tempfile.TemporaryDirectory(prefix="segexp-frame-", dir=staging.process_dir()) as tmp:
+            path = Path(tmp) / "data.parquet"
+            data.to_parquet(path, index=False)
+            yield [f"data.path={path}", f"+data.source_name={data_name or 'DataFrame'}"]
+    elif data is None or isinstance(data, str | os.PathLike):
+        named = [f"+data.source_name={data_name}"] if data_name else []
+        yield [] if data is None else [f"data.path={Path(data).expanduser().resolve()}", *named]
+    else:
+        raise ConfigError(
+            f"data: expected a file path or a pandas DataFrame; got {type(data).__name__}"
+        )
+
+
+@contextlib.contextmanager
+def _conf_dir(conf_dir: str | os.PathLike | None) -> Iterator[None]:
+    """``SEGEXP_CONF_DIR`` set to ``conf_dir`` for the call."""
+    saved = os.environ.get(USER_CONF_ENV)
+    if conf_dir is not None:
+        os.environ[USER_CONF_ENV] = str(Path(conf_dir).expanduser().resolve())
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[USER_CONF_ENV] = saved
+        elif conf_dir is not None:
+            os.environ.pop(USER_CONF_ENV, None)
+
+
+def _compose(overrides: Sequence[str]) -> DictConfig:
+    """The config the command line composes for ``overrides`` (with its ``hydra`` node);
+    Hydra's refusal is a ConfigError with the command line's one line."""
+    try:
+        with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
+            return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except Exception as exc:
+        if not is_usage_error(exc):
+            raise
+        line = usage_error_line(exc, CONFIG_NAME, list(overrides), False)
+        raise ConfigError(line.removeprefix("segexp: error: ")) from None
+
+
+def _refused(where: str, exc: SegexpError) -> RunFailed:
+    """The command's refusal, with its exit code."""
+    return RunFailed(f"{where}: exit code {exc.exit_code}: {exc}", exc.exit_code)
+
+
+def _choices(cfg: DictConfig) -> dict[str, str]:
+    return {str(k): str(v) for k, v in cfg.hydra.runtime.choices.items()}
+
+
 def run(
     data: Any = None,
     overrides: Sequence[str] | None = None,
@@ -181,9 +271,43 @@ def run(
     ``predict(frame)``, ``figures``, ``report_html()``); raises ``segexp.errors.RunFailed``
     (the command's message and ``exit_code``) when the run was refused or failed.
     """
+    where = "segexp.run"
     given = _given(overrides, settings, False, algo=algo, k=k, features=features, scaler=scaler)
-    result = api.run(data, given, conf_dir=conf_dir, data_name=data_name)
-    return Segmentation(**{f.name: getattr(result, f.name) for f in fields(RunResult)})
+    if "-m" in given or "--multirun" in given:
+        raise ConfigError("overrides: segexp.run fits one job; use segexp.sweep for -m")
+    with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
+        try:
+            cfg = _compose([*expand_argv(given), *data_args])
+            check_job_config(cfg)
+            tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
+            outcome = run_job(cfg, choices=_choices(cfg), checked=True)
+        except SegexpError as exc:
+            raise _refused(where, exc) from None
+    if outcome.status != "finished" or outcome.run_id is None:
+        code = 1 if outcome.status == "failed" else 2
+        raise RunFailed(f"{where}: exit code {code}: {outcome.message}", code)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = outcome.run_id
+    with tempfile.TemporaryDirectory(prefix="segexp-result-", dir=staging.process_dir()) as folder:
+        assignments = download_assignments(client, run_id, Path(folder), id_column="first")
+        profile = pd.read_csv(
+            client.download_artifacts(run_id, PROFILE_CSV, folder), index_col="segment"
+        )
+    if assignments.columns[0] != "segment":  # indexed by the customer id
+        assignments = assignments.set_index(assignments.columns[0])
+    labels = assignments["segment"].astype(int)
+    logged = client.get_run(run_id)
+    info, tracked = logged.info, logged.data
+    return Segmentation(
+        run_id,
+        info.run_name,
+        tracking_uri,
+        tracked.metrics,
+        tracked.params,
+        labels,
+        profile,
+        tracked.tags,
+    )
 
 
 def sweep(
@@ -200,12 +324,52 @@ def sweep(
     **settings: Any,
 ) -> pd.DataFrame:
     """Run every combination as one sweep, as ``segexp -m <key=value ...>`` does; return its
-    leaderboard (every job, best first by ``metric``; ``board.attrs``: ``sweep_id``,
-    ``parent_run_id``). Settings as in ``segexp.run``; a tuple, set or range is swept::
+    leaderboard (every job, any status, best first by ``metric``; ``board.attrs``:
+    ``sweep_id``, ``parent_run_id``, ``tracking_uri``). Settings as in ``segexp.run``; a
+    tuple, set or range is swept::
 
         segexp.sweep(frame, algo=("kmeans", "gmm"), k=range(3, 9))
 
     Raises ``segexp.errors.RunFailed`` when the sweep could not start or was stopped.
     """
+    where = "segexp.sweep"
     given = _given(overrides, settings, True, algo=algo, k=k, features=features, scaler=scaler)
-    return api.sweep(data, given, conf_dir=conf_dir, data_name=data_name, metric=metric)
+    given = [o for o in given if o not in ("-m", "--multirun")]
+    with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
+        try:
+            check_sweep_before_hydra(["-m", *given])
+            given = [*expand_argv(["-m", *given])[1:], *data_args]
+            base = _compose([o for o in given if "," not in o])
+            groups = {str(g) for g in base.hydra.runtime.choices}
+            with initialize_config_module(CONFIG_MODULE, job_name="segexp", version_base="1.3"):
+                jobs, configs = checked_jobs(given, {}, base, groups)
+            command = f"segexp.sweep {' '.join(given)}"
+            table = load_customers(base.data)
+            context = start_sweep(base, table, len(jobs), "", command, configs_checked=True)
+        except SegexpError as exc:
+            raise _refused(where, exc) from None
+        tracker = tracker_for(context.tracking_uri)
+        try:
+            for num, cfg in enumerate(configs):
+                outcome = run_job(cfg, sweep=context, job_num=num, choices=_choices(cfg))
+                record_outcome(context, outcome)
+            end_sweep(base, context)
+        except StoreWriteError as exc:
+            with contextlib.suppress(Exception):
+                tracker.fail_run(context.parent_run_id, f"the store stopped taking runs: {exc}")
+            raise _refused(where, exc) from None
+        except KeyboardInterrupt:
+            end_interrupted_sweep(tracker, context, "SIGINT")
+            raise RunFailed(
+                f"{where}: stopped by SIGINT (exit code 130); the sweep's parent run and open "
+                "job runs ended KILLED",
+                130,
+            ) from None
+    frame = sweep_runs(tracker, context.experiment_id, context.sweep_id)
+    board = build_leaderboard(frame, metric, LeaderboardFilters(status=None))
+    board.attrs.update(
+        sweep_id=context.sweep_id,
+        parent_run_id=context.parent_run_id,
+        tracking_uri=context.tracking_uri,
+    )
+    return board

@@ -40,6 +40,7 @@ from segexp.errors import (
     TrackingError,
     composed,
     is_usage_error,
+    stop,
     usage_error_line,
 )
 from segexp.jobs import summary, validation
@@ -50,7 +51,7 @@ from segexp.jobs.outcomes import (
     SweepContext,
     SweepProgress,
     clock,
-    describe_outcome,
+    job_line,
     set_verbose,
 )
 from segexp.jobs.signals import raise_if_stopped
@@ -241,11 +242,6 @@ def record_outcome(sweep: SweepContext, outcome: JobOutcome) -> None:
     )
 
 
-def _stop(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    print(f"segexp: error: {message}", file=sys.stderr)
-    sys.exit(code)  # SystemExit: Hydra reports a callback's Exception as a mere warning
-
-
 def objective_of(config: DictConfig) -> tuple[str, str]:
     """``objective.metric`` and its direction as the leaderboard takes it (max or min)."""
     objective = config.get("objective") or {}
@@ -374,12 +370,12 @@ class SweepCallback(Callback):
                 config, table, total, self.sweep_dir, command, configs_checked=params is not None
             )
         except SegexpError as exc:
-            _stop(str(exc))
+            raise stop(str(exc)) from None
         except Exception as exc:  # Hydra refused a job's config (an option, a key)
             if not is_usage_error(exc):
                 raise
             line = usage_error_line(exc, CONFIG_NAME, overrides, True)
-            _stop(line.removeprefix("segexp: error: "))
+            raise stop(line.removeprefix("segexp: error: ")) from None
         os.environ[ENV_VAR] = json.dumps(asdict(self.sweep))
         if str(config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher"):
             self.progress = SweepProgress(total, str(config.objective.metric), self.started)
@@ -398,7 +394,7 @@ class SweepCallback(Callback):
         if self.progress is not None:
             self.progress.job_done(outcome)
         else:  # a worker's job, or a job of another launcher
-            line = describe_outcome(outcome)
+            line = job_line(outcome, run_id=True)
             (log.error if outcome.status in ("failed", "invalid") else log.info)(line)
         if outcome.store_error and self.sweep is not None:
             self._stop_on_store_error(self.sweep, outcome)
@@ -417,12 +413,12 @@ class SweepCallback(Callback):
         runs = f"{self.finished} job runs of sweep {sweep.sweep_id}"
         db = store.sqlite_path(sweep.tracking_uri)
         if db is not None and not db.exists():  # deleted under the sweep: its runs with it
-            _stop(
+            raise stop(
                 f"{where}: its file {db} was deleted during the sweep, with the parent run and "
                 f"the {runs} it held; run the sweep again (a new store is created)",
                 1,
             )
-        _stop(
+        raise stop(
             f"{where} ({outcome.message}); {runs} are FINISHED in {sweep.tracking_uri}, "
             f"{ended}; free the disk or restart the server and run the sweep again",
             1,
@@ -440,7 +436,7 @@ class SweepCallback(Callback):
             outcomes, best, view = end_sweep(config, sweep)
         except SegexpError as exc:
             self._close()
-            _stop(str(exc), exc.exit_code)
+            raise stop(str(exc), exc.exit_code) from None
         self._close()
         print_summary(sweep, outcomes, time.monotonic() - self.started)
         print_best(best)

@@ -3,12 +3,11 @@ an estimator checks its own hyperparameters (the empty array's refusal means the
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.segexp_sweep.user_conf import user_conf_dir
-from segexp.errors import ConfigError, first_line, listed, shown
+from segexp.errors import ConfigError, first_line, shown, unknown_key_line
 from segexp.model.evaluation import evaluation_settings
 from segexp.model.pipeline import PreprocessOptions, build_scaler
 
@@ -92,10 +91,8 @@ def _check_estimator(
     if accepted is not None and all(p.kind != p.VAR_KEYWORD for p in accepted.values()):
         for name in map(str, params):
             if not name.startswith("_") and name not in accepted:
-                raise ConfigError(
-                    f"{where}.{name}: not a parameter of {owner}{_near(where, name, accepted)}; "
-                    f"available: {listed(list(accepted))}"
-                )
+                what = f"not a parameter of {owner}"
+                raise ConfigError(unknown_key_line(f"{where}.{name}", list(accepted), where, what))
     try:
         estimator = build(algo)
     except Exception as exc:
@@ -117,11 +114,6 @@ def _check_estimator(
                 raise ConfigError(_parameter_message(str(exc), raw, where, owner)) from None
             if rows is not None:
                 raise ConfigError(f"{where}: {first_line(exc)} ({owner})") from None
-
-
-def _near(where: str, name: str, names: Iterable[str]) -> str:
-    near = difflib.get_close_matches(name, list(names), n=1)
-    return f" (did you mean {where}.{near[0]}?)" if near else ""
 
 
 def _parameter_message(message: str, raw: Mapping[Any, Any], where: str, owner: str) -> str:

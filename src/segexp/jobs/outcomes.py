@@ -75,30 +75,19 @@ class BestRuns:
     why: str = ""  # the rules that left them out: '12 runs left out: a segment under 2% ...'
 
 
-def describe_outcome(outcome: JobOutcome) -> str:
-    """One log line per job."""
-    num = outcome.job_num
-    head = f"[{outcome.run_name}]" if num is None else f"[#{num} {outcome.run_name}]"
-    if outcome.status != "finished":
-        return f"{head} {outcome.status.upper()}: {outcome.message}"
-    metrics = outcome.metrics
-    shown = ", ".join(f"{k}={metrics[k]:.4g}" for k in SUMMARY_METRICS if k in metrics)
-    run = f" (run {outcome.run_id})" if outcome.run_id else ""
-    return f"{head} FINISHED {shown}{run}"
-
-
-def job_line(outcome: JobOutcome, metric: str = "silhouette") -> str:
-    """'#3 kmeans-k5-standard-income_spending FINISHED silhouette=0.672 n_clusters=5'."""
+def job_line(outcome: JobOutcome, metric: str = "silhouette", run_id: bool = False) -> str:
+    """'#3 kmeans-k5-standard-income_spending FINISHED silhouette=0.672 n_clusters=5'
+    (``run_id``: then '(run <id>)')."""
     name = outcome.run_name
     if outcome.job_num is not None and name != f"job #{outcome.job_num}":
         name = f"#{outcome.job_num} {name}"
     if outcome.status != "finished":
         message = outcome.message.splitlines()[0] if outcome.message else ""
         return f"{name} {outcome.status.upper()}: {message}"
-    shown = [
-        f"{k}={outcome.metrics[k]:.3g}" for k in (metric, "n_clusters") if k in outcome.metrics
-    ]
-    return f"{name} FINISHED {' '.join(shown)}".rstrip()
+    keys = dict.fromkeys((metric, *SUMMARY_METRICS))
+    shown = [f"{k}={outcome.metrics[k]:.4g}" for k in keys if k in outcome.metrics]
+    run = f"(run {outcome.run_id})" if run_id and outcome.run_id else ""
+    return " ".join([name, "FINISHED", *shown, run]).rstrip()
 
 
 def clock(seconds: float, up: bool = False) -> str:

@@ -12,10 +12,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from segexp.errors import EXIT_USER_ERROR, SegexpError, StoreWriteError, composed
+from segexp.errors import SegexpError, StoreWriteError, composed, stop
 from segexp.jobs import callbacks
 from segexp.jobs.job import run_job
-from segexp.jobs.outcomes import JobOutcome, describe_outcome, set_verbose
+from segexp.jobs.outcomes import JobOutcome, job_line, set_verbose
 from segexp.jobs.validation import check_job_config
 from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
 from segexp.tracking.store import check_experiment_name, resolve_tracking_uri
@@ -47,11 +47,6 @@ def objective(cfg: DictConfig, outcome: JobOutcome, direction: str | None = None
     return -math.inf if maximize else math.inf
 
 
-def _stop(message: str, code: int) -> SystemExit:
-    print(message, file=sys.stderr)
-    return SystemExit(code)
-
-
 def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
     """One run: checked before anything loads, its line printed, its exit code raised."""
     try:
@@ -60,14 +55,15 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
         resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
         outcome = run_job(cfg, choices=choices, checked=True)
     except StoreWriteError as exc:
-        raise _stop(f"segexp: error: the store refused the run: {exc}", 1) from None
+        raise stop(f"the store refused the run: {exc}", 1) from None
     except SegexpError as exc:
-        raise _stop(f"segexp: error: {exc}", EXIT_USER_ERROR) from None
+        raise stop(str(exc)) from None
     if outcome.status == "invalid":
-        raise _stop(f"segexp: error: {outcome.message}", EXIT_USER_ERROR)
+        raise stop(outcome.message)
     if outcome.status == "failed":
-        raise _stop(f"segexp: run failed: {describe_outcome(outcome)}", 1)
-    log.info(describe_outcome(outcome))
+        print(f"segexp: run failed: {job_line(outcome, run_id=True)}", file=sys.stderr)
+        raise SystemExit(1)
+    log.info(job_line(outcome, run_id=True))
     smallest = outcome.metrics.get("min_segment_share", 1.0)
     if smallest < DEFAULT_MIN_SEGMENT_SHARE:
         print(

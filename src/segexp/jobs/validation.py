@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -46,12 +45,11 @@ def check_schema(cfg: DictConfig, config_name: str, skip: tuple[str, ...] = ()) 
     """Keys that ``+key=``/``~key`` added or removed past OmegaConf, then each field's bounds
     and choices. A user's own config without the schema in its defaults is merged onto it."""
     if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):
-        try:  # registered when Hydra read segexp's packaged configs
-            schema = ConfigStore.instance().load(f"{config_name}_schema.yaml").node
-        except Exception:
+        if config_name not in SCHEMAS:
             return
         try:
-            merged = OmegaConf.merge(schema, {k: v for k, v in cfg.items() if k != "hydra"})
+            plain = {k: v for k, v in cfg.items() if k != "hydra"}
+            merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[config_name]), plain)
         except OmegaConfBaseException as exc:
             raise ConfigError(omegaconf_line(exc)) from None
         assert isinstance(merged, DictConfig)
@@ -66,7 +64,7 @@ def _check_node(node: DictConfig, where: str, skip: tuple[str, ...]) -> None:
     specs = {spec.name: spec for spec in dataclasses.fields(schema)}
     for key in map(str, node):
         if key not in specs and f"{where}{key}" != "hydra":
-            raise ConfigError(unknown_key_line(f"{where}{key}", schema))
+            raise ConfigError(unknown_key_line(f"{where}{key}", list(specs)))
     for name, spec in specs.items():
         key = f"{where}{name}"
         if name not in node:  # removed, or MISSING in the schema and never set
