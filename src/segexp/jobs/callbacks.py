@@ -473,7 +473,7 @@ def end_unfinished_sweep(code: int) -> None:
             )
         else:
             killed = summary.end_interrupted_sweep(tracker, sweep, signame)
-            runs = summary.sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
+            runs = store.sweep_job_runs(tracker.client, sweep.experiment_id, sweep.sweep_id)
             done = sum(r.info.status in ("FINISHED", "FAILED") for r in runs)
             parent = tracker.client.get_run(sweep.parent_run_id)
             planned = parent.data.tags.get(store.TAG_JOBS_PLANNED, "?")

@@ -28,7 +28,7 @@ from segexp.tracking.leaderboard import (
     left_out_summary,
     runs_to_frame,
 )
-from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs
+from segexp.tracking.store import Tracker, end_killed, kill_open_job_runs, sweep_job_runs
 
 # the plots of a group swept over k: (metric, title, file name)
 K_PLOTS = (("inertia", "elbow", "elbow"), ("silhouette", "silhouette vs k", "silhouette_vs_k"))
@@ -36,19 +36,8 @@ K_PLOTS = (("inertia", "elbow", "elbow"), ("silhouette", "silhouette vs k", "sil
 set_verbose()  # this process's MLflow store lines follow SEGEXP_VERBOSE
 
 
-def sweep_job_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> list:
-    """Every job run of the sweep (any status), as MLflow ``Run`` objects."""
-    return tracker.client.search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.`{contract.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{contract.TAG_KIND}` = 'job'"
-        ),
-        max_results=50000,
-    )
-
-
 def sweep_runs(tracker: Tracker, experiment_id: str, sweep_id: str) -> pd.DataFrame:
-    return runs_to_frame(sweep_job_runs(tracker, experiment_id, sweep_id))
+    return runs_to_frame(sweep_job_runs(tracker.client, experiment_id, sweep_id))
 
 
 def k_groups(frame: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
@@ -112,7 +101,7 @@ def end_interrupted_sweep(tracker: Tracker, sweep: SweepContext, signame: str) -
 def sweep_outcomes(tracker: Tracker, sweep: SweepContext) -> list[JobOutcome]:
     """Every job's outcome: its run, or its tag on the parent. A job logged again after its
     worker died has two runs: the FINISHED one counts, the other says which replaced it."""
-    runs = sweep_job_runs(tracker, sweep.experiment_id, sweep.sweep_id)
+    runs = sweep_job_runs(tracker.client, sweep.experiment_id, sweep.sweep_id)
     finished = {
         r.data.tags.get(contract.TAG_JOB_NUM): r.info.run_id
         for r in runs

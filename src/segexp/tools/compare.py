@@ -47,12 +47,12 @@ from segexp.tracking.store import (
     Tracker,
     resolve_tracking_uri,
     sqlite_path,
+    sweep_job_runs,
 )
 
 SUFFIX_FORMATS = {".csv": "csv", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 # Scores computed in each run's own space: not comparable across scalers or feature sets.
 OWN_SPACE_METRICS = ("silhouette", "calinski_harabasz", "davies_bouldin", "inertia")
-_MAX_RESULTS = 50000
 # Fitting a table to the terminal: columns hidden first to last ("algo." stands for every
 # hyperparameter); never the rank, run name, ranked metric, asked-for columns or run id.
 HIDE_FIRST_TO_LAST = (
@@ -170,14 +170,6 @@ def _sweeps(tracker: Tracker, experiment_id: str, where: str = "", most: int = 1
     )
 
 
-def sweep_jobs(client: Any, experiment_id: str, sweep_id: str | None) -> list[Run]:
-    """The job runs of one sweep (None: of the whole experiment)."""
-    where = "" if sweep_id is None else f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and "
-    return client.search_runs(
-        [experiment_id], filter_string=f"{where}tags.`{TAG_KIND}` = 'job'", max_results=_MAX_RESULTS
-    )
-
-
 def find_sweep(tracker: Tracker, experiment_id: str, sweep_id: str | None) -> Run | None:
     """Parent run of the named sweep (sweep id or run id), else of the latest; None if none."""
     if sweep_id is None:
@@ -213,7 +205,7 @@ def load_runs(
     experiment_id = tracker.experiment_id(str(cfg.mlflow.experiment), create=False)
     experiment = f"experiment '{cfg.mlflow.experiment}'"
     if cfg.get("scope", "sweep") == "experiment":
-        return runs_to_frame(sweep_jobs(tracker.client, experiment_id, None)), experiment
+        return runs_to_frame(sweep_job_runs(tracker.client, experiment_id, None)), experiment
     sweep_id = cfg.get("sweep_id")
     parent = find_sweep(tracker, experiment_id, None if sweep_id is None else str(sweep_id))
     if parent is None and sweep_id is not None:
@@ -227,7 +219,7 @@ def load_runs(
             "or rank every run with scope=experiment"
         )
     found = parent.data.tags.get(TAG_SWEEP_ID, "")
-    runs = sweep_jobs(tracker.client, experiment_id, found)
+    runs = sweep_job_runs(tracker.client, experiment_id, found)
     frame = runs_to_frame(runs)
     where = f"sweep {found} (parent run {parent.info.run_id})"
     reason = incomplete_reason(parent, len(runs))
@@ -271,7 +263,7 @@ def incomplete_reason(parent: Run, job_runs: int) -> str | None:
 def _latest_complete(tracker: Tracker, experiment_id: str) -> str | None:
     """The sweep id of the experiment's latest FINISHED sweep (its parent), if any."""
     for run in _sweeps(tracker, experiment_id, " and attributes.status = 'FINISHED'", 20):
-        jobs = sweep_jobs(tracker.client, experiment_id, run.data.tags.get(TAG_SWEEP_ID, ""))
+        jobs = sweep_job_runs(tracker.client, experiment_id, run.data.tags.get(TAG_SWEEP_ID, ""))
         if incomplete_reason(run, len(jobs)) is None:
             return run.data.tags.get(TAG_SWEEP_ID)
     return None

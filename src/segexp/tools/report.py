@@ -23,7 +23,7 @@ from segexp.contract import (
 from segexp.errors import ConfigError, EmptyLeaderboardError, TrackingError
 from segexp.insight import plots, profiles
 from segexp.insight.report import ReportData, render_html
-from segexp.tools.compare import better, get_run, max_noise_fraction_from, rank_one, sweep_jobs
+from segexp.tools.compare import better, get_run, max_noise_fraction_from, rank_one
 from segexp.tools.outputs import check_output, check_suffix, write_text_atomically
 from segexp.tracking.assignments import download_assignments
 from segexp.tracking.leaderboard import (
@@ -36,7 +36,7 @@ from segexp.tracking.leaderboard import (
     runs_to_frame,
 )
 from segexp.tracking.models import champion_version
-from segexp.tracking.store import Tracker, resolve_tracking_uri
+from segexp.tracking.store import Tracker, resolve_tracking_uri, sweep_job_runs
 
 REPORT_ARTIFACT_DIR = "report"
 REPORT_FILE = "report.html"
@@ -126,7 +126,7 @@ def choose_from_sweep(
     filters = filters if filters is not None else LeaderboardFilters()
     parent_id = parent.info.run_id
     sweep_id = parent.data.tags.get(TAG_SWEEP_ID, "")
-    frame = runs_to_frame(sweep_jobs(client, parent.info.experiment_id, sweep_id))
+    frame = runs_to_frame(sweep_job_runs(client, parent.info.experiment_id, sweep_id))
     where = f"run_id={parent_id} is the parent run of sweep {sweep_id or '?'}"
     if frame.empty:
         raise TrackingError(f"{where}, which has no job runs to report; pass a job run's id")

@@ -471,8 +471,17 @@ VIEW_METRICS = ("noise_fraction", "min_segment_share", "stability", "n_clusters"
 VIEW_PARAMS = ("algo", "k", "scaler", "features", "preprocess")
 
 
-def _sweep_filter(sweep_id: str) -> str:
-    return f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{TAG_KIND}` = 'job'"
+def _sweep_filter(sweep_id: str | None) -> str:
+    """MLflow's filter for the job runs of a sweep (None: of every sweep)."""
+    where = "" if sweep_id is None else f"tags.`{TAG_SWEEP_ID}` = '{sweep_id}' and "
+    return f"{where}tags.`{TAG_KIND}` = 'job'"
+
+
+def sweep_job_runs(client: Any, experiment_id: str, sweep_id: str | None, running=False) -> list:
+    """The job runs of one sweep (None: of the whole experiment), any status or RUNNING only,
+    as MLflow ``Run`` objects."""
+    where = _sweep_filter(sweep_id) + (" and attributes.status = 'RUNNING'" if running else "")
+    return client.search_runs([experiment_id], filter_string=where, max_results=50000)
 
 
 def save_sweep_view(
@@ -625,8 +634,7 @@ def kill_open_job_runs(
     tracker: Tracker, experiment_id: str, sweep_id: str, ended_by: str, reason: str
 ) -> int:
     """End the sweep's job runs that are still RUNNING as KILLED; how many there were."""
-    running = f"{_sweep_filter(sweep_id)} and attributes.status = 'RUNNING'"
-    runs = tracker.client.search_runs([experiment_id], filter_string=running, max_results=50000)
+    runs = sweep_job_runs(tracker.client, experiment_id, sweep_id, running=True)
     for run in runs:
         end_killed(tracker, run.info.run_id, ended_by, reason)
     return len(runs)
