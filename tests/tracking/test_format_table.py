@@ -4,9 +4,10 @@ and one line per row; within ``max_width`` the widest text columns are cut with 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from segexp.tracking.leaderboard import format_table
+from segexp.tracking.leaderboard import format_table, printed_width
 
 
 def _frame() -> pd.DataFrame:
@@ -42,3 +43,23 @@ def test_narrow_table_cuts_text_columns_never_numbers():
     # far too narrow: text columns stop at 10 characters, numbers stay whole
     tiny = format_table(_frame(), max_width=20).splitlines()
     assert "kmeans-k3\u2026" in tiny[2] and "123500" in tiny[2] and "0.5512" in tiny[2]
+
+
+def test_printed_width_is_the_widest_printed_line():
+    """compare hides columns until the table fits, measuring with printed_width (no drawing)."""
+    rng = np.random.default_rng(3)
+    frames = [
+        pd.DataFrame({"rank": [], "run_name": []}),
+        pd.DataFrame(
+            {
+                "rank": np.arange(1, 41),
+                "run_name": ["kmeans-k" + "x" * int(n) for n in rng.integers(0, 60, 40)],
+                "silhouette": rng.normal(0, 1e5, 40),
+                "stability": np.where(rng.random(40) < 0.3, np.nan, rng.random(40)),
+                "n_clusters": rng.integers(2, 12, 40),
+            }
+        ),
+    ]
+    for frame in frames:
+        widest = max(map(len, format_table(frame).splitlines()), default=0)
+        assert printed_width(frame) == widest

@@ -38,6 +38,7 @@ from segexp.tracking.leaderboard import (
     format_table,
     larger_is_better,
     left_out_summary,
+    printed_width,
     runs_to_frame,
     select_best,
 )
@@ -340,7 +341,7 @@ def fit_table(
     order = sorted((c for c in table.columns if c not in kept), key=hide_order)
     hidden: list[str] = []
     for name in order:
-        if max(map(len, format_table(table).splitlines()), default=0) <= width:
+        if printed_width(table) <= width:
             break
         table = table.drop(columns=name)
         hidden.append(name)

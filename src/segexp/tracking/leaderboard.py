@@ -365,6 +365,12 @@ def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
+def printed_width(frame: pd.DataFrame) -> int:
+    """How wide ``format_table(frame)`` prints (its rule line), without drawing it."""
+    widths = [max([len(str(c))] + [len(_cell(v)) for v in frame[c]]) for c in frame.columns]
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
 def format_markdown(frame: pd.DataFrame) -> str:
     """GitHub-flavoured Markdown table (numbers right-aligned, '|' escaped)."""
 
