@@ -39,9 +39,11 @@ def stop_signals() -> Iterator[None]:
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
-    except Exception:
+    except (Exception, SystemExit) as exc:
         code = os.environ.get(STOPPED_ENV)
-        if code:  # the stop broke a library's clean-up (an error in its finally block)
+        # the stop broke a library's clean-up (an error in its finally block), which Hydra
+        # may have reported and turned into its own exit: the command still ends stopped
+        if code and not (isinstance(exc, SystemExit) and exc.code == int(code)):
             raise SystemExit(int(code)) from None
         raise
     finally:
