@@ -384,13 +384,14 @@ def rank_differences(values: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     for column in values.columns:
         column_values = values[column].to_numpy(dtype=float)
         known = ~np.isnan(column_values)
-        order = np.argsort(column_values[known])
-        ordered = column_values[known][order]
+        present, present_codes = column_values[known], codes[known]
+        order = np.argsort(present)
+        ordered = present[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         counts = np.diff(np.r_[starts, len(ordered)])
         ranks = np.repeat((starts + (counts + 1) / 2) / max(len(ordered), 1), counts)
-        sums = np.bincount(codes[known][order], weights=ranks, minlength=len(segments))
-        sizes = np.bincount(codes[known], minlength=len(segments))
+        sums = np.bincount(present_codes[order], weights=ranks, minlength=len(segments))
+        sizes = np.bincount(present_codes, minlength=len(segments))
         spread = ranks.std() if len(starts) > 1 else 0.0  # one value: no spread (not noise)
         with np.errstate(invalid="ignore", divide="ignore"):
             result[column] = (sums / sizes - ranks.mean()) / spread if spread > 0 else np.nan

@@ -340,15 +340,13 @@ def _cell(value) -> str:
 def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
     """Aligned plain-text table (rich); wider than ``max_width``, the widest text columns are cut
     with an ellipsis (to 10 characters at least), numbers never."""
-    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
-    header = [str(c) for c in frame.columns]
+    header, cells, widths = _natural_layout(frame)
     numeric = [pd.api.types.is_numeric_dtype(frame[c].dtype) for c in frame.columns]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
     floors = [
         w if num else min(w, max(10, len(h)))
         for w, h, num in zip(widths, header, numeric, strict=True)
     ]
-    excess = 0 if max_width is None else sum(widths) + 2 * (len(widths) - 1) - max_width
+    excess = 0 if max_width is None else _line_width(widths) - max_width
     while excess > 0 and (cuttable := [i for i, w in enumerate(widths) if w > floors[i]]):
         widest = max(cuttable, key=lambda i: widths[i])
         cut = min(excess, widths[widest] - floors[widest])
@@ -365,10 +363,22 @@ def format_table(frame: pd.DataFrame, max_width: int | None = None) -> str:
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
+def _natural_layout(frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the cells as shown, and each column's width before any cut."""
+    header = [str(c) for c in frame.columns]
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
+    return header, cells, widths
+
+
+def _line_width(widths: Sequence[int]) -> int:
+    """A printed line's width: the columns and two spaces between each pair."""
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
 def printed_width(frame: pd.DataFrame) -> int:
     """How wide ``format_table(frame)`` prints (its rule line), without drawing it."""
-    widths = [max([len(str(c))] + [len(_cell(v)) for v in frame[c]]) for c in frame.columns]
-    return sum(widths) + 2 * (len(widths) - 1)
+    return _line_width(_natural_layout(frame)[2])
 
 
 def format_markdown(frame: pd.DataFrame) -> str:
