@@ -156,3 +156,16 @@ def test_one_process_and_public_hydra_only():
             elif isinstance(node, ast.Constant) and node.value in banned:
                 found.append(f"{name}:{node.lineno}: {node.value!r}")
     assert not found, found
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A name another module needs is part of its owner's interface: public, not ``_name``."""
+    private = [
+        f"{name}:{node.lineno}: {node.module}.{alias.name}"
+        for name, path in _modules().items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module in _modules()
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert private == []

@@ -297,7 +297,7 @@ _NAME_KEYS = ("id_column", "label_column")
 _LIST_KEYS = ("numeric", "categorical", "dates", "non_negative")
 
 
-def _canonical_settings(data_cfg: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+def canonical_settings(data_cfg: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
     """The data config with column names given as file headers mapped to canonical names."""
     by_header = {header: canonical for canonical, header in headers.items()}
     settings = dict(data_cfg)
@@ -311,7 +311,7 @@ def _canonical_settings(data_cfg: Mapping[str, Any], headers: Mapping[str, str])
     return settings
 
 
-def _non_negative(settings: Mapping[str, Any], numeric: Sequence[str]) -> list[str]:
+def non_negative_columns(settings: Mapping[str, Any], numeric: Sequence[str]) -> list[str]:
     """data.non_negative; auto: the numeric columns segexp knows by name (data.aliases)."""
     if settings.get("non_negative", AUTO) == AUTO:
         known = set((settings.get("aliases") or {}).keys())
@@ -330,7 +330,7 @@ def load_customer_table(
     """Roles from the schema, every check on the columns that have them, then the numbers
     dates and birth years give (``data.derive``; ``derive=False``: none)."""
     headers = dict(headers or {})
-    settings = _canonical_settings(data_cfg, headers)
+    settings = canonical_settings(data_cfg, headers)
     for key in (*_NAME_KEYS, *_LIST_KEYS):
         if settings.get(key) and settings[key] != AUTO:
             require_columns(frame, names_of(settings[key]), f"data.{key}", source)
@@ -343,7 +343,9 @@ def load_customer_table(
     numeric = schema.numeric
     decimal = str(settings.get("decimal") or frame.attrs.get("decimal", "."))
     frame = to_numeric_columns(frame, numeric, source, file_rows, decimal, headers)
-    _check_numbers(frame, numeric, _non_negative(settings, numeric), source, file_rows, headers)
+    _check_numbers(
+        frame, numeric, non_negative_columns(settings, numeric), source, file_rows, headers
+    )
     dayfirst = bool(settings.get("dayfirst", False))
     for role in (c for c in schema.columns if c.role == "date"):
         fmt, column = role.date_format or settings.get("date_format"), role.column

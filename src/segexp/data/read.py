@@ -222,7 +222,7 @@ def _ragged_row(path: Path, gzipped: bool, names: list[str], options: dict[str, 
     return f"{where} has {row.actual_columns} fields, expected {row.expected_columns}"
 
 
-def _contains(path: Path, character: str) -> bool:
+def holds_character(path: Path, character: str) -> bool:
     """Whether the file holds the character at all: without quotes no field holds a line
     break, and pyarrow parses faster when told so."""
     if path.stat().st_size == 0:
@@ -231,7 +231,8 @@ def _contains(path: Path, character: str) -> bool:
         return data.find(character.encode()) >= 0
 
 
-def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
+def parse_error(path: Path, delimiter: str, detail: str) -> DataError:
+    """The one-line error of a file pyarrow could not parse with this delimiter."""
     detail = " ".join(detail.split()).removeprefix("CSV parse error: ")
     detail = re.sub(r": .{40,}$", "", detail)  # pyarrow appends the whole offending row
     return DataError(
@@ -240,7 +241,7 @@ def _parse_error(path: Path, delimiter: str, detail: str) -> DataError:
     )
 
 
-def _text(
+def clean_text(
     column: pa.ChunkedArray, missing: pa.Array, markers_parsed: bool = True
 ) -> pa.ChunkedArray:
     """Stripped text, declared missing markers and blanks as nulls. When the parser already
@@ -299,7 +300,7 @@ def _frame(
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             numbers = _numbers(column, decimal) if typed else None  # clean numbers: no strip
             if numbers is None:
-                column = _text(column, missing, markers_parsed)
+                column = clean_text(column, missing, markers_parsed)
                 numbers = _numbers(column, decimal) if typed else None
             if numbers is None:
                 return column.to_pandas()
@@ -365,7 +366,7 @@ def _undecodable(path: Path, gzipped: bool, encoding: str, where: str, key: str)
     )
 
 
-def _parse_all(
+def parse_delimited(
     path: Path,
     gzipped: bool,
     names: list[str],
@@ -457,7 +458,7 @@ def _read_text(
         data_cfg.get("decimal") or detect_decimal(layout.text, delimiter, layout.quotechar)
     )
     options: dict[str, Any] = {
-        "quoted": gzipped or _contains(path, layout.quotechar),
+        "quoted": gzipped or holds_character(path, layout.quotechar),
         "encoding": layout.encoding,
         "delimiter": delimiter,
         "quotechar": layout.quotechar,
@@ -467,12 +468,12 @@ def _read_text(
     # every column as text (tools that check cells themselves), else those of numbers
     options["text_columns"] = _number_columns(layout.text, names, options) if typed else names
     try:
-        table = _parse_all(path, gzipped, names, options)
+        table = parse_delimited(path, gzipped, names, options)
     except pa.ArrowInvalid as exc:
         detail = str(exc)
         if "columns, got" in detail:
             detail = _ragged_row(path, gzipped, names, options) or detail
-        raise _parse_error(path, delimiter, detail) from exc
+        raise parse_error(path, delimiter, detail) from exc
     except (OSError, EOFError) as exc:
         raise DataError(
             f"{path}: cannot read the file ({' '.join(str(exc).split())}); check the file "

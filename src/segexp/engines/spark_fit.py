@@ -27,9 +27,9 @@ from sklearn.preprocessing import FunctionTransformer
 from segexp.engines.catalog import SPARK_ALGORITHMS
 from segexp.insight.naming import NamingConfig, level_words, load_naming_config
 from segexp.insight.profiles import (
-    _MAX_SPLIT_VALUES,
-    _MISSING,
-    _OTHER,
+    MAX_SPLIT_VALUES,
+    MISSING_VALUE,
+    OTHER_VALUE,
     SegmentProfile,
     labelled_values,
     labels_for,
@@ -265,9 +265,9 @@ def _value_shares(counts: pd.DataFrame, order: list[int], labels: Any) -> pd.Dat
     frequent 'other') from Spark's counts, per segment and (row WHOLE) of all customers."""
     counts = counts.assign(v=labelled_values(counts["v"], labels))
     totals = counts.groupby("v")["count"].sum().sort_values(ascending=False, kind="stable")
-    if len(totals) > _MAX_SPLIT_VALUES:
-        top = totals.index[:_MAX_SPLIT_VALUES]
-        counts = counts.assign(v=counts["v"].where(counts["v"].isin(top), _OTHER))
+    if len(totals) > MAX_SPLIT_VALUES:
+        top = totals.index[:MAX_SPLIT_VALUES]
+        counts = counts.assign(v=counts["v"].where(counts["v"].isin(top), OTHER_VALUE))
     table = pd.crosstab(counts["s"], counts["v"], counts["count"], aggfunc="sum")
     table = table.reindex(order).fillna(0.0).astype(float)
     table.loc[WHOLE] = table.sum()
@@ -317,7 +317,7 @@ def spark_profile(
         stats["median"] - base["median"],
         config.min_difference,
     )
-    texts = {c: F.coalesce(col(c).cast("string"), F.lit(_MISSING)) for c in splits}
+    texts = {c: F.coalesce(col(c).cast("string"), F.lit(MISSING_VALUE)) for c in splits}
     split_counts = _value_counts(frame, texts)
     shares = {
         c: _value_shares(split_counts[split_counts["c"] == c], order, labels_for(c, value_labels))

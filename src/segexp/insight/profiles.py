@@ -39,9 +39,9 @@ HEATMAP_PNG = "plots/profile_heatmap.png"
 SNAKE_PNG = "plots/snake.png"
 STATS = ("mean", "median", "q1", "q3", "std_diff", "rank_diff", "ratio")
 _BASE_STATS = ["mean", "std", "median", "q1", "q3", "min", "max"]
-_MAX_SPLIT_VALUES = 10
-_OTHER = "other"
-_MISSING = "missing"
+MAX_SPLIT_VALUES = 10
+OTHER_VALUE = "other"
+MISSING_VALUE = "missing"
 _TRUE = {"1", "true", "yes", "y"}
 _FALSE = {"0", "false", "no", "n"}
 _TOP_VALUES = 3  # values a category's text names
@@ -128,9 +128,9 @@ def flag_of(values: pd.Series) -> pd.Series | None:
 
 def _value_shares(values: pd.Series, labels: np.ndarray, order: Sequence[int]) -> pd.DataFrame:
     """Share of each value per segment (rows in ``order``); values past the top ten -> 'other'."""
-    text = values.astype(object).where(values.notna(), _MISSING).astype(str)
-    if text.nunique() > _MAX_SPLIT_VALUES:
-        text = text.where(text.isin(text.value_counts().index[:_MAX_SPLIT_VALUES]), _OTHER)
+    text = values.astype(object).where(values.notna(), MISSING_VALUE).astype(str)
+    if text.nunique() > MAX_SPLIT_VALUES:
+        text = text.where(text.isin(text.value_counts().index[:MAX_SPLIT_VALUES]), OTHER_VALUE)
     shares = pd.crosstab(np.asarray(labels), text.to_numpy(), normalize="index")
     shares = shares.reindex(index=list(order), columns=sorted(text.unique()), fill_value=0.0)
     return shares.rename_axis(index=None, columns=None)

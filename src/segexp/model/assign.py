@@ -16,9 +16,9 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from segexp.contract import NOISE_LABEL
 from segexp.data.load import (
     LARGEST_VALUE,
-    _canonical_settings,
-    _non_negative,
     canonical_headers,
+    canonical_settings,
+    non_negative_columns,
 )
 from segexp.data.messages import plain
 from segexp.data.schema import derive_again
@@ -238,5 +238,5 @@ class SegmentAssigner:
 
 def training_non_negative(data_cfg: Mapping[str, Any], table: Any) -> list[str]:
     """The numeric columns the loader required non-negative for ``table``, stored for predict."""
-    settings = _canonical_settings(data_cfg, getattr(table, "headers", {}) or {})
-    return [str(c) for c in _non_negative(settings, table.numeric)]
+    settings = canonical_settings(data_cfg, getattr(table, "headers", {}) or {})
+    return [str(c) for c in non_negative_columns(settings, table.numeric)]

@@ -26,12 +26,12 @@ from segexp.data.messages import closest
 from segexp.data.read import (
     DEFAULT_MISSING_VALUES,
     TextLayout,
-    _contains,
-    _parse_all,
-    _parse_error,
-    _text,
+    clean_text,
     file_format,
+    holds_character,
     not_a_file,
+    parse_delimited,
+    parse_error,
     text_layout,
 )
 from segexp.errors import ConfigError, DataError
@@ -103,7 +103,7 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
     layout = text_layout(path, fmt, reading, where=where, rows="customer", keys="")
     gzipped, names, delimiter = layout.gzipped, layout.names, layout.delimiter
     options = {
-        "quoted": gzipped or _contains(path, layout.quotechar),
+        "quoted": gzipped or holds_character(path, layout.quotechar),
         "encoding": layout.encoding,
         "delimiter": delimiter,
         "quotechar": layout.quotechar,
@@ -113,10 +113,10 @@ def _read_text_cells(path: Path, fmt: str, reading: dict[str, Any]) -> InputCell
     }
     problems: dict[int, str] = {}
     try:
-        table = _parse_all(path, gzipped, names, options, where=where, key="encoding")
+        table = parse_delimited(path, gzipped, names, options, where=where, key="encoding")
     except pa.ArrowInvalid as exc:
         if "columns, got" not in str(exc):
-            raise _parse_error(path, delimiter, str(exc)) from exc
+            raise parse_error(path, delimiter, str(exc)) from exc
         table, problems = _ragged_cells(path, layout)
     except (OSError, EOFError) as exc:
         raise DataError(
@@ -179,7 +179,7 @@ def scoring_frame(found: InputCells, path: Path) -> pd.DataFrame:
     missing = pa.array(sorted(set(DEFAULT_MISSING_VALUES) | {""}), pa.string())
     frame = pd.DataFrame(
         {
-            str(i): _text(column, missing, markers_parsed=False).to_pandas()
+            str(i): clean_text(column, missing, markers_parsed=False).to_pandas()
             for i, column in enumerate(found.cells.columns)
         },
         copy=False,
