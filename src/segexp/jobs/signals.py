@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 STOPPED_ENV = "SEGEXP_STOPPED"  # the exit code of a stop signal this command received
+HYDRA_FULL_ERROR = "HYDRA_FULL_ERROR"  # set: Hydra raises an error instead of printing it
 
 
 @contextlib.contextmanager
@@ -28,6 +29,9 @@ def stop_signals() -> Iterator[None]:
         # Python drops an exception raised inside a GC callback: the next job boundary
         # raises it again (raise_if_stopped)
         os.environ[STOPPED_ENV] = str(128 + signum)
+        # what the stop breaks (OmegaConf mid-merge while Hydra composes the next job) is
+        # raised to the block's end, which ends the command stopped, not printed by Hydra
+        os.environ[HYDRA_FULL_ERROR] = "1"
         raise SystemExit(128 + signum)
 
     def unraisable(info: Any) -> None:
@@ -35,6 +39,7 @@ def stop_signals() -> Iterator[None]:
             return  # lost in a GC callback: raised again at the job's end, nothing to print
         previous_hook(info)
 
+    users_full_error = os.environ.get(HYDRA_FULL_ERROR)
     saved = {number: signal.signal(number, stop) for number in stops}
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
@@ -47,7 +52,8 @@ def stop_signals() -> Iterator[None]:
             raise SystemExit(int(code)) from None
         raise
     finally:
-        os.environ.pop(STOPPED_ENV, None)
+        if os.environ.pop(STOPPED_ENV, None) and users_full_error is None:
+            os.environ.pop(HYDRA_FULL_ERROR, None)
         sys.unraisablehook = previous_hook
         for number, handler in saved.items():
             signal.signal(number, handler if handler is not None else signal.SIG_DFL)
