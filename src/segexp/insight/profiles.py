@@ -225,6 +225,7 @@ def compute_profile(
     values = frame[numeric].astype(float)
     grouped = values.groupby(labels)
     base_mean, base_std = values.mean(), values.std()
+    base_quartiles = values.quantile([0.25, 0.5, 0.75]).set_axis(["q1", "median", "q3"])
     means = grouped.mean()
     quartiles = grouped.quantile([0.25, 0.5, 0.75])  # one sort per column for all three
     stats = {
@@ -237,7 +238,7 @@ def compute_profile(
         "ratio": means / base_mean.where(base_mean != 0),
     }
     stats = {name: stat.reindex(order) for name, stat in stats.items()}
-    mean_gap, median_gap = stats["mean"] - base_mean, stats["median"] - values.median()
+    mean_gap, median_gap = stats["mean"] - base_mean, stats["median"] - base_quartiles.loc["median"]
     levels = level_words(stats["rank_diff"], mean_gap, median_gap, config.min_difference)
 
     shown = {c: labelled_values(frame[c], labels_for(c, value_labels)) for c in splits}
@@ -260,8 +261,8 @@ def compute_profile(
         rates=rates,
         rate_diffs=rate_diffs,
     )
-    quartiles = values.quantile([0.25, 0.75]).set_axis(["q1", "q3"])
-    summary = pd.concat([values.agg(["mean", "std", "median", "min", "max"]), quartiles])
+    moments = {"mean": base_mean, "std": base_std, "min": values.min(), "max": values.max()}
+    summary = pd.concat([pd.DataFrame(moments).T, base_quartiles])
     everyone = np.zeros(len(frame))
     base = {
         "size": len(labels),
