@@ -53,6 +53,17 @@ MAIN = [
     # mlflow.log_model wrote nothing (issue 24.6): gone, and refused rather than ignored
     case("log-model-gone", "mlflow.log_model=true", "mlflow.log_model: no such config key"),
     case("delete-k", "~k", "k:", "removed", "~k"),
+    # a list of options is not a sweep: Hydra merges the files; said as a list, not "removed"
+    case(
+        "algo-list",
+        "algo=[kmeans,gmm]",
+        "algo: one option per job",
+        "got a list",
+        "algo=[kmeans,gmm]",
+        "-m algo=kmeans,gmm",
+        "segexp.sweep: algo=('kmeans', 'gmm')",
+    ),
+    case("scaler-list-in-sweep", "-m scaler=[standard,minmax] k=3,4", "scaler:", "got a list"),
     case("empty-group-option", "algo=", "algo=", "available", "kmeans"),
     case("data-nosuch", "data=nosuch", "data=nosuch", "available", "mall_sample"),
     case("unclosed-list", "k=[1,2", "k=[1,2", "cannot parse"),

@@ -71,6 +71,19 @@ def test_each_refused_call_raises_its_own_message(store):
     assert _job_runs(store) == []
 
 
+def test_a_list_of_options_is_refused_with_the_tuple_that_sweeps_them(store):
+    """``algo=["kmeans", "gmm"]`` is a list value (Hydra merges both files), not a sweep and
+    not a removed group: the refusal shows the tuple that sweeps them."""
+    tracking = {"mlflow": {"tracking_uri": store}}
+    with pytest.raises(RunFailed) as caught:
+        segexp.sweep(algo=["kmeans", "gmm"], k=range(3, 5), **tracking)
+    assert caught.value.exit_code == 2
+    message = str(caught.value)
+    assert "algo: one option per job" in message and "got a list" in message
+    assert "segexp.sweep: algo=('kmeans', 'gmm')" in message and "removed" not in message
+    assert _job_runs(store) == []
+
+
 @pytest.mark.slow
 def test_sweep_on_a_dataframe_logs_what_the_cli_sweep_logs(tmp_path, mall_csv, _template_store):
     import shutil

@@ -112,12 +112,23 @@ def check_config_complete(cfg: DictConfig) -> None:
     # segexp-rerun running a stored config is another app, with other groups)
     if choices is None and running is not None and running.job.config_name == "config":
         choices = running.runtime.choices
+    overrides = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if overrides is None and running is not None and running.job.config_name == "config":
+        overrides = running.overrides.task
     for group in _GROUPS:
         # the schema fills a removed group with its defaults: Hydra's choices say it
         if group in cfg and (choices is None or choices.get(group) is not None):
             continue
         folders = [Path(__file__).parents[1] / "conf", *filter(None, [user_conf_dir()])]
         options = sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
+        several = [o for o in overrides or () if str(o).startswith(f"{group}=[")]
+        if several:  # Hydra merges the listed files into one: no choice, nothing segexp runs
+            names = [n.strip() for n in str(several[0]).partition("=")[2].strip("[]").split(",")]
+            raise ConfigError(
+                f"{group}: one option per job ({listed(options)}); got a list, {several[0]}; "
+                f"sweep them with -m {group}={','.join(names)} "
+                f"(segexp.sweep: {group}={tuple(names)!r})"
+            )
         raise ConfigError(
             f"{group}: segexp needs this config group, and the command removed it "
             f"(~{group}); keep it or choose an option: {listed(options)}"
