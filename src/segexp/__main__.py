@@ -20,7 +20,7 @@ from segexp.errors import (
 from segexp.jobs.app import CONFIG_NAME, task
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.signals import stop_signals
-from segexp.jobs.validation import check_sweep_before_hydra
+from segexp.jobs.validation import check_command_before_hydra
 from segexp.tools.init import main as init_main
 from segexp.tools.shell import print_help, wants_help
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["init"]:  # segexp init [FOLDER] [data.path=FILE]: a starter project
         return init_main(args[1:])
     try:
-        check_sweep_before_hydra(args, CONFIG_NAME)  # k=1..10**12 is refused, never listed
+        check_command_before_hydra(args, CONFIG_NAME)  # k=1..10**12 is refused, never listed
         args = expand_argv(args)
     except SegexpError as exc:
         return _refuse(str(exc), exc.exit_code)

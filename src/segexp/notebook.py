@@ -37,7 +37,7 @@ from segexp.jobs.callbacks import CONFIG_NAME, checked_jobs, end_sweep, record_o
 from segexp.jobs.job import run_job
 from segexp.jobs.ranges import expand_argv
 from segexp.jobs.summary import end_interrupted_sweep, sweep_runs
-from segexp.jobs.validation import check_job_config, check_sweep_before_hydra
+from segexp.jobs.validation import check_command_before_hydra, check_job_config
 from segexp.model.assign import SegmentAssigner
 from segexp.tools.predict import check_new_columns
 from segexp.tools.promote import load_run_model
@@ -277,6 +277,7 @@ def run(
         raise ConfigError("overrides: segexp.run fits one job; use segexp.sweep for -m")
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         try:
+            check_command_before_hydra(given)
             cfg = _compose([*expand_argv(given), *data_args])
             check_job_config(cfg)
             tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)
@@ -337,7 +338,7 @@ def sweep(
     given = [o for o in given if o not in ("-m", "--multirun")]
     with _conf_dir(conf_dir), _data_overrides(data, data_name) as data_args:
         try:
-            check_sweep_before_hydra(["-m", *given])
+            check_command_before_hydra(["-m", *given])
             given = [*expand_argv(["-m", *given])[1:], *data_args]
             base = _compose([o for o in given if "," not in o])
             groups = {str(g) for g in base.hydra.runtime.choices}

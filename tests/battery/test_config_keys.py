@@ -64,6 +64,13 @@ MAIN = [
         "segexp.sweep: algo=('kmeans', 'gmm')",
     ),
     case("scaler-list-in-sweep", "-m scaler=[standard,minmax] k=3,4", "scaler:", "got a list"),
+    case(
+        "features-column-list",
+        "features=[age,income]",
+        "features: one option per job",
+        "got a list, features=[age,income]",
+        "to fit on these columns: features.columns=[age,income]",
+    ),
     case("empty-group-option", "algo=", "algo=", "available", "kmeans"),
     case("data-nosuch", "data=nosuch", "data=nosuch", "available", "mall_sample"),
     case("unclosed-list", "k=[1,2", "k=[1,2", "cannot parse"),

@@ -1,5 +1,5 @@
 """Config checks before any run or store is touched, each refusal one line ``<key>: <allowed>;
-got <value>``. Light: ``segexp.__main__`` imports it to count a sweep before Hydra starts."""
+got <value>``. Light: ``segexp.__main__`` imports it to check a command line before Hydra."""
 
 from __future__ import annotations
 
@@ -112,23 +112,11 @@ def check_config_complete(cfg: DictConfig) -> None:
     # segexp-rerun running a stored config is another app, with other groups)
     if choices is None and running is not None and running.job.config_name == "config":
         choices = running.runtime.choices
-    overrides = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    if overrides is None and running is not None and running.job.config_name == "config":
-        overrides = running.overrides.task
     for group in _GROUPS:
         # the schema fills a removed group with its defaults: Hydra's choices say it
         if group in cfg and (choices is None or choices.get(group) is not None):
             continue
-        folders = [Path(__file__).parents[1] / "conf", *filter(None, [user_conf_dir()])]
-        options = sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
-        several = [o for o in overrides or () if str(o).startswith(f"{group}=[")]
-        if several:  # Hydra merges the listed files into one: no choice, nothing segexp runs
-            names = [n.strip() for n in str(several[0]).partition("=")[2].strip("[]").split(",")]
-            raise ConfigError(
-                f"{group}: one option per job ({listed(options)}); got a list, {several[0]}; "
-                f"sweep them with -m {group}={','.join(names)} "
-                f"(segexp.sweep: {group}={tuple(names)!r})"
-            )
+        options = group_options(group)
         raise ConfigError(
             f"{group}: segexp needs this config group, and the command removed it "
             f"(~{group}); keep it or choose an option: {listed(options)}"
@@ -221,9 +209,28 @@ def check_sweep_size(count: int, limit: int) -> None:
         )
 
 
-def check_sweep_before_hydra(args: Sequence[str], config_name: str = "config") -> None:
-    """A basic sweep larger than ``limits.max_jobs``, counted from the command line: Hydra's
-    parser takes about 10 s to list ``k=1..100000`` before its sweeper could count."""
+def group_options(group: str) -> list[str]:
+    """The options of one of segexp's config groups, packaged and the user's own."""
+    folders = [Path(__file__).parents[1] / "conf", *filter(None, [user_conf_dir()])]
+    return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
+
+
+def check_command_before_hydra(args: Sequence[str], config_name: str = "config") -> None:
+    """What the command line alone shows wrong, before Hydra composes: a list of a config
+    group's options (Hydra would merge the files into one job); a basic sweep larger than
+    ``limits.max_jobs`` (Hydra's parser takes about 10 s to list ``k=1..100000``)."""
+    for arg in args:
+        group, _, value = arg.partition("=")
+        if group in _GROUPS and value.startswith("["):
+            names, options = [n.strip() for n in value.strip("[]").split(",")], group_options(group)
+            hints = [f"to fit on these columns: features.columns={value}"] * (group == "features")
+            if set(names) <= set(options):
+                sweep = f"-m {group}={','.join(names)} (segexp.sweep: {group}={tuple(names)!r})"
+                hints.insert(0, f"sweep them with {sweep}")
+            raise ConfigError(
+                f"{group}: one option per job ({listed(options)}); got a list, {arg}"
+                + "".join(f"; {hint}" for hint in hints)
+            )
     other_sweeper = any(a.startswith(("hydra/sweeper=", "hydra.sweeper.")) for a in args)
     if other_sweeper or not {"-m", "--multirun"} & set(args):
         return  # another sweeper (Optuna: n_trials) decides how many jobs it runs
