@@ -253,8 +253,8 @@ def validate_inputs(
     n_rows = data.n_rows - data.dropped_rows
     if spec.k > n_rows:
         raise DataError(
-            f"{data.source}: {n_rows} customers is fewer than k={spec.k}; "
-            f"lower k to at most {n_rows} or load more customers"
+            f"{data.source}: {n_rows} customer{'s' * (n_rows != 1)}, fewer than k={spec.k}; "
+            + (f"lower k to at most {n_rows} or load more customers" if n_rows > 1 else "load more")
         )
     return spec, data
 

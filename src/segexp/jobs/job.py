@@ -121,8 +121,8 @@ def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> 
     n_rows = len(table.frame)
     if spec.uses_k and n_rows < spec.k:
         raise DataError(
-            f"{table.source}: {n_rows} customers is fewer than k={spec.k}; "
-            f"lower k to at most {n_rows} or load more customers"
+            f"{table.source}: {n_rows} customer{'s' * (n_rows != 1)}, fewer than k={spec.k}; "
+            + (f"lower k to at most {n_rows} or load more customers" if n_rows > 1 else "load more")
         )
     limit = int(cfg.limits.max_rows_quadratic)
     quadratic = {"sklearn.cluster.AgglomerativeClustering", "sklearn.cluster.SpectralClustering"}
