@@ -117,6 +117,27 @@ def test_the_next_commands_are_printed_and_work(quiet_sweep):
     assert first_row[:2] == ["1", best.info.run_name]
 
 
+def test_a_single_run_ends_with_its_ui_page_and_lasts_its_jobs_time(tmp_path, store):
+    """The run's page in the MLflow UI after the command that serves the store; the run's
+    start (the UI's Duration) is the job's start, not the moment it was logged."""
+    slow_fit = "algo.n_init=3000"  # a fit of about a second, far longer than the logging
+    done = run_cli(["k=3", slow_fit, f"mlflow.tracking_uri={store}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    serve, page = done.stdout.strip().splitlines()[-2:]
+    client = MlflowClient(tracking_uri=store)
+    (run,) = _job_runs(store)
+    experiment_id, run_id = run.info.experiment_id, run.info.run_id
+    assert serve.split("  #")[0].strip() == f"mlflow ui --backend-store-uri {store}"
+    assert page.strip() == (
+        f"open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning"
+    )
+    (logged,) = client.get_metric_history(run_id, "silhouette")
+    fit_ms = run.data.metrics["fit_seconds"] * 1000
+    assert logged.timestamp - run.info.start_time >= fit_ms > 300
+    assert run.info.end_time >= logged.timestamp
+
+
 def test_verbose_true_brings_back_hydra_and_mlflow_lines(tmp_path):
     result = run_cli([*SMALL_SWEEP, "verbose=true"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

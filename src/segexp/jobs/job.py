@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import time
 import traceback
 from functools import lru_cache
 from pathlib import Path
@@ -387,6 +388,7 @@ def run_job(
     """Run one job end to end, logged before it returns; never raises for the job's own
     failure (``checked``: its config was checked already). Raises ``StoreWriteError``
     when the store refused the run."""
+    started = int(time.time() * 1000)  # the run's start in the UI: the job's, not its logging's
     label = f"job #{job_num}" if job_num is not None else "run"
     checked = checked or (sweep is not None and sweep.configs_checked)
     try:
@@ -421,6 +423,7 @@ def run_job(
     if job_num is not None:
         tags[TAG_JOB_NUM] = str(job_num)
     request = build_request(cfg, spec, table, tags, tracking_uri, experiment_id, parent_run_id)
+    request.record.started = started
     metrics = request.record.metrics
     run_id, error = publish(request)
     if error is not None:

@@ -18,7 +18,13 @@ from segexp.jobs.job import run_job
 from segexp.jobs.outcomes import JobOutcome, job_line, set_verbose
 from segexp.jobs.validation import check_job_config
 from segexp.model.selection import DEFAULT_MIN_SEGMENT_SHARE
-from segexp.tracking.store import check_experiment_name, resolve_tracking_uri
+from segexp.tracking.store import (
+    check_experiment_name,
+    resolve_tracking_uri,
+    runs_url,
+    tracker_for,
+    ui_command,
+)
 
 log = logging.getLogger("segexp")
 
@@ -64,6 +70,7 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
         print(f"segexp: run failed: {job_line(outcome, run_id=True)}", file=sys.stderr)
         raise SystemExit(1)
     log.info(job_line(outcome, run_id=True))
+    _print_run_page(resolve_tracking_uri(cfg.mlflow.tracking_uri), str(outcome.run_id))
     smallest = outcome.metrics.get("min_segment_share", 1.0)
     if smallest < DEFAULT_MIN_SEGMENT_SHARE:
         print(
@@ -74,6 +81,15 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
             file=sys.stderr,
         )
     return outcome
+
+
+def _print_run_page(tracking_uri: str, run_id: str) -> None:
+    """Where to look at the run: its page in the MLflow UI (a local store: after the command
+    that serves it), as a sweep ends with its runs' page."""
+    experiment_id = tracker_for(tracking_uri).client.get_run(run_id).info.experiment_id
+    page = f"open {runs_url(tracking_uri, experiment_id)}/{run_id}?workflowType=machine_learning"
+    serve = ui_command(tracking_uri)
+    print(f"  {serve}  # the MLflow UI, then:\n  {page}" if serve else f"  {page}", flush=True)
 
 
 def run_task(cfg: DictConfig) -> float:

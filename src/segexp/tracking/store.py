@@ -360,10 +360,15 @@ class Tracker:
         run_name: str,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        start_time: int | None = None,
     ) -> str:
+        """A new RUNNING run; ``start_time`` (ms since the epoch): when its job began."""
         parent = {"mlflow.parentRunId": parent_run_id} if parent_run_id else {}
         all_tags = {k: _clip(v, _MAX_TAG_LENGTH) for k, v in {**(tags or {}), **parent}.items()}
-        return self.client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+        run = self.client.create_run(
+            experiment_id, start_time=start_time, tags=all_tags, run_name=run_name
+        )
+        return run.info.run_id
 
     def log(
         self,
@@ -420,6 +425,9 @@ class RunRecord:
     artifact_dir: str | None = None  # files the job wrote: tables, model, plots
     error: str | None = None
     datasets: list[dict[str, str]] = field(default_factory=list)  # input tables (log_inputs)
+    # when the job began (ms since the epoch): the run is created only once the job is done,
+    # and the UI's Duration is the job's, not the logging's
+    started: int | None = None
 
 
 def log_run(
@@ -432,7 +440,9 @@ def log_run(
     """
     tags = {**record.tags, **process_tags()}  # who logs it: a run left RUNNING is found
     try:
-        run_id = tracker.start_run(experiment_id, record.run_name, tags, parent_run_id)
+        run_id = tracker.start_run(
+            experiment_id, record.run_name, tags, parent_run_id, record.started
+        )
     except Exception as exc:
         raise StoreWriteError(f"creating run {record.run_name}: {_error_text(exc)}") from exc
     ok = record.error is None  # a failed job logs its params and inputs only
