@@ -519,9 +519,6 @@ def print_summary(sweep: SweepContext, outcomes: list[JobOutcome], seconds: floa
         f"segexp: sweep {sweep.sweep_id}: {len(outcomes)} jobs: {line} in {clock(seconds)}; "
         f"parent run {sweep.parent_run_id}"
     )
-    for o in outcomes:
-        if o.status == "skipped":
-            print(f"segexp: #{o.job_num} skipped: {o.message}")
     problems = [o for o in outcomes if o.status in ("failed", "invalid")]
     if problems:
         print(f"segexp: {len(problems)} failed jobs:", file=sys.stderr)
