@@ -543,8 +543,8 @@ def print_best(best: BestRuns) -> None:
     better = "larger" if best.larger_is_better else "smaller"
     print(f"\nBest {len(best.rows)} of {best.ranked} runs by {best.metric} ({better} is better):")
     print(textwrap.indent(format_table(best.rows), "  "))
-    if best.left_out:
-        print(f"  ({left_out})")
+    if best.left_out:  # why: the best score of the progress lines may be among them
+        print(f"  {best.why}" if best.why else f"  ({left_out})")
 
 
 def print_next(
