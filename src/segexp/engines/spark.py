@@ -250,12 +250,7 @@ def validate_inputs(
             "for that preprocessing"
         )
     data = numeric_features(data, spec.columns, cfg.data, options.impute)
-    n_rows = data.n_rows - data.dropped_rows
-    if spec.k > n_rows:
-        raise DataError(
-            f"{data.source}: {n_rows} customer{'s' * (n_rows != 1)}, fewer than k={spec.k}; "
-            + (f"lower k to at most {n_rows} or load more customers" if n_rows > 1 else "load more")
-        )
+    spec.check_customers(data.n_rows - data.dropped_rows, data.source)
     return spec, data
 
 

@@ -120,11 +120,7 @@ def neighbour_memory_mb(
 
 def _check_size_limits(cfg: DictConfig, spec: JobSpec, table: CustomerTable) -> None:
     n_rows = len(table.frame)
-    if spec.uses_k and n_rows < spec.k:
-        raise DataError(
-            f"{table.source}: {n_rows} customer{'s' * (n_rows != 1)}, fewer than k={spec.k}; "
-            + (f"lower k to at most {n_rows} or load more customers" if n_rows > 1 else "load more")
-        )
+    spec.check_customers(n_rows, table.source)
     limit = int(cfg.limits.max_rows_quadratic)
     quadratic = {"sklearn.cluster.AgglomerativeClustering", "sklearn.cluster.SpectralClustering"}
     if (

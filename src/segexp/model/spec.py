@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from segexp.contract import TAG_PREFIX
 from segexp.data import SAMPLE_SOURCE, TRANSACTIONS_SAMPLE_SOURCE, CustomerTable
+from segexp.errors import DataError
 from segexp.model.pipeline import algorithm_params, algorithm_uses, plain_config
 
 log = logging.getLogger("segexp")
@@ -60,6 +61,15 @@ class JobSpec:
         done = [self.preprocessing] if self.preprocessing != "none" else []
         parts = [self.algo, *([f"k{self.k}"] if self.uses_k else settings), self.scaler, *done]
         return "-".join(map(str, [*parts, self.features]))
+
+    def check_customers(self, n_rows: int, source: str) -> None:
+        """DataError when the algorithm takes k and the table has fewer customers than k."""
+        if self.uses_k and n_rows < self.k:
+            hint = "load more"
+            if n_rows > 1:
+                hint = f"lower k to at most {n_rows} or load more customers"
+            plural = "s" * (n_rows != 1)
+            raise DataError(f"{source}: {n_rows} customer{plural}, fewer than k={self.k}; {hint}")
 
     def params(self, data_source: str) -> dict[str, Any]:
         logs = self.preprocess.get("log1p")
