@@ -44,7 +44,7 @@ from segexp.data.export import write_table
 from segexp.data.features import resolve_features
 from segexp.data.schema import derivations
 from segexp.engines import engine_for
-from segexp.errors import ConfigError, DataError, SegexpError
+from segexp.errors import ConfigError, SegexpError
 from segexp.insight.profiles import (
     SegmentProfile,
     compute_profile,
@@ -424,7 +424,9 @@ def run_job(
     run_id, error = publish(request)
     if error is not None:
         return JobOutcome("failed", spec.run_name, run_id, error.splitlines()[0], job_num, metrics)
-    return JobOutcome("finished", spec.run_name, run_id, "", job_num, dict(metrics))
+    return JobOutcome(
+        "finished", spec.run_name, run_id, "", job_num, dict(metrics), experiment_id=experiment_id
+    )
 
 
 def _same_configuration(sweep: SweepContext, config_key: str) -> str | None:

@@ -49,6 +49,7 @@ class JobOutcome:
     job_num: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     store_error: bool = False  # failed because the store refused its run: the sweep stops
+    experiment_id: str | None = None  # where its run is (the run's page in the UI)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from segexp.tracking.store import (
     check_experiment_name,
     resolve_tracking_uri,
     runs_url,
-    tracker_for,
     ui_command,
 )
 
@@ -58,7 +57,7 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
     try:
         check_job_config(cfg)
         check_experiment_name(cfg.mlflow.experiment)
-        resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server that does not answer: 1 line
+        tracking_uri = resolve_tracking_uri(cfg.mlflow.tracking_uri)  # a server gone: 1 line
         outcome = run_job(cfg, choices=choices, checked=True)
     except StoreWriteError as exc:
         raise stop(f"the store refused the run: {exc}", 1) from None
@@ -70,7 +69,7 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
         print(f"segexp: run failed: {job_line(outcome, run_id=True)}", file=sys.stderr)
         raise SystemExit(1)
     log.info(job_line(outcome, run_id=True))
-    _print_run_page(resolve_tracking_uri(cfg.mlflow.tracking_uri), str(outcome.run_id))
+    _print_run_page(tracking_uri, outcome)
     smallest = outcome.metrics.get("min_segment_share", 1.0)
     if smallest < DEFAULT_MIN_SEGMENT_SHARE:
         print(
@@ -83,11 +82,11 @@ def _single_run(cfg: DictConfig, choices: dict[str, str]) -> JobOutcome:
     return outcome
 
 
-def _print_run_page(tracking_uri: str, run_id: str) -> None:
+def _print_run_page(tracking_uri: str, outcome: JobOutcome) -> None:
     """Where to look at the run: its page in the MLflow UI (a local store: after the command
     that serves it), as a sweep ends with its runs' page."""
-    experiment_id = tracker_for(tracking_uri).client.get_run(run_id).info.experiment_id
-    page = f"open {runs_url(tracking_uri, experiment_id)}/{run_id}?workflowType=machine_learning"
+    runs = runs_url(tracking_uri, str(outcome.experiment_id))
+    page = f"open {runs}/{outcome.run_id}?workflowType=machine_learning"
     serve = ui_command(tracking_uri)
     print(f"  {serve}  # the MLflow UI, then:\n  {page}" if serve else f"  {page}", flush=True)
 
